@@ -1,0 +1,63 @@
+/*-------------------------------------------------------------------------
+ * agentmarket.c
+ *	  The agentmarket module: module magic and helpers shared by the
+ *	  capability files (credits.c, search.c, ...).
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/builtins.h"
+
+#include "agentmarket.h"
+
+PG_MODULE_MAGIC;
+
+static SPIPlanPtr am_setting_plan = NULL;
+
+/*
+ * am_setting: the value of a configuration key, allocated with SPI_palloc so
+ * that it outlives SPI_finish, or NULL when it is unset and has no default.  The caller
+ * must be connected to SPI; the plan is prepared once per backend.
+ */
+char *
+am_setting(const char *key)
+{
+	Datum		arg = CStringGetTextDatum(key);
+	Oid			argtype = TEXTOID;
+	bool		isnull;
+	Datum		value;
+	int			rc;
+
+	if (am_setting_plan == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare("SELECT agentmarket_private.setting($1)", 1, &argtype);
+
+		if (plan == NULL)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not prepare the setting lookup: %s",
+							SPI_result_code_string(SPI_result))));
+		SPI_keepplan(plan);
+		am_setting_plan = plan;
+	}
+
+	rc = SPI_execute_plan(am_setting_plan, &arg, NULL, true, 1);
+	if (rc != SPI_OK_SELECT || SPI_processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("setting lookup failed: %s", SPI_result_code_string(rc))));
+
+	value = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull)
+		return NULL;
+	{
+		/* The tuple lives in SPI memory: copy into the caller's context. */
+		char	   *str = TextDatumGetCString(value);
+		char	   *copy = SPI_palloc(strlen(str) + 1);
+
+		strcpy(copy, str);
+		return copy;
+	}
+}

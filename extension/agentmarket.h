@@ -1,0 +1,18 @@
+/*-------------------------------------------------------------------------
+ * agentmarket.h
+ *	  Declarations shared by the agentmarket module's C files.
+ *-------------------------------------------------------------------------
+ */
+#ifndef AGENTMARKET_H
+#define AGENTMARKET_H
+
+#include "postgres.h"
+
+/* SQLSTATEs of shared/DESIGN.md that PostgreSQL has no name for. */
+#define AM_ERRCODE_INSUFFICIENT_CREDITS	MAKE_SQLSTATE('P','T','4','0','2')
+#define AM_ERRCODE_BAD_SIGNATURE		MAKE_SQLSTATE('P','T','4','0','1')
+
+/* Current value of a configuration key (its default), or NULL; needs SPI. */
+extern char *am_setting(const char *key);
+
+#endif							/* AGENTMARKET_H */

@@ -65,3 +65,35 @@ $$;
 COMMENT ON FUNCTION agentmarket_private.enqueue_job(text, jsonb, text, timestamptz) IS
     'Adds a job to the outbox in the caller''s transaction and wakes the sidecars on commit; the same idempotency key returns the existing job.';
 REVOKE ALL ON FUNCTION agentmarket_private.enqueue_job(text, jsonb, text, timestamptz) FROM PUBLIC;
+
+-- The Fly app of an instance has a name derived from the instance id alone, so
+-- a replayed create finds the app it made before (Fly answers 422 name_taken).
+CREATE FUNCTION agentmarket_private.fly_app_name(p_instance_id uuid)
+RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog
+AS $$
+    SELECT 'am-' || replace(p_instance_id::text, '-', '')
+$$;
+COMMENT ON FUNCTION agentmarket_private.fly_app_name(uuid) IS
+    'Deterministic Fly app name of an instance: am- followed by the instance id''s 32 hex digits.';
+REVOKE ALL ON FUNCTION agentmarket_private.fly_app_name(uuid) FROM PUBLIC;
+
+-- Instance jobs carry only the instance id: what to create (image, size,
+-- region) is read when the job is claimed, so it is never stale.
+CREATE FUNCTION agentmarket_private.enqueue_instance_job(p_instance_id uuid, p_kind text)
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    IF p_kind NOT IN ('fly.provision_instance', 'fly.start_machine', 'fly.suspend_machine',
+                      'fly.stop_machine', 'fly.destroy_instance') THEN
+        RAISE EXCEPTION 'unknown instance job kind "%"', p_kind USING ERRCODE = '22023';
+    END IF;
+    RETURN agentmarket_private.enqueue_job(p_kind, jsonb_build_object('instance_id', p_instance_id));
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.enqueue_instance_job(uuid, text) IS
+    'Enqueues a Fly job (provision, start, suspend, stop, destroy) for an instance in the caller''s transaction.';
+REVOKE ALL ON FUNCTION agentmarket_private.enqueue_instance_job(uuid, text) FROM PUBLIC;

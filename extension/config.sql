@@ -110,6 +110,7 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.check_setting(text, text) IS
     'Raises 22023 unless value is valid for the setting key.';
+REVOKE ALL ON FUNCTION agentmarket_private.check_setting(text, text) FROM PUBLIC;
 
 CREATE FUNCTION agentmarket.configure(key text, value text)
 RETURNS void
@@ -156,6 +157,7 @@ AS $$
 $$;
 COMMENT ON FUNCTION agentmarket_private.setting(text) IS
     'Current value of a configuration key (its default when not configured).';
+REVOKE ALL ON FUNCTION agentmarket_private.setting(text) FROM PUBLIC;
 
 -- Operators' view of the configuration; secrets are shown as set or not.
 CREATE FUNCTION agentmarket.configuration()

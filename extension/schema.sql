@@ -23,6 +23,11 @@ BEGIN
 END
 $roles$;
 
+-- Both schemas are made here, so they are members of the extension and
+-- DROP EXTENSION takes them along (see agentmarket.control).
+CREATE SCHEMA agentmarket;
+COMMENT ON SCHEMA agentmarket IS
+    'agentmarket: the marketplace tables, views and the functions clients call (exposed by PostgREST).';
 CREATE SCHEMA agentmarket_private;
 COMMENT ON SCHEMA agentmarket_private IS
     'agentmarket internals: job queue, configuration, secrets, helpers. No client role has access.';
@@ -30,9 +35,9 @@ REVOKE ALL ON SCHEMA agentmarket_private FROM PUBLIC;
 REVOKE ALL ON SCHEMA agentmarket FROM PUBLIC;
 GRANT USAGE ON SCHEMA agentmarket TO anon, authenticated, service_role;
 
--- Functions are created without EXECUTE for PUBLIC: each is granted explicitly.
-ALTER DEFAULT PRIVILEGES IN SCHEMA agentmarket REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
-ALTER DEFAULT PRIVILEGES IN SCHEMA agentmarket_private REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
+-- Every function is created executable by PUBLIC (per-schema default
+-- privileges cannot take that away), so each one is followed by REVOKE ALL ...
+-- FROM PUBLIC and explicit grants; sql/foundation.sql checks that none is left.
 
 -- updated_at maintenance, shared by every table that has the column.
 CREATE FUNCTION agentmarket_private.touch_updated_at() RETURNS trigger
@@ -46,6 +51,7 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.touch_updated_at() IS
     'Trigger: sets updated_at to the transaction time on every UPDATE.';
+REVOKE ALL ON FUNCTION agentmarket_private.touch_updated_at() FROM PUBLIC;
 
 ------------------------------------------------------------------------------
 -- The seed data model
@@ -409,6 +415,7 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.drop_ssh_secret() IS
     'Trigger: deletes the private key secret of a deleted ssh_configs row.';
+REVOKE ALL ON FUNCTION agentmarket_private.drop_ssh_secret() FROM PUBLIC;
 CREATE TRIGGER ssh_configs_drop_secret AFTER DELETE ON agentmarket.ssh_configs
     FOR EACH ROW EXECUTE FUNCTION agentmarket_private.drop_ssh_secret();
 

@@ -33,6 +33,8 @@ CREATE TRIGGER jobs_touch_updated_at BEFORE UPDATE ON agentmarket_private.jobs
     FOR EACH ROW EXECUTE FUNCTION agentmarket_private.touch_updated_at();
 REVOKE ALL ON TABLE agentmarket_private.jobs FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('agentmarket_private.jobs', '');
+-- The id sequence too, or a restored database hands out ids that exist.
+SELECT pg_catalog.pg_extension_config_dump('agentmarket_private.jobs_id_seq', '');
 
 CREATE FUNCTION agentmarket_private.enqueue_job(
     p_kind text, p_payload jsonb, p_idempotency_key text DEFAULT NULL, p_run_at timestamptz DEFAULT NULL)

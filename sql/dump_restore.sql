@@ -1,0 +1,107 @@
+-- dump_restore: pg_dump | pg_restore brings every row of every extension
+-- table back (pg_extension_config_dump), byte for byte, and the restored
+-- database keeps working (sequences continue, constraints hold).
+\set QUIET 1
+\pset format unaligned
+\pset tuples_only true
+\pset pager off
+SET client_min_messages = warning;
+DROP DATABASE IF EXISTS am_dump_src;
+DROP DATABASE IF EXISTS am_dump_dst;
+CREATE DATABASE am_dump_src;
+CREATE DATABASE am_dump_dst;
+\c am_dump_src
+SET client_min_messages = warning;
+CREATE EXTENSION pg_trgm;
+CREATE EXTENSION agentmarket CASCADE;
+SET search_path = agentmarket, public;
+
+-- One or more rows in every table, linked as in real use.
+INSERT INTO users (id, email, display_name, role) VALUES
+  ('30000000-0000-4000-8000-000000000001', 'c@dump.example', 'Creator', 'creator'),
+  ('30000000-0000-4000-8000-000000000002', 'u@dump.example', 'User', 'user');
+INSERT INTO agents (id, creator_id, slug, name, tagline, description, category, github_repo_url, tags)
+VALUES ('30000000-0000-4000-8000-0000000000a1', '30000000-0000-4000-8000-000000000001',
+        'dump-agent', 'Dump', 'tagline', 'a description with ''quotes'' and
+a newline', 'research', 'https://github.com/x/y', '{a,b}');
+INSERT INTO agent_versions (id, agent_id, version, status, is_current, docker_image, openclaw_version)
+VALUES ('30000000-0000-4000-8000-0000000000e1', '30000000-0000-4000-8000-0000000000a1', '1.0.0', 'published', true, 'img:1', '2026.11.1');
+INSERT INTO agent_skills (agent_id, agent_version_id, skill_slug, required_env)
+VALUES ('30000000-0000-4000-8000-0000000000a1', '30000000-0000-4000-8000-0000000000e1', 'web', '{KEY}');
+INSERT INTO projects (id, user_id, name) VALUES ('30000000-0000-4000-8000-0000000000b1', '30000000-0000-4000-8000-000000000002', 'p');
+INSERT INTO teams (id, project_id, name) VALUES ('30000000-0000-4000-8000-0000000000c1', '30000000-0000-4000-8000-0000000000b1', 't');
+INSERT INTO agent_instances (id, user_id, agent_id, team_id, agent_version_id, fly_app_name, fly_machine_id, status)
+VALUES ('30000000-0000-4000-8000-0000000000d1', '30000000-0000-4000-8000-000000000002', '30000000-0000-4000-8000-0000000000a1',
+        '30000000-0000-4000-8000-0000000000c1', '30000000-0000-4000-8000-0000000000e1', 'am-d1', 'm-1', 'running');
+INSERT INTO team_agents (team_id, instance_id) VALUES ('30000000-0000-4000-8000-0000000000c1', '30000000-0000-4000-8000-0000000000d1');
+INSERT INTO sessions (id, instance_id, user_id, total_credits_consumed) VALUES
+  ('30000000-0000-4000-8000-0000000000f1', '30000000-0000-4000-8000-0000000000d1', '30000000-0000-4000-8000-000000000002', 25);
+INSERT INTO messages (session_id, role, content, tool_use) VALUES
+  ('30000000-0000-4000-8000-0000000000f1', 'user', 'hello', NULL),
+  ('30000000-0000-4000-8000-0000000000f1', 'tool', 'result', '{"name": "web", "input": {"q": "x"}}');
+INSERT INTO credit_balances (user_id, topup_credits) VALUES ('30000000-0000-4000-8000-000000000002', 75)
+  ON CONFLICT (user_id) DO NOTHING;
+INSERT INTO credit_transactions (user_id, type, amount, credit_type, session_id) VALUES
+  ('30000000-0000-4000-8000-000000000002', 'session_deduct', -25, 'topup', '30000000-0000-4000-8000-0000000000f1');
+INSERT INTO usage_events (user_id, instance_id, session_id, compute_seconds, credits_consumed, cost_usd) VALUES
+  ('30000000-0000-4000-8000-000000000002', '30000000-0000-4000-8000-0000000000d1', '30000000-0000-4000-8000-0000000000f1', 60, 25, 0.012345);
+INSERT INTO creator_earnings (creator_id, agent_id, session_id, gross_revenue, compute_cost, creator_amount, platform_amount)
+VALUES ('30000000-0000-4000-8000-000000000001', '30000000-0000-4000-8000-0000000000a1', '30000000-0000-4000-8000-0000000000f1',
+        0.25, 0.012345, 0.2020, 0.0480);
+INSERT INTO agent_reviews (agent_id, user_id, rating, content) VALUES
+  ('30000000-0000-4000-8000-0000000000a1', '30000000-0000-4000-8000-000000000002', 5, 'great');
+INSERT INTO relay_connections (instance_id, relay, external_user_id, config) VALUES
+  ('30000000-0000-4000-8000-0000000000d1', 'telegram', 'tg-1', '{"bot": "x"}');
+INSERT INTO purchases (user_id, kind, credits, amount_cents, status, stripe_checkout_session_id)
+VALUES ('30000000-0000-4000-8000-000000000002', 'topup', 100, 100, 'paid', 'cs_dump');
+INSERT INTO agentmarket_private.secrets (id, name, secret) VALUES ('30000000-0000-4000-8000-000000000099', 'ssh/d1', 'KEY');
+INSERT INTO ssh_configs (instance_id, host, username, host_key_fingerprint, private_key_secret_id)
+VALUES ('30000000-0000-4000-8000-0000000000d1', 'h.internal', 'agent', 'SHA256:' || repeat('B', 43), '30000000-0000-4000-8000-000000000099');
+SELECT agentmarket.configure('creator_rate', '0.80');
+SELECT agentmarket_private.enqueue_job('fly.provision_instance', '{"instance_id": "30000000-0000-4000-8000-0000000000d1"}', 'dump-job-1') > 0 AS enqueued;
+SELECT agentmarket_private.enqueue_job('fly.stop_machine', '{"instance_id": "30000000-0000-4000-8000-0000000000d1"}', 'dump-job-2') > 0 AS enqueued;
+
+-- A fingerprint of every data table of the extension, in a plain table that
+-- pg_dump carries over as it is.
+CREATE FUNCTION public.am_fingerprint() RETURNS TABLE (tbl text, nrows bigint, digest text)
+LANGUAGE plpgsql AS $$
+DECLARE
+    t regclass;
+BEGIN
+    FOR t IN SELECT unnest(extconfig) FROM pg_extension WHERE extname = 'agentmarket' ORDER BY 1::text LOOP
+        tbl := t::text;
+        IF (SELECT relkind FROM pg_class WHERE oid = t) = 'S' THEN
+            EXECUTE format('SELECT 1::bigint, last_value::text FROM %s', t) INTO nrows, digest;
+        ELSE
+            EXECUTE format('SELECT count(*), md5(coalesce(string_agg(r::text, E''\n'' ORDER BY r::text), '''')) FROM %s r', t)
+                INTO nrows, digest;
+        END IF;
+        RETURN NEXT;
+    END LOOP;
+END $$;
+CREATE TABLE public.source_fingerprint AS SELECT * FROM public.am_fingerprint();
+
+\! pg_dump -Fc -d am_dump_src -f "${TMPDIR:-/tmp}/am_dump_restore.dump" && pg_restore --exit-on-error -d am_dump_dst "${TMPDIR:-/tmp}/am_dump_restore.dump" && echo 'dump and restore ran'
+\c am_dump_dst
+SET client_min_messages = warning;
+CREATE EXTENSION IF NOT EXISTS pgtap;
+SET search_path = agentmarket, public;
+SELECT plan(6);
+SELECT is((SELECT count(*)::int FROM public.source_fingerprint WHERE nrows = 0 AND tbl NOT LIKE '%\_seq'), 0,
+    'the source had rows in every extension table');
+SELECT set_eq('SELECT tbl FROM public.source_fingerprint', 'SELECT tbl FROM public.am_fingerprint()',
+    'the restored database has the same extension tables');
+SELECT results_eq('SELECT tbl, nrows, digest FROM public.am_fingerprint() ORDER BY tbl',
+                  'SELECT tbl, nrows, digest FROM public.source_fingerprint ORDER BY tbl',
+    'every row of every extension table came back unchanged');
+SELECT is(agentmarket_private.setting('creator_rate'), '0.80', 'configured settings survive');
+SELECT cmp_ok(agentmarket_private.enqueue_job('fly.start_machine', '{"instance_id": "30000000-0000-4000-8000-0000000000d1"}'), '>',
+    (SELECT max(id) FROM agentmarket_private.jobs WHERE idempotency_key LIKE 'dump-job-%'),
+    'the job id sequence continues after a restore');
+SELECT throws_ok($$INSERT INTO agentmarket.agent_reviews (agent_id, user_id, rating)
+                   VALUES ('30000000-0000-4000-8000-0000000000a1', '30000000-0000-4000-8000-000000000002', 4)$$,
+    '23505', NULL, 'constraints hold in the restored database');
+SELECT * FROM finish();
+\c contrib_regression
+DROP DATABASE am_dump_src;
+DROP DATABASE am_dump_dst;

@@ -5,13 +5,15 @@
 CREATE FUNCTION agentmarket.current_user_id()
 RETURNS uuid
 LANGUAGE sql STABLE PARALLEL SAFE
+SET search_path = pg_catalog
 AS $$
-    -- An empty sub is no user too (auth.uid() would fail to cast it).
-    SELECT pg_catalog.nullif(COALESCE(
-        pg_catalog.nullif(pg_catalog.current_setting('request.jwt.claim.sub', true), ''),
-        (pg_catalog.nullif(pg_catalog.current_setting('request.jwt.claims', true), '')::pg_catalog.jsonb
-            OPERATOR(pg_catalog.->>) 'sub')
-    ), '')::pg_catalog.uuid
+    -- NULLIF is syntax, not a function: it cannot be schema-qualified, hence
+    -- the pinned search_path.  An empty sub is no user too (auth.uid() would
+    -- fail to cast it).
+    SELECT nullif(COALESCE(
+        nullif(current_setting('request.jwt.claim.sub', true), ''),
+        nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub'
+    ), '')::uuid
 $$;
 COMMENT ON FUNCTION agentmarket.current_user_id() IS
     'The caller''s user id: the sub claim of the PostgREST JWT (legacy request.jwt.claim.sub first), NULL without one. Same semantics as Supabase auth.uid().';

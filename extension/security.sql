@@ -47,6 +47,12 @@ GRANT USAGE ON SCHEMA agentmarket_private TO service_role;
 -- search_path is already pinned to pg_catalog.
 ALTER FUNCTION agentmarket_private.drop_ssh_secret() SECURITY DEFINER;
 
+-- ALTER DEFAULT PRIVILEGES ... IN SCHEMA cannot take away the global default
+-- EXECUTE for PUBLIC (per-schema defaults only add to it), so every function
+-- needs its own REVOKE.  Catch the ones written before this part; the
+-- security_grants suite catches any later one.
+REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA agentmarket, agentmarket_private FROM PUBLIC;
+
 ------------------------------------------------------------------------------
 -- Table privileges
 ------------------------------------------------------------------------------
@@ -326,7 +332,6 @@ COMMENT ON SCHEMA agentmarket_analytics IS
     'Read-only views for agentmarket_analyst: every row, no emails, message text or secrets.';
 REVOKE ALL ON SCHEMA agentmarket_analytics FROM PUBLIC;
 GRANT USAGE ON SCHEMA agentmarket_analytics TO agentmarket_analyst;
-ALTER DEFAULT PRIVILEGES IN SCHEMA agentmarket_analytics REVOKE EXECUTE ON FUNCTIONS FROM PUBLIC;
 
 CREATE VIEW agentmarket_analytics.users AS
 SELECT u.id, u.role, u.stripe_customer_id IS NOT NULL AS has_stripe_customer,

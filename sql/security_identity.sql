@@ -9,7 +9,7 @@
 SET client_min_messages = warning;
 SET search_path = public, pg_catalog;
 BEGIN;
-SELECT plan(23);
+SELECT plan(24);
 
 INSERT INTO agentmarket.users (id, email, role) VALUES
   ('00000000-0000-4000-8000-00000051de01', 'identity-user@example.test', 'user'),
@@ -80,6 +80,11 @@ SELECT is((SELECT provolatile FROM pg_proc WHERE oid = 'agentmarket.current_user
           'current_user_id is STABLE (a policy evaluates it once per statement)');
 SELECT is((SELECT provolatile FROM pg_proc WHERE oid = 'agentmarket.current_user_is_admin()'::regprocedure), 's',
           'current_user_is_admin is STABLE');
+
+SELECT ok((SELECT l.lanname = 'sql' AND NOT p.prosecdef AND p.proconfig IS NULL
+             FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang
+            WHERE p.oid = 'agentmarket.current_user_id()'::regprocedure),
+          'current_user_id is plain SQL without SET or SECURITY DEFINER, so the planner inlines it');
 
 -- Policies wrap them in (SELECT ...): one InitPlan per statement, not a call per row.
 SELECT is_empty($$

@@ -8,7 +8,7 @@
 SET client_min_messages = warning;
 SET search_path = public, pg_catalog;
 BEGIN;
-SELECT plan(33);
+SELECT plan(34);
 
 CREATE TEMP VIEW am_schemas (nsp) AS
     VALUES ('agentmarket'::regnamespace), ('agentmarket_private'::regnamespace),
@@ -161,7 +161,16 @@ INSERT INTO agentmarket.sessions (id, instance_id, user_id)
 VALUES ('00000000-0000-4000-8000-0000005a0004', '00000000-0000-4000-8000-0000005a0003', '00000000-0000-4000-8000-0000005a0001');
 INSERT INTO agentmarket.messages (session_id, role, content, tool_use, tokens_used)
 VALUES ('00000000-0000-4000-8000-0000005a0004', 'tool', 'secret words', '{"name": "web_search", "input": "private"}', 12);
+INSERT INTO agentmarket.usage_events (user_id, instance_id, compute_seconds, input_tokens, output_tokens,
+                                      credits_consumed, cost_usd, created_at)
+VALUES ('00000000-0000-4000-8000-0000005a0001', '00000000-0000-4000-8000-0000005a0003', 60, 100, 50, 25, 0.004,
+        '2026-03-01 23:30:00+00'),
+       ('00000000-0000-4000-8000-0000005a0001', '00000000-0000-4000-8000-0000005a0003', 30, 10, 5, 5, 0.001,
+        '2026-03-01 00:10:00+00');
 SET LOCAL ROLE agentmarket_analyst;
+SELECT is((SELECT format('%s %s %s %s %s %s %s', to_char(day, 'YYYY-MM-DD'), users, credits, compute_seconds, input_tokens, output_tokens, cost_usd)
+             FROM agentmarket_analytics.agent_daily_usage WHERE agent_id = '00000000-0000-4000-8000-0000005a0002'),
+          '2026-03-01 1 30 90 110 55 0.005000', 'agent_daily_usage sums one agent''s usage per UTC day');
 SELECT is((SELECT format('%s %s %s %s', role, tool_name, tokens_used, content_chars) FROM agentmarket_analytics.messages
             WHERE session_id = '00000000-0000-4000-8000-0000005a0004'),
           'tool web_search 12 12', 'the analyst sees a message''s role, tool name, tokens and length, past RLS');

@@ -151,9 +151,9 @@ SELECT is_empty($$
 $$, 'no analytics view has an email, name, message or review text, tool payload, relay id, secret or Stripe id');
 
 INSERT INTO agentmarket.users (id, email, role) VALUES ('00000000-0000-4000-8000-0000005a0001', 'analyst-fixture@example.test', 'creator');
-INSERT INTO agentmarket.agents (id, creator_id, slug, name, tagline, description, category, github_repo_url)
+INSERT INTO agentmarket.agents (id, creator_id, slug, name, tagline, description, category, credits_per_session, github_repo_url)
 VALUES ('00000000-0000-4000-8000-0000005a0002', '00000000-0000-4000-8000-0000005a0001', 'analyst-fixture',
-        'A', 't', 'd', 'research', 'https://github.com/a/a');
+        'A', 't', 'd', 'research', 10, 'https://github.com/a/a');
 INSERT INTO agentmarket.agent_instances (id, user_id, agent_id, fly_app_name, fly_machine_id)
 VALUES ('00000000-0000-4000-8000-0000005a0003', '00000000-0000-4000-8000-0000005a0001',
         '00000000-0000-4000-8000-0000005a0002', 'am-a', 'm-a');

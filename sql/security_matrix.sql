@@ -40,12 +40,12 @@ INSERT INTO agentmarket.users (id, email, display_name, role) VALUES
   (pg_temp.fid('C2'), 'creator2@matrix.test', 'Creator Two', 'creator'),
   (pg_temp.fid('ADM'), 'admin@matrix.test', 'Admin', 'admin');
 INSERT INTO agentmarket.agents (id, creator_id, slug, name, tagline, description, category,
-                                github_repo_url, status, published_at) VALUES
-  (pg_temp.fid('AP'), pg_temp.fid('C'), 'matrix-published', 'Published', 't', 'd', 'research',
+                                credits_per_session, github_repo_url, status, published_at) VALUES
+  (pg_temp.fid('AP'), pg_temp.fid('C'), 'matrix-published', 'Published', 't', 'd', 'research', 10,
    'https://github.com/c/published', 'published', now()),
-  (pg_temp.fid('AD'), pg_temp.fid('C'), 'matrix-draft', 'Draft', 't', 'd', 'research',
+  (pg_temp.fid('AD'), pg_temp.fid('C'), 'matrix-draft', 'Draft', 't', 'd', 'research', 10,
    'https://github.com/c/draft', 'draft', NULL),
-  (pg_temp.fid('A2'), pg_temp.fid('C2'), 'matrix-other', 'Other', 't', 'd', 'writing',
+  (pg_temp.fid('A2'), pg_temp.fid('C2'), 'matrix-other', 'Other', 't', 'd', 'writing', 10,
    'https://github.com/c2/other', 'published', now());
 INSERT INTO agentmarket.agent_versions (id, agent_id, version, status, is_current, published_at) VALUES
   (pg_temp.fid('VP'), pg_temp.fid('AP'), '1.0.0', 'published', true, now()),
@@ -77,7 +77,9 @@ INSERT INTO agentmarket.messages (id, session_id, role, content) VALUES
   (pg_temp.fid('MX'), pg_temp.fid('SX'), 'user', 'other''s private words');
 INSERT INTO agentmarket.credit_balances (id, user_id, subscription_credits, topup_credits) VALUES
   (pg_temp.fid('BO'), pg_temp.fid('O'), 0, 75),
-  (pg_temp.fid('BX'), pg_temp.fid('X'), 0, 75);
+  (pg_temp.fid('BX'), pg_temp.fid('X'), 0, 75)
+-- A new user may already have a balance (free trial credits).
+ON CONFLICT (user_id) DO UPDATE SET id = EXCLUDED.id;
 INSERT INTO agentmarket.credit_transactions (id, user_id, type, amount, credit_type) VALUES
   (pg_temp.fid('LO'), pg_temp.fid('O'), 'topup_purchase', 100, 'topup'),
   (pg_temp.fid('LX'), pg_temp.fid('X'), 'topup_purchase', 100, 'topup');
@@ -183,8 +185,8 @@ INSERT INTO matrix (tbl, op, stmt, expect, rule) VALUES
 -- agents
 ('agents', 'select', pg_temp.visible('agents'),
  '{"A2,AP","A2,AP","A2,AP","A2,AD,AP","A2,AD,AP","A2,AD,AP"}', 'published for all, drafts for their creator and admins'),
-('agents', 'insert', $$INSERT INTO agentmarket.agents (creator_id, slug, name, tagline, description, category, github_repo_url)
-   VALUES (pg_temp.fid('C'), 'matrix-new', 'New', 't', 'd', 'research', 'https://github.com/c/new')$$,
+('agents', 'insert', $$INSERT INTO agentmarket.agents (creator_id, slug, name, tagline, description, category, credits_per_session, github_repo_url)
+   VALUES (pg_temp.fid('C'), 'matrix-new', 'New', 't', 'd', 'research', 10, 'https://github.com/c/new')$$,
  '{error:42501,error:42501,error:42501,rows:1,error:42501,rows:1}', 'a creator lists agents as themselves'),
 ('agents', 'update', $$UPDATE agentmarket.agents SET tagline = 'Better' WHERE id = pg_temp.fid('AD')$$,
  '{error:42501,rows:0,rows:0,rows:1,rows:0,rows:1}', 'the creator edits their own listing'),
@@ -391,8 +393,8 @@ INSERT INTO attacks (actor, stmt, expect, description, setup_sql) VALUES
 -- listings
 ('C', $$UPDATE agentmarket.agents SET status = 'published', published_at = now() WHERE id = pg_temp.fid('AD')$$,
  'error:42501', 'a creator cannot publish their own agent (status changes through review)', NULL),
-('C', $$INSERT INTO agentmarket.agents (creator_id, slug, name, tagline, description, category, github_repo_url, status)
-   VALUES (pg_temp.fid('C'), 'matrix-sneaky', 'Sneaky', 't', 'd', 'research', 'https://github.com/c/sneaky', 'published')$$,
+('C', $$INSERT INTO agentmarket.agents (creator_id, slug, name, tagline, description, category, credits_per_session, github_repo_url, status)
+   VALUES (pg_temp.fid('C'), 'matrix-sneaky', 'Sneaky', 't', 'd', 'research', 10, 'https://github.com/c/sneaky', 'published')$$,
  'error:42501', 'a creator cannot list an agent as already published', NULL),
 ('C', $$UPDATE agentmarket.agents SET total_hires = 1000000 WHERE id = pg_temp.fid('AP')$$,
  'error:42501', 'a creator cannot inflate total_hires', NULL),
@@ -406,8 +408,8 @@ INSERT INTO attacks (actor, stmt, expect, description, setup_sql) VALUES
  'rows:0', 'a creator cannot edit another creator''s listing', NULL),
 ('C', $$DELETE FROM agentmarket.agents WHERE id = pg_temp.fid('AP')$$,
  'rows:0', 'a published listing is archived through a function, never deleted', NULL),
-('O', $$INSERT INTO agentmarket.agents (creator_id, slug, name, tagline, description, category, github_repo_url)
-   VALUES (pg_temp.fid('O'), 'matrix-mine', 'Mine', 't', 'd', 'research', 'https://github.com/o/mine')$$,
+('O', $$INSERT INTO agentmarket.agents (creator_id, slug, name, tagline, description, category, credits_per_session, github_repo_url)
+   VALUES (pg_temp.fid('O'), 'matrix-mine', 'Mine', 't', 'd', 'research', 10, 'https://github.com/o/mine')$$,
  'error:42501', 'a user whose role is not creator cannot list agents', NULL),
 ('C', $$UPDATE agentmarket.agent_versions SET status = 'published', is_current = true WHERE id = pg_temp.fid('VD')$$,
  'error:42501', 'a creator cannot make a version current by hand', NULL),

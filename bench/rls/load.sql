@@ -18,9 +18,9 @@ INSERT INTO agentmarket.users (id, email, display_name, role)
 SELECT pg_temp.bench_id('c000', n), 'creator' || n || '@bench.test', 'Creator ' || n, 'creator'
   FROM generate_series(1, 10) n;
 INSERT INTO agentmarket.agents (id, creator_id, slug, name, tagline, description, category,
-                                github_repo_url, status, published_at)
+                                credits_per_session, github_repo_url, status, published_at)
 SELECT pg_temp.bench_id('a000', n), pg_temp.bench_id('c000', 1 + n % 10), 'bench-agent-' || n,
-       'Agent ' || n, 'tagline', 'description', 'productivity',
+       'Agent ' || n, 'tagline', 'description', 'productivity', 10,
        'https://github.com/bench/agent-' || n, 'published', now()
   FROM generate_series(0, 19) n;
 INSERT INTO agentmarket.agent_instances (id, user_id, agent_id, fly_app_name, fly_machine_id, status)

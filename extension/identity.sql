@@ -6,11 +6,22 @@ CREATE FUNCTION agentmarket.current_user_id()
 RETURNS uuid
 LANGUAGE sql STABLE PARALLEL SAFE
 AS $$
-    SELECT COALESCE(
-        pg_catalog.nullif(pg_catalog.current_setting('request.jwt.claim.sub', true), ''),
-        (pg_catalog.nullif(pg_catalog.current_setting('request.jwt.claims', true), '')::jsonb
-            OPERATOR(pg_catalog.->>) 'sub')
-    )::uuid
+    -- One qualified expression, no SET clause: the planner inlines it, so a
+    -- policy's (SELECT agentmarket.current_user_id()) costs an expression,
+    -- not a SQL function call.  CASE, not NULLIF: NULLIF cannot name its
+    -- operator's schema.  An empty sub is no user too (auth.uid() would fail
+    -- to cast it).
+    SELECT CASE
+        WHEN pg_catalog.current_setting('request.jwt.claim.sub', true) OPERATOR(pg_catalog.<>) ''
+        THEN pg_catalog.current_setting('request.jwt.claim.sub', true)::pg_catalog.uuid
+        WHEN pg_catalog.current_setting('request.jwt.claims', true) OPERATOR(pg_catalog.<>) ''
+        THEN CASE
+            WHEN (pg_catalog.current_setting('request.jwt.claims', true)::pg_catalog.jsonb
+                  OPERATOR(pg_catalog.->>) 'sub') OPERATOR(pg_catalog.<>) ''
+            THEN (pg_catalog.current_setting('request.jwt.claims', true)::pg_catalog.jsonb
+                  OPERATOR(pg_catalog.->>) 'sub')::pg_catalog.uuid
+        END
+    END
 $$;
 COMMENT ON FUNCTION agentmarket.current_user_id() IS
     'The caller''s user id: the sub claim of the PostgREST JWT (legacy request.jwt.claim.sub first), NULL without one. Same semantics as Supabase auth.uid().';

@@ -81,7 +81,7 @@ BEGIN
 END $$;
 CREATE TABLE public.source_fingerprint AS SELECT * FROM public.am_fingerprint();
 
-\! pg_dump -Fc -d am_dump_src -f "${TMPDIR:-/tmp}/am_dump_restore.dump" && pg_restore --exit-on-error -d am_dump_dst "${TMPDIR:-/tmp}/am_dump_restore.dump" && echo 'dump and restore ran'
+\! pg_dump -Fc -d am_dump_src | pg_restore --exit-on-error -d am_dump_dst && echo 'dump and restore ran'
 \c am_dump_dst
 SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS pgtap;

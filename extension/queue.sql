@@ -88,6 +88,8 @@ CREATE TRIGGER jobs_touch_updated_at BEFORE UPDATE ON agentmarket_private.jobs
     FOR EACH ROW EXECUTE FUNCTION agentmarket_private.touch_updated_at();
 REVOKE ALL ON TABLE agentmarket_private.jobs FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('agentmarket_private.jobs', '');
+-- The id sequence too, or a restored database hands out ids that exist.
+SELECT pg_catalog.pg_extension_config_dump('agentmarket_private.jobs_id_seq', '');
 
 ------------------------------------------------------------------------------
 -- Handlers: what a success (or a final failure) means in the database
@@ -431,7 +433,7 @@ BEGIN
     END IF;
 
     inst_id := agentmarket_private.job_instance_id(p_job);
-    SELECT ai.region, ai.status, ai.fly_app_name, pg_catalog.nullif(ai.fly_machine_id, '') AS machine_id,
+    SELECT ai.region, ai.status, ai.fly_app_name, NULLIF(ai.fly_machine_id, '') AS machine_id,
            ai.fly_volume_id, a.fly_machine_size, a.fly_machine_memory_mb,
            COALESCE(own.docker_image, cur.docker_image, a.docker_image) AS image
       INTO i
@@ -458,7 +460,7 @@ BEGIN
         volume_gb := agentmarket_private.setting('fly_volume_size_gb')::integer;
         guest := pg_catalog.jsonb_build_object(
             'cpu_kind', CASE WHEN i.fly_machine_size LIKE 'performance-%' THEN 'performance' ELSE 'shared' END,
-            'cpus', COALESCE(pg_catalog.substring(i.fly_machine_size FROM '([0-9]+)x$')::integer, 1),
+            'cpus', COALESCE(pg_catalog.substring(i.fly_machine_size, '([0-9]+)x$')::integer, 1),
             'memory_mb', i.fly_machine_memory_mb);
         machine_config := pg_catalog.jsonb_build_object(
             'image', i.image, 'guest', guest,
@@ -770,9 +772,9 @@ BEGIN
      WHERE j.id IN (SELECT f.id FROM agentmarket_private.jobs f
                      WHERE f.finished_at IS NOT NULL
                        AND ((f.status OPERATOR(pg_catalog.=) 'succeeded'
-                             AND f.finished_at OPERATOR(pg_catalog.<) pg_catalog.now() OPERATOR(pg_catalog.-) keep_ok)
+                             AND f.finished_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) keep_ok))
                          OR (f.status OPERATOR(pg_catalog.=) 'dead'
-                             AND f.finished_at OPERATOR(pg_catalog.<) pg_catalog.now() OPERATOR(pg_catalog.-) keep_dead))
+                             AND f.finished_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) keep_dead)))
                      ORDER BY f.finished_at
                      LIMIT p_limit);
     GET DIAGNOSTICS n = ROW_COUNT;

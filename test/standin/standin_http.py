@@ -33,7 +33,7 @@ DROP = object()  # handler result: close the connection without answering
 class Request:
     """One parsed HTTP request."""
     __slots__ = ("method", "target", "path", "raw_query", "query", "headers", "body",
-                 "keep_alive", "log", "peer")
+                 "keep_alive", "log", "peer", "cache")
 
     def __init__(self, method, target, headers, body, keep_alive, peer):
         self.method = method
@@ -41,12 +41,13 @@ class Request:
         path, _, q = target.partition("?")
         self.path = unquote(path)
         self.raw_query = q
-        self.query = parse_qs(q, keep_blank_values=True)
+        self.query = parse_qs(q, keep_blank_values=True) if q else {}
         self.headers = headers
         self.body = body
         self.keep_alive = keep_alive
         self.log = None
         self.peer = peer
+        self.cache = None  # per-request parse results of a subclass
 
     def q1(self, name, default=None):
         """First value of a query parameter."""

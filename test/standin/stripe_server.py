@@ -16,6 +16,7 @@ import hashlib
 import hmac
 import json
 import os
+import random
 import re
 import secrets
 import string
@@ -33,9 +34,12 @@ ALNUM = string.ascii_letters + string.digits
 CURRENCY = re.compile(r"^[a-z]{3}$")
 
 
+_rand = random.Random()
+
+
 def sid(prefix, n=24):
-    """A Stripe-like object id."""
-    return prefix + "".join(secrets.choice(ALNUM) for _ in range(n))
+    """A Stripe-like object id (random, not secret)."""
+    return prefix + "".join(_rand.choices(ALNUM, k=n))
 
 
 def serr(status, type_, message, code=None, param=None, extra_headers=None):
@@ -137,8 +141,19 @@ class StripeServer(StandinServer):
         text = req.body.decode("utf-8", "replace")
         if "json" in ctype:
             return json.loads(text)
-        flat, _ = parse_form_pairs(parse_qsl(text, keep_blank_values=True))
-        return flat
+        return self.parse_form(req)[0]
+
+    def parse_form(self, req):
+        """(flat, tree) of a form body, parsed once per request; raises FormError."""
+        if req.cache is None:
+            pairs = parse_qsl(req.body.decode("utf-8", "replace"), keep_blank_values=True)
+            try:
+                req.cache = parse_form_pairs(pairs)
+            except FormError as e:
+                req.cache = e
+        if isinstance(req.cache, FormError):
+            raise req.cache
+        return req.cache
 
     def error_body(self, status, fault):
         if status == 429:
@@ -224,19 +239,18 @@ class StripeServer(StandinServer):
             resp.headers += base_headers
             return resp
 
-        pairs = []
+        flat, tree = {}, {}
         if req.method == "POST" and req.body:
             ctype = req.headers.get("content-type", "")
             if ctype and "application/x-www-form-urlencoded" not in ctype:
                 await self.pause(None)
                 return invalid("Invalid request: Stripe accepts request bodies encoded as "
                                "application/x-www-form-urlencoded, not %s." % ctype)
-            pairs = parse_qsl(req.body.decode("utf-8", "replace"), keep_blank_values=True)
-        try:
-            flat, tree = parse_form_pairs(pairs)
-        except FormError as e:
-            await self.pause(None)
-            return invalid(e.message, e.code, e.param)
+            try:
+                flat, tree = self.parse_form(req)
+            except FormError as e:
+                await self.pause(None)
+                return invalid(e.message, e.code, e.param)
 
         key = req.headers.get("idempotency-key") if req.method == "POST" else None
         entry = None
@@ -445,7 +459,7 @@ class StripeServer(StandinServer):
             return invalid("You must provide at least one recurring price in `subscription` "
                            "mode when using prices.", None, "line_items")
         now = int(time.time())
-        cid = "cs_test_" + "".join(secrets.choice(ALNUM) for _ in range(58))
+        cid = sid("cs_test_", 58)
         pi = None
         if mode == "payment":
             pid = sid("pi_")

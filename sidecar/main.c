@@ -272,7 +272,6 @@ main(int argc, char **argv)
 		}
 		if (http_run(timeout_ms, PQsocket(conn)) && queue_drain_notifications(conn) > 0)
 			wake = 1;
-		report_finished(conn, &active_jobs, &active);
 	}
 	log_event("info", "stopped", json_pack("{sssI}", "worker", config.worker, "claimed", (json_int_t) claimed_total));
 	PQfinish(conn);

@@ -380,6 +380,8 @@ class StandinServer:
         entry["status"] = resp.status
         if fault is not None and fault.phase == "after" and fault.action != "status":
             if fault.action == "drop":
+                entry["status"] = None  # nothing was answered
+                entry["unsent_status"] = resp.status
                 return DROP
             await asyncio.sleep(fault.delay_ms / 1000.0)
         return resp
@@ -490,4 +492,11 @@ def serve(server):
         await stop
         srv.close()
 
+    try:  # many keep-alive connections: lift the soft descriptor limit to the hard one
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError):
+        pass
     asyncio.run(main())

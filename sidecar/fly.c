@@ -41,7 +41,8 @@ fly_call(job *j, const char *method, const char *path, json_t *body, long timeou
 		headers = curl_slist_append(headers, "Content-Type: application/json");
 		text = json_dumps(body, JSON_COMPACT);
 	}
-	if (http_send(j, method, url, headers, text, timeout_ms ? timeout_ms : config.request_timeout_ms, done) != 0)
+	if (http_send(j, method, url, headers, text, timeout_ms ? timeout_ms : config.request_timeout_ms,
+				  strcmp(method, "GET") != 0, done) != 0)
 		job_fail(j, 0, -1, "fly: could not start %s %s", method, path);
 	free(text);
 }

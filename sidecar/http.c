@@ -159,12 +159,13 @@ http_call_free(http_call *call)
 
 /*
  * Start a request for job j; done(j, response) is called from http_run when
- * it completes.  Takes ownership of headers.  Returns 0, or -1 when the
+ * it completes.  fresh_connection: never reuse a connection (requests that
+ * are not safe to repeat).  Takes ownership of headers.  Returns 0, or -1 when the
  * request could not even be started (done is then not called).
  */
 int
 http_send(job *j, const char *method, const char *url, struct curl_slist *headers,
-		  const char *body, long timeout_ms, http_done_fn done)
+		  const char *body, long timeout_ms, int fresh_connection, http_done_fn done)
 {
 	http_call  *call = calloc(1, sizeof(http_call));
 	CURL	   *easy;
@@ -226,6 +227,14 @@ http_send(job *j, const char *method, const char *url, struct curl_slist *header
 #endif
 	ok &= curl_easy_setopt(easy, CURLOPT_USERAGENT, "agentmarket-sidecar/0.1") == CURLE_OK;
 	ok &= curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L) == CURLE_OK;
+	/*
+	 * libcurl silently re-sends a request whose reused connection closed
+	 * before any answer.  A create without an idempotency key must never be
+	 * sent twice behind our back (its first copy may have taken effect), so
+	 * it gets a connection of its own.
+	 */
+	if (fresh_connection)
+		ok &= curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, 1L) == CURLE_OK;
 	if (!ok || curl_multi_add_handle(multi, easy) != CURLM_OK)
 	{
 		http_call_free(call);

@@ -90,7 +90,7 @@ typedef void (*http_done_fn) (job *j, const http_response *r);
 extern int	http_init(void);
 extern void http_cleanup(void);
 extern int	http_send(job *j, const char *method, const char *url, struct curl_slist *headers,
-					  const char *body, long timeout_ms, http_done_fn done);
+					  const char *body, long timeout_ms, int fresh_connection, http_done_fn done);
 extern int	http_run(int timeout_ms, int extra_fd);
 extern int	http_in_flight(void);
 extern char *http_escape(const char *s);

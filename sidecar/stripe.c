@@ -224,7 +224,7 @@ stripe_start(job *j)
 		job_fail(j, 1, -1, "claim gave no Stripe POST endpoint");
 		return;
 	}
-	if (key == NULL || key[0] == '\0' || strlen(key) > 255)
+	if (key == NULL || key[0] == '\0' || strlen(key) > 255 || strpbrk(key, "\r\n") != NULL)
 	{
 		job_fail(j, 1, -1, "claim gave no usable idempotency key");
 		return;
@@ -247,7 +247,7 @@ stripe_start(job *j)
 	headers = curl_slist_append(headers, header);
 	headers = curl_slist_append(headers, "Content-Type: application/x-www-form-urlencoded");
 	headers = curl_slist_append(headers, "Accept: application/json");
-	if (http_send(j, "POST", url, headers, form, config.request_timeout_ms, stripe_done) != 0)
+	if (http_send(j, "POST", url, headers, form, config.request_timeout_ms, 0, stripe_done) != 0)
 		job_fail(j, 0, -1, "stripe: could not start POST %s", path);
 	free(form);
 }

@@ -66,7 +66,7 @@ class Database:
 
     def __init__(self, name):
         self.name = "%s_%d" % (name, os.getpid())
-        admin = dict(os.environ, PGDATABASE="postgres")
+        admin = dict(os.environ, PGDATABASE="postgres", PGOPTIONS="-c client_min_messages=warning")
         subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-c",
                         'DROP DATABASE IF EXISTS "%s"' % self.name, "-c",
                         'CREATE DATABASE "%s"' % self.name], env=admin, check=True)
@@ -89,7 +89,7 @@ class Database:
         return rows[0][0] if rows else None
 
     def drop(self):
-        admin = dict(os.environ, PGDATABASE="postgres")
+        admin = dict(os.environ, PGDATABASE="postgres", PGOPTIONS="-c client_min_messages=warning")
         subprocess.run(["psql", "-X", "-q", "-c", 'DROP DATABASE IF EXISTS "%s" WITH (FORCE)' % self.name],
                        env=admin, capture_output=True)
 

@@ -728,6 +728,52 @@ COMMENT ON FUNCTION agentmarket_private.fail_job(bigint, text, interval, boolean
 REVOKE ALL ON FUNCTION agentmarket_private.fail_job(bigint, text, interval, boolean, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket_private.fail_job(bigint, text, interval, boolean, text) TO service_role;
 
+-- Many outcomes in one round trip and one commit: each is applied in its own
+-- subtransaction, so a result the database refuses (its handler raised)
+-- becomes a retryable failure of that job alone.
+CREATE FUNCTION agentmarket_private.report_jobs(p_worker text, p_outcomes jsonb)
+RETURNS TABLE (job_id bigint, outcome text)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    o jsonb;
+    id bigint;
+    st text;
+BEGIN
+    IF p_outcomes IS NULL OR pg_catalog.jsonb_typeof(p_outcomes) OPERATOR(pg_catalog.<>) 'array' THEN
+        RAISE EXCEPTION 'outcomes must be a JSON array' USING ERRCODE = '22023';
+    END IF;
+    -- Job id order: concurrent reports lock rows in the same order.
+    FOR o IN SELECT e.value FROM pg_catalog.jsonb_array_elements(p_outcomes) e
+              ORDER BY (e.value OPERATOR(pg_catalog.->>) 'id')::bigint
+    LOOP
+        id := (o OPERATOR(pg_catalog.->>) 'id')::bigint;
+        BEGIN
+            IF (o OPERATOR(pg_catalog.->) 'ok') OPERATOR(pg_catalog.=) 'true'::jsonb THEN
+                st := CASE WHEN agentmarket_private.finish_job(id, o OPERATOR(pg_catalog.->) 'result', p_worker)
+                           THEN 'succeeded' ELSE 'lease_lost' END;
+            ELSE
+                st := COALESCE(agentmarket_private.fail_job(id, o OPERATOR(pg_catalog.->>) 'error',
+                          pg_catalog.make_interval(secs => (o OPERATOR(pg_catalog.->>) 'retry_after')::double precision),
+                          COALESCE((o OPERATOR(pg_catalog.->>) 'permanent')::boolean, false), p_worker),
+                          'lease_lost');
+            END IF;
+        EXCEPTION WHEN OTHERS THEN
+            st := COALESCE(agentmarket_private.fail_job(id, pg_catalog.left('database refused the result: ' || SQLERRM, 2000),
+                                                        NULL, false, p_worker), 'lease_lost');
+        END;
+        job_id := id;
+        outcome := st;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.report_jobs(text, jsonb) IS
+    'Reports many outcomes at once ([{"id", "ok": true, "result"} | {"id", "ok": false, "error", "retry_after", "permanent"}]), each through finish_job/fail_job in its own subtransaction; returns each job''s new status (succeeded, queued, dead) or lease_lost.';
+REVOKE ALL ON FUNCTION agentmarket_private.report_jobs(text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentmarket_private.report_jobs(text, jsonb) TO service_role;
+
 CREATE FUNCTION agentmarket_private.retry_job(p_job_id bigint)
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER

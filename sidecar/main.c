@@ -157,6 +157,7 @@ static int
 report_finished(PGconn *conn, job **list, int *active)
 {
 	job		  **link = list;
+	job		   *ended = NULL;
 	int			n = 0;
 
 	while (*link != NULL)
@@ -169,10 +170,19 @@ report_finished(PGconn *conn, job **list, int *active)
 			continue;
 		}
 		*link = j->next;
-		queue_report(conn, j);
-		job_free(j);
+		j->next = ended;
+		ended = j;
 		(*active)--;
 		n++;
+	}
+	if (ended != NULL)
+		queue_report_all(conn, ended);
+	while (ended != NULL)
+	{
+		job		   *j = ended;
+
+		ended = j->next;
+		job_free(j);
 	}
 	return n;
 }

@@ -212,6 +212,94 @@ queue_report(PGconn *conn, job *j)
 	return 0;
 }
 
+/* Log one reported outcome. */
+static void
+queue_log_outcome(job *j, const char *outcome)
+{
+	int			ms = (int) ((now_seconds() - j->started_at) * 1000);
+
+	if (strcmp(outcome, "succeeded") == 0)
+		log_event("info", "job_succeeded",
+				  json_pack("{sIsssisi}", "job", (json_int_t) j->id, "kind", j->kind,
+							"attempt", j->attempt, "ms", ms));
+	else if (strcmp(outcome, "lease_lost") == 0)
+		log_event("warn", "lease_lost", json_pack("{sIss}", "job", (json_int_t) j->id, "kind", j->kind));
+	else
+		log_event(strcmp(outcome, "dead") == 0 ? "error" : "warn",
+				  strcmp(outcome, "dead") == 0 ? "job_dead" : "job_retry",
+				  json_pack("{sIsssisssi}", "job", (json_int_t) j->id, "kind", j->kind,
+							"attempt", j->attempt,
+							"error", j->error ? j->error : (j->state == JOB_SUCCEEDED ? "database refused the result" : ""),
+							"retry_after", j->retry_after_s));
+}
+
+/*
+ * Report every ended job of the list in one round trip and one new
+ * transaction (report_jobs applies each in its own subtransaction).  Falls
+ * back to one report per job when that fails.  Returns 0, or -1 when the
+ * database could not be reached (the leases then expire; the jobs run again).
+ */
+int
+queue_report_all(PGconn *conn, job *list)
+{
+	json_t	   *outcomes = json_array();
+	job		   *j;
+	const char *params[2];
+	char	   *text;
+	PGresult   *res;
+	int			i;
+
+	if (queue_ensure(conn) != 0)
+	{
+		json_decref(outcomes);
+		return -1;
+	}
+	for (j = list; j != NULL; j = j->next)
+	{
+		json_t	   *o;
+
+		if (j->state == JOB_SUCCEEDED)
+			o = json_pack("{sIsbsO}", "id", (json_int_t) j->id, "ok", 1, "result", j->result);
+		else
+		{
+			o = json_pack("{sIsbsssb}", "id", (json_int_t) j->id, "ok", 0,
+						  "error", j->error ? j->error : "unknown error", "permanent", j->permanent);
+			json_object_set_new(o, "retry_after", j->retry_after_s >= 0 ? json_integer(j->retry_after_s) : json_null());
+		}
+		json_array_append_new(outcomes, o);
+	}
+	text = json_dumps(outcomes, JSON_COMPACT);
+	json_decref(outcomes);
+	params[0] = config.worker;
+	params[1] = text;
+	res = PQexecParams(conn, "SELECT job_id, outcome FROM agentmarket_private.report_jobs($1, $2::jsonb)",
+					   2, NULL, params, NULL, NULL, 0);
+	free(text);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	{
+		queue_log_error("report_jobs", conn, res);
+		PQclear(res);
+		if (PQstatus(conn) != CONNECTION_OK)
+			return -1;
+		for (j = list; j != NULL; j = j->next)
+			queue_report(conn, j);
+		return 0;
+	}
+	for (i = 0; i < PQntuples(res); i++)
+	{
+		long long	id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+
+		for (j = list; j != NULL; j = j->next)
+			if (j->id == id)
+			{
+				queue_log_outcome(j, PQgetvalue(res, i, 1));
+				break;
+			}
+	}
+	PQclear(res);
+	return 0;
+}
+
 /* Consume NOTIFY messages; returns how many arrived. */
 int
 queue_drain_notifications(PGconn *conn)

@@ -116,6 +116,7 @@ extern char *stripe_form_encode(json_t *params);
 extern PGconn *queue_connect(void);
 extern int	queue_claim(PGconn *conn, int max, job **out);
 extern int	queue_report(PGconn *conn, job *j);
+extern int	queue_report_all(PGconn *conn, job *list);
 extern int	queue_drain_notifications(PGconn *conn);
 
 /* log.c */

@@ -8,7 +8,7 @@
 \pset pager off
 SET client_min_messages = warning;
 BEGIN;
-SELECT plan(68);
+SELECT plan(72);
 
 INSERT INTO agentmarket.users (id, email, role) VALUES
   ('00000000-0000-4000-8000-0000000c00a1', 'ada@queue.test', 'creator'),
@@ -174,6 +174,28 @@ SELECT is((SELECT status || ' ' || attempts FROM agentmarket_private.jobs WHERE 
 SELECT throws_ok($$SELECT agentmarket_private.retry_job((SELECT id FROM t WHERE name = 'provision'))$$, '22023', NULL,
                  'a succeeded job cannot be retried');
 SELECT throws_ok($$SELECT agentmarket_private.retry_job(-1)$$, 'P0002', NULL, 'retrying an unknown job is P0002');
+
+-- Many outcomes in one round trip, each on its own.
+INSERT INTO t VALUES ('batch1', agentmarket_private.enqueue_stripe_job('stripe.create_account_link',
+    '{"account":"acct_1","type":"account_onboarding"}', 'link:1'));
+INSERT INTO t VALUES ('batch2', agentmarket_private.enqueue_stripe_job('stripe.create_transfer',
+    '{"amount":100,"currency":"usd","destination":"acct_1"}', 'transfer:9'));
+INSERT INTO t VALUES ('batch3', agentmarket_private.enqueue_stripe_job('stripe.create_customer', '{}', 'customer:bad',
+    '{"user_id":"not-a-uuid"}'));
+CREATE TEMP TABLE c5 AS SELECT * FROM agentmarket_private.claim_jobs('worker-c', 10, '5 minutes');
+SELECT is((SELECT array_agg(outcome ORDER BY job_id) FROM agentmarket_private.report_jobs('worker-c', jsonb_build_array(
+            jsonb_build_object('id', (SELECT id FROM t WHERE name = 'batch3'), 'ok', true, 'result', '{"id":"cus_X"}'::jsonb),
+            jsonb_build_object('id', (SELECT id FROM t WHERE name = 'batch1'), 'ok', true, 'result', '{"object":"account_link"}'::jsonb),
+            jsonb_build_object('id', (SELECT id FROM t WHERE name = 'batch2'), 'ok', false, 'error', 'stripe: HTTP 500',
+                               'retry_after', 5, 'permanent', false)))),
+          '{succeeded,queued,queued}', 'report_jobs applies each outcome of a batch on its own');
+SELECT alike((SELECT last_error FROM agentmarket_private.jobs WHERE id = (SELECT id FROM t WHERE name = 'batch3')),
+            'database refused the result: %', 'a result the database refuses becomes a retryable failure of that job alone');
+SELECT ok((SELECT run_at >= now() + interval '5 seconds' FROM agentmarket_private.jobs WHERE id = (SELECT id FROM t WHERE name = 'batch2')),
+          'a batched failure honours its Retry-After');
+SELECT is((SELECT outcome FROM agentmarket_private.report_jobs('worker-x', jsonb_build_array(
+            jsonb_build_object('id', (SELECT id FROM t WHERE name = 'batch1'), 'ok', true, 'result', '{}'::jsonb)))),
+          'lease_lost', 'report_jobs says when the worker no longer holds a job');
 
 -- Pruning keeps the table small: old finished jobs go, recent ones stay.
 UPDATE agentmarket_private.jobs SET finished_at = now() - interval '8 days' WHERE id = (SELECT id FROM t WHERE name = 'customer');

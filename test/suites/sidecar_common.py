@@ -94,6 +94,17 @@ class Database:
                        env=admin, capture_output=True)
 
 
+class ExistingDatabase(Database):
+    """An existing database (the demo's), used as it is and never dropped."""
+
+    def __init__(self, name):
+        self.name = name
+        self.env = dict(os.environ, PGDATABASE=name, PGOPTIONS="-c client_min_messages=warning")
+
+    def drop(self):
+        pass
+
+
 class Standin:
     """One stand-in server process."""
 

@@ -270,6 +270,8 @@ main(int argc, char **argv)
 			if (config.once ? active == 0 : active <= config.concurrency * 3 / 4)
 				wake = 1;
 		}
+		if (stop_requested && active == 0)
+			break;
 		if (wake && active < config.concurrency && !stop_requested)
 			timeout_ms = 0;
 		else
@@ -277,8 +279,9 @@ main(int argc, char **argv)
 			double		until = (next_claim - now_seconds()) * 1000;
 
 			timeout_ms = active > 0 ? 100 : (int) (until < 1 ? 1 : until);
-			if (timeout_ms > config.poll_ms)
-				timeout_ms = config.poll_ms;
+			/* Idle waits stay short so that a SIGTERM is noticed promptly. */
+			if (timeout_ms > 250)
+				timeout_ms = 250;
 		}
 		if (http_run(timeout_ms, PQsocket(conn)) && queue_drain_notifications(conn) > 0)
 			wake = 1;

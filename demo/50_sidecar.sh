@@ -8,6 +8,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 exec /usr/bin/python3 - <<'PY'
 import json, os, sys
+sys.dont_write_bytecode = True  # no __pycache__ beside the suites
 sys.path.insert(0, "test/suites")
 from sidecar_common import ExistingDatabase, Standin, run_once
 

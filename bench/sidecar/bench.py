@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+sys.dont_write_bytecode = True  # no __pycache__ beside the suites
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "test", "suites"))
 from sidecar_common import SIDECAR, STRIPE_KEY, Database, Standin, sidecar_env, vm_hwm_kb  # noqa: E402
 

@@ -46,6 +46,10 @@ CREATE TABLE agentmarket_private.job_kinds (
 COMMENT ON TABLE agentmarket_private.job_kinds IS
     'Every job kind: provider, Stripe endpoint or Fly target status, and the handlers that apply its outcome.';
 REVOKE ALL ON TABLE agentmarket_private.job_kinds FROM PUBLIC;
+-- Kinds are part of the extension's code (each names its handler functions),
+-- so a restore gets them from CREATE EXTENSION: registered, with a filter that
+-- dumps no row (dumped rows would collide with the script's on restore).
+SELECT pg_catalog.pg_extension_config_dump('agentmarket_private.job_kinds', 'WHERE false');
 
 CREATE TABLE agentmarket_private.jobs (
   id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,

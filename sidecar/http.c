@@ -259,15 +259,22 @@ http_run(int timeout_ms, int extra_fd)
 	int			extra_ready = 0;
 	CURLMsg    *msg;
 	int			left;
+	CURLMcode	mc;
 
-	curl_multi_perform(multi, &running);
-	extra.fd = extra_fd;
-	extra.events = CURL_WAIT_POLLIN;
-	extra.revents = 0;
-	curl_multi_poll(multi, extra_fd >= 0 ? &extra : NULL, extra_fd >= 0 ? 1 : 0, timeout_ms, &numfds);
-	if (extra_fd >= 0 && extra.revents != 0)
-		extra_ready = 1;
-	curl_multi_perform(multi, &running);
+	mc = curl_multi_perform(multi, &running);
+	if (mc == CURLM_OK)
+	{
+		extra.fd = extra_fd;
+		extra.events = CURL_WAIT_POLLIN;
+		extra.revents = 0;
+		mc = curl_multi_poll(multi, extra_fd >= 0 ? &extra : NULL, extra_fd >= 0 ? 1 : 0, timeout_ms, &numfds);
+		if (mc == CURLM_OK && extra_fd >= 0 && extra.revents != 0)
+			extra_ready = 1;
+	}
+	if (mc == CURLM_OK)
+		mc = curl_multi_perform(multi, &running);
+	if (mc != CURLM_OK)
+		log_event("error", "curl_multi_failed", json_pack("{ss}", "error", curl_multi_strerror(mc)));
 
 	while ((msg = curl_multi_info_read(multi, &left)) != NULL)
 	{

@@ -20,7 +20,7 @@
 #include "sidecar.h"
 
 sidecar_config config;
-volatile int stop_requested = 0;
+volatile sig_atomic_t stop_requested = 0;
 
 
 /* SIGTERM/SIGINT: stop claiming; in-flight calls finish and are reported. */

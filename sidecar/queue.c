@@ -126,7 +126,7 @@ queue_claim(PGconn *conn, int max, job **out)
 	return n;
 }
 
-/* fail_job for j with message msg; returns the new status or NULL. */
+/* fail_job for j with message msg, and log what became of the job. */
 static void
 queue_fail(PGconn *conn, job *j, const char *msg, int permanent, int retry_after_s)
 {

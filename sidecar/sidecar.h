@@ -11,6 +11,7 @@
 #ifndef AGENTMARKET_SIDECAR_H
 #define AGENTMARKET_SIDECAR_H
 
+#include <signal.h>
 #include <stddef.h>
 #include <curl/curl.h>
 #include <jansson.h>
@@ -37,7 +38,7 @@ typedef struct sidecar_config
 } sidecar_config;
 
 extern sidecar_config config;
-extern volatile int stop_requested;
+extern volatile sig_atomic_t stop_requested;
 
 typedef enum job_state
 {

@@ -71,6 +71,7 @@ job_succeed(job *j, json_t *result)
 		return;
 	}
 	j->state = JOB_SUCCEEDED;
+	j->ended_at = now_seconds();
 	j->result = result ? result : json_object();
 }
 
@@ -87,6 +88,7 @@ job_fail(job *j, int permanent, int retry_after_s, const char *fmt,...)
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	va_end(ap);
 	j->state = JOB_FAILED;
+	j->ended_at = now_seconds();
 	j->permanent = permanent;
 	j->retry_after_s = retry_after_s;
 	j->error = strdup(buf);

@@ -69,6 +69,7 @@ typedef struct job
 	char	   *machine_id;
 	char	   *volume_id;
 	double		started_at;
+	double		ended_at;		/* when the outcome was known */
 
 	struct job *next;
 } job;

@@ -13,7 +13,7 @@ from sidecar_common import SIDECAR, STRIPE_KEY, Database, Standin, sidecar_env, 
 
 JOBS = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
 CONCURRENCY = int(sys.argv[2]) if len(sys.argv) > 2 else 64
-LATENCY_MS = 20
+LATENCY_MS = int(os.environ.get("BENCH_LATENCY_MS", "20"))
 ROUNDS = 3
 
 

@@ -1,0 +1,85 @@
+"""bench/sidecar: see run.  Three rounds; the median is reported."""
+
+import http.client
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+sys.dont_write_bytecode = True  # no __pycache__ beside the suites
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "test", "suites"))
+from sidecar_common import SIDECAR, STRIPE_KEY, Database, Standin, sidecar_env, vm_hwm_kb  # noqa: E402
+
+JOBS = int(sys.argv[1]) if len(sys.argv) > 1 else 5000
+CONCURRENCY = int(sys.argv[2]) if len(sys.argv) > 2 else 64
+LATENCY_MS = int(os.environ.get("BENCH_LATENCY_MS", "20"))
+ROUNDS = 3
+
+
+def measured_latency(stripe, n=40):
+    """Median seconds of one Stripe call to the stand-in over a kept-alive connection."""
+    conn = http.client.HTTPConnection("127.0.0.1", stripe.port, timeout=10)
+    times = []
+    for i in range(n):
+        t = time.perf_counter()
+        conn.request("POST", "/v1/customers", body="email=latency%40bench.test",
+                     headers={"Authorization": "Bearer " + STRIPE_KEY,
+                              "Content-Type": "application/x-www-form-urlencoded"})
+        conn.getresponse().read()
+        times.append(time.perf_counter() - t)
+    conn.close()
+    return statistics.median(times)
+
+
+def one_round(db, fly, stripe, r):
+    db.sql("TRUNCATE agentmarket_private.jobs")
+    db.sql("SELECT agentmarket_private.enqueue_stripe_job('stripe.create_customer', "
+           "jsonb_build_object('email', 'u' || g || '@bench.test', 'metadata', jsonb_build_object('n', g)), "
+           "'bench:' || :'a1' || ':' || g) FROM generate_series(1, :'a2'::integer) g", r, JOBS)
+    env = sidecar_env(db, fly, stripe, PGOPTIONS=os.environ.get("BENCH_PGOPTIONS", ""))
+    t0 = time.perf_counter()
+    p = subprocess.Popen([SIDECAR, "--once", "--concurrency", str(CONCURRENCY), "--batch", str(CONCURRENCY),
+                          "--log-level", "warn"], env=env, stderr=subprocess.PIPE, text=True)
+    hwm = 0
+    while p.poll() is None:
+        v = vm_hwm_kb(p.pid)
+        if v:
+            hwm = max(hwm, v)
+        time.sleep(0.02)
+    elapsed = time.perf_counter() - t0
+    err = p.stderr.read()
+    done = int(db.value("SELECT count(*) FROM agentmarket_private.jobs WHERE status = 'succeeded'"))
+    if p.returncode != 0 or done != JOBS:
+        sys.exit("bench round failed: exit %s, %d of %d jobs succeeded\n%s" % (p.returncode, done, JOBS, err[-2000:]))
+    return JOBS / elapsed, hwm
+
+
+def main():
+    db = Database("bench_sidecar")
+    fly = Standin("fly", latency_ms=LATENCY_MS)
+    stripe = Standin("stripe", latency_ms=LATENCY_MS)
+    try:
+        lat = measured_latency(stripe)
+        ideal = CONCURRENCY / lat
+        rates, hwms = [], []
+        for r in range(ROUNDS):
+            rate, hwm = one_round(db, fly, stripe, r)
+            rates.append(rate)
+            hwms.append(hwm)
+            print("round %d: %.0f jobs/s, peak RSS %.1f MB" % (r + 1, rate, hwm / 1024.0))
+        rate = statistics.median(rates)
+        hwm = max(hwms)
+        print("sidecar: %d jobs/round, concurrency %d, stand-in latency %.1f ms (measured)" %
+              (JOBS, CONCURRENCY, lat * 1000))
+        print("sidecar throughput: %.0f jobs/s end to end vs ideal %.0f jobs/s (concurrency/latency) = %.2fx of ideal; goal >= 1000 jobs/s: %s"
+              % (rate, ideal, rate / ideal, "met" if rate >= 1000 else "NOT met"))
+        print("sidecar peak RSS (VmHWM): %.1f MB; goal < 20 MB: %s" % (hwm / 1024.0, "met" if hwm < 20 * 1024 else "NOT met"))
+    finally:
+        fly.stop()
+        stripe.stop()
+        db.drop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,308 @@
+/*-------------------------------------------------------------------------
+ * http.c
+ *	  The HTTP engine: every call of every job goes through one libcurl multi
+ *	  handle, so a batch of jobs is performed concurrently by one thread.
+ *	  TLS verification is on, connect and total timeouts are explicit, only
+ *	  http and https are allowed, and no header or body is ever logged.
+ *-------------------------------------------------------------------------
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <ctype.h>
+
+#include "sidecar.h"
+
+/* One transfer in flight. */
+typedef struct http_call
+{
+	CURL	   *easy;
+	struct curl_slist *headers;
+	char	   *request_body;
+	char	   *body;
+	size_t		body_len;
+	size_t		body_cap;
+	int			retry_after_s;
+	int			should_retry;
+	char		errbuf[CURL_ERROR_SIZE];
+	job		   *owner;
+	http_done_fn done;
+} http_call;
+
+static CURLM *multi;
+static CURLSH *share;
+static int	in_flight;
+
+/* Set up libcurl once for the process. */
+int
+http_init(void)
+{
+	if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+		return -1;
+	multi = curl_multi_init();
+	share = curl_share_init();
+	if (multi == NULL || share == NULL)
+		return -1;
+	/* DNS answers and TLS sessions are reused across the transfers. */
+	curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
+	curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
+	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long) (config.concurrency + 8));
+	return 0;
+}
+
+/* Release libcurl's handles. */
+void
+http_cleanup(void)
+{
+	if (multi != NULL)
+		curl_multi_cleanup(multi);
+	if (share != NULL)
+		curl_share_cleanup(share);
+	curl_global_cleanup();
+}
+
+/* Number of transfers in flight. */
+int
+http_in_flight(void)
+{
+	return in_flight;
+}
+
+/* URL-escape s (path segments, form values); caller frees with curl_free. */
+char *
+http_escape(const char *s)
+{
+	return curl_easy_escape(NULL, s, 0);
+}
+
+/* libcurl write callback: append to the call's body buffer. */
+static size_t
+http_write_body(char *data, size_t size, size_t n, void *userdata)
+{
+	http_call  *call = userdata;
+	size_t		len = size * n;
+
+	if (call->body_len + len + 1 > call->body_cap)
+	{
+		size_t		cap = call->body_cap ? call->body_cap : 1024;
+		char	   *grown;
+
+		while (call->body_len + len + 1 > cap)
+			cap *= 2;
+		/* Answers of these APIs are small; refuse absurd ones. */
+		if (cap > 8 * 1024 * 1024)
+			return 0;
+		grown = realloc(call->body, cap);
+		if (grown == NULL)
+			return 0;
+		call->body = grown;
+		call->body_cap = cap;
+	}
+	memcpy(call->body + call->body_len, data, len);
+	call->body_len += len;
+	call->body[call->body_len] = '\0';
+	return len;
+}
+
+/* libcurl header callback: keep Retry-After and Stripe-Should-Retry. */
+static size_t
+http_write_header(char *data, size_t size, size_t n, void *userdata)
+{
+	http_call  *call = userdata;
+	size_t		len = size * n;
+	char		line[256];
+	char	   *value;
+
+	if (len >= sizeof(line))
+		return len;
+	memcpy(line, data, len);
+	line[len] = '\0';
+	/* A new response (after a redirect or 100-continue) resets what we kept. */
+	if (strncmp(line, "HTTP/", 5) == 0)
+	{
+		call->retry_after_s = -1;
+		call->should_retry = -1;
+		return len;
+	}
+	value = strchr(line, ':');
+	if (value == NULL)
+		return len;
+	*value++ = '\0';
+	while (*value == ' ' || *value == '\t')
+		value++;
+	value[strcspn(value, "\r\n")] = '\0';
+	if (strcasecmp(line, "Retry-After") == 0 && isdigit((unsigned char) value[0]))
+	{
+		long		s = strtol(value, NULL, 10);
+
+		call->retry_after_s = s > 86400 ? 86400 : (int) s;
+	}
+	else if (strcasecmp(line, "Stripe-Should-Retry") == 0)
+		call->should_retry = strcasecmp(value, "true") == 0 ? 1 : 0;
+	return len;
+}
+
+/* Free a call and everything it owns. */
+static void
+http_call_free(http_call *call)
+{
+	if (call->easy != NULL)
+	{
+		curl_multi_remove_handle(multi, call->easy);
+		curl_easy_cleanup(call->easy);
+	}
+	curl_slist_free_all(call->headers);
+	free(call->request_body);
+	free(call->body);
+	free(call);
+}
+
+/*
+ * Start a request for job j; done(j, response) is called from http_run when
+ * it completes.  fresh_connection: never reuse a connection (requests that
+ * are not safe to repeat).  Takes ownership of headers.  Returns 0, or -1 when the
+ * request could not even be started (done is then not called).
+ */
+int
+http_send(job *j, const char *method, const char *url, struct curl_slist *headers,
+		  const char *body, long timeout_ms, int fresh_connection, http_done_fn done)
+{
+	http_call  *call = calloc(1, sizeof(http_call));
+	CURL	   *easy;
+	int			ok = 1;
+
+	if (call == NULL)
+	{
+		curl_slist_free_all(headers);
+		return -1;
+	}
+	call->headers = headers;
+	call->owner = j;
+	call->done = done;
+	call->retry_after_s = -1;
+	call->should_retry = -1;
+	easy = call->easy = curl_easy_init();
+	if (easy == NULL)
+	{
+		http_call_free(call);
+		return -1;
+	}
+	if (body != NULL)
+	{
+		call->request_body = strdup(body);
+		ok &= call->request_body != NULL;
+	}
+	ok &= curl_easy_setopt(easy, CURLOPT_URL, url) == CURLE_OK;
+	ok &= curl_easy_setopt(easy, CURLOPT_CUSTOMREQUEST, method) == CURLE_OK;
+	if (strcmp(method, "GET") == 0)
+		ok &= curl_easy_setopt(easy, CURLOPT_HTTPGET, 1L) == CURLE_OK;
+	else if (call->request_body != NULL)
+	{
+		ok &= curl_easy_setopt(easy, CURLOPT_POSTFIELDS, call->request_body) == CURLE_OK;
+		ok &= curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, (long) strlen(call->request_body)) == CURLE_OK;
+	}
+	else if (strcmp(method, "POST") == 0)
+	{
+		ok &= curl_easy_setopt(easy, CURLOPT_POSTFIELDS, "") == CURLE_OK;
+		ok &= curl_easy_setopt(easy, CURLOPT_POSTFIELDSIZE, 0L) == CURLE_OK;
+	}
+	ok &= curl_easy_setopt(easy, CURLOPT_HTTPHEADER, call->headers) == CURLE_OK;
+	ok &= curl_easy_setopt(easy, CURLOPT_WRITEFUNCTION, http_write_body) == CURLE_OK;
+	ok &= curl_easy_setopt(easy, CURLOPT_WRITEDATA, call) == CURLE_OK;
+	ok &= curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, http_write_header) == CURLE_OK;
+	ok &= curl_easy_setopt(easy, CURLOPT_HEADERDATA, call) == CURLE_OK;
+	ok &= curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, call->errbuf) == CURLE_OK;
+	ok &= curl_easy_setopt(easy, CURLOPT_PRIVATE, call) == CURLE_OK;
+	ok &= curl_easy_setopt(easy, CURLOPT_SHARE, share) == CURLE_OK;
+	ok &= curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L) == CURLE_OK;
+	ok &= curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, config.connect_timeout_ms) == CURLE_OK;
+	ok &= curl_easy_setopt(easy, CURLOPT_TIMEOUT_MS, timeout_ms) == CURLE_OK;
+	ok &= curl_easy_setopt(easy, CURLOPT_SSL_VERIFYPEER, 1L) == CURLE_OK;
+	ok &= curl_easy_setopt(easy, CURLOPT_SSL_VERIFYHOST, 2L) == CURLE_OK;
+	ok &= curl_easy_setopt(easy, CURLOPT_FOLLOWLOCATION, 0L) == CURLE_OK;
+#if LIBCURL_VERSION_NUM >= 0x075500
+	ok &= curl_easy_setopt(easy, CURLOPT_PROTOCOLS_STR, "http,https") == CURLE_OK;
+#else
+	ok &= curl_easy_setopt(easy, CURLOPT_PROTOCOLS, (long) (CURLPROTO_HTTP | CURLPROTO_HTTPS)) == CURLE_OK;
+#endif
+	ok &= curl_easy_setopt(easy, CURLOPT_USERAGENT, "agentmarket-sidecar/0.1") == CURLE_OK;
+	ok &= curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L) == CURLE_OK;
+	/*
+	 * libcurl silently re-sends a request whose reused connection closed
+	 * before any answer.  A create without an idempotency key must never be
+	 * sent twice behind our back (its first copy may have taken effect), so
+	 * it gets a connection of its own.
+	 */
+	if (fresh_connection)
+		ok &= curl_easy_setopt(easy, CURLOPT_FRESH_CONNECT, 1L) == CURLE_OK;
+	if (!ok || curl_multi_add_handle(multi, easy) != CURLM_OK)
+	{
+		http_call_free(call);
+		return -1;
+	}
+	in_flight++;
+	return 0;
+}
+
+/*
+ * Drive the transfers for up to timeout_ms (less when one completes), also
+ * waking when extra_fd (the database socket, -1 none) is readable; calls
+ * the done callback of every completed transfer.  Returns 1 when extra_fd
+ * became readable, else 0.
+ */
+int
+http_run(int timeout_ms, int extra_fd)
+{
+	struct curl_waitfd extra;
+	int			running = 0;
+	int			numfds = 0;
+	int			extra_ready = 0;
+	CURLMsg    *msg;
+	int			left;
+	CURLMcode	mc;
+
+	mc = curl_multi_perform(multi, &running);
+	if (mc == CURLM_OK)
+	{
+		extra.fd = extra_fd;
+		extra.events = CURL_WAIT_POLLIN;
+		extra.revents = 0;
+		mc = curl_multi_poll(multi, extra_fd >= 0 ? &extra : NULL, extra_fd >= 0 ? 1 : 0, timeout_ms, &numfds);
+		if (mc == CURLM_OK && extra_fd >= 0 && extra.revents != 0)
+			extra_ready = 1;
+	}
+	if (mc == CURLM_OK)
+		mc = curl_multi_perform(multi, &running);
+	if (mc != CURLM_OK)
+		log_event("error", "curl_multi_failed", json_pack("{ss}", "error", curl_multi_strerror(mc)));
+
+	while ((msg = curl_multi_info_read(multi, &left)) != NULL)
+	{
+		http_call  *call = NULL;
+		http_response r;
+
+		if (msg->msg != CURLMSG_DONE)
+			continue;
+		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &call);
+		memset(&r, 0, sizeof(r));
+		r.retry_after_s = call->retry_after_s;
+		r.should_retry = call->should_retry;
+		if (msg->data.result == CURLE_OK)
+		{
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &r.status);
+			r.body = call->body;
+			r.body_len = call->body_len;
+		}
+		else
+		{
+			r.status = 0;
+			r.timed_out = msg->data.result == CURLE_OPERATION_TIMEDOUT;
+			r.curl_error = call->errbuf[0] ? call->errbuf : curl_easy_strerror(msg->data.result);
+		}
+		in_flight--;
+		/* done may start the job's next request; this call is freed after. */
+		call->done(call->owner, &r);
+		http_call_free(call);
+	}
+	return extra_ready;
+}

@@ -1,0 +1,253 @@
+/*-------------------------------------------------------------------------
+ * stripe.c
+ *	  Stripe API jobs: one form-encoded POST (bracket nesting for objects and
+ *	  arrays) to the endpoint the claim names, always with the job's
+ *	  Idempotency-Key, so a replayed job gets Stripe's saved answer instead of
+ *	  a second effect.  Network errors, 409, 5xx, Stripe-Should-Retry: true
+ *	  and 429 lock_timeout are retried; 429 rate_limit is requeued later; any
+ *	  other 4xx is final, with Stripe's message.
+ *-------------------------------------------------------------------------
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sidecar.h"
+
+/* A growing string. */
+typedef struct strbuf
+{
+	char	   *data;
+	size_t		len;
+	size_t		cap;
+	int			failed;
+} strbuf;
+
+/* Append s to b. */
+static void
+sb_append(strbuf *b, const char *s)
+{
+	size_t		n = strlen(s);
+
+	if (b->failed)
+		return;
+	if (b->len + n + 1 > b->cap)
+	{
+		size_t		cap = b->cap ? b->cap : 256;
+		char	   *grown;
+
+		while (b->len + n + 1 > cap)
+			cap *= 2;
+		grown = realloc(b->data, cap);
+		if (grown == NULL)
+		{
+			b->failed = 1;
+			return;
+		}
+		b->data = grown;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, s, n + 1);
+	b->len += n;
+}
+
+/* Append one key=value pair, both URL-escaped. */
+static void
+form_pair(strbuf *b, const char *key, const char *value)
+{
+	char	   *k = http_escape(key);
+	char	   *v = http_escape(value);
+
+	if (k == NULL || v == NULL)
+		b->failed = 1;
+	else
+	{
+		if (b->len > 0)
+			sb_append(b, "&");
+		sb_append(b, k);
+		sb_append(b, "=");
+		sb_append(b, v);
+	}
+	curl_free(k);
+	curl_free(v);
+}
+
+/* Append value under key: objects as key[sub], arrays as key[i]. */
+static void
+form_value(strbuf *b, const char *key, json_t *value)
+{
+	char		scalar[64];
+	char	   *sub;
+	size_t		sublen;
+
+	switch (json_typeof(value))
+	{
+		case JSON_OBJECT:
+			{
+				const char *k;
+				json_t	   *v;
+
+				json_object_foreach(value, k, v)
+				{
+					sublen = strlen(key) + strlen(k) + 3;
+					sub = malloc(sublen);
+					if (sub == NULL)
+					{
+						b->failed = 1;
+						return;
+					}
+					if (key[0] == '\0')
+						snprintf(sub, sublen, "%s", k);
+					else
+						snprintf(sub, sublen, "%s[%s]", key, k);
+					form_value(b, sub, v);
+					free(sub);
+				}
+				return;
+			}
+		case JSON_ARRAY:
+			{
+				size_t		i;
+				json_t	   *v;
+
+				json_array_foreach(value, i, v)
+				{
+					sublen = strlen(key) + 24;
+					sub = malloc(sublen);
+					if (sub == NULL)
+					{
+						b->failed = 1;
+						return;
+					}
+					snprintf(sub, sublen, "%s[%zu]", key, i);
+					form_value(b, sub, v);
+					free(sub);
+				}
+				return;
+			}
+		case JSON_STRING:
+			form_pair(b, key, json_string_value(value));
+			return;
+		case JSON_INTEGER:
+			snprintf(scalar, sizeof(scalar), "%" JSON_INTEGER_FORMAT, json_integer_value(value));
+			form_pair(b, key, scalar);
+			return;
+		case JSON_REAL:
+			snprintf(scalar, sizeof(scalar), "%.17g", json_real_value(value));
+			form_pair(b, key, scalar);
+			return;
+		case JSON_TRUE:
+			form_pair(b, key, "true");
+			return;
+		case JSON_FALSE:
+			form_pair(b, key, "false");
+			return;
+		case JSON_NULL:
+			/* Stripe reads an empty value as "unset". */
+			form_pair(b, key, "");
+			return;
+	}
+}
+
+/* Form-encode params (a JSON object) with bracket nesting; caller frees. */
+char *
+stripe_form_encode(json_t *params)
+{
+	strbuf		b = {0};
+
+	sb_append(&b, "");
+	if (json_is_object(params))
+		form_value(&b, "", params);
+	if (b.failed)
+	{
+		free(b.data);
+		return NULL;
+	}
+	return b.data;
+}
+
+/* The POST answered: success, retry (how soon), or a final error. */
+static void
+stripe_done(job *j, const http_response *r)
+{
+	json_t	   *body = NULL;
+	char	   *msg;
+	int			retryable;
+	int			retry_after = r->retry_after_s;
+
+	if (r->status >= 200 && r->status < 300)
+	{
+		body = r->body ? json_loadb(r->body, r->body_len, 0, NULL) : NULL;
+		if (!json_is_object(body))
+		{
+			json_decref(body);
+			job_fail(j, 0, -1, "stripe: answer %ld is not a JSON object", r->status);
+			return;
+		}
+		job_succeed(j, body);
+		return;
+	}
+	msg = error_message_from(r, "stripe");
+	if (r->status == 0)
+		retryable = 1;
+	else if (r->status == 429)
+	{
+		retryable = 1;
+		/* rate_limit: back off for longer; lock_timeout: retry as usual. */
+		if (r->body == NULL || strstr(r->body, "lock_timeout") == NULL)
+			retry_after = retry_after > config.rate_limit_delay_s ? retry_after : config.rate_limit_delay_s;
+	}
+	else if (r->should_retry == 1)
+		retryable = 1;
+	else if (r->should_retry == 0)
+		retryable = 0;
+	else
+		retryable = r->status == 409 || r->status >= 500;
+	job_fail(j, !retryable, retry_after, "%s %s: %s", "POST", json_str(j->request, "path"), msg);
+	free(msg);
+}
+
+/* Start a Stripe job. */
+void
+stripe_start(job *j)
+{
+	const char *path = json_str(j->request, "path");
+	const char *method = json_str(j->request, "method");
+	const char *key = json_str(j->request, "idempotency_key");
+	struct curl_slist *headers = NULL;
+	char		url[1024];
+	char		header[1024];
+	char	   *form;
+
+	if (path == NULL || strncmp(path, "/v1/", 4) != 0 || method == NULL || strcmp(method, "POST") != 0)
+	{
+		job_fail(j, 1, -1, "claim gave no Stripe POST endpoint");
+		return;
+	}
+	if (key == NULL || key[0] == '\0' || strlen(key) > 255 || strpbrk(key, "\r\n") != NULL)
+	{
+		job_fail(j, 1, -1, "claim gave no usable idempotency key");
+		return;
+	}
+	if (config.stripe_key == NULL)
+	{
+		job_fail(j, 0, 60, "STRIPE_SECRET_KEY is not set in this sidecar");
+		return;
+	}
+	form = stripe_form_encode(json_object_get(j->request, "params"));
+	if (form == NULL)
+	{
+		job_fail(j, 0, -1, "stripe: out of memory encoding the form");
+		return;
+	}
+	snprintf(url, sizeof(url), "%s%s", config.stripe_base_url, path);
+	snprintf(header, sizeof(header), "Authorization: Bearer %s", config.stripe_key);
+	headers = curl_slist_append(headers, header);
+	snprintf(header, sizeof(header), "Idempotency-Key: %s", key);
+	headers = curl_slist_append(headers, header);
+	headers = curl_slist_append(headers, "Content-Type: application/x-www-form-urlencoded");
+	headers = curl_slist_append(headers, "Accept: application/json");
+	if (http_send(j, "POST", url, headers, form, config.request_timeout_ms, 0, stripe_done) != 0)
+		job_fail(j, 0, -1, "stripe: could not start POST %s", path);
+	free(form);
+}

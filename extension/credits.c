@@ -423,3 +423,64 @@ deduct_credits(PG_FUNCTION_ARGS)
 	tupdesc = BlessTupleDesc(tupdesc);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }
+
+PG_FUNCTION_INFO_V1(credit_transaction_shape_ok);
+PG_FUNCTION_INFO_V1(credit_pots_ok);
+
+/* Whether a text datum equals a C string. */
+static inline bool
+credit_text_is(text *value, const char *expected)
+{
+	Size		len = VARSIZE_ANY_EXHDR(value);
+
+	return len == strlen(expected) && memcmp(VARDATA_ANY(value), expected, len) == 0;
+}
+
+/*
+ * SQL function: agentmarket_private.credit_transaction_shape_ok
+ *
+ * The CHECK of a ledger row, in C because a CHECK expression is rebuilt from
+ * its stored text by every statement that inserts: a list of text constants
+ * costs more than the whole insert.  The rules (also in the README):
+ * credit_type is subscription or topup; type is one of the six below, with
+ * the sign and pot each allows.
+ */
+Datum
+credit_transaction_shape_ok(PG_FUNCTION_ARGS)
+{
+	text	   *type = PG_GETARG_TEXT_PP(0);
+	text	   *credit_type = PG_GETARG_TEXT_PP(1);
+	int32		amount = PG_GETARG_INT32(2);
+	bool		subscription = credit_text_is(credit_type, "subscription");
+
+	if (!subscription && !credit_text_is(credit_type, "topup"))
+		PG_RETURN_BOOL(false);
+	if (credit_text_is(type, "session_deduct"))
+		PG_RETURN_BOOL(amount < 0);
+	if (credit_text_is(type, "topup_purchase"))
+		PG_RETURN_BOOL(amount > 0 && !subscription);
+	if (credit_text_is(type, "subscription_refresh"))
+		PG_RETURN_BOOL(amount > 0 && subscription);
+	if (credit_text_is(type, "subscription_expiry"))
+		PG_RETURN_BOOL(amount < 0 && subscription);
+	if (credit_text_is(type, "free_trial") || credit_text_is(type, "refund"))
+		PG_RETURN_BOOL(amount > 0);
+	PG_RETURN_BOOL(false);
+}
+
+/*
+ * SQL function: agentmarket_private.credit_pots_ok
+ *
+ * The CHECK of a balance row (in C for the reason above): no pot below zero,
+ * held credits not negative and covered by the pots.
+ */
+Datum
+credit_pots_ok(PG_FUNCTION_ARGS)
+{
+	int32		subscription = PG_GETARG_INT32(0);
+	int32		topup = PG_GETARG_INT32(1);
+	int32		held = PG_GETARG_INT32(2);
+
+	PG_RETURN_BOOL(subscription >= 0 && topup >= 0 && held >= 0 &&
+				   (int64) held <= (int64) subscription + topup);
+}

@@ -10,30 +10,38 @@
 ------------------------------------------------------------------------------
 -- Constraints on the seed tables (added, none changed)
 ------------------------------------------------------------------------------
+-- The row checks are C functions: PostgreSQL 15 rebuilds every CHECK
+-- expression from its stored text in each statement that writes the table,
+-- and for the ledger's list of type names that cost more than the insert
+-- itself (bench/ledger).  A function call is a small expression to rebuild.
+CREATE FUNCTION agentmarket_private.credit_transaction_shape_ok(type text, credit_type text, amount integer)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'credit_transaction_shape_ok'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION agentmarket_private.credit_transaction_shape_ok(text, text, integer) IS
+    'CHECK of a ledger row: credit_type is subscription or topup; type is subscription_refresh (> 0, subscription), subscription_expiry (< 0, subscription), topup_purchase (> 0, topup), free_trial (> 0), session_deduct (< 0) or refund (> 0).';
+
+CREATE FUNCTION agentmarket_private.credit_pots_ok(subscription_credits integer, topup_credits integer, held_credits integer)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'credit_pots_ok'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION agentmarket_private.credit_pots_ok(integer, integer, integer) IS
+    'CHECK of a balance row: both pots >= 0, held_credits >= 0 and held_credits <= subscription + topup.';
+
 ALTER TABLE agentmarket.credit_balances
   ADD COLUMN held_credits INTEGER NOT NULL DEFAULT 0,
-  ADD CONSTRAINT credit_balances_subscription_nonnegative CHECK (subscription_credits >= 0),
-  ADD CONSTRAINT credit_balances_topup_nonnegative CHECK (topup_credits >= 0),
-  ADD CONSTRAINT credit_balances_held_nonnegative CHECK (held_credits >= 0),
-  ADD CONSTRAINT credit_balances_held_covered
-    CHECK (held_credits::bigint <= subscription_credits::bigint + topup_credits::bigint);
+  ADD CONSTRAINT credit_balances_pots_check
+    CHECK (agentmarket_private.credit_pots_ok(subscription_credits, topup_credits, held_credits));
 COMMENT ON COLUMN agentmarket.credit_balances.held_credits IS
     'Sum of the user''s active holds (agentmarket_private.credit_holds); available = subscription + topup - held.';
+COMMENT ON CONSTRAINT credit_balances_pots_check ON agentmarket.credit_balances IS
+    'No pot below zero; held credits between 0 and subscription + topup.';
 
 ALTER TABLE agentmarket.credit_transactions
-  ADD CONSTRAINT credit_transactions_type_check CHECK (type IN
-    ('subscription_refresh', 'subscription_expiry', 'topup_purchase', 'free_trial',
-     'session_deduct', 'refund')),
-  ADD CONSTRAINT credit_transactions_credit_type_check CHECK (credit_type IN ('subscription', 'topup')),
-  -- Each type moves credits one way, and some only touch one pot.
-  ADD CONSTRAINT credit_transactions_type_shape CHECK (CASE type
-    WHEN 'subscription_refresh' THEN amount > 0 AND credit_type = 'subscription'
-    WHEN 'subscription_expiry' THEN amount < 0 AND credit_type = 'subscription'
-    WHEN 'topup_purchase' THEN amount > 0 AND credit_type = 'topup'
-    WHEN 'free_trial' THEN amount > 0
-    WHEN 'session_deduct' THEN amount < 0
-    WHEN 'refund' THEN amount > 0
-  END);
+  ADD CONSTRAINT credit_transactions_type_check
+    CHECK (agentmarket_private.credit_transaction_shape_ok(type, credit_type, amount));
+COMMENT ON CONSTRAINT credit_transactions_type_check ON agentmarket.credit_transactions IS
+    'type IN (subscription_refresh, subscription_expiry, topup_purchase, free_trial, session_deduct, refund), credit_type IN (subscription, topup), with the sign and pot each type allows (see credit_transaction_shape_ok).';
 -- At most one free-trial grant per user, whoever asks for it.
 CREATE UNIQUE INDEX credit_transactions_one_free_trial
     ON agentmarket.credit_transactions (user_id) WHERE type = 'free_trial';
@@ -972,3 +980,7 @@ BEGIN
     END LOOP;
 END
 $revoke$;
+-- The row checks run with the privileges of whoever writes the tables: the
+-- owner (through the functions above) or service_role, which may write them.
+GRANT EXECUTE ON FUNCTION agentmarket_private.credit_transaction_shape_ok(text, text, integer),
+    agentmarket_private.credit_pots_ok(integer, integer, integer) TO service_role;

@@ -2,9 +2,10 @@
  * credits.c
  *	  deduct_credits: the hot path of the credit ledger.
  *
- * One saved statement locks the user's balance row (SELECT ... FOR UPDATE),
- * decides the split (subscription credits first, then top-up), updates the
- * row and appends one ledger row per pot touched.  Only that user's row is locked, so
+ * One call locks the user's balance row (a saved plan, SELECT ... FOR
+ * UPDATE), decides the split (subscription credits first, then top-up), and
+ * applies it with one more saved statement that updates the row and appends
+ * one ledger row per pot touched.  Only that user's row is locked, so
  * deductions of different users never wait for each other, and deductions of
  * one user are serialized: no double spending, no pot below zero.
  *
@@ -51,9 +52,10 @@ typedef struct DeductArgs
 } DeductArgs;
 
 /* Saved plans, prepared once per backend. */
-static SPIPlanPtr deduct_plan = NULL;
+static SPIPlanPtr lock_plan = NULL;
 static SPIPlanPtr user_plan = NULL;
 static SPIPlanPtr session_plan = NULL;
+static SPIPlanPtr apply_plan = NULL;
 static SPIPlanPtr claim_plan = NULL;
 static SPIPlanPtr store_plan = NULL;
 
@@ -82,11 +84,11 @@ static void
 credit_prepare_plans(void)
 {
 	Oid			uuid_arg[1] = {UUIDOID};
-	Oid			deduct_args[4] = {UUIDOID, INT4OID, TEXTOID, UUIDOID};
+	Oid			apply_args[5] = {UUIDOID, INT4OID, INT4OID, TEXTOID, UUIDOID};
 	Oid			claim_args[3] = {UUIDOID, TEXTOID, TEXTOID};
 	Oid			store_args[3] = {UUIDOID, TEXTOID, TEXTOID};
 
-	if (deduct_plan != NULL)
+	if (lock_plan != NULL)
 		return;
 	user_plan = credit_prepare(
 		"SELECT 1 FROM agentmarket.users WHERE id OPERATOR(pg_catalog.=) $1",
@@ -94,6 +96,19 @@ credit_prepare_plans(void)
 	session_plan = credit_prepare(
 		"SELECT user_id FROM agentmarket.sessions WHERE id OPERATOR(pg_catalog.=) $1",
 		1, uuid_arg);
+	/* Deltas, not absolute values: the CHECKs on the row stay a real backstop. */
+	apply_plan = credit_prepare(
+		"WITH balance AS ("
+		"  UPDATE agentmarket.credit_balances"
+		"     SET subscription_credits = subscription_credits OPERATOR(pg_catalog.-) $2,"
+		"         topup_credits = topup_credits OPERATOR(pg_catalog.-) $3"
+		"   WHERE user_id OPERATOR(pg_catalog.=) $1)"
+		" INSERT INTO agentmarket.credit_transactions"
+		"   (user_id, type, amount, credit_type, description, session_id)"
+		" SELECT $1, 'session_deduct', OPERATOR(pg_catalog.-) v.taken, v.pot, $4, $5"
+		"   FROM (VALUES (1, 'subscription', $2), (2, 'topup', $3)) v(n, pot, taken)"
+		"  WHERE v.taken OPERATOR(pg_catalog.>) 0",
+		5, apply_args);
 	claim_plan = credit_prepare(
 		"SELECT r.subscription_credits, r.topup_credits, r.held_credits"
 		"  FROM agentmarket_private.credit_idempotency_claim($1, $2, 'deduct_credits',"
@@ -104,42 +119,12 @@ credit_prepare_plans(void)
 	store_plan = credit_prepare(
 		"SELECT agentmarket_private.credit_idempotency_store($1, $2, $3::pg_catalog.jsonb)",
 		3, store_args);
-
-	/*
-	 * The deduction in one statement.  "cur" locks the user's balance row and
-	 * reads its newest version (a concurrent deduction is waited for); "take"
-	 * is the split, present only when enough is available; "upd" and "ins"
-	 * apply it as deltas (the CHECK on the row stays a real backstop) and
-	 * append one ledger row per pot touched.  The result has the old values
-	 * (for the refusal's DETAIL) and the new ones (NULL when refused); no row
-	 * at all means the user has no balance row.
-	 */
-	deduct_plan = credit_prepare(
-		"WITH cur AS ("
-		"  SELECT subscription_credits AS s, topup_credits AS t, held_credits AS h"
-		"    FROM agentmarket.credit_balances"
-		"   WHERE user_id OPERATOR(pg_catalog.=) $1 FOR UPDATE),"
-		" take AS ("
-		"  SELECT pg_catalog.int4smaller(cur.s, $2) AS from_s,"
-		"         $2 OPERATOR(pg_catalog.-) pg_catalog.int4smaller(cur.s, $2) AS from_t"
-		"    FROM cur"
-		"   WHERE cur.s::pg_catalog.int8 OPERATOR(pg_catalog.+) cur.t"
-		"         OPERATOR(pg_catalog.-) cur.h OPERATOR(pg_catalog.>=) $2),"
-		" upd AS ("
-		"  UPDATE agentmarket.credit_balances b"
-		"     SET subscription_credits = b.subscription_credits OPERATOR(pg_catalog.-) take.from_s,"
-		"         topup_credits = b.topup_credits OPERATOR(pg_catalog.-) take.from_t"
-		"    FROM take WHERE b.user_id OPERATOR(pg_catalog.=) $1"
-		"  RETURNING b.subscription_credits, b.topup_credits, b.held_credits),"
-		" ins AS ("
-		"  INSERT INTO agentmarket.credit_transactions"
-		"    (user_id, type, amount, credit_type, description, session_id)"
-		"  SELECT $1, 'session_deduct', OPERATOR(pg_catalog.-) v.taken, v.pot, $3, $4"
-		"    FROM take, LATERAL (VALUES ('subscription', take.from_s), ('topup', take.from_t)) v(pot, taken)"
-		"   WHERE v.taken OPERATOR(pg_catalog.>) 0)"
-		" SELECT cur.s, cur.t, cur.h, upd.subscription_credits, upd.topup_credits, upd.held_credits"
-		"   FROM cur LEFT JOIN upd ON true",
-		4, deduct_args);
+	/* Last: the others are ready once this is set. */
+	lock_plan = credit_prepare(
+		"SELECT subscription_credits, topup_credits, held_credits"
+		"  FROM agentmarket.credit_balances"
+		" WHERE user_id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+		1, uuid_arg);
 }
 
 /* An int4 column of the current SPI result row (0 when NULL). */
@@ -198,32 +183,26 @@ credit_check_session(const DeductArgs *args)
 						   credit_uuid_text(args->user_id))));
 }
 
-/* The deduction itself: one statement locks, decides and writes.  Connected to SPI. */
+/* The deduction itself: lock, decide, write.  Connected to SPI. */
 static CreditState
 credit_deduct(const DeductArgs *args)
 {
-	Datum		values[4];
-	char		nulls[4] = {' ', ' ', ' ', ' '};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 	CreditState state;
-	bool		refused;
+	int32		from_subscription;
+	int32		from_topup;
+	int64		available;
 	int			rc;
 
 	if (!args->session_isnull)
 		credit_check_session(args);
 
-	values[0] = args->user_id;
-	values[1] = Int32GetDatum(args->amount);
-	values[2] = args->description;
-	values[3] = args->session_id;
-	if (args->description_isnull)
-		nulls[2] = 'n';
-	if (args->session_isnull)
-		nulls[3] = 'n';
-	rc = SPI_execute_plan(deduct_plan, values, nulls, false, 0);
+	rc = SPI_execute_plan(lock_plan, (Datum *) &args->user_id, NULL, false, 1);
 	if (rc != SPI_OK_SELECT)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("deduction failed: %s", SPI_result_code_string(rc))));
+				 errmsg("balance lookup failed: %s", SPI_result_code_string(rc))));
 	if (SPI_processed == 0)
 	{
 		/* No balance row: an unknown user, or a user who never had credits. */
@@ -239,16 +218,35 @@ credit_deduct(const DeductArgs *args)
 					 errdetail("No user has id %s.", credit_uuid_text(args->user_id))));
 		credit_raise_insufficient(0, args->amount);
 	}
+	state.subscription = credit_int_column(0, 1);
+	state.topup = credit_int_column(0, 2);
+	state.held = credit_int_column(0, 3);
 
-	/* Held credits are promised to holds: they were not available. */
-	SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4, &refused);
-	if (refused)
-		credit_raise_insufficient((int64) credit_int_column(0, 1) + credit_int_column(0, 2)
-								  - credit_int_column(0, 3), args->amount);
+	/* Held credits are promised to holds: not available here. */
+	available = (int64) state.subscription + state.topup - state.held;
+	if (available < args->amount)
+		credit_raise_insufficient(available, args->amount);
 
-	state.subscription = credit_int_column(0, 4);
-	state.topup = credit_int_column(0, 5);
-	state.held = credit_int_column(0, 6);
+	from_subscription = Min(state.subscription, args->amount);
+	from_topup = args->amount - from_subscription;
+
+	values[0] = args->user_id;
+	values[1] = Int32GetDatum(from_subscription);
+	values[2] = Int32GetDatum(from_topup);
+	values[3] = args->description;
+	values[4] = args->session_id;
+	if (args->description_isnull)
+		nulls[3] = 'n';
+	if (args->session_isnull)
+		nulls[4] = 'n';
+	rc = SPI_execute_plan(apply_plan, values, nulls, false, 0);
+	if (rc != SPI_OK_INSERT || SPI_processed != (uint64) ((from_subscription > 0) + (from_topup > 0)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("deduction was not applied: %s", SPI_result_code_string(rc))));
+
+	state.subscription -= from_subscription;
+	state.topup -= from_topup;
 	return state;
 }
 

@@ -910,7 +910,10 @@ AS $$
 DECLARE
     credits integer := COALESCE(agentmarket_private.setting('free_trial_credits')::integer, 0);
 BEGIN
-    IF credits <= 0 THEN
+    -- Rows loaded with COPY (pg_restore, a plain dump, a bulk import) are
+    -- existing accounts: their ledger, free trial included, comes with them.
+    IF credits <= 0
+       OR pg_catalog.current_query() OPERATOR(pg_catalog.~*) '^(\s|--[^\n]*\n)*copy\s' THEN
         RETURN NULL;
     END IF;
     -- Once per user: the unique index on free_trial rows decides.
@@ -927,7 +930,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION agentmarket_private.grant_free_trial() IS
-    'Trigger: grants a new user free_trial_credits subscription credits once (nothing when the setting is 0).';
+    'Trigger: grants a new user free_trial_credits subscription credits once (nothing when the setting is 0, nor for rows loaded by COPY, such as a pg_restore).';
 CREATE TRIGGER users_grant_free_trial AFTER INSERT ON agentmarket.users
     FOR EACH ROW EXECUTE FUNCTION agentmarket_private.grant_free_trial();
 

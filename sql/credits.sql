@@ -6,7 +6,7 @@
 \pset pager off
 SET client_min_messages = warning;
 BEGIN;
-SELECT plan(116);
+SELECT plan(117);
 
 -- Failed outcomes of keyed calls are committed by a worker and outlive this
 -- transaction: keys carry the transaction id so that a rerun starts fresh.
@@ -107,6 +107,12 @@ SELECT agentmarket.configure('free_trial_credits', '25');
 INSERT INTO agentmarket.users (id, email) VALUES ('00000000-0000-4000-8000-00000000c104', 'credits-xia@example.com');
 SELECT is(pg_temp.fingerprint('00000000-0000-4000-8000-00000000c104'), '25,0,0/1', 'the free trial amount comes from free_trial_credits');
 SELECT agentmarket.configure('free_trial_credits', NULL);
+-- A restore (pg_restore, a plain dump) loads users with COPY, then their ledger.
+COPY agentmarket.users (id, email) FROM stdin;
+00000000-0000-4000-8000-00000000c105	credits-yan@example.com
+\.
+SELECT is(pg_temp.fingerprint('00000000-0000-4000-8000-00000000c105'), '0',
+  'users loaded with COPY (a restore) get no free trial: their ledger comes with them');
 
 ------------------------------------------------------------------------------
 -- grant_credits

@@ -236,6 +236,32 @@ $$;
 COMMENT ON FUNCTION agentmarket_private.credit_check_amount(integer, boolean) IS
     'Raises 22023 unless amount is a positive integer (or zero when allowed).';
 
+-- A session given with a ledger call must exist (P0002) and be the user's (22023).
+CREATE FUNCTION agentmarket_private.credit_check_session(p_user uuid, p_session uuid)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    owner uuid;
+BEGIN
+    IF p_session IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT s.user_id INTO owner FROM agentmarket.sessions s WHERE s.id OPERATOR(pg_catalog.=) p_session;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'session not found' USING ERRCODE = 'P0002',
+            DETAIL = pg_catalog.format('No session has id %s.', p_session);
+    END IF;
+    IF owner OPERATOR(pg_catalog.<>) p_user THEN
+        RAISE EXCEPTION 'session belongs to another user' USING ERRCODE = '22023',
+            DETAIL = pg_catalog.format('Session %s is not a session of user %s.', p_session, p_user);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.credit_check_session(uuid, uuid) IS
+    'Raises P0002 for an unknown session and 22023 for a session of another user (as deduct_credits does).';
+
 ------------------------------------------------------------------------------
 -- Idempotency
 ------------------------------------------------------------------------------
@@ -501,6 +527,7 @@ BEGIN
             END IF;
             claimed := true;
         END IF;
+        PERFORM agentmarket_private.credit_check_session(p_user, p_session);
         PERFORM agentmarket_private.credit_lock_balance(p_user);
         -- Refundable per pot: what deductions of this scope (the session, or
         -- deductions without a session) took, less what was refunded to it.
@@ -606,11 +633,7 @@ BEGIN
         END IF;
         PERFORM agentmarket_private.credit_lock_balance(p_user);
         PERFORM agentmarket_private.credit_expire_holds(p_user);
-        IF p_session IS NOT NULL AND NOT EXISTS (
-               SELECT FROM agentmarket.sessions s WHERE s.id = p_session AND s.user_id = p_user) THEN
-            RAISE EXCEPTION 'session not found' USING ERRCODE = 'P0002',
-                DETAIL = pg_catalog.format('The user has no session %s.', p_session);
-        END IF;
+        PERFORM agentmarket_private.credit_check_session(p_user, p_session);
         SELECT * INTO STRICT b FROM agentmarket.credit_balances cb WHERE cb.user_id = p_user;
         available := b.subscription_credits + b.topup_credits - b.held_credits;
         IF available < reserve_credits.amount THEN

@@ -6,7 +6,7 @@
 \pset pager off
 SET client_min_messages = warning;
 BEGIN;
-SELECT plan(117);
+SELECT plan(120);
 
 -- Failed outcomes of keyed calls are committed by a worker and outlive this
 -- transaction: keys carry the transaction id so that a rerun starts fresh.
@@ -243,6 +243,10 @@ SELECT is(pg_temp.error_of(format($$SELECT agentmarket.refund_credits(%L, 66, %L
   '22023: refund exceeds what was taken / refundable 65, requested 66', 'a refund beyond what the session took: 22023');
 SELECT is(pg_temp.error_of(format($$SELECT agentmarket.refund_credits(%L, 1, %L)$$, :vic, :vic_session)),
   '22023: refund exceeds what was taken / refundable 0, requested 1', 'a refund for a session without deductions: 22023');
+SELECT is(left(pg_temp.error_of(format($$SELECT agentmarket.refund_credits(%L, 1, %L)$$, :uma, :vic_session)), 39),
+  '22023: session belongs to another user ', 'a refund for another user''s session: 22023');
+SELECT is(left(pg_temp.error_of(format($$SELECT agentmarket.refund_credits(%L, 1, %L)$$, :uma, :nobody)), 24),
+  'P0002: session not found', 'a refund for an unknown session: P0002');
 SELECT is(pg_temp.error_of(format($$SELECT agentmarket.refund_credits(%L, 0)$$, :uma)),
   '22023: amount must be a positive number of credits / The amount given was 0.', 'a refund of 0: 22023');
 SELECT is(pg_temp.fingerprint(:uma), '5,545,0/9', 'the refused refunds changed nothing');
@@ -270,8 +274,10 @@ SELECT is(left(pg_temp.error_of(format($$SELECT agentmarket.reserve_credits(%L, 
   '22023: expires_in must be positive /', 'a hold that never lives: 22023');
 SELECT is(pg_temp.error_of(format($$SELECT agentmarket.reserve_credits(%L, 0)$$, :uma)),
   '22023: amount must be a positive number of credits / The amount given was 0.', 'a hold of 0 credits: 22023');
-SELECT is(left(pg_temp.error_of(format($$SELECT agentmarket.reserve_credits(%L, 5, %L)$$, :uma, :vic_session)), 24),
-  'P0002: session not found', 'a hold for another user''s session: P0002');
+SELECT is(left(pg_temp.error_of(format($$SELECT agentmarket.reserve_credits(%L, 5, %L)$$, :uma, :vic_session)), 39),
+  '22023: session belongs to another user ', 'a hold for another user''s session: 22023');
+SELECT is(left(pg_temp.error_of(format($$SELECT agentmarket.reserve_credits(%L, 5, %L)$$, :uma, :nobody)), 24),
+  'P0002: session not found', 'a hold for an unknown session: P0002');
 SELECT is(pg_temp.error_of(format($$SELECT agentmarket.capture_hold(%L, 601)$$, :'hold1')),
   '22023: capture exceeds the hold / held 600, requested 601', 'capturing more than the hold: 22023');
 SELECT is(pg_temp.error_of(format($$SELECT agentmarket.capture_hold(%L, -1)$$, :'hold1')),

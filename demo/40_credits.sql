@@ -22,10 +22,17 @@ SELECT subscription_credits, topup_credits, held_credits, available_credits
   FROM agentmarket_private.credit_state_of(:linus);
 SELECT * FROM agentmarket.capture_hold(:'hold', 45);
 
-\echo 'Asking for more than is available is refused with PT402 (HTTP 402):'
-\set ON_ERROR_STOP 0
-SELECT * FROM agentmarket.deduct_credits(:linus, 10000);
-\set ON_ERROR_STOP 1
+\echo 'Asking for more than is available is refused with PT402 (HTTP 402 through PostgREST):'
+CREATE FUNCTION pg_temp.outcome(stmt text) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE detail text;
+BEGIN
+    EXECUTE stmt;
+    RETURN 'allowed';
+EXCEPTION WHEN OTHERS THEN
+    GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL;
+    RETURN 'refused: SQLSTATE ' || SQLSTATE || ', ' || SQLERRM || ' (' || detail || ')';
+END $$;
+SELECT pg_temp.outcome(format('SELECT agentmarket.deduct_credits(%L, 10000)', :linus)) AS deduct_10000;
 
 \echo 'Linus, signed in (role authenticated, JWT sub = his id), asks for his balance:'
 BEGIN;

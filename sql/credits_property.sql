@@ -20,7 +20,8 @@ SELECT agentmarket.configure('free_trial_credits', '50');
 -- (and refunds have not yet returned), per pot.
 CREATE TEMP TABLE model_user (n int PRIMARY KEY, id uuid NOT NULL, sub int NOT NULL, top int NOT NULL, held int NOT NULL,
                               open_sub int NOT NULL, open_top int NOT NULL);
-CREATE TEMP TABLE model_hold (id uuid PRIMARY KEY, n int NOT NULL, amount int NOT NULL, status text NOT NULL);
+CREATE TEMP TABLE model_hold (id uuid PRIMARY KEY, n int NOT NULL, amount int NOT NULL, status text NOT NULL,
+                              seq serial);
 CREATE TEMP TABLE model_key (n int, key text, amount int, outcome text, PRIMARY KEY (n, key));
 CREATE TEMP TABLE mismatch (op int, what text, expected text, got text);
 CREATE TEMP TABLE op_count (kind text PRIMARY KEY, calls int NOT NULL DEFAULT 0, refused int NOT NULL DEFAULT 0);
@@ -141,14 +142,14 @@ BEGIN
       BEGIN
         new_hold := agentmarket.reserve_credits(m.id, amt);
         got := 'hold';
-        INSERT INTO model_hold VALUES (new_hold, m.n, amt, 'active');
+        INSERT INTO model_hold (id, n, amount, status) VALUES (new_hold, m.n, amt, 'active');
       EXCEPTION WHEN OTHERS THEN
         GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL;
         got := 'ERROR ' || SQLSTATE || ' ' || d;
       END;
     ELSE
       ------------------------------------------------------------ resolve one of the user's holds
-      SELECT * INTO h FROM model_hold WHERE n = m.n ORDER BY id LIMIT 1 OFFSET floor(random() * 3)::int;
+      SELECT * INTO h FROM model_hold WHERE n = m.n ORDER BY seq DESC LIMIT 1 OFFSET floor(random() * 3)::int;
       IF h.id IS NULL THEN
         CONTINUE;
       END IF;
@@ -217,6 +218,7 @@ SELECT pg_temp.run(3000);
 
 SELECT is_empty($$SELECT * FROM mismatch ORDER BY op LIMIT 5$$,
   'every one of 3000 random operations returned what the model predicts (balances, or the SQLSTATE and DETAIL)');
+SELECT kind || ': ' || calls || ' calls, ' || refused || ' refused' FROM op_count ORDER BY kind;
 SELECT ok((SELECT count(*) = 10 AND min(calls) >= 50 AND sum(refused) >= 100 FROM op_count),
   'the run covered every kind of operation at least 50 times, and at least 100 refusals');
 SELECT is_empty($$

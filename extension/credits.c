@@ -1,0 +1,486 @@
+/*-------------------------------------------------------------------------
+ * credits.c
+ *	  deduct_credits: the hot path of the credit ledger.
+ *
+ * One call locks the user's balance row (a saved plan, SELECT ... FOR
+ * UPDATE), decides the split (subscription credits first, then top-up), and
+ * applies it with one more saved statement that updates the row and appends
+ * one ledger row per pot touched.  Only that user's row is locked, so
+ * deductions of different users never wait for each other, and deductions of
+ * one user are serialized: no double spending, no pot below zero.
+ *
+ * With an idempotency key, the work runs in a subtransaction: the key is
+ * claimed first (a repeat returns the first outcome), and a refusal after the
+ * claim is recorded as the key's outcome (credits_idempotency.c).
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/json.h"
+#include "utils/memutils.h"
+#include "utils/resowner.h"
+#include "utils/uuid.h"
+
+#include "agentmarket.h"
+#include "credits.h"
+
+/* A user's balances after a deduction (the SQL type agentmarket.credit_state). */
+typedef struct CreditState
+{
+	int32		subscription;
+	int32		topup;
+	int32		held;
+} CreditState;
+
+/* The arguments of one deduct_credits call. */
+typedef struct DeductArgs
+{
+	Datum		user_id;
+	int32		amount;
+	Datum		session_id;
+	bool		session_isnull;
+	Datum		description;
+	bool		description_isnull;
+} DeductArgs;
+
+/* Saved plans, prepared once per backend. */
+static SPIPlanPtr lock_plan = NULL;
+static SPIPlanPtr user_plan = NULL;
+static SPIPlanPtr session_plan = NULL;
+static SPIPlanPtr apply_plan = NULL;
+static SPIPlanPtr claim_plan = NULL;
+static SPIPlanPtr store_plan = NULL;
+
+PG_FUNCTION_INFO_V1(deduct_credits);
+
+/* Prepare a statement once and keep it for the life of the backend. */
+static SPIPlanPtr
+credit_prepare(const char *sql, int nargs, Oid *argtypes)
+{
+	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+	if (plan == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not prepare a credit ledger statement: %s",
+						SPI_result_code_string(SPI_result))));
+	if (SPI_keepplan(plan) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not keep a credit ledger statement")));
+	return plan;
+}
+
+/* Prepare every statement deduct_credits uses (first call in a backend). */
+static void
+credit_prepare_plans(void)
+{
+	Oid			uuid_arg[1] = {UUIDOID};
+	Oid			apply_args[5] = {UUIDOID, INT4OID, INT4OID, TEXTOID, UUIDOID};
+	Oid			claim_args[3] = {UUIDOID, TEXTOID, TEXTOID};
+	Oid			store_args[3] = {UUIDOID, TEXTOID, TEXTOID};
+
+	if (lock_plan != NULL)
+		return;
+	user_plan = credit_prepare(
+		"SELECT 1 FROM agentmarket.users WHERE id OPERATOR(pg_catalog.=) $1",
+		1, uuid_arg);
+	session_plan = credit_prepare(
+		"SELECT user_id FROM agentmarket.sessions WHERE id OPERATOR(pg_catalog.=) $1",
+		1, uuid_arg);
+	/* Deltas, not absolute values: the CHECKs on the row stay a real backstop. */
+	apply_plan = credit_prepare(
+		"WITH balance AS ("
+		"  UPDATE agentmarket.credit_balances"
+		"     SET subscription_credits = subscription_credits OPERATOR(pg_catalog.-) $2,"
+		"         topup_credits = topup_credits OPERATOR(pg_catalog.-) $3"
+		"   WHERE user_id OPERATOR(pg_catalog.=) $1)"
+		" INSERT INTO agentmarket.credit_transactions"
+		"   (user_id, type, amount, credit_type, description, session_id)"
+		" SELECT $1, 'session_deduct', OPERATOR(pg_catalog.-) v.taken, v.pot, $4, $5"
+		"   FROM (VALUES (1, 'subscription', $2), (2, 'topup', $3)) v(n, pot, taken)"
+		"  WHERE v.taken OPERATOR(pg_catalog.>) 0",
+		5, apply_args);
+	claim_plan = credit_prepare(
+		"SELECT r.subscription_credits, r.topup_credits, r.held_credits"
+		"  FROM agentmarket_private.credit_idempotency_claim($1, $2, 'deduct_credits',"
+		"           $3::pg_catalog.jsonb) o,"
+		"       pg_catalog.jsonb_populate_record(NULL::agentmarket.credit_state, o) r"
+		" WHERE o IS NOT NULL",
+		3, claim_args);
+	store_plan = credit_prepare(
+		"SELECT agentmarket_private.credit_idempotency_store($1, $2, $3::pg_catalog.jsonb)",
+		3, store_args);
+	/* Last: the others are ready once this is set. */
+	lock_plan = credit_prepare(
+		"SELECT subscription_credits, topup_credits, held_credits"
+		"  FROM agentmarket.credit_balances"
+		" WHERE user_id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+		1, uuid_arg);
+}
+
+/* An int4 column of the current SPI result row (0 when NULL). */
+static inline int32
+credit_int_column(int row, int column)
+{
+	bool		isnull;
+	Datum		value = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc,
+									  column, &isnull);
+
+	return isnull ? 0 : DatumGetInt32(value);
+}
+
+/* A uuid Datum as text, for messages. */
+static inline char *
+credit_uuid_text(Datum uuid)
+{
+	return DatumGetCString(DirectFunctionCall1(uuid_out, uuid));
+}
+
+/* Raise PT402 with the figures the caller needs. */
+static void
+credit_raise_insufficient(int64 available, int32 required)
+{
+	ereport(ERROR,
+			(errcode(AM_ERRCODE_INSUFFICIENT_CREDITS),
+			 errmsg("insufficient credits"),
+			 errdetail_internal("available " INT64_FORMAT ", required %d", available, required)));
+}
+
+/* Check that the session exists and belongs to the user (P0002, 22023). */
+static void
+credit_check_session(const DeductArgs *args)
+{
+	int			rc;
+	bool		isnull;
+	Datum		owner;
+
+	rc = SPI_execute_plan(session_plan, (Datum *) &args->session_id, NULL, true, 1);
+	if (rc != SPI_OK_SELECT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("session lookup failed: %s", SPI_result_code_string(rc))));
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("session not found"),
+				 errdetail("No session has id %s.", credit_uuid_text(args->session_id))));
+	owner = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	if (isnull || !DatumGetBool(DirectFunctionCall2(uuid_eq, owner, args->user_id)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("session belongs to another user"),
+				 errdetail("Session %s is not a session of user %s.",
+						   credit_uuid_text(args->session_id),
+						   credit_uuid_text(args->user_id))));
+}
+
+/* The deduction itself: lock, decide, write.  Connected to SPI. */
+static CreditState
+credit_deduct(const DeductArgs *args)
+{
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	CreditState state;
+	int32		from_subscription;
+	int32		from_topup;
+	int64		available;
+	int			rc;
+
+	if (!args->session_isnull)
+		credit_check_session(args);
+
+	rc = SPI_execute_plan(lock_plan, (Datum *) &args->user_id, NULL, false, 1);
+	if (rc != SPI_OK_SELECT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("balance lookup failed: %s", SPI_result_code_string(rc))));
+	if (SPI_processed == 0)
+	{
+		/* No balance row: an unknown user, or a user who never had credits. */
+		rc = SPI_execute_plan(user_plan, (Datum *) &args->user_id, NULL, true, 1);
+		if (rc != SPI_OK_SELECT)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("user lookup failed: %s", SPI_result_code_string(rc))));
+		if (SPI_processed == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_NO_DATA_FOUND),
+					 errmsg("user not found"),
+					 errdetail("No user has id %s.", credit_uuid_text(args->user_id))));
+		credit_raise_insufficient(0, args->amount);
+	}
+	state.subscription = credit_int_column(0, 1);
+	state.topup = credit_int_column(0, 2);
+	state.held = credit_int_column(0, 3);
+
+	/* Held credits are promised to holds: not available here. */
+	available = (int64) state.subscription + state.topup - state.held;
+	if (available < args->amount)
+		credit_raise_insufficient(available, args->amount);
+
+	from_subscription = Min(state.subscription, args->amount);
+	from_topup = args->amount - from_subscription;
+
+	values[0] = args->user_id;
+	values[1] = Int32GetDatum(from_subscription);
+	values[2] = Int32GetDatum(from_topup);
+	values[3] = args->description;
+	values[4] = args->session_id;
+	if (args->description_isnull)
+		nulls[3] = 'n';
+	if (args->session_isnull)
+		nulls[4] = 'n';
+	rc = SPI_execute_plan(apply_plan, values, nulls, false, 0);
+	if (rc != SPI_OK_INSERT || SPI_processed != (uint64) ((from_subscription > 0) + (from_topup > 0)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("deduction was not applied: %s", SPI_result_code_string(rc))));
+
+	state.subscription -= from_subscription;
+	state.topup -= from_topup;
+	return state;
+}
+
+/* The arguments as the jsonb an idempotency key is bound to. */
+static char *
+credit_arguments_json(const DeductArgs *args)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "{\"amount\": %d, \"session_id\": ", args->amount);
+	if (args->session_isnull)
+		appendStringInfoString(&buf, "null");
+	else
+		escape_json(&buf, credit_uuid_text(args->session_id));
+	appendStringInfoString(&buf, ", \"description\": ");
+	if (args->description_isnull)
+		appendStringInfoString(&buf, "null");
+	else
+		escape_json(&buf, TextDatumGetCString(args->description));
+	appendStringInfoChar(&buf, '}');
+	return buf.data;
+}
+
+/* A credit_state as jsonb text, the stored outcome of a key. */
+static char *
+credit_state_json(CreditState state)
+{
+	return psprintf("{\"subscription_credits\": %d, \"topup_credits\": %d, "
+					"\"held_credits\": %d, \"available_credits\": %d}",
+					state.subscription, state.topup, state.held,
+					state.subscription + state.topup - state.held);
+}
+
+/*
+ * The deduction under an idempotency key, in a subtransaction: claim the key
+ * (or return its first outcome), deduct, store the outcome.  A refusal after
+ * the claim rolls the claim back and is recorded durably, then raised.
+ */
+static CreditState
+credit_deduct_idempotent(const DeductArgs *args, text *key)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	char	   *arguments = credit_arguments_json(args);
+	volatile bool claimed = false;
+	volatile CreditState state = {0, 0, 0};
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		Datum		claim_values[3];
+		Datum		store_values[3];
+		int			rc;
+
+		claim_values[0] = args->user_id;
+		claim_values[1] = PointerGetDatum(key);
+		claim_values[2] = CStringGetTextDatum(arguments);
+		rc = SPI_execute_plan(claim_plan, claim_values, NULL, false, 0);
+		if (rc != SPI_OK_SELECT)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("idempotency claim failed: %s", SPI_result_code_string(rc))));
+		if (SPI_processed == 1)
+		{
+			/* A repeat: the first outcome, and no change. */
+			state.subscription = credit_int_column(0, 1);
+			state.topup = credit_int_column(0, 2);
+			state.held = credit_int_column(0, 3);
+		}
+		else
+		{
+			CreditState result;
+
+			claimed = true;
+			result = credit_deduct(args);
+			state.subscription = result.subscription;
+			state.topup = result.topup;
+			state.held = result.held;
+			store_values[0] = args->user_id;
+			store_values[1] = PointerGetDatum(key);
+			store_values[2] = CStringGetTextDatum(credit_state_json(result));
+			rc = SPI_execute_plan(store_plan, store_values, NULL, false, 0);
+			if (rc != SPI_OK_SELECT)
+				ereport(ERROR,
+						(errcode(ERRCODE_INTERNAL_ERROR),
+						 errmsg("idempotency store failed: %s", SPI_result_code_string(rc))));
+		}
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+
+		if (claimed && CREDIT_FAILURE_IS_OUTCOME(edata->sqlerrcode))
+			credit_record_failure(credit_uuid_text(args->user_id), text_to_cstring(key),
+								  "deduct_credits", arguments,
+								  unpack_sql_state(edata->sqlerrcode), edata->message,
+								  edata->detail);
+		ReThrowError(edata);
+	}
+	PG_END_TRY();
+
+	return state;
+}
+
+/* SQL function: agentmarket.deduct_credits */
+Datum
+deduct_credits(PG_FUNCTION_ARGS)
+{
+	DeductArgs	args;
+	CreditState state;
+	TupleDesc	tupdesc;
+	Datum		values[4];
+	bool		nulls[4] = {false, false, false, false};
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("user_id must not be null")));
+	if (PG_ARGISNULL(1) || PG_GETARG_INT32(1) <= 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("amount must be a positive number of credits"),
+				 PG_ARGISNULL(1) ? errdetail("The amount given was null.")
+				 : errdetail("The amount given was %d.", PG_GETARG_INT32(1))));
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("deduct_credits must return agentmarket.credit_state")));
+
+	args.user_id = PG_GETARG_DATUM(0);
+	args.amount = PG_GETARG_INT32(1);
+	args.session_isnull = PG_ARGISNULL(2);
+	args.session_id = args.session_isnull ? (Datum) 0 : PG_GETARG_DATUM(2);
+	args.description_isnull = PG_ARGISNULL(4);
+	args.description = args.description_isnull ? (Datum) 0 : PG_GETARG_DATUM(4);
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not connect to SPI")));
+	credit_prepare_plans();
+	if (PG_ARGISNULL(3))
+		state = credit_deduct(&args);
+	else
+	{
+		text	   *key = PG_GETARG_TEXT_PP(3);
+		Size		keylen = VARSIZE_ANY_EXHDR(key);
+
+		if (keylen == 0 || keylen > 255)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid idempotency key"),
+					 errdetail("An idempotency key is 1 to 255 characters long.")));
+		state = credit_deduct_idempotent(&args, key);
+	}
+	SPI_finish();
+
+	values[0] = Int32GetDatum(state.subscription);
+	values[1] = Int32GetDatum(state.topup);
+	values[2] = Int32GetDatum(state.held);
+	values[3] = Int32GetDatum(state.subscription + state.topup - state.held);
+	tupdesc = BlessTupleDesc(tupdesc);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+PG_FUNCTION_INFO_V1(credit_transaction_shape_ok);
+PG_FUNCTION_INFO_V1(credit_pots_ok);
+
+/* Whether a text datum equals a C string. */
+static inline bool
+credit_text_is(text *value, const char *expected)
+{
+	Size		len = VARSIZE_ANY_EXHDR(value);
+
+	return len == strlen(expected) && memcmp(VARDATA_ANY(value), expected, len) == 0;
+}
+
+/*
+ * SQL function: agentmarket_private.credit_transaction_shape_ok
+ *
+ * The CHECK of a ledger row, in C because a CHECK expression is rebuilt from
+ * its stored text by every statement that inserts: a list of text constants
+ * costs more than the whole insert.  The rules (also in the README):
+ * credit_type is subscription or topup; type is one of the six below, with
+ * the sign and pot each allows.
+ */
+Datum
+credit_transaction_shape_ok(PG_FUNCTION_ARGS)
+{
+	text	   *type = PG_GETARG_TEXT_PP(0);
+	text	   *credit_type = PG_GETARG_TEXT_PP(1);
+	int32		amount = PG_GETARG_INT32(2);
+	bool		subscription = credit_text_is(credit_type, "subscription");
+
+	if (!subscription && !credit_text_is(credit_type, "topup"))
+		PG_RETURN_BOOL(false);
+	if (credit_text_is(type, "session_deduct"))
+		PG_RETURN_BOOL(amount < 0);
+	if (credit_text_is(type, "topup_purchase"))
+		PG_RETURN_BOOL(amount > 0 && !subscription);
+	if (credit_text_is(type, "subscription_refresh"))
+		PG_RETURN_BOOL(amount > 0 && subscription);
+	if (credit_text_is(type, "subscription_expiry"))
+		PG_RETURN_BOOL(amount < 0 && subscription);
+	if (credit_text_is(type, "free_trial") || credit_text_is(type, "refund"))
+		PG_RETURN_BOOL(amount > 0);
+	PG_RETURN_BOOL(false);
+}
+
+/*
+ * SQL function: agentmarket_private.credit_pots_ok
+ *
+ * The CHECK of a balance row (in C for the reason above): no pot below zero,
+ * held credits not negative and covered by the pots.
+ */
+Datum
+credit_pots_ok(PG_FUNCTION_ARGS)
+{
+	int32		subscription = PG_GETARG_INT32(0);
+	int32		topup = PG_GETARG_INT32(1);
+	int32		held = PG_GETARG_INT32(2);
+
+	PG_RETURN_BOOL(subscription >= 0 && topup >= 0 && held >= 0 &&
+				   (int64) held <= (int64) subscription + topup);
+}

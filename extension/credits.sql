@@ -1,0 +1,1012 @@
+-- credits.sql: the credit ledger (shared/DESIGN.md, Money).
+--
+-- Two pots per user in agentmarket.credit_balances (subscription, top-up) plus
+-- held_credits, the sum of the user's active holds.  Every change to a pot is
+-- one agentmarket.credit_transactions row; ledger rows are never updated or
+-- deleted.  Every writer locks the user's balance row first (then, for holds,
+-- the hold row), so all changes of one user are serialized on that row.
+-- deduct_credits is in C (credits.c); the rest is here.
+
+------------------------------------------------------------------------------
+-- Constraints on the seed tables (added, none changed)
+------------------------------------------------------------------------------
+-- The row checks are C functions: PostgreSQL 15 rebuilds every CHECK
+-- expression from its stored text in each statement that writes the table,
+-- and for the ledger's list of type names that cost more than the insert
+-- itself (bench/ledger).  A function call is a small expression to rebuild.
+CREATE FUNCTION agentmarket_private.credit_transaction_shape_ok(type text, credit_type text, amount integer)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'credit_transaction_shape_ok'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION agentmarket_private.credit_transaction_shape_ok(text, text, integer) IS
+    'CHECK of a ledger row: credit_type is subscription or topup; type is subscription_refresh (> 0, subscription), subscription_expiry (< 0, subscription), topup_purchase (> 0, topup), free_trial (> 0), session_deduct (< 0) or refund (> 0).';
+
+CREATE FUNCTION agentmarket_private.credit_pots_ok(subscription_credits integer, topup_credits integer, held_credits integer)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'credit_pots_ok'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION agentmarket_private.credit_pots_ok(integer, integer, integer) IS
+    'CHECK of a balance row: both pots >= 0, held_credits >= 0 and held_credits <= subscription + topup.';
+
+ALTER TABLE agentmarket.credit_balances
+  ADD COLUMN held_credits INTEGER NOT NULL DEFAULT 0,
+  ADD CONSTRAINT credit_balances_pots_check
+    CHECK (agentmarket_private.credit_pots_ok(subscription_credits, topup_credits, held_credits));
+COMMENT ON COLUMN agentmarket.credit_balances.held_credits IS
+    'Sum of the user''s active holds (agentmarket_private.credit_holds); available = subscription + topup - held.';
+COMMENT ON CONSTRAINT credit_balances_pots_check ON agentmarket.credit_balances IS
+    'No pot below zero; held credits between 0 and subscription + topup.';
+
+ALTER TABLE agentmarket.credit_transactions
+  ADD CONSTRAINT credit_transactions_type_check
+    CHECK (agentmarket_private.credit_transaction_shape_ok(type, credit_type, amount));
+COMMENT ON CONSTRAINT credit_transactions_type_check ON agentmarket.credit_transactions IS
+    'type IN (subscription_refresh, subscription_expiry, topup_purchase, free_trial, session_deduct, refund), credit_type IN (subscription, topup), with the sign and pot each type allows (see credit_transaction_shape_ok).';
+-- At most one free-trial grant per user, whoever asks for it.
+CREATE UNIQUE INDEX credit_transactions_one_free_trial
+    ON agentmarket.credit_transactions (user_id) WHERE type = 'free_trial';
+
+-- The ledger is append-only: corrections are new rows.
+CREATE FUNCTION agentmarket_private.credit_transactions_append_only() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    RAISE EXCEPTION 'the credit ledger is append-only'
+        USING ERRCODE = '42501',
+              DETAIL = pg_catalog.format('%s on agentmarket.credit_transactions is refused: rows are never updated or deleted.', TG_OP),
+              HINT = 'Correct a balance with a new row (a grant or a refund).';
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.credit_transactions_append_only() IS
+    'Trigger: refuses UPDATE, DELETE and TRUNCATE on the credit ledger (42501).';
+CREATE TRIGGER credit_transactions_append_only
+    BEFORE UPDATE OR DELETE ON agentmarket.credit_transactions
+    FOR EACH ROW EXECUTE FUNCTION agentmarket_private.credit_transactions_append_only();
+CREATE TRIGGER credit_transactions_no_truncate
+    BEFORE TRUNCATE ON agentmarket.credit_transactions
+    FOR EACH STATEMENT EXECUTE FUNCTION agentmarket_private.credit_transactions_append_only();
+-- ALWAYS: the triggers fire under session_replication_role = replica too.
+ALTER TABLE agentmarket.credit_transactions ENABLE ALWAYS TRIGGER credit_transactions_append_only;
+ALTER TABLE agentmarket.credit_transactions ENABLE ALWAYS TRIGGER credit_transactions_no_truncate;
+
+------------------------------------------------------------------------------
+-- Private tables: holds and idempotency records
+------------------------------------------------------------------------------
+CREATE TABLE agentmarket_private.credit_holds (
+  id UUID PRIMARY KEY DEFAULT gen_random_uuid(),
+  user_id UUID NOT NULL REFERENCES agentmarket.users(id) ON DELETE CASCADE,
+  amount INTEGER NOT NULL CONSTRAINT credit_holds_amount_check CHECK (amount > 0),
+  session_id UUID REFERENCES agentmarket.sessions(id) ON DELETE SET NULL,
+  description TEXT,
+  status TEXT NOT NULL DEFAULT 'active'
+    CONSTRAINT credit_holds_status_check CHECK (status IN ('active', 'captured', 'released', 'expired')),
+  captured_amount INTEGER,
+  created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+  expires_at TIMESTAMPTZ NOT NULL,
+  resolved_at TIMESTAMPTZ,
+  CONSTRAINT credit_holds_captured_check
+    CHECK ((status = 'captured') = (captured_amount IS NOT NULL)
+           AND (captured_amount IS NULL OR captured_amount BETWEEN 0 AND amount)),
+  CONSTRAINT credit_holds_resolved_check CHECK ((status = 'active') = (resolved_at IS NULL))
+);
+COMMENT ON TABLE agentmarket_private.credit_holds IS
+    'Credit holds (authorizations) for metered work: active until captured, released or expired; resolved at most once.';
+CREATE INDEX credit_holds_user_active ON agentmarket_private.credit_holds (user_id) WHERE status = 'active';
+CREATE INDEX credit_holds_expiry_active ON agentmarket_private.credit_holds (expires_at) WHERE status = 'active';
+CREATE INDEX credit_holds_session ON agentmarket_private.credit_holds (session_id);
+REVOKE ALL ON TABLE agentmarket_private.credit_holds FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('agentmarket_private.credit_holds', '');
+
+-- One row per (user, key): the operation, its arguments and its outcome.
+-- No foreign key to users: a failed outcome is recorded by a separate
+-- transaction (credits_idempotency.c) that may not see a user created in the
+-- caller's own, still open transaction.
+CREATE TABLE agentmarket_private.credit_idempotency (
+  user_id UUID NOT NULL,
+  idempotency_key TEXT NOT NULL
+    CONSTRAINT credit_idempotency_key_check CHECK (idempotency_key <> '' AND length(idempotency_key) <= 255),
+  operation TEXT NOT NULL,
+  arguments JSONB NOT NULL,
+  outcome JSONB, -- the result, or {sqlstate, message, detail} when failed
+  failed BOOLEAN NOT NULL DEFAULT false,
+  created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+  CONSTRAINT credit_idempotency_pkey PRIMARY KEY (user_id, idempotency_key)
+);
+COMMENT ON TABLE agentmarket_private.credit_idempotency IS
+    'Outcomes of credit operations called with an idempotency key (unique per user); a repeat returns or raises the first outcome.';
+REVOKE ALL ON TABLE agentmarket_private.credit_idempotency FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('agentmarket_private.credit_idempotency', '');
+
+------------------------------------------------------------------------------
+-- The result type of every balance-changing function
+------------------------------------------------------------------------------
+CREATE TYPE agentmarket.credit_state AS (
+  subscription_credits integer,
+  topup_credits integer,
+  held_credits integer,
+  available_credits integer
+);
+COMMENT ON TYPE agentmarket.credit_state IS
+    'A user''s balances after a credit operation: the two pots, the credits held, and available = pots - held.';
+
+------------------------------------------------------------------------------
+-- Helpers
+------------------------------------------------------------------------------
+
+-- Lock the user's balance row, creating it when missing; P0002 for an unknown user.
+CREATE FUNCTION agentmarket_private.credit_lock_balance(p_user uuid)
+RETURNS agentmarket.credit_balances
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    b agentmarket.credit_balances;
+BEGIN
+    IF p_user IS NULL THEN
+        RAISE EXCEPTION 'user_id must not be null' USING ERRCODE = '22023';
+    END IF;
+    SELECT * INTO b FROM agentmarket.credit_balances cb
+     WHERE cb.user_id OPERATOR(pg_catalog.=) p_user FOR UPDATE;
+    IF FOUND THEN
+        RETURN b;
+    END IF;
+    IF NOT EXISTS (SELECT FROM agentmarket.users u WHERE u.id OPERATOR(pg_catalog.=) p_user) THEN
+        RAISE EXCEPTION 'user not found' USING ERRCODE = 'P0002',
+            DETAIL = pg_catalog.format('No user has id %s.', p_user);
+    END IF;
+    INSERT INTO agentmarket.credit_balances (user_id) VALUES (p_user)
+        ON CONFLICT ON CONSTRAINT credit_balances_user_id_key DO NOTHING;
+    SELECT * INTO STRICT b FROM agentmarket.credit_balances cb
+     WHERE cb.user_id OPERATOR(pg_catalog.=) p_user FOR UPDATE;
+    RETURN b;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.credit_lock_balance(uuid) IS
+    'Locks (creating when missing) the balance row of a user; P0002 for an unknown user.';
+
+-- Apply pot and hold deltas to a locked balance row, one ledger row per pot touched.
+CREATE FUNCTION agentmarket_private.credit_apply(
+    p_user uuid, p_subscription_delta integer, p_topup_delta integer, p_held_delta integer,
+    p_type text, p_description text DEFAULT NULL, p_session uuid DEFAULT NULL,
+    p_stripe_payment_id text DEFAULT NULL)
+RETURNS agentmarket.credit_state
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    r agentmarket.credit_state;
+BEGIN
+    INSERT INTO agentmarket.credit_transactions
+        (user_id, type, amount, credit_type, description, session_id, stripe_payment_id)
+    SELECT p_user, p_type, v.delta, v.pot, p_description, p_session, p_stripe_payment_id
+      FROM (VALUES (1, 'subscription', p_subscription_delta), (2, 'topup', p_topup_delta)) v(n, pot, delta)
+     WHERE v.delta OPERATOR(pg_catalog.<>) 0
+     ORDER BY v.n;
+    BEGIN
+        UPDATE agentmarket.credit_balances cb
+           SET subscription_credits = cb.subscription_credits OPERATOR(pg_catalog.+) p_subscription_delta,
+               topup_credits = cb.topup_credits OPERATOR(pg_catalog.+) p_topup_delta,
+               held_credits = cb.held_credits OPERATOR(pg_catalog.+) p_held_delta
+         WHERE cb.user_id OPERATOR(pg_catalog.=) p_user
+        RETURNING cb.subscription_credits, cb.topup_credits, cb.held_credits,
+                  cb.subscription_credits OPERATOR(pg_catalog.+) cb.topup_credits
+                      OPERATOR(pg_catalog.-) cb.held_credits
+        INTO STRICT r;
+    EXCEPTION WHEN numeric_value_out_of_range THEN
+        RAISE EXCEPTION 'balance out of range' USING ERRCODE = '22023',
+            DETAIL = 'A pot would exceed 2147483647 credits.';
+    END;
+    RETURN r;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.credit_apply(uuid, integer, integer, integer, text, text, uuid, text) IS
+    'Applies deltas to a locked balance row and appends one ledger row per pot touched; returns the new state.';
+
+-- The current state of a user (zeros without a balance row).
+CREATE FUNCTION agentmarket_private.credit_state_of(p_user uuid)
+RETURNS agentmarket.credit_state
+LANGUAGE sql STABLE
+SET search_path = pg_catalog
+AS $$
+    SELECT COALESCE(cb.subscription_credits, 0), COALESCE(cb.topup_credits, 0),
+           COALESCE(cb.held_credits, 0),
+           COALESCE(cb.subscription_credits OPERATOR(pg_catalog.+) cb.topup_credits
+                    OPERATOR(pg_catalog.-) cb.held_credits, 0)
+      FROM (SELECT p_user AS id) u
+      LEFT JOIN agentmarket.credit_balances cb ON cb.user_id OPERATOR(pg_catalog.=) u.id
+$$;
+COMMENT ON FUNCTION agentmarket_private.credit_state_of(uuid) IS
+    'A user''s balances as a credit_state (zeros when the user has no balance row).';
+
+-- Argument checks shared by the functions below.
+CREATE FUNCTION agentmarket_private.credit_check_amount(p_amount integer, p_allow_zero boolean DEFAULT false)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    IF p_amount IS NULL OR p_amount OPERATOR(pg_catalog.<) 0
+       OR (p_amount OPERATOR(pg_catalog.=) 0 AND NOT p_allow_zero) THEN
+        RAISE EXCEPTION 'amount must be a positive number of credits' USING ERRCODE = '22023',
+            DETAIL = pg_catalog.format('The amount given was %s.', COALESCE(p_amount::text, 'null'));
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.credit_check_amount(integer, boolean) IS
+    'Raises 22023 unless amount is a positive integer (or zero when allowed).';
+
+-- A session given with a ledger call must exist (P0002) and be the user's (22023).
+CREATE FUNCTION agentmarket_private.credit_check_session(p_user uuid, p_session uuid)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    owner uuid;
+BEGIN
+    IF p_session IS NULL THEN
+        RETURN;
+    END IF;
+    SELECT s.user_id INTO owner FROM agentmarket.sessions s WHERE s.id OPERATOR(pg_catalog.=) p_session;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'session not found' USING ERRCODE = 'P0002',
+            DETAIL = pg_catalog.format('No session has id %s.', p_session);
+    END IF;
+    IF owner OPERATOR(pg_catalog.<>) p_user THEN
+        RAISE EXCEPTION 'session belongs to another user' USING ERRCODE = '22023',
+            DETAIL = pg_catalog.format('Session %s is not a session of user %s.', p_session, p_user);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.credit_check_session(uuid, uuid) IS
+    'Raises P0002 for an unknown session and 22023 for a session of another user (as deduct_credits does).';
+
+------------------------------------------------------------------------------
+-- Idempotency
+------------------------------------------------------------------------------
+
+-- Claim a key: NULL when this call owns it now, else the first outcome (or its error).
+CREATE FUNCTION agentmarket_private.credit_idempotency_claim(
+    p_user uuid, p_key text, p_operation text, p_arguments jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    r agentmarket_private.credit_idempotency;
+BEGIN
+    IF p_key OPERATOR(pg_catalog.=) '' OR pg_catalog.length(p_key) OPERATOR(pg_catalog.>) 255 THEN
+        RAISE EXCEPTION 'invalid idempotency key' USING ERRCODE = '22023',
+            DETAIL = 'An idempotency key is 1 to 255 characters long.';
+    END IF;
+    -- A concurrent call with the same key blocks here until the first one ends.
+    INSERT INTO agentmarket_private.credit_idempotency (user_id, idempotency_key, operation, arguments)
+    VALUES (p_user, p_key, p_operation, p_arguments)
+    ON CONFLICT ON CONSTRAINT credit_idempotency_pkey DO NOTHING;
+    IF FOUND THEN
+        RETURN NULL;
+    END IF;
+    SELECT * INTO STRICT r FROM agentmarket_private.credit_idempotency i
+     WHERE i.user_id OPERATOR(pg_catalog.=) p_user AND i.idempotency_key OPERATOR(pg_catalog.=) p_key;
+    IF r.operation OPERATOR(pg_catalog.<>) p_operation OR r.arguments OPERATOR(pg_catalog.<>) p_arguments THEN
+        RAISE EXCEPTION 'idempotency key already used with different arguments' USING ERRCODE = '22023',
+            DETAIL = pg_catalog.format('Key "%s" was first used for %s(%s).', p_key, r.operation, r.arguments),
+            HINT = 'Use a new key for a new operation.';
+    END IF;
+    IF r.outcome IS NULL THEN
+        RAISE EXCEPTION 'idempotency key is in use by the same call' USING ERRCODE = '22023',
+            DETAIL = pg_catalog.format('Key "%s" is being used by an unfinished call of this transaction.', p_key);
+    END IF;
+    IF r.failed AND COALESCE(r.outcome OPERATOR(pg_catalog.->>) 'detail', '') OPERATOR(pg_catalog.=) '' THEN
+        RAISE EXCEPTION USING ERRCODE = r.outcome OPERATOR(pg_catalog.->>) 'sqlstate',
+            MESSAGE = r.outcome OPERATOR(pg_catalog.->>) 'message';
+    ELSIF r.failed THEN
+        RAISE EXCEPTION USING ERRCODE = r.outcome OPERATOR(pg_catalog.->>) 'sqlstate',
+            MESSAGE = r.outcome OPERATOR(pg_catalog.->>) 'message',
+            DETAIL = r.outcome OPERATOR(pg_catalog.->>) 'detail';
+    END IF;
+    RETURN r.outcome;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.credit_idempotency_claim(uuid, text, text, jsonb) IS
+    'Claims an idempotency key for a call (NULL) or returns the first outcome, raising it again when it was an error; 22023 when the key was used with other arguments.';
+
+-- Record the successful outcome of a claimed key.
+CREATE FUNCTION agentmarket_private.credit_idempotency_store(p_user uuid, p_key text, p_outcome jsonb)
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog
+AS $$
+    UPDATE agentmarket_private.credit_idempotency i SET outcome = p_outcome
+     WHERE i.user_id OPERATOR(pg_catalog.=) p_user AND i.idempotency_key OPERATOR(pg_catalog.=) p_key
+$$;
+COMMENT ON FUNCTION agentmarket_private.credit_idempotency_store(uuid, text, jsonb) IS
+    'Stores the outcome of a call that claimed an idempotency key.';
+
+-- Record a failed outcome in its own committed transaction (C, credits_idempotency.c).
+CREATE FUNCTION agentmarket_private.credit_idempotency_record_failure(
+    p_user uuid, p_key text, p_operation text, p_arguments jsonb,
+    p_sqlstate text, p_message text, p_detail text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'credit_idempotency_record_failure'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION agentmarket_private.credit_idempotency_record_failure(uuid, text, text, jsonb, text, text, text) IS
+    'Records the failure of an idempotent call in a separate, committed transaction (a short-lived background worker), so that a retry raises it again although the caller rolls back.';
+
+-- Whether an error is a recorded outcome: state-dependent refusals only.
+CREATE FUNCTION agentmarket_private.credit_failure_is_outcome(p_sqlstate text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog
+AS $$
+    SELECT p_sqlstate OPERATOR(pg_catalog.=) ANY (ARRAY['PT402', '22023'])
+$$;
+COMMENT ON FUNCTION agentmarket_private.credit_failure_is_outcome(text) IS
+    'True for the SQLSTATEs an idempotency key records as a failed outcome (PT402, 22023).';
+
+------------------------------------------------------------------------------
+-- Grants, refresh, refunds
+------------------------------------------------------------------------------
+-- Every function below follows one pattern: check the arguments (22023, not
+-- recorded), claim the idempotency key when one is given (a repeat returns the
+-- first outcome here), lock the user's balance row, write, store the outcome.
+-- A PT402/22023 refusal after the claim is recorded as the key's outcome.
+
+CREATE FUNCTION agentmarket.grant_credits(
+    user_id uuid, amount integer, credit_type text, type text, description text DEFAULT NULL,
+    idempotency_key text DEFAULT NULL, stripe_payment_id text DEFAULT NULL)
+RETURNS agentmarket.credit_state
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    p_user uuid := grant_credits.user_id;
+    p_key text := grant_credits.idempotency_key;
+    args jsonb;
+    stored jsonb;
+    claimed boolean := false;
+    r agentmarket.credit_state;
+    e_state text; e_message text; e_detail text;
+BEGIN
+    IF p_user IS NULL THEN
+        RAISE EXCEPTION 'user_id must not be null' USING ERRCODE = '22023';
+    END IF;
+    PERFORM agentmarket_private.credit_check_amount(grant_credits.amount);
+    IF grant_credits.credit_type IS NULL OR grant_credits.credit_type NOT IN ('subscription', 'topup') THEN
+        RAISE EXCEPTION 'invalid credit_type' USING ERRCODE = '22023',
+            DETAIL = pg_catalog.format('credit_type is "subscription" or "topup", not %s.',
+                                       COALESCE(pg_catalog.quote_literal(grant_credits.credit_type), 'null'));
+    END IF;
+    IF grant_credits.type IS NULL OR grant_credits.type NOT IN ('topup_purchase', 'subscription_refresh', 'free_trial') THEN
+        RAISE EXCEPTION 'invalid grant type' USING ERRCODE = '22023',
+            DETAIL = pg_catalog.format('A grant''s type is topup_purchase, subscription_refresh or free_trial, not %s.',
+                                       COALESCE(pg_catalog.quote_literal(grant_credits.type), 'null')),
+            HINT = 'Deductions, refunds and expiry have their own functions.';
+    END IF;
+    IF (grant_credits.type = 'topup_purchase' AND grant_credits.credit_type <> 'topup')
+       OR (grant_credits.type = 'subscription_refresh' AND grant_credits.credit_type <> 'subscription') THEN
+        RAISE EXCEPTION 'grant type does not match the pot' USING ERRCODE = '22023',
+            DETAIL = pg_catalog.format('%s credits go to the %s pot.', grant_credits.type,
+                     CASE grant_credits.type WHEN 'topup_purchase' THEN 'topup' ELSE 'subscription' END);
+    END IF;
+    args := pg_catalog.jsonb_build_object('amount', grant_credits.amount, 'credit_type', grant_credits.credit_type,
+        'type', grant_credits.type, 'description', grant_credits.description,
+        'stripe_payment_id', grant_credits.stripe_payment_id);
+    BEGIN
+        IF p_key IS NOT NULL THEN
+            stored := agentmarket_private.credit_idempotency_claim(p_user, p_key, 'grant_credits', args);
+            IF stored IS NOT NULL THEN
+                RETURN pg_catalog.jsonb_populate_record(NULL::agentmarket.credit_state, stored);
+            END IF;
+            claimed := true;
+        END IF;
+        PERFORM agentmarket_private.credit_lock_balance(p_user);
+        IF grant_credits.type = 'free_trial' AND EXISTS (
+               SELECT FROM agentmarket.credit_transactions t
+                WHERE t.user_id = p_user AND t.type = 'free_trial') THEN
+            RAISE EXCEPTION 'free trial already granted' USING ERRCODE = '23505',
+                DETAIL = 'A user receives the free trial once.';
+        END IF;
+        r := agentmarket_private.credit_apply(p_user,
+                 CASE grant_credits.credit_type WHEN 'subscription' THEN grant_credits.amount ELSE 0 END,
+                 CASE grant_credits.credit_type WHEN 'topup' THEN grant_credits.amount ELSE 0 END,
+                 0, grant_credits.type, grant_credits.description, NULL, grant_credits.stripe_payment_id);
+        IF claimed THEN
+            PERFORM agentmarket_private.credit_idempotency_store(p_user, p_key, pg_catalog.to_jsonb(r));
+        END IF;
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL;
+        IF claimed AND agentmarket_private.credit_failure_is_outcome(e_state) THEN
+            PERFORM agentmarket_private.credit_idempotency_record_failure(
+                p_user, p_key, 'grant_credits', args, e_state, e_message, NULLIF(e_detail, ''));
+        END IF;
+        RAISE;
+    END;
+    RETURN r;
+END
+$$;
+COMMENT ON FUNCTION agentmarket.grant_credits(uuid, integer, text, text, text, text, text) IS
+    'Adds credits to a pot (type topup_purchase -> topup, subscription_refresh -> subscription, free_trial -> either, once per user); creates the balance row when missing; returns the new credit_state.';
+
+CREATE FUNCTION agentmarket.refresh_subscription_credits(
+    user_id uuid, amount integer, idempotency_key text DEFAULT NULL,
+    stripe_payment_id text DEFAULT NULL, description text DEFAULT NULL)
+RETURNS agentmarket.credit_state
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    p_user uuid := refresh_subscription_credits.user_id;
+    p_key text := refresh_subscription_credits.idempotency_key;
+    args jsonb;
+    stored jsonb;
+    claimed boolean := false;
+    b agentmarket.credit_balances;
+    keep integer;
+    r agentmarket.credit_state;
+    e_state text; e_message text; e_detail text;
+BEGIN
+    IF p_user IS NULL THEN
+        RAISE EXCEPTION 'user_id must not be null' USING ERRCODE = '22023';
+    END IF;
+    PERFORM agentmarket_private.credit_check_amount(refresh_subscription_credits.amount, true);
+    args := pg_catalog.jsonb_build_object('amount', refresh_subscription_credits.amount,
+        'stripe_payment_id', refresh_subscription_credits.stripe_payment_id,
+        'description', refresh_subscription_credits.description);
+    BEGIN
+        IF p_key IS NOT NULL THEN
+            stored := agentmarket_private.credit_idempotency_claim(p_user, p_key, 'refresh_subscription_credits', args);
+            IF stored IS NOT NULL THEN
+                RETURN pg_catalog.jsonb_populate_record(NULL::agentmarket.credit_state, stored);
+            END IF;
+            claimed := true;
+        END IF;
+        b := agentmarket_private.credit_lock_balance(p_user);
+        -- What is left expires, except the subscription credits that back
+        -- active holds the top-up pot cannot cover.
+        keep := LEAST(b.subscription_credits, GREATEST(b.held_credits - b.topup_credits, 0));
+        IF b.subscription_credits - keep > 0 THEN
+            r := agentmarket_private.credit_apply(p_user, keep - b.subscription_credits, 0, 0,
+                     'subscription_expiry', 'Unused subscription credits expired at refresh');
+        END IF;
+        IF refresh_subscription_credits.amount > 0 THEN
+            r := agentmarket_private.credit_apply(p_user, refresh_subscription_credits.amount, 0, 0,
+                     'subscription_refresh', refresh_subscription_credits.description, NULL,
+                     refresh_subscription_credits.stripe_payment_id);
+        END IF;
+        r := agentmarket_private.credit_state_of(p_user);
+        IF claimed THEN
+            PERFORM agentmarket_private.credit_idempotency_store(p_user, p_key, pg_catalog.to_jsonb(r));
+        END IF;
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL;
+        IF claimed AND agentmarket_private.credit_failure_is_outcome(e_state) THEN
+            PERFORM agentmarket_private.credit_idempotency_record_failure(
+                p_user, p_key, 'refresh_subscription_credits', args, e_state, e_message, NULLIF(e_detail, ''));
+        END IF;
+        RAISE;
+    END;
+    RETURN r;
+END
+$$;
+COMMENT ON FUNCTION agentmarket.refresh_subscription_credits(uuid, integer, text, text, text) IS
+    'Monthly refresh in one transaction: what is left of the subscription pot expires (a subscription_expiry row; credits backing active holds are kept), then amount is granted (a subscription_refresh row). amount 0 only expires.';
+
+CREATE FUNCTION agentmarket.refund_credits(
+    user_id uuid, amount integer, session_id uuid DEFAULT NULL,
+    idempotency_key text DEFAULT NULL, description text DEFAULT NULL)
+RETURNS agentmarket.credit_state
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    p_user uuid := refund_credits.user_id;
+    p_key text := refund_credits.idempotency_key;
+    p_session uuid := refund_credits.session_id;
+    args jsonb;
+    stored jsonb;
+    claimed boolean := false;
+    open_subscription bigint;
+    open_topup bigint;
+    to_topup integer;
+    r agentmarket.credit_state;
+    e_state text; e_message text; e_detail text;
+BEGIN
+    IF p_user IS NULL THEN
+        RAISE EXCEPTION 'user_id must not be null' USING ERRCODE = '22023';
+    END IF;
+    PERFORM agentmarket_private.credit_check_amount(refund_credits.amount);
+    args := pg_catalog.jsonb_build_object('amount', refund_credits.amount, 'session_id', p_session,
+        'description', refund_credits.description);
+    BEGIN
+        IF p_key IS NOT NULL THEN
+            stored := agentmarket_private.credit_idempotency_claim(p_user, p_key, 'refund_credits', args);
+            IF stored IS NOT NULL THEN
+                RETURN pg_catalog.jsonb_populate_record(NULL::agentmarket.credit_state, stored);
+            END IF;
+            claimed := true;
+        END IF;
+        PERFORM agentmarket_private.credit_check_session(p_user, p_session);
+        PERFORM agentmarket_private.credit_lock_balance(p_user);
+        -- Refundable per pot: what deductions of this scope (the session, or
+        -- deductions without a session) took, less what was refunded to it.
+        SELECT COALESCE(-sum(t.amount) FILTER (WHERE t.credit_type = 'subscription'), 0),
+               COALESCE(-sum(t.amount) FILTER (WHERE t.credit_type = 'topup'), 0)
+          INTO open_subscription, open_topup
+          FROM agentmarket.credit_transactions t
+         WHERE t.user_id = p_user AND t.session_id IS NOT DISTINCT FROM p_session
+           AND t.type IN ('session_deduct', 'refund');
+        IF refund_credits.amount > open_subscription + open_topup THEN
+            RAISE EXCEPTION 'refund exceeds what was taken' USING ERRCODE = '22023',
+                DETAIL = pg_catalog.format('refundable %s, requested %s', open_subscription + open_topup,
+                                           refund_credits.amount);
+        END IF;
+        -- Reverse order of spending: top-up credits (taken last) come back first.
+        to_topup := LEAST(open_topup, refund_credits.amount);
+        r := agentmarket_private.credit_apply(p_user, refund_credits.amount - to_topup, to_topup, 0,
+                 'refund', refund_credits.description, p_session);
+        IF claimed THEN
+            PERFORM agentmarket_private.credit_idempotency_store(p_user, p_key, pg_catalog.to_jsonb(r));
+        END IF;
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL;
+        IF claimed AND agentmarket_private.credit_failure_is_outcome(e_state) THEN
+            PERFORM agentmarket_private.credit_idempotency_record_failure(
+                p_user, p_key, 'refund_credits', args, e_state, e_message, NULLIF(e_detail, ''));
+        END IF;
+        RAISE;
+    END;
+    RETURN r;
+END
+$$;
+COMMENT ON FUNCTION agentmarket.refund_credits(uuid, integer, uuid, text, text) IS
+    'Returns credits taken by deductions of one session (or of deductions without a session when session_id is NULL) to the pots they came from, top-up first; never more than was taken (22023).';
+
+------------------------------------------------------------------------------
+-- Holds
+------------------------------------------------------------------------------
+
+-- Expire a user's overdue active holds; the caller holds the balance row lock.
+CREATE FUNCTION agentmarket_private.credit_expire_holds(p_user uuid)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    n integer;
+    total integer;
+BEGIN
+    WITH expired AS (
+        UPDATE agentmarket_private.credit_holds h SET status = 'expired', resolved_at = now()
+         WHERE h.user_id = p_user AND h.status = 'active' AND h.expires_at <= now()
+        RETURNING h.amount)
+    SELECT count(*), COALESCE(sum(e.amount), 0) INTO n, total FROM expired e;
+    IF total > 0 THEN
+        PERFORM agentmarket_private.credit_apply(p_user, 0, 0, -total, 'session_deduct');
+    END IF;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.credit_expire_holds(uuid) IS
+    'Marks a user''s overdue active holds expired and releases their credits; the caller has locked the balance row.';
+
+CREATE FUNCTION agentmarket.reserve_credits(
+    user_id uuid, amount integer, session_id uuid DEFAULT NULL, expires_in interval DEFAULT NULL,
+    idempotency_key text DEFAULT NULL, description text DEFAULT NULL)
+RETURNS uuid
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    p_user uuid := reserve_credits.user_id;
+    p_key text := reserve_credits.idempotency_key;
+    p_session uuid := reserve_credits.session_id;
+    lifetime interval;
+    args jsonb;
+    stored jsonb;
+    claimed boolean := false;
+    b agentmarket.credit_balances;
+    available integer;
+    new_hold uuid;
+    e_state text; e_message text; e_detail text;
+BEGIN
+    IF p_user IS NULL THEN
+        RAISE EXCEPTION 'user_id must not be null' USING ERRCODE = '22023';
+    END IF;
+    PERFORM agentmarket_private.credit_check_amount(reserve_credits.amount);
+    lifetime := COALESCE(reserve_credits.expires_in,
+                         pg_catalog.make_interval(mins => agentmarket_private.setting('hold_expiry_minutes')::integer));
+    IF lifetime <= interval '0' THEN
+        RAISE EXCEPTION 'expires_in must be positive' USING ERRCODE = '22023',
+            DETAIL = pg_catalog.format('The interval given was %s.', lifetime);
+    END IF;
+    args := pg_catalog.jsonb_build_object('amount', reserve_credits.amount, 'session_id', p_session,
+        'expires_in', reserve_credits.expires_in, 'description', reserve_credits.description);
+    BEGIN
+        IF p_key IS NOT NULL THEN
+            stored := agentmarket_private.credit_idempotency_claim(p_user, p_key, 'reserve_credits', args);
+            IF stored IS NOT NULL THEN
+                RETURN (stored OPERATOR(pg_catalog.->>) 'hold_id')::uuid;
+            END IF;
+            claimed := true;
+        END IF;
+        PERFORM agentmarket_private.credit_lock_balance(p_user);
+        PERFORM agentmarket_private.credit_expire_holds(p_user);
+        PERFORM agentmarket_private.credit_check_session(p_user, p_session);
+        SELECT * INTO STRICT b FROM agentmarket.credit_balances cb WHERE cb.user_id = p_user;
+        available := b.subscription_credits + b.topup_credits - b.held_credits;
+        IF available < reserve_credits.amount THEN
+            RAISE EXCEPTION 'insufficient credits' USING ERRCODE = 'PT402',
+                DETAIL = pg_catalog.format('available %s, required %s', available, reserve_credits.amount);
+        END IF;
+        INSERT INTO agentmarket_private.credit_holds (user_id, amount, session_id, description, expires_at)
+        VALUES (p_user, reserve_credits.amount, p_session, reserve_credits.description, now() + lifetime)
+        RETURNING id INTO new_hold;
+        PERFORM agentmarket_private.credit_apply(p_user, 0, 0, reserve_credits.amount, 'session_deduct');
+        IF claimed THEN
+            PERFORM agentmarket_private.credit_idempotency_store(p_user, p_key,
+                pg_catalog.jsonb_build_object('hold_id', new_hold));
+        END IF;
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL;
+        IF claimed AND agentmarket_private.credit_failure_is_outcome(e_state) THEN
+            PERFORM agentmarket_private.credit_idempotency_record_failure(
+                p_user, p_key, 'reserve_credits', args, e_state, e_message, NULLIF(e_detail, ''));
+        END IF;
+        RAISE;
+    END;
+    RETURN new_hold;
+END
+$$;
+COMMENT ON FUNCTION agentmarket.reserve_credits(uuid, integer, uuid, interval, text, text) IS
+    'Places a hold of amount credits (PT402 when fewer are available) that expires after expires_in (default: setting hold_expiry_minutes); returns the hold id. Held credits are not available to deductions or other holds.';
+
+-- Lock the balance row of a hold's user, then the hold; P0002 for an unknown hold.
+CREATE FUNCTION agentmarket_private.credit_lock_hold(p_hold uuid)
+RETURNS agentmarket_private.credit_holds
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    h agentmarket_private.credit_holds;
+BEGIN
+    SELECT * INTO h FROM agentmarket_private.credit_holds ch WHERE ch.id = p_hold;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'hold not found' USING ERRCODE = 'P0002',
+            DETAIL = pg_catalog.format('No hold has id %s.', p_hold);
+    END IF;
+    PERFORM agentmarket_private.credit_lock_balance(h.user_id);
+    SELECT * INTO STRICT h FROM agentmarket_private.credit_holds ch WHERE ch.id = p_hold FOR UPDATE;
+    RETURN h;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.credit_lock_hold(uuid) IS
+    'Locks a hold''s balance row and then the hold (the lock order of every writer); P0002 for an unknown hold.';
+
+-- Refuse to resolve a hold that is no longer active (22023).
+CREATE FUNCTION agentmarket_private.credit_check_hold_active(h agentmarket_private.credit_holds)
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    IF h.status <> 'active' THEN
+        RAISE EXCEPTION 'hold already resolved' USING ERRCODE = '22023',
+            DETAIL = pg_catalog.format('The hold is %s; a hold resolves once.', h.status);
+    END IF;
+    IF h.expires_at <= now() THEN
+        RAISE EXCEPTION 'hold expired' USING ERRCODE = '22023',
+            DETAIL = pg_catalog.format('The hold expired at %s.', h.expires_at);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.credit_check_hold_active(agentmarket_private.credit_holds) IS
+    'Raises 22023 unless the hold is active and not past its expiry.';
+
+CREATE FUNCTION agentmarket.capture_hold(
+    hold_id uuid, amount integer, idempotency_key text DEFAULT NULL, description text DEFAULT NULL)
+RETURNS agentmarket.credit_state
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    p_hold uuid := capture_hold.hold_id;
+    p_key text := capture_hold.idempotency_key;
+    p_user uuid;
+    args jsonb;
+    stored jsonb;
+    claimed boolean := false;
+    h agentmarket_private.credit_holds;
+    b agentmarket.credit_balances;
+    from_subscription integer;
+    r agentmarket.credit_state;
+    e_state text; e_message text; e_detail text;
+BEGIN
+    IF p_hold IS NULL THEN
+        RAISE EXCEPTION 'hold_id must not be null' USING ERRCODE = '22023';
+    END IF;
+    PERFORM agentmarket_private.credit_check_amount(capture_hold.amount, true);
+    SELECT ch.user_id INTO p_user FROM agentmarket_private.credit_holds ch WHERE ch.id = p_hold;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'hold not found' USING ERRCODE = 'P0002',
+            DETAIL = pg_catalog.format('No hold has id %s.', p_hold);
+    END IF;
+    args := pg_catalog.jsonb_build_object('hold_id', p_hold, 'amount', capture_hold.amount,
+        'description', capture_hold.description);
+    BEGIN
+        IF p_key IS NOT NULL THEN
+            stored := agentmarket_private.credit_idempotency_claim(p_user, p_key, 'capture_hold', args);
+            IF stored IS NOT NULL THEN
+                RETURN pg_catalog.jsonb_populate_record(NULL::agentmarket.credit_state, stored);
+            END IF;
+            claimed := true;
+        END IF;
+        h := agentmarket_private.credit_lock_hold(p_hold);
+        PERFORM agentmarket_private.credit_check_hold_active(h);
+        IF capture_hold.amount > h.amount THEN
+            RAISE EXCEPTION 'capture exceeds the hold' USING ERRCODE = '22023',
+                DETAIL = pg_catalog.format('held %s, requested %s', h.amount, capture_hold.amount);
+        END IF;
+        SELECT * INTO STRICT b FROM agentmarket.credit_balances cb WHERE cb.user_id = p_user;
+        from_subscription := LEAST(b.subscription_credits, capture_hold.amount);
+        UPDATE agentmarket_private.credit_holds ch
+           SET status = 'captured', captured_amount = capture_hold.amount, resolved_at = now()
+         WHERE ch.id = p_hold;
+        r := agentmarket_private.credit_apply(p_user, -from_subscription, from_subscription - capture_hold.amount,
+                 -h.amount, 'session_deduct', COALESCE(capture_hold.description, h.description), h.session_id);
+        IF claimed THEN
+            PERFORM agentmarket_private.credit_idempotency_store(p_user, p_key, pg_catalog.to_jsonb(r));
+        END IF;
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL;
+        IF claimed AND agentmarket_private.credit_failure_is_outcome(e_state) THEN
+            PERFORM agentmarket_private.credit_idempotency_record_failure(
+                p_user, p_key, 'capture_hold', args, e_state, e_message, NULLIF(e_detail, ''));
+        END IF;
+        RAISE;
+    END;
+    RETURN r;
+END
+$$;
+COMMENT ON FUNCTION agentmarket.capture_hold(uuid, integer, text, text) IS
+    'Charges amount (0 up to the held amount) of an active hold, subscription credits first (session_deduct rows), and releases the rest; a hold resolves once (22023 otherwise).';
+
+CREATE FUNCTION agentmarket.release_hold(hold_id uuid, idempotency_key text DEFAULT NULL)
+RETURNS agentmarket.credit_state
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    p_hold uuid := release_hold.hold_id;
+    p_key text := release_hold.idempotency_key;
+    p_user uuid;
+    args jsonb;
+    stored jsonb;
+    claimed boolean := false;
+    h agentmarket_private.credit_holds;
+    r agentmarket.credit_state;
+    e_state text; e_message text; e_detail text;
+BEGIN
+    IF p_hold IS NULL THEN
+        RAISE EXCEPTION 'hold_id must not be null' USING ERRCODE = '22023';
+    END IF;
+    SELECT ch.user_id INTO p_user FROM agentmarket_private.credit_holds ch WHERE ch.id = p_hold;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'hold not found' USING ERRCODE = 'P0002',
+            DETAIL = pg_catalog.format('No hold has id %s.', p_hold);
+    END IF;
+    args := pg_catalog.jsonb_build_object('hold_id', p_hold);
+    BEGIN
+        IF p_key IS NOT NULL THEN
+            stored := agentmarket_private.credit_idempotency_claim(p_user, p_key, 'release_hold', args);
+            IF stored IS NOT NULL THEN
+                RETURN pg_catalog.jsonb_populate_record(NULL::agentmarket.credit_state, stored);
+            END IF;
+            claimed := true;
+        END IF;
+        h := agentmarket_private.credit_lock_hold(p_hold);
+        IF h.status <> 'active' THEN
+            PERFORM agentmarket_private.credit_check_hold_active(h);
+        END IF;
+        -- Releasing a hold past its expiry is allowed: it only frees credits.
+        UPDATE agentmarket_private.credit_holds ch SET status = 'released', resolved_at = now()
+         WHERE ch.id = p_hold;
+        r := agentmarket_private.credit_apply(p_user, 0, 0, -h.amount, 'session_deduct');
+        IF claimed THEN
+            PERFORM agentmarket_private.credit_idempotency_store(p_user, p_key, pg_catalog.to_jsonb(r));
+        END IF;
+    EXCEPTION WHEN OTHERS THEN
+        GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL;
+        IF claimed AND agentmarket_private.credit_failure_is_outcome(e_state) THEN
+            PERFORM agentmarket_private.credit_idempotency_record_failure(
+                p_user, p_key, 'release_hold', args, e_state, e_message, NULLIF(e_detail, ''));
+        END IF;
+        RAISE;
+    END;
+    RETURN r;
+END
+$$;
+COMMENT ON FUNCTION agentmarket.release_hold(uuid, text) IS
+    'Releases an active hold without charging anything; a hold resolves once (22023 otherwise).';
+
+CREATE FUNCTION agentmarket.release_expired_holds()
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    u uuid;
+    n integer := 0;
+BEGIN
+    FOR u IN SELECT DISTINCT h.user_id FROM agentmarket_private.credit_holds h
+              WHERE h.status = 'active' AND h.expires_at <= now() ORDER BY h.user_id
+    LOOP
+        PERFORM agentmarket_private.credit_lock_balance(u);
+        n := n + agentmarket_private.credit_expire_holds(u);
+    END LOOP;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION agentmarket.release_expired_holds() IS
+    'Sweep for pg_cron: marks every active hold past its expiry expired and frees its credits; returns how many.';
+
+------------------------------------------------------------------------------
+-- Proofs and the caller's own balance
+------------------------------------------------------------------------------
+CREATE FUNCTION agentmarket.verify_ledger()
+RETURNS TABLE (user_id uuid, credit_type text, problem text, recorded bigint, expected bigint)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog
+AS $$
+    WITH ledger AS (
+        SELECT t.user_id,
+               sum(t.amount) FILTER (WHERE t.credit_type = 'subscription') AS subscription,
+               sum(t.amount) FILTER (WHERE t.credit_type = 'topup') AS topup
+          FROM agentmarket.credit_transactions t GROUP BY t.user_id),
+    holds AS (
+        SELECT h.user_id, sum(h.amount) AS held
+          FROM agentmarket_private.credit_holds h WHERE h.status = 'active' GROUP BY h.user_id),
+    pots AS (
+        SELECT COALESCE(b.user_id, l.user_id) AS user_id,
+               b.subscription_credits::bigint AS subscription, b.topup_credits::bigint AS topup,
+               b.held_credits::bigint AS held,
+               COALESCE(l.subscription, 0) AS ledger_subscription, COALESCE(l.topup, 0) AS ledger_topup
+          FROM agentmarket.credit_balances b FULL JOIN ledger l ON l.user_id = b.user_id)
+    SELECT p.user_id, 'subscription', 'balance differs from ledger', COALESCE(p.subscription, 0), p.ledger_subscription
+      FROM pots p WHERE COALESCE(p.subscription, 0) <> p.ledger_subscription
+    UNION ALL
+    SELECT p.user_id, 'topup', 'balance differs from ledger', COALESCE(p.topup, 0), p.ledger_topup
+      FROM pots p WHERE COALESCE(p.topup, 0) <> p.ledger_topup
+    UNION ALL
+    SELECT p.user_id, 'subscription', 'negative pot', p.subscription, 0 FROM pots p WHERE p.subscription < 0
+    UNION ALL
+    SELECT p.user_id, 'topup', 'negative pot', p.topup, 0 FROM pots p WHERE p.topup < 0
+    UNION ALL
+    SELECT COALESCE(p.user_id, h.user_id), NULL, 'held credits differ from active holds',
+           COALESCE(p.held, 0), COALESCE(h.held, 0)
+      FROM pots p FULL JOIN holds h ON h.user_id = p.user_id
+     WHERE COALESCE(p.held, 0) <> COALESCE(h.held, 0)
+    UNION ALL
+    SELECT p.user_id, NULL, 'held credits exceed the pots', p.held, p.subscription + p.topup
+      FROM pots p WHERE p.held > p.subscription + p.topup
+    UNION ALL
+    SELECT h.user_id, NULL, 'captured hold without its ledger rows', h.captured_amount,
+           COALESCE((SELECT -sum(t.amount) FROM agentmarket.credit_transactions t
+                      WHERE t.user_id = h.user_id AND t.type = 'session_deduct'
+                        AND t.session_id IS NOT DISTINCT FROM h.session_id), 0)
+      FROM agentmarket_private.credit_holds h
+     WHERE h.status = 'captured' AND h.captured_amount > COALESCE((
+               SELECT -sum(t.amount) FROM agentmarket.credit_transactions t
+                WHERE t.user_id = h.user_id AND t.type = 'session_deduct'
+                  AND t.session_id IS NOT DISTINCT FROM h.session_id), 0)
+    ORDER BY 1, 2, 3
+$$;
+COMMENT ON FUNCTION agentmarket.verify_ledger() IS
+    'Every inconsistency of the ledger: a pot that differs from the sum of its transactions, a negative pot, held credits that differ from the active holds or exceed the pots, a captured hold whose charge is missing. Empty means healthy.';
+
+CREATE FUNCTION agentmarket.my_balance()
+RETURNS agentmarket.credit_state
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    me uuid := agentmarket.current_user_id();
+BEGIN
+    IF me IS NULL THEN
+        RAISE EXCEPTION 'not signed in' USING ERRCODE = '42501',
+            DETAIL = 'my_balance() needs the caller''s user id (the sub claim of the JWT).';
+    END IF;
+    RETURN agentmarket_private.credit_state_of(me);
+END
+$$;
+COMMENT ON FUNCTION agentmarket.my_balance() IS
+    'The caller''s pots, held and available credits (zeros without a balance row); 42501 without a signed-in user. For authenticated.';
+
+------------------------------------------------------------------------------
+-- Free trial for new users
+------------------------------------------------------------------------------
+CREATE FUNCTION agentmarket_private.grant_free_trial() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    credits integer := COALESCE(agentmarket_private.setting('free_trial_credits')::integer, 0);
+BEGIN
+    -- Rows loaded with COPY (pg_restore, a plain dump, a bulk import) are
+    -- existing accounts: their ledger, free trial included, comes with them.
+    IF credits <= 0
+       OR pg_catalog.current_query() OPERATOR(pg_catalog.~*) '^(\s|--[^\n]*\n)*copy\s' THEN
+        RETURN NULL;
+    END IF;
+    -- Once per user: the unique index on free_trial rows decides.
+    INSERT INTO agentmarket.credit_transactions (user_id, type, amount, credit_type, description)
+    VALUES (NEW.id, 'free_trial', credits, 'subscription', 'Free trial')
+    ON CONFLICT (user_id) WHERE type = 'free_trial' DO NOTHING;
+    IF FOUND THEN
+        INSERT INTO agentmarket.credit_balances AS b (user_id, subscription_credits)
+        VALUES (NEW.id, credits)
+        ON CONFLICT ON CONSTRAINT credit_balances_user_id_key
+        DO UPDATE SET subscription_credits = b.subscription_credits + EXCLUDED.subscription_credits;
+    END IF;
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.grant_free_trial() IS
+    'Trigger: grants a new user free_trial_credits subscription credits once (nothing when the setting is 0, nor for rows loaded by COPY, such as a pg_restore).';
+CREATE TRIGGER users_grant_free_trial AFTER INSERT ON agentmarket.users
+    FOR EACH ROW EXECUTE FUNCTION agentmarket_private.grant_free_trial();
+
+------------------------------------------------------------------------------
+-- deduct_credits (C, credits.c)
+------------------------------------------------------------------------------
+CREATE FUNCTION agentmarket.deduct_credits(
+    user_id uuid, amount integer, session_id uuid DEFAULT NULL,
+    idempotency_key text DEFAULT NULL, description text DEFAULT NULL)
+RETURNS agentmarket.credit_state
+AS 'MODULE_PATHNAME', 'deduct_credits'
+LANGUAGE C VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog;
+COMMENT ON FUNCTION agentmarket.deduct_credits(uuid, integer, uuid, text, text) IS
+    'Takes amount credits, subscription pot first, in one round trip locking only the user''s balance row; one session_deduct row per pot touched; returns the new credit_state. PT402 (DETAIL "available N, required M") when fewer are available (held credits excluded); 22023 bad amount; P0002 unknown user or session.';
+
+------------------------------------------------------------------------------
+-- Privileges: service_role calls the ledger; authenticated reads its balance
+------------------------------------------------------------------------------
+REVOKE ALL ON FUNCTION agentmarket.grant_credits(uuid, integer, text, text, text, text, text),
+    agentmarket.deduct_credits(uuid, integer, uuid, text, text),
+    agentmarket.refresh_subscription_credits(uuid, integer, text, text, text),
+    agentmarket.refund_credits(uuid, integer, uuid, text, text),
+    agentmarket.reserve_credits(uuid, integer, uuid, interval, text, text),
+    agentmarket.capture_hold(uuid, integer, text, text),
+    agentmarket.release_hold(uuid, text),
+    agentmarket.release_expired_holds(),
+    agentmarket.verify_ledger(),
+    agentmarket.my_balance() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentmarket.grant_credits(uuid, integer, text, text, text, text, text),
+    agentmarket.deduct_credits(uuid, integer, uuid, text, text),
+    agentmarket.refresh_subscription_credits(uuid, integer, text, text, text),
+    agentmarket.refund_credits(uuid, integer, uuid, text, text),
+    agentmarket.reserve_credits(uuid, integer, uuid, interval, text, text),
+    agentmarket.capture_hold(uuid, integer, text, text),
+    agentmarket.release_hold(uuid, text),
+    agentmarket.release_expired_holds(),
+    agentmarket.verify_ledger() TO service_role;
+GRANT EXECUTE ON FUNCTION agentmarket.my_balance() TO authenticated;
+-- Internals are for the functions above only.
+DO $revoke$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p
+              WHERE p.pronamespace OPERATOR(pg_catalog.=) 'agentmarket_private'::regnamespace
+                AND (p.proname OPERATOR(pg_catalog.~~) 'credit%' OR p.proname OPERATOR(pg_catalog.=) 'grant_free_trial')
+    LOOP
+        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
+    END LOOP;
+END
+$revoke$;
+-- The row checks run with the privileges of whoever writes the tables: the
+-- owner (through the functions above) or service_role, which may write them.
+GRANT EXECUTE ON FUNCTION agentmarket_private.credit_transaction_shape_ok(text, text, integer),
+    agentmarket_private.credit_pots_ok(integer, integer, integer) TO service_role;

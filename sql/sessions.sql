@@ -1,0 +1,169 @@
+-- sessions: talking to a hired agent and paying for it.  A session opens on a
+-- running instance of the caller, is paid as the agent's pricing says, is
+-- metered when the platform ends it, and becomes the creator's earnings with
+-- the exact split; a refund returns the credits and claws back unpaid
+-- earnings.  Calls are made as PostgREST makes them.
+\set QUIET 1
+\pset format unaligned
+\pset tuples_only true
+\pset pager off
+SET client_min_messages = warning;
+SET search_path = agentmarket, public;
+BEGIN;
+SELECT plan(53);
+
+-- Fixture (as the platform's back office would leave it).
+SELECT agentmarket.configure('free_trial_credits', '100');
+INSERT INTO users (id, email, role) VALUES
+  ('50000000-0000-4000-8000-00000000c001', 'creator@sess.example', 'creator'),
+  ('50000000-0000-4000-8000-00000000e001', 'user@sess.example', 'user'),
+  ('50000000-0000-4000-8000-00000000e002', 'other@sess.example', 'user'),
+  ('50000000-0000-4000-8000-00000000a001', 'admin@sess.example', 'admin');
+INSERT INTO agents (id, creator_id, slug, name, tagline, description, category, status, pricing_model,
+                    credits_per_session, github_repo_url, supported_relays, published_at) VALUES
+  ('50000000-0000-4000-8000-0000000000a1', '50000000-0000-4000-8000-00000000c001', 'sess-per-session', 'Per Session',
+   't', 'd', 'research', 'published', 'per_session', 25, 'https://x/1', '{telegram}', now()),
+  ('50000000-0000-4000-8000-0000000000a2', '50000000-0000-4000-8000-00000000c001', 'sess-per-task', 'Per Task',
+   't', 'd', 'research', 'published', 'per_task', 10, 'https://x/2', '{}', now()),
+  ('50000000-0000-4000-8000-0000000000a3', '50000000-0000-4000-8000-00000000c001', 'sess-free', 'Free',
+   't', 'd', 'research', 'published', 'free', NULL, 'https://x/3', '{}', now());
+INSERT INTO agent_instances (id, user_id, agent_id, fly_app_name, fly_machine_id, status) VALUES
+  ('50000000-0000-4000-8000-0000000000d1', '50000000-0000-4000-8000-00000000e001', '50000000-0000-4000-8000-0000000000a1', 'am-d1', 'm1', 'running'),
+  ('50000000-0000-4000-8000-0000000000d2', '50000000-0000-4000-8000-00000000e001', '50000000-0000-4000-8000-0000000000a2', 'am-d2', 'm2', 'running'),
+  ('50000000-0000-4000-8000-0000000000d3', '50000000-0000-4000-8000-00000000e001', '50000000-0000-4000-8000-0000000000a3', 'am-d3', 'm3', 'suspended'),
+  ('50000000-0000-4000-8000-0000000000d4', '50000000-0000-4000-8000-00000000e002', '50000000-0000-4000-8000-0000000000a1', 'am-d4', 'm4', 'running');
+SELECT grant_credits('50000000-0000-4000-8000-00000000e001', 50, 'topup', 'topup_purchase') IS NOT NULL AS granted;
+CREATE TEMP TABLE ids (name text PRIMARY KEY, id uuid);
+GRANT ALL ON ids TO PUBLIC;
+
+-- The user opens a session with a per_session agent over the web.
+SELECT set_config('role', 'authenticated', true),
+       set_config('request.jwt.claims', '{"sub": "50000000-0000-4000-8000-00000000e001", "role": "authenticated"}', true);
+INSERT INTO ids SELECT 'web', (start_session('50000000-0000-4000-8000-0000000000d1')).id;
+SELECT is((SELECT subscription_credits || '/' || topup_credits FROM my_balance()), '75/50',
+    'a per_session agent is paid at the start, subscription credits first');
+SELECT is((SELECT relay FROM sessions WHERE id = (SELECT id FROM ids WHERE name = 'web')), 'web', 'the relay defaults to web');
+SELECT is((SELECT total_credits_consumed FROM sessions WHERE id = (SELECT id FROM ids WHERE name = 'web')), 25,
+    'the session records the credits it took');
+SELECT lives_ok($$INSERT INTO ids SELECT 'telegram', (start_session('50000000-0000-4000-8000-0000000000d1', 'telegram')).id$$,
+    'a relay the agent supports');
+SELECT throws_ok($$SELECT start_session('50000000-0000-4000-8000-0000000000d1', 'whatsapp')$$, '22023',
+    'agent "sess-per-session" does not support relay "whatsapp"', 'a relay the agent does not support is refused');
+SELECT throws_ok($$SELECT start_session('50000000-0000-4000-8000-0000000000d1', 'fax')$$, '22023',
+    'unknown relay "fax"', 'an unknown relay is refused');
+SELECT throws_ok($$SELECT start_session('50000000-0000-4000-8000-0000000000d3')$$, '22023', NULL,
+    'a suspended instance cannot take a session');
+SELECT throws_ok($$SELECT start_session('50000000-0000-4000-8000-0000000000d4')$$, 'P0002', NULL,
+    'another user''s instance does not exist for the caller');
+SELECT throws_ok($$SELECT start_session(NULL)$$, '22023', NULL, 'a NULL instance is a bad argument');
+
+-- Messages.
+SELECT lives_ok($$SELECT add_message((SELECT id FROM ids WHERE name = 'web'), 'user', 'Summarise my inbox', NULL, 5)$$,
+    'the user adds a user message');
+SELECT throws_ok($$SELECT add_message((SELECT id FROM ids WHERE name = 'web'), 'assistant', 'forged')$$, '42501', NULL,
+    'the user cannot put words in the agent''s mouth');
+SELECT throws_ok($$SELECT add_message((SELECT id FROM ids WHERE name = 'web'), 'wizard', 'x')$$, '22023', NULL,
+    'an unknown role is refused');
+SELECT throws_ok($$SELECT add_message((SELECT id FROM ids WHERE name = 'web'), 'user', 'x', '{"name": "t"}')$$, '22023', NULL,
+    'only tool messages carry tool_use');
+SELECT throws_ok($$SELECT add_message((SELECT id FROM ids WHERE name = 'web'), 'user', 'x', NULL, -1)$$, '22023', NULL,
+    'negative token counts are refused');
+SELECT throws_ok($$SELECT end_session((SELECT id FROM ids WHERE name = 'web'), 1, 1, 1, 0)$$, '42501', NULL,
+    'a user cannot end (meter) their own session');
+SELECT throws_ok($$SELECT charge_task((SELECT id FROM ids WHERE name = 'web'), 'task-1')$$, '42501', NULL,
+    'a user cannot report tasks');
+
+-- Not enough credits: nothing is written.
+SELECT set_config('request.jwt.claims', '{"sub": "50000000-0000-4000-8000-00000000e002", "role": "authenticated"}', true);
+SELECT lives_ok($$INSERT INTO ids SELECT 'x1', (start_session('50000000-0000-4000-8000-0000000000d4')).id$$, 'the other user has 100 free credits');
+SELECT lives_ok($$INSERT INTO ids SELECT 'x2', (start_session('50000000-0000-4000-8000-0000000000d4')).id$$, '... 50 left');
+SELECT lives_ok($$INSERT INTO ids SELECT 'x3', (start_session('50000000-0000-4000-8000-0000000000d4')).id$$, '... 25 left');
+SELECT lives_ok($$INSERT INTO ids SELECT 'x4', (start_session('50000000-0000-4000-8000-0000000000d4')).id$$, '... none left');
+SELECT throws_ok($$SELECT start_session('50000000-0000-4000-8000-0000000000d4')$$, 'PT402', NULL,
+    'without enough credits the session is refused with PT402');
+SELECT is((SELECT count(*)::int FROM sessions WHERE instance_id = '50000000-0000-4000-8000-0000000000d4'), 4,
+    'and no session row was left behind');
+RESET ROLE;
+SELECT set_config('request.jwt.claims', '', true);
+
+-- anon has no way in.
+SET LOCAL ROLE anon;
+SELECT throws_ok($$SELECT agentmarket.start_session('50000000-0000-4000-8000-0000000000d1')$$, '42501', NULL,
+    'anon cannot start sessions');
+RESET ROLE;
+
+-- The platform (service_role) speaks for the agent and meters the session.
+SET LOCAL ROLE service_role;
+SELECT lives_ok($$SELECT add_message((SELECT id FROM ids WHERE name = 'web'), 'assistant', 'You have 3 new emails.', NULL, 12)$$,
+    'the platform adds the agent''s answer');
+SELECT lives_ok($$SELECT add_message((SELECT id FROM ids WHERE name = 'web'), 'tool', 'ok', '{"name": "gmail", "input": {}, "output": "3"}', 0)$$,
+    'the platform adds a tool call');
+SELECT throws_ok($$SELECT end_session((SELECT id FROM ids WHERE name = 'web'), 60, 100, 200, 0.0123456)$$, '22023',
+    'compute cost has more than 6 decimals', 'a cost finer than the column is refused');
+SELECT is((SELECT ended_at FROM sessions WHERE id = (SELECT id FROM ids WHERE name = 'web')), NULL,
+    'and the session stays open');
+SELECT throws_ok($$SELECT end_session((SELECT id FROM ids WHERE name = 'web'), -1, 0, 0, 0)$$, '22023', NULL,
+    'negative metering is refused');
+SELECT lives_ok($$SELECT end_session((SELECT id FROM ids WHERE name = 'web'), 120, 100, 200, 0.012345)$$,
+    'the platform ends the session with its metering');
+SELECT is((SELECT compute_seconds || '/' || total_input_tokens || '/' || total_output_tokens FROM sessions
+            WHERE id = (SELECT id FROM ids WHERE name = 'web') AND ended_at IS NOT NULL), '120/100/200',
+    'the session keeps its totals');
+SELECT is((SELECT credits_consumed || '/' || cost_usd FROM usage_events WHERE session_id = (SELECT id FROM ids WHERE name = 'web')),
+    '25/0.012345', 'one usage event with the credits and the infra cost');
+SELECT is((SELECT row(gross_revenue, creator_amount, platform_amount, creator_rate)::text FROM creator_earnings
+            WHERE session_id = (SELECT id FROM ids WHERE name = 'web')),
+          '(0.2500,0.2020,0.0480,0.85)', 'the creator earns (0.25 - 0.012345) x 0.85 rounded down');
+SELECT throws_ok($$SELECT end_session((SELECT id FROM ids WHERE name = 'web'), 1, 1, 1, 0)$$, '22023', NULL,
+    'a session ends once');
+SELECT throws_ok($$SELECT add_message((SELECT id FROM ids WHERE name = 'web'), 'user', 'late')$$, '22023', NULL,
+    'no messages after the end');
+
+-- Per task.
+INSERT INTO ids SELECT 'task', (start_session('50000000-0000-4000-8000-0000000000d2')).id;
+SELECT is((SELECT total_credits_consumed FROM sessions WHERE id = (SELECT id FROM ids WHERE name = 'task')), 0,
+    'a per_task session costs nothing to open');
+SELECT lives_ok($$SELECT charge_task((SELECT id FROM ids WHERE name = 'task'), 'task-1')$$, 'a finished task is charged');
+SELECT lives_ok($$SELECT charge_task((SELECT id FROM ids WHERE name = 'task'), 'task-1')$$, 'the same task reported again');
+SELECT lives_ok($$SELECT charge_task((SELECT id FROM ids WHERE name = 'task'), 'task-2')$$, 'a second task');
+SELECT is((SELECT total_credits_consumed FROM sessions WHERE id = (SELECT id FROM ids WHERE name = 'task')), 20,
+    'two tasks, charged once each');
+SELECT is((SELECT -sum(amount)::int FROM credit_transactions WHERE session_id = (SELECT id FROM ids WHERE name = 'task')), 20,
+    'the ledger agrees with the session');
+SELECT throws_ok($$SELECT charge_task((SELECT id FROM ids WHERE name = 'telegram'), 'task-1')$$, '22023', NULL,
+    'a per_session agent has no task charges');
+SELECT throws_ok($$SELECT charge_task((SELECT id FROM ids WHERE name = 'task'), NULL)$$, '22023', NULL,
+    'a task charge needs its key');
+SELECT lives_ok($$SELECT end_session((SELECT id FROM ids WHERE name = 'task'), 30, 0, 0, 0.5)$$, 'end with cost above gross');
+SELECT is((SELECT creator_amount || '/' || platform_amount FROM creator_earnings WHERE session_id = (SELECT id FROM ids WHERE name = 'task')),
+    '0.0000/0.2000', 'compute above gross: the creator gets 0, never less');
+RESET ROLE;
+
+-- Refunds: credits back to the pots they came from, unpaid earnings clawed back.
+SELECT set_config('role', 'authenticated', true),
+       set_config('request.jwt.claims', '{"sub": "50000000-0000-4000-8000-00000000e001", "role": "authenticated"}', true);
+SELECT throws_ok($$SELECT refund_session((SELECT id FROM ids WHERE name = 'web'))$$, '42501', NULL,
+    'a user cannot refund their own session');
+SELECT set_config('request.jwt.claims', '{"sub": "50000000-0000-4000-8000-00000000a001", "role": "authenticated"}', true);
+SELECT throws_ok($$SELECT refund_session((SELECT id FROM ids WHERE name = 'telegram'))$$, '22023', NULL,
+    'an open session cannot be refunded');
+SELECT lives_ok($$SELECT refund_session((SELECT id FROM ids WHERE name = 'web'), 'agent failed')$$, 'an admin refunds a session');
+SELECT throws_ok($$SELECT refund_session((SELECT id FROM ids WHERE name = 'web'))$$, '22023', NULL, 'a session is refunded once');
+RESET ROLE;
+SELECT set_config('request.jwt.claims', '', true);
+SELECT is((SELECT subscription_credits || '/' || topup_credits FROM credit_balances WHERE user_id = '50000000-0000-4000-8000-00000000e001'),
+    '55/50', 'the 25 credits went back to the subscription pot they came from');
+SELECT ok(NOT EXISTS (SELECT FROM creator_earnings WHERE session_id = (SELECT id FROM ids WHERE name = 'web')),
+    'the unpaid earnings of the refunded session are clawed back');
+
+-- Idle instances are suspended by the pg_cron sweep.
+UPDATE agent_instances SET last_active_at = now() - interval '1 hour' WHERE id IN ('50000000-0000-4000-8000-0000000000d1', '50000000-0000-4000-8000-0000000000d2');
+SET LOCAL ROLE service_role;
+SELECT is(suspend_idle_instances(), 1, 'one idle instance without an open session is suspended');
+RESET ROLE;
+SELECT is((SELECT payload->>'instance_id' FROM agentmarket_private.jobs WHERE kind = 'fly.suspend_machine'),
+    '50000000-0000-4000-8000-0000000000d2', 'the instance with an open session is left running');
+
+SELECT is_empty('SELECT * FROM agentmarket.verify_ledger()', 'the ledger is consistent after all of it');
+SELECT * FROM finish();
+ROLLBACK;

@@ -57,6 +57,10 @@ VALUES ('30000000-0000-4000-8000-000000000002', 'topup', 100, 100, 'paid', 'cs_d
 INSERT INTO agentmarket_private.secrets (id, name, secret) VALUES ('30000000-0000-4000-8000-000000000099', 'ssh/d1', 'KEY');
 INSERT INTO ssh_configs (instance_id, host, username, host_key_fingerprint, private_key_secret_id)
 VALUES ('30000000-0000-4000-8000-0000000000d1', 'h.internal', 'agent', 'SHA256:' || repeat('B', 43), '30000000-0000-4000-8000-000000000099');
+SELECT agentmarket.reserve_credits('30000000-0000-4000-8000-000000000002', 10, '30000000-0000-4000-8000-0000000000f1',
+                                   interval '1 hour', 'dump-hold-1') IS NOT NULL AS held;
+INSERT INTO agentmarket_private.session_task_charges (session_id, task_key, credits)
+VALUES ('30000000-0000-4000-8000-0000000000f1', 'task-1', 10);
 SELECT agentmarket.configure('creator_rate', '0.80');
 SELECT agentmarket_private.enqueue_job('fly.provision_instance', '{"instance_id": "30000000-0000-4000-8000-0000000000d1"}', 'dump-job-1') > 0 AS enqueued;
 SELECT agentmarket_private.enqueue_job('fly.stop_machine', '{"instance_id": "30000000-0000-4000-8000-0000000000d1"}', 'dump-job-2') > 0 AS enqueued;

@@ -33,6 +33,9 @@ GRANT SELECT ON lab TO PUBLIC;
 
 -- The fixture, written as the superuser (the platform's functions that
 -- would write most of it belong to other capabilities).
+-- No free-trial grant: a user with ledger rows cannot be deleted (the seed's
+-- foreign key), and the matrix deletes a user without any.
+SELECT agentmarket.configure('free_trial_credits', '0') IS NULL AS no_free_trial;
 INSERT INTO agentmarket.users (id, email, display_name, role) VALUES
   (pg_temp.fid('O'), 'owner@matrix.test', 'Owner', 'user'),
   (pg_temp.fid('X'), 'other@matrix.test', 'Other', 'user'),
@@ -281,9 +284,9 @@ INSERT INTO matrix (tbl, op, stmt, expect, rule) VALUES
    VALUES (pg_temp.fid('O'), 'topup_purchase', 1000, 'topup')$$,
  '{error:42501,error:42501,error:42501,error:42501,error:42501,not:42501}', 'the ledger is written by functions'),
 ('credit_transactions', 'update', $$UPDATE agentmarket.credit_transactions SET amount = 100000 WHERE id = pg_temp.fid('LO')$$,
- '{error:42501,error:42501,error:42501,error:42501,error:42501,not:42501}', 'the ledger is written by functions'),
+ '{error:42501,error:42501,error:42501,error:42501,error:42501,error:42501}', 'the ledger is append-only: nobody updates it'),
 ('credit_transactions', 'delete', $$DELETE FROM agentmarket.credit_transactions WHERE id = pg_temp.fid('LO')$$,
- '{error:42501,error:42501,error:42501,error:42501,error:42501,not:42501}', 'the ledger is written by functions'),
+ '{error:42501,error:42501,error:42501,error:42501,error:42501,error:42501}', 'the ledger is append-only: nobody deletes from it'),
 -- usage_events
 ('usage_events', 'select', pg_temp.visible('usage_events'),
  '{error:42501,UO,UX,(none),(none),"UO,UX"}', 'the owner only'),

@@ -22,7 +22,8 @@ INSERT INTO agentmarket.messages (session_id, role, content) VALUES
   ('00000000-0000-4000-8000-0000002e0001', 'assistant', 'Done: 14 newsletters archived.'),
   ('00000000-0000-4000-8000-0000002e0002', 'user', 'Margaret: draft a reply to the auditor');
 INSERT INTO agentmarket.credit_balances (user_id, topup_credits) VALUES
-  ('00000000-0000-4000-8000-0000000e0001', 100), ('00000000-0000-4000-8000-0000000e0002', 250);
+  ('00000000-0000-4000-8000-0000000e0001', 100), ('00000000-0000-4000-8000-0000000e0002', 250)
+  ON CONFLICT (user_id) DO UPDATE SET topup_credits = EXCLUDED.topup_credits;
 
 -- One request as PostgREST makes it, rolled back; the outcome as text.
 CREATE FUNCTION pg_temp.attempt(stmt text) RETURNS text LANGUAGE plpgsql AS $$

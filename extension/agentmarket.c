@@ -6,9 +6,14 @@
  */
 #include "postgres.h"
 
+#include "access/htup_details.h"
+#include "access/xact.h"
+#include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
+#include "utils/rel.h"
+#include "utils/timestamp.h"
 
 #include "agentmarket.h"
 
@@ -60,4 +65,40 @@ am_setting(const char *key)
 		strcpy(copy, str);
 		return copy;
 	}
+}
+
+PG_FUNCTION_INFO_V1(touch_updated_at);
+
+/*
+ * SQL function: touch_updated_at() — BEFORE UPDATE row trigger that sets the
+ * row's updated_at column to the transaction start time (now()).
+ */
+Datum
+touch_updated_at(PG_FUNCTION_ARGS)
+{
+	TriggerData *trigdata = (TriggerData *) fcinfo->context;
+	TupleDesc	tupdesc;
+	int			attnum;
+	Datum		value;
+	bool		isnull = false;
+
+	if (!CALLED_AS_TRIGGER(fcinfo) ||
+		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
+		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
+		!TRIGGER_FIRED_BY_UPDATE(trigdata->tg_event))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("touch_updated_at must be a BEFORE UPDATE row trigger")));
+
+	tupdesc = RelationGetDescr(trigdata->tg_relation);
+	attnum = SPI_fnumber(tupdesc, "updated_at");
+	if (attnum <= 0 || TupleDescAttr(tupdesc, attnum - 1)->atttypid != TIMESTAMPTZOID)
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("table \"%s\" has no updated_at column of type timestamptz",
+						RelationGetRelationName(trigdata->tg_relation))));
+
+	value = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	return PointerGetDatum(heap_modify_tuple_by_cols(trigdata->tg_newtuple, tupdesc,
+													 1, &attnum, &value, &isnull));
 }

@@ -40,15 +40,11 @@ GRANT USAGE ON SCHEMA agentmarket TO anon, authenticated, service_role;
 -- FROM PUBLIC and explicit grants; sql/foundation.sql checks that none is left.
 
 -- updated_at maintenance, shared by every table that has the column.
+-- In C (agentmarket.c): it runs on every balance update of the hot ledger
+-- path, where a PL/pgSQL trigger call costs more than the rest of the row.
 CREATE FUNCTION agentmarket_private.touch_updated_at() RETURNS trigger
-LANGUAGE plpgsql
-SET search_path = pg_catalog
-AS $$
-BEGIN
-    NEW.updated_at := pg_catalog.now();
-    RETURN NEW;
-END
-$$;
+AS 'MODULE_PATHNAME', 'touch_updated_at'
+LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION agentmarket_private.touch_updated_at() IS
     'Trigger: sets updated_at to the transaction time on every UPDATE.';
 REVOKE ALL ON FUNCTION agentmarket_private.touch_updated_at() FROM PUBLIC;
@@ -428,9 +424,11 @@ CREATE INDEX idx_instances_agent ON agentmarket.agent_instances(agent_id);
 CREATE INDEX idx_instances_team ON agentmarket.agent_instances(team_id);
 CREATE INDEX idx_instances_version ON agentmarket.agent_instances(agent_version_id);
 CREATE INDEX idx_credit_tx_user_created ON agentmarket.credit_transactions(user_id, created_at);
-CREATE INDEX idx_credit_tx_session ON agentmarket.credit_transactions(session_id);
+-- Partial: most ledger rows (grants, refreshes) have no session, and the hot
+-- deduction path should not pay for indexing NULLs.
+CREATE INDEX idx_credit_tx_session ON agentmarket.credit_transactions(session_id) WHERE session_id IS NOT NULL;
 CREATE INDEX idx_usage_instance ON agentmarket.usage_events(instance_id);
-CREATE INDEX idx_usage_session ON agentmarket.usage_events(session_id);
+CREATE INDEX idx_usage_session ON agentmarket.usage_events(session_id) WHERE session_id IS NOT NULL;
 CREATE INDEX idx_earnings_agent ON agentmarket.creator_earnings(agent_id);
 CREATE INDEX idx_earnings_session ON agentmarket.creator_earnings(session_id);
 CREATE INDEX idx_reviews_user ON agentmarket.agent_reviews(user_id);

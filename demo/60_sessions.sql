@@ -1,0 +1,51 @@
+-- Sessions: Linus talks to his Inbox Zero (provisioned by the sidecar in the
+-- step before) over Telegram, pays per session, the platform meters the
+-- session when it ends, and Ada earns her share with the exact split.
+\set linus '''00000000-0000-4000-8000-0000000e0001'''
+\set inbox '''00000000-0000-4000-8000-00000000a9e1'''
+SELECT id AS instance, status FROM agentmarket.agent_instances
+ WHERE user_id = :linus AND agent_id = :inbox \gset
+\echo 'Linus''s Inbox Zero instance is' :'status'
+
+\echo 'Linus (authenticated) opens a Telegram session: Inbox Zero costs 25 credits per session.'
+SELECT set_config('request.jwt.claims', json_build_object('sub', :linus)::text, false) \g /dev/null
+SET role authenticated;
+SELECT available_credits AS available_before FROM agentmarket.my_balance();
+SELECT id AS session, relay, total_credits_consumed AS credits FROM agentmarket.start_session(:'instance', 'telegram') \gset
+SELECT set_config('demo.session', :'session', false) \g /dev/null
+\echo 'session' :'session' 'over' :'relay' 'took' :credits 'credits'
+SELECT agentmarket.add_message(:'session', 'user', 'Triage this morning''s inbox, please.', tokens_used => 9) IS NOT NULL AS said;
+SELECT available_credits AS available_after FROM agentmarket.my_balance();
+\echo 'He cannot speak for the agent, nor meter his own session:'
+SET client_min_messages = notice;
+DO $$
+BEGIN
+    PERFORM agentmarket.add_message(current_setting('demo.session')::uuid, 'assistant', 'You owe me nothing.');
+EXCEPTION WHEN insufficient_privilege THEN RAISE NOTICE 'refused (%): %', SQLSTATE, SQLERRM;
+END $$;
+SET client_min_messages = warning;
+RESET role;
+
+\echo
+\echo 'The platform (service_role) relays the agent''s answers, then ends the session with its metering:'
+\echo '180 compute seconds, 1,200 input and 2,400 output tokens, $0.031250 of infrastructure.'
+SET role service_role;
+SELECT agentmarket.add_message(:'session', 'tool', 'gmail.list(unread)', '{"name": "gmail", "input": {"q": "is:unread"}, "output": "14 messages"}', 0) IS NOT NULL AS tool_call;
+SELECT agentmarket.add_message(:'session', 'assistant', '14 unread: 3 need you today, 11 archived.', tokens_used => 31) IS NOT NULL AS answered;
+SELECT ended_at IS NOT NULL AS ended, compute_seconds, total_input_tokens, total_output_tokens
+  FROM agentmarket.end_session(:'session', 180, 1200, 2400, 0.031250);
+RESET role;
+
+\echo
+\echo 'Ada''s earnings for it: (0.25 - 0.03125) x 0.85 = 0.1859375, rounded down to 0.1859; the platform keeps the rest.'
+SELECT gross_revenue, compute_cost, creator_amount, platform_amount, creator_rate,
+       creator_amount + platform_amount = gross_revenue AS adds_up
+  FROM agentmarket.creator_earnings WHERE session_id = :'session';
+\echo 'The usage event (what the billing aggregation reads):'
+SELECT compute_seconds, input_tokens, output_tokens, credits_consumed, cost_usd
+  FROM agentmarket.usage_events WHERE session_id = :'session';
+\echo 'The conversation, as Linus sees it (RLS: his own sessions only):'
+SET role authenticated;
+SELECT role, content FROM agentmarket.messages WHERE session_id = :'session' ORDER BY created_at, role DESC;
+RESET role;
+SELECT set_config('request.jwt.claims', '', false) \g /dev/null

@@ -1,0 +1,49 @@
+# 70_operations: what runs on its own, and what operators and analysts see.
+# pg_cron (preloaded; its metadata lives in database "postgres") runs the
+# sweeps inside agentmarket_demo; the ledger proves itself; an analyst reads
+# the marketplace without emails or message text.
+set -euo pipefail
+db=${PGDATABASE:-agentmarket_demo}
+psql -X -q -v ON_ERROR_STOP=1 -P pager=off -d postgres -v db="$db" <<'SQL'
+\echo 'pg_cron schedules the sweeps inside the marketplace database:'
+CREATE EXTENSION IF NOT EXISTS pg_cron;
+SELECT cron.schedule_in_database('agentmarket-suspend-idle', '* * * * *',
+       'SELECT agentmarket.suspend_idle_instances()', :'db') > 0 AS scheduled;
+SELECT cron.schedule_in_database('agentmarket-release-holds', '*/5 * * * *',
+       'SELECT agentmarket.release_expired_holds()', :'db') > 0 AS scheduled;
+SELECT cron.schedule_in_database('agentmarket-prune-jobs', '17 3 * * *',
+       'SELECT agentmarket_private.prune_jobs()', :'db') > 0 AS scheduled;
+SELECT jobname, schedule, command, database FROM cron.job ORDER BY jobname;
+SQL
+psql -X -q -v ON_ERROR_STOP=1 -P pager=off <<'SQL'
+\echo
+\echo 'The ledger proves itself: verify_ledger() lists every inconsistency (none):'
+SELECT count(*) AS problems FROM agentmarket.verify_ledger();
+\echo 'Balance = sum of ledger, per user and pot:'
+SELECT u.display_name, b.subscription_credits, b.topup_credits,
+       (SELECT coalesce(sum(t.amount), 0) FROM agentmarket.credit_transactions t
+         WHERE t.user_id = u.id AND t.credit_type = 'subscription') AS subscription_ledger,
+       (SELECT coalesce(sum(t.amount), 0) FROM agentmarket.credit_transactions t
+         WHERE t.user_id = u.id AND t.credit_type = 'topup') AS topup_ledger
+  FROM agentmarket.users u JOIN agentmarket.credit_balances b ON b.user_id = u.id ORDER BY u.display_name;
+\echo 'Every earnings row adds up: creator + platform = gross:'
+SELECT count(*) AS earnings_rows, count(*) FILTER (WHERE creator_amount + platform_amount <> gross_revenue) AS not_adding_up
+  FROM agentmarket.creator_earnings;
+
+\echo
+\echo 'An analyst (role agentmarket_analyst) reads the marketplace without emails or message text:'
+SET role agentmarket_analyst;
+SELECT a.name, a.status, a.total_hires, a.avg_rating, coalesce(sum(e.creator_amount), 0) AS creator_earned
+  FROM agentmarket_analytics.agents a LEFT JOIN agentmarket_analytics.creator_earnings e ON e.agent_id = a.id
+ GROUP BY a.name, a.status, a.total_hires, a.avg_rating ORDER BY a.name;
+SELECT agent_id IS NOT NULL AS agent, users, credits, compute_seconds, cost_usd FROM agentmarket_analytics.agent_daily_usage;
+\echo '... and cannot read the tables themselves:'
+SET client_min_messages = notice;
+DO $$ BEGIN PERFORM email FROM agentmarket.users LIMIT 1;
+EXCEPTION WHEN insufficient_privilege THEN RAISE NOTICE 'refused (%): %', SQLSTATE, SQLERRM; END $$;
+RESET role;
+\echo
+\echo 'Operators: the outbox by kind and status, and the dead letters:'
+SELECT kind, status, jobs FROM agentmarket_private.queue_depth ORDER BY kind, status;
+SELECT count(*) AS dead_jobs FROM agentmarket_private.dead_jobs;
+SQL

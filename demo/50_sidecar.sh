@@ -1,7 +1,8 @@
 # 50_sidecar: the outbox at work.  The Fly and Stripe stand-ins (test/standin/)
 # play the two APIs; agentmarket-sidecar --once drains the queue against them.
 # Linus hires Standup Bot (an instance, provisioning, with its provision job),
-# the sidecar makes the Fly app, volume and machine, and the instance runs;
+# the sidecar makes the Fly app, volume and machine for it and for the Inbox
+# Zero he hired in step 30, and the instances run;
 # then suspend, resume and destroy go the same way; then Stripe jobs: a
 # customer for Linus and a Checkout session for a top-up pack.
 set -euo pipefail
@@ -42,16 +43,11 @@ def show(iid):
 
 try:
     print("Fly stand-in on %s, Stripe stand-in on %s" % (fly.url, stripe.url))
-    # hire_agent does this (instance provisioning + job, in one transaction);
-    # the demo does it by hand so that it runs on its own.
-    iid = db.value("""
-INSERT INTO agentmarket.agent_instances (id, user_id, agent_id, fly_app_name, fly_machine_id)
-SELECT x.id, :'a1', :'a2', agentmarket_private.fly_app_name(x.id), '' FROM (SELECT gen_random_uuid() AS id) x
-ON CONFLICT (user_id, agent_id) DO NOTHING RETURNING id""", LINUS, BOT)
-    if iid is None:
-        iid = db.value("SELECT id FROM agentmarket.agent_instances WHERE user_id = :'a1' AND agent_id = :'a2'", LINUS, BOT)
-    if db.value("SELECT status FROM agentmarket.agent_instances WHERE id = :'a1'", iid) == "provisioning":
-        db.sql("SELECT agentmarket_private.enqueue_instance_job(:'a1', 'fly.provision_instance')", iid)
+    # Linus hires Standup Bot through hire_agent, as PostgREST would call it:
+    # the instance (provisioning) and its provision job in one transaction.
+    iid = db.value("BEGIN; SET LOCAL ROLE authenticated; "
+                   "SELECT set_config('request.jwt.claims', json_build_object('sub', :'a1')::text, true) \\g /dev/null\n"
+                   "SELECT id FROM agentmarket.hire_agent(:'a2');\nCOMMIT;", LINUS, BOT)
     print("Linus hires Standup Bot: instance %s, app %s" % (iid, db.value("SELECT agentmarket_private.fly_app_name(:'a1')", iid)))
     show(iid)
     sidecar("provision")

@@ -362,7 +362,7 @@ search_text_score(PG_FUNCTION_ARGS)
 			WordEntry  *e = &entries[at];
 			double		value;
 
-			if (tsCompareString(strings + e->pos, e->len, t->lexeme, t->len, t->prefix) != 0)
+			if (tsCompareString(t->lexeme, t->len, strings + e->pos, e->len, t->prefix) != 0)
 				break;
 			value = am_entry_weight(doc, e) * t->factor;
 			if (e->len != t->len)
@@ -431,7 +431,8 @@ search_blend(PG_FUNCTION_ARGS)
 	double		text_score = PG_GETARG_FLOAT8(0);
 	double		static_score = PG_GETARG_FLOAT8(1);
 
-	PG_RETURN_FLOAT8(AM_TEXT_SHARE * text_score + (1 - AM_TEXT_SHARE) * static_score);
+	/* on a 1e-9 grid: still monotone, and prints without float noise */
+	PG_RETURN_FLOAT8(rint((AM_TEXT_SHARE * text_score + (1 - AM_TEXT_SHARE) * static_score) * 1e9) / 1e9);
 }
 
 /* Collects the lexemes of a tsquery that are not under a NOT. */

@@ -1,0 +1,797 @@
+-- search.sql: marketplace search.
+--
+-- Each listing carries a weighted tsvector (name A; tagline and tags B;
+-- description C) and a static quality score (Bayesian-average rating and log
+-- of hires), both kept by a trigger.  A vocabulary of the lexemes of published
+-- listings (with how many listings have each, and in which fields) and a
+-- deletion index over it give typo candidates and the bounds that let
+-- search_agents stop early: for a query word found in most listings it walks
+-- listings in descending static score and stops once no listing left can
+-- beat the page it holds.  The scoring functions are in search.c.
+
+------------------------------------------------------------------------------
+-- C functions
+------------------------------------------------------------------------------
+CREATE FUNCTION agentmarket_private.search_typo_keys(word text)
+RETURNS text[]
+AS 'MODULE_PATHNAME', 'search_typo_keys'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION agentmarket_private.search_typo_keys(text) IS
+    'The word and each form of it with one character deleted: words within one edit share a key.';
+
+CREATE FUNCTION agentmarket_private.search_is_one_typo(word text, candidate text)
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'search_is_one_typo'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION agentmarket_private.search_is_one_typo(text, text) IS
+    'True when the two words differ by exactly one insertion, deletion, substitution or swap of adjacent characters.';
+
+CREATE FUNCTION agentmarket_private.search_text_score(
+    document tsvector, lexemes text[], groups integer[], factors double precision[],
+    prefixes boolean[], ngroups integer)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'search_text_score'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION agentmarket_private.search_text_score(tsvector, text[], integer[], double precision[], boolean[], integer) IS
+    'Text score in [0, 1]: per query word the best weight (A 1, B 0.5, C 0.25) times the factor of the matching term (exact 1, typo 0.5, completion 0.8), averaged over words.';
+
+CREATE FUNCTION agentmarket_private.search_text_bound(group_bounds double precision[])
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'search_text_bound'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION agentmarket_private.search_text_bound(double precision[]) IS
+    'The text score a listing would get with these per-word values: an upper bound computed exactly as search_text_score computes scores.';
+
+CREATE FUNCTION agentmarket_private.search_static_score(avg_rating numeric, total_reviews integer, total_hires integer)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'search_static_score'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
+COMMENT ON FUNCTION agentmarket_private.search_static_score(numeric, integer, integer) IS
+    'Quality of a listing in [0, 1]: 0.6 of its Bayesian-average rating (prior: 5 reviews of 3 stars) plus 0.4 of ln(1+hires)/(ln(1+hires)+ln(101)).';
+
+CREATE FUNCTION agentmarket_private.search_blend(text_score double precision, static_score double precision)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'search_blend'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION agentmarket_private.search_blend(double precision, double precision) IS
+    'Relevance: 0.75 of the text score plus 0.25 of the static score.';
+
+CREATE FUNCTION agentmarket_private.search_positive_lexemes(query tsquery)
+RETURNS text[]
+AS 'MODULE_PATHNAME', 'search_positive_lexemes'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION agentmarket_private.search_positive_lexemes(tsquery) IS
+    'The distinct lexemes of a query outside any NOT, in typing order.';
+
+REVOKE ALL ON FUNCTION agentmarket_private.search_typo_keys(text),
+    agentmarket_private.search_is_one_typo(text, text),
+    agentmarket_private.search_text_score(tsvector, text[], integer[], double precision[], boolean[], integer),
+    agentmarket_private.search_text_bound(double precision[]),
+    agentmarket_private.search_static_score(numeric, integer, integer),
+    agentmarket_private.search_blend(double precision, double precision),
+    agentmarket_private.search_positive_lexemes(tsquery) FROM PUBLIC;
+
+------------------------------------------------------------------------------
+-- Search fields of a listing
+------------------------------------------------------------------------------
+ALTER TABLE agentmarket.agents
+  ADD COLUMN search_head tsvector,
+  ADD COLUMN search_document tsvector,
+  ADD COLUMN search_static double precision NOT NULL DEFAULT 0;
+COMMENT ON COLUMN agentmarket.agents.search_head IS
+    'Search: name (weight A), tagline and tags (B). Kept by a trigger.';
+COMMENT ON COLUMN agentmarket.agents.search_document IS
+    'Search: search_head plus the description (weight C). Kept by a trigger.';
+COMMENT ON COLUMN agentmarket.agents.search_static IS
+    'Search: static quality score (rating and hires), see search_static_score. Kept by a trigger.';
+
+CREATE FUNCTION agentmarket_private.agents_search_fields() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' OR OLD.search_document IS NULL
+       OR NEW.name IS DISTINCT FROM OLD.name OR NEW.tagline IS DISTINCT FROM OLD.tagline
+       OR NEW.description IS DISTINCT FROM OLD.description OR NEW.tags IS DISTINCT FROM OLD.tags THEN
+        NEW.search_head :=
+            pg_catalog.setweight(pg_catalog.to_tsvector('english'::regconfig, NEW.name), 'A')
+            OPERATOR(pg_catalog.||)
+            pg_catalog.setweight(pg_catalog.to_tsvector('english'::regconfig,
+                NEW.tagline OPERATOR(pg_catalog.||) ' '
+                OPERATOR(pg_catalog.||) COALESCE(pg_catalog.array_to_string(NEW.tags, ' '), '')), 'B');
+        NEW.search_document := NEW.search_head OPERATOR(pg_catalog.||)
+            pg_catalog.setweight(pg_catalog.to_tsvector('english'::regconfig, NEW.description), 'C');
+    ELSE
+        NEW.search_head := OLD.search_head;
+        NEW.search_document := OLD.search_document;
+    END IF;
+    NEW.search_static := agentmarket_private.search_static_score(NEW.avg_rating, NEW.total_reviews, NEW.total_hires);
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.agents_search_fields() IS
+    'Trigger: computes an agent''s weighted search vectors and static score; clients cannot set them.';
+CREATE TRIGGER agents_search_fields BEFORE INSERT OR UPDATE ON agentmarket.agents
+    FOR EACH ROW EXECUTE FUNCTION agentmarket_private.agents_search_fields();
+
+-- Only published listings are searched: every search index is partial.
+CREATE INDEX agents_search_document_idx ON agentmarket.agents USING gin (search_document)
+    WHERE status = 'published';
+CREATE INDEX agents_search_head_idx ON agentmarket.agents USING gin (search_head)
+    WHERE status = 'published';
+CREATE INDEX agents_search_static_idx ON agentmarket.agents (search_static DESC, id DESC)
+    WHERE status = 'published';
+CREATE INDEX agents_search_rating_idx ON agentmarket.agents
+    ((COALESCE(avg_rating, 0)) DESC, total_reviews DESC, id DESC) WHERE status = 'published';
+CREATE INDEX agents_search_popular_idx ON agentmarket.agents (total_hires DESC, id DESC)
+    WHERE status = 'published';
+CREATE INDEX agents_search_newest_idx ON agentmarket.agents (published_at DESC, id DESC)
+    WHERE status = 'published';
+
+------------------------------------------------------------------------------
+-- Vocabulary of published listings
+------------------------------------------------------------------------------
+CREATE TABLE agentmarket_private.search_vocabulary (
+  lexeme TEXT COLLATE "C" PRIMARY KEY,
+  ndoc INTEGER NOT NULL DEFAULT 0 CONSTRAINT search_vocabulary_ndoc_check CHECK (ndoc >= 0), -- listings with it
+  n_a INTEGER NOT NULL DEFAULT 0 CONSTRAINT search_vocabulary_n_a_check CHECK (n_a >= 0), -- ... in the name
+  n_b INTEGER NOT NULL DEFAULT 0 CONSTRAINT search_vocabulary_n_b_check CHECK (n_b >= 0)  -- ... in tagline or tags
+);
+COMMENT ON TABLE agentmarket_private.search_vocabulary IS
+    'Lexemes of published listings with document counts overall, in names (A) and in taglines/tags (B). Derived from agents; rebuilt by agentmarket.rebuild_search_vocabulary().';
+
+CREATE TABLE agentmarket_private.search_typo_index (
+  key TEXT COLLATE "C" NOT NULL,
+  lexeme TEXT COLLATE "C" NOT NULL,
+  PRIMARY KEY (key, lexeme)
+);
+COMMENT ON TABLE agentmarket_private.search_typo_index IS
+    'Deletion index of the vocabulary: (word or word minus one character, word).';
+
+CREATE TABLE agentmarket_private.search_corpus (
+  singleton BOOLEAN PRIMARY KEY DEFAULT true CONSTRAINT search_corpus_singleton CHECK (singleton),
+  published INTEGER NOT NULL DEFAULT 0 CONSTRAINT search_corpus_published_check CHECK (published >= 0)
+);
+COMMENT ON TABLE agentmarket_private.search_corpus IS 'Number of published listings.';
+INSERT INTO agentmarket_private.search_corpus DEFAULT VALUES;
+REVOKE ALL ON TABLE agentmarket_private.search_vocabulary, agentmarket_private.search_typo_index,
+    agentmarket_private.search_corpus FROM PUBLIC;
+
+CREATE FUNCTION agentmarket_private.agents_search_vocabulary() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    delta text;
+BEGIN
+    -- The listings entering (+1) and leaving (-1) the published set; a
+    -- published listing whose text changed leaves and enters again.
+    IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' THEN
+        delta := $q$SELECT 1 AS sign, n.search_document AS document FROM new_rows n
+                     WHERE n.status OPERATOR(pg_catalog.=) 'published'$q$;
+    ELSIF TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN
+        delta := $q$SELECT -1 AS sign, o.search_document AS document FROM old_rows o
+                     WHERE o.status OPERATOR(pg_catalog.=) 'published'$q$;
+    ELSE
+        -- Most updates (hires, reviews) change neither: leave at once.
+        IF NOT EXISTS (
+            SELECT FROM old_rows o JOIN new_rows n ON n.id OPERATOR(pg_catalog.=) o.id
+             WHERE (o.status OPERATOR(pg_catalog.=) 'published') OPERATOR(pg_catalog.<>) (n.status OPERATOR(pg_catalog.=) 'published')
+                OR (n.status OPERATOR(pg_catalog.=) 'published' AND o.search_document IS DISTINCT FROM n.search_document)) THEN
+            RETURN NULL;
+        END IF;
+        delta := $q$SELECT x.sign, x.document
+          FROM old_rows o JOIN new_rows n ON n.id OPERATOR(pg_catalog.=) o.id,
+               LATERAL (VALUES (-1, o.search_document, o.status OPERATOR(pg_catalog.=) 'published'),
+                               (1, n.search_document, n.status OPERATOR(pg_catalog.=) 'published')) x(sign, document, published)
+         WHERE x.published
+           AND ((o.status OPERATOR(pg_catalog.=) 'published') OPERATOR(pg_catalog.<>) (n.status OPERATOR(pg_catalog.=) 'published')
+                OR o.search_document IS DISTINCT FROM n.search_document)$q$;
+    END IF;
+    -- One statement: corpus size, vocabulary counts (in lexeme order, so
+    -- concurrent publications lock rows in one order) and typo keys of new words.
+    EXECUTE pg_catalog.format($q$
+        WITH delta AS MATERIALIZED (%s),
+        words AS MATERIALIZED (
+            SELECT u.lexeme, pg_catalog.sum(d.sign)::integer AS ndoc,
+                   COALESCE(pg_catalog.sum(d.sign) FILTER (WHERE 'A' OPERATOR(pg_catalog.=) ANY (u.weights)), 0)::integer AS n_a,
+                   COALESCE(pg_catalog.sum(d.sign) FILTER (WHERE 'B' OPERATOR(pg_catalog.=) ANY (u.weights)), 0)::integer AS n_b,
+                   pg_catalog.bool_or(d.sign OPERATOR(pg_catalog.>) 0) AS entering
+              FROM delta d, pg_catalog.unnest(d.document) u
+             GROUP BY u.lexeme),
+        corpus AS (
+            UPDATE agentmarket_private.search_corpus c
+               SET published = c.published OPERATOR(pg_catalog.+) (SELECT pg_catalog.sum(d.sign) FROM delta d)
+             WHERE (SELECT pg_catalog.sum(d.sign) FROM delta d) OPERATOR(pg_catalog.<>) 0),
+        vocabulary AS (
+            INSERT INTO agentmarket_private.search_vocabulary AS v (lexeme, ndoc, n_a, n_b)
+            SELECT w.lexeme, w.ndoc, w.n_a, w.n_b FROM words w
+             WHERE w.ndoc OPERATOR(pg_catalog.<>) 0 OR w.n_a OPERATOR(pg_catalog.<>) 0 OR w.n_b OPERATOR(pg_catalog.<>) 0
+             ORDER BY w.lexeme COLLATE "C"
+            ON CONFLICT (lexeme) DO UPDATE
+               SET ndoc = v.ndoc OPERATOR(pg_catalog.+) EXCLUDED.ndoc,
+                   n_a = v.n_a OPERATOR(pg_catalog.+) EXCLUDED.n_a,
+                   n_b = v.n_b OPERATOR(pg_catalog.+) EXCLUDED.n_b)
+        INSERT INTO agentmarket_private.search_typo_index (key, lexeme)
+        SELECT DISTINCT k, w.lexeme
+          FROM words w, pg_catalog.unnest(agentmarket_private.search_typo_keys(w.lexeme)) k
+         WHERE w.entering AND pg_catalog.char_length(w.lexeme) BETWEEN 4 AND 64
+        ON CONFLICT DO NOTHING$q$, delta);
+    RETURN NULL;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.agents_search_vocabulary() IS
+    'Statement trigger: applies the listings entering or leaving the published set to the search vocabulary and typo index.';
+REVOKE ALL ON FUNCTION agentmarket_private.agents_search_vocabulary() FROM PUBLIC;
+CREATE TRIGGER agents_search_vocabulary_insert AFTER INSERT ON agentmarket.agents
+    REFERENCING NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION agentmarket_private.agents_search_vocabulary();
+CREATE TRIGGER agents_search_vocabulary_update AFTER UPDATE ON agentmarket.agents
+    REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION agentmarket_private.agents_search_vocabulary();
+CREATE TRIGGER agents_search_vocabulary_delete AFTER DELETE ON agentmarket.agents
+    REFERENCING OLD TABLE AS old_rows
+    FOR EACH STATEMENT EXECUTE FUNCTION agentmarket_private.agents_search_vocabulary();
+
+CREATE FUNCTION agentmarket.rebuild_search_vocabulary()
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    words bigint;
+BEGIN
+    LOCK TABLE agentmarket_private.search_vocabulary IN EXCLUSIVE MODE;
+    LOCK TABLE agentmarket.agents IN SHARE MODE;
+    DELETE FROM agentmarket_private.search_vocabulary;
+    DELETE FROM agentmarket_private.search_typo_index;
+    INSERT INTO agentmarket_private.search_vocabulary (lexeme, ndoc, n_a, n_b)
+    SELECT u.lexeme, pg_catalog.count(*),
+           pg_catalog.count(*) FILTER (WHERE 'A' OPERATOR(pg_catalog.=) ANY (u.weights)),
+           pg_catalog.count(*) FILTER (WHERE 'B' OPERATOR(pg_catalog.=) ANY (u.weights))
+      FROM agentmarket.agents a, pg_catalog.unnest(a.search_document) u
+     WHERE a.status OPERATOR(pg_catalog.=) 'published'
+     GROUP BY u.lexeme;
+    GET DIAGNOSTICS words = ROW_COUNT;
+    INSERT INTO agentmarket_private.search_typo_index (key, lexeme)
+    SELECT DISTINCT k, v.lexeme
+      FROM agentmarket_private.search_vocabulary v,
+           pg_catalog.unnest(agentmarket_private.search_typo_keys(v.lexeme)) k
+     WHERE pg_catalog.char_length(v.lexeme) BETWEEN 4 AND 64;
+    UPDATE agentmarket_private.search_corpus c
+       SET published = (SELECT pg_catalog.count(*) FROM agentmarket.agents a
+                         WHERE a.status OPERATOR(pg_catalog.=) 'published');
+    RETURN words;
+END
+$$;
+COMMENT ON FUNCTION agentmarket.rebuild_search_vocabulary() IS
+    'Rebuilds the search vocabulary, typo index and corpus size from the published listings (after a bulk load with triggers off); returns the number of words. service_role only.';
+REVOKE ALL ON FUNCTION agentmarket.rebuild_search_vocabulary() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentmarket.rebuild_search_vocabulary() TO service_role;
+
+------------------------------------------------------------------------------
+-- Query planning
+------------------------------------------------------------------------------
+CREATE TYPE agentmarket_private.search_plan AS (
+  query tsquery,                -- what a listing must match (NULL: anything)
+  head_query tsquery,           -- OR of every term: matches in name, tagline or tags
+  lexemes text[],               -- the terms: each query word, its typo and prefix alternatives
+  groups integer[],             -- ... the word (1-based) each term belongs to
+  factors double precision[],   -- ... exact 1, typo 0.5
+  prefixes boolean[],           -- ... matches as a prefix (the last word typed)
+  ngroups integer,              -- number of words; 0: no text score, relevance is the static score
+  estimate bigint,              -- upper estimate of listings matching
+  head_estimate bigint,         -- listings with some term in name, tagline or tags
+  bound double precision,       -- best text score any listing can have
+  body_bound double precision   -- best text score of a listing without a head match
+);
+COMMENT ON TYPE agentmarket_private.search_plan IS
+    'A user''s query turned into an expanded tsquery, scoring terms and the bounds search_agents stops on.';
+
+-- A lexeme quoted for tsquery input.
+CREATE FUNCTION agentmarket_private.search_quote(p_lexeme text)
+RETURNS text
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+SET search_path = pg_catalog
+AS $$
+    SELECT '''' OPERATOR(pg_catalog.||)
+           pg_catalog.replace(pg_catalog.replace(p_lexeme, '\', '\\'), '''', '''''')
+           OPERATOR(pg_catalog.||) ''''
+$$;
+COMMENT ON FUNCTION agentmarket_private.search_quote(text) IS 'A lexeme quoted as a tsquery operand.';
+REVOKE ALL ON FUNCTION agentmarket_private.search_quote(text) FROM PUBLIC;
+
+CREATE FUNCTION agentmarket_private.search_prepare(p_query text)
+RETURNS agentmarket_private.search_plan
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, agentmarket_private
+AS $$
+DECLARE
+    p agentmarket_private.search_plan;
+    q0 tsquery;
+    positives text[];
+    tail text;
+    last_lexeme text;
+    published bigint;
+    r record;
+BEGIN
+    p.ngroups := 0;
+    IF p_query IS NULL OR pg_catalog.btrim(p_query) OPERATOR(pg_catalog.=) '' THEN
+        RETURN p;
+    END IF;
+    -- websearch syntax never raises a syntax error; long input is cut.
+    q0 := pg_catalog.websearch_to_tsquery('english'::regconfig, pg_catalog.left(p_query, 512));
+    IF pg_catalog.numnode(q0) OPERATOR(pg_catalog.=) 0 THEN
+        RETURN p;               -- only stop words
+    END IF;
+    p.query := q0;
+    positives := search_positive_lexemes(q0);
+    IF pg_catalog.cardinality(positives) OPERATOR(pg_catalog.=) 0 THEN
+        RETURN p;               -- only exclusions: a filter without a text score
+    END IF;
+    -- The last word is matched as a prefix when the query ends inside it.
+    tail := pg_catalog.substring(p_query, '([[:alnum:]]+)$');
+    IF tail IS NOT NULL THEN
+        SELECT t INTO last_lexeme
+          FROM pg_catalog.unnest(pg_catalog.tsvector_to_array(pg_catalog.to_tsvector('english'::regconfig, tail))) t
+         LIMIT 1;
+        IF NOT (last_lexeme OPERATOR(pg_catalog.=) ANY (positives)) THEN
+            last_lexeme := NULL;
+        END IF;
+    END IF;
+    SELECT c.published INTO published FROM search_corpus c;
+
+    WITH words AS (
+        SELECT t.w, t.g::integer AS g FROM pg_catalog.unnest(positives) WITH ORDINALITY t(w, g)
+    ), terms AS (
+        SELECT words.g, words.w AS lexeme, 1.0::float8 AS factor,
+               COALESCE(words.w OPERATOR(pg_catalog.=) last_lexeme, false) AS prefix, 0 AS kind
+          FROM words
+        UNION ALL
+        -- One typo in words of five letters or more: candidates share a
+        -- deletion key; the C check keeps those exactly one edit away.
+        SELECT words.g, c.lexeme, 0.5::float8, false, 1
+          FROM words CROSS JOIN LATERAL (
+                SELECT t.lexeme FROM search_typo_index t
+                  JOIN search_vocabulary v ON v.lexeme OPERATOR(pg_catalog.=) t.lexeme
+                 WHERE t.key OPERATOR(pg_catalog.=) ANY (search_typo_keys(words.w))
+                   AND t.lexeme OPERATOR(pg_catalog.<>) words.w
+                   AND v.ndoc OPERATOR(pg_catalog.>) 0
+                   AND search_is_one_typo(words.w, t.lexeme)
+                 GROUP BY t.lexeme, v.ndoc
+                 ORDER BY v.ndoc DESC, t.lexeme LIMIT 8) c
+         WHERE pg_catalog.char_length(words.w) BETWEEN 5 AND 64
+    ), stats AS (
+        SELECT terms.*, s.ndoc, s.n_a, s.n_b
+          FROM terms CROSS JOIN LATERAL (
+                -- an exact term is the range [w, w || chr(1)), a prefix [w, w || U+10FFFF)
+                SELECT COALESCE(pg_catalog.sum(v.ndoc), 0) AS ndoc,
+                       COALESCE(pg_catalog.sum(v.n_a), 0) AS n_a, COALESCE(pg_catalog.sum(v.n_b), 0) AS n_b
+                  FROM search_vocabulary v
+                 WHERE v.lexeme OPERATOR(pg_catalog.>=) (terms.lexeme COLLATE "C")
+                   AND v.lexeme OPERATOR(pg_catalog.<) ((terms.lexeme OPERATOR(pg_catalog.||)
+                           CASE WHEN terms.prefix THEN pg_catalog.chr(1114111) ELSE pg_catalog.chr(1) END) COLLATE "C")) s
+    ), per_group AS (
+        SELECT st.g,
+               pg_catalog.max(st.factor * CASE WHEN st.n_a OPERATOR(pg_catalog.>) 0 THEN 1.0
+                                               WHEN st.n_b OPERATOR(pg_catalog.>) 0 THEN 0.5
+                                               WHEN st.ndoc OPERATOR(pg_catalog.>) 0 THEN 0.25 ELSE 0 END) AS ub,
+               pg_catalog.max(st.factor * CASE WHEN st.ndoc OPERATOR(pg_catalog.>) 0 THEN 0.25 ELSE 0 END) AS body_ub,
+               LEAST(pg_catalog.sum(st.ndoc), published) AS ndoc,
+               pg_catalog.sum(st.n_a OPERATOR(pg_catalog.+) st.n_b) AS nhead,
+               pg_catalog.string_agg(search_quote(st.lexeme) OPERATOR(pg_catalog.||)
+                                     CASE WHEN st.prefix THEN ':*' ELSE '' END, ' | ' ORDER BY st.kind, st.lexeme) AS alternatives,
+               pg_catalog.count(*) OPERATOR(pg_catalog.>) 1 OR pg_catalog.bool_or(st.prefix) AS expanded
+          FROM stats st GROUP BY st.g
+    )
+    SELECT (SELECT pg_catalog.array_agg(st.lexeme ORDER BY st.g, st.kind, st.lexeme) FROM stats st) AS lexemes,
+           (SELECT pg_catalog.array_agg(st.g ORDER BY st.g, st.kind, st.lexeme) FROM stats st) AS groups,
+           (SELECT pg_catalog.array_agg(st.factor ORDER BY st.g, st.kind, st.lexeme) FROM stats st) AS factors,
+           (SELECT pg_catalog.array_agg(st.prefix ORDER BY st.g, st.kind, st.lexeme) FROM stats st) AS prefixes,
+           pg_catalog.count(*)::integer AS ngroups,
+           CASE WHEN q0::text OPERATOR(pg_catalog.~~) '%|%' THEN pg_catalog.sum(pg.ndoc)
+                ELSE pg_catalog.min(pg.ndoc) END AS estimate,
+           pg_catalog.sum(pg.nhead) AS head_estimate,
+           search_text_bound(pg_catalog.array_agg(pg.ub::float8 ORDER BY pg.g)) AS bound,
+           search_text_bound(pg_catalog.array_agg(pg.body_ub::float8 ORDER BY pg.g)) AS body_bound,
+           pg_catalog.array_agg(pg.alternatives ORDER BY pg.g) FILTER (WHERE pg.expanded) AS rewrites,
+           pg_catalog.array_agg(positives[pg.g] ORDER BY pg.g) FILTER (WHERE pg.expanded) AS rewritten,
+           pg_catalog.string_agg(pg.alternatives, ' | ' ORDER BY pg.g) AS head
+      INTO r FROM per_group pg;
+
+    p.lexemes := r.lexemes; p.groups := r.groups; p.factors := r.factors; p.prefixes := r.prefixes;
+    p.ngroups := r.ngroups; p.estimate := r.estimate; p.head_estimate := r.head_estimate;
+    p.bound := r.bound; p.body_bound := r.body_bound;
+    p.head_query := r.head::tsquery;
+    -- Each word becomes (word | typo | ... ) or word:* wherever it occurs.
+    FOR i IN 1 .. COALESCE(pg_catalog.cardinality(r.rewrites), 0) LOOP
+        p.query := pg_catalog.ts_rewrite(p.query, search_quote(r.rewritten[i])::tsquery, r.rewrites[i]::tsquery);
+    END LOOP;
+    RETURN p;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.search_prepare(text) IS
+    'Turns a user''s query into a search plan: websearch syntax, one-typo and last-word-prefix alternatives from the vocabulary, estimates and score bounds.';
+REVOKE ALL ON FUNCTION agentmarket_private.search_prepare(text) FROM PUBLIC;
+
+------------------------------------------------------------------------------
+-- Cursors
+------------------------------------------------------------------------------
+-- An opaque page cursor: base64url of "sort|key|key2|id".
+CREATE FUNCTION agentmarket_private.search_cursor(p_sort text, p_key text, p_key2 text, p_id uuid)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog
+AS $$
+    SELECT pg_catalog.rtrim(pg_catalog.translate(pg_catalog.encode(pg_catalog.convert_to(
+               pg_catalog.concat_ws('|', p_sort, COALESCE(p_key, ''), COALESCE(p_key2, ''), p_id::text), 'UTF8'),
+               'base64'), E'+/\n', '-_'), '=')
+$$;
+COMMENT ON FUNCTION agentmarket_private.search_cursor(text, text, text, uuid) IS
+    'Encodes a keyset position as an opaque URL-safe cursor.';
+REVOKE ALL ON FUNCTION agentmarket_private.search_cursor(text, text, text, uuid) FROM PUBLIC;
+
+-- The four parts of a cursor made for this sort; 22023 when it is not one.
+CREATE FUNCTION agentmarket_private.search_cursor_parts(p_cursor text, p_sort text)
+RETURNS text[]
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    parts text[];
+    padded text;
+BEGIN
+    BEGIN
+        IF p_cursor OPERATOR(pg_catalog.!~) '^[A-Za-z0-9_-]{1,400}$' THEN
+            RAISE EXCEPTION USING ERRCODE = '22P02';
+        END IF;
+        padded := pg_catalog.translate(p_cursor, '-_', '+/');
+        padded := padded OPERATOR(pg_catalog.||)
+                  pg_catalog.repeat('=', (4 OPERATOR(pg_catalog.-) pg_catalog.length(padded) OPERATOR(pg_catalog.%) 4) OPERATOR(pg_catalog.%) 4);
+        parts := pg_catalog.string_to_array(
+                     pg_catalog.convert_from(pg_catalog.decode(padded, 'base64'), 'UTF8'), '|');
+        IF pg_catalog.cardinality(parts) OPERATOR(pg_catalog.<>) 4 OR parts[1] IS DISTINCT FROM p_sort THEN
+            RAISE EXCEPTION USING ERRCODE = '22P02';
+        END IF;
+        PERFORM parts[4]::uuid;
+    EXCEPTION WHEN OTHERS THEN
+        RAISE EXCEPTION 'invalid page cursor' USING ERRCODE = '22023',
+            DETAIL = pg_catalog.format('page_after must be the cursor of a row returned by search_agents with sort %s.', p_sort);
+    END;
+    RETURN parts;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.search_cursor_parts(text, text) IS
+    'Decodes a page cursor made for the given sort; raises 22023 for anything else.';
+REVOKE ALL ON FUNCTION agentmarket_private.search_cursor_parts(text, text) FROM PUBLIC;
+
+------------------------------------------------------------------------------
+-- Top-k by relevance
+------------------------------------------------------------------------------
+-- Matching listings in descending static score, with their relevance.  The
+-- planner is held to the static-score index: the caller stops early.
+CREATE FUNCTION agentmarket_private.search_walk(
+    p agentmarket_private.search_plan, p_skip_head boolean, p_category text, p_tags text[],
+    p_relays text[], p_models text[], p_pricing_model text, p_limit integer)
+RETURNS TABLE (id uuid, static_score double precision, score double precision)
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, agentmarket_private
+SET enable_bitmapscan = off
+SET enable_seqscan = off
+SET enable_sort = off
+AS $$
+    SELECT a.id, a.search_static,
+           search_blend(search_text_score(a.search_document, p.lexemes, p.groups, p.factors, p.prefixes, p.ngroups),
+                        a.search_static)
+      FROM agentmarket.agents a
+     WHERE a.status OPERATOR(pg_catalog.=) 'published'
+       AND (a.search_document OPERATOR(pg_catalog.@@) p.query) IS TRUE
+       AND (NOT p_skip_head OR (a.search_head OPERATOR(pg_catalog.@@) p.head_query) IS NOT TRUE)
+       AND (p_category IS NULL OR a.category OPERATOR(pg_catalog.=) p_category)
+       AND (p_tags IS NULL OR a.tags OPERATOR(pg_catalog.@>) p_tags)
+       AND (p_relays IS NULL OR a.supported_relays OPERATOR(pg_catalog.&&) p_relays)
+       AND (p_models IS NULL OR a.supported_models OPERATOR(pg_catalog.&&) p_models)
+       AND (p_pricing_model IS NULL OR a.pricing_model OPERATOR(pg_catalog.=) p_pricing_model)
+     ORDER BY a.search_static DESC, a.id DESC
+     LIMIT p_limit
+$$;
+COMMENT ON FUNCTION agentmarket_private.search_walk(agentmarket_private.search_plan, boolean, text, text[], text[], text[], text, integer) IS
+    'The first p_limit matching listings in descending static score (optionally only those without a head match), with their relevance.';
+REVOKE ALL ON FUNCTION agentmarket_private.search_walk(agentmarket_private.search_plan, boolean, text, text[], text[], text[], text, integer) FROM PUBLIC;
+
+------------------------------------------------------------------------------
+-- search_agents and agent_facets
+------------------------------------------------------------------------------
+CREATE TYPE agentmarket.agent_search_result AS (
+  id uuid,
+  slug text,
+  name text,
+  tagline text,
+  icon_url text,
+  category text,
+  pricing_model text,
+  credits_per_session integer,
+  avg_rating numeric(2,1),
+  total_reviews integer,
+  total_hires integer,
+  supported_relays text[],
+  supported_models text[],
+  tags text[],
+  published_at timestamptz,
+  score double precision,
+  cursor text
+);
+COMMENT ON TYPE agentmarket.agent_search_result IS
+    'A row of search_agents: the listing card, its score and the cursor of the next page after it.';
+
+-- Raises 22023 for bad search arguments; normalises empty arrays to NULL.
+CREATE FUNCTION agentmarket_private.search_check_filters(
+    INOUT p_tags text[], INOUT p_relays text[], INOUT p_models text[], p_pricing_model text)
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    IF p_pricing_model IS NOT NULL AND p_pricing_model NOT IN ('per_session', 'per_task', 'free') THEN
+        RAISE EXCEPTION 'unknown pricing model "%"', p_pricing_model USING ERRCODE = '22023',
+            HINT = 'Use per_session, per_task or free.';
+    END IF;
+    IF p_relays IS NOT NULL AND NOT (p_relays OPERATOR(pg_catalog.<@) ARRAY['telegram', 'whatsapp', 'slack', 'discord']) THEN
+        RAISE EXCEPTION 'unknown relay in %', p_relays USING ERRCODE = '22023',
+            HINT = 'Relays are telegram, whatsapp, slack and discord.';
+    END IF;
+    IF p_models IS NOT NULL AND NOT (p_models OPERATOR(pg_catalog.<@) ARRAY['claude', 'gpt', 'gemini', 'llama', 'mistral']) THEN
+        RAISE EXCEPTION 'unknown model in %', p_models USING ERRCODE = '22023',
+            HINT = 'Models are claude, gpt, gemini, llama and mistral.';
+    END IF;
+    IF pg_catalog.cardinality(p_tags) OPERATOR(pg_catalog.=) 0 THEN p_tags := NULL; END IF;
+    IF pg_catalog.cardinality(p_relays) OPERATOR(pg_catalog.=) 0 THEN p_relays := NULL; END IF;
+    IF pg_catalog.cardinality(p_models) OPERATOR(pg_catalog.=) 0 THEN p_models := NULL; END IF;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.search_check_filters(text[], text[], text[], text) IS
+    'Validates search filters (22023 on an unknown relay, model or pricing model); empty arrays mean no filter.';
+REVOKE ALL ON FUNCTION agentmarket_private.search_check_filters(text[], text[], text[], text) FROM PUBLIC;
+
+CREATE FUNCTION agentmarket.search_agents(
+    query text DEFAULT NULL, category text DEFAULT NULL, tags text[] DEFAULT NULL,
+    relays text[] DEFAULT NULL, models text[] DEFAULT NULL, pricing_model text DEFAULT NULL,
+    sort text DEFAULT 'relevance', page_size integer DEFAULT 20, page_after text DEFAULT NULL)
+RETURNS SETOF agentmarket.agent_search_result
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, agentmarket, agentmarket_private
+SET plan_cache_mode = force_custom_plan
+SET extra_float_digits = 3
+AS $$
+DECLARE
+    f_category text := search_agents.category;
+    f_tags text[] := search_agents.tags;
+    f_relays text[] := search_agents.relays;
+    f_models text[] := search_agents.models;
+    f_pricing text := search_agents.pricing_model;
+    f_sort text := search_agents.sort;
+    k integer := search_agents.page_size;
+    p agentmarket_private.search_plan;
+    c text[];
+    c_f double precision;
+    c_n numeric;
+    c_i bigint;
+    c_id uuid;
+    exact boolean;
+    skip_head boolean;
+    bound double precision;
+    head_ids uuid[] := '{}';
+    head_scores double precision[] := '{}';
+    walk_ids uuid[];
+    walk_static double precision[];
+    walk_scores double precision[];
+    top_ids uuid[];
+    top_scores double precision[];
+    m integer;
+    n integer;
+    b double precision;
+BEGIN
+    IF k IS NULL OR k OPERATOR(pg_catalog.<) 1 OR k OPERATOR(pg_catalog.>) 100 THEN
+        RAISE EXCEPTION 'page_size must be between 1 and 100' USING ERRCODE = '22023';
+    END IF;
+    IF f_sort IS NULL OR f_sort NOT IN ('relevance', 'rating', 'popular', 'newest') THEN
+        RAISE EXCEPTION 'unknown sort "%"', f_sort USING ERRCODE = '22023',
+            HINT = 'Sort by relevance, rating, popular or newest.';
+    END IF;
+    SELECT x.p_tags, x.p_relays, x.p_models INTO f_tags, f_relays, f_models
+      FROM search_check_filters(f_tags, f_relays, f_models, f_pricing) x;
+    IF page_after IS NOT NULL THEN
+        c := search_cursor_parts(page_after, f_sort);
+        BEGIN
+            c_id := c[4]::uuid;
+            CASE f_sort
+                WHEN 'relevance' THEN c_f := c[2]::double precision;
+                WHEN 'rating' THEN c_n := c[2]::numeric; c_i := c[3]::bigint;
+                ELSE c_i := c[2]::bigint;
+            END CASE;
+        EXCEPTION WHEN OTHERS THEN
+            RAISE EXCEPTION 'invalid page cursor' USING ERRCODE = '22023',
+                DETAIL = 'page_after must be the cursor of a row returned by search_agents.';
+        END;
+    END IF;
+    p := search_prepare(search_agents.query);
+
+    IF f_sort OPERATOR(pg_catalog.<>) 'relevance' OR p.ngroups OPERATOR(pg_catalog.=) 0 THEN
+        -- Sorted by a column: the matches in index order, keyset after the cursor.
+        RETURN QUERY
+        SELECT a.id, a.slug, a.name, a.tagline, a.icon_url, a.category, a.pricing_model,
+               a.credits_per_session, a.avg_rating, a.total_reviews, a.total_hires,
+               a.supported_relays, a.supported_models, a.tags, a.published_at, x.score,
+               search_cursor(f_sort,
+                   CASE f_sort WHEN 'relevance' THEN a.search_static::text
+                               WHEN 'rating' THEN COALESCE(a.avg_rating, 0)::text
+                               WHEN 'popular' THEN a.total_hires::text
+                               ELSE ((pg_catalog.date_part('epoch', a.published_at)::numeric OPERATOR(pg_catalog.*) 1000000)::bigint)::text END,
+                   CASE f_sort WHEN 'rating' THEN a.total_reviews::text END, a.id)
+          FROM agentmarket.agents a
+          CROSS JOIN LATERAL (SELECT CASE WHEN p.ngroups OPERATOR(pg_catalog.>) 0 THEN
+                    search_blend(search_text_score(a.search_document, p.lexemes, p.groups, p.factors, p.prefixes, p.ngroups), a.search_static)
+                    ELSE a.search_static END AS score) x
+         WHERE a.status OPERATOR(pg_catalog.=) 'published'
+           AND (p.query IS NULL OR a.search_document OPERATOR(pg_catalog.@@) p.query)
+           AND (f_category IS NULL OR a.category OPERATOR(pg_catalog.=) f_category)
+           AND (f_tags IS NULL OR a.tags OPERATOR(pg_catalog.@>) f_tags)
+           AND (f_relays IS NULL OR a.supported_relays OPERATOR(pg_catalog.&&) f_relays)
+           AND (f_models IS NULL OR a.supported_models OPERATOR(pg_catalog.&&) f_models)
+           AND (f_pricing IS NULL OR a.pricing_model OPERATOR(pg_catalog.=) f_pricing)
+           AND (c_id IS NULL OR CASE f_sort
+                 WHEN 'relevance' THEN (a.search_static, a.id) OPERATOR(pg_catalog.<) (c_f, c_id)
+                 WHEN 'rating' THEN (COALESCE(a.avg_rating, 0), a.total_reviews, a.id) OPERATOR(pg_catalog.<) (c_n, c_i::integer, c_id)
+                 WHEN 'popular' THEN (a.total_hires, a.id) OPERATOR(pg_catalog.<) (c_i::integer, c_id)
+                 ELSE (a.published_at, a.id) OPERATOR(pg_catalog.<)
+                      ('epoch'::timestamptz OPERATOR(pg_catalog.+) (c_i::double precision OPERATOR(pg_catalog.*) '1 microsecond'::interval), c_id) END)
+         ORDER BY CASE WHEN f_sort OPERATOR(pg_catalog.=) 'relevance' THEN a.search_static END DESC,
+                  CASE WHEN f_sort OPERATOR(pg_catalog.=) 'rating' THEN COALESCE(a.avg_rating, 0) END DESC,
+                  CASE WHEN f_sort OPERATOR(pg_catalog.=) 'rating' THEN a.total_reviews END DESC,
+                  CASE WHEN f_sort OPERATOR(pg_catalog.=) 'popular' THEN a.total_hires END DESC,
+                  CASE WHEN f_sort OPERATOR(pg_catalog.=) 'newest' THEN a.published_at END DESC,
+                  a.id DESC
+         LIMIT k;
+        RETURN;
+    END IF;
+
+    -- Relevance.  A query whose words are rare enough is scored over all its
+    -- matches (GIN); otherwise the top k is found without touching most of them.
+    exact := p.estimate OPERATOR(pg_catalog.<=) 2000;
+    IF NOT exact THEN
+        -- Listings matching some word in name, tagline or tags are few enough
+        -- to score them all; the others have at most p.body_bound.
+        skip_head := p.head_estimate OPERATOR(pg_catalog.<=) 2000;
+        bound := CASE WHEN skip_head THEN p.body_bound ELSE p.bound END;
+        IF skip_head THEN
+            SELECT COALESCE(pg_catalog.array_agg(h.id ORDER BY h.score DESC, h.id DESC), '{}'),
+                   COALESCE(pg_catalog.array_agg(h.score ORDER BY h.score DESC, h.id DESC), '{}')
+              INTO head_ids, head_scores
+              FROM (SELECT y.id, y.score FROM (
+                      SELECT a.id, search_blend(search_text_score(a.search_document, p.lexemes, p.groups,
+                                                p.factors, p.prefixes, p.ngroups), a.search_static) AS score
+                        FROM agentmarket.agents a
+                       WHERE a.status OPERATOR(pg_catalog.=) 'published'
+                         AND a.search_head OPERATOR(pg_catalog.@@) p.head_query
+                         AND (a.search_document OPERATOR(pg_catalog.@@) p.query) IS TRUE
+                         AND (f_category IS NULL OR a.category OPERATOR(pg_catalog.=) f_category)
+                         AND (f_tags IS NULL OR a.tags OPERATOR(pg_catalog.@>) f_tags)
+                         AND (f_relays IS NULL OR a.supported_relays OPERATOR(pg_catalog.&&) f_relays)
+                         AND (f_models IS NULL OR a.supported_models OPERATOR(pg_catalog.&&) f_models)
+                         AND (f_pricing IS NULL OR a.pricing_model OPERATOR(pg_catalog.=) f_pricing)) y
+                     WHERE c_id IS NULL OR (y.score, y.id) OPERATOR(pg_catalog.<) (c_f, c_id)
+                     ORDER BY y.score DESC, y.id DESC LIMIT k) h;
+        END IF;
+        -- Walk the rest by static score; stop when the k-th best beats
+        -- anything further down: blend(bound, static) is their ceiling.
+        m := GREATEST(4 OPERATOR(pg_catalog.*) k, 64);
+        LOOP
+            SELECT COALESCE(pg_catalog.array_agg(w.id ORDER BY w.o), '{}'),
+                   COALESCE(pg_catalog.array_agg(w.static_score ORDER BY w.o), '{}'),
+                   COALESCE(pg_catalog.array_agg(w.score ORDER BY w.o), '{}')
+              INTO walk_ids, walk_static, walk_scores
+              FROM search_walk(p, skip_head, f_category, f_tags, f_relays, f_models, f_pricing, m)
+                   WITH ORDINALITY w(id, static_score, score, o);
+            n := pg_catalog.cardinality(walk_ids);
+            SELECT pg_catalog.array_agg(t.id ORDER BY t.score DESC, t.id DESC),
+                   pg_catalog.array_agg(t.score ORDER BY t.score DESC, t.id DESC)
+              INTO top_ids, top_scores
+              FROM (SELECT u.id, u.score FROM (
+                        SELECT * FROM ROWS FROM (pg_catalog.unnest(head_ids), pg_catalog.unnest(head_scores)) h(id, score)
+                        UNION ALL
+                        SELECT * FROM ROWS FROM (pg_catalog.unnest(walk_ids), pg_catalog.unnest(walk_scores)) v(id, score)) u
+                     WHERE c_id IS NULL OR (u.score, u.id) OPERATOR(pg_catalog.<) (c_f, c_id)
+                     ORDER BY u.score DESC, u.id DESC LIMIT k) t;
+            EXIT WHEN n OPERATOR(pg_catalog.<) m;       -- every match seen
+            b := search_blend(bound, walk_static[n]);
+            -- Static scores lie on a 1e-6 grid, so a tie with b means the same
+            -- static score and, further down the walk, a smaller id.
+            EXIT WHEN pg_catalog.cardinality(top_ids) OPERATOR(pg_catalog.=) k
+                  AND (top_scores[k] OPERATOR(pg_catalog.>) b
+                       OR (top_scores[k] OPERATOR(pg_catalog.=) b AND top_ids[k] OPERATOR(pg_catalog.>=) walk_ids[n]));
+            IF m OPERATOR(pg_catalog.>=) 4096 THEN
+                exact := true;      -- matches too sparse for the walk: score them all
+                EXIT;
+            END IF;
+            m := m OPERATOR(pg_catalog.*) 4;
+        END LOOP;
+    END IF;
+    IF exact THEN
+        SELECT pg_catalog.array_agg(y.id ORDER BY y.score DESC, y.id DESC),
+               pg_catalog.array_agg(y.score ORDER BY y.score DESC, y.id DESC)
+          INTO top_ids, top_scores
+          FROM (SELECT x.id, x.score FROM (
+                  SELECT a.id, search_blend(search_text_score(a.search_document, p.lexemes, p.groups,
+                                            p.factors, p.prefixes, p.ngroups), a.search_static) AS score
+                    FROM agentmarket.agents a
+                   WHERE a.status OPERATOR(pg_catalog.=) 'published'
+                     AND a.search_document OPERATOR(pg_catalog.@@) p.query
+                     AND (f_category IS NULL OR a.category OPERATOR(pg_catalog.=) f_category)
+                     AND (f_tags IS NULL OR a.tags OPERATOR(pg_catalog.@>) f_tags)
+                     AND (f_relays IS NULL OR a.supported_relays OPERATOR(pg_catalog.&&) f_relays)
+                     AND (f_models IS NULL OR a.supported_models OPERATOR(pg_catalog.&&) f_models)
+                     AND (f_pricing IS NULL OR a.pricing_model OPERATOR(pg_catalog.=) f_pricing)) x
+                 WHERE c_id IS NULL OR (x.score, x.id) OPERATOR(pg_catalog.<) (c_f, c_id)
+                 ORDER BY x.score DESC, x.id DESC LIMIT k) y;
+    END IF;
+    RETURN QUERY
+    SELECT a.id, a.slug, a.name, a.tagline, a.icon_url, a.category, a.pricing_model,
+           a.credits_per_session, a.avg_rating, a.total_reviews, a.total_hires,
+           a.supported_relays, a.supported_models, a.tags, a.published_at, t.score,
+           search_cursor('relevance', t.score::text, NULL, a.id)
+      FROM ROWS FROM (pg_catalog.unnest(top_ids), pg_catalog.unnest(top_scores)) WITH ORDINALITY t(id, score, o)
+      JOIN agentmarket.agents a ON a.id OPERATOR(pg_catalog.=) t.id
+     ORDER BY t.o;
+END
+$$;
+COMMENT ON FUNCTION agentmarket.search_agents(text, text, text[], text[], text[], text, text, integer, text) IS
+    'Searches published agents: websearch syntax with one-typo tolerance and a prefix last word; filters by category, all tags, any relay, any model, pricing model; sorts relevance, rating, popular, newest; keyset pages of 1 to 100 rows via each row''s cursor.';
+REVOKE ALL ON FUNCTION agentmarket.search_agents(text, text, text[], text[], text[], text, text, integer, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentmarket.search_agents(text, text, text[], text[], text[], text, text, integer, text)
+    TO anon, authenticated, service_role;
+
+CREATE FUNCTION agentmarket.agent_facets(
+    query text DEFAULT NULL, category text DEFAULT NULL, tags text[] DEFAULT NULL,
+    relays text[] DEFAULT NULL, models text[] DEFAULT NULL, pricing_model text DEFAULT NULL)
+RETURNS TABLE (facet text, value text, count bigint)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, agentmarket, agentmarket_private
+SET plan_cache_mode = force_custom_plan
+AS $$
+DECLARE
+    f_category text := agent_facets.category;
+    f_tags text[] := agent_facets.tags;
+    f_relays text[] := agent_facets.relays;
+    f_models text[] := agent_facets.models;
+    f_pricing text := agent_facets.pricing_model;
+    p agentmarket_private.search_plan;
+BEGIN
+    SELECT x.p_tags, x.p_relays, x.p_models INTO f_tags, f_relays, f_models
+      FROM search_check_filters(f_tags, f_relays, f_models, f_pricing) x;
+    p := search_prepare(agent_facets.query);
+    RETURN QUERY
+    WITH hits AS MATERIALIZED (
+        SELECT a.category AS c, a.supported_relays AS r, a.supported_models AS m, a.pricing_model AS pm
+          FROM agentmarket.agents a
+         WHERE a.status OPERATOR(pg_catalog.=) 'published'
+           AND (p.query IS NULL OR a.search_document OPERATOR(pg_catalog.@@) p.query)
+           AND (f_category IS NULL OR a.category OPERATOR(pg_catalog.=) f_category)
+           AND (f_tags IS NULL OR a.tags OPERATOR(pg_catalog.@>) f_tags)
+           AND (f_relays IS NULL OR a.supported_relays OPERATOR(pg_catalog.&&) f_relays)
+           AND (f_models IS NULL OR a.supported_models OPERATOR(pg_catalog.&&) f_models)
+           AND (f_pricing IS NULL OR a.pricing_model OPERATOR(pg_catalog.=) f_pricing))
+    SELECT f.facet, f.value, f.n FROM (
+        SELECT 'category'::text AS facet, h.c AS value, pg_catalog.count(*) AS n FROM hits h GROUP BY h.c
+        UNION ALL
+        SELECT 'relay', x, pg_catalog.count(*) FROM hits h, pg_catalog.unnest(h.r) x GROUP BY x
+        UNION ALL
+        SELECT 'model', x, pg_catalog.count(*) FROM hits h, pg_catalog.unnest(h.m) x GROUP BY x
+        UNION ALL
+        SELECT 'pricing_model', h.pm, pg_catalog.count(*) FROM hits h GROUP BY h.pm) f
+     ORDER BY f.facet, f.n DESC, f.value;
+END
+$$;
+COMMENT ON FUNCTION agentmarket.agent_facets(text, text, text[], text[], text[], text) IS
+    'Counts of the published agents search_agents would match with the same query and filters, per category, relay, model and pricing model.';
+REVOKE ALL ON FUNCTION agentmarket.agent_facets(text, text, text[], text[], text[], text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentmarket.agent_facets(text, text, text[], text[], text[], text)
+    TO anon, authenticated, service_role;

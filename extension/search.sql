@@ -75,9 +75,12 @@ REVOKE ALL ON FUNCTION agentmarket_private.search_typo_keys(text),
 -- Search fields of a listing
 ------------------------------------------------------------------------------
 ALTER TABLE agentmarket.agents
+  ADD COLUMN search_name tsvector,
   ADD COLUMN search_head tsvector,
   ADD COLUMN search_document tsvector,
   ADD COLUMN search_static double precision NOT NULL DEFAULT 0;
+COMMENT ON COLUMN agentmarket.agents.search_name IS
+    'Search: the name (weight A). Kept by a trigger.';
 COMMENT ON COLUMN agentmarket.agents.search_head IS
     'Search: name (weight A), tagline and tags (B). Kept by a trigger.';
 COMMENT ON COLUMN agentmarket.agents.search_document IS
@@ -93,15 +96,15 @@ BEGIN
     IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' OR OLD.search_document IS NULL
        OR NEW.name IS DISTINCT FROM OLD.name OR NEW.tagline IS DISTINCT FROM OLD.tagline
        OR NEW.description IS DISTINCT FROM OLD.description OR NEW.tags IS DISTINCT FROM OLD.tags THEN
-        NEW.search_head :=
-            pg_catalog.setweight(pg_catalog.to_tsvector('english'::regconfig, NEW.name), 'A')
-            OPERATOR(pg_catalog.||)
+        NEW.search_name := pg_catalog.setweight(pg_catalog.to_tsvector('english'::regconfig, NEW.name), 'A');
+        NEW.search_head := NEW.search_name OPERATOR(pg_catalog.||)
             pg_catalog.setweight(pg_catalog.to_tsvector('english'::regconfig,
                 NEW.tagline OPERATOR(pg_catalog.||) ' '
                 OPERATOR(pg_catalog.||) COALESCE(pg_catalog.array_to_string(NEW.tags, ' '), '')), 'B');
         NEW.search_document := NEW.search_head OPERATOR(pg_catalog.||)
             pg_catalog.setweight(pg_catalog.to_tsvector('english'::regconfig, NEW.description), 'C');
     ELSE
+        NEW.search_name := OLD.search_name;
         NEW.search_head := OLD.search_head;
         NEW.search_document := OLD.search_document;
     END IF;
@@ -116,6 +119,8 @@ CREATE TRIGGER agents_search_fields BEFORE INSERT OR UPDATE ON agentmarket.agent
 
 -- Only published listings are searched: every search index is partial.
 CREATE INDEX agents_search_document_idx ON agentmarket.agents USING gin (search_document)
+    WHERE status = 'published';
+CREATE INDEX agents_search_name_idx ON agentmarket.agents USING gin (search_name)
     WHERE status = 'published';
 CREATE INDEX agents_search_head_idx ON agentmarket.agents USING gin (search_head)
     WHERE status = 'published';
@@ -274,16 +279,18 @@ GRANT EXECUTE ON FUNCTION agentmarket.rebuild_search_vocabulary() TO service_rol
 ------------------------------------------------------------------------------
 CREATE TYPE agentmarket_private.search_plan AS (
   query tsquery,                -- what a listing must match (NULL: anything)
-  head_query tsquery,           -- OR of every term: matches in name, tagline or tags
   lexemes text[],               -- the terms: each query word, its typo and prefix alternatives
   groups integer[],             -- ... the word (1-based) each term belongs to
   factors double precision[],   -- ... exact 1, typo 0.5
   prefixes boolean[],           -- ... matches as a prefix (the last word typed)
   ngroups integer,              -- number of words; 0: no text score, relevance is the static score
   estimate bigint,              -- upper estimate of listings matching
-  head_estimate bigint,         -- listings with some term in name, tagline or tags
-  bound double precision,       -- best text score any listing can have
-  body_bound double precision   -- best text score of a listing without a head match
+  group_terms text[],           -- per word: its terms as a tsquery (t1 | t2 | t3:*)
+  group_name_docs bigint[],     -- per word: listings with a term in the name
+  group_head_docs bigint[],     -- ... in the tagline or tags
+  group_name_bound double precision[],  -- per word: best value of a term in a name
+  group_head_bound double precision[],  -- ... in a tagline or tags
+  group_body_bound double precision[]   -- ... in a description
 );
 COMMENT ON TYPE agentmarket_private.search_plan IS
     'A user''s query turned into an expanded tsquery, scoring terms and the bounds search_agents stops on.';
@@ -362,23 +369,36 @@ BEGIN
                  ORDER BY v.ndoc DESC, t.lexeme LIMIT 8) c
          WHERE pg_catalog.char_length(words.w) BETWEEN 5 AND 64
     ), stats AS (
-        SELECT terms.*, s.ndoc, s.n_a, s.n_b
-          FROM terms CROSS JOIN LATERAL (
-                -- an exact term is the range [w, w || chr(1)), a prefix [w, w || U+10FFFF)
-                SELECT COALESCE(pg_catalog.sum(v.ndoc), 0) AS ndoc,
-                       COALESCE(pg_catalog.sum(v.n_a), 0) AS n_a, COALESCE(pg_catalog.sum(v.n_b), 0) AS n_b
+        -- Vocabulary counts of each term: the exact word, and for a prefix its
+        -- completions (the range (w, w || U+10FFFF)), which score 0.8 of it.
+        SELECT terms.*, e.ndoc OPERATOR(pg_catalog.+) COALESCE(x.ndoc, 0) AS ndoc,
+               e.n_a OPERATOR(pg_catalog.+) COALESCE(x.n_a, 0) AS n_a,
+               e.n_b OPERATOR(pg_catalog.+) COALESCE(x.n_b, 0) AS n_b,
+               GREATEST(CASE WHEN e.n_a OPERATOR(pg_catalog.>) 0 THEN terms.factor ELSE 0 END,
+                        CASE WHEN x.n_a OPERATOR(pg_catalog.>) 0 THEN terms.factor * 0.8 ELSE 0 END) AS name_bound,
+               GREATEST(CASE WHEN e.n_b OPERATOR(pg_catalog.>) 0 THEN terms.factor * 0.5 ELSE 0 END,
+                        CASE WHEN x.n_b OPERATOR(pg_catalog.>) 0 THEN terms.factor * 0.8 * 0.5 ELSE 0 END) AS head_bound,
+               GREATEST(CASE WHEN e.ndoc OPERATOR(pg_catalog.>) 0 THEN terms.factor * 0.25 ELSE 0 END,
+                        CASE WHEN x.ndoc OPERATOR(pg_catalog.>) 0 THEN terms.factor * 0.8 * 0.25 ELSE 0 END) AS body_bound
+          FROM terms
+          CROSS JOIN LATERAL (
+                SELECT COALESCE(pg_catalog.max(v.ndoc), 0) AS ndoc, COALESCE(pg_catalog.max(v.n_a), 0) AS n_a,
+                       COALESCE(pg_catalog.max(v.n_b), 0) AS n_b
+                  FROM search_vocabulary v WHERE v.lexeme OPERATOR(pg_catalog.=) (terms.lexeme COLLATE "C")) e
+          LEFT JOIN LATERAL (
+                SELECT pg_catalog.sum(v.ndoc) AS ndoc, pg_catalog.sum(v.n_a) AS n_a, pg_catalog.sum(v.n_b) AS n_b
                   FROM search_vocabulary v
-                 WHERE v.lexeme OPERATOR(pg_catalog.>=) (terms.lexeme COLLATE "C")
-                   AND v.lexeme OPERATOR(pg_catalog.<) ((terms.lexeme OPERATOR(pg_catalog.||)
-                           CASE WHEN terms.prefix THEN pg_catalog.chr(1114111) ELSE pg_catalog.chr(1) END) COLLATE "C")) s
+                 WHERE terms.prefix
+                   AND v.lexeme OPERATOR(pg_catalog.>) (terms.lexeme COLLATE "C")
+                   AND v.lexeme OPERATOR(pg_catalog.<) ((terms.lexeme OPERATOR(pg_catalog.||) pg_catalog.chr(1114111)) COLLATE "C")) x ON true
     ), per_group AS (
         SELECT st.g,
-               pg_catalog.max(st.factor * CASE WHEN st.n_a OPERATOR(pg_catalog.>) 0 THEN 1.0
-                                               WHEN st.n_b OPERATOR(pg_catalog.>) 0 THEN 0.5
-                                               WHEN st.ndoc OPERATOR(pg_catalog.>) 0 THEN 0.25 ELSE 0 END) AS ub,
-               pg_catalog.max(st.factor * CASE WHEN st.ndoc OPERATOR(pg_catalog.>) 0 THEN 0.25 ELSE 0 END) AS body_ub,
+               pg_catalog.max(st.name_bound) AS name_bound,
+               pg_catalog.max(st.head_bound) AS head_bound,
+               pg_catalog.max(st.body_bound) AS body_bound,
                LEAST(pg_catalog.sum(st.ndoc), published) AS ndoc,
-               pg_catalog.sum(st.n_a OPERATOR(pg_catalog.+) st.n_b) AS nhead,
+               pg_catalog.sum(st.n_a) AS name_docs,
+               pg_catalog.sum(st.n_b) AS head_docs,
                pg_catalog.string_agg(search_quote(st.lexeme) OPERATOR(pg_catalog.||)
                                      CASE WHEN st.prefix THEN ':*' ELSE '' END, ' | ' ORDER BY st.kind, st.lexeme) AS alternatives,
                pg_catalog.count(*) OPERATOR(pg_catalog.>) 1 OR pg_catalog.bool_or(st.prefix) AS expanded
@@ -391,18 +411,21 @@ BEGIN
            pg_catalog.count(*)::integer AS ngroups,
            CASE WHEN q0::text OPERATOR(pg_catalog.~~) '%|%' THEN pg_catalog.sum(pg.ndoc)
                 ELSE pg_catalog.min(pg.ndoc) END AS estimate,
-           pg_catalog.sum(pg.nhead) AS head_estimate,
-           search_text_bound(pg_catalog.array_agg(pg.ub::float8 ORDER BY pg.g)) AS bound,
-           search_text_bound(pg_catalog.array_agg(pg.body_ub::float8 ORDER BY pg.g)) AS body_bound,
+           pg_catalog.array_agg(pg.alternatives ORDER BY pg.g) AS group_terms,
+           pg_catalog.array_agg(pg.name_docs::bigint ORDER BY pg.g) AS group_name_docs,
+           pg_catalog.array_agg(pg.head_docs::bigint ORDER BY pg.g) AS group_head_docs,
+           pg_catalog.array_agg(pg.name_bound::float8 ORDER BY pg.g) AS group_name_bound,
+           pg_catalog.array_agg(pg.head_bound::float8 ORDER BY pg.g) AS group_head_bound,
+           pg_catalog.array_agg(pg.body_bound::float8 ORDER BY pg.g) AS group_body_bound,
            pg_catalog.array_agg(pg.alternatives ORDER BY pg.g) FILTER (WHERE pg.expanded) AS rewrites,
-           pg_catalog.array_agg(positives[pg.g] ORDER BY pg.g) FILTER (WHERE pg.expanded) AS rewritten,
-           pg_catalog.string_agg(pg.alternatives, ' | ' ORDER BY pg.g) AS head
+           pg_catalog.array_agg(positives[pg.g] ORDER BY pg.g) FILTER (WHERE pg.expanded) AS rewritten
       INTO r FROM per_group pg;
 
     p.lexemes := r.lexemes; p.groups := r.groups; p.factors := r.factors; p.prefixes := r.prefixes;
-    p.ngroups := r.ngroups; p.estimate := r.estimate; p.head_estimate := r.head_estimate;
-    p.bound := r.bound; p.body_bound := r.body_bound;
-    p.head_query := r.head::tsquery;
+    p.ngroups := r.ngroups; p.estimate := r.estimate; p.group_terms := r.group_terms;
+    p.group_name_docs := r.group_name_docs; p.group_head_docs := r.group_head_docs;
+    p.group_name_bound := r.group_name_bound; p.group_head_bound := r.group_head_bound;
+    p.group_body_bound := r.group_body_bound;
     -- Each word becomes (word | typo | ... ) or word:* wherever it occurs.
     FOR i IN 1 .. COALESCE(pg_catalog.cardinality(r.rewrites), 0) LOOP
         p.query := pg_catalog.ts_rewrite(p.query, search_quote(r.rewritten[i])::tsquery, r.rewrites[i]::tsquery);
@@ -468,36 +491,86 @@ REVOKE ALL ON FUNCTION agentmarket_private.search_cursor_parts(text, text) FROM 
 ------------------------------------------------------------------------------
 -- Top-k by relevance
 ------------------------------------------------------------------------------
--- Matching listings in descending static score, with their relevance.  The
--- planner is held to the static-score index: the caller stops early.
-CREATE FUNCTION agentmarket_private.search_walk(
-    p agentmarket_private.search_plan, p_skip_head boolean, p_category text, p_tags text[],
-    p_relays text[], p_models text[], p_pricing_model text, p_limit integer)
-RETURNS TABLE (id uuid, static_score double precision, score double precision)
-LANGUAGE sql STABLE
+-- The tiers of a query with up to three words: every combination of where
+-- each word matches (name; tagline or tags but not the name; neither), with
+-- the best text score a listing in the tier can have, an upper estimate of
+-- its size, the condition that selects it and the index condition that finds
+-- it most cheaply.  Tiers nothing can be in are left out.
+CREATE FUNCTION agentmarket_private.search_tiers(p agentmarket_private.search_plan)
+RETURNS TABLE (bound double precision, estimate bigint, driver text, condition text)
+LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, agentmarket_private
-SET enable_bitmapscan = off
-SET enable_seqscan = off
-SET enable_sort = off
 AS $$
-    SELECT a.id, a.search_static,
-           search_blend(search_text_score(a.search_document, p.lexemes, p.groups, p.factors, p.prefixes, p.ngroups),
-                        a.search_static)
-      FROM agentmarket.agents a
-     WHERE a.status OPERATOR(pg_catalog.=) 'published'
-       AND (a.search_document OPERATOR(pg_catalog.@@) p.query) IS TRUE
-       AND (NOT p_skip_head OR (a.search_head OPERATOR(pg_catalog.@@) p.head_query) IS NOT TRUE)
-       AND (p_category IS NULL OR a.category OPERATOR(pg_catalog.=) p_category)
-       AND (p_tags IS NULL OR a.tags OPERATOR(pg_catalog.@>) p_tags)
-       AND (p_relays IS NULL OR a.supported_relays OPERATOR(pg_catalog.&&) p_relays)
-       AND (p_models IS NULL OR a.supported_models OPERATOR(pg_catalog.&&) p_models)
-       AND (p_pricing_model IS NULL OR a.pricing_model OPERATOR(pg_catalog.=) p_pricing_model)
-     ORDER BY a.search_static DESC, a.id DESC
-     LIMIT p_limit
+DECLARE
+    code integer;
+    level integer;
+    bounds double precision[];
+    conds text[];
+    driver_docs bigint;
+    terms text;
+BEGIN
+    IF p.ngroups NOT BETWEEN 1 AND 3 THEN
+        RAISE EXCEPTION 'search tiers need one to three words' USING ERRCODE = '22023';
+    END IF;
+    FOR t IN 0 .. (3 OPERATOR(pg_catalog.^) p.ngroups)::integer OPERATOR(pg_catalog.-) 1 LOOP
+        code := t; bounds := '{}'; conds := '{}';
+        estimate := p.estimate; driver := NULL; driver_docs := NULL;
+        FOR g IN 1 .. p.ngroups LOOP
+            level := code OPERATOR(pg_catalog.%) 3;
+            code := code OPERATOR(pg_catalog./) 3;
+            terms := pg_catalog.quote_literal(p.group_terms[g]) OPERATOR(pg_catalog.||) '::tsquery';
+            IF level OPERATOR(pg_catalog.=) 0 THEN          -- in the name
+                IF p.group_name_bound[g] OPERATOR(pg_catalog.=) 0 THEN estimate := 0; END IF;
+                bounds := bounds OPERATOR(pg_catalog.||)
+                          GREATEST(p.group_name_bound[g], p.group_head_bound[g], p.group_body_bound[g]);
+                estimate := LEAST(estimate, p.group_name_docs[g]);
+                conds := conds OPERATOR(pg_catalog.||) pg_catalog.format('a.search_name @@ %s', terms);
+                IF driver_docs IS NULL OR p.group_name_docs[g] OPERATOR(pg_catalog.<) driver_docs THEN
+                    driver := pg_catalog.format('a.search_name @@ %s', terms);
+                    driver_docs := p.group_name_docs[g];
+                END IF;
+            ELSIF level OPERATOR(pg_catalog.=) 1 THEN       -- in the tagline or tags, not the name
+                IF p.group_head_bound[g] OPERATOR(pg_catalog.=) 0 THEN estimate := 0; END IF;
+                bounds := bounds OPERATOR(pg_catalog.||) GREATEST(p.group_head_bound[g], p.group_body_bound[g]);
+                estimate := LEAST(estimate, p.group_head_docs[g]);
+                conds := conds OPERATOR(pg_catalog.||)
+                         pg_catalog.format('NOT (a.search_name @@ %s) AND a.search_head @@ %s', terms, terms);
+                IF driver_docs IS NULL OR p.group_name_docs[g] OPERATOR(pg_catalog.+) p.group_head_docs[g] OPERATOR(pg_catalog.<) driver_docs THEN
+                    driver := pg_catalog.format('a.search_head @@ %s', terms);
+                    driver_docs := p.group_name_docs[g] OPERATOR(pg_catalog.+) p.group_head_docs[g];
+                END IF;
+            ELSE                                            -- only in the description, or nowhere
+                bounds := bounds OPERATOR(pg_catalog.||) p.group_body_bound[g];
+                conds := conds OPERATOR(pg_catalog.||) pg_catalog.format('NOT (a.search_head @@ %s)', terms);
+            END IF;
+        END LOOP;
+        CONTINUE WHEN estimate OPERATOR(pg_catalog.<=) 0;
+        bound := search_text_bound(bounds);
+        condition := pg_catalog.array_to_string(conds, ' AND ');
+        RETURN NEXT;
+    END LOOP;
+END
 $$;
-COMMENT ON FUNCTION agentmarket_private.search_walk(agentmarket_private.search_plan, boolean, text, text[], text[], text[], text, integer) IS
-    'The first p_limit matching listings in descending static score (optionally only those without a head match), with their relevance.';
-REVOKE ALL ON FUNCTION agentmarket_private.search_walk(agentmarket_private.search_plan, boolean, text, text[], text[], text[], text, integer) FROM PUBLIC;
+COMMENT ON FUNCTION agentmarket_private.search_tiers(agentmarket_private.search_plan) IS
+    'The non-empty tiers of a one- to three-word query (where each word matches), with their best text score, size estimate, condition and index condition.';
+REVOKE ALL ON FUNCTION agentmarket_private.search_tiers(agentmarket_private.search_plan) FROM PUBLIC;
+
+-- Filters shared by the dynamic tier queries ($7 to $11).
+CREATE FUNCTION agentmarket_private.search_filter_sql()
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog
+AS $$
+    SELECT 'a.status = ''published'''
+        ' AND ($7::text IS NULL OR a.category = $7::text)'
+        ' AND ($8::text[] IS NULL OR a.tags @> $8::text[])'
+        ' AND ($9::text[] IS NULL OR a.supported_relays && $9::text[])'
+        ' AND ($10::text[] IS NULL OR a.supported_models && $10::text[])'
+        ' AND ($11::text IS NULL OR a.pricing_model = $11::text)'
+$$;
+COMMENT ON FUNCTION agentmarket_private.search_filter_sql() IS
+    'The WHERE clause of the search filters, with the parameters search_agents binds.';
+REVOKE ALL ON FUNCTION agentmarket_private.search_filter_sql() FROM PUBLIC;
 
 ------------------------------------------------------------------------------
 -- search_agents and agent_facets
@@ -560,6 +633,7 @@ RETURNS SETOF agentmarket.agent_search_result
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, agentmarket, agentmarket_private
 SET plan_cache_mode = force_custom_plan
+SET jit = off
 SET extra_float_digits = 3
 AS $$
 DECLARE
@@ -577,15 +651,18 @@ DECLARE
     c_i bigint;
     c_id uuid;
     exact boolean;
-    skip_head boolean;
-    bound double precision;
-    head_ids uuid[] := '{}';
-    head_scores double precision[] := '{}';
+    tier record;
+    max_static double precision;
+    filters text := search_filter_sql();
+    walk_sql text;
+    fetch_sql text;
     walk_ids uuid[];
     walk_static double precision[];
     walk_scores double precision[];
-    top_ids uuid[];
-    top_scores double precision[];
+    new_ids uuid[];
+    new_scores double precision[];
+    top_ids uuid[] := '{}';
+    top_scores double precision[] := '{}';
     m integer;
     n integer;
     b double precision;
@@ -655,64 +732,100 @@ BEGIN
     END IF;
 
     -- Relevance.  A query whose words are rare enough is scored over all its
-    -- matches (GIN); otherwise the top k is found without touching most of them.
-    exact := p.estimate OPERATOR(pg_catalog.<=) 2000;
+    -- matches (GIN).  Otherwise its matches are split into tiers by where each
+    -- word occurs (name, tagline/tags, description); tiers are visited best
+    -- bound first, small ones fetched whole through a GIN index, large ones
+    -- walked in descending static score until nothing further down the walk
+    -- can enter the page: blend(tier bound, static) is a listing's ceiling.
+    exact := p.estimate OPERATOR(pg_catalog.<=) 2000 OR p.ngroups OPERATOR(pg_catalog.>) 3;
     IF NOT exact THEN
-        -- Listings matching some word in name, tagline or tags are few enough
-        -- to score them all; the others have at most p.body_bound.
-        skip_head := p.head_estimate OPERATOR(pg_catalog.<=) 2000;
-        bound := CASE WHEN skip_head THEN p.body_bound ELSE p.bound END;
-        IF skip_head THEN
-            SELECT COALESCE(pg_catalog.array_agg(h.id ORDER BY h.score DESC, h.id DESC), '{}'),
-                   COALESCE(pg_catalog.array_agg(h.score ORDER BY h.score DESC, h.id DESC), '{}')
-              INTO head_ids, head_scores
-              FROM (SELECT y.id, y.score FROM (
-                      SELECT a.id, search_blend(search_text_score(a.search_document, p.lexemes, p.groups,
-                                                p.factors, p.prefixes, p.ngroups), a.search_static) AS score
-                        FROM agentmarket.agents a
-                       WHERE a.status OPERATOR(pg_catalog.=) 'published'
-                         AND a.search_head OPERATOR(pg_catalog.@@) p.head_query
-                         AND (a.search_document OPERATOR(pg_catalog.@@) p.query) IS TRUE
-                         AND (f_category IS NULL OR a.category OPERATOR(pg_catalog.=) f_category)
-                         AND (f_tags IS NULL OR a.tags OPERATOR(pg_catalog.@>) f_tags)
-                         AND (f_relays IS NULL OR a.supported_relays OPERATOR(pg_catalog.&&) f_relays)
-                         AND (f_models IS NULL OR a.supported_models OPERATOR(pg_catalog.&&) f_models)
-                         AND (f_pricing IS NULL OR a.pricing_model OPERATOR(pg_catalog.=) f_pricing)) y
-                     WHERE c_id IS NULL OR (y.score, y.id) OPERATOR(pg_catalog.<) (c_f, c_id)
-                     ORDER BY y.score DESC, y.id DESC LIMIT k) h;
-        END IF;
-        -- Walk the rest by static score; stop when the k-th best beats
-        -- anything further down: blend(bound, static) is their ceiling.
-        m := GREATEST(4 OPERATOR(pg_catalog.*) k, 64);
-        LOOP
-            SELECT COALESCE(pg_catalog.array_agg(w.id ORDER BY w.o), '{}'),
-                   COALESCE(pg_catalog.array_agg(w.static_score ORDER BY w.o), '{}'),
-                   COALESCE(pg_catalog.array_agg(w.score ORDER BY w.o), '{}')
-              INTO walk_ids, walk_static, walk_scores
-              FROM search_walk(p, skip_head, f_category, f_tags, f_relays, f_models, f_pricing, m)
-                   WITH ORDINALITY w(id, static_score, score, o);
-            n := pg_catalog.cardinality(walk_ids);
-            SELECT pg_catalog.array_agg(t.id ORDER BY t.score DESC, t.id DESC),
-                   pg_catalog.array_agg(t.score ORDER BY t.score DESC, t.id DESC)
-              INTO top_ids, top_scores
-              FROM (SELECT u.id, u.score FROM (
-                        SELECT * FROM ROWS FROM (pg_catalog.unnest(head_ids), pg_catalog.unnest(head_scores)) h(id, score)
-                        UNION ALL
-                        SELECT * FROM ROWS FROM (pg_catalog.unnest(walk_ids), pg_catalog.unnest(walk_scores)) v(id, score)) u
-                     WHERE c_id IS NULL OR (u.score, u.id) OPERATOR(pg_catalog.<) (c_f, c_id)
-                     ORDER BY u.score DESC, u.id DESC LIMIT k) t;
-            EXIT WHEN n OPERATOR(pg_catalog.<) m;       -- every match seen
-            b := search_blend(bound, walk_static[n]);
-            -- Static scores lie on a 1e-6 grid, so a tie with b means the same
-            -- static score and, further down the walk, a smaller id.
+        SELECT a.search_static INTO max_static FROM agentmarket.agents a
+         WHERE a.status OPERATOR(pg_catalog.=) 'published'
+         ORDER BY a.search_static DESC, a.id DESC LIMIT 1;
+        FOR tier IN SELECT * FROM search_tiers(p) x ORDER BY x.bound DESC, x.estimate LOOP
             EXIT WHEN pg_catalog.cardinality(top_ids) OPERATOR(pg_catalog.=) k
-                  AND (top_scores[k] OPERATOR(pg_catalog.>) b
-                       OR (top_scores[k] OPERATOR(pg_catalog.=) b AND top_ids[k] OPERATOR(pg_catalog.>=) walk_ids[n]));
-            IF m OPERATOR(pg_catalog.>=) 4096 THEN
-                exact := true;      -- matches too sparse for the walk: score them all
-                EXIT;
+                  AND top_scores[k] OPERATOR(pg_catalog.>) search_blend(tier.bound, max_static);
+            fetch_sql := pg_catalog.format($q$
+                SELECT COALESCE(pg_catalog.array_agg(y.id ORDER BY y.score DESC, y.id DESC), '{}'),
+                       COALESCE(pg_catalog.array_agg(y.score ORDER BY y.score DESC, y.id DESC), '{}')
+                  FROM (SELECT x.id, x.score FROM (
+                          SELECT a.id, agentmarket_private.search_blend(agentmarket_private.search_text_score(
+                                     a.search_document, $2, $3, $4, $5, $6), a.search_static) AS score
+                            FROM agentmarket.agents a
+                           WHERE %s AND %s AND (%s AND a.search_document @@ $1) IS TRUE) x
+                         WHERE $13::uuid IS NULL OR (x.score, x.id) < ($12::float8, $13::uuid)
+                         ORDER BY x.score DESC, x.id DESC LIMIT $14) y$q$,
+                filters, COALESCE(tier.driver, 'a.search_document @@ $1'), tier.condition);
+            IF tier.estimate OPERATOR(pg_catalog.>) 1000 THEN
+                walk_sql := pg_catalog.format($q$
+                    SELECT COALESCE(pg_catalog.array_agg(w.id ORDER BY w.s DESC, w.id DESC), '{}'),
+                           COALESCE(pg_catalog.array_agg(w.s ORDER BY w.s DESC, w.id DESC), '{}'),
+                           COALESCE(pg_catalog.array_agg(w.score ORDER BY w.s DESC, w.id DESC), '{}')
+                      FROM (SELECT a.id, a.search_static AS s,
+                                   agentmarket_private.search_blend(agentmarket_private.search_text_score(
+                                       a.search_document, $2, $3, $4, $5, $6), a.search_static) AS score
+                              FROM agentmarket.agents a
+                             WHERE %s AND (%s AND a.search_document @@ $1) IS TRUE
+                               AND $12::float8 IS NOT DISTINCT FROM $12::float8 AND $13::uuid IS NOT DISTINCT FROM $13::uuid
+                             ORDER BY a.search_static DESC, a.id DESC LIMIT $14) w$q$,
+                    filters, tier.condition);
+                m := GREATEST(4 OPERATOR(pg_catalog.*) k, 64);
+                LOOP
+                    -- Held to the static-score index: the walk stops early.
+                    PERFORM pg_catalog.set_config('enable_bitmapscan', 'off', true),
+                            pg_catalog.set_config('enable_seqscan', 'off', true);
+                    EXECUTE walk_sql INTO walk_ids, walk_static, walk_scores
+                        USING p.query, p.lexemes, p.groups, p.factors, p.prefixes, p.ngroups,
+                              f_category, f_tags, f_relays, f_models, f_pricing, c_f, c_id, m;
+                    PERFORM pg_catalog.set_config('enable_bitmapscan', 'on', true),
+                            pg_catalog.set_config('enable_seqscan', 'on', true);
+                    n := pg_catalog.cardinality(walk_ids);
+                    SELECT COALESCE(pg_catalog.array_agg(u.id ORDER BY u.score DESC, u.id DESC), '{}'),
+                           COALESCE(pg_catalog.array_agg(u.score ORDER BY u.score DESC, u.id DESC), '{}')
+                      INTO new_ids, new_scores
+                      FROM (SELECT v.id, v.score
+                              FROM ROWS FROM (pg_catalog.unnest(walk_ids), pg_catalog.unnest(walk_scores)) v(id, score)
+                             WHERE c_id IS NULL OR (v.score, v.id) OPERATOR(pg_catalog.<) (c_f, c_id)
+                             UNION ALL
+                            SELECT * FROM ROWS FROM (pg_catalog.unnest(top_ids), pg_catalog.unnest(top_scores)) t(id, score)
+                             ORDER BY 2 DESC, 1 DESC LIMIT k) u;
+                    EXIT WHEN n OPERATOR(pg_catalog.<) m;   -- the whole tier was seen
+                    b := search_blend(tier.bound, walk_static[n]);
+                    -- Static scores lie on a 1e-6 grid: a tie with b means the
+                    -- same static score and, further down the walk, a smaller id.
+                    EXIT WHEN pg_catalog.cardinality(new_ids) OPERATOR(pg_catalog.=) k
+                          AND (new_scores[k] OPERATOR(pg_catalog.>) b
+                               OR (new_scores[k] OPERATOR(pg_catalog.=) b AND new_ids[k] OPERATOR(pg_catalog.>=) walk_ids[n]));
+                    IF m OPERATOR(pg_catalog.>=) 4096 THEN
+                        -- Too sparse to walk: score the whole tier.
+                        EXECUTE fetch_sql INTO walk_ids, walk_scores
+                            USING p.query, p.lexemes, p.groups, p.factors, p.prefixes, p.ngroups,
+                                  f_category, f_tags, f_relays, f_models, f_pricing, c_f, c_id, k;
+                        SELECT COALESCE(pg_catalog.array_agg(u.id ORDER BY u.score DESC, u.id DESC), '{}'),
+                               COALESCE(pg_catalog.array_agg(u.score ORDER BY u.score DESC, u.id DESC), '{}')
+                          INTO new_ids, new_scores
+                          FROM (SELECT * FROM ROWS FROM (pg_catalog.unnest(walk_ids), pg_catalog.unnest(walk_scores)) v(id, score)
+                                UNION ALL
+                                SELECT * FROM ROWS FROM (pg_catalog.unnest(top_ids), pg_catalog.unnest(top_scores)) t(id, score)
+                                ORDER BY 2 DESC, 1 DESC LIMIT k) u;
+                        EXIT;
+                    END IF;
+                    m := m OPERATOR(pg_catalog.*) 4;
+                END LOOP;
+            ELSE
+                EXECUTE fetch_sql INTO walk_ids, walk_scores
+                    USING p.query, p.lexemes, p.groups, p.factors, p.prefixes, p.ngroups,
+                          f_category, f_tags, f_relays, f_models, f_pricing, c_f, c_id, k;
+                SELECT COALESCE(pg_catalog.array_agg(u.id ORDER BY u.score DESC, u.id DESC), '{}'),
+                       COALESCE(pg_catalog.array_agg(u.score ORDER BY u.score DESC, u.id DESC), '{}')
+                  INTO new_ids, new_scores
+                  FROM (SELECT * FROM ROWS FROM (pg_catalog.unnest(walk_ids), pg_catalog.unnest(walk_scores)) v(id, score)
+                        UNION ALL
+                        SELECT * FROM ROWS FROM (pg_catalog.unnest(top_ids), pg_catalog.unnest(top_scores)) t(id, score)
+                        ORDER BY 2 DESC, 1 DESC LIMIT k) u;
             END IF;
-            m := m OPERATOR(pg_catalog.*) 4;
+            top_ids := new_ids;
+            top_scores := new_scores;
         END LOOP;
     END IF;
     IF exact THEN
@@ -756,6 +869,7 @@ RETURNS TABLE (facet text, value text, count bigint)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, agentmarket, agentmarket_private
 SET plan_cache_mode = force_custom_plan
+SET jit = off
 AS $$
 DECLARE
     f_category text := agent_facets.category;

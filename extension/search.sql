@@ -285,7 +285,10 @@ CREATE TYPE agentmarket_private.search_plan AS (
   prefixes boolean[],           -- ... matches as a prefix (the last word typed)
   ngroups integer,              -- number of words; 0: no text score, relevance is the static score
   estimate bigint,              -- upper estimate of listings matching
+  published bigint,             -- published listings
+  any_word boolean,             -- the query has an OR: a match need not have every word
   group_terms text[],           -- per word: its terms as a tsquery (t1 | t2 | t3:*)
+  group_docs bigint[],          -- per word: listings with a term
   group_name_docs bigint[],     -- per word: listings with a term in the name
   group_head_docs bigint[],     -- ... in the tagline or tags
   group_name_bound double precision[],  -- per word: best value of a term in a name
@@ -412,6 +415,7 @@ BEGIN
            CASE WHEN q0::text OPERATOR(pg_catalog.~~) '%|%' THEN pg_catalog.sum(pg.ndoc)
                 ELSE pg_catalog.min(pg.ndoc) END AS estimate,
            pg_catalog.array_agg(pg.alternatives ORDER BY pg.g) AS group_terms,
+           pg_catalog.array_agg(pg.ndoc::bigint ORDER BY pg.g) AS group_docs,
            pg_catalog.array_agg(pg.name_docs::bigint ORDER BY pg.g) AS group_name_docs,
            pg_catalog.array_agg(pg.head_docs::bigint ORDER BY pg.g) AS group_head_docs,
            pg_catalog.array_agg(pg.name_bound::float8 ORDER BY pg.g) AS group_name_bound,
@@ -423,6 +427,8 @@ BEGIN
 
     p.lexemes := r.lexemes; p.groups := r.groups; p.factors := r.factors; p.prefixes := r.prefixes;
     p.ngroups := r.ngroups; p.estimate := r.estimate; p.group_terms := r.group_terms;
+    p.published := published; p.any_word := q0::text OPERATOR(pg_catalog.~~) '%|%';
+    p.group_docs := r.group_docs;
     p.group_name_docs := r.group_name_docs; p.group_head_docs := r.group_head_docs;
     p.group_name_bound := r.group_name_bound; p.group_head_bound := r.group_head_bound;
     p.group_body_bound := r.group_body_bound;
@@ -493,11 +499,12 @@ REVOKE ALL ON FUNCTION agentmarket_private.search_cursor_parts(text, text) FROM 
 ------------------------------------------------------------------------------
 -- The tiers of a query with up to three words: every combination of where
 -- each word matches (name; tagline or tags but not the name; neither), with
--- the best text score a listing in the tier can have, an upper estimate of
--- its size, the condition that selects it and the index condition that finds
--- it most cheaply.  Tiers nothing can be in are left out.
+-- the best text score a listing in the tier can have, its size estimated as
+-- if words were independent, the condition that selects it and, when a word
+-- must be in a name or tagline, an index condition (GIN) that finds it.
+-- Tiers nothing can be in are left out.
 CREATE FUNCTION agentmarket_private.search_tiers(p agentmarket_private.search_plan)
-RETURNS TABLE (bound double precision, estimate bigint, driver text, condition text)
+RETURNS TABLE (bound double precision, estimate double precision, driver text, condition text)
 LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, agentmarket_private
 AS $$
@@ -506,54 +513,81 @@ DECLARE
     level integer;
     bounds double precision[];
     conds text[];
-    driver_docs bigint;
+    in_name text[];
+    in_head text[];
+    n double precision := GREATEST(p.published, 1);
     terms text;
+    possible boolean;
 BEGIN
     IF p.ngroups NOT BETWEEN 1 AND 3 THEN
         RAISE EXCEPTION 'search tiers need one to three words' USING ERRCODE = '22023';
     END IF;
     FOR t IN 0 .. (3 OPERATOR(pg_catalog.^) p.ngroups)::integer OPERATOR(pg_catalog.-) 1 LOOP
-        code := t; bounds := '{}'; conds := '{}';
-        estimate := p.estimate; driver := NULL; driver_docs := NULL;
+        code := t; bounds := '{}'; conds := '{}'; in_name := '{}'; in_head := '{}';
+        estimate := n; possible := true;
         FOR g IN 1 .. p.ngroups LOOP
             level := code OPERATOR(pg_catalog.%) 3;
             code := code OPERATOR(pg_catalog./) 3;
             terms := pg_catalog.quote_literal(p.group_terms[g]) OPERATOR(pg_catalog.||) '::tsquery';
             IF level OPERATOR(pg_catalog.=) 0 THEN          -- in the name
-                IF p.group_name_bound[g] OPERATOR(pg_catalog.=) 0 THEN estimate := 0; END IF;
+                possible := possible AND p.group_name_bound[g] OPERATOR(pg_catalog.>) 0;
                 bounds := bounds OPERATOR(pg_catalog.||)
                           GREATEST(p.group_name_bound[g], p.group_head_bound[g], p.group_body_bound[g]);
-                estimate := LEAST(estimate, p.group_name_docs[g]);
+                estimate := estimate OPERATOR(pg_catalog.*) p.group_name_docs[g] OPERATOR(pg_catalog./) n;
                 conds := conds OPERATOR(pg_catalog.||) pg_catalog.format('a.search_name @@ %s', terms);
-                IF driver_docs IS NULL OR p.group_name_docs[g] OPERATOR(pg_catalog.<) driver_docs THEN
-                    driver := pg_catalog.format('a.search_name @@ %s', terms);
-                    driver_docs := p.group_name_docs[g];
-                END IF;
+                in_name := in_name OPERATOR(pg_catalog.||) ('(' OPERATOR(pg_catalog.||) p.group_terms[g] OPERATOR(pg_catalog.||) ')');
             ELSIF level OPERATOR(pg_catalog.=) 1 THEN       -- in the tagline or tags, not the name
-                IF p.group_head_bound[g] OPERATOR(pg_catalog.=) 0 THEN estimate := 0; END IF;
+                possible := possible AND p.group_head_bound[g] OPERATOR(pg_catalog.>) 0;
                 bounds := bounds OPERATOR(pg_catalog.||) GREATEST(p.group_head_bound[g], p.group_body_bound[g]);
-                estimate := LEAST(estimate, p.group_head_docs[g]);
+                estimate := estimate OPERATOR(pg_catalog.*) p.group_head_docs[g] OPERATOR(pg_catalog./) n;
                 conds := conds OPERATOR(pg_catalog.||)
                          pg_catalog.format('NOT (a.search_name @@ %s) AND a.search_head @@ %s', terms, terms);
-                IF driver_docs IS NULL OR p.group_name_docs[g] OPERATOR(pg_catalog.+) p.group_head_docs[g] OPERATOR(pg_catalog.<) driver_docs THEN
-                    driver := pg_catalog.format('a.search_head @@ %s', terms);
-                    driver_docs := p.group_name_docs[g] OPERATOR(pg_catalog.+) p.group_head_docs[g];
-                END IF;
+                in_head := in_head OPERATOR(pg_catalog.||) ('(' OPERATOR(pg_catalog.||) p.group_terms[g] OPERATOR(pg_catalog.||) ')');
             ELSE                                            -- only in the description, or nowhere
                 bounds := bounds OPERATOR(pg_catalog.||) p.group_body_bound[g];
+                IF NOT p.any_word THEN
+                    estimate := estimate OPERATOR(pg_catalog.*) GREATEST(p.group_docs[g]
+                        OPERATOR(pg_catalog.-) p.group_name_docs[g] OPERATOR(pg_catalog.-) p.group_head_docs[g], 0)
+                        OPERATOR(pg_catalog./) n;
+                END IF;
                 conds := conds OPERATOR(pg_catalog.||) pg_catalog.format('NOT (a.search_head @@ %s)', terms);
             END IF;
         END LOOP;
-        CONTINUE WHEN estimate OPERATOR(pg_catalog.<=) 0;
+        CONTINUE WHEN NOT possible;
         bound := search_text_bound(bounds);
         condition := pg_catalog.array_to_string(conds, ' AND ');
+        driver := pg_catalog.concat_ws(' AND ',
+            CASE WHEN pg_catalog.cardinality(in_name) OPERATOR(pg_catalog.>) 0 THEN pg_catalog.format('a.search_name @@ %L::tsquery',
+                pg_catalog.array_to_string(in_name, ' & ')) END,
+            CASE WHEN pg_catalog.cardinality(in_head) OPERATOR(pg_catalog.>) 0 THEN pg_catalog.format('a.search_head @@ %L::tsquery',
+                pg_catalog.array_to_string(in_head, ' & ')) END);
+        driver := NULLIF(driver, '');
         RETURN NEXT;
     END LOOP;
 END
 $$;
 COMMENT ON FUNCTION agentmarket_private.search_tiers(agentmarket_private.search_plan) IS
-    'The non-empty tiers of a one- to three-word query (where each word matches), with their best text score, size estimate, condition and index condition.';
+    'The possible tiers of a one- to three-word query (where each word matches), with their best text score, estimated size, condition and GIN index condition.';
 REVOKE ALL ON FUNCTION agentmarket_private.search_tiers(agentmarket_private.search_plan) FROM PUBLIC;
+
+-- The k best of two score-ordered lists (a listing in both counts once).
+CREATE FUNCTION agentmarket_private.search_merge(
+    ids1 uuid[], scores1 double precision[], ids2 uuid[], scores2 double precision[], k integer,
+    OUT ids uuid[], OUT scores double precision[])
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog
+AS $$
+    SELECT COALESCE(pg_catalog.array_agg(u.id ORDER BY u.score DESC, u.id DESC), '{}'),
+           COALESCE(pg_catalog.array_agg(u.score ORDER BY u.score DESC, u.id DESC), '{}')
+      FROM (SELECT v.id, v.score FROM (
+                SELECT * FROM ROWS FROM (pg_catalog.unnest(ids1), pg_catalog.unnest(scores1)) a(id, score)
+                UNION
+                SELECT * FROM ROWS FROM (pg_catalog.unnest(ids2), pg_catalog.unnest(scores2)) b(id, score)) v
+             ORDER BY v.score DESC, v.id DESC LIMIT k) u
+$$;
+COMMENT ON FUNCTION agentmarket_private.search_merge(uuid[], double precision[], uuid[], double precision[], integer) IS
+    'The k best (score, id) pairs of two lists, best first; duplicates count once.';
+REVOKE ALL ON FUNCTION agentmarket_private.search_merge(uuid[], double precision[], uuid[], double precision[], integer) FROM PUBLIC;
 
 -- Filters shared by the dynamic tier queries ($7 to $11).
 CREATE FUNCTION agentmarket_private.search_filter_sql()
@@ -634,6 +668,7 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, agentmarket, agentmarket_private
 SET plan_cache_mode = force_custom_plan
 SET jit = off
+SET max_parallel_workers_per_gather = 0
 SET extra_float_digits = 3
 AS $$
 DECLARE
@@ -654,13 +689,11 @@ DECLARE
     tier record;
     max_static double precision;
     filters text := search_filter_sql();
-    walk_sql text;
-    fetch_sql text;
+    dense_bound double precision;
+    last_static double precision;
+    last_id uuid;
     walk_ids uuid[];
-    walk_static double precision[];
     walk_scores double precision[];
-    new_ids uuid[];
-    new_scores double precision[];
     top_ids uuid[] := '{}';
     top_scores double precision[] := '{}';
     m integer;
@@ -733,19 +766,23 @@ BEGIN
 
     -- Relevance.  A query whose words are rare enough is scored over all its
     -- matches (GIN).  Otherwise its matches are split into tiers by where each
-    -- word occurs (name, tagline/tags, description); tiers are visited best
-    -- bound first, small ones fetched whole through a GIN index, large ones
-    -- walked in descending static score until nothing further down the walk
-    -- can enter the page: blend(tier bound, static) is a listing's ceiling.
+    -- word occurs (name, tagline/tags, description): small tiers that a GIN
+    -- index finds are scored whole, best bound first; the rest is walked in
+    -- descending static score until nothing further down can enter the page
+    -- (a listing there scores at most blend(best bound of the rest, static)).
     exact := p.estimate OPERATOR(pg_catalog.<=) 2000 OR p.ngroups OPERATOR(pg_catalog.>) 3;
     IF NOT exact THEN
         SELECT a.search_static INTO max_static FROM agentmarket.agents a
          WHERE a.status OPERATOR(pg_catalog.=) 'published'
          ORDER BY a.search_static DESC, a.id DESC LIMIT 1;
         FOR tier IN SELECT * FROM search_tiers(p) x ORDER BY x.bound DESC, x.estimate LOOP
-            EXIT WHEN pg_catalog.cardinality(top_ids) OPERATOR(pg_catalog.=) k
-                  AND top_scores[k] OPERATOR(pg_catalog.>) search_blend(tier.bound, max_static);
-            fetch_sql := pg_catalog.format($q$
+            IF tier.driver IS NULL OR tier.estimate OPERATOR(pg_catalog.>) 1500 THEN
+                dense_bound := GREATEST(dense_bound, tier.bound);
+                CONTINUE;
+            END IF;
+            CONTINUE WHEN pg_catalog.cardinality(top_ids) OPERATOR(pg_catalog.=) k
+                      AND top_scores[k] OPERATOR(pg_catalog.>) search_blend(tier.bound, max_static);
+            EXECUTE pg_catalog.format($q$
                 SELECT COALESCE(pg_catalog.array_agg(y.id ORDER BY y.score DESC, y.id DESC), '{}'),
                        COALESCE(pg_catalog.array_agg(y.score ORDER BY y.score DESC, y.id DESC), '{}')
                   FROM (SELECT x.id, x.score FROM (
@@ -755,78 +792,55 @@ BEGIN
                            WHERE %s AND %s AND (%s AND a.search_document @@ $1) IS TRUE) x
                          WHERE $13::uuid IS NULL OR (x.score, x.id) < ($12::float8, $13::uuid)
                          ORDER BY x.score DESC, x.id DESC LIMIT $14) y$q$,
-                filters, COALESCE(tier.driver, 'a.search_document @@ $1'), tier.condition);
-            IF tier.estimate OPERATOR(pg_catalog.>) 1000 THEN
-                walk_sql := pg_catalog.format($q$
-                    SELECT COALESCE(pg_catalog.array_agg(w.id ORDER BY w.s DESC, w.id DESC), '{}'),
-                           COALESCE(pg_catalog.array_agg(w.s ORDER BY w.s DESC, w.id DESC), '{}'),
-                           COALESCE(pg_catalog.array_agg(w.score ORDER BY w.s DESC, w.id DESC), '{}')
-                      FROM (SELECT a.id, a.search_static AS s,
-                                   agentmarket_private.search_blend(agentmarket_private.search_text_score(
-                                       a.search_document, $2, $3, $4, $5, $6), a.search_static) AS score
-                              FROM agentmarket.agents a
-                             WHERE %s AND (%s AND a.search_document @@ $1) IS TRUE
-                               AND $12::float8 IS NOT DISTINCT FROM $12::float8 AND $13::uuid IS NOT DISTINCT FROM $13::uuid
-                             ORDER BY a.search_static DESC, a.id DESC LIMIT $14) w$q$,
-                    filters, tier.condition);
-                m := GREATEST(4 OPERATOR(pg_catalog.*) k, 64);
-                LOOP
-                    -- Held to the static-score index: the walk stops early.
-                    PERFORM pg_catalog.set_config('enable_bitmapscan', 'off', true),
-                            pg_catalog.set_config('enable_seqscan', 'off', true);
-                    EXECUTE walk_sql INTO walk_ids, walk_static, walk_scores
-                        USING p.query, p.lexemes, p.groups, p.factors, p.prefixes, p.ngroups,
-                              f_category, f_tags, f_relays, f_models, f_pricing, c_f, c_id, m;
-                    PERFORM pg_catalog.set_config('enable_bitmapscan', 'on', true),
-                            pg_catalog.set_config('enable_seqscan', 'on', true);
-                    n := pg_catalog.cardinality(walk_ids);
-                    SELECT COALESCE(pg_catalog.array_agg(u.id ORDER BY u.score DESC, u.id DESC), '{}'),
-                           COALESCE(pg_catalog.array_agg(u.score ORDER BY u.score DESC, u.id DESC), '{}')
-                      INTO new_ids, new_scores
-                      FROM (SELECT v.id, v.score
-                              FROM ROWS FROM (pg_catalog.unnest(walk_ids), pg_catalog.unnest(walk_scores)) v(id, score)
-                             WHERE c_id IS NULL OR (v.score, v.id) OPERATOR(pg_catalog.<) (c_f, c_id)
-                             UNION ALL
-                            SELECT * FROM ROWS FROM (pg_catalog.unnest(top_ids), pg_catalog.unnest(top_scores)) t(id, score)
-                             ORDER BY 2 DESC, 1 DESC LIMIT k) u;
-                    EXIT WHEN n OPERATOR(pg_catalog.<) m;   -- the whole tier was seen
-                    b := search_blend(tier.bound, walk_static[n]);
-                    -- Static scores lie on a 1e-6 grid: a tie with b means the
-                    -- same static score and, further down the walk, a smaller id.
-                    EXIT WHEN pg_catalog.cardinality(new_ids) OPERATOR(pg_catalog.=) k
-                          AND (new_scores[k] OPERATOR(pg_catalog.>) b
-                               OR (new_scores[k] OPERATOR(pg_catalog.=) b AND new_ids[k] OPERATOR(pg_catalog.>=) walk_ids[n]));
-                    IF m OPERATOR(pg_catalog.>=) 4096 THEN
-                        -- Too sparse to walk: score the whole tier.
-                        EXECUTE fetch_sql INTO walk_ids, walk_scores
-                            USING p.query, p.lexemes, p.groups, p.factors, p.prefixes, p.ngroups,
-                                  f_category, f_tags, f_relays, f_models, f_pricing, c_f, c_id, k;
-                        SELECT COALESCE(pg_catalog.array_agg(u.id ORDER BY u.score DESC, u.id DESC), '{}'),
-                               COALESCE(pg_catalog.array_agg(u.score ORDER BY u.score DESC, u.id DESC), '{}')
-                          INTO new_ids, new_scores
-                          FROM (SELECT * FROM ROWS FROM (pg_catalog.unnest(walk_ids), pg_catalog.unnest(walk_scores)) v(id, score)
-                                UNION ALL
-                                SELECT * FROM ROWS FROM (pg_catalog.unnest(top_ids), pg_catalog.unnest(top_scores)) t(id, score)
-                                ORDER BY 2 DESC, 1 DESC LIMIT k) u;
-                        EXIT;
-                    END IF;
-                    m := m OPERATOR(pg_catalog.*) 4;
-                END LOOP;
-            ELSE
-                EXECUTE fetch_sql INTO walk_ids, walk_scores
-                    USING p.query, p.lexemes, p.groups, p.factors, p.prefixes, p.ngroups,
-                          f_category, f_tags, f_relays, f_models, f_pricing, c_f, c_id, k;
-                SELECT COALESCE(pg_catalog.array_agg(u.id ORDER BY u.score DESC, u.id DESC), '{}'),
-                       COALESCE(pg_catalog.array_agg(u.score ORDER BY u.score DESC, u.id DESC), '{}')
-                  INTO new_ids, new_scores
-                  FROM (SELECT * FROM ROWS FROM (pg_catalog.unnest(walk_ids), pg_catalog.unnest(walk_scores)) v(id, score)
-                        UNION ALL
-                        SELECT * FROM ROWS FROM (pg_catalog.unnest(top_ids), pg_catalog.unnest(top_scores)) t(id, score)
-                        ORDER BY 2 DESC, 1 DESC LIMIT k) u;
-            END IF;
-            top_ids := new_ids;
-            top_scores := new_scores;
+                filters, tier.driver, tier.condition)
+            INTO walk_ids, walk_scores
+            USING p.query, p.lexemes, p.groups, p.factors, p.prefixes, p.ngroups,
+                  f_category, f_tags, f_relays, f_models, f_pricing, c_f, c_id, k;
+            SELECT x.ids, x.scores INTO top_ids, top_scores
+              FROM search_merge(top_ids, top_scores, walk_ids, walk_scores, k) x;
         END LOOP;
+        IF dense_bound IS NOT NULL AND NOT (pg_catalog.cardinality(top_ids) OPERATOR(pg_catalog.=) k
+                AND top_scores[k] OPERATOR(pg_catalog.>) search_blend(dense_bound, max_static)) THEN
+            m := 256;
+            LOOP
+                -- The first m listings in static order (the static-score index), scored.
+                EXECUTE pg_catalog.format($q$
+                    WITH w AS MATERIALIZED (
+                        SELECT a.id, a.search_static AS s, a.search_document AS d FROM agentmarket.agents a
+                         WHERE %s AND $1 IS NOT NULL
+                         ORDER BY a.search_static DESC, a.id DESC LIMIT $14),
+                    h AS (
+                        SELECT x.id, x.score FROM (
+                            SELECT w.id, agentmarket_private.search_blend(agentmarket_private.search_text_score(
+                                       w.d, $2, $3, $4, $5, $6), w.s) AS score
+                              FROM w WHERE w.d @@ $1) x
+                         WHERE $13::uuid IS NULL OR (x.score, x.id) < ($12::float8, $13::uuid)
+                         ORDER BY x.score DESC, x.id DESC LIMIT $15)
+                    SELECT (SELECT pg_catalog.count(*) FROM w)::integer,
+                           (SELECT w.s FROM w ORDER BY w.s, w.id LIMIT 1),
+                           (SELECT w.id FROM w ORDER BY w.s, w.id LIMIT 1),
+                           (SELECT COALESCE(pg_catalog.array_agg(h.id ORDER BY h.score DESC, h.id DESC), '{}') FROM h),
+                           (SELECT COALESCE(pg_catalog.array_agg(h.score ORDER BY h.score DESC, h.id DESC), '{}') FROM h)$q$,
+                    filters)
+                INTO n, last_static, last_id, walk_ids, walk_scores
+                USING p.query, p.lexemes, p.groups, p.factors, p.prefixes, p.ngroups,
+                      f_category, f_tags, f_relays, f_models, f_pricing, c_f, c_id, m, k;
+                SELECT x.ids, x.scores INTO top_ids, top_scores
+                  FROM search_merge(top_ids, top_scores, walk_ids, walk_scores, k) x;
+                EXIT WHEN n OPERATOR(pg_catalog.<) m;       -- every listing seen
+                b := search_blend(dense_bound, last_static);
+                -- Static scores lie on a 1e-6 grid: a tie with b means the same
+                -- static score and, further down the walk, a smaller id.
+                EXIT WHEN pg_catalog.cardinality(top_ids) OPERATOR(pg_catalog.=) k
+                      AND (top_scores[k] OPERATOR(pg_catalog.>) b
+                           OR (top_scores[k] OPERATOR(pg_catalog.=) b AND top_ids[k] OPERATOR(pg_catalog.>=) last_id));
+                IF m OPERATOR(pg_catalog.>=) 16384 THEN
+                    exact := true;      -- matches too sparse for a walk: score them all
+                    EXIT;
+                END IF;
+                m := m OPERATOR(pg_catalog.*) 4;
+            END LOOP;
+        END IF;
     END IF;
     IF exact THEN
         SELECT pg_catalog.array_agg(y.id ORDER BY y.score DESC, y.id DESC),

@@ -137,13 +137,16 @@ CREATE INDEX agents_search_newest_idx ON agentmarket.agents (published_at DESC, 
 -- Vocabulary of published listings
 ------------------------------------------------------------------------------
 CREATE TABLE agentmarket_private.search_vocabulary (
+  -- Counts of published listings.  They never go below zero, but carry no
+  -- CHECK: ON CONFLICT checks the proposed row (a negative delta) first.
   lexeme TEXT COLLATE "C" PRIMARY KEY,
-  ndoc INTEGER NOT NULL DEFAULT 0 CONSTRAINT search_vocabulary_ndoc_check CHECK (ndoc >= 0), -- listings with it
-  n_a INTEGER NOT NULL DEFAULT 0 CONSTRAINT search_vocabulary_n_a_check CHECK (n_a >= 0), -- ... in the name
-  n_b INTEGER NOT NULL DEFAULT 0 CONSTRAINT search_vocabulary_n_b_check CHECK (n_b >= 0)  -- ... in tagline or tags
+  ndoc INTEGER NOT NULL DEFAULT 0, -- listings with the word
+  n_a INTEGER NOT NULL DEFAULT 0,  -- ... in the name
+  n_b INTEGER NOT NULL DEFAULT 0,  -- ... in the tagline or tags
+  n_c INTEGER NOT NULL DEFAULT 0   -- ... only in the description
 );
 COMMENT ON TABLE agentmarket_private.search_vocabulary IS
-    'Lexemes of published listings with document counts overall, in names (A) and in taglines/tags (B). Derived from agents; rebuilt by agentmarket.rebuild_search_vocabulary().';
+    'Lexemes of published listings with document counts overall, in names (A), in taglines/tags (B) and only in descriptions. Derived from agents; rebuilt by agentmarket.rebuild_search_vocabulary().';
 
 CREATE TABLE agentmarket_private.search_typo_index (
   key TEXT COLLATE "C" NOT NULL,
@@ -201,6 +204,7 @@ BEGIN
             SELECT u.lexeme, pg_catalog.sum(d.sign)::integer AS ndoc,
                    COALESCE(pg_catalog.sum(d.sign) FILTER (WHERE 'A' OPERATOR(pg_catalog.=) ANY (u.weights)), 0)::integer AS n_a,
                    COALESCE(pg_catalog.sum(d.sign) FILTER (WHERE 'B' OPERATOR(pg_catalog.=) ANY (u.weights)), 0)::integer AS n_b,
+                   COALESCE(pg_catalog.sum(d.sign) FILTER (WHERE NOT (u.weights OPERATOR(pg_catalog.&&) '{A,B}'::text[])), 0)::integer AS n_c,
                    pg_catalog.bool_or(d.sign OPERATOR(pg_catalog.>) 0) AS entering
               FROM delta d, pg_catalog.unnest(d.document) u
              GROUP BY u.lexeme),
@@ -209,14 +213,16 @@ BEGIN
                SET published = c.published OPERATOR(pg_catalog.+) (SELECT pg_catalog.sum(d.sign) FROM delta d)
              WHERE (SELECT pg_catalog.sum(d.sign) FROM delta d) OPERATOR(pg_catalog.<>) 0),
         vocabulary AS (
-            INSERT INTO agentmarket_private.search_vocabulary AS v (lexeme, ndoc, n_a, n_b)
-            SELECT w.lexeme, w.ndoc, w.n_a, w.n_b FROM words w
-             WHERE w.ndoc OPERATOR(pg_catalog.<>) 0 OR w.n_a OPERATOR(pg_catalog.<>) 0 OR w.n_b OPERATOR(pg_catalog.<>) 0
+            INSERT INTO agentmarket_private.search_vocabulary AS v (lexeme, ndoc, n_a, n_b, n_c)
+            SELECT w.lexeme, w.ndoc, w.n_a, w.n_b, w.n_c FROM words w
+             WHERE w.ndoc OPERATOR(pg_catalog.<>) 0 OR w.n_a OPERATOR(pg_catalog.<>) 0
+                OR w.n_b OPERATOR(pg_catalog.<>) 0 OR w.n_c OPERATOR(pg_catalog.<>) 0
              ORDER BY w.lexeme COLLATE "C"
             ON CONFLICT (lexeme) DO UPDATE
                SET ndoc = v.ndoc OPERATOR(pg_catalog.+) EXCLUDED.ndoc,
                    n_a = v.n_a OPERATOR(pg_catalog.+) EXCLUDED.n_a,
-                   n_b = v.n_b OPERATOR(pg_catalog.+) EXCLUDED.n_b)
+                   n_b = v.n_b OPERATOR(pg_catalog.+) EXCLUDED.n_b,
+                   n_c = v.n_c OPERATOR(pg_catalog.+) EXCLUDED.n_c)
         INSERT INTO agentmarket_private.search_typo_index (key, lexeme)
         SELECT DISTINCT k, w.lexeme
           FROM words w, pg_catalog.unnest(agentmarket_private.search_typo_keys(w.lexeme)) k
@@ -250,10 +256,11 @@ BEGIN
     LOCK TABLE agentmarket.agents IN SHARE MODE;
     DELETE FROM agentmarket_private.search_vocabulary;
     DELETE FROM agentmarket_private.search_typo_index;
-    INSERT INTO agentmarket_private.search_vocabulary (lexeme, ndoc, n_a, n_b)
+    INSERT INTO agentmarket_private.search_vocabulary (lexeme, ndoc, n_a, n_b, n_c)
     SELECT u.lexeme, pg_catalog.count(*),
            pg_catalog.count(*) FILTER (WHERE 'A' OPERATOR(pg_catalog.=) ANY (u.weights)),
-           pg_catalog.count(*) FILTER (WHERE 'B' OPERATOR(pg_catalog.=) ANY (u.weights))
+           pg_catalog.count(*) FILTER (WHERE 'B' OPERATOR(pg_catalog.=) ANY (u.weights)),
+           pg_catalog.count(*) FILTER (WHERE NOT (u.weights OPERATOR(pg_catalog.&&) '{A,B}'::text[]))
       FROM agentmarket.agents a, pg_catalog.unnest(a.search_document) u
      WHERE a.status OPERATOR(pg_catalog.=) 'published'
      GROUP BY u.lexeme;
@@ -291,6 +298,7 @@ CREATE TYPE agentmarket_private.search_plan AS (
   group_docs bigint[],          -- per word: listings with a term
   group_name_docs bigint[],     -- per word: listings with a term in the name
   group_head_docs bigint[],     -- ... in the tagline or tags
+  group_body_docs bigint[],     -- ... only in the description
   group_name_bound double precision[],  -- per word: best value of a term in a name
   group_head_bound double precision[],  -- ... in a tagline or tags
   group_body_bound double precision[]   -- ... in a description
@@ -377,6 +385,7 @@ BEGIN
         SELECT terms.*, e.ndoc OPERATOR(pg_catalog.+) COALESCE(x.ndoc, 0) AS ndoc,
                e.n_a OPERATOR(pg_catalog.+) COALESCE(x.n_a, 0) AS n_a,
                e.n_b OPERATOR(pg_catalog.+) COALESCE(x.n_b, 0) AS n_b,
+               e.n_c OPERATOR(pg_catalog.+) COALESCE(x.n_c, 0) AS n_c,
                GREATEST(CASE WHEN e.n_a OPERATOR(pg_catalog.>) 0 THEN terms.factor ELSE 0 END,
                         CASE WHEN x.n_a OPERATOR(pg_catalog.>) 0 THEN terms.factor * 0.8 ELSE 0 END) AS name_bound,
                GREATEST(CASE WHEN e.n_b OPERATOR(pg_catalog.>) 0 THEN terms.factor * 0.5 ELSE 0 END,
@@ -386,10 +395,11 @@ BEGIN
           FROM terms
           CROSS JOIN LATERAL (
                 SELECT COALESCE(pg_catalog.max(v.ndoc), 0) AS ndoc, COALESCE(pg_catalog.max(v.n_a), 0) AS n_a,
-                       COALESCE(pg_catalog.max(v.n_b), 0) AS n_b
+                       COALESCE(pg_catalog.max(v.n_b), 0) AS n_b, COALESCE(pg_catalog.max(v.n_c), 0) AS n_c
                   FROM search_vocabulary v WHERE v.lexeme OPERATOR(pg_catalog.=) (terms.lexeme COLLATE "C")) e
           LEFT JOIN LATERAL (
-                SELECT pg_catalog.sum(v.ndoc) AS ndoc, pg_catalog.sum(v.n_a) AS n_a, pg_catalog.sum(v.n_b) AS n_b
+                SELECT pg_catalog.sum(v.ndoc) AS ndoc, pg_catalog.sum(v.n_a) AS n_a, pg_catalog.sum(v.n_b) AS n_b,
+                       pg_catalog.sum(v.n_c) AS n_c
                   FROM search_vocabulary v
                  WHERE terms.prefix
                    AND v.lexeme OPERATOR(pg_catalog.>) (terms.lexeme COLLATE "C")
@@ -402,6 +412,7 @@ BEGIN
                LEAST(pg_catalog.sum(st.ndoc), published) AS ndoc,
                pg_catalog.sum(st.n_a) AS name_docs,
                pg_catalog.sum(st.n_b) AS head_docs,
+               pg_catalog.sum(st.n_c) AS body_docs,
                pg_catalog.string_agg(search_quote(st.lexeme) OPERATOR(pg_catalog.||)
                                      CASE WHEN st.prefix THEN ':*' ELSE '' END, ' | ' ORDER BY st.kind, st.lexeme) AS alternatives,
                pg_catalog.count(*) OPERATOR(pg_catalog.>) 1 OR pg_catalog.bool_or(st.prefix) AS expanded
@@ -418,6 +429,7 @@ BEGIN
            pg_catalog.array_agg(pg.ndoc::bigint ORDER BY pg.g) AS group_docs,
            pg_catalog.array_agg(pg.name_docs::bigint ORDER BY pg.g) AS group_name_docs,
            pg_catalog.array_agg(pg.head_docs::bigint ORDER BY pg.g) AS group_head_docs,
+           pg_catalog.array_agg(pg.body_docs::bigint ORDER BY pg.g) AS group_body_docs,
            pg_catalog.array_agg(pg.name_bound::float8 ORDER BY pg.g) AS group_name_bound,
            pg_catalog.array_agg(pg.head_bound::float8 ORDER BY pg.g) AS group_head_bound,
            pg_catalog.array_agg(pg.body_bound::float8 ORDER BY pg.g) AS group_body_bound,
@@ -430,6 +442,7 @@ BEGIN
     p.published := published; p.any_word := q0::text OPERATOR(pg_catalog.~~) '%|%';
     p.group_docs := r.group_docs;
     p.group_name_docs := r.group_name_docs; p.group_head_docs := r.group_head_docs;
+    p.group_body_docs := r.group_body_docs;
     p.group_name_bound := r.group_name_bound; p.group_head_bound := r.group_head_bound;
     p.group_body_bound := r.group_body_bound;
     -- Each word becomes (word | typo | ... ) or word:* wherever it occurs.
@@ -504,7 +517,8 @@ REVOKE ALL ON FUNCTION agentmarket_private.search_cursor_parts(text, text) FROM 
 -- must be in a name or tagline, an index condition (GIN) that finds it.
 -- Tiers nothing can be in are left out.
 CREATE FUNCTION agentmarket_private.search_tiers(p agentmarket_private.search_plan)
-RETURNS TABLE (bound double precision, estimate double precision, driver text, condition text)
+RETURNS TABLE (bound double precision, estimate double precision, driver text, driver_cost double precision,
+               condition text)
 LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, agentmarket_private
 AS $$
@@ -524,7 +538,7 @@ BEGIN
     END IF;
     FOR t IN 0 .. (3 OPERATOR(pg_catalog.^) p.ngroups)::integer OPERATOR(pg_catalog.-) 1 LOOP
         code := t; bounds := '{}'; conds := '{}'; in_name := '{}'; in_head := '{}';
-        estimate := n; possible := true;
+        estimate := n; driver_cost := n; possible := true;
         FOR g IN 1 .. p.ngroups LOOP
             level := code OPERATOR(pg_catalog.%) 3;
             code := code OPERATOR(pg_catalog./) 3;
@@ -534,21 +548,25 @@ BEGIN
                 bounds := bounds OPERATOR(pg_catalog.||)
                           GREATEST(p.group_name_bound[g], p.group_head_bound[g], p.group_body_bound[g]);
                 estimate := estimate OPERATOR(pg_catalog.*) p.group_name_docs[g] OPERATOR(pg_catalog./) n;
+                driver_cost := driver_cost OPERATOR(pg_catalog.*) p.group_name_docs[g] OPERATOR(pg_catalog./) n;
                 conds := conds OPERATOR(pg_catalog.||) pg_catalog.format('a.search_name @@ %s', terms);
                 in_name := in_name OPERATOR(pg_catalog.||) ('(' OPERATOR(pg_catalog.||) p.group_terms[g] OPERATOR(pg_catalog.||) ')');
             ELSIF level OPERATOR(pg_catalog.=) 1 THEN       -- in the tagline or tags, not the name
                 possible := possible AND p.group_head_bound[g] OPERATOR(pg_catalog.>) 0;
                 bounds := bounds OPERATOR(pg_catalog.||) GREATEST(p.group_head_bound[g], p.group_body_bound[g]);
                 estimate := estimate OPERATOR(pg_catalog.*) p.group_head_docs[g] OPERATOR(pg_catalog./) n;
+                -- the head index also holds the listings with the word in the name
+                driver_cost := driver_cost OPERATOR(pg_catalog.*) (p.group_name_docs[g] OPERATOR(pg_catalog.+) p.group_head_docs[g])
+                               OPERATOR(pg_catalog./) n;
                 conds := conds OPERATOR(pg_catalog.||)
                          pg_catalog.format('NOT (a.search_name @@ %s) AND a.search_head @@ %s', terms, terms);
                 in_head := in_head OPERATOR(pg_catalog.||) ('(' OPERATOR(pg_catalog.||) p.group_terms[g] OPERATOR(pg_catalog.||) ')');
             ELSE                                            -- only in the description, or nowhere
                 bounds := bounds OPERATOR(pg_catalog.||) p.group_body_bound[g];
+                -- Without an OR every word must match: here, only in a description.
                 IF NOT p.any_word THEN
-                    estimate := estimate OPERATOR(pg_catalog.*) GREATEST(p.group_docs[g]
-                        OPERATOR(pg_catalog.-) p.group_name_docs[g] OPERATOR(pg_catalog.-) p.group_head_docs[g], 0)
-                        OPERATOR(pg_catalog./) n;
+                    possible := possible AND p.group_body_docs[g] OPERATOR(pg_catalog.>) 0;
+                    estimate := estimate OPERATOR(pg_catalog.*) p.group_body_docs[g] OPERATOR(pg_catalog./) n;
                 END IF;
                 conds := conds OPERATOR(pg_catalog.||) pg_catalog.format('NOT (a.search_head @@ %s)', terms);
             END IF;
@@ -562,6 +580,7 @@ BEGIN
             CASE WHEN pg_catalog.cardinality(in_head) OPERATOR(pg_catalog.>) 0 THEN pg_catalog.format('a.search_head @@ %L::tsquery',
                 pg_catalog.array_to_string(in_head, ' & ')) END);
         driver := NULLIF(driver, '');
+        IF driver IS NULL THEN driver_cost := NULL; END IF;
         RETURN NEXT;
     END LOOP;
 END
@@ -692,6 +711,7 @@ DECLARE
     dense_bound double precision;
     last_static double precision;
     last_id uuid;
+    walked integer := 0;
     walk_ids uuid[];
     walk_scores double precision[];
     top_ids uuid[] := '{}';
@@ -776,7 +796,7 @@ BEGIN
          WHERE a.status OPERATOR(pg_catalog.=) 'published'
          ORDER BY a.search_static DESC, a.id DESC LIMIT 1;
         FOR tier IN SELECT * FROM search_tiers(p) x ORDER BY x.bound DESC, x.estimate LOOP
-            IF tier.driver IS NULL OR tier.estimate OPERATOR(pg_catalog.>) 1500 THEN
+            IF tier.driver IS NULL OR tier.driver_cost OPERATOR(pg_catalog.>) 1500 THEN
                 dense_bound := GREATEST(dense_bound, tier.bound);
                 CONTINUE;
             END IF;
@@ -803,28 +823,27 @@ BEGIN
                 AND top_scores[k] OPERATOR(pg_catalog.>) search_blend(dense_bound, max_static)) THEN
             m := 256;
             LOOP
-                -- The first m listings in static order (the static-score index), scored.
+                -- The next m listings in static order (the static-score index,
+                -- continuing after the last one seen), scored when they match.
                 EXECUTE pg_catalog.format($q$
-                    WITH w AS MATERIALIZED (
-                        SELECT a.id, a.search_static AS s, a.search_document AS d FROM agentmarket.agents a
-                         WHERE %s AND $1 IS NOT NULL
-                         ORDER BY a.search_static DESC, a.id DESC LIMIT $14),
-                    h AS (
-                        SELECT x.id, x.score FROM (
-                            SELECT w.id, agentmarket_private.search_blend(agentmarket_private.search_text_score(
-                                       w.d, $2, $3, $4, $5, $6), w.s) AS score
-                              FROM w WHERE w.d @@ $1) x
-                         WHERE $13::uuid IS NULL OR (x.score, x.id) < ($12::float8, $13::uuid)
-                         ORDER BY x.score DESC, x.id DESC LIMIT $15)
-                    SELECT (SELECT pg_catalog.count(*) FROM w)::integer,
-                           (SELECT w.s FROM w ORDER BY w.s, w.id LIMIT 1),
-                           (SELECT w.id FROM w ORDER BY w.s, w.id LIMIT 1),
-                           (SELECT COALESCE(pg_catalog.array_agg(h.id ORDER BY h.score DESC, h.id DESC), '{}') FROM h),
-                           (SELECT COALESCE(pg_catalog.array_agg(h.score ORDER BY h.score DESC, h.id DESC), '{}') FROM h)$q$,
+                    SELECT pg_catalog.count(*)::integer,
+                           (pg_catalog.array_agg(x.s ORDER BY x.s, x.id))[1],
+                           (pg_catalog.array_agg(x.id ORDER BY x.s, x.id))[1],
+                           COALESCE(pg_catalog.array_agg(x.id) FILTER (WHERE x.score IS NOT NULL
+                               AND ($13::uuid IS NULL OR (x.score, x.id) < ($12::float8, $13::uuid))), '{}'),
+                           COALESCE(pg_catalog.array_agg(x.score) FILTER (WHERE x.score IS NOT NULL
+                               AND ($13::uuid IS NULL OR (x.score, x.id) < ($12::float8, $13::uuid))), '{}')
+                      FROM (SELECT a.id, a.search_static AS s,
+                                   CASE WHEN a.search_document @@ $1 THEN agentmarket_private.search_blend(
+                                       agentmarket_private.search_text_score(a.search_document, $2, $3, $4, $5, $6),
+                                       a.search_static) END AS score
+                              FROM agentmarket.agents a
+                             WHERE %s AND ($16::uuid IS NULL OR (a.search_static, a.id) < ($15::float8, $16::uuid))
+                             ORDER BY a.search_static DESC, a.id DESC LIMIT $14) x$q$,
                     filters)
                 INTO n, last_static, last_id, walk_ids, walk_scores
                 USING p.query, p.lexemes, p.groups, p.factors, p.prefixes, p.ngroups,
-                      f_category, f_tags, f_relays, f_models, f_pricing, c_f, c_id, m, k;
+                      f_category, f_tags, f_relays, f_models, f_pricing, c_f, c_id, m, last_static, last_id;
                 SELECT x.ids, x.scores INTO top_ids, top_scores
                   FROM search_merge(top_ids, top_scores, walk_ids, walk_scores, k) x;
                 EXIT WHEN n OPERATOR(pg_catalog.<) m;       -- every listing seen
@@ -834,11 +853,12 @@ BEGIN
                 EXIT WHEN pg_catalog.cardinality(top_ids) OPERATOR(pg_catalog.=) k
                       AND (top_scores[k] OPERATOR(pg_catalog.>) b
                            OR (top_scores[k] OPERATOR(pg_catalog.=) b AND top_ids[k] OPERATOR(pg_catalog.>=) last_id));
-                IF m OPERATOR(pg_catalog.>=) 16384 THEN
+                walked := walked OPERATOR(pg_catalog.+) n;
+                IF walked OPERATOR(pg_catalog.>=) 16384 THEN
                     exact := true;      -- matches too sparse for a walk: score them all
                     EXIT;
                 END IF;
-                m := m OPERATOR(pg_catalog.*) 4;
+                m := m OPERATOR(pg_catalog.*) 2;
             END LOOP;
         END IF;
     END IF;

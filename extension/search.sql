@@ -88,6 +88,19 @@ COMMENT ON COLUMN agentmarket.agents.search_document IS
 COMMENT ON COLUMN agentmarket.agents.search_static IS
     'Search: static quality score (rating and hires), see search_static_score. Kept by a trigger.';
 
+-- a || b with b's positions one further apart than || puts them.
+-- (No SET clause, every name qualified: it inlines.)
+CREATE FUNCTION agentmarket_private.search_join(a tsvector, b tsvector)
+RETURNS tsvector
+LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+AS $$
+    -- The lexeme ' ' (which no parser produces) holds the gap's position.
+    SELECT pg_catalog.ts_delete(a OPERATOR(pg_catalog.||) ''' '':1'::pg_catalog.tsvector OPERATOR(pg_catalog.||) b, ' '::pg_catalog.text)
+$$;
+COMMENT ON FUNCTION agentmarket_private.search_join(tsvector, tsvector) IS
+    'Concatenates two tsvectors with a one-position gap, so phrases do not match across them.';
+REVOKE ALL ON FUNCTION agentmarket_private.search_join(tsvector, tsvector) FROM PUBLIC;
+
 CREATE FUNCTION agentmarket_private.agents_search_fields() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog
@@ -96,13 +109,15 @@ BEGIN
     IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' OR OLD.search_document IS NULL
        OR NEW.name IS DISTINCT FROM OLD.name OR NEW.tagline IS DISTINCT FROM OLD.tagline
        OR NEW.description IS DISTINCT FROM OLD.description OR NEW.tags IS DISTINCT FROM OLD.tags THEN
+        -- Fields are joined with a gap of one position, so that a quoted
+        -- phrase never matches across two of them.
         NEW.search_name := pg_catalog.setweight(pg_catalog.to_tsvector('english'::regconfig, NEW.name), 'A');
-        NEW.search_head := NEW.search_name OPERATOR(pg_catalog.||)
+        NEW.search_head := agentmarket_private.search_join(agentmarket_private.search_join(NEW.search_name,
+            pg_catalog.setweight(pg_catalog.to_tsvector('english'::regconfig, NEW.tagline), 'B')),
             pg_catalog.setweight(pg_catalog.to_tsvector('english'::regconfig,
-                NEW.tagline OPERATOR(pg_catalog.||) ' '
-                OPERATOR(pg_catalog.||) COALESCE(pg_catalog.array_to_string(NEW.tags, ' '), '')), 'B');
-        NEW.search_document := NEW.search_head OPERATOR(pg_catalog.||)
-            pg_catalog.setweight(pg_catalog.to_tsvector('english'::regconfig, NEW.description), 'C');
+                COALESCE(pg_catalog.array_to_string(NEW.tags, ' '), '')), 'B'));
+        NEW.search_document := agentmarket_private.search_join(NEW.search_head,
+            pg_catalog.setweight(pg_catalog.to_tsvector('english'::regconfig, NEW.description), 'C'));
     ELSE
         NEW.search_name := OLD.search_name;
         NEW.search_head := OLD.search_head;
@@ -484,12 +499,12 @@ DECLARE
     padded text;
 BEGIN
     BEGIN
-        IF p_cursor OPERATOR(pg_catalog.!~) '^[A-Za-z0-9_-]{1,400}$' THEN
+        IF p_cursor OPERATOR(pg_catalog.!~) '^[A-Za-z0-9_-]+$' OR pg_catalog.length(p_cursor) OPERATOR(pg_catalog.>) 400 THEN
             RAISE EXCEPTION USING ERRCODE = '22P02';
         END IF;
         padded := pg_catalog.translate(p_cursor, '-_', '+/');
         padded := padded OPERATOR(pg_catalog.||)
-                  pg_catalog.repeat('=', (4 OPERATOR(pg_catalog.-) pg_catalog.length(padded) OPERATOR(pg_catalog.%) 4) OPERATOR(pg_catalog.%) 4);
+                  pg_catalog.repeat('=', (4 OPERATOR(pg_catalog.-) (pg_catalog.length(padded) OPERATOR(pg_catalog.%) 4)) OPERATOR(pg_catalog.%) 4);
         parts := pg_catalog.string_to_array(
                      pg_catalog.convert_from(pg_catalog.decode(padded, 'base64'), 'UTF8'), '|');
         IF pg_catalog.cardinality(parts) OPERATOR(pg_catalog.<>) 4 OR parts[1] IS DISTINCT FROM p_sort THEN
@@ -755,7 +770,7 @@ BEGIN
                    CASE f_sort WHEN 'relevance' THEN a.search_static::text
                                WHEN 'rating' THEN COALESCE(a.avg_rating, 0)::text
                                WHEN 'popular' THEN a.total_hires::text
-                               ELSE ((pg_catalog.date_part('epoch', a.published_at)::numeric OPERATOR(pg_catalog.*) 1000000)::bigint)::text END,
+                               ELSE ((EXTRACT(epoch FROM a.published_at) OPERATOR(pg_catalog.*) 1000000)::bigint)::text END,
                    CASE f_sort WHEN 'rating' THEN a.total_reviews::text END, a.id)
           FROM agentmarket.agents a
           CROSS JOIN LATERAL (SELECT CASE WHEN p.ngroups OPERATOR(pg_catalog.>) 0 THEN
@@ -862,6 +877,7 @@ BEGIN
             END LOOP;
         END IF;
     END IF;
+    RAISE DEBUG 'search_agents: estimate %, exhaustive %, listings walked %', p.estimate, exact, walked;
     IF exact THEN
         SELECT pg_catalog.array_agg(y.id ORDER BY y.score DESC, y.id DESC),
                pg_catalog.array_agg(y.score ORDER BY y.score DESC, y.id DESC)

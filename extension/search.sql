@@ -859,6 +859,7 @@ BEGIN
                 INTO n, last_static, last_id, walk_ids, walk_scores
                 USING p.query, p.lexemes, p.groups, p.factors, p.prefixes, p.ngroups,
                       f_category, f_tags, f_relays, f_models, f_pricing, c_f, c_id, m, last_static, last_id;
+                walked := walked OPERATOR(pg_catalog.+) n;
                 SELECT x.ids, x.scores INTO top_ids, top_scores
                   FROM search_merge(top_ids, top_scores, walk_ids, walk_scores, k) x;
                 EXIT WHEN n OPERATOR(pg_catalog.<) m;       -- every listing seen
@@ -868,7 +869,6 @@ BEGIN
                 EXIT WHEN pg_catalog.cardinality(top_ids) OPERATOR(pg_catalog.=) k
                       AND (top_scores[k] OPERATOR(pg_catalog.>) b
                            OR (top_scores[k] OPERATOR(pg_catalog.=) b AND top_ids[k] OPERATOR(pg_catalog.>=) last_id));
-                walked := walked OPERATOR(pg_catalog.+) n;
                 IF walked OPERATOR(pg_catalog.>=) 16384 THEN
                     exact := true;      -- matches too sparse for a walk: score them all
                     EXIT;

@@ -203,13 +203,14 @@ SELECT is(pg_temp.slugs('mail morning'), ARRAY['s1'], 'and by its new words');
 ------------------------------------------------------------------------------
 -- 4000 listings with a skewed vocabulary: "agent" everywhere, "helper" in
 -- most, a few names with them; enough for search_agents to use its tiers.
+-- "widget" is in every description and nowhere else: the static-score walk.
 INSERT INTO agentmarket.agents (slug, creator_id, name, tagline, description, category, status, github_repo_url,
                                 supported_relays, total_hires, avg_rating, total_reviews)
 SELECT 'g-' || i, '55555555-0000-4000-8000-000000000001',
        (ARRAY['Helper', 'Agent', 'Mail', 'Note', 'Calendar', 'Planner', 'Scout', 'Writer'])[1 + i % 8] || ' ' || i,
        (ARRAY['helper for mail', 'agent of notes', 'calendar helper', 'plain tool'])[1 + (i / 8) % 4],
        'This agent ' || (ARRAY['helps with mail', 'keeps notes', 'plans the calendar', 'is a helper'])[1 + (i / 3) % 4]
-         || ' and more.',
+         || ' and more widgets.',
        (ARRAY['productivity', 'research'])[1 + i % 2], 'published', 'https://g/g' || i,
        (ARRAY['{slack}', '{telegram}', '{}'])[1 + i % 3]::text[],
        (i * 7919) % 500, ((i * 31) % 41) / 10.0 + 1, (i * 13) % 60
@@ -236,9 +237,10 @@ $$;
 CREATE TEMP TABLE topk_queries (q text, category text);
 INSERT INTO topk_queries VALUES ('agent', NULL), ('helper', NULL), ('agent helper', NULL), ('helper mail', NULL),
     ('agen', NULL), ('agnet', NULL), ('helper agent calendar', NULL), ('helper or notes', NULL), ('agent', 'research'),
-    ('mail -helper', NULL), ('"helper for"', NULL);
+    ('mail -helper', NULL), ('"helper for"', NULL), ('widget', NULL), ('widget', 'research'),
+    ('widget helper', NULL), ('widgte', NULL), ('widg', NULL), ('widget mail', 'productivity');
 SELECT ok((SELECT bool_and((agentmarket_private.search_prepare(q)).estimate > 2000) FROM topk_queries
-            WHERE q IN ('agent', 'helper', 'agent helper', 'agen', 'agnet')),
+            WHERE q IN ('agent', 'helper', 'agent helper', 'agen', 'agnet', 'widget')),
           'these queries match more than 2000 listings: the tiered top-k answers them');
 SELECT is((SELECT array_agg(q || coalesce('/' || category, '') ORDER BY q, category) FROM topk_queries
             WHERE (SELECT array_agg(s.id) FROM agentmarket.search_agents(q, category, page_size => 20) s)

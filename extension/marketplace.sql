@@ -43,6 +43,7 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.agents_first_publication() IS
     'Trigger: published_at is set on the first publication and never changed afterwards.';
+REVOKE ALL ON FUNCTION agentmarket_private.agents_first_publication() FROM PUBLIC;
 CREATE TRIGGER agents_first_publication BEFORE INSERT OR UPDATE ON agentmarket.agents
     FOR EACH ROW EXECUTE FUNCTION agentmarket_private.agents_first_publication();
 
@@ -556,9 +557,12 @@ BEGIN
     -- A new statement: its snapshot sees every review committed before the lock was granted.
     SELECT pg_catalog.count(*), pg_catalog.avg(r.rating) INTO n, average
       FROM agentmarket.agent_reviews r WHERE r.agent_id OPERATOR(pg_catalog.=) p_agent_id;
+    -- Only a real change is written (a restore replaying reviews leaves updated_at alone).
     UPDATE agentmarket.agents a
        SET total_reviews = n, avg_rating = pg_catalog.round(COALESCE(average, 0), 1)
-     WHERE a.id OPERATOR(pg_catalog.=) p_agent_id;
+     WHERE a.id OPERATOR(pg_catalog.=) p_agent_id
+       AND (a.total_reviews OPERATOR(pg_catalog.<>) n
+            OR a.avg_rating IS DISTINCT FROM pg_catalog.round(COALESCE(average, 0), 1));
 END
 $$;
 COMMENT ON FUNCTION agentmarket_private.refresh_review_stats(uuid) IS

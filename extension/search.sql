@@ -129,6 +129,7 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.agents_search_fields() IS
     'Trigger: computes an agent''s weighted search vectors and static score; clients cannot set them.';
+REVOKE ALL ON FUNCTION agentmarket_private.agents_search_fields() FROM PUBLIC;
 CREATE TRIGGER agents_search_fields BEFORE INSERT OR UPDATE ON agentmarket.agents
     FOR EACH ROW EXECUTE FUNCTION agentmarket_private.agents_search_fields();
 
@@ -179,6 +180,11 @@ COMMENT ON TABLE agentmarket_private.search_corpus IS 'Number of published listi
 INSERT INTO agentmarket_private.search_corpus DEFAULT VALUES;
 REVOKE ALL ON TABLE agentmarket_private.search_vocabulary, agentmarket_private.search_typo_index,
     agentmarket_private.search_corpus FROM PUBLIC;
+-- Derived from agents: pg_dump keeps the tables but none of their rows; a
+-- restore rebuilds them, since loading agents fires the triggers below.
+SELECT pg_catalog.pg_extension_config_dump('agentmarket_private.search_vocabulary', 'WHERE false');
+SELECT pg_catalog.pg_extension_config_dump('agentmarket_private.search_typo_index', 'WHERE false');
+SELECT pg_catalog.pg_extension_config_dump('agentmarket_private.search_corpus', 'WHERE false');
 
 CREATE FUNCTION agentmarket_private.agents_search_vocabulary() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER

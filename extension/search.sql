@@ -816,8 +816,13 @@ BEGIN
         SELECT a.search_static INTO max_static FROM agentmarket.agents a
          WHERE a.status OPERATOR(pg_catalog.=) 'published'
          ORDER BY a.search_static DESC, a.id DESC LIMIT 1;
+        -- Tiers no index finds cheaply are walked; the walk also sees every
+        -- tier whose bound is no higher, so only better ones are fetched.
+        SELECT pg_catalog.max(x.bound) INTO dense_bound FROM search_tiers(p) x
+         WHERE x.driver IS NULL OR x.driver_cost OPERATOR(pg_catalog.>) 1500;
         FOR tier IN SELECT * FROM search_tiers(p) x ORDER BY x.bound DESC, x.estimate LOOP
-            IF tier.driver IS NULL OR tier.driver_cost OPERATOR(pg_catalog.>) 1500 THEN
+            IF tier.driver IS NULL OR tier.driver_cost OPERATOR(pg_catalog.>) 1500
+               OR tier.bound OPERATOR(pg_catalog.<=) dense_bound THEN
                 dense_bound := GREATEST(dense_bound, tier.bound);
                 CONTINUE;
             END IF;

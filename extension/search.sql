@@ -75,16 +75,13 @@ REVOKE ALL ON FUNCTION agentmarket_private.search_typo_keys(text),
 -- Search fields of a listing
 ------------------------------------------------------------------------------
 ALTER TABLE agentmarket.agents
-  ADD COLUMN search_name tsvector,
-  ADD COLUMN search_head tsvector,
+  ADD COLUMN search_fields tsvector,
   ADD COLUMN search_document tsvector,
   ADD COLUMN search_static double precision NOT NULL DEFAULT 0;
-COMMENT ON COLUMN agentmarket.agents.search_name IS
-    'Search: the name (weight A). Kept by a trigger.';
-COMMENT ON COLUMN agentmarket.agents.search_head IS
-    'Search: name (weight A), tagline and tags (B). Kept by a trigger.';
+COMMENT ON COLUMN agentmarket.agents.search_fields IS
+    'Search: the words of the name as a/word and of the tagline and tags as b/word (no positions), so one GIN index finds where a word occurs. Kept by a trigger.';
 COMMENT ON COLUMN agentmarket.agents.search_document IS
-    'Search: search_head plus the description (weight C). Kept by a trigger.';
+    'Search: name (weight A), tagline and tags (B), description (C). Kept by a trigger.';
 COMMENT ON COLUMN agentmarket.agents.search_static IS
     'Search: static quality score (rating and hires), see search_static_score. Kept by a trigger.';
 
@@ -105,22 +102,28 @@ CREATE FUNCTION agentmarket_private.agents_search_fields() RETURNS trigger
 LANGUAGE plpgsql
 SET search_path = pg_catalog
 AS $$
+DECLARE
+    name_vector tsvector;
+    head_vector tsvector;
 BEGIN
     IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' OR OLD.search_document IS NULL
        OR NEW.name IS DISTINCT FROM OLD.name OR NEW.tagline IS DISTINCT FROM OLD.tagline
        OR NEW.description IS DISTINCT FROM OLD.description OR NEW.tags IS DISTINCT FROM OLD.tags THEN
+        name_vector := pg_catalog.setweight(pg_catalog.to_tsvector('english'::regconfig, NEW.name), 'A');
         -- Fields are joined with a gap of one position, so that a quoted
         -- phrase never matches across two of them.
-        NEW.search_name := pg_catalog.setweight(pg_catalog.to_tsvector('english'::regconfig, NEW.name), 'A');
-        NEW.search_head := agentmarket_private.search_join(agentmarket_private.search_join(NEW.search_name,
-            pg_catalog.setweight(pg_catalog.to_tsvector('english'::regconfig, NEW.tagline), 'B')),
+        head_vector := agentmarket_private.search_join(
+            pg_catalog.setweight(pg_catalog.to_tsvector('english'::regconfig, NEW.tagline), 'B'),
             pg_catalog.setweight(pg_catalog.to_tsvector('english'::regconfig,
                 COALESCE(pg_catalog.array_to_string(NEW.tags, ' '), '')), 'B'));
-        NEW.search_document := agentmarket_private.search_join(NEW.search_head,
+        NEW.search_document := agentmarket_private.search_join(agentmarket_private.search_join(name_vector, head_vector),
             pg_catalog.setweight(pg_catalog.to_tsvector('english'::regconfig, NEW.description), 'C'));
+        NEW.search_fields := pg_catalog.array_to_tsvector(ARRAY(
+            SELECT 'a/' OPERATOR(pg_catalog.||) l FROM pg_catalog.unnest(pg_catalog.tsvector_to_array(name_vector)) l
+            UNION
+            SELECT 'b/' OPERATOR(pg_catalog.||) l FROM pg_catalog.unnest(pg_catalog.tsvector_to_array(head_vector)) l));
     ELSE
-        NEW.search_name := OLD.search_name;
-        NEW.search_head := OLD.search_head;
+        NEW.search_fields := OLD.search_fields;
         NEW.search_document := OLD.search_document;
     END IF;
     NEW.search_static := agentmarket_private.search_static_score(NEW.avg_rating, NEW.total_reviews, NEW.total_hires);
@@ -136,9 +139,7 @@ CREATE TRIGGER agents_search_fields BEFORE INSERT OR UPDATE ON agentmarket.agent
 -- Only published listings are searched: every search index is partial.
 CREATE INDEX agents_search_document_idx ON agentmarket.agents USING gin (search_document)
     WHERE status = 'published';
-CREATE INDEX agents_search_name_idx ON agentmarket.agents USING gin (search_name)
-    WHERE status = 'published';
-CREATE INDEX agents_search_head_idx ON agentmarket.agents USING gin (search_head)
+CREATE INDEX agents_search_fields_idx ON agentmarket.agents USING gin (search_fields)
     WHERE status = 'published';
 CREATE INDEX agents_search_static_idx ON agentmarket.agents (search_static DESC, id DESC)
     WHERE status = 'published';
@@ -316,6 +317,8 @@ CREATE TYPE agentmarket_private.search_plan AS (
   published bigint,             -- published listings
   any_word boolean,             -- the query has an OR: a match need not have every word
   group_terms text[],           -- per word: its terms as a tsquery (t1 | t2 | t3:*)
+  group_name_terms text[],      -- ... as search_fields terms of the name (a/t1 | a/t2 | a/t3:*)
+  group_head_terms text[],      -- ... and of the tagline and tags (b/t1 | ...)
   group_docs bigint[],          -- per word: listings with a term
   group_name_docs bigint[],     -- per word: listings with a term in the name
   group_head_docs bigint[],     -- ... in the tagline or tags
@@ -436,6 +439,10 @@ BEGIN
                pg_catalog.sum(st.n_c) AS body_docs,
                pg_catalog.string_agg(search_quote(st.lexeme) OPERATOR(pg_catalog.||)
                                      CASE WHEN st.prefix THEN ':*' ELSE '' END, ' | ' ORDER BY st.kind, st.lexeme) AS alternatives,
+               pg_catalog.string_agg(search_quote('a/' OPERATOR(pg_catalog.||) st.lexeme) OPERATOR(pg_catalog.||)
+                                     CASE WHEN st.prefix THEN ':*' ELSE '' END, ' | ' ORDER BY st.kind, st.lexeme) AS name_terms,
+               pg_catalog.string_agg(search_quote('b/' OPERATOR(pg_catalog.||) st.lexeme) OPERATOR(pg_catalog.||)
+                                     CASE WHEN st.prefix THEN ':*' ELSE '' END, ' | ' ORDER BY st.kind, st.lexeme) AS head_terms,
                pg_catalog.count(*) OPERATOR(pg_catalog.>) 1 OR pg_catalog.bool_or(st.prefix) AS expanded
           FROM stats st GROUP BY st.g
     )
@@ -447,6 +454,8 @@ BEGIN
            CASE WHEN q0::text OPERATOR(pg_catalog.~~) '%|%' THEN pg_catalog.sum(pg.ndoc)
                 ELSE pg_catalog.min(pg.ndoc) END AS estimate,
            pg_catalog.array_agg(pg.alternatives ORDER BY pg.g) AS group_terms,
+           pg_catalog.array_agg(pg.name_terms ORDER BY pg.g) AS group_name_terms,
+           pg_catalog.array_agg(pg.head_terms ORDER BY pg.g) AS group_head_terms,
            pg_catalog.array_agg(pg.ndoc::bigint ORDER BY pg.g) AS group_docs,
            pg_catalog.array_agg(pg.name_docs::bigint ORDER BY pg.g) AS group_name_docs,
            pg_catalog.array_agg(pg.head_docs::bigint ORDER BY pg.g) AS group_head_docs,
@@ -460,6 +469,7 @@ BEGIN
 
     p.lexemes := r.lexemes; p.groups := r.groups; p.factors := r.factors; p.prefixes := r.prefixes;
     p.ngroups := r.ngroups; p.estimate := r.estimate; p.group_terms := r.group_terms;
+    p.group_name_terms := r.group_name_terms; p.group_head_terms := r.group_head_terms;
     p.published := published; p.any_word := q0::text OPERATOR(pg_catalog.~~) '%|%';
     p.group_docs := r.group_docs;
     p.group_name_docs := r.group_name_docs; p.group_head_docs := r.group_head_docs;
@@ -534,12 +544,11 @@ REVOKE ALL ON FUNCTION agentmarket_private.search_cursor_parts(text, text) FROM 
 -- The tiers of a query with up to three words: every combination of where
 -- each word matches (name; tagline or tags but not the name; neither), with
 -- the best text score a listing in the tier can have, its size estimated as
--- if words were independent, the condition that selects it and, when a word
--- must be in a name or tagline, an index condition (GIN) that finds it.
--- Tiers nothing can be in are left out.
+-- if words were independent and, when some word must be in a name, tagline
+-- or tags, the search_fields condition that selects the tier through its GIN
+-- index.  Tiers nothing can be in are left out.
 CREATE FUNCTION agentmarket_private.search_tiers(p agentmarket_private.search_plan)
-RETURNS TABLE (bound double precision, estimate double precision, driver text, driver_cost double precision,
-               condition text)
+RETURNS TABLE (bound double precision, estimate double precision, driver text, condition text)
 LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, agentmarket_private
 AS $$
@@ -547,41 +556,37 @@ DECLARE
     code integer;
     level integer;
     bounds double precision[];
-    conds text[];
-    in_name text[];
-    in_head text[];
+    parts text[];
+    required text[];
+    positive boolean;
     n double precision := GREATEST(p.published, 1);
-    terms text;
     possible boolean;
 BEGIN
     IF p.ngroups NOT BETWEEN 1 AND 3 THEN
         RAISE EXCEPTION 'search tiers need one to three words' USING ERRCODE = '22023';
     END IF;
     FOR t IN 0 .. (3 OPERATOR(pg_catalog.^) p.ngroups)::integer OPERATOR(pg_catalog.-) 1 LOOP
-        code := t; bounds := '{}'; conds := '{}'; in_name := '{}'; in_head := '{}';
-        estimate := n; driver_cost := n; possible := true;
+        code := t; bounds := '{}'; parts := '{}'; required := '{}'; positive := false;
+        estimate := n; possible := true;
         FOR g IN 1 .. p.ngroups LOOP
             level := code OPERATOR(pg_catalog.%) 3;
             code := code OPERATOR(pg_catalog./) 3;
-            terms := pg_catalog.quote_literal(p.group_terms[g]) OPERATOR(pg_catalog.||) '::tsquery';
             IF level OPERATOR(pg_catalog.=) 0 THEN          -- in the name
                 possible := possible AND p.group_name_bound[g] OPERATOR(pg_catalog.>) 0;
                 bounds := bounds OPERATOR(pg_catalog.||)
                           GREATEST(p.group_name_bound[g], p.group_head_bound[g], p.group_body_bound[g]);
                 estimate := estimate OPERATOR(pg_catalog.*) p.group_name_docs[g] OPERATOR(pg_catalog./) n;
-                driver_cost := driver_cost OPERATOR(pg_catalog.*) p.group_name_docs[g] OPERATOR(pg_catalog./) n;
-                conds := conds OPERATOR(pg_catalog.||) pg_catalog.format('a.search_name @@ %s', terms);
-                in_name := in_name OPERATOR(pg_catalog.||) ('(' OPERATOR(pg_catalog.||) p.group_terms[g] OPERATOR(pg_catalog.||) ')');
+                parts := parts OPERATOR(pg_catalog.||) pg_catalog.format('(%s)', p.group_name_terms[g]);
+                required := required OPERATOR(pg_catalog.||) pg_catalog.format('(%s)', p.group_name_terms[g]);
+                positive := true;
             ELSIF level OPERATOR(pg_catalog.=) 1 THEN       -- in the tagline or tags, not the name
                 possible := possible AND p.group_head_bound[g] OPERATOR(pg_catalog.>) 0;
                 bounds := bounds OPERATOR(pg_catalog.||) GREATEST(p.group_head_bound[g], p.group_body_bound[g]);
                 estimate := estimate OPERATOR(pg_catalog.*) p.group_head_docs[g] OPERATOR(pg_catalog./) n;
-                -- the head index also holds the listings with the word in the name
-                driver_cost := driver_cost OPERATOR(pg_catalog.*) (p.group_name_docs[g] OPERATOR(pg_catalog.+) p.group_head_docs[g])
-                               OPERATOR(pg_catalog./) n;
-                conds := conds OPERATOR(pg_catalog.||)
-                         pg_catalog.format('NOT (a.search_name @@ %s) AND a.search_head @@ %s', terms, terms);
-                in_head := in_head OPERATOR(pg_catalog.||) ('(' OPERATOR(pg_catalog.||) p.group_terms[g] OPERATOR(pg_catalog.||) ')');
+                parts := parts OPERATOR(pg_catalog.||)
+                         pg_catalog.format('(%s) & !(%s)', p.group_head_terms[g], p.group_name_terms[g]);
+                required := required OPERATOR(pg_catalog.||) pg_catalog.format('(%s)', p.group_head_terms[g]);
+                positive := true;
             ELSE                                            -- only in the description, or nowhere
                 bounds := bounds OPERATOR(pg_catalog.||) p.group_body_bound[g];
                 -- Without an OR every word must match: here, only in a description.
@@ -589,25 +594,23 @@ BEGIN
                     possible := possible AND p.group_body_docs[g] OPERATOR(pg_catalog.>) 0;
                     estimate := estimate OPERATOR(pg_catalog.*) p.group_body_docs[g] OPERATOR(pg_catalog./) n;
                 END IF;
-                conds := conds OPERATOR(pg_catalog.||) pg_catalog.format('NOT (a.search_head @@ %s)', terms);
+                parts := parts OPERATOR(pg_catalog.||)
+                         pg_catalog.format('!(%s) & !(%s)', p.group_name_terms[g], p.group_head_terms[g]);
             END IF;
         END LOOP;
         CONTINUE WHEN NOT possible;
         bound := search_text_bound(bounds);
-        condition := pg_catalog.array_to_string(conds, ' AND ');
-        driver := pg_catalog.concat_ws(' AND ',
-            CASE WHEN pg_catalog.cardinality(in_name) OPERATOR(pg_catalog.>) 0 THEN pg_catalog.format('a.search_name @@ %L::tsquery',
-                pg_catalog.array_to_string(in_name, ' & ')) END,
-            CASE WHEN pg_catalog.cardinality(in_head) OPERATOR(pg_catalog.>) 0 THEN pg_catalog.format('a.search_head @@ %L::tsquery',
-                pg_catalog.array_to_string(in_head, ' & ')) END);
-        driver := NULLIF(driver, '');
-        IF driver IS NULL THEN driver_cost := NULL; END IF;
+        -- The GIN scan intersects the words that must be present (the
+        -- all-description tier has none); the exclusions are checked on the rows.
+        driver := CASE WHEN positive THEN pg_catalog.format('a.search_fields @@ %L::tsquery',
+                                                            pg_catalog.array_to_string(required, ' & ')) END;
+        condition := pg_catalog.format('a.search_fields @@ %L::tsquery', pg_catalog.array_to_string(parts, ' & '));
         RETURN NEXT;
     END LOOP;
 END
 $$;
 COMMENT ON FUNCTION agentmarket_private.search_tiers(agentmarket_private.search_plan) IS
-    'The possible tiers of a one- to three-word query (where each word matches), with their best text score, estimated size, condition and GIN index condition.';
+    'The possible tiers of a one- to three-word query (where each word matches), with their best text score, estimated size, GIN condition and full condition on search_fields.';
 REVOKE ALL ON FUNCTION agentmarket_private.search_tiers(agentmarket_private.search_plan) FROM PUBLIC;
 
 -- The k best of two score-ordered lists (a listing in both counts once).
@@ -819,9 +822,9 @@ BEGIN
         -- Tiers no index finds cheaply are walked; the walk also sees every
         -- tier whose bound is no higher, so only better ones are fetched.
         SELECT pg_catalog.max(x.bound) INTO dense_bound FROM search_tiers(p) x
-         WHERE x.driver IS NULL OR x.driver_cost OPERATOR(pg_catalog.>) 1500;
+         WHERE x.driver IS NULL OR x.estimate OPERATOR(pg_catalog.>) 1500;
         FOR tier IN SELECT * FROM search_tiers(p) x ORDER BY x.bound DESC, x.estimate LOOP
-            IF tier.driver IS NULL OR tier.driver_cost OPERATOR(pg_catalog.>) 1500
+            IF tier.driver IS NULL OR tier.estimate OPERATOR(pg_catalog.>) 1500
                OR tier.bound OPERATOR(pg_catalog.<=) dense_bound THEN
                 dense_bound := GREATEST(dense_bound, tier.bound);
                 CONTINUE;

@@ -24,6 +24,8 @@ INSERT INTO agents (id, creator_id, slug, name, tagline, description, category, 
 VALUES ('30000000-0000-4000-8000-0000000000a1', '30000000-0000-4000-8000-000000000001',
         'dump-agent', 'Dump', 'tagline', 'a description with ''quotes'' and
 a newline', 'research', 'https://github.com/x/y', '{a,b}');
+-- Published, so the derived search tables (rebuilt by a restore) have rows too.
+UPDATE agents SET status = 'published' WHERE id = '30000000-0000-4000-8000-0000000000a1';
 INSERT INTO agent_versions (id, agent_id, version, status, is_current, docker_image, openclaw_version)
 VALUES ('30000000-0000-4000-8000-0000000000e1', '30000000-0000-4000-8000-0000000000a1', '1.0.0', 'published', true, 'img:1', '2026.11.1');
 INSERT INTO agent_skills (agent_id, agent_version_id, skill_slug, required_env)

@@ -13,6 +13,8 @@ SELECT cron.schedule_in_database('agentmarket-release-holds', '*/5 * * * *',
        'SELECT agentmarket.release_expired_holds()', :'db') > 0 AS scheduled;
 SELECT cron.schedule_in_database('agentmarket-prune-jobs', '17 3 * * *',
        'SELECT agentmarket_private.prune_jobs()', :'db') > 0 AS scheduled;
+SELECT cron.schedule_in_database('agentmarket-prune-credit-keys', '23 4 * * *',
+       'SELECT agentmarket.prune_credit_idempotency()', :'db') > 0 AS scheduled;
 SELECT jobname, schedule, command, database FROM cron.job ORDER BY jobname;
 SQL
 psql -X -q -v ON_ERROR_STOP=1 -P pager=off <<'SQL'

@@ -1010,3 +1010,43 @@ $revoke$;
 -- owner (through the functions above) or service_role, which may write them.
 GRANT EXECUTE ON FUNCTION agentmarket_private.credit_transaction_shape_ok(text, text, integer),
     agentmarket_private.credit_pots_ok(integer, integer, integer) TO service_role;
+
+------------------------------------------------------------------------------
+-- Retention of idempotency records
+------------------------------------------------------------------------------
+-- Keys must outlive every retry that can carry them: Stripe retries a webhook
+-- for up to 3 days, so the floor is a week.
+INSERT INTO agentmarket_private.setting_definitions
+    (key, kind, default_value, min_value, max_value, pattern, description) VALUES
+  ('credit_idempotency_retention_days', 'integer', '90', 7, 3650, NULL,
+   'Idempotency records of credit operations older than this many days are removed by agentmarket.prune_credit_idempotency(); a key reused after that acts anew.');
+CREATE INDEX credit_idempotency_created ON agentmarket_private.credit_idempotency (created_at);
+
+CREATE FUNCTION agentmarket.prune_credit_idempotency(max_rows integer DEFAULT 10000)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, agentmarket_private
+AS $$
+DECLARE
+    removed integer;
+BEGIN
+    IF max_rows IS NULL OR max_rows < 1 THEN
+        RAISE EXCEPTION 'max_rows must be at least 1' USING ERRCODE = '22023';
+    END IF;
+    -- Oldest first, in batches, so a pg_cron run never holds many locks.
+    DELETE FROM agentmarket_private.credit_idempotency c
+     WHERE (c.user_id, c.idempotency_key) IN (
+            SELECT o.user_id, o.idempotency_key FROM agentmarket_private.credit_idempotency o
+             WHERE o.created_at < now() - make_interval(
+                       days => agentmarket_private.setting('credit_idempotency_retention_days')::integer)
+             ORDER BY o.created_at
+             LIMIT max_rows
+             FOR UPDATE SKIP LOCKED);
+    GET DIAGNOSTICS removed = ROW_COUNT;
+    RETURN removed;
+END
+$$;
+COMMENT ON FUNCTION agentmarket.prune_credit_idempotency(integer) IS
+    'For pg_cron: removes up to max_rows idempotency records older than credit_idempotency_retention_days (oldest first); returns how many.';
+REVOKE ALL ON FUNCTION agentmarket.prune_credit_idempotency(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentmarket.prune_credit_idempotency(integer) TO service_role;

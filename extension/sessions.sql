@@ -72,8 +72,9 @@ SET search_path = pg_catalog
 AS $$
 BEGIN
     IF s.ended_at IS NOT NULL THEN
-        RAISE EXCEPTION 'session % has ended', s.id
-            USING ERRCODE = '22023', HINT = 'Start a new session with agentmarket.start_session().';
+        RAISE EXCEPTION 'session has ended'
+            USING ERRCODE = '22023', DETAIL = format('Session %s ended at %s.', s.id, s.ended_at),
+                  HINT = 'Start a new session with agentmarket.start_session().';
     END IF;
 END
 $$;
@@ -272,11 +273,13 @@ BEGIN
         RAISE EXCEPTION 'only the platform or an admin refunds sessions' USING ERRCODE = '42501';
     END IF;
     IF s.ended_at IS NULL THEN
-        RAISE EXCEPTION 'session % is still open', s.id
-            USING ERRCODE = '22023', HINT = 'End it with agentmarket.end_session() first.';
+        RAISE EXCEPTION 'session is still open'
+            USING ERRCODE = '22023', DETAIL = format('Session %s has not ended.', s.id),
+                  HINT = 'End it with agentmarket.end_session() first.';
     END IF;
     IF s.refunded_at IS NOT NULL THEN
-        RAISE EXCEPTION 'session % was already refunded', s.id USING ERRCODE = '22023';
+        RAISE EXCEPTION 'session was already refunded'
+            USING ERRCODE = '22023', DETAIL = format('Session %s was refunded at %s.', s.id, s.refunded_at);
     END IF;
     SELECT COALESCE(-sum(t.amount), 0) INTO taken FROM agentmarket.credit_transactions t
      WHERE t.session_id OPERATOR(pg_catalog.=) s.id;

@@ -270,7 +270,7 @@ DECLARE
     pur agentmarket.purchases;
     total text := s OPERATOR(pg_catalog.->>) 'amount_total';
     cur text := s OPERATOR(pg_catalog.->>) 'currency';
-    mode text := s OPERATOR(pg_catalog.->>) 'mode';
+    s_mode text := s OPERATOR(pg_catalog.->>) 'mode';
     pi text := s OPERATOR(pg_catalog.->>) 'payment_intent';
     sub text := s OPERATOR(pg_catalog.->>) 'subscription';
     customer text := s OPERATOR(pg_catalog.->>) 'customer';
@@ -294,9 +294,9 @@ BEGIN
             'reason', pg_catalog.format('paid %s %s, the purchase costs %s %s',
                 COALESCE(total, 'nothing'), COALESCE(cur, ''), pur.amount_cents, pur.currency));
     END IF;
-    IF mode IS DISTINCT FROM CASE pur.kind WHEN 'topup' THEN 'payment' ELSE 'subscription' END THEN
+    IF s_mode IS DISTINCT FROM (CASE pur.kind WHEN 'topup' THEN 'payment' ELSE 'subscription' END) THEN
         RETURN pg_catalog.jsonb_build_object('outcome', 'rejected', 'purchase_id', pur.id,
-            'reason', pg_catalog.format('a %s purchase paid in mode %s', pur.kind, COALESCE(mode, 'none')));
+            'reason', pg_catalog.format('a %s purchase paid in mode %s', pur.kind, COALESCE(s_mode, 'none')));
     END IF;
     IF pur.status OPERATOR(pg_catalog.<>) 'pending' THEN
         RETURN pg_catalog.jsonb_build_object('outcome', 'ignored', 'purchase_id', pur.id,

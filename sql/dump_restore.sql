@@ -56,6 +56,8 @@ INSERT INTO relay_connections (instance_id, relay, external_user_id, config) VAL
   ('30000000-0000-4000-8000-0000000000d1', 'telegram', 'tg-1', '{"bot": "x"}');
 INSERT INTO purchases (user_id, kind, credits, amount_cents, status, stripe_checkout_session_id)
 VALUES ('30000000-0000-4000-8000-000000000002', 'topup', 100, 100, 'paid', 'cs_dump');
+INSERT INTO agentmarket_private.processed_webhook_events (event_id, type, outcome, result)
+VALUES ('evt_dump', 'invoice.paid', 'ignored', '{"outcome": "ignored"}');
 INSERT INTO agentmarket_private.secrets (id, name, secret) VALUES ('30000000-0000-4000-8000-000000000099', 'ssh/d1', 'KEY');
 INSERT INTO ssh_configs (instance_id, host, username, host_key_fingerprint, private_key_secret_id)
 VALUES ('30000000-0000-4000-8000-0000000000d1', 'h.internal', 'agent', 'SHA256:' || repeat('B', 43), '30000000-0000-4000-8000-000000000099');

@@ -1,0 +1,440 @@
+-- payments.sql: users pay in credits bought through Stripe.
+--
+--   buy_credits(pack)          a pending purchase + a stripe.create_checkout_session job
+--   the job's handler          stores the Checkout session id and url on the purchase
+--   handle_stripe_webhook(...) verifies the signature (payments.c), records the
+--                              event once, and applies checkout.session.completed
+--                              (paid, credits granted once) and .expired.
+
+INSERT INTO agentmarket_private.setting_definitions
+    (key, kind, default_value, min_value, max_value, pattern, description) VALUES
+  ('checkout_success_url', 'text', 'https://agentmarket.example/billing/success', NULL, NULL,
+   '^https://[^[:space:]]+$',
+   'Where Stripe Checkout sends the user after paying (https; may hold {CHECKOUT_SESSION_ID}).'),
+  ('checkout_cancel_url', 'text', 'https://agentmarket.example/billing/cancel', NULL, NULL,
+   '^https://[^[:space:]]+$',
+   'Where Stripe Checkout sends the user who cancels (https).');
+
+------------------------------------------------------------------------------
+-- Packs, purchases, processed events
+------------------------------------------------------------------------------
+
+-- The packs on sale.  Like the job kinds they are part of the extension's
+-- code: a restore gets them from CREATE EXTENSION (registered with a filter
+-- that dumps no row).  A purchase copies credits, amount and currency, so a
+-- changed pack never changes a purchase already made.
+CREATE TABLE agentmarket_private.credit_packs (
+  code TEXT PRIMARY KEY CONSTRAINT credit_packs_code_format CHECK (code ~ '^[a-z][a-z0-9_]{0,39}$'),
+  name TEXT NOT NULL CONSTRAINT credit_packs_name_length CHECK (length(name) BETWEEN 1 AND 100),
+  kind TEXT NOT NULL CONSTRAINT credit_packs_kind_check CHECK (kind IN ('topup', 'subscription')),
+  credits INTEGER NOT NULL CONSTRAINT credit_packs_credits_check CHECK (credits > 0),
+  amount_cents BIGINT NOT NULL CONSTRAINT credit_packs_amount_check CHECK (amount_cents > 0),
+  currency TEXT NOT NULL DEFAULT 'usd' CONSTRAINT credit_packs_currency_check CHECK (currency ~ '^[a-z]{3}$'),
+  active BOOLEAN NOT NULL DEFAULT true
+);
+COMMENT ON TABLE agentmarket_private.credit_packs IS
+    'Credit packs on sale: top-ups (Checkout mode payment) and monthly plans (mode subscription).';
+REVOKE ALL ON TABLE agentmarket_private.credit_packs FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('agentmarket_private.credit_packs', 'WHERE false');
+
+INSERT INTO agentmarket_private.credit_packs (code, name, kind, credits, amount_cents, currency) VALUES
+  ('topup_s', '500 credits', 'topup', 500, 500, 'usd'),
+  ('topup_m', '1,100 credits', 'topup', 1100, 1000, 'usd'),
+  ('topup_l', '6,000 credits', 'topup', 6000, 5000, 'usd'),
+  ('pro_monthly', 'Pro: 2,500 credits a month', 'subscription', 2500, 1900, 'usd');
+
+ALTER TABLE agentmarket.purchases ADD COLUMN checkout_url TEXT
+    CONSTRAINT purchases_checkout_url_check CHECK (checkout_url ~ '^https://');
+COMMENT ON COLUMN agentmarket.purchases.checkout_url IS
+    'The Stripe Checkout page of a pending purchase, set once the session is created.';
+
+-- Every Stripe event handled, by event id: at-least-once delivery in any
+-- order, so a repeat finds its first outcome here and changes nothing.
+CREATE TABLE agentmarket_private.processed_webhook_events (
+  event_id TEXT PRIMARY KEY CONSTRAINT processed_webhook_events_id_format CHECK (event_id ~ '^evt_[A-Za-z0-9_]{1,250}$'),
+  type TEXT NOT NULL,
+  outcome TEXT NOT NULL CONSTRAINT processed_webhook_events_outcome_check CHECK (outcome IN ('applied', 'ignored', 'rejected')),
+  reason TEXT,
+  purchase_id UUID,
+  result JSONB NOT NULL,
+  received_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE agentmarket_private.processed_webhook_events IS
+    'Stripe webhook events already handled, with their outcome (applied, ignored, rejected and why).';
+CREATE INDEX processed_webhook_events_purchase ON agentmarket_private.processed_webhook_events (purchase_id)
+    WHERE purchase_id IS NOT NULL;
+REVOKE ALL ON TABLE agentmarket_private.processed_webhook_events FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('agentmarket_private.processed_webhook_events', '');
+
+------------------------------------------------------------------------------
+-- Signatures (C)
+------------------------------------------------------------------------------
+
+CREATE FUNCTION agentmarket.verify_stripe_signature(
+    payload text, signature_header text, secret text,
+    tolerance_seconds integer DEFAULT 300, now timestamptz DEFAULT pg_catalog.now())
+RETURNS boolean
+AS 'MODULE_PATHNAME', 'verify_stripe_signature'
+LANGUAGE C STABLE PARALLEL SAFE;
+COMMENT ON FUNCTION agentmarket.verify_stripe_signature(text, text, text, integer, timestamptz) IS
+    'True when a v1 entry of the Stripe-Signature header (t=<unix>,v1=<hex>...) is HMAC-SHA256(secret, "<t>.<payload>") and t is within tolerance_seconds of now; PT401 otherwise.';
+REVOKE ALL ON FUNCTION agentmarket.verify_stripe_signature(text, text, text, integer, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentmarket.verify_stripe_signature(text, text, text, integer, timestamptz) TO service_role;
+
+CREATE FUNCTION agentmarket_private.hmac_sha256_hex(key bytea, message bytea)
+RETURNS text
+AS 'MODULE_PATHNAME', 'am_hmac_sha256_hex'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION agentmarket_private.hmac_sha256_hex(bytea, bytea) IS
+    'HMAC-SHA256 of message with key, as lower-case hex (what a v1 Stripe signature is).';
+REVOKE ALL ON FUNCTION agentmarket_private.hmac_sha256_hex(bytea, bytea) FROM PUBLIC;
+
+------------------------------------------------------------------------------
+-- Buying
+------------------------------------------------------------------------------
+
+CREATE FUNCTION agentmarket.credit_packs()
+RETURNS TABLE (code text, name text, kind text, credits integer, amount_cents bigint, currency text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog
+AS $$
+    SELECT p.code, p.name, p.kind, p.credits, p.amount_cents, p.currency
+      FROM agentmarket_private.credit_packs p
+     WHERE p.active
+     ORDER BY p.kind DESC, p.amount_cents, p.code
+$$;
+COMMENT ON FUNCTION agentmarket.credit_packs() IS
+    'The packs on sale (top-ups first, then plans), for the pricing page.';
+REVOKE ALL ON FUNCTION agentmarket.credit_packs() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentmarket.credit_packs() TO anon, authenticated, service_role;
+
+CREATE FUNCTION agentmarket.buy_credits(pack text)
+RETURNS agentmarket.purchases
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    uid uuid := agentmarket.current_user_id();
+    u agentmarket.users;
+    p agentmarket_private.credit_packs;
+    pur agentmarket.purchases;
+    meta jsonb;
+    params jsonb;
+    price jsonb;
+BEGIN
+    IF uid IS NULL THEN
+        RAISE EXCEPTION 'not signed in' USING ERRCODE = '42501',
+            DETAIL = 'Buying credits needs a signed-in user.';
+    END IF;
+    SELECT * INTO u FROM agentmarket.users x WHERE x.id OPERATOR(pg_catalog.=) uid;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'not signed in' USING ERRCODE = '42501',
+            DETAIL = 'The signed-in user has no account.';
+    END IF;
+    SELECT * INTO p FROM agentmarket_private.credit_packs c
+     WHERE c.code OPERATOR(pg_catalog.=) buy_credits.pack AND c.active;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown credit pack %', COALESCE(pg_catalog.quote_literal(buy_credits.pack), 'null')
+            USING ERRCODE = '22023',
+                  HINT = 'agentmarket.credit_packs() lists the packs on sale.';
+    END IF;
+    INSERT INTO agentmarket.purchases (user_id, kind, product, credits, amount_cents, currency)
+    VALUES (uid, p.kind, p.code, p.credits, p.amount_cents, p.currency)
+    RETURNING * INTO pur;
+
+    meta := pg_catalog.jsonb_build_object('purchase_id', pur.id, 'user_id', uid);
+    price := pg_catalog.jsonb_build_object('currency', p.currency, 'unit_amount', p.amount_cents,
+                 'product_data', pg_catalog.jsonb_build_object('name', p.name));
+    IF p.kind OPERATOR(pg_catalog.=) 'subscription' THEN
+        price := price OPERATOR(pg_catalog.||)
+                 pg_catalog.jsonb_build_object('recurring', pg_catalog.jsonb_build_object('interval', 'month'));
+    END IF;
+    params := pg_catalog.jsonb_build_object(
+        'mode', CASE p.kind WHEN 'topup' THEN 'payment' ELSE 'subscription' END,
+        'line_items', pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object('quantity', 1, 'price_data', price)),
+        'success_url', agentmarket_private.setting('checkout_success_url'),
+        'cancel_url', agentmarket_private.setting('checkout_cancel_url'),
+        'client_reference_id', pur.id,
+        'metadata', meta,
+        CASE p.kind WHEN 'topup' THEN 'payment_intent_data' ELSE 'subscription_data' END,
+        pg_catalog.jsonb_build_object('metadata', meta));
+    params := params OPERATOR(pg_catalog.||) CASE WHEN u.stripe_customer_id IS NOT NULL
+        THEN pg_catalog.jsonb_build_object('customer', u.stripe_customer_id)
+        ELSE pg_catalog.jsonb_build_object('customer_email', u.email) END;
+    PERFORM agentmarket_private.enqueue_stripe_job('stripe.create_checkout_session', params,
+        'checkout:' || pur.id::text, meta);
+    RETURN pur;
+END
+$$;
+COMMENT ON FUNCTION agentmarket.buy_credits(text) IS
+    'Starts buying a credit pack: a pending purchase and a stripe.create_checkout_session job in one transaction; the purchase gets its checkout_url when the session exists. 22023 for an unknown pack, 42501 without a signed-in user.';
+REVOKE ALL ON FUNCTION agentmarket.buy_credits(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentmarket.buy_credits(text) TO authenticated;
+
+-- stripe.create_checkout_session succeeded: the purchase learns its session.
+CREATE FUNCTION agentmarket_private.finish_checkout_session(p_job agentmarket_private.jobs, p_result jsonb)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    session_id text := p_result OPERATOR(pg_catalog.->>) 'id';
+    known text;
+BEGIN
+    -- Jobs enqueued by hand (no purchase) only keep their result on the job.
+    IF NOT (p_job).payload ? 'purchase_id' THEN
+        RETURN;
+    END IF;
+    IF session_id IS NULL OR session_id !~ '^cs_[A-Za-z0-9_]+$' THEN
+        RAISE EXCEPTION 'checkout result of job % has no session id', (p_job).id
+            USING ERRCODE = '22023', DETAIL = 'The result must be the created Checkout session.';
+    END IF;
+    SELECT pu.stripe_checkout_session_id INTO known FROM agentmarket.purchases pu
+     WHERE pu.id OPERATOR(pg_catalog.=) ((p_job).payload OPERATOR(pg_catalog.->>) 'purchase_id')::uuid
+     FOR UPDATE;
+    IF known IS NOT NULL AND known OPERATOR(pg_catalog.<>) session_id THEN
+        RAISE EXCEPTION 'purchase already has checkout session %', known
+            USING ERRCODE = '22023', DETAIL = pg_catalog.format('Job %s returned session %s.', (p_job).id, session_id);
+    END IF;
+    UPDATE agentmarket.purchases pu
+       SET stripe_checkout_session_id = session_id,
+           checkout_url = CASE WHEN p_result OPERATOR(pg_catalog.->>) 'url' LIKE 'https://%'
+                               THEN p_result OPERATOR(pg_catalog.->>) 'url' END,
+           expires_at = CASE WHEN pg_catalog.jsonb_typeof(p_result OPERATOR(pg_catalog.->) 'expires_at') OPERATOR(pg_catalog.=) 'number'
+                             THEN pg_catalog.to_timestamp((p_result OPERATOR(pg_catalog.->>) 'expires_at')::double precision)
+                             ELSE pu.expires_at END
+     WHERE pu.id OPERATOR(pg_catalog.=) ((p_job).payload OPERATOR(pg_catalog.->>) 'purchase_id')::uuid;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.finish_checkout_session(agentmarket_private.jobs, jsonb) IS
+    'Handler of stripe.create_checkout_session: stores the session id, its url and expiry on payload.purchase_id.';
+
+-- The session could not be created: the purchase failed.
+CREATE FUNCTION agentmarket_private.checkout_session_dead(p_job agentmarket_private.jobs)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog
+AS $$
+BEGIN
+    IF (p_job).payload ? 'purchase_id' THEN
+        UPDATE agentmarket.purchases pu SET status = 'failed'
+         WHERE pu.id OPERATOR(pg_catalog.=) ((p_job).payload OPERATOR(pg_catalog.->>) 'purchase_id')::uuid
+           AND pu.status OPERATOR(pg_catalog.=) 'pending';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.checkout_session_dead(agentmarket_private.jobs) IS
+    'Dead handler of stripe.create_checkout_session: a pending purchase whose session could not be created fails.';
+REVOKE ALL ON FUNCTION agentmarket_private.finish_checkout_session(agentmarket_private.jobs, jsonb),
+    agentmarket_private.checkout_session_dead(agentmarket_private.jobs) FROM PUBLIC;
+
+UPDATE agentmarket_private.job_kinds
+   SET handler = 'agentmarket_private.finish_checkout_session(agentmarket_private.jobs,jsonb)',
+       dead_handler = 'agentmarket_private.checkout_session_dead(agentmarket_private.jobs)',
+       description = 'Create a Checkout session (mode=payment for top-up packs, mode=subscription for plans); stores its id and url on payload.purchase_id.'
+ WHERE kind OPERATOR(pg_catalog.=) 'stripe.create_checkout_session';
+
+------------------------------------------------------------------------------
+-- Webhooks
+------------------------------------------------------------------------------
+
+-- The purchase a Checkout session event is about, locked; NULL when none.
+CREATE FUNCTION agentmarket_private.webhook_purchase(p_session jsonb)
+RETURNS agentmarket.purchases
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    ref text := COALESCE(p_session OPERATOR(pg_catalog.#>>) '{metadata,purchase_id}',
+                         p_session OPERATOR(pg_catalog.->>) 'client_reference_id');
+    pur agentmarket.purchases;
+BEGIN
+    IF ref IS NULL OR ref !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN
+        RETURN NULL;
+    END IF;
+    SELECT * INTO pur FROM agentmarket.purchases pu WHERE pu.id OPERATOR(pg_catalog.=) ref::uuid FOR UPDATE;
+    RETURN pur;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.webhook_purchase(jsonb) IS
+    'The purchase named by a Checkout session''s metadata.purchase_id (or client_reference_id), locked; NULL when there is none.';
+
+-- checkout.session.completed / async_payment_succeeded: paid, credits granted once.
+CREATE FUNCTION agentmarket_private.webhook_checkout_paid(p_event jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    s jsonb := p_event OPERATOR(pg_catalog.#>) '{data,object}';
+    pur agentmarket.purchases;
+    total text := s OPERATOR(pg_catalog.->>) 'amount_total';
+    cur text := s OPERATOR(pg_catalog.->>) 'currency';
+    s_mode text := s OPERATOR(pg_catalog.->>) 'mode';
+    pi text := s OPERATOR(pg_catalog.->>) 'payment_intent';
+    sub text := s OPERATOR(pg_catalog.->>) 'subscription';
+    customer text := s OPERATOR(pg_catalog.->>) 'customer';
+    state agentmarket.credit_state;
+BEGIN
+    pur := agentmarket_private.webhook_purchase(s);
+    IF pur.id IS NULL THEN
+        RETURN pg_catalog.jsonb_build_object('outcome', 'rejected', 'reason', 'no purchase matches the session');
+    END IF;
+    IF pur.stripe_checkout_session_id IS NOT NULL
+       AND pur.stripe_checkout_session_id OPERATOR(pg_catalog.<>) (s OPERATOR(pg_catalog.->>) 'id') THEN
+        RETURN pg_catalog.jsonb_build_object('outcome', 'rejected', 'purchase_id', pur.id,
+            'reason', 'the purchase belongs to another checkout session');
+    END IF;
+    IF (s OPERATOR(pg_catalog.#>>) '{metadata,user_id}') IS DISTINCT FROM pur.user_id::text THEN
+        RETURN pg_catalog.jsonb_build_object('outcome', 'rejected', 'purchase_id', pur.id,
+            'reason', 'the session''s user is not the purchase''s');
+    END IF;
+    IF total IS DISTINCT FROM pur.amount_cents::text OR cur IS DISTINCT FROM pur.currency THEN
+        RETURN pg_catalog.jsonb_build_object('outcome', 'rejected', 'purchase_id', pur.id,
+            'reason', pg_catalog.format('paid %s %s, the purchase costs %s %s',
+                COALESCE(total, 'nothing'), COALESCE(cur, ''), pur.amount_cents, pur.currency));
+    END IF;
+    IF s_mode IS DISTINCT FROM (CASE pur.kind WHEN 'topup' THEN 'payment' ELSE 'subscription' END) THEN
+        RETURN pg_catalog.jsonb_build_object('outcome', 'rejected', 'purchase_id', pur.id,
+            'reason', pg_catalog.format('a %s purchase paid in mode %s', pur.kind, COALESCE(s_mode, 'none')));
+    END IF;
+    IF pur.status OPERATOR(pg_catalog.<>) 'pending' THEN
+        RETURN pg_catalog.jsonb_build_object('outcome', 'ignored', 'purchase_id', pur.id,
+            'reason', 'the purchase is ' || pur.status);
+    END IF;
+    IF (s OPERATOR(pg_catalog.->>) 'payment_status') IS DISTINCT FROM 'paid' THEN
+        RETURN pg_catalog.jsonb_build_object('outcome', 'ignored', 'purchase_id', pur.id,
+            'reason', 'payment not received yet (' || COALESCE(s OPERATOR(pg_catalog.->>) 'payment_status', 'unknown') || ')');
+    END IF;
+
+    UPDATE agentmarket.purchases pu
+       SET status = 'paid', paid_at = pg_catalog.now(),
+           stripe_checkout_session_id = s OPERATOR(pg_catalog.->>) 'id',
+           stripe_payment_intent_id = COALESCE(pi, pu.stripe_payment_intent_id),
+           stripe_subscription_id = COALESCE(sub, pu.stripe_subscription_id),
+           stripe_invoice_id = COALESCE(s OPERATOR(pg_catalog.->>) 'invoice', pu.stripe_invoice_id),
+           checkout_url = NULL
+     WHERE pu.id OPERATOR(pg_catalog.=) pur.id;
+    -- The key is the purchase: whatever delivers this again grants nothing more.
+    IF pur.kind OPERATOR(pg_catalog.=) 'topup' THEN
+        state := agentmarket.grant_credits(pur.user_id, pur.credits, 'topup', 'topup_purchase',
+                     'Top-up ' || COALESCE(pur.product, ''), 'purchase:' || pur.id::text, pi);
+    ELSE
+        state := agentmarket.grant_credits(pur.user_id, pur.credits, 'subscription', 'subscription_refresh',
+                     'Plan ' || COALESCE(pur.product, '') || ', first month', 'purchase:' || pur.id::text,
+                     COALESCE(s OPERATOR(pg_catalog.->>) 'invoice', sub));
+    END IF;
+    -- A customer made by Checkout becomes the user's, when they have none.
+    IF customer LIKE 'cus\_%' THEN
+        UPDATE agentmarket.users u SET stripe_customer_id = customer
+         WHERE u.id OPERATOR(pg_catalog.=) pur.user_id AND u.stripe_customer_id IS NULL
+           AND NOT EXISTS (SELECT FROM agentmarket.users o WHERE o.stripe_customer_id OPERATOR(pg_catalog.=) customer);
+    END IF;
+    RETURN pg_catalog.jsonb_build_object('outcome', 'applied', 'purchase_id', pur.id, 'credits', pur.credits,
+        'credit_type', pur.kind, 'available_credits', state.available_credits);
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.webhook_checkout_paid(jsonb) IS
+    'Applies a paid Checkout session: checks purchase, user, amount, currency and mode, marks the purchase paid and grants its credits once (idempotency key purchase:<id>).';
+
+-- checkout.session.expired / async_payment_failed: the pending purchase ends.
+CREATE FUNCTION agentmarket_private.webhook_checkout_ended(p_event jsonb, p_status text)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    s jsonb := p_event OPERATOR(pg_catalog.#>) '{data,object}';
+    pur agentmarket.purchases;
+BEGIN
+    pur := agentmarket_private.webhook_purchase(s);
+    IF pur.id IS NULL THEN
+        RETURN pg_catalog.jsonb_build_object('outcome', 'rejected', 'reason', 'no purchase matches the session');
+    END IF;
+    IF pur.stripe_checkout_session_id IS NOT NULL
+       AND pur.stripe_checkout_session_id OPERATOR(pg_catalog.<>) (s OPERATOR(pg_catalog.->>) 'id') THEN
+        RETURN pg_catalog.jsonb_build_object('outcome', 'rejected', 'purchase_id', pur.id,
+            'reason', 'the purchase belongs to another checkout session');
+    END IF;
+    IF pur.status OPERATOR(pg_catalog.<>) 'pending' THEN
+        RETURN pg_catalog.jsonb_build_object('outcome', 'ignored', 'purchase_id', pur.id,
+            'reason', 'the purchase is ' || pur.status);
+    END IF;
+    UPDATE agentmarket.purchases pu
+       SET status = p_status, checkout_url = NULL,
+           stripe_checkout_session_id = s OPERATOR(pg_catalog.->>) 'id'
+     WHERE pu.id OPERATOR(pg_catalog.=) pur.id;
+    RETURN pg_catalog.jsonb_build_object('outcome', 'applied', 'purchase_id', pur.id, 'status', p_status);
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.webhook_checkout_ended(jsonb, text) IS
+    'Ends a pending purchase whose Checkout session expired (expired) or whose delayed payment failed (failed).';
+REVOKE ALL ON FUNCTION agentmarket_private.webhook_purchase(jsonb),
+    agentmarket_private.webhook_checkout_paid(jsonb),
+    agentmarket_private.webhook_checkout_ended(jsonb, text) FROM PUBLIC;
+
+CREATE FUNCTION agentmarket.handle_stripe_webhook(payload text, signature_header text)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog
+AS $$
+DECLARE
+    secret text := agentmarket_private.setting('stripe_webhook_secret');
+    ev jsonb;
+    ev_id text;
+    ev_type text;
+    seen agentmarket_private.processed_webhook_events;
+    r jsonb;
+BEGIN
+    IF secret IS NULL THEN
+        RAISE EXCEPTION 'stripe webhook secret is not configured' USING ERRCODE = '55000',
+            DETAIL = 'Without the endpoint''s signing secret no event can be verified.',
+            HINT = 'Set it with agentmarket.configure(''stripe_webhook_secret'', ''whsec_...'').';
+    END IF;
+    PERFORM agentmarket.verify_stripe_signature(payload, signature_header, secret,
+        agentmarket_private.setting('webhook_tolerance_seconds')::integer, pg_catalog.now());
+    BEGIN
+        ev := payload::jsonb;
+    EXCEPTION WHEN invalid_text_representation THEN
+        RAISE EXCEPTION 'webhook payload is not JSON' USING ERRCODE = '22023',
+            DETAIL = 'A Stripe event is a JSON object.';
+    END;
+    ev_id := ev OPERATOR(pg_catalog.->>) 'id';
+    ev_type := ev OPERATOR(pg_catalog.->>) 'type';
+    IF pg_catalog.jsonb_typeof(ev) OPERATOR(pg_catalog.<>) 'object' OR ev_id IS NULL
+       OR ev_id !~ '^evt_[A-Za-z0-9_]{1,250}$' OR ev_type IS NULL THEN
+        RAISE EXCEPTION 'webhook payload is not a stripe event' USING ERRCODE = '22023',
+            DETAIL = 'A Stripe event has an id evt_... and a type.';
+    END IF;
+
+    -- Claim the event id.  A concurrent delivery of the same event waits
+    -- here until the first commits (then it is a duplicate) or rolls back.
+    INSERT INTO agentmarket_private.processed_webhook_events (event_id, type, outcome, result)
+    VALUES (ev_id, ev_type, 'ignored', '{}')
+    ON CONFLICT (event_id) DO NOTHING;
+    IF NOT FOUND THEN
+        SELECT * INTO STRICT seen FROM agentmarket_private.processed_webhook_events e
+         WHERE e.event_id OPERATOR(pg_catalog.=) ev_id;
+        RETURN seen.result OPERATOR(pg_catalog.||)
+               pg_catalog.jsonb_build_object('outcome', 'duplicate', 'first_outcome', seen.outcome);
+    END IF;
+
+    r := CASE ev_type
+        WHEN 'checkout.session.completed' THEN agentmarket_private.webhook_checkout_paid(ev)
+        WHEN 'checkout.session.async_payment_succeeded' THEN agentmarket_private.webhook_checkout_paid(ev)
+        WHEN 'checkout.session.expired' THEN agentmarket_private.webhook_checkout_ended(ev, 'expired')
+        WHEN 'checkout.session.async_payment_failed' THEN agentmarket_private.webhook_checkout_ended(ev, 'failed')
+        ELSE pg_catalog.jsonb_build_object('outcome', 'ignored', 'reason', 'event type not handled')
+    END;
+    r := pg_catalog.jsonb_build_object('event', ev_id, 'type', ev_type) OPERATOR(pg_catalog.||) r;
+    UPDATE agentmarket_private.processed_webhook_events e
+       SET outcome = r OPERATOR(pg_catalog.->>) 'outcome', reason = r OPERATOR(pg_catalog.->>) 'reason',
+           purchase_id = (r OPERATOR(pg_catalog.->>) 'purchase_id')::uuid, result = r
+     WHERE e.event_id OPERATOR(pg_catalog.=) ev_id;
+    RETURN r;
+END
+$$;
+COMMENT ON FUNCTION agentmarket.handle_stripe_webhook(text, text) IS
+    'The Stripe webhook endpoint: verifies the Stripe-Signature header (PT401), handles each event id once (a repeat returns {"outcome": "duplicate", "first_outcome": ...}), applies checkout.session.completed/expired/async_payment_*; returns {"event", "type", "outcome": applied|ignored|rejected|duplicate, ...}. 55000 while stripe_webhook_secret is unset.';
+REVOKE ALL ON FUNCTION agentmarket.handle_stripe_webhook(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentmarket.handle_stripe_webhook(text, text) TO service_role;

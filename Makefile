@@ -17,7 +17,7 @@ OBJS = $(patsubst %.c,%.o,$(sort $(wildcard extension/*.c)))
 # The install script is the concatenation of the capability parts, in this
 # fixed order; a part that does not exist yet is skipped.
 SQL_PART_ORDER = schema config identity queue security credits marketplace search \
-                 sessions earnings payments operations
+                 sessions earnings payments payouts operations
 SQL_PARTS = $(wildcard $(patsubst %,extension/%.sql,$(SQL_PART_ORDER)))
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql

@@ -50,6 +50,9 @@ INSERT INTO usage_events (user_id, instance_id, session_id, compute_seconds, cre
 INSERT INTO creator_earnings (creator_id, agent_id, session_id, gross_revenue, compute_cost, creator_amount, platform_amount)
 VALUES ('30000000-0000-4000-8000-000000000001', '30000000-0000-4000-8000-0000000000a1', '30000000-0000-4000-8000-0000000000f1',
         0.25, 0.012345, 0.2020, 0.0480);
+INSERT INTO payouts (id, creator_id, stripe_connect_account_id, amount_usd, transfer_cents, status, stripe_transfer_id, paid_at)
+VALUES ('30000000-0000-4000-8000-0000000000f9', '30000000-0000-4000-8000-000000000001', 'acct_dump', 0.2020, 20, 'paid', 'tr_dump', now());
+UPDATE creator_earnings SET payout_id = '30000000-0000-4000-8000-0000000000f9', paid_out = true, paid_out_at = now(), stripe_transfer_id = 'tr_dump';
 INSERT INTO agent_reviews (agent_id, user_id, rating, content) VALUES
   ('30000000-0000-4000-8000-0000000000a1', '30000000-0000-4000-8000-000000000002', 5, 'great');
 INSERT INTO relay_connections (instance_id, relay, external_user_id, config) VALUES

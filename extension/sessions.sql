@@ -287,7 +287,8 @@ BEGIN
         PERFORM agentmarket.refund_credits(s.user_id, taken, s.id, 'refund:' || s.id::text,
                                            COALESCE('Refund: ' || refund_session.reason, 'Session refund'));
     END IF;
-    -- Earnings not yet paid out are clawed back; paid ones stay as paid.
+    -- Earnings not yet paid out are clawed back; paid ones stay as paid, and a
+    -- trigger of payouts.sql keeps the ones a payout in flight has claimed.
     DELETE FROM agentmarket.creator_earnings e
      WHERE e.session_id OPERATOR(pg_catalog.=) s.id AND NOT e.paid_out;
     UPDATE agentmarket.sessions x SET refunded_at = now() WHERE x.id OPERATOR(pg_catalog.=) s.id RETURNING * INTO s;
@@ -295,7 +296,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION agentmarket.refund_session(uuid, text) IS
-    'Platform or admin: returns every credit the ended session took to the pots it came from and claws back its unpaid earnings. 22023 when open or already refunded.';
+    'Platform or admin: returns every credit the ended session took to the pots it came from and claws back its unpaid earnings (earnings a payout has claimed stay with it). 22023 when open or already refunded.';
 
 -- pg_cron: suspend running instances idle for idle_suspend_minutes.
 CREATE FUNCTION agentmarket.suspend_idle_instances()

@@ -239,25 +239,29 @@ UPDATE agentmarket_private.job_kinds
 ------------------------------------------------------------------------------
 
 -- The purchase a Checkout session event is about, locked; NULL when none.
-CREATE FUNCTION agentmarket_private.webhook_purchase(p_session jsonb)
-RETURNS agentmarket.purchases
+CREATE FUNCTION agentmarket_private.webhook_purchase(
+    p_session jsonb, OUT purchase agentmarket.purchases, OUT rejection jsonb)
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog
 AS $$
 DECLARE
     ref text := COALESCE(p_session OPERATOR(pg_catalog.#>>) '{metadata,purchase_id}',
                          p_session OPERATOR(pg_catalog.->>) 'client_reference_id');
-    pur agentmarket.purchases;
 BEGIN
-    IF ref IS NULL OR ref !~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN
-        RETURN NULL;
+    IF ref IS NOT NULL AND ref ~* '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN
+        SELECT * INTO purchase FROM agentmarket.purchases pu WHERE pu.id OPERATOR(pg_catalog.=) ref::uuid FOR UPDATE;
     END IF;
-    SELECT * INTO pur FROM agentmarket.purchases pu WHERE pu.id OPERATOR(pg_catalog.=) ref::uuid FOR UPDATE;
-    RETURN pur;
+    IF purchase.id IS NULL THEN
+        rejection := pg_catalog.jsonb_build_object('outcome', 'rejected', 'reason', 'no purchase matches the session');
+    ELSIF purchase.stripe_checkout_session_id IS NOT NULL
+          AND purchase.stripe_checkout_session_id OPERATOR(pg_catalog.<>) (p_session OPERATOR(pg_catalog.->>) 'id') THEN
+        rejection := pg_catalog.jsonb_build_object('outcome', 'rejected', 'purchase_id', purchase.id,
+            'reason', 'the purchase belongs to another checkout session');
+    END IF;
 END
 $$;
 COMMENT ON FUNCTION agentmarket_private.webhook_purchase(jsonb) IS
-    'The purchase named by a Checkout session''s metadata.purchase_id (or client_reference_id), locked; NULL when there is none.';
+    'The purchase named by a Checkout session''s metadata.purchase_id (or client_reference_id), locked; rejection is set when there is none or it belongs to another session.';
 
 -- checkout.session.completed / async_payment_succeeded: paid, credits granted once.
 CREATE FUNCTION agentmarket_private.webhook_checkout_paid(p_event jsonb)
@@ -268,6 +272,7 @@ AS $$
 DECLARE
     s jsonb := p_event OPERATOR(pg_catalog.#>) '{data,object}';
     pur agentmarket.purchases;
+    matched record;
     total text := s OPERATOR(pg_catalog.->>) 'amount_total';
     cur text := s OPERATOR(pg_catalog.->>) 'currency';
     s_mode text := s OPERATOR(pg_catalog.->>) 'mode';
@@ -276,15 +281,11 @@ DECLARE
     customer text := s OPERATOR(pg_catalog.->>) 'customer';
     state agentmarket.credit_state;
 BEGIN
-    pur := agentmarket_private.webhook_purchase(s);
-    IF pur.id IS NULL THEN
-        RETURN pg_catalog.jsonb_build_object('outcome', 'rejected', 'reason', 'no purchase matches the session');
+    SELECT w.purchase, w.rejection INTO matched FROM agentmarket_private.webhook_purchase(s) w;
+    IF matched.rejection IS NOT NULL THEN
+        RETURN matched.rejection;
     END IF;
-    IF pur.stripe_checkout_session_id IS NOT NULL
-       AND pur.stripe_checkout_session_id OPERATOR(pg_catalog.<>) (s OPERATOR(pg_catalog.->>) 'id') THEN
-        RETURN pg_catalog.jsonb_build_object('outcome', 'rejected', 'purchase_id', pur.id,
-            'reason', 'the purchase belongs to another checkout session');
-    END IF;
+    pur := matched.purchase;
     IF (s OPERATOR(pg_catalog.#>>) '{metadata,user_id}') IS DISTINCT FROM pur.user_id::text THEN
         RETURN pg_catalog.jsonb_build_object('outcome', 'rejected', 'purchase_id', pur.id,
             'reason', 'the session''s user is not the purchase''s');
@@ -346,16 +347,13 @@ AS $$
 DECLARE
     s jsonb := p_event OPERATOR(pg_catalog.#>) '{data,object}';
     pur agentmarket.purchases;
+    matched record;
 BEGIN
-    pur := agentmarket_private.webhook_purchase(s);
-    IF pur.id IS NULL THEN
-        RETURN pg_catalog.jsonb_build_object('outcome', 'rejected', 'reason', 'no purchase matches the session');
+    SELECT w.purchase, w.rejection INTO matched FROM agentmarket_private.webhook_purchase(s) w;
+    IF matched.rejection IS NOT NULL THEN
+        RETURN matched.rejection;
     END IF;
-    IF pur.stripe_checkout_session_id IS NOT NULL
-       AND pur.stripe_checkout_session_id OPERATOR(pg_catalog.<>) (s OPERATOR(pg_catalog.->>) 'id') THEN
-        RETURN pg_catalog.jsonb_build_object('outcome', 'rejected', 'purchase_id', pur.id,
-            'reason', 'the purchase belongs to another checkout session');
-    END IF;
+    pur := matched.purchase;
     IF pur.status OPERATOR(pg_catalog.<>) 'pending' THEN
         RETURN pg_catalog.jsonb_build_object('outcome', 'ignored', 'purchase_id', pur.id,
             'reason', 'the purchase is ' || pur.status);

@@ -82,6 +82,20 @@ COMMENT ON FUNCTION agentmarket_private.session_check_open(agentmarket.sessions)
     'Raises 22023 when the session has ended.';
 REVOKE ALL ON FUNCTION agentmarket_private.session_check_open(agentmarket.sessions) FROM PUBLIC;
 
+-- The agent a session talks to (through its instance).
+CREATE FUNCTION agentmarket_private.session_agent(s agentmarket.sessions)
+RETURNS agentmarket.agents
+LANGUAGE sql STABLE
+SET search_path = pg_catalog
+AS $$
+    SELECT a.* FROM agentmarket.agents a
+      JOIN agentmarket.agent_instances i ON i.agent_id OPERATOR(pg_catalog.=) a.id
+     WHERE i.id OPERATOR(pg_catalog.=) s.instance_id
+$$;
+COMMENT ON FUNCTION agentmarket_private.session_agent(agentmarket.sessions) IS
+    'The agent of a session''s instance.';
+REVOKE ALL ON FUNCTION agentmarket_private.session_agent(agentmarket.sessions) FROM PUBLIC;
+
 CREATE FUNCTION agentmarket.start_session(instance_id uuid, relay text DEFAULT 'web')
 RETURNS agentmarket.sessions
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -189,8 +203,7 @@ BEGIN
         RAISE EXCEPTION 'a task charge needs an idempotency key'
             USING ERRCODE = '22023', HINT = 'Use the task''s own id, so a retried report charges once.';
     END IF;
-    SELECT a.* INTO ag FROM agentmarket.agents a JOIN agentmarket.agent_instances i ON i.agent_id OPERATOR(pg_catalog.=) a.id
-     WHERE i.id OPERATOR(pg_catalog.=) s.instance_id;
+    ag := agentmarket_private.session_agent(s);
     IF ag.pricing_model <> 'per_task' THEN
         RAISE EXCEPTION 'agent "%" is not priced per task', ag.slug USING ERRCODE = '22023';
     END IF;
@@ -232,8 +245,7 @@ BEGIN
        OR COALESCE(end_session.output_tokens, -1) < 0 OR COALESCE(end_session.cost_usd, -1) < 0 THEN
         RAISE EXCEPTION 'metering values must be zero or more' USING ERRCODE = '22023';
     END IF;
-    SELECT a.* INTO ag FROM agentmarket.agents a JOIN agentmarket.agent_instances i ON i.agent_id OPERATOR(pg_catalog.=) a.id
-     WHERE i.id OPERATOR(pg_catalog.=) s.instance_id;
+    ag := agentmarket_private.session_agent(s);
     -- The split validates the cost (at most 6 decimals) before anything is written.
     SELECT * INTO split FROM agentmarket.split_earnings(s.total_credits_consumed, end_session.cost_usd, rate);
 

@@ -55,7 +55,7 @@ INSERT INTO agentmarket_private.setting_definitions
 CREATE FUNCTION agentmarket_private.check_setting(p_key text, p_value text)
 RETURNS void
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, agentmarket_private
+SET search_path = pg_catalog, agentmarket_private, pg_temp
 AS $$
 DECLARE
     d agentmarket_private.setting_definitions;
@@ -115,7 +115,7 @@ REVOKE ALL ON FUNCTION agentmarket_private.check_setting(text, text) FROM PUBLIC
 CREATE FUNCTION agentmarket.configure(key text, value text)
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, agentmarket_private
+SET search_path = pg_catalog, agentmarket_private, pg_temp
 AS $$
 BEGIN
     IF key IS NULL THEN
@@ -148,7 +148,7 @@ GRANT EXECUTE ON FUNCTION agentmarket.configure(text, text) TO service_role;
 CREATE FUNCTION agentmarket_private.setting(p_key text)
 RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT COALESCE(s.value, d.default_value)
       FROM agentmarket_private.setting_definitions d
@@ -163,7 +163,7 @@ REVOKE ALL ON FUNCTION agentmarket_private.setting(text) FROM PUBLIC;
 CREATE FUNCTION agentmarket.configuration()
 RETURNS TABLE (key text, value text, default_value text, is_default boolean, description text)
 LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT d.key,
            CASE WHEN d.kind = 'secret' THEN CASE WHEN s.value IS NULL THEN NULL ELSE '(set)' END

@@ -49,7 +49,7 @@ CREATE UNIQUE INDEX credit_transactions_one_free_trial
 -- The ledger is append-only: corrections are new rows.
 CREATE FUNCTION agentmarket_private.credit_transactions_append_only() RETURNS trigger
 LANGUAGE plpgsql
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     RAISE EXCEPTION 'the credit ledger is append-only'
@@ -138,7 +138,7 @@ COMMENT ON TYPE agentmarket.credit_state IS
 CREATE FUNCTION agentmarket_private.credit_lock_balance(p_user uuid)
 RETURNS agentmarket.credit_balances
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     b agentmarket.credit_balances;
@@ -172,7 +172,7 @@ CREATE FUNCTION agentmarket_private.credit_apply(
     p_stripe_payment_id text DEFAULT NULL)
 RETURNS agentmarket.credit_state
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     r agentmarket.credit_state;
@@ -207,7 +207,7 @@ COMMENT ON FUNCTION agentmarket_private.credit_apply(uuid, integer, integer, int
 CREATE FUNCTION agentmarket_private.credit_state_of(p_user uuid)
 RETURNS agentmarket.credit_state
 LANGUAGE sql STABLE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT COALESCE(cb.subscription_credits, 0), COALESCE(cb.topup_credits, 0),
            COALESCE(cb.held_credits, 0),
@@ -223,7 +223,7 @@ COMMENT ON FUNCTION agentmarket_private.credit_state_of(uuid) IS
 CREATE FUNCTION agentmarket_private.credit_check_amount(p_amount integer, p_allow_zero boolean DEFAULT false)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF p_amount IS NULL OR p_amount OPERATOR(pg_catalog.<) 0
@@ -240,7 +240,7 @@ COMMENT ON FUNCTION agentmarket_private.credit_check_amount(integer, boolean) IS
 CREATE FUNCTION agentmarket_private.credit_check_session(p_user uuid, p_session uuid)
 RETURNS void
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     owner uuid;
@@ -271,7 +271,7 @@ CREATE FUNCTION agentmarket_private.credit_idempotency_claim(
     p_user uuid, p_key text, p_operation text, p_arguments jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     r agentmarket_private.credit_idempotency;
@@ -316,7 +316,7 @@ COMMENT ON FUNCTION agentmarket_private.credit_idempotency_claim(uuid, text, tex
 CREATE FUNCTION agentmarket_private.credit_idempotency_store(p_user uuid, p_key text, p_outcome jsonb)
 RETURNS void
 LANGUAGE sql VOLATILE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
     UPDATE agentmarket_private.credit_idempotency i SET outcome = p_outcome
      WHERE i.user_id OPERATOR(pg_catalog.=) p_user AND i.idempotency_key OPERATOR(pg_catalog.=) p_key
@@ -338,7 +338,7 @@ COMMENT ON FUNCTION agentmarket_private.credit_idempotency_record_failure(uuid, 
 CREATE FUNCTION agentmarket_private.credit_failure_is_outcome(p_sqlstate text)
 RETURNS boolean
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT p_sqlstate OPERATOR(pg_catalog.=) ANY (ARRAY['PT402', '22023'])
 $$;
@@ -358,7 +358,7 @@ CREATE FUNCTION agentmarket.grant_credits(
     idempotency_key text DEFAULT NULL, stripe_payment_id text DEFAULT NULL)
 RETURNS agentmarket.credit_state
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     p_user uuid := grant_credits.user_id;
@@ -434,7 +434,7 @@ CREATE FUNCTION agentmarket.refresh_subscription_credits(
     stripe_payment_id text DEFAULT NULL, description text DEFAULT NULL)
 RETURNS agentmarket.credit_state
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     p_user uuid := refresh_subscription_credits.user_id;
@@ -498,7 +498,7 @@ CREATE FUNCTION agentmarket.refund_credits(
     idempotency_key text DEFAULT NULL, description text DEFAULT NULL)
 RETURNS agentmarket.credit_state
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     p_user uuid := refund_credits.user_id;
@@ -571,7 +571,7 @@ COMMENT ON FUNCTION agentmarket.refund_credits(uuid, integer, uuid, text, text) 
 CREATE FUNCTION agentmarket_private.credit_expire_holds(p_user uuid)
 RETURNS integer
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     n integer;
@@ -596,7 +596,7 @@ CREATE FUNCTION agentmarket.reserve_credits(
     idempotency_key text DEFAULT NULL, description text DEFAULT NULL)
 RETURNS uuid
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     p_user uuid := reserve_credits.user_id;
@@ -666,7 +666,7 @@ COMMENT ON FUNCTION agentmarket.reserve_credits(uuid, integer, uuid, interval, t
 CREATE FUNCTION agentmarket_private.credit_lock_hold(p_hold uuid)
 RETURNS agentmarket_private.credit_holds
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     h agentmarket_private.credit_holds;
@@ -688,7 +688,7 @@ COMMENT ON FUNCTION agentmarket_private.credit_lock_hold(uuid) IS
 CREATE FUNCTION agentmarket_private.credit_check_hold_active(h agentmarket_private.credit_holds)
 RETURNS void
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF h.status <> 'active' THEN
@@ -708,7 +708,7 @@ CREATE FUNCTION agentmarket.capture_hold(
     hold_id uuid, amount integer, idempotency_key text DEFAULT NULL, description text DEFAULT NULL)
 RETURNS agentmarket.credit_state
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     p_hold uuid := capture_hold.hold_id;
@@ -775,7 +775,7 @@ COMMENT ON FUNCTION agentmarket.capture_hold(uuid, integer, text, text) IS
 CREATE FUNCTION agentmarket.release_hold(hold_id uuid, idempotency_key text DEFAULT NULL)
 RETURNS agentmarket.credit_state
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     p_hold uuid := release_hold.hold_id;
@@ -833,7 +833,7 @@ COMMENT ON FUNCTION agentmarket.release_hold(uuid, text) IS
 CREATE FUNCTION agentmarket.release_expired_holds()
 RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     u uuid;
@@ -857,7 +857,7 @@ COMMENT ON FUNCTION agentmarket.release_expired_holds() IS
 CREATE FUNCTION agentmarket.verify_ledger()
 RETURNS TABLE (user_id uuid, credit_type text, problem text, recorded bigint, expected bigint)
 LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
     WITH ledger AS (
         SELECT t.user_id,
@@ -908,7 +908,7 @@ COMMENT ON FUNCTION agentmarket.verify_ledger() IS
 CREATE FUNCTION agentmarket.my_balance()
 RETURNS agentmarket.credit_state
 LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     me uuid := agentmarket.current_user_id();
@@ -928,7 +928,7 @@ COMMENT ON FUNCTION agentmarket.my_balance() IS
 ------------------------------------------------------------------------------
 CREATE FUNCTION agentmarket_private.grant_free_trial() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     credits integer := COALESCE(agentmarket_private.setting('free_trial_credits')::integer, 0);
@@ -966,7 +966,7 @@ CREATE FUNCTION agentmarket.deduct_credits(
 RETURNS agentmarket.credit_state
 AS 'MODULE_PATHNAME', 'deduct_credits'
 LANGUAGE C VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog;
+SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION agentmarket.deduct_credits(uuid, integer, uuid, text, text) IS
     'Takes amount credits, subscription pot first, in one round trip locking only the user''s balance row; one session_deduct row per pot touched; returns the new credit_state. PT402 (DETAIL "available N, required M") when fewer are available (held credits excluded); 22023 bad amount; P0002 unknown user or session.';
 
@@ -1025,7 +1025,7 @@ CREATE INDEX credit_idempotency_created ON agentmarket_private.credit_idempotenc
 CREATE FUNCTION agentmarket.prune_credit_idempotency(max_rows integer DEFAULT 10000)
 RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, agentmarket_private
+SET search_path = pg_catalog, agentmarket_private, pg_temp
 AS $$
 DECLARE
     removed integer;

@@ -31,7 +31,7 @@ GRANT EXECUTE ON FUNCTION agentmarket.current_user_id() TO anon, authenticated, 
 CREATE FUNCTION agentmarket.current_user_is_admin()
 RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER PARALLEL SAFE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT COALESCE(
         (SELECT u.role OPERATOR(pg_catalog.=) 'admin'

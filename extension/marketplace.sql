@@ -30,7 +30,7 @@ COMMENT ON COLUMN agentmarket.agents.rejection_reason IS
 -- for rows written directly by service_role.
 CREATE FUNCTION agentmarket_private.agents_first_publication() RETURNS trigger
 LANGUAGE plpgsql
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' AND OLD.published_at IS NOT NULL THEN
@@ -51,7 +51,7 @@ CREATE TRIGGER agents_first_publication BEFORE INSERT OR UPDATE ON agentmarket.a
 CREATE FUNCTION agentmarket_private.fly_regions()
 RETURNS text[]
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT ARRAY['ams', 'arn', 'atl', 'bog', 'bom', 'bos', 'cdg', 'den', 'dfw', 'ewr', 'eze',
                  'fra', 'gdl', 'gig', 'gru', 'hkg', 'iad', 'jnb', 'lax', 'lhr', 'mad', 'mia',
@@ -70,7 +70,7 @@ REVOKE ALL ON FUNCTION agentmarket_private.fly_regions() FROM PUBLIC;
 CREATE FUNCTION agentmarket_private.require_caller()
 RETURNS uuid
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     caller uuid := agentmarket.current_user_id();
@@ -92,7 +92,7 @@ REVOKE ALL ON FUNCTION agentmarket_private.require_caller() FROM PUBLIC;
 CREATE FUNCTION agentmarket_private.lock_managed_agent(p_agent_id uuid, p_admin_ok boolean)
 RETURNS agentmarket.agents
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     caller uuid := agentmarket_private.require_caller();
@@ -122,7 +122,7 @@ REVOKE ALL ON FUNCTION agentmarket_private.lock_managed_agent(uuid, boolean) FRO
 CREATE FUNCTION agentmarket_private.require_admin()
 RETURNS uuid
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     caller uuid := agentmarket_private.require_caller();
@@ -142,7 +142,7 @@ REVOKE ALL ON FUNCTION agentmarket_private.require_admin() FROM PUBLIC;
 CREATE FUNCTION agentmarket_private.make_version_current(p_version agentmarket.agent_versions)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     UPDATE agentmarket.agent_versions v SET is_current = false
@@ -166,7 +166,7 @@ REVOKE ALL ON FUNCTION agentmarket_private.make_version_current(agentmarket.agen
 CREATE FUNCTION agentmarket.submit_agent_for_review(agent_id uuid)
 RETURNS agentmarket.agents
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, agentmarket, agentmarket_private
+SET search_path = pg_catalog, agentmarket, agentmarket_private, pg_temp
 AS $$
 DECLARE
     a agentmarket.agents := agentmarket_private.lock_managed_agent(submit_agent_for_review.agent_id, false);
@@ -194,7 +194,7 @@ COMMENT ON FUNCTION agentmarket.submit_agent_for_review(uuid) IS
 CREATE FUNCTION agentmarket.approve_agent(agent_id uuid)
 RETURNS agentmarket.agents
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, agentmarket, agentmarket_private
+SET search_path = pg_catalog, agentmarket, agentmarket_private, pg_temp
 AS $$
 DECLARE
     a agentmarket.agents;
@@ -235,7 +235,7 @@ COMMENT ON FUNCTION agentmarket.approve_agent(uuid) IS
 CREATE FUNCTION agentmarket.reject_agent(agent_id uuid, reason text)
 RETURNS agentmarket.agents
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, agentmarket, agentmarket_private
+SET search_path = pg_catalog, agentmarket, agentmarket_private, pg_temp
 AS $$
 DECLARE
     a agentmarket.agents;
@@ -261,7 +261,7 @@ COMMENT ON FUNCTION agentmarket.reject_agent(uuid, text) IS
 CREATE FUNCTION agentmarket.archive_agent(agent_id uuid)
 RETURNS agentmarket.agents
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, agentmarket, agentmarket_private
+SET search_path = pg_catalog, agentmarket, agentmarket_private, pg_temp
 AS $$
 DECLARE
     a agentmarket.agents := agentmarket_private.lock_managed_agent(archive_agent.agent_id, true);
@@ -286,7 +286,7 @@ CREATE FUNCTION agentmarket.create_agent_version(
     git_ref text DEFAULT NULL, git_commit text DEFAULT NULL, changelog text DEFAULT NULL)
 RETURNS agentmarket.agent_versions
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, agentmarket, agentmarket_private
+SET search_path = pg_catalog, agentmarket, agentmarket_private, pg_temp
 AS $$
 DECLARE
     a agentmarket.agents := agentmarket_private.lock_managed_agent(create_agent_version.agent_id, false);
@@ -327,7 +327,7 @@ COMMENT ON FUNCTION agentmarket.create_agent_version(uuid, text, text, text, tex
 CREATE FUNCTION agentmarket.publish_agent_version(version_id uuid, make_current boolean DEFAULT true)
 RETURNS agentmarket.agent_versions
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, agentmarket, agentmarket_private
+SET search_path = pg_catalog, agentmarket, agentmarket_private, pg_temp
 AS $$
 DECLARE
     v agentmarket.agent_versions;
@@ -364,7 +364,7 @@ COMMENT ON FUNCTION agentmarket.publish_agent_version(uuid, boolean) IS
 CREATE FUNCTION agentmarket.set_agent_skills(agent_id uuid, skills jsonb, agent_version_id uuid DEFAULT NULL)
 RETURNS SETOF agentmarket.agent_skills
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, agentmarket, agentmarket_private
+SET search_path = pg_catalog, agentmarket, agentmarket_private, pg_temp
 AS $$
 DECLARE
     a agentmarket.agents := agentmarket_private.lock_managed_agent(set_agent_skills.agent_id, false);
@@ -435,7 +435,7 @@ COMMENT ON FUNCTION agentmarket.set_agent_skills(uuid, jsonb, uuid) IS
 CREATE FUNCTION agentmarket.hire_agent(agent_id uuid, team_id uuid DEFAULT NULL, region text DEFAULT 'iad')
 RETURNS agentmarket.agent_instances
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, agentmarket, agentmarket_private
+SET search_path = pg_catalog, agentmarket, agentmarket_private, pg_temp
 AS $$
 DECLARE
     caller uuid := agentmarket_private.require_caller();
@@ -507,7 +507,7 @@ COMMENT ON FUNCTION agentmarket.hire_agent(uuid, uuid, text) IS
 CREATE FUNCTION agentmarket.review_agent(agent_id uuid, rating integer, content text DEFAULT NULL)
 RETURNS agentmarket.agent_reviews
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, agentmarket, agentmarket_private
+SET search_path = pg_catalog, agentmarket, agentmarket_private, pg_temp
 AS $$
 DECLARE
     caller uuid := agentmarket_private.require_caller();
@@ -547,7 +547,7 @@ COMMENT ON FUNCTION agentmarket.review_agent(uuid, integer, text) IS
 CREATE FUNCTION agentmarket_private.refresh_review_stats(p_agent_id uuid)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     n integer;
@@ -571,7 +571,7 @@ REVOKE ALL ON FUNCTION agentmarket_private.refresh_review_stats(uuid) FROM PUBLI
 
 CREATE FUNCTION agentmarket_private.agent_reviews_stats() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF TG_OP OPERATOR(pg_catalog.=) 'UPDATE' AND OLD.agent_id OPERATOR(pg_catalog.<>) NEW.agent_id THEN

@@ -96,7 +96,7 @@ REVOKE ALL ON FUNCTION agentmarket_private.hmac_sha256_hex(bytea, bytea) FROM PU
 CREATE FUNCTION agentmarket.credit_packs()
 RETURNS TABLE (code text, name text, kind text, credits integer, amount_cents bigint, currency text)
 LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT p.code, p.name, p.kind, p.credits, p.amount_cents, p.currency
       FROM agentmarket_private.credit_packs p
@@ -111,7 +111,7 @@ GRANT EXECUTE ON FUNCTION agentmarket.credit_packs() TO anon, authenticated, ser
 CREATE FUNCTION agentmarket.buy_credits(pack text)
 RETURNS agentmarket.purchases
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     uid uuid := agentmarket.current_user_id();
@@ -175,7 +175,7 @@ GRANT EXECUTE ON FUNCTION agentmarket.buy_credits(text) TO authenticated;
 CREATE FUNCTION agentmarket_private.finish_checkout_session(p_job agentmarket_private.jobs, p_result jsonb)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     session_id text := p_result OPERATOR(pg_catalog.->>) 'id';
@@ -213,7 +213,7 @@ COMMENT ON FUNCTION agentmarket_private.finish_checkout_session(agentmarket_priv
 CREATE FUNCTION agentmarket_private.checkout_session_dead(p_job agentmarket_private.jobs)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF (p_job).payload ? 'purchase_id' THEN
@@ -242,7 +242,7 @@ UPDATE agentmarket_private.job_kinds
 CREATE FUNCTION agentmarket_private.webhook_purchase(
     p_session jsonb, OUT purchase agentmarket.purchases, OUT rejection jsonb)
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     ref text := COALESCE(p_session OPERATOR(pg_catalog.#>>) '{metadata,purchase_id}',
@@ -267,7 +267,7 @@ COMMENT ON FUNCTION agentmarket_private.webhook_purchase(jsonb) IS
 CREATE FUNCTION agentmarket_private.webhook_checkout_paid(p_event jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     s jsonb := p_event OPERATOR(pg_catalog.#>) '{data,object}';
@@ -342,7 +342,7 @@ COMMENT ON FUNCTION agentmarket_private.webhook_checkout_paid(jsonb) IS
 CREATE FUNCTION agentmarket_private.webhook_checkout_ended(p_event jsonb, p_status text)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     s jsonb := p_event OPERATOR(pg_catalog.#>) '{data,object}';
@@ -374,7 +374,7 @@ REVOKE ALL ON FUNCTION agentmarket_private.webhook_purchase(jsonb),
 CREATE FUNCTION agentmarket.handle_stripe_webhook(payload text, signature_header text)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     secret text := agentmarket_private.setting('stripe_webhook_secret');

@@ -84,7 +84,7 @@ CREATE INDEX creator_earnings_unclaimed ON agentmarket.creator_earnings (creator
 CREATE FUNCTION agentmarket_private.keep_claimed_earnings()
 RETURNS trigger
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     RETURN NULL;
@@ -105,7 +105,7 @@ CREATE TRIGGER creator_earnings_keep_claimed BEFORE DELETE ON agentmarket.creato
 CREATE FUNCTION agentmarket_private.enqueue_account_link(p_user_id uuid, p_account text)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     RETURN agentmarket_private.enqueue_stripe_job('stripe.create_account_link',
@@ -124,7 +124,7 @@ REVOKE ALL ON FUNCTION agentmarket_private.enqueue_account_link(uuid, text) FROM
 CREATE FUNCTION agentmarket.start_creator_onboarding()
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     uid uuid := agentmarket.current_user_id();
@@ -167,7 +167,7 @@ GRANT EXECUTE ON FUNCTION agentmarket.start_creator_onboarding() TO authenticate
 CREATE FUNCTION agentmarket_private.finish_connect_account(p_job agentmarket_private.jobs, p_result jsonb)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     acct text;
@@ -197,7 +197,7 @@ CREATE FUNCTION agentmarket.my_onboarding_link(
     OUT status text, OUT stripe_connect_account_id text, OUT url text, OUT expires_at timestamptz, OUT error text)
 RETURNS record
 LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     uid uuid := agentmarket.current_user_id();
@@ -243,7 +243,7 @@ GRANT EXECUTE ON FUNCTION agentmarket.my_onboarding_link() TO authenticated;
 CREATE FUNCTION agentmarket.payout_carry_usd(creator_id uuid)
 RETURNS numeric
 LANGUAGE sql STABLE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT COALESCE(pg_catalog.sum(p.remainder_usd) FILTER (WHERE p.status OPERATOR(pg_catalog.=) 'paid'), 0)
          OPERATOR(pg_catalog.-) COALESCE(pg_catalog.sum(p.carried_in_usd) FILTER (WHERE p.status IN ('paid', 'pending')), 0)
@@ -258,7 +258,7 @@ GRANT EXECUTE ON FUNCTION agentmarket.payout_carry_usd(uuid) TO service_role;
 CREATE FUNCTION agentmarket.run_payouts()
 RETURNS SETOF agentmarket.payouts
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     cutoff timestamptz := pg_catalog.now() OPERATOR(pg_catalog.-)
@@ -328,7 +328,7 @@ GRANT EXECUTE ON FUNCTION agentmarket.run_payouts() TO service_role;
 CREATE FUNCTION agentmarket_private.finish_payout_transfer(p_job agentmarket_private.jobs, p_result jsonb)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     tr text := p_result OPERATOR(pg_catalog.->>) 'id';
@@ -372,7 +372,7 @@ COMMENT ON FUNCTION agentmarket_private.finish_payout_transfer(agentmarket_priva
 CREATE FUNCTION agentmarket_private.payout_transfer_dead(p_job agentmarket_private.jobs)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     pid uuid;

@@ -103,7 +103,7 @@ SELECT pg_catalog.pg_extension_config_dump('agentmarket_private.jobs_id_seq', ''
 CREATE FUNCTION agentmarket_private.job_instance_id(p_job agentmarket_private.jobs)
 RETURNS uuid
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF (p_job).payload OPERATOR(pg_catalog.->>) 'instance_id' IS NULL THEN
@@ -119,7 +119,7 @@ COMMENT ON FUNCTION agentmarket_private.job_instance_id(agentmarket_private.jobs
 CREATE FUNCTION agentmarket_private.finish_provision_instance(p_job agentmarket_private.jobs, p_result jsonb)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     machine_id text := p_result OPERATOR(pg_catalog.->>) 'machine_id';
@@ -144,7 +144,7 @@ COMMENT ON FUNCTION agentmarket_private.finish_provision_instance(agentmarket_pr
 CREATE FUNCTION agentmarket_private.finish_instance_transition(p_job agentmarket_private.jobs, p_result jsonb)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     target text;
@@ -164,7 +164,7 @@ COMMENT ON FUNCTION agentmarket_private.finish_instance_transition(agentmarket_p
 CREATE FUNCTION agentmarket_private.instance_job_dead(p_job agentmarket_private.jobs)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     UPDATE agentmarket.agent_instances i
@@ -181,7 +181,7 @@ COMMENT ON FUNCTION agentmarket_private.instance_job_dead(agentmarket_private.jo
 CREATE FUNCTION agentmarket_private.finish_store_result(p_job agentmarket_private.jobs, p_result jsonb)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     -- finish_job stores the result on the job; nothing else to apply.
@@ -195,7 +195,7 @@ COMMENT ON FUNCTION agentmarket_private.finish_store_result(agentmarket_private.
 CREATE FUNCTION agentmarket_private.finish_stripe_customer(p_job agentmarket_private.jobs, p_result jsonb)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF (p_job).payload ? 'user_id' AND p_result OPERATOR(pg_catalog.->>) 'id' LIKE 'cus\_%' THEN
@@ -212,7 +212,7 @@ COMMENT ON FUNCTION agentmarket_private.finish_stripe_customer(agentmarket_priva
 CREATE FUNCTION agentmarket_private.finish_stripe_account(p_job agentmarket_private.jobs, p_result jsonb)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF (p_job).payload ? 'user_id' AND p_result OPERATOR(pg_catalog.->>) 'id' LIKE 'acct\_%' THEN
@@ -282,7 +282,7 @@ CREATE FUNCTION agentmarket_private.enqueue_job(
     p_kind text, p_payload jsonb, p_idempotency_key text DEFAULT NULL, p_run_at timestamptz DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     k agentmarket_private.job_kinds;
@@ -332,7 +332,7 @@ GRANT EXECUTE ON FUNCTION agentmarket_private.enqueue_job(text, jsonb, text, tim
 CREATE FUNCTION agentmarket_private.fly_app_name(p_instance_id uuid)
 RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT 'am-' || replace(p_instance_id::text, '-', '')
 $$;
@@ -347,7 +347,7 @@ GRANT EXECUTE ON FUNCTION agentmarket_private.fly_app_name(uuid) TO service_role
 CREATE FUNCTION agentmarket_private.enqueue_instance_job(p_instance_id uuid, p_kind text)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     last_pending agentmarket_private.jobs;
@@ -380,7 +380,7 @@ CREATE FUNCTION agentmarket_private.enqueue_stripe_job(
     p_kind text, p_params jsonb, p_idempotency_key text, p_context jsonb DEFAULT '{}')
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF NOT EXISTS (SELECT FROM agentmarket_private.job_kinds k
@@ -416,7 +416,7 @@ GRANT EXECUTE ON FUNCTION agentmarket_private.enqueue_stripe_job(text, jsonb, te
 CREATE FUNCTION agentmarket_private.job_request(p_job agentmarket_private.jobs)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     k agentmarket_private.job_kinds;
@@ -505,7 +505,7 @@ REVOKE ALL ON FUNCTION agentmarket_private.job_request(agentmarket_private.jobs)
 CREATE FUNCTION agentmarket_private.run_dead_handler(p_job agentmarket_private.jobs)
 RETURNS void
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     h regprocedure;
@@ -523,7 +523,7 @@ REVOKE ALL ON FUNCTION agentmarket_private.run_dead_handler(agentmarket_private.
 CREATE FUNCTION agentmarket_private.claim_jobs(p_worker text, p_max integer, p_lease interval)
 RETURNS TABLE (job_id bigint, kind text, provider text, attempt integer, idempotency_key text, request jsonb)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     expired agentmarket_private.jobs;
@@ -615,7 +615,7 @@ GRANT EXECUTE ON FUNCTION agentmarket_private.claim_jobs(text, integer, interval
 CREATE FUNCTION agentmarket_private.lock_leased_job(p_job_id bigint, p_worker text)
 RETURNS agentmarket_private.jobs
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     j agentmarket_private.jobs;
@@ -642,7 +642,7 @@ REVOKE ALL ON FUNCTION agentmarket_private.lock_leased_job(bigint, text) FROM PU
 CREATE FUNCTION agentmarket_private.finish_job(p_job_id bigint, p_result jsonb, p_worker text)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     j agentmarket_private.jobs;
@@ -674,7 +674,7 @@ GRANT EXECUTE ON FUNCTION agentmarket_private.finish_job(bigint, jsonb, text) TO
 CREATE FUNCTION agentmarket_private.job_backoff(p_attempt integer)
 RETURNS interval
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     base numeric := agentmarket_private.setting('job_backoff_base_seconds')::numeric;
@@ -693,7 +693,7 @@ CREATE FUNCTION agentmarket_private.fail_job(
     p_job_id bigint, p_error text, p_retry_after interval, p_permanent boolean, p_worker text)
 RETURNS text
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     j agentmarket_private.jobs;
@@ -738,7 +738,7 @@ GRANT EXECUTE ON FUNCTION agentmarket_private.fail_job(bigint, text, interval, b
 CREATE FUNCTION agentmarket_private.report_jobs(p_worker text, p_outcomes jsonb)
 RETURNS TABLE (job_id bigint, outcome text)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     o jsonb;
@@ -781,7 +781,7 @@ GRANT EXECUTE ON FUNCTION agentmarket_private.report_jobs(text, jsonb) TO servic
 CREATE FUNCTION agentmarket_private.retry_job(p_job_id bigint)
 RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     j agentmarket_private.jobs;
@@ -808,7 +808,7 @@ GRANT EXECUTE ON FUNCTION agentmarket_private.retry_job(bigint) TO service_role;
 CREATE FUNCTION agentmarket_private.prune_jobs(p_limit integer DEFAULT 10000)
 RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     keep_ok interval := pg_catalog.make_interval(days => agentmarket_private.setting('job_retention_days')::integer);
@@ -879,7 +879,7 @@ GRANT SELECT ON agentmarket_private.queue_depth, agentmarket_private.queue_oldes
 CREATE FUNCTION agentmarket_private.caller_is_service()
 RETURNS boolean
 LANGUAGE sql STABLE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT pg_catalog.pg_has_role(
         CASE WHEN pg_catalog.current_setting('role') OPERATOR(pg_catalog.=) 'none' THEN session_user
@@ -896,7 +896,7 @@ REVOKE ALL ON FUNCTION agentmarket_private.caller_is_service() FROM PUBLIC;
 CREATE FUNCTION agentmarket_private.request_instance_change(p_instance_id uuid, p_kind text, p_from text[], p_verb text)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     inst agentmarket.agent_instances;
@@ -934,7 +934,7 @@ REVOKE ALL ON FUNCTION agentmarket_private.request_instance_change(uuid, text, t
 CREATE FUNCTION agentmarket.suspend_instance(instance_id uuid)
 RETURNS bigint
 LANGUAGE sql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, agentmarket, agentmarket_private
+SET search_path = pg_catalog, agentmarket, agentmarket_private, pg_temp
 AS $$
     SELECT agentmarket_private.request_instance_change(instance_id, 'fly.suspend_machine', ARRAY['running'], 'suspend')
 $$;
@@ -944,7 +944,7 @@ COMMENT ON FUNCTION agentmarket.suspend_instance(uuid) IS
 CREATE FUNCTION agentmarket.resume_instance(instance_id uuid)
 RETURNS bigint
 LANGUAGE sql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, agentmarket, agentmarket_private
+SET search_path = pg_catalog, agentmarket, agentmarket_private, pg_temp
 AS $$
     SELECT agentmarket_private.request_instance_change(instance_id, 'fly.start_machine', ARRAY['suspended', 'stopped'], 'resume')
 $$;
@@ -954,7 +954,7 @@ COMMENT ON FUNCTION agentmarket.resume_instance(uuid) IS
 CREATE FUNCTION agentmarket.destroy_instance(instance_id uuid)
 RETURNS bigint
 LANGUAGE sql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, agentmarket, agentmarket_private
+SET search_path = pg_catalog, agentmarket, agentmarket_private, pg_temp
 AS $$
     SELECT agentmarket_private.request_instance_change(instance_id, 'fly.destroy_instance',
         ARRAY['provisioning', 'running', 'suspended', 'stopped', 'error'], 'destroy')

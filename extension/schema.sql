@@ -402,7 +402,7 @@ COMMENT ON COLUMN agentmarket.ssh_configs.private_key_secret_id IS
 -- A deleted SSH config takes its private key with it.
 CREATE FUNCTION agentmarket_private.drop_ssh_secret() RETURNS trigger
 LANGUAGE plpgsql
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     DELETE FROM agentmarket_private.secrets s WHERE s.id OPERATOR(pg_catalog.=) OLD.private_key_secret_id;

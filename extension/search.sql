@@ -100,7 +100,7 @@ REVOKE ALL ON FUNCTION agentmarket_private.search_join(tsvector, tsvector) FROM 
 
 CREATE FUNCTION agentmarket_private.agents_search_fields() RETURNS trigger
 LANGUAGE plpgsql
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     name_vector tsvector;
@@ -189,7 +189,7 @@ SELECT pg_catalog.pg_extension_config_dump('agentmarket_private.search_corpus', 
 
 CREATE FUNCTION agentmarket_private.agents_search_vocabulary() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     delta text;
@@ -269,7 +269,7 @@ CREATE TRIGGER agents_search_vocabulary_delete AFTER DELETE ON agentmarket.agent
 CREATE FUNCTION agentmarket.rebuild_search_vocabulary()
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     words bigint;
@@ -334,7 +334,7 @@ COMMENT ON TYPE agentmarket_private.search_plan IS
 CREATE FUNCTION agentmarket_private.search_quote(p_lexeme text)
 RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT '''' OPERATOR(pg_catalog.||)
            pg_catalog.replace(pg_catalog.replace(p_lexeme, '\', '\\'), '''', '''''')
@@ -346,7 +346,7 @@ REVOKE ALL ON FUNCTION agentmarket_private.search_quote(text) FROM PUBLIC;
 CREATE FUNCTION agentmarket_private.search_prepare(p_query text)
 RETURNS agentmarket_private.search_plan
 LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, agentmarket_private
+SET search_path = pg_catalog, agentmarket_private, pg_temp
 AS $$
 DECLARE
     p agentmarket_private.search_plan;
@@ -494,7 +494,7 @@ REVOKE ALL ON FUNCTION agentmarket_private.search_prepare(text) FROM PUBLIC;
 CREATE FUNCTION agentmarket_private.search_cursor(p_sort text, p_key text, p_key2 text, p_id uuid)
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT pg_catalog.rtrim(pg_catalog.translate(pg_catalog.encode(pg_catalog.convert_to(
                pg_catalog.concat_ws('|', p_sort, COALESCE(p_key, ''), COALESCE(p_key2, ''), p_id::text), 'UTF8'),
@@ -508,7 +508,7 @@ REVOKE ALL ON FUNCTION agentmarket_private.search_cursor(text, text, text, uuid)
 CREATE FUNCTION agentmarket_private.search_cursor_parts(p_cursor text, p_sort text)
 RETURNS text[]
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     parts text[];
@@ -550,7 +550,7 @@ REVOKE ALL ON FUNCTION agentmarket_private.search_cursor_parts(text, text) FROM 
 CREATE FUNCTION agentmarket_private.search_tiers(p agentmarket_private.search_plan)
 RETURNS TABLE (bound double precision, estimate double precision, driver text, condition text)
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, agentmarket_private
+SET search_path = pg_catalog, agentmarket_private, pg_temp
 AS $$
 DECLARE
     code integer;
@@ -618,7 +618,7 @@ CREATE FUNCTION agentmarket_private.search_merge(
     ids1 uuid[], scores1 double precision[], ids2 uuid[], scores2 double precision[], k integer,
     OUT ids uuid[], OUT scores double precision[])
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT COALESCE(pg_catalog.array_agg(u.id ORDER BY u.score DESC, u.id DESC), '{}'),
            COALESCE(pg_catalog.array_agg(u.score ORDER BY u.score DESC, u.id DESC), '{}')
@@ -636,7 +636,7 @@ REVOKE ALL ON FUNCTION agentmarket_private.search_merge(uuid[], double precision
 CREATE FUNCTION agentmarket_private.search_filter_sql()
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT 'a.status = ''published'''
         ' AND ($7::text IS NULL OR a.category = $7::text)'
@@ -678,7 +678,7 @@ COMMENT ON TYPE agentmarket.agent_search_result IS
 CREATE FUNCTION agentmarket_private.search_check_filters(
     INOUT p_tags text[], INOUT p_relays text[], INOUT p_models text[], p_pricing_model text)
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF p_pricing_model IS NOT NULL AND p_pricing_model NOT IN ('per_session', 'per_task', 'free') THEN
@@ -708,7 +708,7 @@ CREATE FUNCTION agentmarket.search_agents(
     sort text DEFAULT 'relevance', page_size integer DEFAULT 20, page_after text DEFAULT NULL)
 RETURNS SETOF agentmarket.agent_search_result
 LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, agentmarket, agentmarket_private
+SET search_path = pg_catalog, agentmarket, agentmarket_private, pg_temp
 SET plan_cache_mode = force_custom_plan
 SET jit = off
 SET max_parallel_workers_per_gather = 0
@@ -931,7 +931,7 @@ CREATE FUNCTION agentmarket.agent_facets(
     relays text[] DEFAULT NULL, models text[] DEFAULT NULL, pricing_model text DEFAULT NULL)
 RETURNS TABLE (facet text, value text, count bigint)
 LANGUAGE plpgsql STABLE SECURITY DEFINER
-SET search_path = pg_catalog, agentmarket, agentmarket_private
+SET search_path = pg_catalog, agentmarket, agentmarket_private, pg_temp
 SET plan_cache_mode = force_custom_plan
 SET jit = off
 AS $$

@@ -42,7 +42,7 @@ CREATE UNIQUE INDEX creator_earnings_one_per_session ON agentmarket.creator_earn
 CREATE FUNCTION agentmarket_private.session_for_update(p_session_id uuid, p_admin_too boolean DEFAULT false)
 RETURNS agentmarket.sessions
 LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     s agentmarket.sessions;
@@ -68,7 +68,7 @@ REVOKE ALL ON FUNCTION agentmarket_private.session_for_update(uuid, boolean) FRO
 CREATE FUNCTION agentmarket_private.session_check_open(s agentmarket.sessions)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF s.ended_at IS NOT NULL THEN
@@ -86,7 +86,7 @@ REVOKE ALL ON FUNCTION agentmarket_private.session_check_open(agentmarket.sessio
 CREATE FUNCTION agentmarket_private.session_agent(s agentmarket.sessions)
 RETURNS agentmarket.agents
 LANGUAGE sql STABLE
-SET search_path = pg_catalog
+SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT a.* FROM agentmarket.agents a
       JOIN agentmarket.agent_instances i ON i.agent_id OPERATOR(pg_catalog.=) a.id
@@ -99,7 +99,7 @@ REVOKE ALL ON FUNCTION agentmarket_private.session_agent(agentmarket.sessions) F
 CREATE FUNCTION agentmarket.start_session(instance_id uuid, relay text DEFAULT 'web')
 RETURNS agentmarket.sessions
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, agentmarket, agentmarket_private
+SET search_path = pg_catalog, agentmarket, agentmarket_private, pg_temp
 AS $$
 DECLARE
     uid uuid := agentmarket.current_user_id();
@@ -156,7 +156,7 @@ CREATE FUNCTION agentmarket.add_message(
     session_id uuid, role text, content text, tool_use jsonb DEFAULT NULL, tokens_used integer DEFAULT 0)
 RETURNS uuid
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, agentmarket, agentmarket_private
+SET search_path = pg_catalog, agentmarket, agentmarket_private, pg_temp
 AS $$
 DECLARE
     s agentmarket.sessions := agentmarket_private.session_for_update(add_message.session_id);
@@ -192,7 +192,7 @@ COMMENT ON FUNCTION agentmarket.add_message(uuid, text, text, jsonb, integer) IS
 CREATE FUNCTION agentmarket.charge_task(session_id uuid, idempotency_key text)
 RETURNS agentmarket.sessions
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, agentmarket, agentmarket_private
+SET search_path = pg_catalog, agentmarket, agentmarket_private, pg_temp
 AS $$
 DECLARE
     s agentmarket.sessions := agentmarket_private.session_for_update(charge_task.session_id);
@@ -228,7 +228,7 @@ CREATE FUNCTION agentmarket.end_session(
     session_id uuid, compute_seconds integer, input_tokens integer, output_tokens integer, cost_usd numeric)
 RETURNS agentmarket.sessions
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, agentmarket, agentmarket_private
+SET search_path = pg_catalog, agentmarket, agentmarket_private, pg_temp
 AS $$
 DECLARE
     s agentmarket.sessions := agentmarket_private.session_for_update(end_session.session_id);
@@ -275,7 +275,7 @@ COMMENT ON FUNCTION agentmarket.end_session(uuid, integer, integer, integer, num
 CREATE FUNCTION agentmarket.refund_session(session_id uuid, reason text DEFAULT NULL)
 RETURNS agentmarket.sessions
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, agentmarket, agentmarket_private
+SET search_path = pg_catalog, agentmarket, agentmarket_private, pg_temp
 AS $$
 DECLARE
     s agentmarket.sessions := agentmarket_private.session_for_update(refund_session.session_id, true);
@@ -314,7 +314,7 @@ COMMENT ON FUNCTION agentmarket.refund_session(uuid, text) IS
 CREATE FUNCTION agentmarket.suspend_idle_instances()
 RETURNS integer
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, agentmarket, agentmarket_private
+SET search_path = pg_catalog, agentmarket, agentmarket_private, pg_temp
 AS $$
 DECLARE
     idle interval := make_interval(mins => agentmarket_private.setting('idle_suspend_minutes')::integer);

@@ -15,10 +15,22 @@ MODULE_big = agentmarket
 OBJS = $(patsubst %.c,%.o,$(sort $(wildcard extension/*.c)))
 
 # The install script is the concatenation of the capability parts, in this
-# fixed order; a part that does not exist yet is skipped.
+# fixed order.  Every extension/*.sql but the header and the upgrade scripts
+# is a part, and the order must name each exactly once: the build stops when
+# it names a missing part or leaves one out.
 SQL_PART_ORDER = schema config identity queue security credits marketplace search \
-                 sessions earnings payments payouts operations
-SQL_PARTS = $(wildcard $(patsubst %,extension/%.sql,$(SQL_PART_ORDER)))
+                 sessions earnings payments payouts
+SQL_PARTS = $(patsubst %,extension/%.sql,$(SQL_PART_ORDER))
+SQL_PARTS_ON_DISK = $(filter-out extension/header.sql extension/$(EXTENSION)--%.sql,$(wildcard extension/*.sql))
+ifneq ($(words $(SQL_PART_ORDER)),$(words $(sort $(SQL_PART_ORDER))))
+$(error SQL_PART_ORDER names a part twice: $(SQL_PART_ORDER))
+endif
+ifneq ($(filter-out $(SQL_PARTS_ON_DISK),$(SQL_PARTS)),)
+$(error SQL_PART_ORDER names parts that do not exist: $(filter-out $(SQL_PARTS_ON_DISK),$(SQL_PARTS)))
+endif
+ifneq ($(filter-out $(SQL_PARTS),$(SQL_PARTS_ON_DISK)),)
+$(error extension parts missing from SQL_PART_ORDER: $(filter-out $(SQL_PARTS),$(SQL_PARTS_ON_DISK)))
+endif
 
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql
 DATA = $(wildcard extension/$(EXTENSION)--*--*.sql)
@@ -29,10 +41,10 @@ PG_CPPFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializer
 
 # Suites: every sql/*.sql, alphabetical; every test/specs/*.spec.
 REGRESS = $(sort $(basename $(notdir $(wildcard sql/*.sql))))
-REGRESS_OPTS = --load-extension=pgtap --load-extension=pg_trgm --load-extension=$(EXTENSION)
+REGRESS_OPTS = --load-extension=pgtap --load-extension=$(EXTENSION)
 ISOLATION = $(sort $(basename $(notdir $(wildcard test/specs/*.spec))))
 ISOLATION_OPTS = --inputdir=test --outputdir=output_iso \
-                 --load-extension=pg_trgm --load-extension=$(EXTENSION)
+                 --load-extension=$(EXTENSION)
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -42,6 +54,11 @@ $(EXTENSION)--$(EXTVERSION).sql: extension/header.sql $(SQL_PARTS) $(EXTENSION).
 	cat extension/header.sql $(SQL_PARTS) > $@
 
 .PHONY: test demo bench sidecar deps
+# The daemon: `make sidecar` (the directory of that name would otherwise make
+# the target look up to date).
+sidecar:
+	$(MAKE) -C sidecar
+
 deps:
 	scripts/ensure-deps
 

@@ -12,7 +12,6 @@ CREATE DATABASE am_dump_src;
 CREATE DATABASE am_dump_dst;
 \c am_dump_src
 SET client_min_messages = warning;
-CREATE EXTENSION pg_trgm;
 CREATE EXTENSION agentmarket CASCADE;
 SET search_path = agentmarket, public;
 

@@ -11,7 +11,6 @@ CREATE DATABASE am_lifecycle;
 \c am_lifecycle
 SET client_min_messages = warning;
 CREATE EXTENSION pgtap;
-CREATE EXTENSION pg_trgm;
 -- Everything a database holds, by catalog.
 CREATE TEMP VIEW census_now AS
 SELECT 'pg_namespace' AS cat, count(*) AS n FROM pg_namespace

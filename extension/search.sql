@@ -98,8 +98,10 @@ COMMENT ON FUNCTION agentmarket_private.search_join(tsvector, tsvector) IS
     'Concatenates two tsvectors with a one-position gap, so phrases do not match across them.';
 REVOKE ALL ON FUNCTION agentmarket_private.search_join(tsvector, tsvector) FROM PUBLIC;
 
+-- A definer: it runs on a creator's own INSERT or UPDATE of their listing,
+-- and callers have no USAGE on agentmarket_private.
 CREATE FUNCTION agentmarket_private.agents_search_fields() RETURNS trigger
-LANGUAGE plpgsql
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "sidecar.h"
+#include "provider_id.h"
 
 static void fly_create_volume_or_lookup(job *j);
 static void fly_machine_step(job *j);
@@ -32,6 +33,9 @@ fly_call(job *j, const char *method, const char *path, json_t *body, long timeou
 	struct curl_slist *headers = NULL;
 	char	   *text = NULL;
 
+	/* A job already ended (an invalid id) makes no further call. */
+	if (j->state != JOB_ACTIVE)
+		return;
 	snprintf(url, sizeof(url), "%s/v1%s", config.fly_base_url, path);
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", config.fly_token);
 	headers = curl_slist_append(headers, auth);
@@ -87,11 +91,21 @@ fly_body(job *j, const http_response *r, const char *what)
 	return body;
 }
 
-/* Set j->machine_id / j->volume_id from an id string. */
+/*
+ * Set j->machine_id / j->volume_id from an id string.  An id that is not a
+ * plain provider id (it would change the meaning of a URL path) fails the
+ * job for good and leaves the slot empty; fly_call sends nothing after that.
+ */
 static void
-set_id(char **slot, const char *id)
+set_id(job *j, char **slot, const char *id)
 {
 	free(*slot);
+	*slot = NULL;
+	if (id != NULL && !provider_id_valid(id))
+	{
+		job_fail(j, 1, -1, "fly: refusing an invalid machine or volume id from the claim or an answer");
+		return;
+	}
 	*slot = id ? strdup(id) : NULL;
 }
 
@@ -137,7 +151,7 @@ fly_volume_created(job *j, const http_response *r)
 	}
 	if ((body = fly_body(j, r, "create volume")) == NULL)
 		return;
-	set_id(&j->volume_id, json_str(body, "id"));
+	set_id(j, &j->volume_id, json_str(body, "id"));
 	json_decref(body);
 	if (j->volume_id == NULL)
 	{
@@ -182,7 +196,7 @@ fly_volumes_listed(job *j, const http_response *r)
 			!(state && (strcmp(state, "destroyed") == 0 || strcmp(state, "destroying") == 0 ||
 						strcmp(state, "pending_destroy") == 0)))
 		{
-			set_id(&j->volume_id, json_str(v, "id"));
+			set_id(j, &j->volume_id, json_str(v, "id"));
 			break;
 		}
 	}
@@ -206,7 +220,7 @@ fly_create_volume_or_lookup(job *j)
 	}
 	if (json_str(j->request, "volume_id") != NULL)
 	{
-		set_id(&j->volume_id, json_str(j->request, "volume_id"));
+		set_id(j, &j->volume_id, json_str(j->request, "volume_id"));
 		fly_machine_step(j);
 		return;
 	}
@@ -261,7 +275,7 @@ fly_machines_listed(job *j, const http_response *r)
 
 		if (tag && instance && strcmp(tag, instance) == 0)
 		{
-			set_id(&j->machine_id, json_str(m, "id"));
+			set_id(j, &j->machine_id, json_str(m, "id"));
 			state = json_str(m, "state");
 			break;
 		}
@@ -307,7 +321,7 @@ fly_machine_created(job *j, const http_response *r)
 	}
 	if ((body = fly_body(j, r, "create machine")) == NULL)
 		return;
-	set_id(&j->machine_id, json_str(body, "id"));
+	set_id(j, &j->machine_id, json_str(body, "id"));
 	json_decref(body);
 	if (j->machine_id == NULL)
 	{
@@ -354,7 +368,7 @@ fly_machine_step(job *j)
 
 	if (json_str(j->request, "machine_id") != NULL)
 	{
-		set_id(&j->machine_id, json_str(j->request, "machine_id"));
+		set_id(j, &j->machine_id, json_str(j->request, "machine_id"));
 		fly_wait(j, "started");
 		return;
 	}
@@ -480,7 +494,7 @@ fly_destroy_volume(job *j)
 		fly_destroy_app(j);
 		return;
 	}
-	set_id(&j->volume_id, volume);
+	set_id(j, &j->volume_id, volume);
 	snprintf(path, sizeof(path), "/apps/%s/volumes/%s", json_str(j->request, "app_name"), volume);
 	fly_call(j, "DELETE", path, NULL, 0, fly_volume_destroyed);
 }
@@ -527,7 +541,7 @@ fly_start(job *j)
 		job_fail(j, 0, 60, "FLY_API_TOKEN and FLY_ORG_SLUG are not set in this sidecar");
 		return;
 	}
-	set_id(&j->machine_id, json_str(j->request, "machine_id"));
+	set_id(j, &j->machine_id, json_str(j->request, "machine_id"));
 	if (strcmp(j->kind, "fly.provision_instance") == 0)
 	{
 		json_t	   *body = json_pack("{ssss}", "name", app, "org_slug", config.fly_org_slug);

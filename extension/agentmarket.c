@@ -19,6 +19,17 @@
 
 PG_MODULE_MAGIC;
 
+void		_PG_init(void);
+
+/*
+ * _PG_init: define the module's server settings (each capability's init).
+ */
+void
+_PG_init(void)
+{
+	am_secrets_init();
+}
+
 static SPIPlanPtr am_setting_plan = NULL;
 
 /*

@@ -15,4 +15,7 @@
 /* Current value of a configuration key (its default), or NULL; needs SPI. */
 extern char *am_setting(const char *key);
 
+/* Defines agentmarket.secret_key_file (secrets.c); called from _PG_init. */
+extern void am_secrets_init(void);
+
 #endif							/* AGENTMARKET_H */

@@ -60,9 +60,8 @@ INSERT INTO purchases (user_id, kind, credits, amount_cents, status, stripe_chec
 VALUES ('30000000-0000-4000-8000-000000000002', 'topup', 100, 100, 'paid', 'cs_dump');
 INSERT INTO agentmarket_private.processed_webhook_events (event_id, type, outcome, result)
 VALUES ('evt_dump', 'invoice.paid', 'ignored', '{"outcome": "ignored"}');
-INSERT INTO agentmarket_private.secrets (id, name, secret) VALUES ('30000000-0000-4000-8000-000000000099', 'ssh/d1', 'KEY');
-INSERT INTO ssh_configs (instance_id, host, username, host_key_fingerprint, private_key_secret_id)
-VALUES ('30000000-0000-4000-8000-0000000000d1', 'h.internal', 'agent', 'SHA256:' || repeat('B', 43), '30000000-0000-4000-8000-000000000099');
+SELECT agentmarket.set_ssh_config('30000000-0000-4000-8000-0000000000d1', 'h.internal', 22, 'agent',
+    E'-----BEGIN OPENSSH PRIVATE KEY-----\nZHVtcC1rZXk=\n-----END OPENSSH PRIVATE KEY-----', 'SHA256:' || repeat('B', 43)) IS NOT NULL AS ssh_set;
 SELECT agentmarket.reserve_credits('30000000-0000-4000-8000-000000000002', 10, '30000000-0000-4000-8000-0000000000f1',
                                    interval '1 hour', 'dump-hold-1') IS NOT NULL AS held;
 INSERT INTO agentmarket_private.session_task_charges (session_id, task_key, credits)

@@ -117,8 +117,11 @@ SELECT hasnt_column('agentmarket', 'ssh_configs', 'private_key', 'ssh_configs ha
 SELECT is((SELECT count(*)::int FROM information_schema.columns
             WHERE table_schema = 'agentmarket' AND column_name ~ 'private_key' AND column_name !~ '_secret_id$'),
           0, 'no client-visible table has a private key column');
-INSERT INTO agentmarket_private.secrets (id, name, secret)
-VALUES ('10000000-0000-4000-8000-0000000000f1', 'ssh/nt', '-----BEGIN OPENSSH PRIVATE KEY-----');
+INSERT INTO agentmarket_private.secrets (id, name, secret, key_id)
+SELECT '10000000-0000-4000-8000-0000000000f1', 'ssh/nt',
+       agentmarket_private.pgp_armor(agentmarket_private.pgp_sym_encrypt('-----BEGIN OPENSSH PRIVATE KEY-----', k, '')),
+       agentmarket_private.secret_key_id(k)
+  FROM agentmarket_private.secret_key() k;
 SELECT lives_ok($$INSERT INTO ssh_configs (instance_id, host, username, host_key_fingerprint, private_key_secret_id)
                   VALUES ('10000000-0000-4000-8000-0000000000d1', 'am-x.internal', 'agent',
                           'SHA256:' || repeat('A', 43), '10000000-0000-4000-8000-0000000000f1')$$,

@@ -102,9 +102,13 @@ INSERT INTO agentmarket.agent_reviews (id, agent_id, user_id, rating, content) V
 INSERT INTO agentmarket.relay_connections (id, instance_id, relay, external_user_id, config) VALUES
   (pg_temp.fid('RCO'), pg_temp.fid('IO'), 'telegram', 'matrix-tg-owner', '{"bot_token": "secret-owner"}'),
   (pg_temp.fid('RCX'), pg_temp.fid('IX'), 'telegram', 'matrix-tg-other', '{"bot_token": "secret-other"}');
-INSERT INTO agentmarket_private.secrets (id, name, secret) VALUES
-  (pg_temp.fid('KO'), 'matrix-ssh-owner', '-----BEGIN OPENSSH PRIVATE KEY----- owner'),
-  (pg_temp.fid('KX'), 'matrix-ssh-other', '-----BEGIN OPENSSH PRIVATE KEY----- other');
+-- Secrets are stored encrypted only (secrets.sql).
+INSERT INTO agentmarket_private.secrets (id, name, secret, key_id)
+SELECT v.id, v.name, agentmarket_private.pgp_armor(agentmarket_private.pgp_sym_encrypt(v.value, k.key, '')),
+       agentmarket_private.secret_key_id(k.key)
+  FROM (VALUES (pg_temp.fid('KO'), 'matrix-ssh-owner', '-----BEGIN OPENSSH PRIVATE KEY----- owner'),
+               (pg_temp.fid('KX'), 'matrix-ssh-other', '-----BEGIN OPENSSH PRIVATE KEY----- other')) v (id, name, value),
+       (SELECT agentmarket_private.secret_key() AS key) k;
 INSERT INTO agentmarket.ssh_configs (id, instance_id, host, username, host_key_fingerprint, private_key_secret_id) VALUES
   (pg_temp.fid('SSO'), pg_temp.fid('IO'), 'io.internal', 'agent', 'SHA256:' || repeat('A', 43), pg_temp.fid('KO')),
   (pg_temp.fid('SSX'), pg_temp.fid('IX'), 'ix.internal', 'agent', 'SHA256:' || repeat('B', 43), pg_temp.fid('KX'));

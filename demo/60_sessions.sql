@@ -28,16 +28,17 @@ RESET role;
 
 \echo
 \echo 'The platform (service_role) relays the agent''s answers, then ends the session with its metering:'
-\echo '180 compute seconds, 1,200 input and 2,400 output tokens, $0.031250 of infrastructure.'
+\echo '180 compute seconds, 1,200 input and 2,400 output tokens; the infrastructure cost comes from the price'
+\echo 'table: Inbox Zero runs on shared-cpu-1x with 512 MB, 180 s x 0.0000012307 USD/s = 0.000222 USD.'
 SET role service_role;
 SELECT agentmarket.add_message(:'session', 'tool', 'gmail.list(unread)', '{"name": "gmail", "input": {"q": "is:unread"}, "output": "14 messages"}', 0) IS NOT NULL AS tool_call;
 SELECT agentmarket.add_message(:'session', 'assistant', '14 unread: 3 need you today, 11 archived.', tokens_used => 31) IS NOT NULL AS answered;
 SELECT ended_at IS NOT NULL AS ended, compute_seconds, total_input_tokens, total_output_tokens
-  FROM agentmarket.end_session(:'session', 180, 1200, 2400, 0.031250);
+  FROM agentmarket.end_session(:'session', 180, 1200, 2400);
 RESET role;
 
 \echo
-\echo 'Ada''s earnings for it: (0.25 - 0.03125) x 0.85 = 0.1859375, rounded down to 0.1859; the platform keeps the rest.'
+\echo 'Ada''s earnings for it: (0.25 - 0.000222) x 0.85 = 0.2123113, rounded down to 0.2123; the platform keeps the rest.'
 SELECT gross_revenue, compute_cost, creator_amount, platform_amount, creator_rate,
        creator_amount + platform_amount = gross_revenue AS adds_up
   FROM agentmarket.creator_earnings WHERE session_id = :'session';

@@ -225,7 +225,7 @@ COMMENT ON FUNCTION agentmarket.charge_task(uuid, text) IS
     'Platform only: charges a per_task agent''s price for one finished task of an open session; the same idempotency key charges once. PT402 without enough credits.';
 
 CREATE FUNCTION agentmarket.end_session(
-    session_id uuid, compute_seconds integer, input_tokens integer, output_tokens integer, cost_usd numeric)
+    session_id uuid, compute_seconds integer, input_tokens integer, output_tokens integer, cost_usd numeric DEFAULT NULL)
 RETURNS agentmarket.sessions
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, agentmarket, agentmarket_private, pg_temp
@@ -235,6 +235,8 @@ DECLARE
     ag agentmarket.agents;
     rate numeric := agentmarket_private.setting('creator_rate')::numeric;
     split record;
+    final_cost numeric;
+    session_cost numeric;
 BEGIN
     IF NOT agentmarket_private.caller_is_service() THEN
         RAISE EXCEPTION 'only the platform ends sessions' USING ERRCODE = '42501',
@@ -242,12 +244,17 @@ BEGIN
     END IF;
     PERFORM agentmarket_private.session_check_open(s);
     IF COALESCE(end_session.compute_seconds, -1) < 0 OR COALESCE(end_session.input_tokens, -1) < 0
-       OR COALESCE(end_session.output_tokens, -1) < 0 OR COALESCE(end_session.cost_usd, -1) < 0 THEN
+       OR COALESCE(end_session.output_tokens, -1) < 0 THEN
         RAISE EXCEPTION 'metering values must be zero or more' USING ERRCODE = '22023';
     END IF;
     ag := agentmarket_private.session_agent(s);
-    -- The split validates the cost (at most 6 decimals) before anything is written.
-    SELECT * INTO split FROM agentmarket.split_earnings(s.total_credits_consumed, end_session.cost_usd, rate);
+    -- Cost comes from the price table (metering.sql), never from the caller:
+    -- cost_usd is ignored.  The session costs its final seconds plus every
+    -- usage recorded for it before.
+    final_cost := round(agentmarket_private.instance_usd_per_second(s.instance_id) * end_session.compute_seconds, 6);
+    SELECT final_cost + COALESCE(sum(u.cost_usd), 0) INTO session_cost
+      FROM agentmarket.usage_events u WHERE u.session_id OPERATOR(pg_catalog.=) s.id;
+    SELECT * INTO split FROM agentmarket.split_earnings(s.total_credits_consumed, session_cost, rate);
 
     UPDATE agentmarket.sessions x
        SET ended_at = now(),
@@ -258,11 +265,11 @@ BEGIN
     INSERT INTO agentmarket.usage_events (user_id, instance_id, session_id, compute_seconds, input_tokens,
                                           output_tokens, credits_consumed, cost_usd)
     VALUES (s.user_id, s.instance_id, s.id, end_session.compute_seconds, end_session.input_tokens,
-            end_session.output_tokens, s.total_credits_consumed, end_session.cost_usd);
+            end_session.output_tokens, s.total_credits_consumed, final_cost);
     IF s.total_credits_consumed > 0 THEN
         INSERT INTO agentmarket.creator_earnings (creator_id, agent_id, session_id, gross_revenue, compute_cost,
                                                   creator_amount, platform_amount, creator_rate)
-        VALUES (ag.creator_id, ag.id, s.id, split.gross_revenue, end_session.cost_usd,
+        VALUES (ag.creator_id, ag.id, s.id, split.gross_revenue, session_cost,
                 split.creator_amount, split.platform_amount, rate);
     END IF;
     UPDATE agentmarket.agent_instances i SET last_active_at = now() WHERE i.id OPERATOR(pg_catalog.=) s.instance_id;
@@ -270,7 +277,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION agentmarket.end_session(uuid, integer, integer, integer, numeric) IS
-    'Platform only: closes a session with its metering (compute seconds, tokens, infra cost in USD), records the usage event and the creator''s earnings (exact split at the configured creator_rate). 22023 when already ended or for bad metering.';
+    'Platform only: closes a session with its final metering (compute seconds, tokens), records the usage event with its cost from the price table (cost_usd is ignored: cost never comes from the caller) and the creator''s earnings (exact split at the configured creator_rate, net of all the session''s recorded compute cost). 22023 when already ended or for bad metering.';
 
 CREATE FUNCTION agentmarket.refund_session(session_id uuid, reason text DEFAULT NULL)
 RETURNS agentmarket.sessions

@@ -67,6 +67,9 @@ SELECT agentmarket.reserve_credits('30000000-0000-4000-8000-000000000002', 10, '
 INSERT INTO agentmarket_private.session_task_charges (session_id, task_key, credits)
 VALUES ('30000000-0000-4000-8000-0000000000f1', 'task-1', 10);
 SELECT agentmarket.configure('creator_rate', '0.80');
+SELECT agentmarket.set_machine_price('shared-cpu-1x', 512, 0.0000013);
+SELECT count(*) AS recorded FROM agentmarket.record_usage('[{"instance_id": "30000000-0000-4000-8000-0000000000d1",
+  "session_id": "30000000-0000-4000-8000-0000000000f1", "compute_seconds": 30, "idempotency_key": "dump-usage-1"}]');
 SELECT agentmarket_private.enqueue_job('fly.provision_instance', '{"instance_id": "30000000-0000-4000-8000-0000000000d1"}', 'dump-job-1') > 0 AS enqueued;
 SELECT agentmarket_private.enqueue_job('fly.stop_machine', '{"instance_id": "30000000-0000-4000-8000-0000000000d1"}', 'dump-job-2') > 0 AS enqueued;
 

@@ -40,7 +40,7 @@ SELECT is_empty($$SELECT c.oid::regclass::text FROM pg_class c
                    WHERE c.relnamespace IN ('agentmarket'::regnamespace, 'agentmarket_private'::regnamespace)
                      AND c.relkind = 'r'
                      AND c.oid <> ALL (SELECT unnest(extconfig) FROM pg_extension WHERE extname = 'agentmarket')
-                     AND c.relname NOT IN ('setting_definitions')$$,
+                     AND c.relname NOT IN ('setting_definitions', 'machine_price_list')$$,
     'every table that holds data is registered with pg_extension_config_dump');
 SELECT is_empty($$SELECT c.oid::regclass::text FROM pg_class c
                    WHERE c.relnamespace IN ('agentmarket'::regnamespace, 'agentmarket_private'::regnamespace)

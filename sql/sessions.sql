@@ -27,6 +27,10 @@ INSERT INTO agents (id, creator_id, slug, name, tagline, description, category, 
    't', 'd', 'research', 'published', 'per_task', 10, 'https://x/2', '{}', now()),
   ('50000000-0000-4000-8000-0000000000a3', '50000000-0000-4000-8000-00000000c001', 'sess-free', 'Free',
    't', 'd', 'research', 'published', 'free', NULL, 'https://x/3', '{}', now());
+-- Compute prices (metering.sql) that give round costs.
+UPDATE agents SET fly_machine_size = 'performance-1x', fly_machine_memory_mb = 2048 WHERE id = '50000000-0000-4000-8000-0000000000a1';
+UPDATE agents SET fly_machine_size = 'performance-2x', fly_machine_memory_mb = 4096 WHERE id = '50000000-0000-4000-8000-0000000000a2';
+SELECT set_machine_price('performance-1x', 2048, 0.000102875), set_machine_price('performance-2x', 4096, 0.02) \g /dev/null
 INSERT INTO agent_instances (id, user_id, agent_id, fly_app_name, fly_machine_id, status) VALUES
   ('50000000-0000-4000-8000-0000000000d1', '50000000-0000-4000-8000-00000000e001', '50000000-0000-4000-8000-0000000000a1', 'am-d1', 'm1', 'running'),
   ('50000000-0000-4000-8000-0000000000d2', '50000000-0000-4000-8000-00000000e001', '50000000-0000-4000-8000-0000000000a2', 'am-d2', 'm2', 'running'),
@@ -98,19 +102,19 @@ SELECT lives_ok($$SELECT add_message((SELECT id FROM ids WHERE name = 'web'), 'a
     'the platform adds the agent''s answer');
 SELECT lives_ok($$SELECT add_message((SELECT id FROM ids WHERE name = 'web'), 'tool', 'ok', '{"name": "gmail", "input": {}, "output": "3"}', 0)$$,
     'the platform adds a tool call');
-SELECT throws_ok($$SELECT end_session((SELECT id FROM ids WHERE name = 'web'), 60, 100, 200, 0.0123456)$$, '22023',
-    'compute cost has more than 6 decimals', 'a cost finer than the column is refused');
+SELECT throws_ok($$SELECT end_session((SELECT id FROM ids WHERE name = 'web'), 60, NULL, 200)$$, '22023',
+    'metering values must be zero or more', 'missing metering is refused');
 SELECT is((SELECT ended_at FROM sessions WHERE id = (SELECT id FROM ids WHERE name = 'web')), NULL,
     'and the session stays open');
 SELECT throws_ok($$SELECT end_session((SELECT id FROM ids WHERE name = 'web'), -1, 0, 0, 0)$$, '22023', NULL,
     'negative metering is refused');
-SELECT lives_ok($$SELECT end_session((SELECT id FROM ids WHERE name = 'web'), 120, 100, 200, 0.012345)$$,
-    'the platform ends the session with its metering');
+SELECT lives_ok($$SELECT end_session((SELECT id FROM ids WHERE name = 'web'), 120, 100, 200, 9.99)$$,
+    'the platform ends the session with its metering (a cost it passes is ignored)');
 SELECT is((SELECT compute_seconds || '/' || total_input_tokens || '/' || total_output_tokens FROM sessions
             WHERE id = (SELECT id FROM ids WHERE name = 'web') AND ended_at IS NOT NULL), '120/100/200',
     'the session keeps its totals');
 SELECT is((SELECT credits_consumed || '/' || cost_usd FROM usage_events WHERE session_id = (SELECT id FROM ids WHERE name = 'web')),
-    '25/0.012345', 'one usage event with the credits and the infra cost');
+    '25/0.012345', 'one usage event with the credits and the infra cost from the price table (120 s x 0.000102875)');
 SELECT is((SELECT row(gross_revenue, creator_amount, platform_amount, creator_rate)::text FROM creator_earnings
             WHERE session_id = (SELECT id FROM ids WHERE name = 'web')),
           '(0.2500,0.2020,0.0480,0.85)', 'the creator earns (0.25 - 0.012345) x 0.85 rounded down');
@@ -134,7 +138,7 @@ SELECT throws_ok($$SELECT charge_task((SELECT id FROM ids WHERE name = 'telegram
     'a per_session agent has no task charges');
 SELECT throws_ok($$SELECT charge_task((SELECT id FROM ids WHERE name = 'task'), NULL)$$, '22023', NULL,
     'a task charge needs its key');
-SELECT lives_ok($$SELECT end_session((SELECT id FROM ids WHERE name = 'task'), 30, 0, 0, 0.5)$$, 'end with cost above gross');
+SELECT lives_ok($$SELECT end_session((SELECT id FROM ids WHERE name = 'task'), 30, 0, 0)$$, 'end with cost above gross (30 s x 0.02)');
 SELECT is((SELECT creator_amount || '/' || platform_amount FROM creator_earnings WHERE session_id = (SELECT id FROM ids WHERE name = 'task')),
     '0.0000/0.2000', 'compute above gross: the creator gets 0, never less');
 RESET ROLE;

@@ -62,6 +62,10 @@ INSERT INTO agentmarket_private.processed_webhook_events (event_id, type, outcom
 VALUES ('evt_dump', 'invoice.paid', 'ignored', '{"outcome": "ignored"}');
 SELECT agentmarket.set_ssh_config('30000000-0000-4000-8000-0000000000d1', 'h.internal', 22, 'agent',
     E'-----BEGIN OPENSSH PRIVATE KEY-----\nZHVtcC1rZXk=\n-----END OPENSSH PRIVATE KEY-----', 'SHA256:' || repeat('B', 43)) IS NOT NULL AS ssh_set;
+-- A pending relay connection with a token: its code and its secret.
+UPDATE agents SET supported_relays = '{telegram}' WHERE id = '30000000-0000-4000-8000-0000000000a1';
+SELECT count(*) FROM agentmarket.connect_relay('30000000-0000-4000-8000-0000000000d1', 'telegram',
+    '{"bot_username": "dumpbot", "bot_token": "123:dump"}');
 SELECT agentmarket.reserve_credits('30000000-0000-4000-8000-000000000002', 10, '30000000-0000-4000-8000-0000000000f1',
                                    interval '1 hour', 'dump-hold-1') IS NOT NULL AS held;
 INSERT INTO agentmarket_private.session_task_charges (session_id, task_key, credits)

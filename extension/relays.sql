@@ -36,15 +36,14 @@ COMMENT ON COLUMN agentmarket.relay_connections.status IS
 COMMENT ON COLUMN agentmarket.relay_connections.config IS
     'The relay''s non-secret settings (ids, names); its tokens are in agentmarket_private.secrets.';
 
--- Sessions opened by a relay belong to its connection: one open at a time.
-ALTER TABLE agentmarket.sessions
-  ADD COLUMN relay_connection_id UUID REFERENCES agentmarket.relay_connections(id) ON DELETE SET NULL;
-COMMENT ON COLUMN agentmarket.sessions.relay_connection_id IS
-    'The relay connection whose chat this session serves (NULL for web sessions).';
-CREATE UNIQUE INDEX sessions_one_open_per_relay_connection ON agentmarket.sessions (relay_connection_id)
-    WHERE ended_at IS NULL AND relay_connection_id IS NOT NULL;
-CREATE INDEX idx_sessions_relay_connection ON agentmarket.sessions (relay_connection_id)
-    WHERE relay_connection_id IS NOT NULL;
+-- The session a connection's chat is in: messages go there while it is open.
+-- Kept on the connection, not on sessions, so that routing locks one row.
+ALTER TABLE agentmarket.relay_connections
+  ADD COLUMN current_session_id UUID REFERENCES agentmarket.sessions(id) ON DELETE SET NULL;
+COMMENT ON COLUMN agentmarket.relay_connections.current_session_id IS
+    'The session the chat was last routed to; a new one is opened when it has ended.';
+CREATE INDEX idx_relay_current_session ON agentmarket.relay_connections (current_session_id)
+    WHERE current_session_id IS NOT NULL;
 
 -- What each relay's configuration holds.
 CREATE TABLE agentmarket_private.relay_kinds (
@@ -518,7 +517,7 @@ BEGIN
     END IF;
 
     SELECT * INTO s FROM agentmarket.sessions x
-     WHERE x.relay_connection_id OPERATOR(pg_catalog.=) conn.id AND x.ended_at IS NULL;
+     WHERE x.id OPERATOR(pg_catalog.=) conn.current_session_id AND x.ended_at IS NULL;
     IF NOT FOUND THEN
         -- A new session, paid as start_session pays: per_session now (PT402
         -- without the credits, and nothing is written); per_task needs the
@@ -529,9 +528,10 @@ BEGIN
                 DETAIL = pg_catalog.format('A task of agent "%s" costs %s credits.', ag.slug, ag.credits_per_session),
                 HINT = 'The user buys credits before talking to the agent.';
         END IF;
-        INSERT INTO agentmarket.sessions (instance_id, user_id, relay, relay_connection_id)
-        VALUES (inst.id, inst.user_id, k.relay, conn.id)
+        INSERT INTO agentmarket.sessions (instance_id, user_id, relay)
+        VALUES (inst.id, inst.user_id, k.relay)
         RETURNING * INTO s;
+        UPDATE agentmarket.relay_connections c SET current_session_id = s.id WHERE c.id OPERATOR(pg_catalog.=) conn.id;
         IF ag.pricing_model OPERATOR(pg_catalog.=) 'per_session' AND COALESCE(ag.credits_per_session, 0) OPERATOR(pg_catalog.>) 0 THEN
             PERFORM agentmarket.deduct_credits(inst.user_id, ag.credits_per_session, s.id,
                                                'session:' || s.id::text, pg_catalog.format('Session with %s', ag.name));

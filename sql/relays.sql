@@ -172,7 +172,8 @@ SELECT is((SELECT r->>'new_session' || ' ' || (r->>'waking') || ' ' || (r->>'ins
                   || ' ' || (r->>'fly_machine_id') || ' ' || (r->>'instance_id') FROM routed WHERE name = 'm1'),
     'true false running am-r1 m1 72000000-0000-4000-8000-0000000000d1',
     'the first message opens a session and says where the instance runs');
-SELECT is((SELECT relay || ' ' || (relay_connection_id = pg_temp.conn('tg1')) || ' ' || user_id || ' ' || total_credits_consumed
+SELECT is((SELECT relay || ' ' || (id = (SELECT current_session_id FROM relay_connections WHERE id = pg_temp.conn('tg1')))
+                  || ' ' || user_id || ' ' || total_credits_consumed
              FROM sessions WHERE id = (SELECT (r->>'session_id')::uuid FROM routed WHERE name = 'm1')),
     'telegram true 72000000-0000-4000-8000-00000000e001 10', 'a telegram session of the owner, paid per session');
 SELECT is((SELECT role || ': ' || content FROM messages WHERE id = (SELECT (r->>'message_id')::uuid FROM routed WHERE name = 'm1')),

@@ -337,7 +337,7 @@ INSERT INTO matrix (tbl, op, stmt, expect, rule) VALUES
 ('relay_connections', 'insert', $$INSERT INTO agentmarket.relay_connections (instance_id, relay, external_user_id)
    VALUES (pg_temp.fid('IO'), 'telegram', 'matrix-tg-new')$$,
  '{error:42501,error:42501,error:42501,error:42501,error:42501,rows:1}', 'relays are connected by the platform once verified'),
-('relay_connections', 'update', $$UPDATE agentmarket.relay_connections SET status = 'paused' WHERE id = pg_temp.fid('RCO')$$,
+('relay_connections', 'update', $$UPDATE agentmarket.relay_connections SET status = 'disconnected' WHERE id = pg_temp.fid('RCO')$$,
  '{error:42501,error:42501,error:42501,error:42501,error:42501,rows:1}', 'relays are managed by the platform'),
 ('relay_connections', 'delete', $$DELETE FROM agentmarket.relay_connections WHERE id = pg_temp.fid('RCO')$$,
  '{error:42501,rows:1,rows:0,rows:0,rows:0,rows:1}', 'the owner of the instance disconnects'),

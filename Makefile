@@ -20,7 +20,8 @@ OBJS = $(patsubst %.c,%.o,$(sort $(wildcard extension/*.c)))
 # it names a missing part or leaves one out.
 SQL_PART_ORDER = schema config identity queue security credits marketplace search \
                  sessions earnings payments payouts secrets \
-                 metering relays workspaces
+                 metering relays workspaces \
+                 billing
 SQL_PARTS = $(patsubst %,extension/%.sql,$(SQL_PART_ORDER))
 SQL_PARTS_ON_DISK = $(filter-out extension/header.sql extension/$(EXTENSION)--%.sql,$(wildcard extension/*.sql))
 ifneq ($(words $(SQL_PART_ORDER)),$(words $(sort $(SQL_PART_ORDER))))

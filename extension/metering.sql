@@ -206,7 +206,8 @@ SELECT pg_catalog.pg_extension_config_dump('agentmarket_private.usage_keys', '')
 -- folded yet.
 CREATE TABLE agentmarket_private.usage_pending (
   usage_event_id UUID PRIMARY KEY, -- no foreign key: the row is inserted beside it, and checking costs
-  session_id UUID
+  session_id UUID,
+  fold_session BOOLEAN NOT NULL DEFAULT true -- false: the session's totals already count it (end_session)
 );
 CREATE INDEX usage_pending_session ON agentmarket_private.usage_pending (session_id) WHERE session_id IS NOT NULL;
 COMMENT ON TABLE agentmarket_private.usage_pending IS

@@ -237,6 +237,7 @@ DECLARE
     split record;
     final_cost numeric;
     session_cost numeric;
+    final_usage_id uuid;
 BEGIN
     IF NOT agentmarket_private.caller_is_service() THEN
         RAISE EXCEPTION 'only the platform ends sessions' USING ERRCODE = '42501',
@@ -265,7 +266,11 @@ BEGIN
     INSERT INTO agentmarket.usage_events (user_id, instance_id, session_id, compute_seconds, input_tokens,
                                           output_tokens, credits_consumed, cost_usd)
     VALUES (s.user_id, s.instance_id, s.id, end_session.compute_seconds, end_session.input_tokens,
-            end_session.output_tokens, s.total_credits_consumed, final_cost);
+            end_session.output_tokens, s.total_credits_consumed, final_cost)
+    RETURNING id INTO final_usage_id;
+    -- For the rollup's instance costs (billing.sql); the totals above count it.
+    INSERT INTO agentmarket_private.usage_pending (usage_event_id, session_id, fold_session)
+    VALUES (final_usage_id, s.id, false);
     IF s.total_credits_consumed > 0 THEN
         INSERT INTO agentmarket.creator_earnings (creator_id, agent_id, session_id, gross_revenue, compute_cost,
                                                   creator_amount, platform_amount, creator_rate)

@@ -850,14 +850,23 @@ CREATE VIEW agentmarket_private.queue_depth AS
 COMMENT ON VIEW agentmarket_private.queue_depth IS
     'Jobs per kind and status, with the earliest run_at and how many queued ones are due now.';
 
+-- A running job whose lease ran out is due again since its lease expired: a
+-- dead sidecar's jobs are lag too.
 CREATE VIEW agentmarket_private.queue_oldest_due AS
-    SELECT j.id, j.kind, j.run_at, pg_catalog.now() OPERATOR(pg_catalog.-) j.run_at AS waiting, j.attempts, j.last_error
-      FROM agentmarket_private.jobs j
-     WHERE j.status OPERATOR(pg_catalog.=) 'queued' AND j.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()
-     ORDER BY j.run_at
+    SELECT d.id, d.kind, d.run_at, pg_catalog.now() OPERATOR(pg_catalog.-) d.run_at AS waiting,
+           d.attempts, d.last_error, d.orphaned
+      FROM (SELECT j.id, j.kind, j.run_at, j.attempts, j.last_error, false AS orphaned
+              FROM agentmarket_private.jobs j
+             WHERE j.status OPERATOR(pg_catalog.=) 'queued' AND j.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()
+            UNION ALL
+            SELECT j.id, j.kind, j.lease_expires_at, j.attempts, j.last_error, true
+              FROM agentmarket_private.jobs j
+             WHERE j.status OPERATOR(pg_catalog.=) 'running'
+               AND j.lease_expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()) d
+     ORDER BY d.run_at
      LIMIT 1;
 COMMENT ON VIEW agentmarket_private.queue_oldest_due IS
-    'The queued job that has been due longest (empty when nothing is due): the sidecars'' lag.';
+    'The job due longest (empty when nothing is due): queued and due since run_at, or orphaned (running, lease expired) since its lease ran out; the sidecars'' lag.';
 
 CREATE VIEW agentmarket_private.dead_jobs AS
     SELECT j.id, j.kind, j.payload, j.attempts, j.last_error, j.created_at, j.finished_at

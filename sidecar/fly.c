@@ -45,6 +45,12 @@ fly_call(job *j, const char *method, const char *path, json_t *body, long timeou
 		headers = curl_slist_append(headers, "Content-Type: application/json");
 		text = json_dumps(body, JSON_COMPACT);
 	}
+	else if (strcmp(method, "POST") == 0)
+	{
+		/* start, stop, suspend take no parameters: an empty JSON object, as JSON. */
+		headers = curl_slist_append(headers, "Content-Type: application/json");
+		text = strdup("{}");
+	}
 	if (http_send(j, method, url, headers, text, timeout_ms ? timeout_ms : config.request_timeout_ms,
 				  strcmp(method, "GET") != 0, done) != 0)
 		job_fail(j, 0, -1, "fly: could not start %s %s", method, path);
@@ -69,13 +75,42 @@ bad:
 	return NULL;
 }
 
-/* Fail the job from an unexpected answer; retryable unless a final 4xx. */
+/* Restarts of one attempt after transient failures, before it fails as a whole. */
+#define FLY_RESTARTS 4
+/* A Retry-After longer than this is left to the queue's backoff. */
+#define FLY_RESTART_MAX_DELAY_S 10
+
+/*
+ * Fail the job from an unexpected answer; retryable unless a final 4xx.
+ * Provisions and destroys, whose every step can be replayed (each looks
+ * before it creates), first start over within the attempt a few times,
+ * after a short backoff (or the Retry-After asked): a transient fault costs
+ * a second rather than an attempt of the job's budget.
+ */
 static void
 fly_fail_from(job *j, const http_response *r, const char *what)
 {
 	char	   *msg = error_message_from(r, "fly");
 	int			retryable = r->status == 0 || r->status == 408 || r->status == 429 || r->status >= 500;
+	double		delay = 0.5 * (1 << j->restarts);
 
+	if (r->retry_after_s > delay)
+		delay = r->retry_after_s;
+	if (retryable && j->restarts < FLY_RESTARTS && delay <= FLY_RESTART_MAX_DELAY_S &&
+		(strcmp(j->kind, "fly.provision_instance") == 0 || strcmp(j->kind, "fly.destroy_instance") == 0))
+	{
+		char		error[800];
+
+		snprintf(error, sizeof(error), "%s: %s", what, msg);
+		j->restarts++;
+		j->lookup = 1;			/* the failed call may have taken effect */
+		j->restart_at = now_seconds() + delay;
+		log_event("info", "job_restart",
+				  json_pack("{sIsssisisssf}", "job", (json_int_t) j->id, "kind", j->kind, "attempt", j->attempt,
+							"restart", j->restarts, "error", error, "delay", delay));
+		free(msg);
+		return;
+	}
 	job_fail(j, !retryable, r->retry_after_s, "%s: %s", what, msg);
 	free(msg);
 }
@@ -524,6 +559,14 @@ fly_destroy_machine(job *j)
 
 	snprintf(path, sizeof(path), "/apps/%s/machines/%s?force=true", json_str(j->request, "app_name"), j->machine_id);
 	fly_call(j, "DELETE", path, NULL, 0, fly_machine_destroyed);
+}
+
+/* Start a Fly job over within its attempt, looking before creating. */
+void
+fly_restart(job *j)
+{
+	set_id(j, &j->volume_id, NULL);
+	fly_start(j);
 }
 
 /* Start a Fly job. */

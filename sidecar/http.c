@@ -27,11 +27,14 @@ typedef struct http_call
 	char		errbuf[CURL_ERROR_SIZE];
 	job		   *owner;
 	http_done_fn done;
+	struct http_call *prev;		/* the list of calls in flight */
+	struct http_call *next;
 } http_call;
 
 static CURLM *multi;
 static CURLSH *share;
 static int	in_flight;
+static http_call *calls;
 
 /* Set up libcurl once for the process. */
 int
@@ -146,6 +149,12 @@ http_write_header(char *data, size_t size, size_t n, void *userdata)
 static void
 http_call_free(http_call *call)
 {
+	if (call->prev != NULL)
+		call->prev->next = call->next;
+	else if (calls == call)
+		calls = call->next;
+	if (call->next != NULL)
+		call->next->prev = call->prev;
 	if (call->easy != NULL)
 	{
 		curl_multi_remove_handle(multi, call->easy);
@@ -225,7 +234,7 @@ http_send(job *j, const char *method, const char *url, struct curl_slist *header
 #else
 	ok &= curl_easy_setopt(easy, CURLOPT_PROTOCOLS, (long) (CURLPROTO_HTTP | CURLPROTO_HTTPS)) == CURLE_OK;
 #endif
-	ok &= curl_easy_setopt(easy, CURLOPT_USERAGENT, "agentmarket-sidecar/0.1") == CURLE_OK;
+	ok &= curl_easy_setopt(easy, CURLOPT_USERAGENT, "agentmarket-sidecar/" SIDECAR_VERSION) == CURLE_OK;
 	ok &= curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L) == CURLE_OK;
 	/*
 	 * libcurl silently re-sends a request whose reused connection closed
@@ -240,37 +249,60 @@ http_send(job *j, const char *method, const char *url, struct curl_slist *header
 		http_call_free(call);
 		return -1;
 	}
+	call->next = calls;
+	if (calls != NULL)
+		calls->prev = call;
+	calls = call;
 	in_flight++;
 	return 0;
 }
 
 /*
- * Drive the transfers for up to timeout_ms (less when one completes), also
- * waking when extra_fd (the database socket, -1 none) is readable; calls
- * the done callback of every completed transfer.  Returns 1 when extra_fd
- * became readable, else 0.
+ * Abandon the calls of job j in flight (its lease ran out, or the drain
+ * deadline passed): their done callbacks are never called.  Returns how many.
  */
 int
-http_run(int timeout_ms, int extra_fd)
+http_cancel(job *j)
 {
-	struct curl_waitfd extra;
+	http_call  *call = calls;
+	int			n = 0;
+
+	while (call != NULL)
+	{
+		http_call  *next = call->next;
+
+		if (call->owner == j)
+		{
+			http_call_free(call);
+			in_flight--;
+			n++;
+		}
+		call = next;
+	}
+	return n;
+}
+
+/*
+ * Drive the transfers for up to timeout_ms (less when one completes), also
+ * waking when one of fds (the database socket, the health endpoint) is
+ * ready, with its revents set; calls the done callback of every completed
+ * transfer.
+ */
+void
+http_run(int timeout_ms, struct curl_waitfd *fds, unsigned int nfds)
+{
 	int			running = 0;
 	int			numfds = 0;
-	int			extra_ready = 0;
 	CURLMsg    *msg;
 	int			left;
 	CURLMcode	mc;
+	unsigned int i;
 
+	for (i = 0; i < nfds; i++)
+		fds[i].revents = 0;
 	mc = curl_multi_perform(multi, &running);
 	if (mc == CURLM_OK)
-	{
-		extra.fd = extra_fd;
-		extra.events = CURL_WAIT_POLLIN;
-		extra.revents = 0;
-		mc = curl_multi_poll(multi, extra_fd >= 0 ? &extra : NULL, extra_fd >= 0 ? 1 : 0, timeout_ms, &numfds);
-		if (mc == CURLM_OK && extra_fd >= 0 && extra.revents != 0)
-			extra_ready = 1;
-	}
+		mc = curl_multi_poll(multi, nfds > 0 ? fds : NULL, nfds, timeout_ms, &numfds);
 	if (mc == CURLM_OK)
 		mc = curl_multi_perform(multi, &running);
 	if (mc != CURLM_OK)
@@ -304,5 +336,4 @@ http_run(int timeout_ms, int extra_fd)
 		call->done(call->owner, &r);
 		http_call_free(call);
 	}
-	return extra_ready;
 }

@@ -2,13 +2,21 @@
  * main.c
  *	  agentmarket-sidecar: configuration, signals and the loop.
  *
- *	  claim a batch (committed) -> perform the calls concurrently (curl multi)
- *	  -> report each outcome in its own transaction -> claim again when there
- *	  is room, on NOTIFY agentmarket_jobs, or every --poll-ms.  --once drains
- *	  what is due and exits; otherwise SIGTERM/SIGINT stop claiming and the
- *	  loop ends when the calls in flight have finished and been reported.
+ *	  claim a batch (committed, with a short lease) -> perform the calls
+ *	  concurrently (curl multi) while a heartbeat renews the leases -> report
+ *	  the outcomes in a new transaction -> claim again when there is room, on
+ *	  NOTIFY agentmarket_jobs, or every --poll-ms.
+ *
+ *	  The database may go away at any time: the calls in flight go on, their
+ *	  outcomes wait in the report backlog, and everything is reported once it
+ *	  is back (it is tried with backoff).  A job whose lease could not be
+ *	  renewed in time is abandoned before it can run twice at once.  --once
+ *	  drains what is due and exits; otherwise SIGTERM/SIGINT stop claiming,
+ *	  and what is not done within --drain-seconds is released for another
+ *	  sidecar (a second signal releases at once); the exit status is 0.
  *-------------------------------------------------------------------------
  */
+#include <errno.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -22,13 +30,21 @@
 sidecar_config config;
 volatile sig_atomic_t stop_requested = 0;
 
+/* A job is abandoned this long before its lease could run out in the database. */
+#define LEASE_MARGIN_S 1.0
 
-/* SIGTERM/SIGINT: stop claiming; in-flight calls finish and are reported. */
+static job *active_jobs;		/* claimed, being performed */
+static int	active;
+static job *backlog;			/* ended, outcome not reported yet */
+static int	backlog_count;
+
+
+/* SIGTERM/SIGINT: stop claiming and drain; a second one: release now. */
 static void
 on_stop_signal(int sig)
 {
 	(void) sig;
-	stop_requested = 1;
+	stop_requested = stop_requested ? 2 : 1;
 }
 
 /* Integer from the environment, or dflt. */
@@ -49,6 +65,57 @@ env_str(const char *name)
 	return v && *v ? v : NULL;
 }
 
+/*
+ * A secret from NAME, or from the file NAME_FILE names (systemd credentials,
+ * Docker and Kubernetes secrets); trailing newlines are dropped.  Exits when
+ * both are set or the file cannot be read.
+ */
+static const char *
+env_secret(const char *name)
+{
+	char		file_var[128];
+	const char *path;
+	FILE	   *f;
+	char	   *buf;
+	size_t		n;
+
+	snprintf(file_var, sizeof(file_var), "%s_FILE", name);
+	path = env_str(file_var);
+	if (path == NULL)
+		return env_str(name);
+	if (env_str(name) != NULL)
+	{
+		fprintf(stderr, "agentmarket-sidecar: set %s or %s, not both\n", name, file_var);
+		exit(2);
+	}
+	f = fopen(path, "r");
+	buf = malloc(65536);
+	if (f == NULL || buf == NULL)
+	{
+		fprintf(stderr, "agentmarket-sidecar: cannot read %s (%s): %s\n", file_var, path,
+				f == NULL ? strerror(errno) : "out of memory");
+		exit(2);
+	}
+	n = fread(buf, 1, 65535, f);
+	fclose(f);
+	buf[n] = '\0';
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+		buf[--n] = '\0';
+	if (n == 0)
+	{
+		fprintf(stderr, "agentmarket-sidecar: %s (%s) is empty\n", file_var, path);
+		exit(2);
+	}
+	return buf;					/* kept for the life of the process */
+}
+
+/* Whether an on/off setting is on. */
+static int
+is_on(const char *v)
+{
+	return !(strcmp(v, "0") == 0 || strcmp(v, "off") == 0 || strcmp(v, "false") == 0 || strcmp(v, "no") == 0);
+}
+
 /* Print usage. */
 static void
 usage(FILE *out)
@@ -56,11 +123,14 @@ usage(FILE *out)
 	fprintf(out,
 			"usage: agentmarket-sidecar [--once] [--concurrency N] [--batch N]\n"
 			"         [--connect-timeout-ms N] [--request-timeout-ms N] [--fly-wait-seconds N]\n"
-			"         [--lease-seconds N] [--poll-ms N] [--rate-limit-delay-seconds N]\n"
-			"         [--worker NAME] [--log-level debug|info|warn|error]\n"
+			"         [--lease-seconds N] [--poll-ms N] [--no-listen] [--drain-seconds N]\n"
+			"         [--rate-limit-delay-seconds N] [--health-port N] [--health-address IP]\n"
+			"         [--worker NAME] [--log-level debug|info|warn|error] [--version]\n"
 			"environment: AGENTMARKET_DSN (or PG*), FLY_API_TOKEN, FLY_API_BASE_URL, FLY_ORG_SLUG,\n"
-			"  STRIPE_SECRET_KEY, STRIPE_API_BASE_URL, AGENTMARKET_SIDECAR_CONCURRENCY, ..._BATCH,\n"
-			"  ..._CONNECT_TIMEOUT_MS, ..._REQUEST_TIMEOUT_MS, ..._LEASE_SECONDS, ..._POLL_MS\n");
+			"  STRIPE_SECRET_KEY, STRIPE_API_BASE_URL (secrets also as NAME_FILE: a file holding it),\n"
+			"  AGENTMARKET_SIDECAR_CONCURRENCY, ..._BATCH, ..._CONNECT_TIMEOUT_MS, ..._REQUEST_TIMEOUT_MS,\n"
+			"  ..._FLY_WAIT_SECONDS, ..._LEASE_SECONDS, ..._POLL_MS, ..._LISTEN, ..._DRAIN_SECONDS,\n"
+			"  ..._RATE_LIMIT_DELAY_SECONDS, ..._HEALTH_PORT, ..._HEALTH_ADDRESS, ..._LOG_LEVEL\n");
 }
 
 /* Fill config from the environment, then the flags; exits on bad usage. */
@@ -76,9 +146,14 @@ configure(int argc, char **argv)
 		{"fly-wait-seconds", required_argument, NULL, 'W'},
 		{"lease-seconds", required_argument, NULL, 'l'},
 		{"poll-ms", required_argument, NULL, 'p'},
+		{"no-listen", no_argument, NULL, 'n'},
+		{"drain-seconds", required_argument, NULL, 'd'},
 		{"rate-limit-delay-seconds", required_argument, NULL, 'r'},
+		{"health-port", required_argument, NULL, 'H'},
+		{"health-address", required_argument, NULL, 'A'},
 		{"worker", required_argument, NULL, 'w'},
 		{"log-level", required_argument, NULL, 'L'},
+		{"version", no_argument, NULL, 'V'},
 		{"help", no_argument, NULL, 'h'},
 		{NULL, 0, NULL, 0}
 	};
@@ -87,20 +162,25 @@ configure(int argc, char **argv)
 	int			c;
 	size_t		i;
 
-	config.dsn = env_str("AGENTMARKET_DSN");
-	config.fly_token = env_str("FLY_API_TOKEN");
+	config.dsn = env_secret("AGENTMARKET_DSN");
+	config.fly_token = env_secret("FLY_API_TOKEN");
 	config.fly_base_url = env_str("FLY_API_BASE_URL") ? env_str("FLY_API_BASE_URL") : "https://api.machines.dev";
 	config.fly_org_slug = env_str("FLY_ORG_SLUG");
-	config.stripe_key = env_str("STRIPE_SECRET_KEY");
+	config.stripe_key = env_secret("STRIPE_SECRET_KEY");
 	config.stripe_base_url = env_str("STRIPE_API_BASE_URL") ? env_str("STRIPE_API_BASE_URL") : "https://api.stripe.com";
 	config.concurrency = (int) env_long("AGENTMARKET_SIDECAR_CONCURRENCY", 32);
 	config.batch = (int) env_long("AGENTMARKET_SIDECAR_BATCH", 0);
 	config.connect_timeout_ms = env_long("AGENTMARKET_SIDECAR_CONNECT_TIMEOUT_MS", 5000);
 	config.request_timeout_ms = env_long("AGENTMARKET_SIDECAR_REQUEST_TIMEOUT_MS", 30000);
 	config.fly_wait_seconds = (int) env_long("AGENTMARKET_SIDECAR_FLY_WAIT_SECONDS", 60);
-	config.lease_seconds = (int) env_long("AGENTMARKET_SIDECAR_LEASE_SECONDS", 600);
+	config.lease_seconds = (int) env_long("AGENTMARKET_SIDECAR_LEASE_SECONDS", 30);
 	config.poll_ms = (int) env_long("AGENTMARKET_SIDECAR_POLL_MS", 1000);
+	config.listen = env_str("AGENTMARKET_SIDECAR_LISTEN") ? is_on(env_str("AGENTMARKET_SIDECAR_LISTEN")) : 1;
+	config.drain_seconds = (int) env_long("AGENTMARKET_SIDECAR_DRAIN_SECONDS", 20);
 	config.rate_limit_delay_s = (int) env_long("AGENTMARKET_SIDECAR_RATE_LIMIT_DELAY_SECONDS", 30);
+	config.health_port = (int) env_long("AGENTMARKET_SIDECAR_HEALTH_PORT", 0);
+	config.health_address = env_str("AGENTMARKET_SIDECAR_HEALTH_ADDRESS") ?
+		env_str("AGENTMARKET_SIDECAR_HEALTH_ADDRESS") : "127.0.0.1";
 	if (env_str("AGENTMARKET_SIDECAR_LOG_LEVEL"))
 		log_level = env_str("AGENTMARKET_SIDECAR_LOG_LEVEL");
 	gethostname(host, sizeof(host) - 1);
@@ -119,12 +199,22 @@ configure(int argc, char **argv)
 			case 'W': config.fly_wait_seconds = atoi(optarg); break;
 			case 'l': config.lease_seconds = atoi(optarg); break;
 			case 'p': config.poll_ms = atoi(optarg); break;
+			case 'n': config.listen = 0; break;
+			case 'd': config.drain_seconds = atoi(optarg); break;
 			case 'r': config.rate_limit_delay_s = atoi(optarg); break;
+			case 'H': config.health_port = atoi(optarg); break;
+			case 'A': config.health_address = optarg; break;
 			case 'w': snprintf(config.worker, sizeof(config.worker), "%s", optarg); break;
 			case 'L': log_level = optarg; break;
+			case 'V': printf("agentmarket-sidecar %s\n", SIDECAR_VERSION); exit(0);
 			case 'h': usage(stdout); exit(0);
 			default: usage(stderr); exit(2);
 		}
+	}
+	if (optind < argc)
+	{
+		usage(stderr);
+		exit(2);
 	}
 	if (log_set_level(log_level) != 0)
 	{
@@ -139,26 +229,44 @@ configure(int argc, char **argv)
 		config.batch = config.concurrency;
 	if (config.concurrency < 1 || config.concurrency > 4096 || config.batch > 10000 ||
 		config.connect_timeout_ms < 1 || config.request_timeout_ms < 1 || config.fly_wait_seconds < 1 ||
-		config.fly_wait_seconds > 60 || config.lease_seconds < 1 || config.poll_ms < 1)
+		config.fly_wait_seconds > 60 || config.lease_seconds < 3 || config.lease_seconds > 86400 ||
+		config.poll_ms < 1 || config.drain_seconds < 0 || config.drain_seconds > 86400 ||
+		config.health_port < 0 || config.health_port > 65535)
 	{
 		fprintf(stderr, "agentmarket-sidecar: a setting is out of range\n");
 		usage(stderr);
 		exit(2);
 	}
-	/* A lease must outlive the longest job, or a slow job would run twice. */
-	if (config.lease_seconds * 1000L < 6 * (config.request_timeout_ms + config.fly_wait_seconds * 1000L))
-		log_event("warn", "lease_shorter_than_jobs",
-				  json_pack("{sisI}", "lease_seconds", config.lease_seconds,
-							"longest_job_ms", (json_int_t) (6 * (config.request_timeout_ms + config.fly_wait_seconds * 1000L))));
 }
 
-/* Report and free every job of *list that has ended; returns how many. */
-static int
-report_finished(PGconn *conn, job **list, int *active)
+/* Milliseconds between heartbeats: a third of the lease. */
+static double
+heartbeat_interval(void)
 {
-	job		  **link = list;
-	job		   *ended = NULL;
-	int			n = 0;
+	return config.lease_seconds / 3.0;
+}
+
+/* Unlink j from *list; returns 1 when it was there. */
+static int
+unlink_job(job **list, job *j)
+{
+	job		  **link;
+
+	for (link = list; *link != NULL; link = &(*link)->next)
+		if (*link == j)
+		{
+			*link = j->next;
+			j->next = NULL;
+			return 1;
+		}
+	return 0;
+}
+
+/* Move the ended jobs from the active list to the report backlog. */
+static void
+collect_ended(void)
+{
+	job		  **link = &active_jobs;
 
 	while (*link != NULL)
 	{
@@ -170,46 +278,172 @@ report_finished(PGconn *conn, job **list, int *active)
 			continue;
 		}
 		*link = j->next;
-		j->next = ended;
-		ended = j;
-		(*active)--;
-		n++;
+		j->next = backlog;
+		backlog = j;
+		active--;
+		backlog_count++;
 	}
-	if (ended != NULL)
-		queue_report_all(conn, ended);
-	while (ended != NULL)
-	{
-		job		   *j = ended;
+}
 
-		ended = j->next;
+/* Free every job of a list. */
+static void
+free_jobs(job *list)
+{
+	while (list != NULL)
+	{
+		job		   *j = list;
+
+		list = j->next;
 		job_free(j);
 	}
-	return n;
 }
 
 /*
- * Whether the ended jobs should be reported now.  Outcomes are gathered for a
+ * Whether the backlog should be reported now.  Outcomes are gathered for a
  * moment (a quarter of the batch, or 20 ms) so that one commit carries many;
  * nothing waits when no call is left in flight or the sidecar is stopping.
  */
 static int
-report_due(job *list, int active)
+report_due(void)
 {
-	int			ended = 0;
 	double		oldest = 0;
 	job		   *j;
 
-	for (j = list; j != NULL; j = j->next)
-		if (j->state != JOB_ACTIVE)
-		{
-			ended++;
-			if (oldest == 0 || j->ended_at < oldest)
-				oldest = j->ended_at;
-		}
-	if (ended == 0)
+	if (backlog_count == 0)
 		return 0;
-	return ended == active || stop_requested || ended * 4 >= config.batch ||
+	for (j = backlog; j != NULL; j = j->next)
+		if (oldest == 0 || j->ended_at < oldest)
+			oldest = j->ended_at;
+	return active == 0 || stop_requested || backlog_count * 4 >= config.batch ||
 		now_seconds() - oldest >= 0.02;
+}
+
+/* Report the backlog; kept when the database cannot be reached.  1: reported. */
+static int
+report_backlog(void)
+{
+	if (backlog == NULL)
+		return 0;
+	if (queue_report_all(backlog) != 0)
+		return 0;
+	free_jobs(backlog);
+	backlog = NULL;
+	backlog_count = 0;
+	return 1;
+}
+
+/*
+ * The heartbeat: renew the leases of everything held (running, and ended but
+ * not reported).  A job another worker took meanwhile is dropped here: its
+ * calls are abandoned and its outcome is not ours to report.
+ */
+static void
+heartbeat(void)
+{
+	job		  **held = malloc(sizeof(job *) * (size_t) (active + backlog_count + 1));
+	job		   *j;
+	int			n = 0;
+	int			i;
+
+	if (held == NULL)
+		return;
+	for (j = active_jobs; j != NULL; j = j->next)
+		held[n++] = j;
+	for (j = backlog; j != NULL; j = j->next)
+		held[n++] = j;
+	if (queue_renew(held, n) == 0)
+	{
+		for (i = 0; i < n; i++)
+		{
+			j = held[i];
+			if (!j->lease_lost)
+				continue;
+			if (unlink_job(&active_jobs, j))
+			{
+				active--;
+				http_cancel(j);
+			}
+			else if (unlink_job(&backlog, j))
+				backlog_count--;
+			metrics_count(j->kind, METRIC_LEASE_LOST);
+			log_event("warn", "lease_lost", json_pack("{sIsssb}", "job", (json_int_t) j->id, "kind", j->kind,
+													  "ended", j->state != JOB_ACTIVE));
+			job_free(j);
+		}
+	}
+	free(held);
+	if (config.health_port != 0)
+		queue_measure_lag();
+}
+
+/*
+ * A job whose lease could not be renewed (the database is unreachable) stops
+ * before the database lets another sidecar take it: its calls are abandoned
+ * and it fails as a retryable attempt, reported once the database is back.
+ */
+static void
+abandon_expiring(double now)
+{
+	job		   *j;
+
+	for (j = active_jobs; j != NULL; j = j->next)
+		if (j->state == JOB_ACTIVE && now >= j->lease_until - LEASE_MARGIN_S)
+		{
+			http_cancel(j);
+			job_fail(j, 0, -1, "lease ran out before the job ended (the database was unreachable)");
+			log_event("warn", "lease_expiring", json_pack("{sIss}", "job", (json_int_t) j->id, "kind", j->kind));
+		}
+}
+
+/* Start over the jobs whose restart time has come (transient faults). */
+static void
+restart_due(double now)
+{
+	job		   *j;
+
+	for (j = active_jobs; j != NULL; j = j->next)
+		if (j->state == JOB_ACTIVE && j->restart_at > 0 && now >= j->restart_at)
+		{
+			j->restart_at = 0;
+			fly_restart(j);
+		}
+}
+
+/*
+ * The drain deadline passed: abandon the calls still in flight and give their
+ * jobs back, and report what ended.  What cannot be given back (the database
+ * is unreachable) is claimed again when its lease runs out.
+ */
+static void
+give_up(void)
+{
+	job		  **held = malloc(sizeof(job *) * (size_t) (active + 1));
+	job		   *j;
+	int			n = 0;
+	int			released = -1;
+	char		reason[256];
+
+	for (j = active_jobs; j != NULL && held != NULL; j = j->next)
+	{
+		http_cancel(j);
+		held[n++] = j;
+	}
+	snprintf(reason, sizeof(reason), "released: sidecar %s stopped before the call ended (drain deadline %d s)",
+			 config.worker, config.drain_seconds);
+	if (held != NULL && queue_connect_when_due())
+		released = queue_release(held, n, reason);
+	free(held);
+	if (backlog != NULL && queue_up())
+		report_backlog();
+	log_event(released == n && backlog == NULL ? "warn" : "error", "drain_deadline_passed",
+			  json_pack("{sisisi}", "in_flight", active, "released", released < 0 ? 0 : released,
+						"unreported", backlog_count));
+	free_jobs(active_jobs);
+	active_jobs = NULL;
+	active = 0;
+	free_jobs(backlog);
+	backlog = NULL;
+	backlog_count = 0;
 }
 
 /* The loop; returns the exit status. */
@@ -217,13 +451,13 @@ int
 main(int argc, char **argv)
 {
 	struct sigaction sa;
-	PGconn	   *conn;
-	job		   *active_jobs = NULL;
-	int			active = 0;
 	int			wake = 1;
 	double		next_claim = 0;
+	double		next_heartbeat = 0;
+	double		drain_deadline = 0;
 	long long	claimed_total = 0;
-	int			status = 0;
+	int			exit_status = 0;
+	int			was_up = 0;
 
 	configure(argc, argv);
 	memset(&sa, 0, sizeof(sa));
@@ -238,36 +472,88 @@ main(int argc, char **argv)
 		log_event("error", "http_init_failed", NULL);
 		return 1;
 	}
-	conn = queue_connect();
-	if (conn == NULL)
+	if (health_open() != 0)
 	{
 		http_cleanup();
 		return 1;
 	}
 	log_event("info", "started",
-			  json_pack("{sssisisbssss}", "worker", config.worker, "concurrency", config.concurrency,
-						"lease_seconds", config.lease_seconds, "once", config.once,
+			  json_pack("{sssssisisisbsbssss}", "version", SIDECAR_VERSION, "worker", config.worker,
+						"concurrency", config.concurrency, "lease_seconds", config.lease_seconds,
+						"drain_seconds", config.drain_seconds, "listen", config.listen, "once", config.once,
 						"fly_api", config.fly_base_url, "stripe_api", config.stripe_base_url));
+	/* --once is for cron and tests: no database, nothing to do. */
+	if (!queue_connect_when_due() && config.once)
+	{
+		health_close();
+		http_cleanup();
+		return 1;
+	}
 
 	for (;;)
 	{
-		int			room = config.concurrency - active;
+		struct curl_waitfd fds[16];
+		unsigned int nfds = 0;
+		int			room;
 		int			timeout_ms;
+		double		now;
+		int			up = queue_connect_when_due();
 
-		if (stop_requested && active == 0)
-			break;
-		if (!stop_requested && room > 0 && (wake || now_seconds() >= next_claim))
+		now = now_seconds();
+		/* Back after an outage: renew and report before claiming anything. */
+		if (up && !was_up)
+			next_heartbeat = 0;
+		was_up = up;
+		if (up && now >= next_heartbeat && (active > 0 || backlog_count > 0 || config.health_port != 0))
+		{
+			heartbeat();
+			next_heartbeat = now + heartbeat_interval();
+		}
+		abandon_expiring(now);
+		restart_due(now);
+		collect_ended();
+		if (queue_up() && report_due() && report_backlog())
+		{
+			/* Finished jobs may unblock the next job of their instance. */
+			if (active <= config.concurrency * 3 / 4)
+				wake = 1;
+		}
+
+		if (stop_requested)
+		{
+			if (drain_deadline == 0)
+			{
+				drain_deadline = now + config.drain_seconds;
+				if (active > 0 || backlog_count > 0)
+					log_event("info", "draining", json_pack("{sisisi}", "in_flight", active,
+															"unreported", backlog_count,
+															"drain_seconds", config.drain_seconds));
+			}
+			if (stop_requested == 2)
+				drain_deadline = now;
+			if (active == 0 && backlog_count == 0)
+				break;
+			if (now >= drain_deadline)
+			{
+				give_up();
+				break;
+			}
+		}
+
+		room = config.concurrency - active - backlog_count;
+		if (!stop_requested && queue_up() && room > 0 && (wake || now >= next_claim))
 		{
 			int			want = room < config.batch ? room : config.batch;
 			job		   *fresh = NULL;
-			int			n = queue_claim(conn, want, &fresh);
+			int			n = queue_claim(want, &fresh);
 
 			if (n < 0)
 			{
 				if (config.once)
 				{
-					status = 1;
-					break;
+					/* Report what can still be reported, then exit 1. */
+					exit_status = 1;
+					stop_requested = 1;
 				}
 				n = 0;
 			}
@@ -285,35 +571,43 @@ main(int argc, char **argv)
 			/* A full batch means more may be due: claim again soon. */
 			wake = n == want && n > 0;
 			if (!wake)
-				next_claim = now_seconds() + config.poll_ms / 1000.0;
-			if (config.once && n == 0 && active == 0)
+				next_claim = now + config.poll_ms / 1000.0;
+			if (config.once && n == 0 && active == 0 && backlog_count == 0)
 				break;
+			/* Jobs refused at once (no call) end now: report them soon. */
+			collect_ended();
 		}
-		if (report_due(active_jobs, active) && report_finished(conn, &active_jobs, &active) > 0)
-		{
-			/* Finished jobs may unblock the next job of their instance. */
-			if (config.once ? active == 0 : active <= config.concurrency * 3 / 4)
-				wake = 1;
-		}
-		if (stop_requested && active == 0)
-			break;
-		if (wake && active < config.concurrency && !stop_requested)
+		status.in_flight = active;
+		status.report_backlog = backlog_count;
+
+		if (wake && active + backlog_count < config.concurrency && !stop_requested && queue_up())
 			timeout_ms = 0;
 		else
 		{
 			double		until = (next_claim - now_seconds()) * 1000;
 
 			/* With calls in flight, come back soon to report gathered outcomes. */
-			timeout_ms = active > 0 ? 10 : (int) (until < 1 ? 1 : until);
-			/* Idle waits stay short so that a SIGTERM is noticed promptly. */
+			timeout_ms = active > 0 || backlog_count > 0 ? 10 : (int) (until < 1 ? 1 : until);
+			/* Idle waits stay short so that a signal or a deadline is noticed promptly. */
 			if (timeout_ms > 250)
 				timeout_ms = 250;
 		}
-		if (http_run(timeout_ms, PQsocket(conn)) && queue_drain_notifications(conn) > 0)
+		if (queue_socket() >= 0)
+		{
+			fds[nfds].fd = queue_socket();
+			fds[nfds].events = CURL_WAIT_POLLIN;
+			fds[nfds++].revents = 0;
+		}
+		nfds += health_wait_fds(fds + nfds, 16 - nfds);
+		http_run(timeout_ms, fds, nfds);
+		if (queue_socket() >= 0 && nfds > 0 && fds[0].fd == queue_socket() && fds[0].revents != 0 &&
+			queue_drain_notifications() > 0)
 			wake = 1;
+		health_serve(fds, nfds);
 	}
 	log_event("info", "stopped", json_pack("{sssI}", "worker", config.worker, "claimed", (json_int_t) claimed_total));
-	PQfinish(conn);
+	queue_close();
+	health_close();
 	http_cleanup();
-	return status;
+	return exit_status;
 }

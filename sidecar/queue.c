@@ -1,9 +1,15 @@
 /*-------------------------------------------------------------------------
  * queue.c
  *	  The database side: claim a batch (one statement, committed at once, so
- *	  no transaction is open while calls are in flight), and report each
- *	  outcome afterwards in its own transaction through finish_job/fail_job.
- *	  LISTEN agentmarket_jobs lets enqueues wake the sidecar.
+ *	  no transaction is open while calls are in flight), renew the leases of
+ *	  what runs (heartbeat), and report outcomes afterwards in a new
+ *	  transaction.  LISTEN agentmarket_jobs lets enqueues wake the sidecar
+ *	  (off through a transaction pooler, where polling takes over).
+ *
+ *	  The connection may be lost at any time (a restart, a failover, a
+ *	  pooler that lost its server).  Then it is closed, tried again with
+ *	  backoff, and the loss and the recovery are each logged once.  Every
+ *	  statement is a single call with parameters and no session state.
  *-------------------------------------------------------------------------
  */
 #include <stdio.h>
@@ -12,72 +18,209 @@
 
 #include "sidecar.h"
 
-/* Log a database error with the statement's purpose. */
+#define RECONNECT_FIRST_S 0.25
+#define RECONNECT_MAX_S 5.0
+
+static PGconn *conn;
+static double next_connect_at;
+static double reconnect_delay = RECONNECT_FIRST_S;
+static long long connect_attempts;
+static char down_reason[512];
+
+/* A libpq message without its trailing newlines and spaces. */
 static void
-queue_log_error(const char *what, PGconn *conn, PGresult *res)
+clean_message(char *dst, size_t size, const char *msg)
 {
-	const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
-	char		clean[512];
 	size_t		n;
 
-	snprintf(clean, sizeof(clean), "%s", msg ? msg : "unknown error");
-	n = strlen(clean);
-	while (n > 0 && (clean[n - 1] == '\n' || clean[n - 1] == ' '))
-		clean[--n] = '\0';
-	log_event("error", "database_error", json_pack("{ssss}", "during", what, "error", clean));
+	snprintf(dst, size, "%s", msg && *msg ? msg : "unknown error");
+	n = strlen(dst);
+	while (n > 0 && (dst[n - 1] == '\n' || dst[n - 1] == ' '))
+		dst[--n] = '\0';
+	for (n = 0; dst[n]; n++)
+		if (dst[n] == '\n')
+			dst[n] = ' ';
 }
 
-/* Run a command that returns nothing; 0 on success. */
-static int
-queue_command(PGconn *conn, const char *sql)
+/* Log a statement's error with the statement's purpose. */
+static void
+queue_log_error(const char *what, PGresult *res)
 {
-	PGresult   *res = PQexec(conn, sql);
-	int			ok = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
+	char		clean[512];
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
-	if (!ok)
-		queue_log_error(sql, conn, res);
-	PQclear(res);
-	return ok ? 0 : -1;
+	clean_message(clean, sizeof(clean), res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+	log_event("error", "database_error", json_pack("{ssssss}", "during", what, "error", clean,
+												  "sqlstate", state ? state : ""));
 }
 
-/* Connect (AGENTMARKET_DSN, else libpq's PG* variables) and LISTEN. */
-PGconn *
-queue_connect(void)
+/* libpq notices (RAISE NOTICE, WARNING) become log lines like the others. */
+static void
+queue_notice(void *arg, const PGresult *res)
 {
-	PGconn	   *conn = PQconnectdb(config.dsn ? config.dsn : "");
+	const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+	const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
+	char		message[512];
+	json_t	   *fields;
 
-	if (PQstatus(conn) != CONNECTION_OK)
+	(void) arg;
+	clean_message(message, sizeof(message), PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
+	fields = json_pack("{ssssss}", "severity", severity ? severity : "NOTICE",
+					   "sqlstate", state ? state : "", "message", message);
+	if (detail != NULL)
+		json_object_set_new(fields, "detail", json_string(detail));
+	log_event(severity && strcmp(severity, "WARNING") == 0 ? "warn" :
+			  severity && strcmp(severity, "DEBUG") == 0 ? "debug" : "info",
+			  "database_notice", fields);
+}
+
+/* The database went away: close, log once, try again after the backoff. */
+static void
+queue_went_down(const char *what, const char *why)
+{
+	if (conn != NULL)
 	{
-		queue_log_error("connect", conn, NULL);
 		PQfinish(conn);
-		return NULL;
+		conn = NULL;
 	}
-	if (queue_command(conn, "SET application_name = 'agentmarket-sidecar'") != 0 ||
-		queue_command(conn, "LISTEN agentmarket_jobs") != 0)
+	next_connect_at = now_seconds() + reconnect_delay;
+	if (status.database_up || status.database_changed_at == 0)
 	{
-		PQfinish(conn);
-		return NULL;
+		clean_message(down_reason, sizeof(down_reason), why);
+		log_event("error", "database_unavailable",
+				  json_pack("{ssss}", "during", what, "error", down_reason));
+		status.database_up = 0;
+		status.database_changed_at = now_seconds();
+		status.outages++;
 	}
-	return conn;
 }
 
-/* Make sure the connection is usable, reconnecting once if it broke. */
+/*
+ * Whether a failed statement means the database is unreachable (rather than
+ * that it refused the statement): no answer at all, the connection classes
+ * 08, and the shutdown and startup errors 57P01..57P03.
+ */
 static int
-queue_ensure(PGconn *conn)
+queue_lost(PGresult *res)
 {
-	if (PQstatus(conn) == CONNECTION_OK)
+	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+
+	if (conn == NULL || PQstatus(conn) != CONNECTION_OK || state == NULL)
+		return 1;
+	return strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 ||
+		strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0 || strcmp(state, "53300") == 0;
+}
+
+/*
+ * Handle a statement that did not return expect: 0 when it did, -1 when the
+ * database is unreachable (now marked down), -2 when it refused the
+ * statement (logged).
+ */
+static int
+queue_check(PGresult *res, ExecStatusType expect, const char *what)
+{
+	if (res != NULL && PQresultStatus(res) == expect)
 		return 0;
-	PQreset(conn);
-	if (PQstatus(conn) != CONNECTION_OK)
+	if (queue_lost(res))
 	{
-		queue_log_error("reconnect", conn, NULL);
+		char		why[512];
+
+		clean_message(why, sizeof(why), res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+		queue_went_down(what, why);
 		return -1;
 	}
-	log_event("warn", "database_reconnected", NULL);
-	if (queue_command(conn, "SET application_name = 'agentmarket-sidecar'") != 0 ||
-		queue_command(conn, "LISTEN agentmarket_jobs") != 0)
-		return -1;
-	return 0;
+	queue_log_error(what, res);
+	return -2;
+}
+
+/* Whether the connection is open and its last use succeeded. */
+int
+queue_up(void)
+{
+	return conn != NULL;
+}
+
+/* The connection's socket for the wait loop, -1 while down. */
+int
+queue_socket(void)
+{
+	return conn ? PQsocket(conn) : -1;
+}
+
+/* Close the connection (at exit). */
+void
+queue_close(void)
+{
+	if (conn != NULL)
+		PQfinish(conn);
+	conn = NULL;
+}
+
+/*
+ * Connect when down and the backoff allows (AGENTMARKET_DSN, else libpq's
+ * PG* variables), then prove the server answers (LISTEN, or a probe through
+ * a pooler).  Returns 1 when up.
+ */
+int
+queue_connect_when_due(void)
+{
+	const char *keys[4];
+	const char *values[4];
+	int			k = 0;
+	PGresult   *res;
+	double		now = now_seconds();
+
+	if (conn != NULL)
+		return 1;
+	if (now < next_connect_at)
+		return 0;
+	connect_attempts++;
+	if (getenv("PGCONNECT_TIMEOUT") == NULL)
+	{
+		keys[k] = "connect_timeout";
+		values[k++] = "5";
+	}
+	if (config.dsn != NULL)
+	{
+		keys[k] = "dbname";
+		values[k++] = config.dsn;
+	}
+	keys[k] = "fallback_application_name";
+	values[k++] = "agentmarket-sidecar";
+	keys[k] = NULL;
+	values[k] = NULL;
+	conn = PQconnectdbParams(keys, values, 1);
+	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
+	{
+		char		why[512];
+
+		clean_message(why, sizeof(why), conn ? PQerrorMessage(conn) : "out of memory");
+		queue_went_down("connect", why);
+		reconnect_delay = reconnect_delay * 2 > RECONNECT_MAX_S ? RECONNECT_MAX_S : reconnect_delay * 2;
+		return 0;
+	}
+	PQsetNoticeReceiver(conn, queue_notice, NULL);
+	res = PQexec(conn, config.listen ? "LISTEN agentmarket_jobs" : "SELECT 1");
+	if (queue_check(res, config.listen ? PGRES_COMMAND_OK : PGRES_TUPLES_OK,
+					config.listen ? "listen" : "probe") != 0)
+	{
+		PQclear(res);
+		queue_close();
+		next_connect_at = now + reconnect_delay;
+		reconnect_delay = reconnect_delay * 2 > RECONNECT_MAX_S ? RECONNECT_MAX_S : reconnect_delay * 2;
+		return 0;
+	}
+	PQclear(res);
+	if (!status.database_up && status.database_changed_at != 0)
+		log_event("info", "database_available",
+				  json_pack("{sfsI}", "down_seconds", now_seconds() - status.database_changed_at,
+							"attempts", (json_int_t) connect_attempts));
+	status.database_up = 1;
+	status.database_changed_at = now_seconds();
+	reconnect_delay = RECONNECT_FIRST_S;
+	connect_attempts = 0;
+	return 1;
 }
 
 /*
@@ -85,7 +228,7 @@ queue_ensure(PGconn *conn)
  * Returns how many, or -1 on a database error.
  */
 int
-queue_claim(PGconn *conn, int max, job **out)
+queue_claim(int max, job **out)
 {
 	char		max_text[16];
 	char		lease_text[16];
@@ -93,8 +236,9 @@ queue_claim(PGconn *conn, int max, job **out)
 	PGresult   *res;
 	int			n;
 	int			i;
+	double		sent = now_seconds();
 
-	if (queue_ensure(conn) != 0)
+	if (conn == NULL)
 		return -1;
 	snprintf(max_text, sizeof(max_text), "%d", max);
 	snprintf(lease_text, sizeof(lease_text), "%d", config.lease_seconds);
@@ -106,19 +250,23 @@ queue_claim(PGconn *conn, int max, job **out)
 					   "FROM agentmarket_private.claim_jobs($1, $2::integer, "
 					   "pg_catalog.make_interval(secs => $3::integer))",
 					   3, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	if (queue_check(res, PGRES_TUPLES_OK, "claim_jobs") != 0)
 	{
-		queue_log_error("claim_jobs", conn, res);
 		PQclear(res);
 		return -1;
 	}
 	n = PQntuples(res);
+	status.last_claim_at = now_seconds();
+	if (n > 0)
+		status.last_job_claimed_at = status.last_claim_at;
 	for (i = 0; i < n; i++)
 	{
 		job		   *j = job_from_claim(res, i);
 
 		if (j == NULL)
 			continue;			/* out of memory: its lease expires, it runs again */
+		j->lease_until = sent + config.lease_seconds;
+		metrics_count(j->kind, METRIC_CLAIMED);
 		j->next = *out;
 		*out = j;
 	}
@@ -126,165 +274,75 @@ queue_claim(PGconn *conn, int max, job **out)
 	return n;
 }
 
-/* fail_job for j with message msg, and log what became of the job. */
-static void
-queue_fail(PGconn *conn, job *j, const char *msg, int permanent, int retry_after_s)
-{
-	char		id_text[32];
-	char		retry_text[16];
-	const char *params[5];
-	PGresult   *res;
-
-	snprintf(id_text, sizeof(id_text), "%lld", j->id);
-	snprintf(retry_text, sizeof(retry_text), "%d", retry_after_s);
-	params[0] = id_text;
-	params[1] = msg;
-	params[2] = retry_after_s >= 0 ? retry_text : NULL;
-	params[3] = permanent ? "true" : "false";
-	params[4] = config.worker;
-	res = PQexecParams(conn,
-					   "SELECT agentmarket_private.fail_job($1::bigint, $2, "
-					   "pg_catalog.make_interval(secs => $3::integer), $4::boolean, $5)",
-					   5, NULL, params, NULL, NULL, 0);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-		queue_log_error("fail_job", conn, res);
-	else if (PQgetisnull(res, 0, 0))
-		log_event("warn", "lease_lost", json_pack("{sIss}", "job", (json_int_t) j->id, "kind", j->kind));
-	else
-		log_event(permanent || strcmp(PQgetvalue(res, 0, 0), "dead") == 0 ? "error" : "warn",
-				  strcmp(PQgetvalue(res, 0, 0), "dead") == 0 ? "job_dead" : "job_retry",
-				  json_pack("{sIsssisssi}", "job", (json_int_t) j->id, "kind", j->kind,
-							"attempt", j->attempt, "error", msg,
-							"retry_after", retry_after_s));
-	PQclear(res);
-}
-
-/*
- * Hand j's outcome to the database in a new transaction.  A success whose
- * handler raises (the database refuses the result) becomes a retryable
- * failure.  Returns 0, or -1 when the database could not be reached (the
- * job's lease then expires and it runs again).
- */
-int
-queue_report(PGconn *conn, job *j)
-{
-	char		id_text[32];
-	const char *params[3];
-	PGresult   *res;
-	char	   *result_text;
-	int			ms = (int) ((now_seconds() - j->started_at) * 1000);
-
-	if (queue_ensure(conn) != 0)
-		return -1;
-	if (j->state == JOB_FAILED)
-	{
-		queue_fail(conn, j, j->error ? j->error : "unknown error", j->permanent, j->retry_after_s);
-		return 0;
-	}
-	snprintf(id_text, sizeof(id_text), "%lld", j->id);
-	result_text = json_dumps(j->result, JSON_COMPACT);
-	params[0] = id_text;
-	params[1] = result_text;
-	params[2] = config.worker;
-	res = PQexecParams(conn,
-					   "SELECT agentmarket_private.finish_job($1::bigint, $2::jsonb, $3)",
-					   3, NULL, params, NULL, NULL, 0);
-	free(result_text);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-	{
-		char		msg[600];
-		const char *e = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-
-		snprintf(msg, sizeof(msg), "database refused the result: %s", e ? e : "unknown error");
-		PQclear(res);
-		if (PQstatus(conn) != CONNECTION_OK)
-			return -1;
-		queue_fail(conn, j, msg, 0, -1);
-		return 0;
-	}
-	if (strcmp(PQgetvalue(res, 0, 0), "t") == 0)
-		log_event("info", "job_succeeded",
-				  json_pack("{sIsssisi}", "job", (json_int_t) j->id, "kind", j->kind,
-							"attempt", j->attempt, "ms", ms));
-	else
-		log_event("warn", "lease_lost", json_pack("{sIss}", "job", (json_int_t) j->id, "kind", j->kind));
-	PQclear(res);
-	return 0;
-}
-
-/* Log one reported outcome. */
+/* Log one reported outcome and count it. */
 static void
 queue_log_outcome(job *j, const char *outcome)
 {
 	int			ms = (int) ((now_seconds() - j->started_at) * 1000);
 
 	if (strcmp(outcome, "succeeded") == 0)
+	{
+		metrics_count(j->kind, METRIC_SUCCEEDED);
 		log_event("info", "job_succeeded",
 				  json_pack("{sIsssisi}", "job", (json_int_t) j->id, "kind", j->kind,
 							"attempt", j->attempt, "ms", ms));
+	}
 	else if (strcmp(outcome, "lease_lost") == 0)
+	{
+		metrics_count(j->kind, METRIC_LEASE_LOST);
 		log_event("warn", "lease_lost", json_pack("{sIss}", "job", (json_int_t) j->id, "kind", j->kind));
+	}
 	else
-		log_event(strcmp(outcome, "dead") == 0 ? "error" : "warn",
-				  strcmp(outcome, "dead") == 0 ? "job_dead" : "job_retry",
+	{
+		int			dead = strcmp(outcome, "dead") == 0;
+
+		metrics_count(j->kind, dead ? METRIC_DEAD : METRIC_FAILED);
+		log_event(dead ? "error" : "warn", dead ? "job_dead" : "job_retry",
 				  json_pack("{sIsssisssi}", "job", (json_int_t) j->id, "kind", j->kind,
 							"attempt", j->attempt,
 							"error", j->error ? j->error : (j->state == JOB_SUCCEEDED ? "database refused the result" : ""),
 							"retry_after", j->retry_after_s));
+	}
 }
 
-/*
- * Report every ended job of the list in one round trip and one new
- * transaction (report_jobs applies each in its own subtransaction).  Falls
- * back to one report per job when that fails.  Returns 0, or -1 when the
- * database could not be reached (the leases then expire; the jobs run again).
- */
-int
-queue_report_all(PGconn *conn, job *list)
+/* One job's outcome as report_jobs takes it. */
+static json_t *
+queue_outcome_json(job *j)
 {
-	json_t	   *outcomes = json_array();
-	job		   *j;
+	json_t	   *o;
+
+	if (j->state == JOB_SUCCEEDED)
+		return json_pack("{sIsbsO}", "id", (json_int_t) j->id, "ok", 1, "result", j->result);
+	o = json_pack("{sIsbsssb}", "id", (json_int_t) j->id, "ok", 0,
+				  "error", j->error ? j->error : "unknown error", "permanent", j->permanent);
+	json_object_set_new(o, "retry_after", j->retry_after_s >= 0 ? json_integer(j->retry_after_s) : json_null());
+	return o;
+}
+
+/* Send outcomes (a JSON array) through report_jobs; the result, or NULL. */
+static PGresult *
+queue_send_outcomes(json_t *outcomes, int *rc)
+{
 	const char *params[2];
-	char	   *text;
+	char	   *text = json_dumps(outcomes, JSON_COMPACT);
 	PGresult   *res;
-	int			i;
 
-	if (queue_ensure(conn) != 0)
-	{
-		json_decref(outcomes);
-		return -1;
-	}
-	for (j = list; j != NULL; j = j->next)
-	{
-		json_t	   *o;
-
-		if (j->state == JOB_SUCCEEDED)
-			o = json_pack("{sIsbsO}", "id", (json_int_t) j->id, "ok", 1, "result", j->result);
-		else
-		{
-			o = json_pack("{sIsbsssb}", "id", (json_int_t) j->id, "ok", 0,
-						  "error", j->error ? j->error : "unknown error", "permanent", j->permanent);
-			json_object_set_new(o, "retry_after", j->retry_after_s >= 0 ? json_integer(j->retry_after_s) : json_null());
-		}
-		json_array_append_new(outcomes, o);
-	}
-	text = json_dumps(outcomes, JSON_COMPACT);
-	json_decref(outcomes);
 	params[0] = config.worker;
 	params[1] = text;
 	res = PQexecParams(conn, "SELECT job_id, outcome FROM agentmarket_private.report_jobs($1, $2::jsonb)",
 					   2, NULL, params, NULL, NULL, 0);
 	free(text);
-	if (PQresultStatus(res) != PGRES_TUPLES_OK)
-	{
-		queue_log_error("report_jobs", conn, res);
-		PQclear(res);
-		if (PQstatus(conn) != CONNECTION_OK)
-			return -1;
-		for (j = list; j != NULL; j = j->next)
-			queue_report(conn, j);
-		return 0;
-	}
+	*rc = queue_check(res, PGRES_TUPLES_OK, "report_jobs");
+	return res;
+}
+
+/* Log the outcome of every job of list named in a report_jobs result. */
+static void
+queue_log_outcomes(PGresult *res, job *list)
+{
+	int			i;
+	job		   *j;
+
 	for (i = 0; i < PQntuples(res); i++)
 	{
 		long long	id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
@@ -296,19 +354,183 @@ queue_report_all(PGconn *conn, job *list)
 				break;
 			}
 	}
+}
+
+/*
+ * Report every ended job of the list in one round trip and one new
+ * transaction (report_jobs applies each in its own subtransaction).  When
+ * the database refuses the batch, each job is reported alone, so one bad
+ * outcome cannot hold back the others.  Returns 0 when the outcomes were
+ * delivered, -1 when the database could not be reached: the caller keeps
+ * them and reports them again once it is back (a report that did commit
+ * before the answer was lost comes back as lease_lost, changing nothing).
+ */
+int
+queue_report_all(job *list)
+{
+	json_t	   *outcomes;
+	job		   *j;
+	PGresult   *res;
+	int			rc;
+
+	if (conn == NULL)
+		return -1;
+	outcomes = json_array();
+	for (j = list; j != NULL; j = j->next)
+		json_array_append_new(outcomes, queue_outcome_json(j));
+	res = queue_send_outcomes(outcomes, &rc);
+	json_decref(outcomes);
+	if (rc == 0)
+		queue_log_outcomes(res, list);
+	PQclear(res);
+	if (rc != -2)
+		return rc;
+	for (j = list; j != NULL; j = j->next)
+	{
+		outcomes = json_pack("[o]", queue_outcome_json(j));
+		res = queue_send_outcomes(outcomes, &rc);
+		json_decref(outcomes);
+		if (rc == 0)
+			queue_log_outcomes(res, list);
+		PQclear(res);
+		if (rc == -1)
+			return -1;
+	}
+	return 0;
+}
+
+/* "{1,2,3}" of the ids of jobs[0..n); caller frees. */
+static char *
+queue_id_array(job **jobs, int n)
+{
+	char	   *text = malloc((size_t) n * 21 + 3);
+	size_t		len = 0;
+	int			i;
+
+	if (text == NULL)
+		return NULL;
+	text[len++] = '{';
+	for (i = 0; i < n; i++)
+		len += sprintf(text + len, "%s%lld", i ? "," : "", jobs[i]->id);
+	text[len++] = '}';
+	text[len] = '\0';
+	return text;
+}
+
+/*
+ * Heartbeat: renew the leases of jobs[0..n) (running, or ended and not yet
+ * reported).  Renewed jobs get a new local lease bound; the others are
+ * marked lease_lost.  Returns 0, or -1 on a database error.
+ */
+int
+queue_renew(job **jobs, int n)
+{
+	char		lease_text[16];
+	const char *params[3];
+	char	   *ids;
+	PGresult   *res;
+	int			i;
+	double		sent = now_seconds();
+
+	if (conn == NULL)
+		return -1;
+	if (n == 0)
+		return 0;
+	if ((ids = queue_id_array(jobs, n)) == NULL)
+		return -1;
+	snprintf(lease_text, sizeof(lease_text), "%d", config.lease_seconds);
+	params[0] = config.worker;
+	params[1] = ids;
+	params[2] = lease_text;
+	res = PQexecParams(conn,
+					   "SELECT agentmarket_private.renew_leases($1, $2::bigint[], "
+					   "pg_catalog.make_interval(secs => $3::integer))",
+					   3, NULL, params, NULL, NULL, 0);
+	free(ids);
+	if (queue_check(res, PGRES_TUPLES_OK, "renew_leases") != 0)
+	{
+		PQclear(res);
+		return -1;
+	}
+	for (i = 0; i < n; i++)
+		jobs[i]->lease_lost = 1;
+	for (i = 0; i < PQntuples(res); i++)
+	{
+		long long	id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		int			k;
+
+		for (k = 0; k < n; k++)
+			if (jobs[k]->id == id)
+			{
+				jobs[k]->lease_lost = 0;
+				jobs[k]->lease_until = sent + config.lease_seconds;
+				break;
+			}
+	}
 	PQclear(res);
 	return 0;
 }
 
+/* Give jobs[0..n) back to the queue (drain deadline); how many, or -1. */
+int
+queue_release(job **jobs, int n, const char *reason)
+{
+	const char *params[3];
+	char	   *ids;
+	PGresult   *res;
+	int			released;
+
+	if (conn == NULL)
+		return -1;
+	if (n == 0)
+		return 0;
+	if ((ids = queue_id_array(jobs, n)) == NULL)
+		return -1;
+	params[0] = config.worker;
+	params[1] = ids;
+	params[2] = reason;
+	res = PQexecParams(conn, "SELECT agentmarket_private.release_jobs($1, $2::bigint[], $3)",
+					   3, NULL, params, NULL, NULL, 0);
+	free(ids);
+	if (queue_check(res, PGRES_TUPLES_OK, "release_jobs") != 0)
+	{
+		PQclear(res);
+		return -1;
+	}
+	released = atoi(PQgetvalue(res, 0, 0));
+	PQclear(res);
+	return released;
+}
+
+/* Measure the queue's lag (the job due longest) for /metrics. */
+void
+queue_measure_lag(void)
+{
+	PGresult   *res;
+
+	if (conn == NULL)
+		return;
+	res = PQexec(conn, "SELECT COALESCE((SELECT pg_catalog.date_part('epoch', waiting) "
+				 "FROM agentmarket_private.queue_oldest_due), 0)");
+	if (queue_check(res, PGRES_TUPLES_OK, "queue_oldest_due") == 0)
+		status.queue_lag_s = strtod(PQgetvalue(res, 0, 0), NULL);
+	PQclear(res);
+}
+
 /* Consume NOTIFY messages; returns how many arrived. */
 int
-queue_drain_notifications(PGconn *conn)
+queue_drain_notifications(void)
 {
 	PGnotify   *n;
 	int			count = 0;
 
-	if (PQconsumeInput(conn) == 0)
+	if (conn == NULL)
 		return 0;
+	if (PQconsumeInput(conn) == 0)
+	{
+		queue_went_down("listen", PQerrorMessage(conn));
+		return 0;
+	}
 	while ((n = PQnotifies(conn)) != NULL)
 	{
 		count++;

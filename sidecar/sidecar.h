@@ -19,7 +19,7 @@
 
 typedef struct sidecar_config
 {
-	const char *dsn;			/* AGENTMARKET_DSN; NULL: libpq PG* variables */
+	const char *dsn;			/* AGENTMARKET_DSN(_FILE); NULL: libpq PG* variables */
 	const char *fly_token;
 	const char *fly_base_url;
 	const char *fly_org_slug;
@@ -31,14 +31,18 @@ typedef struct sidecar_config
 	long		connect_timeout_ms;
 	long		request_timeout_ms;
 	int			fly_wait_seconds;	/* timeout of Fly's wait endpoint */
-	int			lease_seconds;
+	int			lease_seconds;	/* renewed by heartbeat every third of it */
 	int			poll_ms;		/* claim at least this often without NOTIFY */
+	int			listen;			/* LISTEN agentmarket_jobs (off through a transaction pooler) */
+	int			drain_seconds;	/* after SIGTERM, release what is not done by then */
 	int			rate_limit_delay_s; /* Stripe 429 rate_limit: requeue at least this late */
+	int			health_port;	/* /healthz and /metrics; 0: off */
+	const char *health_address;
 	int			once;			/* drain what is due, then exit */
 } sidecar_config;
 
 extern sidecar_config config;
-extern volatile sig_atomic_t stop_requested;
+extern volatile sig_atomic_t stop_requested;	/* 1: drain; 2: a second signal, stop now */
 
 typedef enum job_state
 {
@@ -66,10 +70,14 @@ typedef struct job
 	/* provider progress */
 	int			step;
 	int			lookup;			/* look before creating (replay or ambiguity) */
+	int			restarts;		/* starts over within this attempt so far */
+	double		restart_at;		/* > 0: start over at this time */
 	char	   *machine_id;
 	char	   *volume_id;
 	double		started_at;
 	double		ended_at;		/* when the outcome was known */
+	double		lease_until;	/* local bound of the lease: sent time of the last renewal + lease */
+	int			lease_lost;		/* a renewal said another worker has it, or it is over */
 
 	struct job *next;
 } job;
@@ -93,7 +101,8 @@ extern int	http_init(void);
 extern void http_cleanup(void);
 extern int	http_send(job *j, const char *method, const char *url, struct curl_slist *headers,
 					  const char *body, long timeout_ms, int fresh_connection, http_done_fn done);
-extern int	http_run(int timeout_ms, int extra_fd);
+extern void http_run(int timeout_ms, struct curl_waitfd *fds, unsigned int nfds);
+extern int	http_cancel(job *j);
 extern int	http_in_flight(void);
 extern char *http_escape(const char *s);
 
@@ -109,17 +118,53 @@ extern char *error_message_from(const http_response *r, const char *provider);
 
 /* fly.c */
 extern void fly_start(job *j);
+extern void fly_restart(job *j);
 
 /* stripe.c */
 extern void stripe_start(job *j);
 extern char *stripe_form_encode(json_t *params);
 
-/* queue.c */
-extern PGconn *queue_connect(void);
-extern int	queue_claim(PGconn *conn, int max, job **out);
-extern int	queue_report(PGconn *conn, job *j);
-extern int	queue_report_all(PGconn *conn, job *list);
-extern int	queue_drain_notifications(PGconn *conn);
+/* queue.c: the one database connection, lost and found again */
+extern int	queue_up(void);
+extern int	queue_connect_when_due(void);
+extern int	queue_socket(void);
+extern int	queue_claim(int max, job **out);
+extern int	queue_report_all(job *list);
+extern int	queue_renew(job **jobs, int n);
+extern int	queue_release(job **jobs, int n, const char *reason);
+extern void queue_measure_lag(void);
+extern int	queue_drain_notifications(void);
+extern void queue_close(void);
+
+/* health.c: counters, gauges, and the local /healthz and /metrics endpoint */
+typedef enum metric_counter
+{
+	METRIC_CLAIMED,
+	METRIC_SUCCEEDED,
+	METRIC_FAILED,				/* retryable failure: queued again */
+	METRIC_DEAD,
+	METRIC_LEASE_LOST,
+	METRIC_COUNTERS
+} metric_counter;
+
+typedef struct sidecar_status
+{
+	int			database_up;
+	double		database_changed_at;	/* when database_up last changed */
+	double		last_claim_at;	/* last claim statement that succeeded */
+	double		last_job_claimed_at;	/* last claim that returned a job */
+	int			in_flight;		/* jobs being performed */
+	int			report_backlog; /* ended jobs whose outcome is not reported yet */
+	double		queue_lag_s;	/* age of the job due longest, at the last heartbeat */
+	long long	outages;
+} sidecar_status;
+
+extern sidecar_status status;
+extern void metrics_count(const char *kind, metric_counter which);
+extern int	health_open(void);
+extern unsigned int health_wait_fds(struct curl_waitfd *fds, unsigned int max);
+extern void health_serve(struct curl_waitfd *fds, unsigned int nfds);
+extern void health_close(void);
 
 /* log.c */
 extern void log_event(const char *level, const char *event, json_t *fields);

@@ -250,3 +250,27 @@ def vm_hwm_kb(pid):
     except OSError:
         return None
     return None
+
+
+def cluster_ctl(action, mode=None):
+    """Stop, start or restart the throwaway cluster (pg_virtualenv's 15/regress)."""
+    cmd = ["pg_ctlcluster", "--skip-systemctl-redirect", os.environ.get("PGVERSION", "15"), "regress", action]
+    if mode:
+        cmd += ["-m", mode]
+    subprocess.run(cmd, check=True, capture_output=True)
+
+
+def http_get(url, timeout=5):
+    """(status, body text) of a GET; status 0 when nothing answered."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            return r.status, r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read().decode()
+    except OSError:
+        return 0, ""
+
+
+def read_log(path):
+    with open(path) as f:
+        return parse_log(f.read())

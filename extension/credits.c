@@ -4,8 +4,10 @@
  *
  * One call locks the user's balance row (a saved plan, SELECT ... FOR
  * UPDATE), decides the split (subscription credits first, then top-up), and
- * applies it with one more saved statement that updates the row and appends
- * one ledger row per pot touched.  Only that user's row is locked, so
+ * applies it with one more saved statement that takes the credits from the
+ * first lot in burn order (lots.sql), updates the row and appends one ledger
+ * row carrying the value consumed.  When that lot does not cover the amount,
+ * a PL/pgSQL function takes them lot by lot instead.  Only that user's row is locked, so
  * deductions of different users never wait for each other, and deductions of
  * one user are serialized: no double spending, no pot below zero.
  *
@@ -56,6 +58,7 @@ static SPIPlanPtr lock_plan = NULL;
 static SPIPlanPtr user_plan = NULL;
 static SPIPlanPtr session_plan = NULL;
 static SPIPlanPtr apply_plan = NULL;
+static SPIPlanPtr take_plan = NULL;
 static SPIPlanPtr claim_plan = NULL;
 static SPIPlanPtr store_plan = NULL;
 
@@ -84,7 +87,7 @@ static void
 credit_prepare_plans(void)
 {
 	Oid			uuid_arg[1] = {UUIDOID};
-	Oid			apply_args[5] = {UUIDOID, INT4OID, INT4OID, TEXTOID, UUIDOID};
+	Oid			apply_args[5] = {UUIDOID, INT4OID, BOOLOID, TEXTOID, UUIDOID};
 	Oid			claim_args[3] = {UUIDOID, TEXTOID, TEXTOID};
 	Oid			store_args[3] = {UUIDOID, TEXTOID, TEXTOID};
 
@@ -96,18 +99,52 @@ credit_prepare_plans(void)
 	session_plan = credit_prepare(
 		"SELECT user_id FROM agentmarket.sessions WHERE id OPERATOR(pg_catalog.=) $1",
 		1, uuid_arg);
-	/* Deltas, not absolute values: the CHECKs on the row stay a real backstop. */
+	/*
+	 * The fast path: the whole amount from the first lot in burn order, when
+	 * that lot is of the pot the split chose and holds enough.  Pot and lot
+	 * change by deltas, not absolute values: the CHECKs on the rows stay a
+	 * real backstop.  Nothing is written (0 rows) when the lot does not fit;
+	 * the caller then takes the slow path.  Run after the balance row is
+	 * locked, so its snapshot sees every lot change committed before.
+	 */
 	apply_plan = credit_prepare(
-		"WITH balance AS ("
-		"  UPDATE agentmarket.credit_balances"
-		"     SET subscription_credits = subscription_credits OPERATOR(pg_catalog.-) $2,"
-		"         topup_credits = topup_credits OPERATOR(pg_catalog.-) $3"
-		"   WHERE user_id OPERATOR(pg_catalog.=) $1)"
+		"WITH head AS ("
+		"  SELECT x.ctid, x.id, x.credit_type, x.remaining,"
+		"         CASE WHEN x.remaining OPERATOR(pg_catalog.=) $2 THEN x.remaining_value_usd"
+		"              ELSE pg_catalog.div(x.remaining_value_usd OPERATOR(pg_catalog.*) 10000"
+		"                                  OPERATOR(pg_catalog.*) $2, x.remaining)"
+		"                   OPERATOR(pg_catalog./) 10000 END AS value"
+		"    FROM agentmarket_private.credit_lots x"
+		"   WHERE x.user_id OPERATOR(pg_catalog.=) $1 AND NOT x.depleted"
+		"   ORDER BY x.credit_type OPERATOR(pg_catalog.=) 'topup', x.expires_at ASC NULLS LAST, x.id"
+		"   LIMIT 1),"
+		" fit AS ("
+		"  SELECT h.* FROM head h"
+		"   WHERE h.remaining OPERATOR(pg_catalog.>=) $2"
+		"     AND (h.credit_type OPERATOR(pg_catalog.=) 'subscription') OPERATOR(pg_catalog.=) $3),"
+		" lot AS ("
+		"  UPDATE agentmarket_private.credit_lots x"
+		"     SET remaining = x.remaining OPERATOR(pg_catalog.-) $2,"
+		"         remaining_value_usd = x.remaining_value_usd OPERATOR(pg_catalog.-) f.value,"
+		"         depleted = x.remaining OPERATOR(pg_catalog.=) $2"
+		"    FROM fit f WHERE x.ctid OPERATOR(pg_catalog.=) f.ctid),"
+		" balance AS ("
+		"  UPDATE agentmarket.credit_balances b"
+		"     SET subscription_credits = b.subscription_credits OPERATOR(pg_catalog.-)"
+		"             CASE WHEN $3 THEN $2 ELSE 0 END,"
+		"         topup_credits = b.topup_credits OPERATOR(pg_catalog.-)"
+		"             CASE WHEN $3 THEN 0 ELSE $2 END"
+		"    FROM fit f WHERE b.user_id OPERATOR(pg_catalog.=) $1)"
 		" INSERT INTO agentmarket.credit_transactions"
-		"   (user_id, type, amount, credit_type, description, session_id)"
-		" SELECT $1, 'session_deduct', OPERATOR(pg_catalog.-) v.taken, v.pot, $4, $5"
-		"   FROM (VALUES (1, 'subscription', $2), (2, 'topup', $3)) v(n, pot, taken)"
-		"  WHERE v.taken OPERATOR(pg_catalog.>) 0",
+		"   (user_id, type, amount, credit_type, description, session_id, lot_id, value_usd)"
+		" SELECT $1, 'session_deduct', OPERATOR(pg_catalog.-) $2, f.credit_type, $4, $5, f.id,"
+		"        OPERATOR(pg_catalog.-) f.value"
+		"   FROM fit f",
+		5, apply_args);
+	/* The slow path: several lots, or both pots (PL/pgSQL, lots.sql). */
+	take_plan = credit_prepare(
+		"SELECT agentmarket_private.credit_lot_take($1, $2, 0, $4, $5)"
+		"  WHERE $3 IS NOT NULL",
 		5, apply_args);
 	claim_plan = credit_prepare(
 		"SELECT r.subscription_credits, r.topup_credits, r.held_credits"
@@ -193,6 +230,7 @@ credit_deduct(const DeductArgs *args)
 	int32		from_subscription;
 	int32		from_topup;
 	int64		available;
+	bool		applied = false;
 	int			rc;
 
 	if (!args->session_isnull)
@@ -231,19 +269,32 @@ credit_deduct(const DeductArgs *args)
 	from_topup = args->amount - from_subscription;
 
 	values[0] = args->user_id;
-	values[1] = Int32GetDatum(from_subscription);
-	values[2] = Int32GetDatum(from_topup);
+	values[1] = Int32GetDatum(args->amount);
+	values[2] = BoolGetDatum(from_subscription > 0);
 	values[3] = args->description;
 	values[4] = args->session_id;
 	if (args->description_isnull)
 		nulls[3] = 'n';
 	if (args->session_isnull)
 		nulls[4] = 'n';
-	rc = SPI_execute_plan(apply_plan, values, nulls, false, 0);
-	if (rc != SPI_OK_INSERT || SPI_processed != (uint64) ((from_subscription > 0) + (from_topup > 0)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("deduction was not applied: %s", SPI_result_code_string(rc))));
+	/* One lot of one pot covers it (nearly always), else lot by lot. */
+	if (from_subscription == 0 || from_topup == 0)
+	{
+		rc = SPI_execute_plan(apply_plan, values, nulls, false, 0);
+		if (rc != SPI_OK_INSERT || SPI_processed > 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("deduction was not applied: %s", SPI_result_code_string(rc))));
+		applied = (SPI_processed == 1);
+	}
+	if (!applied)
+	{
+		rc = SPI_execute_plan(take_plan, values, nulls, false, 0);
+		if (rc != SPI_OK_SELECT || SPI_processed != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("deduction was not applied: %s", SPI_result_code_string(rc))));
+	}
 
 	state.subscription -= from_subscription;
 	state.topup -= from_topup;

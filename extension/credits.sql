@@ -408,10 +408,10 @@ BEGIN
             RAISE EXCEPTION 'free trial already granted' USING ERRCODE = '23505',
                 DETAIL = 'A user receives the free trial once.';
         END IF;
-        r := agentmarket_private.credit_apply(p_user,
-                 CASE grant_credits.credit_type WHEN 'subscription' THEN grant_credits.amount ELSE 0 END,
-                 CASE grant_credits.credit_type WHEN 'topup' THEN grant_credits.amount ELSE 0 END,
-                 0, grant_credits.type, grant_credits.description, NULL, grant_credits.stripe_payment_id);
+        -- Credits granted here are promotional: paid ones come from purchases.
+        r := agentmarket_private.credit_lot_grant(p_user, grant_credits.credit_type, grant_credits.amount,
+                 grant_credits.type, agentmarket_private.credit_promotional_value(grant_credits.amount),
+                 NULL, NULL, grant_credits.description, grant_credits.stripe_payment_id);
         IF claimed THEN
             PERFORM agentmarket_private.credit_idempotency_store(p_user, p_key, pg_catalog.to_jsonb(r));
         END IF;
@@ -467,12 +467,14 @@ BEGIN
         -- active holds the top-up pot cannot cover.
         keep := LEAST(b.subscription_credits, GREATEST(b.held_credits - b.topup_credits, 0));
         IF b.subscription_credits - keep > 0 THEN
-            r := agentmarket_private.credit_apply(p_user, keep - b.subscription_credits, 0, 0,
-                     'subscription_expiry', 'Unused subscription credits expired at refresh');
+            PERFORM agentmarket_private.credit_lot_expire(p_user, keep,
+                     'Unused subscription credits expired at refresh');
         END IF;
         IF refresh_subscription_credits.amount > 0 THEN
-            r := agentmarket_private.credit_apply(p_user, refresh_subscription_credits.amount, 0, 0,
-                     'subscription_refresh', refresh_subscription_credits.description, NULL,
+            PERFORM agentmarket_private.credit_lot_grant(p_user, 'subscription', refresh_subscription_credits.amount,
+                     'subscription_refresh',
+                     agentmarket_private.credit_promotional_value(refresh_subscription_credits.amount),
+                     NULL, NULL, refresh_subscription_credits.description,
                      refresh_subscription_credits.stripe_payment_id);
         END IF;
         r := agentmarket_private.credit_state_of(p_user);
@@ -509,7 +511,6 @@ DECLARE
     claimed boolean := false;
     open_subscription bigint;
     open_topup bigint;
-    to_topup integer;
     r agentmarket.credit_state;
     e_state text; e_message text; e_detail text;
 BEGIN
@@ -542,10 +543,10 @@ BEGIN
                 DETAIL = pg_catalog.format('refundable %s, requested %s', open_subscription + open_topup,
                                            refund_credits.amount);
         END IF;
-        -- Reverse order of spending: top-up credits (taken last) come back first.
-        to_topup := LEAST(open_topup, refund_credits.amount);
-        r := agentmarket_private.credit_apply(p_user, refund_credits.amount - to_topup, to_topup, 0,
-                 'refund', refund_credits.description, p_session);
+        -- Reverse order of spending: top-up credits (taken last) come back
+        -- first, each to its lot with the value it took.
+        r := agentmarket_private.credit_lot_restore(p_user, refund_credits.amount, p_session,
+                 refund_credits.description);
         IF claimed THEN
             PERFORM agentmarket_private.credit_idempotency_store(p_user, p_key, pg_catalog.to_jsonb(r));
         END IF;
@@ -718,8 +719,6 @@ DECLARE
     stored jsonb;
     claimed boolean := false;
     h agentmarket_private.credit_holds;
-    b agentmarket.credit_balances;
-    from_subscription integer;
     r agentmarket.credit_state;
     e_state text; e_message text; e_detail text;
 BEGIN
@@ -748,13 +747,11 @@ BEGIN
             RAISE EXCEPTION 'capture exceeds the hold' USING ERRCODE = '22023',
                 DETAIL = pg_catalog.format('held %s, requested %s', h.amount, capture_hold.amount);
         END IF;
-        SELECT * INTO STRICT b FROM agentmarket.credit_balances cb WHERE cb.user_id = p_user;
-        from_subscription := LEAST(b.subscription_credits, capture_hold.amount);
         UPDATE agentmarket_private.credit_holds ch
            SET status = 'captured', captured_amount = capture_hold.amount, resolved_at = now()
          WHERE ch.id = p_hold;
-        r := agentmarket_private.credit_apply(p_user, -from_subscription, from_subscription - capture_hold.amount,
-                 -h.amount, 'session_deduct', COALESCE(capture_hold.description, h.description), h.session_id);
+        r := agentmarket_private.credit_lot_take(p_user, capture_hold.amount, -h.amount,
+                 COALESCE(capture_hold.description, h.description), h.session_id);
         IF claimed THEN
             PERFORM agentmarket_private.credit_idempotency_store(p_user, p_key, pg_catalog.to_jsonb(r));
         END IF;
@@ -939,15 +936,13 @@ BEGIN
        OR pg_catalog.current_query() OPERATOR(pg_catalog.~*) '^(\s|--[^\n]*\n)*copy\s' THEN
         RETURN NULL;
     END IF;
-    -- Once per user: the unique index on free_trial rows decides.
-    INSERT INTO agentmarket.credit_transactions (user_id, type, amount, credit_type, description)
-    VALUES (NEW.id, 'free_trial', credits, 'subscription', 'Free trial')
-    ON CONFLICT (user_id) WHERE type = 'free_trial' DO NOTHING;
-    IF FOUND THEN
-        INSERT INTO agentmarket.credit_balances AS b (user_id, subscription_credits)
-        VALUES (NEW.id, credits)
-        ON CONFLICT ON CONSTRAINT credit_balances_user_id_key
-        DO UPDATE SET subscription_credits = b.subscription_credits + EXCLUDED.subscription_credits;
+    -- Once per user (the unique index on free_trial rows is the backstop);
+    -- a promotional lot, worth what the operator says gifts are worth.
+    PERFORM agentmarket_private.credit_lock_balance(NEW.id);
+    IF NOT EXISTS (SELECT FROM agentmarket.credit_transactions t
+                    WHERE t.user_id = NEW.id AND t.type = 'free_trial') THEN
+        PERFORM agentmarket_private.credit_lot_grant(NEW.id, 'subscription', credits, 'free_trial',
+                    agentmarket_private.credit_promotional_value(credits), NULL, NULL, 'Free trial');
     END IF;
     RETURN NULL;
 END

@@ -24,6 +24,7 @@
 #include "agentmarket.h"
 
 PG_FUNCTION_INFO_V1(split_earnings);
+PG_FUNCTION_INFO_V1(split_revenue);
 
 /* Largest credits for which gross fits NUMERIC(10,4): 999,999.9999 USD. */
 #define EARN_MAX_CREDITS	99999999
@@ -103,6 +104,37 @@ earn_numeric(int64 units)
 }
 
 /*
+ * earn_split: the split of gross (1e-4 USD) with cost (1e-6 USD) at rate
+ * (hundredths), as the (gross, creator, platform) record of the call.
+ */
+static Datum
+earn_split(FunctionCallInfo fcinfo, int64 gross, int64 cost, int64 rate)
+{
+	int64		net;			/* 1e-6 USD */
+	int64		creator;		/* 1e-4 USD */
+	TupleDesc	tupdesc;
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("an earnings split must be called in a context that accepts a record")));
+	tupdesc = BlessTupleDesc(tupdesc);
+
+	net = gross * 100 - cost;
+	if (net <= 0)
+		creator = 0;
+	else
+		creator = (net * rate) / 10000;	/* 1e-8 USD -> 1e-4 USD, truncated */
+
+	values[0] = earn_numeric(gross);
+	values[1] = earn_numeric(creator);
+	values[2] = earn_numeric(gross - creator);
+	return HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
+}
+
+/*
  * SQL function: split_earnings(credits integer, compute_cost numeric,
  * creator_rate numeric) returns (gross_revenue, creator_amount,
  * platform_amount), each numeric with 4 decimals.
@@ -116,11 +148,6 @@ split_earnings(PG_FUNCTION_ARGS)
 	int64		cost;			/* 1e-6 USD */
 	int64		rate;			/* hundredths */
 	int64		gross;			/* 1e-4 USD */
-	int64		net;			/* 1e-6 USD */
-	int64		creator;		/* 1e-4 USD */
-	TupleDesc	tupdesc;
-	Datum		values[3];
-	bool		nulls[3] = {false, false, false};
 
 	if (credits < 0)
 		ereport(ERROR,
@@ -137,21 +164,23 @@ split_earnings(PG_FUNCTION_ARGS)
 	cost = earn_scaled(cost_arg, 6, INT64CONST(9999999999), "compute cost");
 	rate = earn_scaled(rate_arg, 2, 100, "creator rate");
 
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("split_earnings must be called in a context that accepts a record")));
-	tupdesc = BlessTupleDesc(tupdesc);
-
 	gross = (int64) credits * 100;	/* one credit is 0.01 USD = 100 x 1e-4 */
-	net = gross * 100 - cost;		/* in 1e-6 USD */
-	if (net <= 0)
-		creator = 0;
-	else
-		creator = (net * rate) / 10000;	/* 1e-8 USD -> 1e-4 USD, truncated */
+	PG_RETURN_DATUM(earn_split(fcinfo, gross, cost, rate));
+}
 
-	values[0] = earn_numeric(gross);
-	values[1] = earn_numeric(creator);
-	values[2] = earn_numeric(gross - creator);
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+/*
+ * SQL function: split_revenue(gross_revenue numeric, compute_cost numeric,
+ * creator_rate numeric) returns (gross_revenue, creator_amount,
+ * platform_amount): the same split of a gross given in USD (at most 4
+ * decimals, what NUMERIC(10,4) holds), the value of the credits a session
+ * consumed.
+ */
+Datum
+split_revenue(PG_FUNCTION_ARGS)
+{
+	int64		gross = earn_scaled(PG_GETARG_NUMERIC(0), 4, INT64CONST(9999999999), "gross revenue");
+	int64		cost = earn_scaled(PG_GETARG_NUMERIC(1), 6, INT64CONST(9999999999), "compute cost");
+	int64		rate = earn_scaled(PG_GETARG_NUMERIC(2), 2, 100, "creator rate");
+
+	PG_RETURN_DATUM(earn_split(fcinfo, gross, cost, rate));
 }

@@ -20,3 +20,14 @@ ALTER TABLE agentmarket.creator_earnings
     CHECK (gross_revenue >= 0 AND compute_cost >= 0 AND creator_amount >= 0 AND platform_amount >= 0),
   ADD CONSTRAINT creator_earnings_rate_range CHECK (creator_rate BETWEEN 0 AND 1),
   ADD CONSTRAINT creator_earnings_paid_out_at CHECK (paid_out = (paid_out_at IS NOT NULL));
+
+CREATE FUNCTION agentmarket.split_revenue(
+    gross_revenue numeric, compute_cost numeric, creator_rate numeric,
+    OUT gross_revenue numeric, OUT creator_amount numeric, OUT platform_amount numeric)
+RETURNS record
+AS 'MODULE_PATHNAME', 'split_revenue'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION agentmarket.split_revenue(numeric, numeric, numeric) IS
+    'Earnings split of a session''s recognized revenue (the value of the credits it consumed, USD, at most 4 decimals): creator = (gross - compute_cost) x rate rounded down to 4 decimals, never below 0; platform = gross - creator. Bad input raises 22023.';
+REVOKE ALL ON FUNCTION agentmarket.split_revenue(numeric, numeric, numeric) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentmarket.split_revenue(numeric, numeric, numeric) TO service_role;

@@ -158,8 +158,12 @@ BEGIN
         'metadata', meta,
         CASE p.kind WHEN 'topup' THEN 'payment_intent_data' ELSE 'subscription_data' END,
         pg_catalog.jsonb_build_object('metadata', meta));
+    -- Since API 2022-08-01 Checkout in payment mode makes no Customer unless
+    -- asked: refunds, the billing portal and later purchases need one.
     params := params OPERATOR(pg_catalog.||) CASE WHEN u.stripe_customer_id IS NOT NULL
         THEN pg_catalog.jsonb_build_object('customer', u.stripe_customer_id)
+        WHEN p.kind OPERATOR(pg_catalog.=) 'topup'
+        THEN pg_catalog.jsonb_build_object('customer_email', u.email, 'customer_creation', 'always')
         ELSE pg_catalog.jsonb_build_object('customer_email', u.email) END;
     PERFORM agentmarket_private.enqueue_stripe_job('stripe.create_checkout_session', params,
         'checkout:' || pur.id::text, meta);
@@ -316,14 +320,25 @@ BEGIN
            stripe_invoice_id = COALESCE(s OPERATOR(pg_catalog.->>) 'invoice', pu.stripe_invoice_id),
            checkout_url = NULL
      WHERE pu.id OPERATOR(pg_catalog.=) pur.id;
-    -- The key is the purchase: whatever delivers this again grants nothing more.
-    IF pur.kind OPERATOR(pg_catalog.=) 'topup' THEN
-        state := agentmarket.grant_credits(pur.user_id, pur.credits, 'topup', 'topup_purchase',
-                     'Top-up ' || COALESCE(pur.product, ''), 'purchase:' || pur.id::text, pi);
+    -- Once: the purchase is no longer pending, and its payment row is unique
+    -- per Checkout session.  The credits are a lot worth what was paid.
+    -- (A purchase put back to pending by hand is never granted twice.)
+    PERFORM agentmarket_private.credit_lock_balance(pur.user_id);
+    INSERT INTO agentmarket_private.purchase_payments (purchase_id, stripe_ref, amount_cents)
+    VALUES (pur.id, s OPERATOR(pg_catalog.->>) 'id', pur.amount_cents)
+    ON CONFLICT ON CONSTRAINT purchase_payments_ref_unique DO NOTHING;
+    IF NOT FOUND THEN
+        state := agentmarket_private.credit_state_of(pur.user_id);
+    ELSIF pur.kind OPERATOR(pg_catalog.=) 'topup' THEN
+        state := agentmarket_private.credit_lot_grant(pur.user_id, 'topup', pur.credits, 'topup_purchase',
+                     pur.amount_cents OPERATOR(pg_catalog./) 100::numeric, pur.id, NULL,
+                     'Top-up ' || COALESCE(pur.product, ''), pi);
     ELSE
-        state := agentmarket.grant_credits(pur.user_id, pur.credits, 'subscription', 'subscription_refresh',
-                     'Plan ' || COALESCE(pur.product, '') || ', first month', 'purchase:' || pur.id::text,
-                     COALESCE(s OPERATOR(pg_catalog.->>) 'invoice', sub));
+        state := agentmarket_private.credit_lot_grant(pur.user_id, 'subscription', pur.credits, 'subscription_refresh',
+                     pur.amount_cents OPERATOR(pg_catalog./) 100::numeric, pur.id,
+                     pg_catalog.now() OPERATOR(pg_catalog.+) interval '1 month',
+                     'Plan ' || COALESCE(pur.product, '') || ', first month',
+                     COALESCE(s OPERATOR(pg_catalog.->>) 'invoice', sub), s OPERATOR(pg_catalog.->>) 'invoice');
     END IF;
     -- A customer made by Checkout becomes the user's, when they have none.
     IF customer LIKE 'cus\_%' THEN

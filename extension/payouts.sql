@@ -151,7 +151,15 @@ BEGIN
     END IF;
     RETURN agentmarket_private.enqueue_stripe_job('stripe.create_account',
         pg_catalog.jsonb_build_object(
-            'type', 'express', 'email', u.email,
+            -- Controller properties, not the deprecated type=express: the
+            -- platform pays Stripe's fees and bears losses, Stripe collects
+            -- the requirements, the creator gets the Express dashboard.
+            'controller', pg_catalog.jsonb_build_object(
+                'fees', pg_catalog.jsonb_build_object('payer', 'application'),
+                'losses', pg_catalog.jsonb_build_object('payments', 'application'),
+                'requirement_collection', 'stripe',
+                'stripe_dashboard', pg_catalog.jsonb_build_object('type', 'express')),
+            'email', u.email,
             'capabilities', pg_catalog.jsonb_build_object('transfers', pg_catalog.jsonb_build_object('requested', true)),
             'metadata', pg_catalog.jsonb_build_object('user_id', uid)),
         'connect_account:' || uid::text || ':' || pg_catalog.gen_random_uuid()::text,
@@ -296,7 +304,11 @@ BEGIN
         IF ids IS NULL THEN
             CONTINUE;
         END IF;
-        SELECT pg_catalog.sum(e.creator_amount) INTO total FROM agentmarket.creator_earnings e
+        -- Clawbacks of earnings already paid are netted here (reconcile.sql).
+        SELECT pg_catalog.sum(e.creator_amount) OPERATOR(pg_catalog.-) COALESCE((
+                   SELECT pg_catalog.sum(k.creator_amount) FROM agentmarket_private.creator_clawbacks k
+                    WHERE k.creator_id OPERATOR(pg_catalog.=) c.id AND k.payout_id IS NULL), 0)
+          INTO total FROM agentmarket.creator_earnings e
          WHERE e.id OPERATOR(pg_catalog.=) ANY (ids);
         carry := agentmarket.payout_carry_usd(c.id);
         IF total OPERATOR(pg_catalog.<) minimum OR total OPERATOR(pg_catalog.<=) 0
@@ -308,6 +320,8 @@ BEGIN
                 pg_catalog.floor((total OPERATOR(pg_catalog.+) carry) OPERATOR(pg_catalog.*) 100)::bigint)
         RETURNING * INTO p;
         UPDATE agentmarket.creator_earnings e SET payout_id = p.id WHERE e.id OPERATOR(pg_catalog.=) ANY (ids);
+        UPDATE agentmarket_private.creator_clawbacks k SET payout_id = p.id
+         WHERE k.creator_id OPERATOR(pg_catalog.=) c.id AND k.payout_id IS NULL;
         PERFORM agentmarket_private.enqueue_stripe_job('stripe.create_transfer',
             pg_catalog.jsonb_build_object(
                 'amount', p.transfer_cents, 'currency', 'usd', 'destination', p.stripe_connect_account_id,
@@ -390,6 +404,7 @@ BEGIN
     END IF;
     UPDATE agentmarket.creator_earnings e SET payout_id = NULL
      WHERE e.payout_id OPERATOR(pg_catalog.=) pid AND NOT e.paid_out;
+    UPDATE agentmarket_private.creator_clawbacks k SET payout_id = NULL WHERE k.payout_id OPERATOR(pg_catalog.=) pid;
     DELETE FROM agentmarket.creator_earnings e
      USING agentmarket.sessions s
      WHERE s.id OPERATOR(pg_catalog.=) e.session_id AND s.refunded_at IS NOT NULL

@@ -433,7 +433,9 @@ BEGIN
         RETURN pg_catalog.jsonb_build_object(
             'method', 'POST', 'path', k.endpoint,
             'params', COALESCE((p_job).payload OPERATOR(pg_catalog.->) 'params', '{}'::jsonb),
-            'idempotency_key', (p_job).idempotency_key);
+            'idempotency_key', (p_job).idempotency_key,
+            -- Every request pins the API version (reconcile.sql): its shape is ours, not the account's default.
+            'stripe_version', agentmarket_private.setting('stripe_api_version'));
     END IF;
 
     inst_id := agentmarket_private.job_instance_id(p_job);

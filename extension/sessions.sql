@@ -255,7 +255,10 @@ BEGIN
     final_cost := round(agentmarket_private.instance_usd_per_second(s.instance_id) * end_session.compute_seconds, 6);
     SELECT final_cost + COALESCE(sum(u.cost_usd), 0) INTO session_cost
       FROM agentmarket.usage_events u WHERE u.session_id OPERATOR(pg_catalog.=) s.id;
-    SELECT * INTO split FROM agentmarket.split_earnings(s.total_credits_consumed, session_cost, rate);
+    -- Gross is what the consumed credits are worth (lots.sql): a creator is
+    -- never paid more than users paid.
+    SELECT * INTO split FROM agentmarket.split_revenue(agentmarket_private.session_revenue(s.id),
+                                                       session_cost, rate);
 
     UPDATE agentmarket.sessions x
        SET ended_at = now(),
@@ -315,6 +318,11 @@ BEGIN
     -- trigger of payouts.sql keeps the ones a payout in flight has claimed.
     DELETE FROM agentmarket.creator_earnings e
      WHERE e.session_id OPERATOR(pg_catalog.=) s.id AND NOT e.paid_out;
+    -- Earnings paid (or on their way in a payout) are taken back from the
+    -- creator's next payout instead (reconcile.sql).
+    INSERT INTO agentmarket_private.creator_clawbacks (creator_id, session_id, earnings_id, gross_usd, creator_amount, reason)
+    SELECT e.creator_id, e.session_id, e.id, e.gross_revenue, e.creator_amount, 'session refunded'
+      FROM agentmarket.creator_earnings e WHERE e.session_id OPERATOR(pg_catalog.=) s.id;
     UPDATE agentmarket.sessions x SET refunded_at = now() WHERE x.id OPERATOR(pg_catalog.=) s.id RETURNING * INTO s;
     RETURN s;
 END

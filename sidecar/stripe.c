@@ -3,7 +3,7 @@
  *	  Stripe API jobs: one form-encoded POST (bracket nesting for objects and
  *	  arrays) to the endpoint the claim names, always with the job's
  *	  Idempotency-Key, so a replayed job gets Stripe's saved answer instead of
- *	  a second effect.  Network errors, 409, 5xx, Stripe-Should-Retry: true
+ *	  a second effect, and with the Stripe-Version the database pins.  Network errors, 409, 5xx, Stripe-Should-Retry: true
  *	  and 429 lock_timeout are retried; 429 rate_limit is requeued later; any
  *	  other 4xx is final, with Stripe's message.
  *-------------------------------------------------------------------------
@@ -214,6 +214,7 @@ stripe_start(job *j)
 	const char *path = json_str(j->request, "path");
 	const char *method = json_str(j->request, "method");
 	const char *key = json_str(j->request, "idempotency_key");
+	const char *version = json_str(j->request, "stripe_version");
 	struct curl_slist *headers = NULL;
 	char		url[1024];
 	char		header[1024];
@@ -227,6 +228,13 @@ stripe_start(job *j)
 	if (key == NULL || key[0] == '\0' || strlen(key) > 255 || strpbrk(key, "\r\n") != NULL)
 	{
 		job_fail(j, 1, -1, "claim gave no usable idempotency key");
+		return;
+	}
+	/* The database pins the API version; a malformed one is never sent. */
+	if (version != NULL && (version[0] == '\0' || strlen(version) > 40 ||
+							strspn(version, "0123456789abcdefghijklmnopqrstuvwxyz.-") != strlen(version)))
+	{
+		job_fail(j, 1, -1, "claim gave a malformed Stripe API version");
 		return;
 	}
 	if (config.stripe_key == NULL)
@@ -245,6 +253,11 @@ stripe_start(job *j)
 	headers = curl_slist_append(headers, header);
 	snprintf(header, sizeof(header), "Idempotency-Key: %s", key);
 	headers = curl_slist_append(headers, header);
+	if (version != NULL)
+	{
+		snprintf(header, sizeof(header), "Stripe-Version: %s", version);
+		headers = curl_slist_append(headers, header);
+	}
 	headers = curl_slist_append(headers, "Content-Type: application/x-www-form-urlencoded");
 	headers = curl_slist_append(headers, "Accept: application/json");
 	if (http_send(j, "POST", url, headers, form, config.request_timeout_ms, 0, stripe_done) != 0)

@@ -218,7 +218,7 @@ SELECT is((SELECT row(r.*)::text FROM agentmarket.refresh_subscription_credits(:
   'a refresh expires what is left and grants the new month');
 SELECT is((SELECT string_agg(t.type || ' ' || t.amount, '; ' ORDER BY t.amount) FROM agentmarket.credit_transactions t
             WHERE t.user_id = :vic AND t.type IN ('subscription_expiry', 'subscription_refresh') AND t.amount <> 40),
-  'subscription_expiry -135; subscription_refresh 300', 'expiry is its own ledger row, never a silent overwrite');
+  'subscription_expiry -95; subscription_expiry -40; subscription_refresh 300', 'expiry is its own ledger row per lot, never a silent overwrite');
 SELECT is((SELECT row(r.*)::text FROM agentmarket.refresh_subscription_credits(:vic, 0) r), '(0,12,0,12)',
   'a refresh of 0 only expires');
 SELECT is(pg_temp.error_of(format($$SELECT agentmarket.refresh_subscription_credits(%L, -1)$$, :vic)),
@@ -229,7 +229,7 @@ SELECT is((SELECT row(r.*)::text FROM agentmarket.refresh_subscription_credits(:
   'a keyed refresh applies once');
 SELECT is((SELECT row(r.*)::text FROM agentmarket.refresh_subscription_credits(:vic, 100, :'k' || 'r1') r), '(100,12,0,112)',
   'the same refresh key returns the first outcome');
-SELECT is(pg_temp.fingerprint(:vic), '100,12,0/9', 'the repeated refresh neither expired nor granted again');
+SELECT is(pg_temp.fingerprint(:vic), '100,12,0/10', 'the repeated refresh neither expired nor granted again');
 
 ------------------------------------------------------------------------------
 -- refund_credits

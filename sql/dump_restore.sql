@@ -58,6 +58,10 @@ INSERT INTO relay_connections (instance_id, relay, external_user_id, config) VAL
   ('30000000-0000-4000-8000-0000000000d1', 'telegram', 'tg-1', '{"bot": "x"}');
 INSERT INTO purchases (user_id, kind, credits, amount_cents, status, stripe_checkout_session_id)
 VALUES ('30000000-0000-4000-8000-000000000002', 'topup', 100, 100, 'paid', 'cs_dump');
+INSERT INTO agentmarket_private.purchase_payments (purchase_id, stripe_ref, amount_cents)
+SELECT id, 'cs_dump', 100 FROM purchases WHERE stripe_checkout_session_id = 'cs_dump';
+INSERT INTO agentmarket_private.creator_clawbacks (creator_id, session_id, earnings_id, gross_usd, creator_amount, reason)
+SELECT creator_id, session_id, id, gross_revenue, creator_amount, 'dump fixture' FROM creator_earnings;
 INSERT INTO agentmarket_private.processed_webhook_events (event_id, type, outcome, result)
 VALUES ('evt_dump', 'invoice.paid', 'ignored', '{"outcome": "ignored"}');
 SELECT agentmarket.set_ssh_config('30000000-0000-4000-8000-0000000000d1', 'h.internal', 22, 'agent',

@@ -146,7 +146,7 @@ SELECT is((pg_temp.job('m')).payload - 'params',
           jsonb_build_object('purchase_id', pg_temp.pid('m'), 'user_id', '60000000-0000-4000-8000-00000000e001'),
     'the job names the purchase and the user for its handler');
 SELECT is((pg_temp.job('m')).payload -> 'params',
-          jsonb_build_object('mode', 'payment', 'customer_email', 'buyer@pay.example',
+          jsonb_build_object('mode', 'payment', 'customer_email', 'buyer@pay.example', 'customer_creation', 'always',
               'client_reference_id', pg_temp.pid('m'),
               'success_url', 'https://agentmarket.example/billing/success',
               'cancel_url', 'https://agentmarket.example/billing/cancel',
@@ -155,7 +155,7 @@ SELECT is((pg_temp.job('m')).payload -> 'params',
                                                                                         'user_id', '60000000-0000-4000-8000-00000000e001')),
               'line_items', jsonb_build_array(jsonb_build_object('quantity', 1, 'price_data',
                   jsonb_build_object('currency', 'usd', 'unit_amount', 1000, 'product_data', jsonb_build_object('name', '1,100 credits'))))),
-    'a top-up is a payment-mode session for the pack''s price, by email when the user has no Stripe customer');
+    'a top-up is a payment-mode session for the pack''s price, by email when the user has no Stripe customer, asking Checkout to create one');
 
 SELECT throws_ok($$SELECT agentmarket.configure('checkout_success_url', 'http://insecure.example/ok')$$, '22023', NULL,
     'the success URL must be https');

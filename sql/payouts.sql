@@ -11,7 +11,7 @@
 SET client_min_messages = warning;
 SET search_path = agentmarket, public;
 BEGIN;
-SELECT plan(56);
+SELECT plan(57);
 
 INSERT INTO users (id, email, role, stripe_connect_account_id) VALUES
   ('70000000-0000-4000-8000-0000000000a1', 'ada@payouts.example', 'creator', 'acct_ada'),
@@ -71,9 +71,11 @@ SELECT is((SELECT status || ' ' || coalesce(stripe_connect_account_id, '-') FROM
     'the creator sees onboarding pending');
 RESET ROLE;
 SELECT is((pg_temp.job('stripe.create_account', '70000000-0000-4000-8000-0000000000b1')).payload -> 'params',
-    '{"type": "express", "email": "bob@payouts.example", "metadata": {"user_id": "70000000-0000-4000-8000-0000000000b1"},
+    '{"controller": {"fees": {"payer": "application"}, "losses": {"payments": "application"},
+                     "requirement_collection": "stripe", "stripe_dashboard": {"type": "express"}},
+      "email": "bob@payouts.example", "metadata": {"user_id": "70000000-0000-4000-8000-0000000000b1"},
       "capabilities": {"transfers": {"requested": true}}}'::jsonb,
-    'a creator without an account gets an Express account job with email, transfers and metadata[user_id]');
+    'a creator without an account gets an account job with controller properties (platform pays fees and losses, Stripe collects requirements, Express dashboard), email, transfers and metadata[user_id]');
 SELECT is((SELECT count(*)::int FROM agentmarket_private.jobs WHERE kind = 'stripe.create_account_link'), 0,
     'no link is asked for before the account exists');
 SELECT is((SELECT count(*)::int FROM agentmarket_private.claim_jobs('w1', 100, '1 minute')), 1, 'the sidecar claims the account job');
@@ -175,7 +177,7 @@ SELECT pg_temp.earn('a4', 'a1', 1.2345, '16 days');
 SELECT pg_temp.earn('a5', 'a1', 0.3000, '16 days', '70000000-0000-4000-8000-000000000302');
 INSERT INTO po SELECT 'p2', id FROM run_payouts();
 SELECT is((SELECT amount_usd || ' ' || carried_in_usd || ' ' || transfer_cents || ' ' || remainder_usd FROM payouts WHERE id = (SELECT id FROM po WHERE name = 'p2')),
-    '1.5345 0.0056 154 0.0001', 'the next payout adds the carried remainder: 1.5345 + 0.0056 = 154 cents and 0.0001');
+    '1.0778 0.0056 108 0.0034', 'the next payout nets the clawback of a1 (paid, then its session refunded) and adds the carry: 1.5345 - 0.4567 + 0.0056 = 108 cents and 0.0034');
 SELECT is(payout_carry_usd('70000000-0000-4000-8000-0000000000a1'), 0.0000, 'a carry is used by one payout only');
 SELECT refund_session('70000000-0000-4000-8000-000000000302') IS NOT NULL;
 SELECT is((SELECT count(*)::int FROM agentmarket_private.claim_jobs('w1', 100, '1 minute')), 1, 'the sidecar claims the second transfer');
@@ -189,17 +191,21 @@ SELECT is((SELECT count(*)::int FROM creator_earnings WHERE id = pg_temp.eid('a5
     'the earnings of the session refunded meanwhile are clawed back now');
 SELECT is(payout_carry_usd('70000000-0000-4000-8000-0000000000a1'), 0.0056, 'the carry is back for the next payout');
 
+SELECT is((SELECT count(*)::int FROM run_payouts()), 0,
+    'the net after the clawback (1.2345 - 0.4567 = 0.7778) is below payout_minimum_usd (1.00): it waits');
+SELECT agentmarket.configure('payout_minimum_usd', '0.60');
 INSERT INTO po SELECT 'p3', id FROM run_payouts();
 SELECT is((SELECT amount_usd || ' ' || carried_in_usd || ' ' || transfer_cents FROM payouts WHERE id = (SELECT id FROM po WHERE name = 'p3')),
-    '1.2345 0.0056 124', 'the next run pays the released row with the carry');
+    '0.7778 0.0056 78', 'the next run pays the released row less the clawback, with the carry');
 SELECT is((SELECT count(*)::int FROM agentmarket_private.claim_jobs('w1', 100, '1 minute')), 1, 'the sidecar claims the third transfer');
 SELECT is((SELECT outcome FROM agentmarket_private.report_jobs('w1', jsonb_build_array(jsonb_build_object(
               'id', (pg_temp.transfer((SELECT id FROM po WHERE name = 'p3'))).id, 'ok', true, 'result', '{"id": "tr_three"}'::jsonb)))),
     'succeeded', 'the third transfer succeeds');
 SELECT is((SELECT sum(transfer_cents) / 100.0 + payout_carry_usd('70000000-0000-4000-8000-0000000000a1')
              FROM payouts WHERE creator_id = '70000000-0000-4000-8000-0000000000a1' AND status = 'paid'),
-          (SELECT sum(creator_amount) FROM creator_earnings WHERE creator_id = '70000000-0000-4000-8000-0000000000a1' AND paid_out),
-    'money stays exact: paid transfers + carried remainder = the earnings paid out (2.3701)');
+          (SELECT sum(creator_amount) FROM creator_earnings WHERE creator_id = '70000000-0000-4000-8000-0000000000a1' AND paid_out)
+          - agentmarket_private.creator_clawbacks_settled_usd('70000000-0000-4000-8000-0000000000a1'),
+    'money stays exact: paid transfers + carried remainder = the earnings paid out (2.3701) - the clawback settled (0.4567)');
 SELECT is((SELECT sum(creator_amount) FROM creator_earnings WHERE creator_id = '70000000-0000-4000-8000-0000000000a1' AND paid_out),
     2.3701, 'those earnings are 0.4567 + 0.6789 + 1.2345');
 SELECT is_empty($$SELECT e.id FROM agentmarket.creator_earnings e JOIN agentmarket.payouts p ON p.id = e.payout_id
@@ -212,7 +218,7 @@ SELECT agentmarket.configure('payout_minimum_usd', '25');
 SELECT is((SELECT count(*)::int FROM run_payouts()), 0, 'below the minimum nothing is paid, however old');
 SELECT agentmarket.configure('payout_minimum_usd', '5');
 SELECT is((SELECT amount_usd || ' ' || carried_in_usd || ' ' || transfer_cents FROM run_payouts()),
-    '5.0000 0.0001 500', 'once the holding days are 0 the young row is payable');
+    '5.0000 0.0034 500', 'once the holding days are 0 the young row is payable');
 
 ------------------------------------------------------------------------------
 -- Who reads payouts

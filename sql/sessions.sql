@@ -14,6 +14,9 @@ SELECT plan(53);
 
 -- Fixture (as the platform's back office would leave it).
 SELECT agentmarket.configure('free_trial_credits', '100');
+-- Gifts worth list price here, so the figures are the classic credits x 0.01
+-- (sql/books.sql covers what lots of other values do).
+SELECT agentmarket.configure('promotional_credit_value_usd', '0.01');
 INSERT INTO users (id, email, role) VALUES
   ('50000000-0000-4000-8000-00000000c001', 'creator@sess.example', 'creator'),
   ('50000000-0000-4000-8000-00000000e001', 'user@sess.example', 'user'),

@@ -29,9 +29,23 @@ def load_fly_spec():
         return yaml.load(f, Loader=_Loader)
 
 
+STRIPE_API_VERSION = "2024-06-20"
+
+
 def load_stripe_spec():
+    """The subset of Stripe's OpenAPI the stand-in serves, with what the pinned
+    version (STRIPE_API_VERSION) adds from the overlay beside it."""
     with open(os.path.join(SPEC_DIR, "stripe-openapi-2020-08-27-subset.json")) as f:
-        return json.load(f)
+        spec = json.load(f)
+    with open(os.path.join(SPEC_DIR, "stripe-%s-overlay.json" % STRIPE_API_VERSION)) as f:
+        overlay = json.load(f)
+    spec["info"]["version"] = overlay["info"]["version"]
+    for path, props in overlay["properties"].items():
+        schema = spec["paths"][path]["post"]["requestBody"]["content"][
+            "application/x-www-form-urlencoded"]["schema"]
+        schema["properties"].update(props)
+    spec["paths"].update(overlay["paths"])
+    return spec
 
 
 def resolve(spec, schema):

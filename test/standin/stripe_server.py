@@ -1,11 +1,13 @@
 #!/usr/bin/python3
-"""Stand-in for the Stripe API (https://api.stripe.com/v1/..., version 2020-08-27).
+"""Stand-in for the Stripe API (https://api.stripe.com/v1/..., version 2024-06-20).
 
   /usr/bin/python3 test/standin/stripe_server.py --port P --api-key K [--latency-ms N]
       [--seed S] [--log-limit N] [--port-file F]
 
-Form bodies with bracket nesting are checked against
-specs/stripe-openapi-2020-08-27-subset.json (unknown parameter -> 400
+Answers as API 2024-06-20 does (a request's Stripe-Version must be that version,
+or absent: the account's default is the same).  Form bodies with bracket nesting
+are checked against specs/stripe-openapi-2020-08-27-subset.json amended by
+specs/stripe-2024-06-20-overlay.json (unknown parameter -> 400
 parameter_unknown, missing required -> 400 parameter_missing). Idempotency-Key
 follows Stripe: the first response (even a 500) is saved and replayed; the same key
 with other parameters -> 400 idempotency_error; while the first request with a key is
@@ -26,8 +28,8 @@ from urllib.parse import parse_qsl
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from spec_schema import (FormError, check_form, load_stripe_spec,  # noqa: E402
-                         parse_form_pairs, path_template_regex)
+from spec_schema import (STRIPE_API_VERSION, FormError, check_form,  # noqa: E402
+                         load_stripe_spec, parse_form_pairs, path_template_regex)
 from standin_http import StandinServer, base_args, json_response, serve  # noqa: E402
 
 ALNUM = string.ascii_letters + string.digits
@@ -98,6 +100,7 @@ class StripeServer(StandinServer):
         r("GET", "/v1/accounts/{account}", self.get_account)
         r("POST", "/v1/account_links", self.create_account_link)
         r("POST", "/v1/transfers", self.create_transfer)
+        r("POST", "/v1/billing_portal/sessions", self.create_portal_session)
         r("GET", "/v1/transfers", self.list_transfers)
         r("GET", "/v1/transfers/{transfer}", self.get_transfer)
         self.reset_state()
@@ -119,6 +122,8 @@ class StripeServer(StandinServer):
         self.accounts = {}
         self.account_links = []
         self.transfers = {}
+        self.portal_sessions = []
+        self.versions = {}
         self.idem = {}
         self.balance = None if self.args.balance is None else self.args.balance
 
@@ -131,6 +136,8 @@ class StripeServer(StandinServer):
                 "accounts": list(self.accounts.values()),
                 "account_links": self.account_links,
                 "transfers": list(self.transfers.values()),
+                "billing_portal_sessions": self.portal_sessions,
+                "stripe_versions": self.versions,
                 "balance_available": self.balance,
                 "idempotency_keys": len(self.idem)}
 
@@ -207,12 +214,20 @@ class StripeServer(StandinServer):
 
     async def api(self, req, fault):
         rid = sid("req_", 14)
-        base_headers = [("Request-Id", rid), ("Stripe-Version", "2020-08-27")]
+        version = req.headers.get("stripe-version")
+        self.versions[version or "none"] = self.versions.get(version or "none", 0) + 1
+        base_headers = [("Request-Id", rid), ("Stripe-Version", version or STRIPE_API_VERSION)]
         err = self.check_auth(req)
         if err:
             await self.pause(None)
             err.headers += base_headers
             return err
+        if version is not None and version != STRIPE_API_VERSION:
+            await self.pause(None)
+            resp = invalid_status(400, "Invalid Stripe API version: %s. The stand-in answers as "
+                                  "%s only." % (version, STRIPE_API_VERSION))
+            resp.headers += [("Request-Id", rid)]
+            return resp
         route = None
         allowed = False
         for method, rx, fn, schema in self.routes:
@@ -401,6 +416,12 @@ class StripeServer(StandinServer):
                            "customer_email.", "parameters_exclusive", "customer_email")
         if p.get("customer") and p["customer"] not in self.customers:
             return no_such("customer", p["customer"], "customer", 400)
+        if "customer_creation" in p and mode != "payment":
+            return invalid("`customer_creation` can only be used in `payment` mode.", None,
+                           "customer_creation")
+        if "customer_creation" in p and p.get("customer"):
+            return invalid("You may only specify one of these parameters: customer, "
+                           "customer_creation.", "parameters_exclusive", "customer_creation")
         if "payment_intent_data" in p and mode != "payment":
             return invalid("You can only specify `payment_intent_data` in `payment` mode.",
                            None, "payment_intent_data")
@@ -563,8 +584,38 @@ class StripeServer(StandinServer):
 
     # ------------------------------------------------------------- connect
     def create_account(self, req, p):
-        if "type" not in p:
-            return missing("type")
+        ctl = p.get("controller")
+        if "type" not in p and ctl is None:
+            return missing("type", "You must specify either `type` or `controller` when "
+                           "creating an account.")
+        if "type" in p and ctl is not None:
+            return invalid("You may only specify one of these parameters: controller, type.",
+                           "parameters_exclusive", "controller")
+        if ctl is not None:
+            fees = (ctl.get("fees") or {}).get("payer", "account")
+            losses = (ctl.get("losses") or {}).get("payments", "stripe")
+            collect = ctl.get("requirement_collection", "stripe")
+            dash = (ctl.get("stripe_dashboard") or {}).get("type", "full")
+            if collect == "application" and dash != "none":
+                return invalid("Accounts where the platform collects requirements cannot have "
+                               "access to a Stripe dashboard.", None,
+                               "controller[stripe_dashboard][type]")
+            if losses == "application" and fees != "application" and dash == "express":
+                return invalid("Express dashboard accounts need the application to pay fees.",
+                               None, "controller[fees][payer]")
+            kind = ("express" if (dash, fees, losses, collect) ==
+                    ("express", "application", "application", "stripe")
+                    else "standard" if (dash, fees, losses, collect) ==
+                    ("full", "account", "stripe", "stripe")
+                    else "custom" if (dash, collect) == ("none", "application") else "none")
+            controller = {"fees": {"payer": "application" if fees == "application" else
+                                   "account"},
+                          "is_controller": True, "losses": {"payments": losses},
+                          "requirement_collection": collect,
+                          "stripe_dashboard": {"type": dash}, "type": "application"}
+        else:
+            kind = p["type"]
+            controller = {"is_controller": True, "type": "application"}
         caps = {k: "inactive" for k, v in (p.get("capabilities") or {}).items()
                 if v.get("requested")}
         aid = sid("acct_", 16)
@@ -592,9 +643,21 @@ class StripeServer(StandinServer):
                                       "schedule": {"delay_days": 2, "interval": "daily"},
                                       "statement_descriptor": None}},
              "tos_acceptance": {"date": None, "ip": None, "user_agent": None},
-             "type": p["type"]}
+             "controller": controller, "type": kind}
         self.accounts[aid] = a
         return json_response(200, a)
+
+    def create_portal_session(self, req, p):
+        if p["customer"] not in self.customers:
+            return no_such("customer", p["customer"], "customer", 400)
+        ps = {"id": sid("bps_"), "object": "billing_portal.session",
+              "configuration": p.get("configuration") or sid("bpc_"),
+              "created": int(time.time()), "customer": p["customer"], "flow": None,
+              "livemode": False, "locale": p.get("locale"),
+              "on_behalf_of": p.get("on_behalf_of"), "return_url": p.get("return_url"),
+              "url": "https://billing.stripe.com/p/session/test_" + sid("", 32)}
+        self.portal_sessions.append(ps)
+        return json_response(200, ps)
 
     def get_account(self, req, p, account):
         a = self.accounts.get(account)
@@ -733,10 +796,15 @@ class StripeServer(StandinServer):
             return json_response(404, {"error": "no such checkout session"})
         if s["status"] != "open":
             return json_response(409, {"error": "checkout session is %s" % s["status"]})
-        if s["customer"] is None:
+        # Since 2022-08-01 a payment-mode session makes a Customer only when
+        # asked (customer_creation=always); a subscription always has one.
+        if s["customer"] is None and (s["mode"] != "payment" or
+                                      s.get("customer_creation") == "always"):
             c = self.create_customer(None, {"email": s["customer_email"] or "buyer@example.com"}).body
             s["customer"] = c["id"]
-        s["customer_details"] = {"email": self.customers[s["customer"]]["email"],
+        email = (self.customers[s["customer"]]["email"] if s["customer"]
+                 else s["customer_email"] or "buyer@example.com")
+        s["customer_details"] = {"address": None, "email": email, "name": None,
                                  "phone": None, "tax_exempt": "none", "tax_ids": []}
         s["status"] = "complete"
         if s["mode"] == "payment":
@@ -747,7 +815,7 @@ class StripeServer(StandinServer):
         elif s["mode"] == "subscription":
             s["subscription"] = sid("sub_")
             s["payment_status"] = "paid"
-        event = {"id": sid("evt_"), "object": "event", "api_version": "2020-08-27",
+        event = {"id": sid("evt_"), "object": "event", "api_version": STRIPE_API_VERSION,
                  "created": int(time.time()), "data": {"object": s}, "livemode": False,
                  "pending_webhooks": 1, "request": {"id": None, "idempotency_key": None},
                  "type": "checkout.session.completed"}

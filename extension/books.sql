@@ -1,0 +1,124 @@
+-- books.sql: books that prove themselves (shared/DESIGN.md, Money).
+--
+-- agentmarket.verify_books() returns one row per discrepancy, none when the
+-- books balance, all in exact numeric arithmetic:
+--   lot       remaining = its ledger amounts; remaining value = its ledger values
+--   pot       balance = ledger = sum of its lots' remainders (and verify_ledger())
+--   purchase  paid - refunded - lost disputes = recognized + unspent + expired
+--             (what its lots were granted, less what refunds and lost disputes
+--             took back, equals what sessions consumed, what is left, and what
+--             expired, the platform's)
+--   session   creator + platform earnings = recognized revenue of its credits
+--             (net of clawbacks)
+--   creator   transfers made + carried remainder = earnings paid - clawbacks
+--             settled
+
+CREATE FUNCTION agentmarket.verify_books()
+RETURNS TABLE (subject text, id text, problem text, recorded numeric, expected numeric)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    WITH lot_ledger AS (
+        SELECT t.lot_id, pg_catalog.sum(t.amount) AS credits, pg_catalog.sum(t.value_usd) AS value,
+               COALESCE(pg_catalog.sum(t.value_usd) FILTER (WHERE t.type IN ('topup_purchase', 'subscription_refresh', 'free_trial')), 0) AS granted,
+               COALESCE(OPERATOR(pg_catalog.-) pg_catalog.sum(t.value_usd) FILTER (WHERE t.type IN ('session_deduct', 'refund')), 0) AS recognized,
+               COALESCE(OPERATOR(pg_catalog.-) pg_catalog.sum(t.value_usd) FILTER (WHERE t.type OPERATOR(pg_catalog.=) 'subscription_expiry'), 0) AS expired,
+               COALESCE(OPERATOR(pg_catalog.-) pg_catalog.sum(t.value_usd) FILTER (WHERE t.type IN ('purchase_refund', 'dispute_lost')), 0) AS taken_back
+          FROM agentmarket.credit_transactions t
+         WHERE t.lot_id IS NOT NULL
+         GROUP BY t.lot_id),
+    lots AS (
+        SELECT l.*, COALESCE(g.credits, 0) AS ledger_credits, COALESCE(g.value, 0) AS ledger_value,
+               COALESCE(g.granted, 0) AS granted, COALESCE(g.recognized, 0) AS recognized,
+               COALESCE(g.expired, 0) AS expired, COALESCE(g.taken_back, 0) AS taken_back
+          FROM agentmarket_private.credit_lots l LEFT JOIN lot_ledger g ON g.lot_id OPERATOR(pg_catalog.=) l.id),
+    pots AS (
+        SELECT COALESCE(b.user_id, x.user_id) AS user_id, v.pot,
+               COALESCE(CASE v.pot WHEN 'subscription' THEN b.subscription_credits ELSE b.topup_credits END, 0) AS balance,
+               COALESCE(x.remaining, 0) AS lots
+          FROM (VALUES ('subscription'), ('topup')) v(pot)
+          CROSS JOIN agentmarket.credit_balances b
+          FULL JOIN (SELECT l.user_id, l.credit_type, pg_catalog.sum(l.remaining) AS remaining
+                       FROM agentmarket_private.credit_lots l GROUP BY l.user_id, l.credit_type) x
+            ON x.user_id OPERATOR(pg_catalog.=) b.user_id AND x.credit_type OPERATOR(pg_catalog.=) v.pot),
+    purchase_lots AS (
+        SELECT l.purchase_id, pg_catalog.sum(l.granted) AS granted, pg_catalog.sum(l.recognized) AS recognized,
+               pg_catalog.sum(l.remaining_value_usd) AS unspent, pg_catalog.sum(l.expired) AS expired,
+               pg_catalog.sum(l.taken_back) AS taken_back
+          FROM lots l WHERE l.purchase_id IS NOT NULL GROUP BY l.purchase_id),
+    sessions AS (
+        SELECT s.id, s.refunded_at,
+               (SELECT COALESCE(OPERATOR(pg_catalog.-) pg_catalog.sum(t.value_usd), 0)
+                  FROM agentmarket.credit_transactions t
+                 WHERE t.session_id OPERATOR(pg_catalog.=) s.id AND t.type IN ('session_deduct', 'refund')) AS revenue,
+               e.id AS earnings_id, e.gross_revenue, e.creator_amount, e.platform_amount
+          FROM agentmarket.sessions s
+          LEFT JOIN agentmarket.creator_earnings e ON e.session_id OPERATOR(pg_catalog.=) s.id
+         WHERE s.ended_at IS NOT NULL),
+    creators AS (
+        SELECT c.creator_id,
+               (SELECT COALESCE(pg_catalog.sum(p.transfer_cents), 0) OPERATOR(pg_catalog./) 100
+                  FROM agentmarket.payouts p
+                 WHERE p.creator_id OPERATOR(pg_catalog.=) c.creator_id AND p.status OPERATOR(pg_catalog.=) 'paid') AS transferred,
+               agentmarket.payout_carry_usd(c.creator_id) AS carry,
+               (SELECT COALESCE(pg_catalog.sum(e.creator_amount), 0) FROM agentmarket.creator_earnings e
+                 WHERE e.creator_id OPERATOR(pg_catalog.=) c.creator_id AND e.paid_out) AS paid_earnings
+          FROM (SELECT DISTINCT p.creator_id FROM agentmarket.payouts p) c)
+    -- Lots against their ledger rows.
+    SELECT 'lot', l.id::text, 'lot remaining differs from its ledger rows', l.remaining::numeric, l.ledger_credits::numeric
+      FROM lots l WHERE l.remaining OPERATOR(pg_catalog.<>) l.ledger_credits
+    UNION ALL
+    SELECT 'lot', l.id::text, 'lot remaining value differs from its ledger rows', l.remaining_value_usd, l.ledger_value
+      FROM lots l WHERE l.remaining_value_usd OPERATOR(pg_catalog.<>) l.ledger_value
+    UNION ALL
+    SELECT 'lot', l.id::text, 'lot value differs from its grant row', l.value_usd, l.granted
+      FROM lots l WHERE l.value_usd OPERATOR(pg_catalog.<>) l.granted
+    UNION ALL
+    SELECT 'ledger', t.id::text, 'ledger row moves credits without a lot', t.amount::numeric, 0
+      FROM agentmarket.credit_transactions t
+     WHERE t.amount OPERATOR(pg_catalog.<>) 0
+       AND (t.lot_id IS NULL OR NOT EXISTS (SELECT FROM agentmarket_private.credit_lots l
+                                             WHERE l.id OPERATOR(pg_catalog.=) t.lot_id
+                                               AND l.user_id OPERATOR(pg_catalog.=) t.user_id
+                                               AND l.credit_type OPERATOR(pg_catalog.=) t.credit_type))
+    UNION ALL
+    -- Pots against their lots (and, through verify_ledger(), their ledger rows).
+    SELECT 'pot', p.user_id::text || '/' || p.pot, 'balance differs from the sum of its lots', p.balance::numeric, p.lots::numeric
+      FROM pots p WHERE p.balance OPERATOR(pg_catalog.<>) p.lots
+    UNION ALL
+    SELECT 'pot', v.user_id::text || COALESCE('/' || v.credit_type, ''), v.problem, v.recorded::numeric, v.expected::numeric
+      FROM agentmarket.verify_ledger() v
+    UNION ALL
+    -- Purchases: paid - refunded - lost disputes = recognized + unspent + expired.
+    -- (Plain operators from here on: the pinned search_path puts pg_catalog first.)
+    SELECT 'purchase', pu.id::text, 'paid credits granted differ from what was paid',
+           COALESCE(pl.granted, 0), agentmarket_private.purchase_paid_usd(pu.id)
+      FROM agentmarket.purchases pu LEFT JOIN purchase_lots pl ON pl.purchase_id = pu.id
+     WHERE (pu.status IN ('paid', 'refunded') OR pl.purchase_id IS NOT NULL)
+       AND COALESCE(pl.granted, 0) <> agentmarket_private.purchase_paid_usd(pu.id)
+    UNION ALL
+    SELECT 'purchase', pl.purchase_id::text, 'paid - taken back differs from recognized + unspent + expired',
+           pl.granted - pl.taken_back, pl.recognized + pl.unspent + pl.expired
+      FROM purchase_lots pl
+     WHERE pl.granted - pl.taken_back <> pl.recognized + pl.unspent + pl.expired
+    UNION ALL
+    -- Sessions: earnings - clawbacks = the value of the credits consumed.
+    SELECT 'session', x.id::text, 'earnings differ from the session''s recognized revenue', x.earned, x.revenue
+      FROM (SELECT s.id, s.revenue,
+                   COALESCE(s.creator_amount + s.platform_amount, 0)
+                   - agentmarket_private.session_clawed_back_usd(s.id) AS earned
+              FROM sessions s) x
+     WHERE x.earned <> x.revenue
+    UNION ALL
+    -- Creators: transfers + carried remainder = earnings paid - clawbacks settled.
+    SELECT 'creator', x.creator_id::text, 'transfers differ from earnings paid out', x.transferred, x.owed
+      FROM (SELECT c.creator_id, c.transferred + c.carry AS transferred,
+                   c.paid_earnings - agentmarket_private.creator_clawbacks_settled_usd(c.creator_id) AS owed
+              FROM creators c) x
+     WHERE x.transferred <> x.owed
+    ORDER BY 1, 2, 3
+$$;
+COMMENT ON FUNCTION agentmarket.verify_books() IS
+    'Every discrepancy of the books, one row each (subject lot/ledger/pot/purchase/session/creator, its id, the problem, recorded and expected amounts): lots against their ledger rows, pots against their lots and ledger, purchases (paid - taken back = recognized + unspent + expired), sessions (earnings = recognized revenue - clawbacks), creators (transfers + carry = earnings paid - clawbacks settled). Empty means the books balance.';
+REVOKE ALL ON FUNCTION agentmarket.verify_books() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentmarket.verify_books() TO service_role;

@@ -11,6 +11,8 @@ BEGIN;
 SELECT plan(30);
 
 SELECT agentmarket.configure('free_trial_credits', '0') \g /dev/null
+-- Granted credits worth list price, so gross = credits x 0.01 here (lots.sql).
+SELECT agentmarket.configure('promotional_credit_value_usd', '0.01') \g /dev/null
 INSERT INTO users (id, email, role) VALUES
   ('70000000-0000-4000-8000-00000000c001', 'creator@bill.example', 'creator'),
   ('70000000-0000-4000-8000-00000000e001', 'user@bill.example', 'user');

@@ -458,8 +458,12 @@ main(int argc, char **argv)
 	long long	claimed_total = 0;
 	int			exit_status = 0;
 	int			was_up = 0;
+	int			claim_threshold;
 
 	configure(argc, argv);
+	claim_threshold = (config.batch < config.concurrency ? config.batch : config.concurrency) / 4;
+	if (claim_threshold < 1)
+		claim_threshold = 1;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_stop_signal;
 	sigemptyset(&sa.sa_mask);
@@ -512,12 +516,9 @@ main(int argc, char **argv)
 		abandon_expiring(now);
 		restart_due(now);
 		collect_ended();
+		/* Finished jobs may unblock the next job of their instance. */
 		if (queue_up() && report_due() && report_backlog())
-		{
-			/* Finished jobs may unblock the next job of their instance. */
-			if (active <= config.concurrency * 3 / 4)
-				wake = 1;
-		}
+			wake = 1;
 
 		if (stop_requested)
 		{
@@ -540,8 +541,15 @@ main(int argc, char **argv)
 			}
 		}
 
-		room = config.concurrency - active - backlog_count;
-		if (!stop_requested && queue_up() && room > 0 && (wake || now >= next_claim))
+		/*
+		 * A slot is free as soon as its call ended: reporting is separate.
+		 * Outcomes piling up (the database slow or away) hold claims back.
+		 * Claims wait for a quarter batch of room, so that each statement
+		 * carries many jobs, unless nothing is in flight.
+		 */
+		room = backlog_count >= config.concurrency ? 0 : config.concurrency - active;
+		if (!stop_requested && queue_up() && room > 0 && (room >= claim_threshold || active == 0) &&
+			(wake || now >= next_claim))
 		{
 			int			want = room < config.batch ? room : config.batch;
 			job		   *fresh = NULL;
@@ -580,7 +588,7 @@ main(int argc, char **argv)
 		status.in_flight = active;
 		status.report_backlog = backlog_count;
 
-		if (wake && active + backlog_count < config.concurrency && !stop_requested && queue_up())
+		if (wake && !stop_requested && queue_up() && room > 0 && (room >= claim_threshold || active == 0))
 			timeout_ms = 0;
 		else
 		{

@@ -176,10 +176,11 @@ queue_connect_when_due(void)
 	if (now < next_connect_at)
 		return 0;
 	connect_attempts++;
+	/* A host that does not answer must not hold the loop (and the calls) for long. */
 	if (getenv("PGCONNECT_TIMEOUT") == NULL)
 	{
 		keys[k] = "connect_timeout";
-		values[k++] = "5";
+		values[k++] = "10";
 	}
 	if (config.dsn != NULL)
 	{

@@ -438,6 +438,10 @@ BEGIN
             'stripe_version', agentmarket_private.setting('stripe_api_version'));
     END IF;
 
+    -- The runtime configuration (runtime.sql) has a request of its own.
+    IF (p_job).kind OPERATOR(pg_catalog.=) 'fly.update_runtime' THEN
+        RETURN agentmarket_private.runtime_request(p_job);
+    END IF;
     inst_id := agentmarket_private.job_instance_id(p_job);
     SELECT ai.region, ai.status, ai.fly_app_name, NULLIF(ai.fly_machine_id, '') AS machine_id,
            ai.fly_volume_id, a.fly_machine_size, a.fly_machine_memory_mb,
@@ -470,7 +474,10 @@ BEGIN
             'memory_mb', i.fly_machine_memory_mb);
         machine_config := pg_catalog.jsonb_build_object(
             'image', i.image, 'guest', guest,
-            'metadata', pg_catalog.jsonb_build_object('agentmarket_instance', inst_id::text),
+            'metadata', pg_catalog.jsonb_build_object('agentmarket_instance', inst_id::text,
+                'agentmarket_runtime', agentmarket_private.runtime_digest(inst_id,
+                    agentmarket_private.runtime_env(inst_id), agentmarket_private.runtime_secrets(inst_id))),
+            'env', agentmarket_private.runtime_env(inst_id),
             'restart', pg_catalog.jsonb_build_object('policy', 'on-failure'));
         IF volume_gb > 0 THEN
             -- The sidecar puts the created volume's id into mounts[0].volume.
@@ -484,6 +491,8 @@ BEGIN
             'volume', CASE WHEN volume_gb > 0 THEN pg_catalog.jsonb_build_object(
                           'name', 'data', 'region', i.region, 'size_gb', volume_gb, 'encrypted', true) END,
             'machine', pg_catalog.jsonb_build_object('region', i.region, 'config', machine_config),
+            -- Set on the app before the machine is created (runtime.sql).
+            'secrets', agentmarket_private.runtime_secrets(inst_id),
             'refuse', refuse);
     END IF;
 

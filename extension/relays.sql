@@ -361,6 +361,8 @@ BEGIN
             USING ERRCODE = '23505', DETAIL = 'One chat account connects to one instance.';
     END;
     DELETE FROM agentmarket_private.relay_verifications x WHERE x.connection_id OPERATOR(pg_catalog.=) conn.id;
+    -- The machine learns of the relay and gets its tokens (runtime.sql).
+    PERFORM agentmarket_private.request_runtime_update(conn.instance_id);
     RETURN conn;
 END
 $$;
@@ -404,6 +406,7 @@ BEGIN
     UPDATE agentmarket.relay_connections c SET status = 'disconnected', disconnected_at = pg_catalog.now()
      WHERE c.id OPERATOR(pg_catalog.=) conn.id
     RETURNING * INTO conn;
+    PERFORM agentmarket_private.request_runtime_update(conn.instance_id);
     RETURN conn;
 END
 $$;

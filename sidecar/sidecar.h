@@ -74,6 +74,7 @@ typedef struct job
 	double		restart_at;		/* > 0: start over at this time */
 	char	   *machine_id;
 	char	   *volume_id;
+	long		secrets_version;	/* Fly app secrets version we set (runtime), 0 none */
 	double		started_at;
 	double		ended_at;		/* when the outcome was known */
 	double		lease_until;	/* local bound of the lease: sent time of the last renewal + lease */

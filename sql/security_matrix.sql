@@ -50,6 +50,8 @@ INSERT INTO agentmarket.agents (id, creator_id, slug, name, tagline, description
    'https://github.com/c/draft', 'draft', NULL),
   (pg_temp.fid('A2'), pg_temp.fid('C2'), 'matrix-other', 'Other', 't', 'd', 'writing', 10,
    'https://github.com/c2/other', 'published', now());
+-- The owner's instance runs a model its agent lists (runtime.sql checks it).
+UPDATE agentmarket.agents SET supported_models = '{claude}' WHERE id = pg_temp.fid('AP');
 INSERT INTO agentmarket.agent_versions (id, agent_id, version, status, is_current, published_at) VALUES
   (pg_temp.fid('VP'), pg_temp.fid('AP'), '1.0.0', 'published', true, now()),
   (pg_temp.fid('VD'), pg_temp.fid('AD'), '0.1.0', 'draft', false, NULL),

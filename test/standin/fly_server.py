@@ -10,6 +10,7 @@ through Fly's states (created, starting, started, stopping, stopped, suspending,
 suspended, destroying, destroyed), one step every --transition-ms."""
 
 import asyncio
+import hashlib
 import json
 import os
 import random
@@ -25,6 +26,7 @@ from standin_http import REASONS, StandinServer, base_args, json_response, Respo
 
 APP_NAME = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 VOLUME_NAME = re.compile(r"^[a-z0-9_]{1,30}$")
+SECRET_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
 WAIT_STATES = {"started", "stopped", "suspended", "destroyed", "failed", "settled"}
 SETTLED = {"created", "started", "stopped", "suspended", "destroyed", "failed"}
 RUNNING = {"starting", "started", "stopping", "suspending", "replacing", "destroying"}
@@ -66,6 +68,7 @@ class Machine:
         self.created_at = now_iso()
         self.updated_at = self.created_at
         self.events = []
+        self.updates = 0  # config updates (POST /machines/{id}), for tests
         self.timer = None
         self.waiters = []
         self.private_ip = "fdaa:0:%x:a7b:%x:%x:%x:2" % (random.getrandbits(16),
@@ -124,6 +127,9 @@ class FlyServer(StandinServer):
         r("GET", "/v1/apps/{app_name}/machines", self.list_machines)
         r("POST", "/v1/apps/{app_name}/machines", self.create_machine)
         r("GET", "/v1/apps/{app_name}/machines/{machine_id}", self.get_machine)
+        r("POST", "/v1/apps/{app_name}/machines/{machine_id}", self.update_machine)
+        r("GET", "/v1/apps/{app_name}/secrets", self.list_secrets)
+        r("POST", "/v1/apps/{app_name}/secrets", self.update_secrets)
         r("DELETE", "/v1/apps/{app_name}/machines/{machine_id}", self.delete_machine)
         r("POST", "/v1/apps/{app_name}/machines/{machine_id}/start", self.start_machine)
         r("POST", "/v1/apps/{app_name}/machines/{machine_id}/stop", self.stop_machine)
@@ -157,12 +163,16 @@ class FlyServer(StandinServer):
                 d = m.to_json()
                 d["app"] = app["name"]
                 d["metadata"] = m.config.get("metadata", {})
+                d["env"] = m.config.get("env", {})
+                d["updates"] = m.updates
                 machines.append(d)
             for v in app["volumes"].values():
                 d = dict(v)
                 d["app"] = app["name"]
                 volumes.append(d)
-        return {"apps": apps, "machines": machines, "volumes": volumes}
+        app_secrets = {a["name"]: {"values": dict(a["app_secrets"]), "version": a["secrets_version"]}
+                       for a in self.apps.values()}
+        return {"apps": apps, "machines": machines, "volumes": volumes, "app_secrets": app_secrets}
 
     def parsed_body(self, req):
         if not req.body:
@@ -253,7 +263,8 @@ class FlyServer(StandinServer):
         self.apps[name] = {"id": secrets.token_hex(8), "name": name, "org_slug": org,
                            "numeric_id": random.randint(100000, 999999),
                            "network": body.get("network") or "default",
-                           "created_at": now_iso(), "machines": {}, "volumes": {}}
+                           "created_at": now_iso(), "machines": {}, "volumes": {},
+                           "app_secrets": {}, "secrets_version": 0, "secrets_updated_at": {}}
         return Response(201, None)
 
     async def get_app(self, req, body, app_name):
@@ -444,6 +455,82 @@ class FlyServer(StandinServer):
         if err:
             return err
         return json_response(200, m.to_json())
+
+    async def update_machine(self, req, body, app_name, machine_id):
+        """POST /apps/{app}/machines/{id}: replace the config (a new version);
+        current_version, when given, must be the machine's (else 412)."""
+        m, err = self.find_machine(app_name, machine_id)
+        if err:
+            return err
+        if m.state in ("destroying", "destroyed"):
+            return ferr(412, "failed_precondition: unable to update machine in state '%s'" % m.state,
+                        "failed_precondition")
+        cur = body.get("current_version")
+        if cur and cur != m.instance_id:
+            return ferr(412, "failed_precondition: machine version %s is not the current version %s"
+                        % (cur, m.instance_id), "failed_precondition")
+        app = self.find_app(app_name)
+        msv = body.get("min_secrets_version")
+        if msv is not None and msv > app["secrets_version"]:
+            return ferr(400, "min_secrets_version %s is newer than the app's secrets (version %s)"
+                        % (msv, app["secrets_version"]), "invalid_argument")
+        config = body.get("config")
+        if not isinstance(config, dict) or not config.get("image"):
+            return ferr(400, "invalid config.image, must be set", "invalid_argument")
+        config = json.loads(json.dumps(config))
+        config.setdefault("metadata", {})
+        env = config.get("env") or {}
+        if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
+            return ferr(400, "config.env must map names to strings", "invalid_argument")
+        m.config = config
+        m.instance_id = ulid()
+        m.updates += 1
+        m.updated_at = now_iso()
+        m.events.append({"type": "update", "status": m.state, "source": "user",
+                         "timestamp": int(time.time() * 1000)})
+        return json_response(200, m.to_json())
+
+    # ---------------------------------------------------------------- secrets
+    def secret_json(self, app, name, show):
+        value = app["app_secrets"][name]
+        d = {"name": name, "digest": hashlib.sha256(value.encode()).hexdigest()[:16],
+             "updated_at": app["secrets_updated_at"][name]}
+        if show:
+            d["value"] = value
+        return d
+
+    async def list_secrets(self, req, body, app_name):
+        app = self.find_app(app_name)
+        if app is None:
+            return ferr(404, "app not found", "not_found")
+        show = (req.q1("show_secrets") or "").lower() == "true"
+        return json_response(200, {"secrets": [self.secret_json(app, n, show)
+                                               for n in sorted(app["app_secrets"])]})
+
+    async def update_secrets(self, req, body, app_name):
+        """POST /apps/{app}/secrets {"values": {name: value or null}}: set or
+        unset, one new secrets version for the whole update."""
+        app = self.find_app(app_name)
+        if app is None:
+            return ferr(404, "app not found", "not_found")
+        values = body.get("values")
+        if not isinstance(values, dict) or not values:
+            return ferr(400, "values is required", "invalid_argument")
+        for name, value in values.items():
+            if not SECRET_NAME.match(name):
+                return ferr(400, "invalid secret name %r" % name, "invalid_argument")
+            if value is not None and not isinstance(value, str):
+                return ferr(400, "secret %s: value must be a string or null" % name, "invalid_argument")
+        for name, value in values.items():
+            if value is None:
+                app["app_secrets"].pop(name, None)
+                app["secrets_updated_at"].pop(name, None)
+            else:
+                app["app_secrets"][name] = value
+                app["secrets_updated_at"][name] = now_iso()
+        app["secrets_version"] += 1
+        return json_response(200, {"secrets": [self.secret_json(app, n, False) for n in sorted(app["app_secrets"])],
+                                   "version": app["secrets_version"], "Version": app["secrets_version"]})
 
     async def start_machine(self, req, body, app_name, machine_id):
         m, err = self.find_machine(app_name, machine_id)

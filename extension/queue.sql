@@ -932,9 +932,11 @@ BEGIN
                          OR (uid IS NOT NULL AND inst.user_id OPERATOR(pg_catalog.=) uid)) THEN
         RAISE EXCEPTION 'instance % not found', p_instance_id USING ERRCODE = 'P0002';
     END IF;
+    -- Jobs that change no status (fly.update_runtime) do not count.
     SELECT k.instance_status INTO pending
       FROM agentmarket_private.jobs j JOIN agentmarket_private.job_kinds k ON k.kind OPERATOR(pg_catalog.=) j.kind
      WHERE j.serial_key OPERATOR(pg_catalog.=) p_instance_id::text AND j.status IN ('queued', 'running')
+       AND k.instance_status IS NOT NULL
      ORDER BY j.id DESC LIMIT 1;
     effective := COALESCE(pending, inst.status);
     IF NOT effective OPERATOR(pg_catalog.=) ANY (p_from) THEN

@@ -11,7 +11,7 @@
 SET client_min_messages = warning;
 SET search_path = agentmarket, public;
 BEGIN;
-SELECT plan(30);
+SELECT plan(31);
 
 SELECT agentmarket.configure('free_trial_credits', '0');
 INSERT INTO users (id, email, role) VALUES
@@ -137,6 +137,13 @@ SELECT is((SELECT (request->'machine'->'config'->'env'->>'AGENTMARKET_INSTANCE_I
     '74000000-0000-4000-8000-0000000000d4 {}', 'the provisioning request has the machine''s environment and the app''s secrets');
 SELECT is((SELECT count(*)::int FROM agentmarket_private.job_kinds WHERE kind = 'fly.update_runtime' AND instance_status IS NULL), 1,
     'fly.update_runtime changes no instance status');
+-- A queued update does not hide a pending suspend from the owner's controls.
+SELECT agentmarket_private.enqueue_instance_job('74000000-0000-4000-8000-0000000000d3', 'fly.suspend_machine') > 0 AS suspending;
+SELECT agentmarket_private.request_runtime_update('74000000-0000-4000-8000-0000000000d3') > 0 AS updating;
+SELECT pg_temp.act('authenticated', '74000000-0000-4000-8000-00000000e002');
+SELECT lives_ok($$SELECT resume_instance('74000000-0000-4000-8000-0000000000d3')$$,
+    'an instance being suspended can be resumed though a runtime update is queued after the suspend');
+RESET role;
 
 SELECT * FROM finish();
 ROLLBACK;

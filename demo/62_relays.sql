@@ -35,6 +35,13 @@ SET client_min_messages = warning;
 SELECT relay, external_user_id, external_chat_id, status
   FROM agentmarket.confirm_relay('telegram', '424242', '424242', :'code');
 
+\echo 'His machine will be told (a fly.update_runtime job, run by the sidecar in a later step):'
+SELECT env->>'AGENTMARKET_RELAYS' AS relays, env->>'AGENTMARKET_MODEL' AS model, secret_names
+  FROM agentmarket.instance_runtime(:'instance');
+RESET role;
+SELECT kind, status FROM agentmarket_private.jobs WHERE serial_key = :'instance' ORDER BY id DESC LIMIT 1;
+SET role service_role;
+
 \echo
 \echo 'Linus writes on Telegram; the gateway routes the message: a new session, paid per session, on his running machine.'
 SELECT session_id, new_session, waking, instance_status, fly_app_name, fly_machine_id IS NOT NULL AS has_machine

@@ -462,6 +462,22 @@ BEGIN
     SELECT v.id INTO current_version FROM agentmarket.agent_versions v
      WHERE v.agent_id OPERATOR(pg_catalog.=) hire_agent.agent_id AND v.is_current;
 
+    -- Bounded platform cost per user: at most max_live_instances_per_user
+    -- instances that are not destroyed.  The user row is locked so that
+    -- concurrent hires of one user count each other.
+    PERFORM FROM agentmarket.users u WHERE u.id OPERATOR(pg_catalog.=) caller FOR NO KEY UPDATE;
+    IF NOT EXISTS (SELECT FROM agentmarket.agent_instances i
+                    WHERE i.user_id OPERATOR(pg_catalog.=) caller AND i.agent_id OPERATOR(pg_catalog.=) hire_agent.agent_id
+                      AND i.status OPERATOR(pg_catalog.<>) 'destroyed')
+       AND (SELECT pg_catalog.count(*) FROM agentmarket.agent_instances i
+             WHERE i.user_id OPERATOR(pg_catalog.=) caller AND i.status OPERATOR(pg_catalog.<>) 'destroyed')
+           OPERATOR(pg_catalog.>=) agentmarket_private.setting('max_live_instances_per_user')::integer THEN
+        RAISE EXCEPTION 'too many live instances' USING ERRCODE = '22023',
+            DETAIL = pg_catalog.format('A user may have at most %s instances that are not destroyed.',
+                                       agentmarket_private.setting('max_live_instances_per_user')),
+            HINT = 'Destroy an instance you no longer need with agentmarket.destroy_instance().';
+    END IF;
+
     -- One instance per user and agent: a concurrent second hire waits on the
     -- unique index and then finds the first one's row.
     INSERT INTO agentmarket.agent_instances AS i

@@ -126,17 +126,38 @@ BEGIN
         RAISE EXCEPTION 'not signed in' USING ERRCODE = '42501',
             DETAIL = 'Buying credits needs a signed-in user.';
     END IF;
-    SELECT * INTO u FROM agentmarket.users x WHERE x.id OPERATOR(pg_catalog.=) uid;
+    -- The user row is locked: concurrent calls of one user reuse one purchase.
+    SELECT * INTO u FROM agentmarket.users x WHERE x.id OPERATOR(pg_catalog.=) uid FOR NO KEY UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'not signed in' USING ERRCODE = '42501',
             DETAIL = 'The signed-in user has no account.';
     END IF;
     SELECT * INTO p FROM agentmarket_private.credit_packs c
-     WHERE c.code OPERATOR(pg_catalog.=) buy_credits.pack AND c.active;
+     WHERE c.code OPERATOR(pg_catalog.=) pg_catalog.left(buy_credits.pack, 100) AND c.active;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown credit pack %', COALESCE(pg_catalog.quote_literal(buy_credits.pack), 'null')
+        RAISE EXCEPTION 'unknown credit pack %', COALESCE(pg_catalog.quote_literal(pg_catalog.left(buy_credits.pack, 100)), 'null')
             USING ERRCODE = '22023',
                   HINT = 'agentmarket.credit_packs() lists the packs on sale.';
+    END IF;
+    -- Bounded work per caller: a pending purchase of the same pack whose
+    -- Checkout session is still usable is returned again, and only a few
+    -- purchases may be pending at once (max_pending_purchases).
+    SELECT * INTO pur FROM agentmarket.purchases x
+     WHERE x.user_id OPERATOR(pg_catalog.=) uid AND x.product OPERATOR(pg_catalog.=) p.code
+       AND x.status OPERATOR(pg_catalog.=) 'pending'
+       AND (x.expires_at IS NULL OR x.expires_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.+) interval '5 minutes'))
+     ORDER BY x.created_at DESC LIMIT 1;
+    IF FOUND THEN
+        RETURN pur;
+    END IF;
+    IF (SELECT pg_catalog.count(*) FROM agentmarket.purchases x
+         WHERE x.user_id OPERATOR(pg_catalog.=) uid AND x.status OPERATOR(pg_catalog.=) 'pending'
+           AND (x.expires_at IS NULL OR x.expires_at OPERATOR(pg_catalog.>) pg_catalog.now()))
+       OPERATOR(pg_catalog.>=) agentmarket_private.setting('max_pending_purchases')::integer THEN
+        RAISE EXCEPTION 'too many purchases pending' USING ERRCODE = '22023',
+            DETAIL = pg_catalog.format('At most %s purchases may wait for payment at once.',
+                                       agentmarket_private.setting('max_pending_purchases')),
+            HINT = 'Pay or cancel a pending Checkout session first; an unpaid one expires within a day.';
     END IF;
     INSERT INTO agentmarket.purchases (user_id, kind, product, credits, amount_cents, currency)
     VALUES (uid, p.kind, p.code, p.credits, p.amount_cents, p.currency)

@@ -138,6 +138,15 @@ BEGIN
             DETAIL = 'Onboarding to payouts needs a signed-in user whose role is creator.';
     END IF;
     IF u.stripe_connect_account_id IS NOT NULL THEN
+        -- A link still being made is returned again (one call to Stripe at a time).
+        SELECT j.id INTO pending FROM agentmarket_private.jobs j
+         WHERE j.kind OPERATOR(pg_catalog.=) 'stripe.create_account_link'
+           AND j.payload OPERATOR(pg_catalog.->>) 'user_id' OPERATOR(pg_catalog.=) uid::text
+           AND j.status IN ('queued', 'running')
+         ORDER BY j.id DESC LIMIT 1;
+        IF pending IS NOT NULL THEN
+            RETURN pending;
+        END IF;
         RETURN agentmarket_private.enqueue_account_link(uid, u.stripe_connect_account_id);
     END IF;
     -- The account is being made: its handler enqueues the link.

@@ -302,6 +302,10 @@ BEGIN
     IF k.serialize_on IS NOT NULL AND NOT p_payload ? k.serialize_on THEN
         RAISE EXCEPTION 'job payload of kind "%" needs "%"', p_kind, k.serialize_on USING ERRCODE = '22023';
     END IF;
+    IF k.serialize_on OPERATOR(pg_catalog.=) 'instance_id'
+       AND (p_payload OPERATOR(pg_catalog.->>) 'instance_id') !~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' THEN
+        RAISE EXCEPTION 'job payload of kind "%" needs a uuid instance_id', p_kind USING ERRCODE = '22023';
+    END IF;
     IF p_idempotency_key IS NOT NULL AND pg_catalog.length(p_idempotency_key) NOT BETWEEN 1 AND 255 THEN
         RAISE EXCEPTION 'idempotency key must have 1 to 255 characters' USING ERRCODE = '22023';
     END IF;
@@ -611,7 +615,7 @@ BEGIN
         RETURNING j.*
     )
     SELECT c.id, c.kind, k.provider, c.attempts, c.idempotency_key,
-           agentmarket_private.job_request(c::agentmarket_private.jobs)
+           agentmarket_private.job_request_or_refusal(c::agentmarket_private.jobs)
       FROM claimed c
       JOIN agentmarket_private.job_kinds k ON k.kind OPERATOR(pg_catalog.=) c.kind
      ORDER BY pg_catalog.array_position(ids, c.id);
@@ -923,6 +927,8 @@ DECLARE
     uid uuid := agentmarket.current_user_id();
     pending text;
     effective text;
+    queued agentmarket_private.jobs;
+    target text;
 BEGIN
     IF p_instance_id IS NULL THEN
         RAISE EXCEPTION 'instance id must not be null' USING ERRCODE = '22023';
@@ -932,13 +938,46 @@ BEGIN
                          OR (uid IS NOT NULL AND inst.user_id OPERATOR(pg_catalog.=) uid)) THEN
         RAISE EXCEPTION 'instance % not found', p_instance_id USING ERRCODE = 'P0002';
     END IF;
-    -- Jobs that change no status (fly.update_runtime) do not count.
+    -- A change still queued (not claimed: nothing happened at Fly yet) is
+    -- coalesced with this one: it is replaced, or dropped when this one undoes
+    -- it, so an instance never has more than one unclaimed change queued.
+    -- Locking it keeps a claim from taking it meanwhile.  Jobs that change no
+    -- status (fly.update_runtime) do not count.
+    SELECT * INTO queued FROM agentmarket_private.jobs j
+     WHERE j.serial_key OPERATOR(pg_catalog.=) p_instance_id::text AND j.status OPERATOR(pg_catalog.=) 'queued'
+       AND j.kind IN ('fly.start_machine', 'fly.suspend_machine', 'fly.stop_machine', 'fly.destroy_instance')
+       AND NOT EXISTS (SELECT FROM agentmarket_private.jobs later
+                         JOIN agentmarket_private.job_kinds lk ON lk.kind OPERATOR(pg_catalog.=) later.kind
+                        WHERE later.serial_key OPERATOR(pg_catalog.=) j.serial_key
+                          AND later.id OPERATOR(pg_catalog.>) j.id AND later.status IN ('queued', 'running')
+                          AND lk.instance_status IS NOT NULL)
+     ORDER BY j.id DESC LIMIT 1 FOR UPDATE;
     SELECT k.instance_status INTO pending
       FROM agentmarket_private.jobs j JOIN agentmarket_private.job_kinds k ON k.kind OPERATOR(pg_catalog.=) j.kind
      WHERE j.serial_key OPERATOR(pg_catalog.=) p_instance_id::text AND j.status IN ('queued', 'running')
        AND k.instance_status IS NOT NULL
+       AND j.id IS DISTINCT FROM queued.id
      ORDER BY j.id DESC LIMIT 1;
     effective := COALESCE(pending, inst.status);
+    SELECT k.instance_status INTO target FROM agentmarket_private.job_kinds k WHERE k.kind OPERATOR(pg_catalog.=) p_kind;
+    IF queued.kind OPERATOR(pg_catalog.=) 'fly.destroy_instance' THEN
+        effective := 'destroyed';       -- a destroy is never undone
+    ELSIF queued.id IS NOT NULL THEN
+        IF queued.kind OPERATOR(pg_catalog.=) p_kind THEN
+            RETURN queued.id;
+        END IF;
+        IF effective OPERATOR(pg_catalog.=) target THEN
+            -- This change undoes the queued one: neither needs to happen.
+            DELETE FROM agentmarket_private.jobs j WHERE j.id OPERATOR(pg_catalog.=) queued.id;
+            RETURN NULL;
+        END IF;
+        IF effective OPERATOR(pg_catalog.=) ANY (p_from) THEN
+            DELETE FROM agentmarket_private.jobs j WHERE j.id OPERATOR(pg_catalog.=) queued.id;
+            RETURN agentmarket_private.enqueue_instance_job(p_instance_id, p_kind);
+        END IF;
+        effective := COALESCE((SELECT k.instance_status FROM agentmarket_private.job_kinds k
+                                WHERE k.kind OPERATOR(pg_catalog.=) queued.kind), effective);
+    END IF;
     IF NOT effective OPERATOR(pg_catalog.=) ANY (p_from) THEN
         RAISE EXCEPTION 'cannot % an instance that is %', p_verb, effective
             USING ERRCODE = '22023',
@@ -950,7 +989,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION agentmarket_private.request_instance_change(uuid, text, text[], text) IS
-    'Shared body of suspend/resume/destroy_instance: access check (own instance or service_role), state check, enqueue.';
+    'Shared body of suspend/resume/destroy_instance: access check (own instance or service_role), state check, then the change replaces a queued (unclaimed) change of the instance, cancels it (NULL) when it undoes it, or is enqueued.';
 REVOKE ALL ON FUNCTION agentmarket_private.request_instance_change(uuid, text, text[], text) FROM PUBLIC;
 
 CREATE FUNCTION agentmarket.suspend_instance(instance_id uuid)

@@ -114,8 +114,10 @@ BEGIN
         RAISE EXCEPTION 'unknown relay "%"', start_session.relay
             USING ERRCODE = '22023', HINT = 'Relays are web, telegram, whatsapp, slack and discord.';
     END IF;
+    -- Locked for the update of last_active_at below from the start: a share
+    -- lock here that each concurrent start later upgrades deadlocks them.
     SELECT * INTO inst FROM agentmarket.agent_instances i
-     WHERE i.id OPERATOR(pg_catalog.=) start_session.instance_id FOR SHARE;
+     WHERE i.id OPERATOR(pg_catalog.=) start_session.instance_id FOR NO KEY UPDATE;
     IF NOT FOUND OR NOT (agentmarket_private.caller_is_service()
                          OR (uid IS NOT NULL AND inst.user_id OPERATOR(pg_catalog.=) uid)) THEN
         RAISE EXCEPTION 'instance % not found', start_session.instance_id USING ERRCODE = 'P0002';
@@ -173,8 +175,21 @@ BEGIN
     IF add_message.content IS NULL THEN
         RAISE EXCEPTION 'message content must not be null' USING ERRCODE = '22023';
     END IF;
+    IF pg_catalog.octet_length(add_message.content)
+       OPERATOR(pg_catalog.>) agentmarket_private.setting('message_max_bytes')::integer
+       OR pg_catalog.octet_length(add_message.tool_use::text)
+          OPERATOR(pg_catalog.>) agentmarket_private.setting('message_max_bytes')::integer THEN
+        RAISE EXCEPTION 'message too long' USING ERRCODE = '22023',
+            DETAIL = pg_catalog.format('Content and tool_use may have at most %s bytes each.',
+                                       agentmarket_private.setting('message_max_bytes'));
+    END IF;
     IF COALESCE(add_message.tokens_used, -1) < 0 THEN
         RAISE EXCEPTION 'tokens_used must be zero or more' USING ERRCODE = '22023';
+    END IF;
+    -- Metering comes from the platform, never from the user's own call.
+    IF add_message.tokens_used OPERATOR(pg_catalog.<>) 0 AND NOT agentmarket_private.caller_is_service() THEN
+        RAISE EXCEPTION 'only the platform reports tokens_used' USING ERRCODE = '42501',
+            HINT = 'Leave tokens_used at 0; the platform meters the session.';
     END IF;
     IF add_message.tool_use IS NOT NULL AND add_message.role <> 'tool' THEN
         RAISE EXCEPTION 'only tool messages carry tool_use' USING ERRCODE = '22023';

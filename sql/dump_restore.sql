@@ -54,6 +54,8 @@ VALUES ('30000000-0000-4000-8000-0000000000f9', '30000000-0000-4000-8000-0000000
 UPDATE creator_earnings SET payout_id = '30000000-0000-4000-8000-0000000000f9', paid_out = true, paid_out_at = now(), stripe_transfer_id = 'tr_dump';
 INSERT INTO agent_reviews (agent_id, user_id, rating, content) VALUES
   ('30000000-0000-4000-8000-0000000000a1', '30000000-0000-4000-8000-000000000002', 5, 'great');
+INSERT INTO agent_price_changes (agent_id, pricing_model, credits_per_session, effective_at)
+VALUES ('30000000-0000-4000-8000-0000000000a1', 'per_session', 50, now() + interval '14 days');
 INSERT INTO relay_connections (instance_id, relay, external_user_id, config) VALUES
   ('30000000-0000-4000-8000-0000000000d1', 'telegram', 'tg-1', '{"bot": "x"}');
 INSERT INTO purchases (user_id, kind, credits, amount_cents, status, stripe_checkout_session_id)

@@ -11,7 +11,7 @@
 SET client_min_messages = warning;
 SET search_path = agentmarket, public;
 BEGIN;
-SELECT plan(100);
+SELECT plan(101);
 
 ------------------------------------------------------------------------------
 -- HMAC-SHA256 and the signature
@@ -107,6 +107,8 @@ SELECT is((SELECT provolatile::text FROM pg_proc WHERE oid = 'agentmarket.verify
 -- Buying a pack
 ------------------------------------------------------------------------------
 SELECT agentmarket.configure('free_trial_credits', '0');
+-- This suite's buyer keeps seven purchases pending (the default allows 3).
+SELECT agentmarket.configure('max_pending_purchases', '10');
 INSERT INTO users (id, email, role, stripe_customer_id) VALUES
   ('60000000-0000-4000-8000-00000000e001', 'buyer@pay.example', 'user', NULL),
   ('60000000-0000-4000-8000-00000000e002', 'subscriber@pay.example', 'user', 'cus_known2'),
@@ -137,8 +139,21 @@ SELECT is((SELECT kind || '/' || product || '/' || credits || '/' || amount_cent
 SELECT is((SELECT count(*)::int FROM purchases), 1, 'the buyer sees their purchase');
 INSERT INTO p SELECT 's', (buy_credits('topup_s')).id;
 INSERT INTO p SELECT 'l', (buy_credits('topup_l')).id;
+-- A pending purchase of the same pack is reused while its Checkout session
+-- has 5 minutes left: these three are bought once the previous one's is
+-- about to expire.
+SELECT is((buy_credits('topup_s')).id, pg_temp.pid('s'), 'buying a pack again returns its pending purchase');
+RESET ROLE;
+UPDATE purchases SET expires_at = now() + interval '1 minute' WHERE id = pg_temp.pid('s');
+SET LOCAL ROLE authenticated;
 INSERT INTO p SELECT 'x', (buy_credits('topup_s')).id;
+RESET ROLE;
+UPDATE purchases SET expires_at = now() + interval '1 minute' WHERE id = pg_temp.pid('x');
+SET LOCAL ROLE authenticated;
 INSERT INTO p SELECT 'y', (buy_credits('topup_s')).id;
+RESET ROLE;
+UPDATE purchases SET expires_at = now() + interval '1 minute' WHERE id = pg_temp.pid('y');
+SET LOCAL ROLE authenticated;
 INSERT INTO p SELECT 'z', (buy_credits('topup_s')).id;
 RESET ROLE;
 SELECT is((pg_temp.job('m')).kind, 'stripe.create_checkout_session', 'a Checkout session job is enqueued with the purchase');

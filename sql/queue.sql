@@ -8,7 +8,7 @@
 \pset pager off
 SET client_min_messages = warning;
 BEGIN;
-SELECT plan(72);
+SELECT plan(73);
 
 INSERT INTO agentmarket.users (id, email, role) VALUES
   ('00000000-0000-4000-8000-0000000c00a1', 'ada@queue.test', 'creator'),
@@ -207,10 +207,15 @@ SELECT ok(EXISTS (SELECT FROM agentmarket_private.jobs WHERE id = (SELECT id FRO
 GRANT SELECT ON t TO authenticated;
 SET LOCAL request.jwt.claims = '{"sub":"00000000-0000-4000-8000-0000000e00a1","role":"authenticated"}';
 SET LOCAL ROLE authenticated;
-SELECT ok(agentmarket.resume_instance('00000000-0000-4000-8000-0000000000b1') > 0, 'an owner resumes their suspended instance');
-SELECT throws_ok($$SELECT agentmarket.resume_instance('00000000-0000-4000-8000-0000000000b1')$$, '22023',
-                 'cannot resume an instance that is running', 'resuming is checked against the status the pending jobs lead to');
-SELECT ok(agentmarket.suspend_instance('00000000-0000-4000-8000-0000000000b1') > 0, 'an owner suspends their running instance');
+SELECT agentmarket.resume_instance('00000000-0000-4000-8000-0000000000b1') AS resume_job \gset
+SELECT ok(:resume_job > 0, 'an owner resumes their suspended instance');
+-- A change still queued coalesces with the next one (attack_bounds has more).
+SELECT is(agentmarket.resume_instance('00000000-0000-4000-8000-0000000000b1'), :resume_job::bigint,
+          'resuming again returns the queued resume');
+SELECT is(agentmarket.suspend_instance('00000000-0000-4000-8000-0000000000b1'), NULL,
+          'suspending before the queued resume ran cancels it: nothing to do');
+SELECT throws_ok($$SELECT agentmarket.suspend_instance('00000000-0000-4000-8000-0000000000b1')$$, '22023',
+                 'cannot suspend an instance that is suspended', 'changes are checked against the status the pending jobs lead to');
 SELECT throws_ok($$SELECT agentmarket.suspend_instance('00000000-0000-4000-8000-0000000000b2')$$, 'P0002', NULL,
                  'another user''s instance is not found');
 SELECT throws_ok($$SELECT agentmarket.destroy_instance('00000000-0000-4000-8000-0000000000ff')$$, 'P0002', NULL,

@@ -10,7 +10,7 @@
 SET client_min_messages = warning;
 SET search_path = agentmarket, public;
 BEGIN;
-SELECT plan(53);
+SELECT plan(54);
 
 -- Fixture (as the platform's back office would leave it).
 SELECT agentmarket.configure('free_trial_credits', '100');
@@ -65,8 +65,10 @@ SELECT throws_ok($$SELECT start_session('50000000-0000-4000-8000-0000000000d4')$
 SELECT throws_ok($$SELECT start_session(NULL)$$, '22023', NULL, 'a NULL instance is a bad argument');
 
 -- Messages.
-SELECT lives_ok($$SELECT add_message((SELECT id FROM ids WHERE name = 'web'), 'user', 'Summarise my inbox', NULL, 5)$$,
+SELECT lives_ok($$SELECT add_message((SELECT id FROM ids WHERE name = 'web'), 'user', 'Summarise my inbox')$$,
     'the user adds a user message');
+SELECT throws_ok($$SELECT add_message((SELECT id FROM ids WHERE name = 'web'), 'user', 'x', NULL, 5)$$, '42501', NULL,
+    'tokens_used is the platform''s to report, not the user''s');
 SELECT throws_ok($$SELECT add_message((SELECT id FROM ids WHERE name = 'web'), 'assistant', 'forged')$$, '42501', NULL,
     'the user cannot put words in the agent''s mouth');
 SELECT throws_ok($$SELECT add_message((SELECT id FROM ids WHERE name = 'web'), 'wizard', 'x')$$, '22023', NULL,

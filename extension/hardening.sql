@@ -1,0 +1,248 @@
+-- hardening.sql: rules that hold whoever writes, so that a hostile client, a
+-- careless creator or a broken provider answer cannot slip past them.  Last
+-- in the install order: it constrains tables every other part made.
+--
+--   * provider ids (Fly machine/volume/app, Stripe customer/account/session/
+--     intent/invoice/subscription/transfer ids) are plain ids, never paths;
+--   * machine size and memory are sizes the platform knows;
+--   * a released agent version (anything but a draft) never changes what it
+--     runs: image, git ref and commit, OpenClaw version, skills;
+--   * a claimed job whose request cannot be built fails alone.
+
+------------------------------------------------------------------------------
+-- Provider ids: 1-255 characters of [A-Za-z0-9_-] (the sidecar checks the
+-- same in sidecar/provider_id.c before it puts one into a URL path).  CHECKs
+-- rather than a function, so a client's unrelated write never needs EXECUTE.
+------------------------------------------------------------------------------
+ALTER TABLE agentmarket.users
+  ADD CONSTRAINT users_stripe_customer_id_plain CHECK (stripe_customer_id ~ '^[A-Za-z0-9_-]{1,255}$'),
+  ADD CONSTRAINT users_stripe_connect_account_id_plain CHECK (stripe_connect_account_id ~ '^[A-Za-z0-9_-]{1,255}$');
+ALTER TABLE agentmarket.agent_instances
+  ADD CONSTRAINT agent_instances_fly_app_name_plain CHECK (fly_app_name ~ '^[a-z0-9-]{1,63}$'),
+  -- '' until the outbox provisions the machine.
+  ADD CONSTRAINT agent_instances_fly_machine_id_plain CHECK (fly_machine_id ~ '^[A-Za-z0-9_-]{0,255}$'),
+  ADD CONSTRAINT agent_instances_fly_volume_id_plain CHECK (fly_volume_id ~ '^[A-Za-z0-9_-]{1,255}$');
+ALTER TABLE agentmarket.purchases
+  ADD CONSTRAINT purchases_stripe_checkout_session_id_plain CHECK (stripe_checkout_session_id ~ '^[A-Za-z0-9_-]{1,255}$'),
+  ADD CONSTRAINT purchases_stripe_payment_intent_id_plain CHECK (stripe_payment_intent_id ~ '^[A-Za-z0-9_-]{1,255}$'),
+  ADD CONSTRAINT purchases_stripe_invoice_id_plain CHECK (stripe_invoice_id ~ '^[A-Za-z0-9_-]{1,255}$'),
+  ADD CONSTRAINT purchases_stripe_subscription_id_plain CHECK (stripe_subscription_id ~ '^[A-Za-z0-9_-]{1,255}$');
+ALTER TABLE agentmarket.payouts
+  ADD CONSTRAINT payouts_stripe_connect_account_id_plain CHECK (stripe_connect_account_id ~ '^[A-Za-z0-9_-]{1,255}$'),
+  ADD CONSTRAINT payouts_stripe_transfer_id_plain CHECK (stripe_transfer_id ~ '^[A-Za-z0-9_-]{1,255}$');
+ALTER TABLE agentmarket.creator_earnings
+  ADD CONSTRAINT creator_earnings_stripe_transfer_id_plain CHECK (stripe_transfer_id ~ '^[A-Za-z0-9_-]{1,255}$');
+
+------------------------------------------------------------------------------
+-- Machine sizes the platform knows (Fly's presets): they feed the Fly
+-- request (guest.cpu_kind, guest.cpus, guest.memory_mb) and the cost of an
+-- instance, so nothing else is accepted.
+------------------------------------------------------------------------------
+CREATE FUNCTION agentmarket_private.fly_machine_sizes(
+    OUT size text, OUT cpu_kind text, OUT cpus integer, OUT min_memory_mb integer, OUT max_memory_mb integer)
+RETURNS SETOF record
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    VALUES ('shared-cpu-1x', 'shared', 1, 256, 2048),
+           ('shared-cpu-2x', 'shared', 2, 512, 4096),
+           ('shared-cpu-4x', 'shared', 4, 1024, 8192),
+           ('shared-cpu-8x', 'shared', 8, 2048, 16384),
+           ('performance-1x', 'performance', 1, 2048, 8192),
+           ('performance-2x', 'performance', 2, 4096, 16384),
+           ('performance-4x', 'performance', 4, 8192, 32768),
+           ('performance-8x', 'performance', 8, 16384, 65536),
+           ('performance-16x', 'performance', 16, 32768, 131072)
+$$;
+COMMENT ON FUNCTION agentmarket_private.fly_machine_sizes() IS
+    'Machine sizes an agent may ask for (Fly presets), with the memory range each allows (MB, in steps of 256).';
+REVOKE ALL ON FUNCTION agentmarket_private.fly_machine_sizes() FROM PUBLIC;
+
+-- Refuses a machine size or memory the platform does not know (22023).  A
+-- definer: it runs on a creator's own INSERT or UPDATE of their listing.
+CREATE FUNCTION agentmarket_private.agents_check_machine() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s record;
+BEGIN
+    SELECT * INTO s FROM agentmarket_private.fly_machine_sizes() z
+     WHERE z.size OPERATOR(pg_catalog.=) NEW.fly_machine_size;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown machine size "%"', pg_catalog.left(NEW.fly_machine_size, 64)
+            USING ERRCODE = '22023',
+                  HINT = 'Sizes are ' || (SELECT pg_catalog.string_agg(z.size, ', ' ORDER BY z.cpu_kind DESC, z.cpus)
+                                           FROM agentmarket_private.fly_machine_sizes() z) || '.';
+    END IF;
+    IF NEW.fly_machine_memory_mb NOT BETWEEN s.min_memory_mb AND s.max_memory_mb
+       OR NEW.fly_machine_memory_mb OPERATOR(pg_catalog.%) 256 OPERATOR(pg_catalog.<>) 0 THEN
+        RAISE EXCEPTION 'machine size % cannot have % MB of memory', s.size, NEW.fly_machine_memory_mb
+            USING ERRCODE = '22023',
+                  DETAIL = pg_catalog.format('It takes %s to %s MB, in steps of 256 MB.', s.min_memory_mb, s.max_memory_mb);
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.agents_check_machine() IS
+    'Trigger: an agent''s machine size must be a known Fly preset and its memory within that preset''s range, in steps of 256 MB (22023 otherwise).';
+REVOKE ALL ON FUNCTION agentmarket_private.agents_check_machine() FROM PUBLIC;
+CREATE TRIGGER agents_check_machine BEFORE INSERT OR UPDATE OF fly_machine_size, fly_machine_memory_mb
+    ON agentmarket.agents FOR EACH ROW EXECUTE FUNCTION agentmarket_private.agents_check_machine();
+
+------------------------------------------------------------------------------
+-- Releases are immutable
+------------------------------------------------------------------------------
+-- What an instance runs is its version's image (job_request); the agent row's
+-- docker_image and openclaw_version are copies of the current version made by
+-- make_version_current, not the creator's to edit.
+REVOKE UPDATE (docker_image, openclaw_version) ON agentmarket.agents FROM authenticated;
+
+-- A version that left draft keeps what it runs, for every writer (the
+-- creator through the table, any function, service_role): a fix is a new
+-- version that goes through publication.  Its status may still move on
+-- (deprecated, yanked) and its changelog be corrected.
+CREATE FUNCTION agentmarket_private.agent_versions_frozen() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF OLD.status OPERATOR(pg_catalog.<>) 'draft'
+       AND (NEW.agent_id, NEW.version, NEW.git_ref, NEW.git_commit, NEW.docker_image, NEW.openclaw_version)
+           IS DISTINCT FROM (OLD.agent_id, OLD.version, OLD.git_ref, OLD.git_commit, OLD.docker_image, OLD.openclaw_version) THEN
+        RAISE EXCEPTION 'version % is %: what it runs cannot change', OLD.version, OLD.status
+            USING ERRCODE = '22023',
+                  DETAIL = 'Image, git ref and commit, OpenClaw version and skills of a released version are fixed.',
+                  HINT = 'Create a new version with agentmarket.create_agent_version() and publish it.';
+    END IF;
+    IF NEW.status OPERATOR(pg_catalog.=) 'draft' AND OLD.status OPERATOR(pg_catalog.<>) 'draft' THEN
+        RAISE EXCEPTION 'version % is %: it cannot become a draft again', OLD.version, OLD.status
+            USING ERRCODE = '22023';
+    END IF;
+    -- Leaving draft: a version without skills of its own takes the agent's,
+    -- frozen with it.
+    IF OLD.status OPERATOR(pg_catalog.=) 'draft' AND NEW.status OPERATOR(pg_catalog.<>) 'draft'
+       AND NOT EXISTS (SELECT FROM agentmarket.agent_skills k
+                        WHERE k.agent_version_id OPERATOR(pg_catalog.=) NEW.id) THEN
+        INSERT INTO agentmarket.agent_skills
+            (agent_id, agent_version_id, skill_slug, name, description, source, version,
+             revision_hash, required_env, required_bins)
+        SELECT k.agent_id, NEW.id, k.skill_slug, k.name, k.description, k.source, k.version,
+               k.revision_hash, k.required_env, k.required_bins
+          FROM agentmarket.agent_skills k
+         WHERE k.agent_id OPERATOR(pg_catalog.=) NEW.agent_id AND k.agent_version_id IS NULL;
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.agent_versions_frozen() IS
+    'Trigger: a released version''s image, git ref/commit, OpenClaw version and version number never change (22023); on release it takes a frozen copy of the agent''s skills when it has none.';
+REVOKE ALL ON FUNCTION agentmarket_private.agent_versions_frozen() FROM PUBLIC;
+CREATE TRIGGER agent_versions_frozen BEFORE UPDATE ON agentmarket.agent_versions
+    FOR EACH ROW EXECUTE FUNCTION agentmarket_private.agent_versions_frozen();
+
+-- The skills of a released version are fixed too.  Deleting them is allowed
+-- only with their version (a cascade from a deleted version or agent).  A
+-- superuser's own session may still write them: pg_restore loads skills after
+-- their versions; clients and the platform's login (PostgREST's
+-- authenticator, the sidecar) are never superusers, even inside a definer
+-- function.
+CREATE FUNCTION agentmarket_private.agent_skills_frozen() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    v agentmarket.agent_versions;
+BEGIN
+    IF (SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) session_user) THEN
+        RETURN CASE WHEN TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN OLD ELSE NEW END;
+    END IF;
+    FOR v IN
+        SELECT x.* FROM agentmarket.agent_versions x
+         WHERE x.status OPERATOR(pg_catalog.<>) 'draft'
+           -- A cascade from the deleted agent: nothing is left to protect.
+           AND EXISTS (SELECT FROM agentmarket.agents a WHERE a.id OPERATOR(pg_catalog.=) x.agent_id)
+           AND x.id IN (CASE WHEN TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN OLD.agent_version_id END,
+                        CASE WHEN TG_OP OPERATOR(pg_catalog.<>) 'DELETE' THEN NEW.agent_version_id END)
+    LOOP
+        RAISE EXCEPTION 'version % is %: its skills cannot change', v.version, v.status
+            USING ERRCODE = '22023',
+                  HINT = 'Create a new version with agentmarket.create_agent_version() and publish it.';
+    END LOOP;
+    RETURN CASE WHEN TG_OP OPERATOR(pg_catalog.=) 'DELETE' THEN OLD ELSE NEW END;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.agent_skills_frozen() IS
+    'Trigger: skills of a released version cannot be added, changed or removed (22023), except together with their version or by a superuser''s own session (pg_restore).';
+REVOKE ALL ON FUNCTION agentmarket_private.agent_skills_frozen() FROM PUBLIC;
+CREATE TRIGGER agent_skills_frozen BEFORE INSERT OR UPDATE OR DELETE ON agentmarket.agent_skills
+    FOR EACH ROW EXECUTE FUNCTION agentmarket_private.agent_skills_frozen();
+
+------------------------------------------------------------------------------
+-- One bad job never stalls the queue
+------------------------------------------------------------------------------
+-- job_request for claim_jobs: a job whose request cannot be built (a payload
+-- or a row that no longer makes sense) is handed out with "refuse" and the
+-- reason, so the sidecar fails it permanently (dead, with that reason) while
+-- every other job of the claim goes ahead.
+CREATE FUNCTION agentmarket_private.job_request_or_refusal(p_job agentmarket_private.jobs)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN agentmarket_private.job_request(p_job);
+EXCEPTION WHEN OTHERS THEN
+    RETURN pg_catalog.jsonb_build_object(
+        'refuse', pg_catalog.left('the request cannot be built from the job: ' || SQLERRM, 1000));
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.job_request_or_refusal(agentmarket_private.jobs) IS
+    'job_request, or {"refuse": reason} when the job''s request cannot be built, so that the job fails alone.';
+REVOKE ALL ON FUNCTION agentmarket_private.job_request_or_refusal(agentmarket_private.jobs) FROM PUBLIC;
+
+------------------------------------------------------------------------------
+-- Bounds per caller (read by buy_credits, hire_agent, add_message)
+------------------------------------------------------------------------------
+INSERT INTO agentmarket_private.setting_definitions
+    (key, kind, default_value, min_value, max_value, pattern, description) VALUES
+  ('max_pending_purchases', 'integer', '3', 1, 100, NULL,
+   'A user may have at most this many purchases waiting for payment (buy_credits reuses a pending one of the same pack).'),
+  ('max_live_instances_per_user', 'integer', '10', 1, 10000, NULL,
+   'A user may have at most this many instances that are not destroyed (hire_agent).'),
+  ('message_max_bytes', 'integer', '65536', 1024, 1048576, NULL,
+   'Longest message content (and tool_use) add_message accepts, in bytes.');
+
+-- Text a client writes by hand has a length limit (23514 beyond it).
+ALTER TABLE agentmarket.agents
+  ADD CONSTRAINT agents_text_lengths CHECK (
+        pg_catalog.char_length(slug) <= 100 AND pg_catalog.char_length(name) <= 200
+    AND pg_catalog.char_length(tagline) <= 300 AND pg_catalog.char_length(description) <= 50000
+    AND pg_catalog.char_length(category) <= 64
+    AND COALESCE(pg_catalog.char_length(icon_url), 0) <= 2048
+    AND pg_catalog.char_length(github_repo_url) <= 2048
+    AND COALESCE(pg_catalog.char_length(docker_image), 0) <= 512
+    AND COALESCE(pg_catalog.char_length(openclaw_version), 0) <= 64
+    AND COALESCE(pg_catalog.cardinality(tags), 0) <= 32
+    AND COALESCE(pg_catalog.octet_length(pg_catalog.array_to_string(tags, '')), 0) <= 2048);
+ALTER TABLE agentmarket.agent_versions
+  ADD CONSTRAINT agent_versions_text_lengths CHECK (
+        COALESCE(pg_catalog.char_length(git_ref), 0) <= 255
+    AND COALESCE(pg_catalog.char_length(docker_image), 0) <= 512
+    AND COALESCE(pg_catalog.char_length(openclaw_version), 0) <= 64
+    AND COALESCE(pg_catalog.char_length(changelog), 0) <= 20000);
+ALTER TABLE agentmarket.agent_reviews
+  ADD CONSTRAINT agent_reviews_content_length CHECK (COALESCE(pg_catalog.char_length(content), 0) <= 10000);
+ALTER TABLE agentmarket.users
+  ADD CONSTRAINT users_profile_lengths CHECK (
+        COALESCE(pg_catalog.char_length(display_name), 0) <= 200
+    AND COALESCE(pg_catalog.char_length(avatar_url), 0) <= 2048);
+ALTER TABLE agentmarket.projects
+  ADD CONSTRAINT projects_text_lengths CHECK (
+        pg_catalog.char_length(name) <= 200 AND COALESCE(pg_catalog.char_length(description), 0) <= 5000);
+ALTER TABLE agentmarket.agent_instances
+  ADD CONSTRAINT agent_instances_text_lengths CHECK (
+        COALESCE(pg_catalog.char_length(display_name), 0) <= 200
+    AND COALESCE(pg_catalog.char_length(model_preference), 0) <= 64);
+ALTER TABLE agentmarket.teams
+  ADD CONSTRAINT teams_name_length CHECK (pg_catalog.char_length(name) <= 200);

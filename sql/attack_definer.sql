@@ -153,8 +153,11 @@ VALUES ('00000000-0000-4000-8000-0000a77aa004', '00000000-0000-4000-8000-0000a77
 SELECT (agentmarket.grant_credits('00000000-0000-4000-8000-0000a77ac001', 500, 'topup', 'topup_purchase')).topup_credits AS granted;
 INSERT INTO attack_ids
 SELECT 'hold', agentmarket.reserve_credits('00000000-0000-4000-8000-0000a77ac001', 5);
-INSERT INTO agentmarket_private.secrets (id, name, secret)
-VALUES ('00000000-0000-4000-8000-0000a77aa005', 'attack-ssh', 'key');
+INSERT INTO agentmarket_private.secrets (id, name, secret, key_id)
+SELECT '00000000-0000-4000-8000-0000a77aa005', 'attack-ssh',
+       agentmarket_private.pgp_armor(agentmarket_private.pgp_sym_encrypt('key', k.key, '')),
+       agentmarket_private.secret_key_id(k.key)
+  FROM (SELECT agentmarket_private.secret_key() AS key) k;
 INSERT INTO agentmarket.ssh_configs (instance_id, host, username, host_key_fingerprint, private_key_secret_id)
 VALUES ('00000000-0000-4000-8000-0000a77aa003', 'h.internal', 'agent', 'SHA256:' || repeat('C', 43),
         '00000000-0000-4000-8000-0000a77aa005');

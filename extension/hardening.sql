@@ -4,7 +4,7 @@
 --
 --   * provider ids (Fly machine/volume/app, Stripe customer/account/session/
 --     intent/invoice/subscription/transfer ids) are plain ids, never paths;
---   * machine size and memory are sizes the platform knows;
+--   * machine size and memory are sizes the platform knows (and prices);
 --   * a released agent version (anything but a draft) never changes what it
 --     runs: image, git ref and commit, OpenClaw version, skills;
 --   * a claimed job whose request cannot be built fails alone.
@@ -34,58 +34,35 @@ ALTER TABLE agentmarket.creator_earnings
   ADD CONSTRAINT creator_earnings_stripe_transfer_id_plain CHECK (stripe_transfer_id ~ '^[A-Za-z0-9_-]{1,255}$');
 
 ------------------------------------------------------------------------------
--- Machine sizes the platform knows (Fly's presets): they feed the Fly
--- request (guest.cpu_kind, guest.cpus, guest.memory_mb) and the cost of an
--- instance, so nothing else is accepted.
+-- Machine sizes the platform knows: a size and memory are accepted when the
+-- cost table prices them (metering.sql: Fly's published list, or an
+-- operator's own price), since they feed both the Fly request (guest.cpus,
+-- guest.memory_mb) and the cost of every second an instance runs.
 ------------------------------------------------------------------------------
-CREATE FUNCTION agentmarket_private.fly_machine_sizes(
-    OUT size text, OUT cpu_kind text, OUT cpus integer, OUT min_memory_mb integer, OUT max_memory_mb integer)
-RETURNS SETOF record
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    VALUES ('shared-cpu-1x', 'shared', 1, 256, 2048),
-           ('shared-cpu-2x', 'shared', 2, 512, 4096),
-           ('shared-cpu-4x', 'shared', 4, 1024, 8192),
-           ('shared-cpu-8x', 'shared', 8, 2048, 16384),
-           ('performance-1x', 'performance', 1, 2048, 8192),
-           ('performance-2x', 'performance', 2, 4096, 16384),
-           ('performance-4x', 'performance', 4, 8192, 32768),
-           ('performance-8x', 'performance', 8, 16384, 65536),
-           ('performance-16x', 'performance', 16, 32768, 131072)
-$$;
-COMMENT ON FUNCTION agentmarket_private.fly_machine_sizes() IS
-    'Machine sizes an agent may ask for (Fly presets), with the memory range each allows (MB, in steps of 256).';
-REVOKE ALL ON FUNCTION agentmarket_private.fly_machine_sizes() FROM PUBLIC;
-
 -- Refuses a machine size or memory the platform does not know (22023).  A
--- definer: it runs on a creator's own INSERT or UPDATE of their listing.
+-- definer: it runs on a creator's own INSERT or UPDATE of their listing and
+-- reads the private price tables.
 CREATE FUNCTION agentmarket_private.agents_check_machine() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    s record;
 BEGIN
-    SELECT * INTO s FROM agentmarket_private.fly_machine_sizes() z
-     WHERE z.size OPERATOR(pg_catalog.=) NEW.fly_machine_size;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown machine size "%"', pg_catalog.left(NEW.fly_machine_size, 64)
+    IF agentmarket_private.machine_usd_per_second(NEW.fly_machine_size, NEW.fly_machine_memory_mb) IS NULL THEN
+        RAISE EXCEPTION 'unknown machine size % with % MB', pg_catalog.left(NEW.fly_machine_size, 64), NEW.fly_machine_memory_mb
             USING ERRCODE = '22023',
-                  HINT = 'Sizes are ' || (SELECT pg_catalog.string_agg(z.size, ', ' ORDER BY z.cpu_kind DESC, z.cpus)
-                                           FROM agentmarket_private.fly_machine_sizes() z) || '.';
-    END IF;
-    IF NEW.fly_machine_memory_mb NOT BETWEEN s.min_memory_mb AND s.max_memory_mb
-       OR NEW.fly_machine_memory_mb OPERATOR(pg_catalog.%) 256 OPERATOR(pg_catalog.<>) 0 THEN
-        RAISE EXCEPTION 'machine size % cannot have % MB of memory', s.size, NEW.fly_machine_memory_mb
-            USING ERRCODE = '22023',
-                  DETAIL = pg_catalog.format('It takes %s to %s MB, in steps of 256 MB.', s.min_memory_mb, s.max_memory_mb);
+                  DETAIL = 'Known sizes: ' || (
+                      SELECT pg_catalog.string_agg(k.machine_size || ' ' || k.mb, '; ' ORDER BY k.machine_size)
+                        FROM (SELECT x.machine_size, pg_catalog.string_agg(x.memory_mb::text, '/' ORDER BY x.memory_mb) || ' MB' AS mb
+                                FROM (SELECT l.machine_size, l.memory_mb FROM agentmarket_private.machine_price_list l
+                                      UNION SELECT m.machine_size, m.memory_mb FROM agentmarket_private.machine_prices m) x
+                               GROUP BY x.machine_size) k) || '.',
+                  HINT = 'agentmarket.machine_prices() lists every size and memory the platform runs.';
     END IF;
     RETURN NEW;
 END
 $$;
 COMMENT ON FUNCTION agentmarket_private.agents_check_machine() IS
-    'Trigger: an agent''s machine size must be a known Fly preset and its memory within that preset''s range, in steps of 256 MB (22023 otherwise).';
+    'Trigger: an agent''s machine size and memory must be a pair the cost table prices (Fly''s published list or the operator''s machine_prices); 22023 otherwise.';
 REVOKE ALL ON FUNCTION agentmarket_private.agents_check_machine() FROM PUBLIC;
 CREATE TRIGGER agents_check_machine BEFORE INSERT OR UPDATE OF fly_machine_size, fly_machine_memory_mb
     ON agentmarket.agents FOR EACH ROW EXECUTE FUNCTION agentmarket_private.agents_check_machine();

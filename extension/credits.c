@@ -12,8 +12,8 @@
  * one user are serialized: no double spending, no pot below zero.
  *
  * With an idempotency key, the work runs in a subtransaction: the key is
- * claimed first (a repeat returns the first outcome), and a refusal after the
- * claim is recorded as the key's outcome (credits_idempotency.c).
+ * claimed first (a repeat returns the first outcome); a refusal rolls the
+ * claim back with everything else, so it leaves no record.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -32,7 +32,6 @@
 #include "utils/uuid.h"
 
 #include "agentmarket.h"
-#include "credits.h"
 
 /* A user's balances after a deduction (the SQL type agentmarket.credit_state). */
 typedef struct CreditState
@@ -343,7 +342,6 @@ credit_deduct_idempotent(const DeductArgs *args, text *key)
 	MemoryContext oldcontext = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
 	char	   *arguments = credit_arguments_json(args);
-	volatile bool claimed = false;
 	volatile CreditState state = {0, 0, 0};
 
 	BeginInternalSubTransaction(NULL);
@@ -373,7 +371,6 @@ credit_deduct_idempotent(const DeductArgs *args, text *key)
 		{
 			CreditState result;
 
-			claimed = true;
 			result = credit_deduct(args);
 			state.subscription = result.subscription;
 			state.topup = result.topup;
@@ -401,12 +398,6 @@ credit_deduct_idempotent(const DeductArgs *args, text *key)
 		RollbackAndReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcontext);
 		CurrentResourceOwner = oldowner;
-
-		if (claimed && CREDIT_FAILURE_IS_OUTCOME(edata->sqlerrcode))
-			credit_record_failure(credit_uuid_text(args->user_id), text_to_cstring(key),
-								  "deduct_credits", arguments,
-								  unpack_sql_state(edata->sqlerrcode), edata->message,
-								  edata->detail);
 		ReThrowError(edata);
 	}
 	PG_END_TRY();

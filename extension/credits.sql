@@ -324,26 +324,6 @@ $$;
 COMMENT ON FUNCTION agentmarket_private.credit_idempotency_store(uuid, text, jsonb) IS
     'Stores the outcome of a call that claimed an idempotency key.';
 
--- Record a failed outcome in its own committed transaction (C, credits_idempotency.c).
-CREATE FUNCTION agentmarket_private.credit_idempotency_record_failure(
-    p_user uuid, p_key text, p_operation text, p_arguments jsonb,
-    p_sqlstate text, p_message text, p_detail text)
-RETURNS boolean
-AS 'MODULE_PATHNAME', 'credit_idempotency_record_failure'
-LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION agentmarket_private.credit_idempotency_record_failure(uuid, text, text, jsonb, text, text, text) IS
-    'Records the failure of an idempotent call in a separate, committed transaction (a short-lived background worker), so that a retry raises it again although the caller rolls back.';
-
--- Whether an error is a recorded outcome: state-dependent refusals only.
-CREATE FUNCTION agentmarket_private.credit_failure_is_outcome(p_sqlstate text)
-RETURNS boolean
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT p_sqlstate OPERATOR(pg_catalog.=) ANY (ARRAY['PT402', '22023'])
-$$;
-COMMENT ON FUNCTION agentmarket_private.credit_failure_is_outcome(text) IS
-    'True for the SQLSTATEs an idempotency key records as a failed outcome (PT402, 22023).';
 
 ------------------------------------------------------------------------------
 -- Grants, refresh, refunds
@@ -351,7 +331,10 @@ COMMENT ON FUNCTION agentmarket_private.credit_failure_is_outcome(text) IS
 -- Every function below follows one pattern: check the arguments (22023, not
 -- recorded), claim the idempotency key when one is given (a repeat returns the
 -- first outcome here), lock the user's balance row, write, store the outcome.
--- A PT402/22023 refusal after the claim is recorded as the key's outcome.
+-- A refusal (PT402, 22023) raises and rolls back with the caller's
+-- transaction, claim included: it leaves no record and no worker runs, and a
+-- retry with the key is decided afresh (a refused call changed nothing, so it
+-- cannot happen twice).
 
 CREATE FUNCTION agentmarket.grant_credits(
     user_id uuid, amount integer, credit_type text, type text, description text DEFAULT NULL,
@@ -367,7 +350,6 @@ DECLARE
     stored jsonb;
     claimed boolean := false;
     r agentmarket.credit_state;
-    e_state text; e_message text; e_detail text;
 BEGIN
     IF p_user IS NULL THEN
         RAISE EXCEPTION 'user_id must not be null' USING ERRCODE = '22023';
@@ -415,13 +397,6 @@ BEGIN
         IF claimed THEN
             PERFORM agentmarket_private.credit_idempotency_store(p_user, p_key, pg_catalog.to_jsonb(r));
         END IF;
-    EXCEPTION WHEN OTHERS THEN
-        GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL;
-        IF claimed AND agentmarket_private.credit_failure_is_outcome(e_state) THEN
-            PERFORM agentmarket_private.credit_idempotency_record_failure(
-                p_user, p_key, 'grant_credits', args, e_state, e_message, NULLIF(e_detail, ''));
-        END IF;
-        RAISE;
     END;
     RETURN r;
 END
@@ -445,7 +420,6 @@ DECLARE
     b agentmarket.credit_balances;
     keep integer;
     r agentmarket.credit_state;
-    e_state text; e_message text; e_detail text;
 BEGIN
     IF p_user IS NULL THEN
         RAISE EXCEPTION 'user_id must not be null' USING ERRCODE = '22023';
@@ -481,13 +455,6 @@ BEGIN
         IF claimed THEN
             PERFORM agentmarket_private.credit_idempotency_store(p_user, p_key, pg_catalog.to_jsonb(r));
         END IF;
-    EXCEPTION WHEN OTHERS THEN
-        GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL;
-        IF claimed AND agentmarket_private.credit_failure_is_outcome(e_state) THEN
-            PERFORM agentmarket_private.credit_idempotency_record_failure(
-                p_user, p_key, 'refresh_subscription_credits', args, e_state, e_message, NULLIF(e_detail, ''));
-        END IF;
-        RAISE;
     END;
     RETURN r;
 END
@@ -512,7 +479,6 @@ DECLARE
     open_subscription bigint;
     open_topup bigint;
     r agentmarket.credit_state;
-    e_state text; e_message text; e_detail text;
 BEGIN
     IF p_user IS NULL THEN
         RAISE EXCEPTION 'user_id must not be null' USING ERRCODE = '22023';
@@ -550,13 +516,6 @@ BEGIN
         IF claimed THEN
             PERFORM agentmarket_private.credit_idempotency_store(p_user, p_key, pg_catalog.to_jsonb(r));
         END IF;
-    EXCEPTION WHEN OTHERS THEN
-        GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL;
-        IF claimed AND agentmarket_private.credit_failure_is_outcome(e_state) THEN
-            PERFORM agentmarket_private.credit_idempotency_record_failure(
-                p_user, p_key, 'refund_credits', args, e_state, e_message, NULLIF(e_detail, ''));
-        END IF;
-        RAISE;
     END;
     RETURN r;
 END
@@ -610,7 +569,6 @@ DECLARE
     b agentmarket.credit_balances;
     available integer;
     new_hold uuid;
-    e_state text; e_message text; e_detail text;
 BEGIN
     IF p_user IS NULL THEN
         RAISE EXCEPTION 'user_id must not be null' USING ERRCODE = '22023';
@@ -649,13 +607,6 @@ BEGIN
             PERFORM agentmarket_private.credit_idempotency_store(p_user, p_key,
                 pg_catalog.jsonb_build_object('hold_id', new_hold));
         END IF;
-    EXCEPTION WHEN OTHERS THEN
-        GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL;
-        IF claimed AND agentmarket_private.credit_failure_is_outcome(e_state) THEN
-            PERFORM agentmarket_private.credit_idempotency_record_failure(
-                p_user, p_key, 'reserve_credits', args, e_state, e_message, NULLIF(e_detail, ''));
-        END IF;
-        RAISE;
     END;
     RETURN new_hold;
 END
@@ -720,7 +671,6 @@ DECLARE
     claimed boolean := false;
     h agentmarket_private.credit_holds;
     r agentmarket.credit_state;
-    e_state text; e_message text; e_detail text;
 BEGIN
     IF p_hold IS NULL THEN
         RAISE EXCEPTION 'hold_id must not be null' USING ERRCODE = '22023';
@@ -755,13 +705,6 @@ BEGIN
         IF claimed THEN
             PERFORM agentmarket_private.credit_idempotency_store(p_user, p_key, pg_catalog.to_jsonb(r));
         END IF;
-    EXCEPTION WHEN OTHERS THEN
-        GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL;
-        IF claimed AND agentmarket_private.credit_failure_is_outcome(e_state) THEN
-            PERFORM agentmarket_private.credit_idempotency_record_failure(
-                p_user, p_key, 'capture_hold', args, e_state, e_message, NULLIF(e_detail, ''));
-        END IF;
-        RAISE;
     END;
     RETURN r;
 END
@@ -783,7 +726,6 @@ DECLARE
     claimed boolean := false;
     h agentmarket_private.credit_holds;
     r agentmarket.credit_state;
-    e_state text; e_message text; e_detail text;
 BEGIN
     IF p_hold IS NULL THEN
         RAISE EXCEPTION 'hold_id must not be null' USING ERRCODE = '22023';
@@ -813,13 +755,6 @@ BEGIN
         IF claimed THEN
             PERFORM agentmarket_private.credit_idempotency_store(p_user, p_key, pg_catalog.to_jsonb(r));
         END IF;
-    EXCEPTION WHEN OTHERS THEN
-        GET STACKED DIAGNOSTICS e_state = RETURNED_SQLSTATE, e_message = MESSAGE_TEXT, e_detail = PG_EXCEPTION_DETAIL;
-        IF claimed AND agentmarket_private.credit_failure_is_outcome(e_state) THEN
-            PERFORM agentmarket_private.credit_idempotency_record_failure(
-                p_user, p_key, 'release_hold', args, e_state, e_message, NULLIF(e_detail, ''));
-        END IF;
-        RAISE;
     END;
     RETURN r;
 END

@@ -168,6 +168,9 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    IF (p_job).kind OPERATOR(pg_catalog.=) 'fly.update_machine' THEN
+        RETURN agentmarket_private.update_machine_request(p_job);      -- upgrades.sql
+    END IF;
     RETURN agentmarket_private.job_request(p_job);
 EXCEPTION WHEN OTHERS THEN
     RETURN pg_catalog.jsonb_build_object(
@@ -223,3 +226,90 @@ ALTER TABLE agentmarket.agent_instances
     AND COALESCE(pg_catalog.char_length(model_preference), 0) <= 64);
 ALTER TABLE agentmarket.teams
   ADD CONSTRAINT teams_name_length CHECK (pg_catalog.char_length(name) <= 200);
+
+------------------------------------------------------------------------------
+-- No reg* columns: pg_upgrade refuses a cluster whose tables hold them (their
+-- oids change).  A job kind's handlers are kept as the text of their
+-- qualified signature and resolved (to regprocedure) when they are called.
+------------------------------------------------------------------------------
+CREATE FUNCTION agentmarket_private.procedure_reference(p_procedure regprocedure)
+RETURNS text
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.format('%I.%I(%s)', n.nspname, p.proname,
+               pg_catalog.array_to_string(ARRAY(
+                   SELECT pg_catalog.format_type(a.t, NULL)
+                     FROM pg_catalog.unnest(p.proargtypes::pg_catalog.oid[]) WITH ORDINALITY a (t, i)
+                    ORDER BY a.i), ','))
+      FROM pg_catalog.pg_proc p JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) p.pronamespace
+     WHERE p.oid OPERATOR(pg_catalog.=) p_procedure
+$$;
+COMMENT ON FUNCTION agentmarket_private.procedure_reference(regprocedure) IS
+    'A function''s schema-qualified signature as text, e.g. agentmarket_private.finish_job_x(agentmarket_private.jobs,jsonb): a reference that survives pg_upgrade.';
+REVOKE ALL ON FUNCTION agentmarket_private.procedure_reference(regprocedure) FROM PUBLIC;
+
+ALTER TABLE agentmarket_private.job_kinds
+  ALTER COLUMN handler TYPE text USING agentmarket_private.procedure_reference(handler),
+  ALTER COLUMN dead_handler TYPE text USING agentmarket_private.procedure_reference(dead_handler);
+COMMENT ON COLUMN agentmarket_private.job_kinds.handler IS
+    'handler(job, result): the qualified signature of the function finish_job applies (text, resolved when called).';
+COMMENT ON COLUMN agentmarket_private.job_kinds.dead_handler IS
+    'dead_handler(job): the qualified signature of the function a dead job runs, if any (text, resolved when called).';
+
+-- A handler must name an existing function when it is written.
+CREATE FUNCTION agentmarket_private.job_kinds_check_handlers() RETURNS trigger
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pg_catalog.to_regprocedure(NEW.handler) IS NULL
+       OR (NEW.dead_handler IS NOT NULL AND pg_catalog.to_regprocedure(NEW.dead_handler) IS NULL) THEN
+        RAISE EXCEPTION 'job kind % names a handler that does not exist', NEW.kind
+            USING ERRCODE = '22023',
+                  DETAIL = pg_catalog.format('handler %s, dead_handler %s', NEW.handler, COALESCE(NEW.dead_handler, 'none')),
+                  HINT = 'Give the schema-qualified signature, e.g. agentmarket_private.f(agentmarket_private.jobs,jsonb).';
+    END IF;
+    RETURN NEW;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.job_kinds_check_handlers() IS
+    'Trigger: a job kind''s handler and dead handler must name existing functions (22023).';
+REVOKE ALL ON FUNCTION agentmarket_private.job_kinds_check_handlers() FROM PUBLIC;
+CREATE TRIGGER job_kinds_check_handlers BEFORE INSERT OR UPDATE OF handler, dead_handler
+    ON agentmarket_private.job_kinds FOR EACH ROW EXECUTE FUNCTION agentmarket_private.job_kinds_check_handlers();
+
+------------------------------------------------------------------------------
+-- Definer functions run as agentmarket_definer, not as the superuser that
+-- installed the extension (as pg_cron's jobs do not run as one): NOLOGIN, no
+-- superuser, BYPASSRLS, with exactly the privileges the extension's own
+-- objects need.  A future slip in a definer function can then reach the
+-- extension's data, but not the server (no file access, COPY PROGRAM,
+-- untrusted languages or other databases' objects).  Cluster-wide like the
+-- PostgREST roles: created when missing, left in place by DROP EXTENSION.
+-- Last in the install script, so it covers every part's functions and tables;
+-- attack_definer checks that every definer function is owned by it.
+------------------------------------------------------------------------------
+DO $definer$
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'agentmarket_definer') THEN
+        CREATE ROLE agentmarket_definer NOLOGIN NOINHERIT BYPASSRLS;
+    END IF;
+END
+$definer$;
+GRANT USAGE ON SCHEMA agentmarket, agentmarket_private TO agentmarket_definer;
+GRANT ALL ON ALL TABLES IN SCHEMA agentmarket, agentmarket_private TO agentmarket_definer;
+GRANT ALL ON ALL SEQUENCES IN SCHEMA agentmarket, agentmarket_private TO agentmarket_definer;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA agentmarket, agentmarket_private TO agentmarket_definer;
+DO $owner$
+DECLARE
+    f regprocedure;
+BEGIN
+    FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p
+              WHERE p.prosecdef
+                AND p.pronamespace IN ('agentmarket'::regnamespace, 'agentmarket_private'::regnamespace)
+    LOOP
+        EXECUTE pg_catalog.format('ALTER FUNCTION %s OWNER TO agentmarket_definer', f);
+    END LOOP;
+END
+$owner$;

@@ -419,6 +419,7 @@ DECLARE
     ev_type text;
     seen agentmarket_private.processed_webhook_events;
     r jsonb;
+    unstorable boolean := false;
 BEGIN
     IF secret IS NULL THEN
         RAISE EXCEPTION 'stripe webhook secret is not configured' USING ERRCODE = '55000',
@@ -429,9 +430,21 @@ BEGIN
         agentmarket_private.setting('webhook_tolerance_seconds')::integer, pg_catalog.now());
     BEGIN
         ev := payload::jsonb;
-    EXCEPTION WHEN invalid_text_representation THEN
-        RAISE EXCEPTION 'webhook payload is not JSON' USING ERRCODE = '22023',
-            DETAIL = 'A Stripe event is a JSON object.';
+    EXCEPTION
+        WHEN invalid_text_representation THEN
+            RAISE EXCEPTION 'webhook payload is not JSON' USING ERRCODE = '22023',
+                DETAIL = 'A Stripe event is a JSON object.';
+        WHEN untranslatable_character THEN
+            -- Signed JSON that jsonb cannot hold (\u0000): read with the escape
+            -- neutralised only to learn the event, which is recorded as
+            -- rejected below and answered normally, so Stripe does not retry.
+            unstorable := true;
+            BEGIN
+                ev := pg_catalog.replace(payload, '\u0000', '\ufffd')::jsonb;
+            EXCEPTION WHEN invalid_text_representation OR untranslatable_character THEN
+                RAISE EXCEPTION 'webhook payload cannot be stored' USING ERRCODE = '22023',
+                    DETAIL = 'The event holds text PostgreSQL cannot store (\u0000).';
+            END;
     END;
     ev_id := ev OPERATOR(pg_catalog.->>) 'id';
     ev_type := ev OPERATOR(pg_catalog.->>) 'type';
@@ -453,13 +466,16 @@ BEGIN
                pg_catalog.jsonb_build_object('outcome', 'duplicate', 'first_outcome', seen.outcome);
     END IF;
 
-    r := CASE ev_type
+    r := CASE WHEN unstorable THEN
+            pg_catalog.jsonb_build_object('outcome', 'rejected',
+                'reason', 'the event holds \u0000, which PostgreSQL cannot store')
+        ELSE CASE ev_type
         WHEN 'checkout.session.completed' THEN agentmarket_private.webhook_checkout_paid(ev)
         WHEN 'checkout.session.async_payment_succeeded' THEN agentmarket_private.webhook_checkout_paid(ev)
         WHEN 'checkout.session.expired' THEN agentmarket_private.webhook_checkout_ended(ev, 'expired')
         WHEN 'checkout.session.async_payment_failed' THEN agentmarket_private.webhook_checkout_ended(ev, 'failed')
         ELSE pg_catalog.jsonb_build_object('outcome', 'ignored', 'reason', 'event type not handled')
-    END;
+    END END;
     r := pg_catalog.jsonb_build_object('event', ev_id, 'type', ev_type) OPERATOR(pg_catalog.||) r;
     UPDATE agentmarket_private.processed_webhook_events e
        SET outcome = r OPERATOR(pg_catalog.->>) 'outcome', reason = r OPERATOR(pg_catalog.->>) 'reason',

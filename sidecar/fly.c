@@ -680,6 +680,8 @@ fly_runtime_machine_read(job *j, const http_response *r)
 		return;
 	}
 	cfg = json_deep_copy(cfg);
+	if (json_str(j->request, "image") != NULL)
+		json_object_set_new(cfg, "image", json_string(json_str(j->request, "image")));
 	env = json_object_get(cfg, "env");
 	if (!json_is_object(env))
 	{
@@ -816,7 +818,8 @@ fly_start(job *j)
 		}
 		return;
 	}
-	if (strcmp(j->kind, "fly.update_runtime") == 0)
+	/* An upgrade (upgrades.sql) is a runtime update that also sets the image. */
+	if (strcmp(j->kind, "fly.update_runtime") == 0 || strcmp(j->kind, "fly.update_machine") == 0)
 	{
 		if (j->machine_id == NULL)
 		{

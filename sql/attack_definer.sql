@@ -20,7 +20,7 @@ SET client_min_messages = warning;
 -- below never catch the test itself.
 SET search_path = pg_catalog, public, pg_temp;
 BEGIN;
-SELECT plan(8);
+SELECT plan(11);
 
 DO $roles$
 BEGIN
@@ -303,6 +303,31 @@ SELECT is((SELECT count(*) FROM agentmarket_private.secrets WHERE id = '00000000
 ROLLBACK TO SAVEPOINT writes;
 SELECT is(pg_temp.attack_runs(), :before_triggers::bigint,
           'the definer triggers (search, reviews, free trial, SSH secrets) run no trap');
+
+------------------------------------------------------------------------------
+-- Who the definer functions run as
+------------------------------------------------------------------------------
+SELECT is_empty($$SELECT p.oid::regprocedure::text FROM pg_proc p
+                   WHERE p.prosecdef
+                     AND p.pronamespace IN ('agentmarket'::regnamespace, 'agentmarket_private'::regnamespace)
+                     AND p.proowner <> 'agentmarket_definer'::regrole$$,
+                'every definer function is owned by agentmarket_definer, not by the installing superuser');
+SELECT is((SELECT format('super %s, login %s, bypassrls %s', rolsuper, rolcanlogin, rolbypassrls)
+             FROM pg_roles WHERE rolname = 'agentmarket_definer'),
+          'super f, login f, bypassrls t', 'agentmarket_definer is no superuser and cannot log in');
+CREATE FUNCTION pg_temp.as_definer_role(stmt text) RETURNS text
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('role', 'agentmarket_definer', true);
+    EXECUTE stmt;
+    RETURN 'done';
+EXCEPTION WHEN OTHERS THEN
+    RETURN SQLSTATE;
+END
+$$;
+SELECT is(pg_temp.as_definer_role($$SELECT pg_read_file('/etc/hostname')$$), '42501',
+          'a slip in a definer function cannot read a server file');
+RESET ROLE;
 
 SELECT * FROM finish();
 ROLLBACK;

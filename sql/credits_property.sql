@@ -81,7 +81,10 @@ BEGIN
           m.open_sub := m.open_sub + take; m.open_top := m.open_top + (amt - take);
           expected := pg_temp.state(m);
         END IF;
-        INSERT INTO model_key VALUES (m.n, key, amt, expected);
+        -- A refused call leaves no record: only applied keys are repeated.
+        IF expected NOT LIKE 'ERROR%' THEN
+          INSERT INTO model_key VALUES (m.n, key, amt, expected);
+        END IF;
       END IF;
       BEGIN
         SELECT row(x.*)::text INTO got FROM agentmarket.deduct_credits(m.id, amt, NULL, key) x;

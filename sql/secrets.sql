@@ -197,6 +197,11 @@ RETURNS void LANGUAGE sql AS $$
     UPDATE vault.secrets SET secret = COALESCE(reverse(new_secret), secret) WHERE id = secret_id
 $$;
 CREATE VIEW vault.decrypted_secrets AS SELECT id, name, description, reverse(secret) AS decrypted_secret FROM vault.secrets;
+-- The role that runs the extension's definer functions manages its secrets
+-- there, as a Supabase operator grants it (hardening.sql, README).
+GRANT USAGE ON SCHEMA vault TO agentmarket_definer;
+GRANT ALL ON ALL TABLES IN SCHEMA vault TO agentmarket_definer;
+GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA vault TO agentmarket_definer;
 SELECT pg_temp.act('authenticated', '70000000-0000-4000-8000-00000000e001');
 SELECT lives_ok($$SELECT set_ssh_config('70000000-0000-4000-8000-0000000000d2', 's2.internal', 22, 'agent',
                                         pg_temp.pem('dmF1bHQta2V5'), 'SHA256:' || repeat('C', 43))$$,

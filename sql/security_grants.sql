@@ -48,11 +48,12 @@ SELECT is_empty($$
      WHERE f.schema = 'agentmarket_private' AND has_function_privilege(r.role, f.oid, 'EXECUTE')
 $$, 'no function of agentmarket_private is executable by anon, authenticated or the analyst');
 SELECT is((SELECT executors FROM am_functions WHERE oid = 'agentmarket.configure(text,text)'::regprocedure),
-          (SELECT string_agg(r, ',' ORDER BY r) FROM unnest(ARRAY[current_user::text, 'service_role']) r),
-          'configure: the extension owner and service_role only');
+          -- The owner of definer functions is agentmarket_definer (hardening.sql).
+          (SELECT string_agg(r, ',' ORDER BY r) FROM unnest(ARRAY['agentmarket_definer', 'service_role']) r),
+          'configure: its owner (agentmarket_definer) and service_role only');
 SELECT is((SELECT executors FROM am_functions WHERE oid = 'agentmarket.configuration()'::regprocedure),
-          (SELECT string_agg(r, ',' ORDER BY r) FROM unnest(ARRAY[current_user::text, 'service_role']) r),
-          'configuration: the extension owner and service_role only');
+          (SELECT string_agg(r, ',' ORDER BY r) FROM unnest(ARRAY['agentmarket_definer', 'service_role']) r),
+          'configuration: its owner (agentmarket_definer) and service_role only');
 SELECT is((SELECT prosecdef FROM pg_proc WHERE oid = 'agentmarket_private.drop_ssh_secret()'::regprocedure), true,
           'the trigger that deletes an SSH key runs as the extension owner (its deleter has no access to secrets)');
 

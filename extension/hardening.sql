@@ -279,6 +279,10 @@ REVOKE ALL ON FUNCTION agentmarket_private.job_kinds_check_handlers() FROM PUBLI
 CREATE TRIGGER job_kinds_check_handlers BEFORE INSERT OR UPDATE OF handler, dead_handler
     ON agentmarket_private.job_kinds FOR EACH ROW EXECUTE FUNCTION agentmarket_private.job_kinds_check_handlers();
 
+-- Supabase's linter (scripts/splinter, unindexed_foreign_keys): deleting a
+-- creator_earnings row looks its clawbacks up by this key.
+CREATE INDEX creator_clawbacks_earnings_id_idx ON agentmarket_private.creator_clawbacks (earnings_id);
+
 ------------------------------------------------------------------------------
 -- Definer functions run as agentmarket_definer, not as the superuser that
 -- installed the extension (as pg_cron's jobs do not run as one): NOLOGIN, no

@@ -1,22 +1,8 @@
 # 70_operations: what runs on its own, and what operators and analysts see.
-# pg_cron (preloaded; its metadata lives in database "postgres") runs the
-# sweeps inside agentmarket_demo; the ledger proves itself; an analyst reads
-# the marketplace without emails or message text.
+# The ledger proves itself; an analyst reads the marketplace without emails
+# or message text; last, agentmarket.schedule_jobs() registers every periodic
+# task with pg_cron (preloaded, cron.database_name = this database).
 set -euo pipefail
-db=${PGDATABASE:-agentmarket_demo}
-psql -X -q -v ON_ERROR_STOP=1 -P pager=off -d postgres -v db="$db" <<'SQL'
-\echo 'pg_cron schedules the sweeps inside the marketplace database:'
-CREATE EXTENSION IF NOT EXISTS pg_cron;
-SELECT cron.schedule_in_database('agentmarket-suspend-idle', '* * * * *',
-       'SELECT agentmarket.suspend_idle_instances()', :'db') > 0 AS scheduled;
-SELECT cron.schedule_in_database('agentmarket-release-holds', '*/5 * * * *',
-       'SELECT agentmarket.release_expired_holds()', :'db') > 0 AS scheduled;
-SELECT cron.schedule_in_database('agentmarket-prune-jobs', '17 3 * * *',
-       'SELECT agentmarket_private.prune_jobs()', :'db') > 0 AS scheduled;
-SELECT cron.schedule_in_database('agentmarket-prune-credit-keys', '23 4 * * *',
-       'SELECT agentmarket.prune_credit_idempotency()', :'db') > 0 AS scheduled;
-SELECT jobname, schedule, command, database FROM cron.job ORDER BY jobname;
-SQL
 psql -X -q -v ON_ERROR_STOP=1 -P pager=off <<'SQL'
 \echo
 \echo 'The ledger proves itself: verify_ledger() lists every inconsistency (none):'
@@ -48,4 +34,11 @@ RESET role;
 \echo 'Operators: the outbox by kind and status, and the dead letters:'
 SELECT kind, status, jobs FROM agentmarket_private.queue_depth ORDER BY kind, status;
 SELECT count(*) AS dead_jobs FROM agentmarket_private.dead_jobs;
+SQL
+psql -X -q -v ON_ERROR_STOP=1 -P pager=off <<'SQL'
+\echo
+\echo 'Last: every periodic task, registered with pg_cron at its configured cadence:'
+CREATE EXTENSION IF NOT EXISTS pg_cron;
+SELECT * FROM agentmarket.schedule_jobs();
+SELECT jobname, schedule, command, database FROM cron.job ORDER BY jobname;
 SQL

@@ -1,0 +1,145 @@
+-- schedules.sql: every periodic task of the extension, registered with
+-- pg_cron by agentmarket.schedule_jobs() (issue 16, Operations).
+--
+-- pg_cron stays optional: CREATE EXTENSION agentmarket needs nothing of it,
+-- and cron.* is only reached through dynamic SQL when schedule_jobs() or
+-- unschedule_jobs() runs (55000 when pg_cron is not installed in this
+-- database).  pg_cron can only be created in the database named by the
+-- server setting cron.database_name; its jobs run in that database, so this
+-- database must be it.  Each task's cadence is a setting (schedule_<task>,
+-- a pg_cron schedule or 'off'); schedule_jobs() applies the current values.
+-- Jobs are named agentmarket.<task>; cron.schedule(name, ...) updates a job
+-- of the same name and owner, so running schedule_jobs() again is harmless.
+
+INSERT INTO agentmarket_private.setting_definitions
+    (key, kind, default_value, min_value, max_value, pattern, description) VALUES
+  ('schedule_billing_rollup', 'text', '* * * * *', NULL, NULL,
+   '^(off|[0-9*/,-]+( [0-9*/,-]+){4})$',
+   'pg_cron schedule of job agentmarket.billing_rollup (agentmarket.run_billing_rollup()); off: not scheduled.'),
+  ('schedule_suspend_idle_instances', 'text', '* * * * *', NULL, NULL,
+   '^(off|[0-9*/,-]+( [0-9*/,-]+){4})$',
+   'pg_cron schedule of job agentmarket.suspend_idle_instances (agentmarket.suspend_idle_instances()); off: not scheduled.'),
+  ('schedule_release_expired_holds', 'text', '* * * * *', NULL, NULL,
+   '^(off|[0-9*/,-]+( [0-9*/,-]+){4})$',
+   'pg_cron schedule of job agentmarket.release_expired_holds (agentmarket.release_expired_holds()); off: not scheduled.'),
+  ('schedule_apply_due_price_changes', 'text', '7 * * * *', NULL, NULL,
+   '^(off|[0-9*/,-]+( [0-9*/,-]+){4})$',
+   'pg_cron schedule of job agentmarket.apply_due_price_changes (agentmarket.apply_due_price_changes()); off: not scheduled.'),
+  ('schedule_run_payouts', 'text', '0 6 * * 1', NULL, NULL,
+   '^(off|[0-9*/,-]+( [0-9*/,-]+){4})$',
+   'pg_cron schedule of job agentmarket.run_payouts (agentmarket.run_payouts()); off: not scheduled.'),
+  ('schedule_prune_jobs', 'text', '17 3 * * *', NULL, NULL,
+   '^(off|[0-9*/,-]+( [0-9*/,-]+){4})$',
+   'pg_cron schedule of job agentmarket.prune_jobs (agentmarket_private.prune_jobs()); off: not scheduled.'),
+  ('schedule_prune_credit_idempotency', 'text', '23 4 * * *', NULL, NULL,
+   '^(off|[0-9*/,-]+( [0-9*/,-]+){4})$',
+   'pg_cron schedule of job agentmarket.prune_credit_idempotency (agentmarket.prune_credit_idempotency()); off: not scheduled.');
+
+-- The one list of periodic tasks: job name, current cadence, command.
+CREATE FUNCTION agentmarket.scheduled_jobs()
+RETURNS TABLE (job_name text, schedule text, command text, setting text)
+LANGUAGE sql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT 'agentmarket.' OPERATOR(pg_catalog.||) t.task,
+           agentmarket_private.setting('schedule_' OPERATOR(pg_catalog.||) t.task),
+           t.command,
+           'schedule_' OPERATOR(pg_catalog.||) t.task
+      FROM (VALUES
+        ('billing_rollup', 'SELECT agentmarket.run_billing_rollup()'),
+        ('suspend_idle_instances', 'SELECT agentmarket.suspend_idle_instances()'),
+        ('release_expired_holds', 'SELECT agentmarket.release_expired_holds()'),
+        ('apply_due_price_changes', 'SELECT agentmarket.apply_due_price_changes()'),
+        ('run_payouts', 'SELECT agentmarket.run_payouts()'),
+        ('prune_jobs', 'SELECT agentmarket_private.prune_jobs()'),
+        ('prune_credit_idempotency', 'SELECT agentmarket.prune_credit_idempotency()')
+      ) AS t(task, command)
+     ORDER BY 1
+$$;
+COMMENT ON FUNCTION agentmarket.scheduled_jobs() IS
+    'Every periodic task of the extension: its pg_cron job name (agentmarket.<task>), current schedule (setting schedule_<task>; off: not scheduled) and command. Superuser and service_role only.';
+REVOKE ALL ON FUNCTION agentmarket.scheduled_jobs() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentmarket.scheduled_jobs() TO service_role;
+
+-- 55000 unless pg_cron is installed in this database.
+CREATE FUNCTION agentmarket_private.require_pg_cron()
+RETURNS void
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF pg_catalog.to_regprocedure('cron.schedule(text,text,text)') IS NULL
+       OR pg_catalog.to_regprocedure('cron.unschedule(bigint)') IS NULL
+       OR pg_catalog.to_regclass('cron.job') IS NULL THEN
+        RAISE EXCEPTION 'pg_cron is not installed in this database'
+            USING ERRCODE = '55000',
+                  DETAIL = format('pg_cron runs its jobs in the database named by cron.database_name (%s); this is %s.',
+                                  coalesce(pg_catalog.current_setting('cron.database_name', true), 'not set'),
+                                  pg_catalog.current_database()),
+                  HINT = 'Preload pg_cron (shared_preload_libraries), run CREATE EXTENSION pg_cron in this database, then call agentmarket.schedule_jobs() again.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.require_pg_cron() IS
+    'Raises 55000 unless pg_cron (cron.schedule, cron.unschedule, cron.job) is installed in this database.';
+REVOKE ALL ON FUNCTION agentmarket_private.require_pg_cron() FROM PUBLIC;
+
+CREATE FUNCTION agentmarket.schedule_jobs()
+RETURNS TABLE (job_name text, schedule text, jobid bigint)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    j record;
+    id bigint;
+BEGIN
+    PERFORM agentmarket_private.require_pg_cron();
+    FOR j IN SELECT * FROM agentmarket.scheduled_jobs() s LOOP
+        id := NULL;
+        IF j.schedule OPERATOR(pg_catalog.=) 'off' THEN
+            -- Off: a job of ours by that name goes away.
+            FOR id IN EXECUTE 'SELECT c.jobid FROM cron.job c WHERE c.jobname OPERATOR(pg_catalog.=) $1'
+                              ' AND c.username OPERATOR(pg_catalog.=) current_user' USING j.job_name LOOP
+                EXECUTE 'SELECT cron.unschedule($1)' USING id;
+            END LOOP;
+            id := NULL;
+        ELSE
+            EXECUTE 'SELECT cron.schedule($1, $2, $3)' INTO id USING j.job_name, j.schedule, j.command;
+        END IF;
+        job_name := j.job_name;
+        schedule := j.schedule;
+        jobid := id;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION agentmarket.schedule_jobs() IS
+    'Registers every periodic task of agentmarket.scheduled_jobs() with pg_cron at its configured schedule (jobs named agentmarket.<task>, run in this database; off removes the job); running it again updates them. Returns each job with its pg_cron id (NULL when off). 55000 when pg_cron is not installed in this database. Superuser and service_role only.';
+REVOKE ALL ON FUNCTION agentmarket.schedule_jobs() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentmarket.schedule_jobs() TO service_role;
+
+CREATE FUNCTION agentmarket.unschedule_jobs()
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    id bigint;
+    n integer := 0;
+BEGIN
+    PERFORM agentmarket_private.require_pg_cron();
+    FOR id IN EXECUTE 'SELECT c.jobid FROM cron.job c'
+                      ' WHERE c.jobname OPERATOR(pg_catalog.=) ANY ($1)'
+                      '   AND c.username OPERATOR(pg_catalog.=) current_user'
+                      ' ORDER BY c.jobid'
+              USING ARRAY(SELECT s.job_name FROM agentmarket.scheduled_jobs() s) LOOP
+        EXECUTE 'SELECT cron.unschedule($1)' USING id;
+        n := n OPERATOR(pg_catalog.+) 1;
+    END LOOP;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION agentmarket.unschedule_jobs() IS
+    'Removes from pg_cron the jobs of agentmarket.scheduled_jobs() (and no other job); returns how many. 55000 when pg_cron is not installed in this database. Superuser and service_role only.';
+REVOKE ALL ON FUNCTION agentmarket.unschedule_jobs() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentmarket.unschedule_jobs() TO service_role;

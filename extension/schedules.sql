@@ -10,6 +10,12 @@
 -- a pg_cron schedule or 'off'); schedule_jobs() applies the current values.
 -- Jobs are named agentmarket.<task>; cron.schedule(name, ...) updates a job
 -- of the same name and owner, so running schedule_jobs() again is harmless.
+--
+-- schedule_jobs() and unschedule_jobs() run with the caller's rights, not as
+-- a definer: pg_cron runs each job as the role that scheduled it, and the
+-- definer role (agentmarket_definer, hardening.sql) cannot log in.  The
+-- caller is a superuser or a LOGIN member of service_role with USAGE on
+-- schema cron; its jobs are its own (cron.job is filtered by owner).
 
 INSERT INTO agentmarket_private.setting_definitions
     (key, kind, default_value, min_value, max_value, pattern, description) VALUES
@@ -68,9 +74,11 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF pg_catalog.to_regprocedure('cron.schedule(text,text,text)') IS NULL
-       OR pg_catalog.to_regprocedure('cron.unschedule(bigint)') IS NULL
-       OR pg_catalog.to_regclass('cron.job') IS NULL THEN
+    IF pg_catalog.to_regnamespace('cron') IS NULL
+       OR (pg_catalog.has_schema_privilege('cron', 'USAGE')
+           AND (pg_catalog.to_regprocedure('cron.schedule(text,text,text)') IS NULL
+                OR pg_catalog.to_regprocedure('cron.unschedule(bigint)') IS NULL
+                OR pg_catalog.to_regclass('cron.job') IS NULL)) THEN
         RAISE EXCEPTION 'pg_cron is not installed in this database'
             USING ERRCODE = '55000',
                   DETAIL = format('pg_cron runs its jobs in the database named by cron.database_name (%s); this is %s.',
@@ -78,15 +86,27 @@ BEGIN
                                   pg_catalog.current_database()),
                   HINT = 'Preload pg_cron (shared_preload_libraries), run CREATE EXTENSION pg_cron in this database, then call agentmarket.schedule_jobs() again.';
     END IF;
+    IF NOT pg_catalog.has_schema_privilege('cron', 'USAGE') THEN
+        RAISE EXCEPTION 'role "%" may not use pg_cron', current_user
+            USING ERRCODE = '42501',
+                  HINT = format('A superuser can run GRANT USAGE ON SCHEMA cron TO %I.', current_user);
+    END IF;
+    IF NOT (SELECT r.rolcanlogin FROM pg_catalog.pg_roles r WHERE r.rolname OPERATOR(pg_catalog.=) current_user) THEN
+        RAISE EXCEPTION 'pg_cron jobs cannot run as role "%"', current_user
+            USING ERRCODE = '42501',
+                  DETAIL = 'pg_cron runs each job as the role that scheduled it, and this role cannot log in.',
+                  HINT = 'Call it as a superuser or as a login role that is a member of service_role.';
+    END IF;
 END
 $$;
 COMMENT ON FUNCTION agentmarket_private.require_pg_cron() IS
-    'Raises 55000 unless pg_cron (cron.schedule, cron.unschedule, cron.job) is installed in this database.';
+    'Raises 55000 unless pg_cron (cron.schedule, cron.unschedule, cron.job) is installed in this database, 42501 unless the current role may use it and log in (its jobs run as it).';
 REVOKE ALL ON FUNCTION agentmarket_private.require_pg_cron() FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentmarket_private.require_pg_cron() TO service_role;
 
 CREATE FUNCTION agentmarket.schedule_jobs()
 RETURNS TABLE (job_name text, schedule text, jobid bigint)
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -114,13 +134,13 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION agentmarket.schedule_jobs() IS
-    'Registers every periodic task of agentmarket.scheduled_jobs() with pg_cron at its configured schedule (jobs named agentmarket.<task>, run in this database; off removes the job); running it again updates them. Returns each job with its pg_cron id (NULL when off). 55000 when pg_cron is not installed in this database. Superuser and service_role only.';
+    'Registers every periodic task of agentmarket.scheduled_jobs() with pg_cron at its configured schedule (jobs named agentmarket.<task>, run in this database as the caller; off removes the job); running it again updates them. Returns each job with its pg_cron id (NULL when off). 55000 when pg_cron is not installed in this database; 42501 unless the caller is a superuser or a login member of service_role with USAGE on schema cron.';
 REVOKE ALL ON FUNCTION agentmarket.schedule_jobs() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.schedule_jobs() TO service_role;
 
 CREATE FUNCTION agentmarket.unschedule_jobs()
 RETURNS integer
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
@@ -140,6 +160,6 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION agentmarket.unschedule_jobs() IS
-    'Removes from pg_cron the jobs of agentmarket.scheduled_jobs() (and no other job); returns how many. 55000 when pg_cron is not installed in this database. Superuser and service_role only.';
+    'Removes from pg_cron the caller''s jobs of agentmarket.scheduled_jobs() (and no other job); returns how many. 55000 when pg_cron is not installed in this database; 42501 unless the caller is a superuser or a login member of service_role with USAGE on schema cron.';
 REVOKE ALL ON FUNCTION agentmarket.unschedule_jobs() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.unschedule_jobs() TO service_role;

@@ -1,6 +1,7 @@
 -- schedules: schedule_jobs() registers every periodic task with pg_cron at
 -- its configured cadence, again harmlessly; unschedule_jobs() removes exactly
--- ours; without pg_cron both say so (55000); client roles are refused.
+-- ours; without pg_cron both say so (55000); client roles are refused, and
+-- so is a role pg_cron could not run the jobs as.
 -- test/run starts the cluster with cron.database_name = contrib_regression,
 -- so pg_cron can be created here (inside this suite's transaction) and the
 -- jobs are the real cron.job rows the scheduler would run.
@@ -10,7 +11,7 @@
 \pset pager off
 SET client_min_messages = warning;
 BEGIN;
-SELECT plan(27);
+SELECT plan(34);
 
 CREATE FUNCTION pg_temp.act(r text, sub text DEFAULT NULL) RETURNS void LANGUAGE sql AS $$
     SELECT set_config('role', r, true),
@@ -82,16 +83,35 @@ SELECT is((SELECT count(*)::int FROM cron.job), 8, 'eight jobs in all: ours and 
 -- A new cadence is honoured by the next run; off removes the job.
 SELECT agentmarket.configure('schedule_run_payouts', '30 5 1,15 * *');
 SELECT agentmarket.configure('schedule_prune_jobs', 'off');
-SELECT pg_temp.act('service_role');
 SELECT is((SELECT jobid FROM agentmarket.schedule_jobs() WHERE job_name = 'agentmarket.prune_jobs'), NULL,
-    'service_role reschedules; a job that is off has no id');
-RESET role;
+    'a job that is off has no id');
 SELECT is((SELECT schedule FROM cron.job WHERE jobname = 'agentmarket.run_payouts'), '30 5 1,15 * *',
     'the configured cadence is the job''s schedule');
 SELECT is((SELECT jobid FROM cron.job WHERE jobname = 'agentmarket.run_payouts'),
           (SELECT jobid FROM first WHERE jobname = 'agentmarket.run_payouts'), 'the job was updated, not duplicated');
 SELECT ok(NOT EXISTS (SELECT FROM cron.job WHERE jobname = 'agentmarket.prune_jobs'), 'a job set off is removed');
 SELECT is((SELECT count(*)::int FROM cron.job), 7, 'six of ours and the other one');
+
+-- pg_cron runs a job as the role that scheduled it: service_role itself
+-- (NOLOGIN) is refused, a login member of it schedules its own jobs.
+SELECT pg_temp.act('service_role');
+SELECT throws_ok('SELECT agentmarket.schedule_jobs()', '42501', 'role "service_role" may not use pg_cron',
+    'service_role without USAGE on schema cron: 42501');
+RESET role;
+GRANT USAGE ON SCHEMA cron TO service_role;
+SELECT pg_temp.act('service_role');
+SELECT throws_ok('SELECT agentmarket.schedule_jobs()', '42501', 'pg_cron jobs cannot run as role "service_role"',
+    'service_role cannot log in, so its jobs could not run: 42501');
+RESET role;
+CREATE ROLE schedules_operator LOGIN IN ROLE service_role;
+SELECT pg_temp.act('schedules_operator');
+SELECT is((SELECT count(*)::int FROM agentmarket.schedule_jobs() WHERE jobid IS NOT NULL), 6,
+    'a login member of service_role schedules the six jobs that are on');
+SELECT is((SELECT count(*)::int FROM cron.job WHERE username = 'schedules_operator' AND jobname LIKE 'agentmarket.%'), 6,
+    'they are its own');
+SELECT is(agentmarket.unschedule_jobs(), 6, 'and it unschedules exactly those');
+RESET role;
+SELECT is((SELECT count(*)::int FROM cron.job), 7, 'the superuser''s jobs and the other one stay');
 
 -- Client roles: refused.
 SELECT pg_temp.act('authenticated', '75000000-0000-4000-8000-00000000e001');
@@ -104,10 +124,9 @@ SELECT throws_ok('SELECT agentmarket.unschedule_jobs()', '42501', NULL, 'anon ca
 RESET role;
 
 -- Unschedule: exactly ours.
-SELECT pg_temp.act('service_role');
 SELECT is(agentmarket.unschedule_jobs(), 6, 'unschedule_jobs removes our six jobs');
-RESET role;
 SELECT is((SELECT array_agg(jobname) FROM cron.job), '{someone-elses-job}', 'the other job stays');
+SELECT is(agentmarket.unschedule_jobs(), 0, 'unscheduling again removes nothing');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -98,6 +98,28 @@ COMMENT ON FUNCTION agentmarket_private.search_join(tsvector, tsvector) IS
     'Concatenates two tsvectors with a one-position gap, so phrases do not match across them.';
 REVOKE ALL ON FUNCTION agentmarket_private.search_join(tsvector, tsvector) FROM PUBLIC;
 
+-- The filter values of a listing as lexemes of its search document:
+-- ' category coding', ' pricing free', ' relay slack', ' model claude'.  No
+-- parser produces a lexeme with a space, so no query word matches them (nor
+-- completes to them); a GIN scan intersects them with the words' postings,
+-- and the vocabulary counts them, which estimates what a filter keeps.
+-- (No SET clause, every name qualified: it inlines.)
+CREATE FUNCTION agentmarket_private.search_filter_tokens(
+    p_category text, p_pricing_model text, p_relays text[], p_models text[])
+RETURNS tsvector
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT pg_catalog.array_to_tsvector(ARRAY(
+        SELECT x FROM pg_catalog.unnest(
+                   ARRAY[' category ' OPERATOR(pg_catalog.||) p_category, ' pricing ' OPERATOR(pg_catalog.||) p_pricing_model]
+                   OPERATOR(pg_catalog.||) ARRAY(SELECT ' relay ' OPERATOR(pg_catalog.||) r FROM pg_catalog.unnest(p_relays) r)
+                   OPERATOR(pg_catalog.||) ARRAY(SELECT ' model ' OPERATOR(pg_catalog.||) m FROM pg_catalog.unnest(p_models) m)) x
+         WHERE x IS NOT NULL))
+$$;
+COMMENT ON FUNCTION agentmarket_private.search_filter_tokens(text, text, text[], text[]) IS
+    'The filter lexemes of a listing (category, pricing model, each relay and model), each with a leading space no query word has.';
+REVOKE ALL ON FUNCTION agentmarket_private.search_filter_tokens(text, text, text[], text[]) FROM PUBLIC;
+
 -- A definer: it runs on a creator's own INSERT or UPDATE of their listing,
 -- and callers have no USAGE on agentmarket_private.
 CREATE FUNCTION agentmarket_private.agents_search_fields() RETURNS trigger
@@ -110,7 +132,10 @@ DECLARE
 BEGIN
     IF TG_OP OPERATOR(pg_catalog.=) 'INSERT' OR OLD.search_document IS NULL
        OR NEW.name IS DISTINCT FROM OLD.name OR NEW.tagline IS DISTINCT FROM OLD.tagline
-       OR NEW.description IS DISTINCT FROM OLD.description OR NEW.tags IS DISTINCT FROM OLD.tags THEN
+       OR NEW.description IS DISTINCT FROM OLD.description OR NEW.tags IS DISTINCT FROM OLD.tags
+       OR NEW.category IS DISTINCT FROM OLD.category OR NEW.pricing_model IS DISTINCT FROM OLD.pricing_model
+       OR NEW.supported_relays IS DISTINCT FROM OLD.supported_relays
+       OR NEW.supported_models IS DISTINCT FROM OLD.supported_models THEN
         name_vector := pg_catalog.setweight(pg_catalog.to_tsvector('english'::regconfig, NEW.name), 'A');
         -- Fields are joined with a gap of one position, so that a quoted
         -- phrase never matches across two of them.
@@ -119,7 +144,9 @@ BEGIN
             pg_catalog.setweight(pg_catalog.to_tsvector('english'::regconfig,
                 COALESCE(pg_catalog.array_to_string(NEW.tags, ' '), '')), 'B'));
         NEW.search_document := agentmarket_private.search_join(agentmarket_private.search_join(name_vector, head_vector),
-            pg_catalog.setweight(pg_catalog.to_tsvector('english'::regconfig, NEW.description), 'C'));
+            pg_catalog.setweight(pg_catalog.to_tsvector('english'::regconfig, NEW.description), 'C'))
+            OPERATOR(pg_catalog.||) agentmarket_private.search_filter_tokens(NEW.category, NEW.pricing_model,
+                                                                             NEW.supported_relays, NEW.supported_models);
         NEW.search_fields := pg_catalog.array_to_tsvector(ARRAY(
             SELECT 'a/' OPERATOR(pg_catalog.||) l FROM pg_catalog.unnest(pg_catalog.tsvector_to_array(name_vector)) l
             UNION
@@ -144,6 +171,9 @@ CREATE INDEX agents_search_document_idx ON agentmarket.agents USING gin (search_
 CREATE INDEX agents_search_fields_idx ON agentmarket.agents USING gin (search_fields)
     WHERE status = 'published';
 CREATE INDEX agents_search_static_idx ON agentmarket.agents (search_static DESC, id DESC)
+    WHERE status = 'published';
+-- The walk of a category, and its listings for a bitmap AND with a GIN scan.
+CREATE INDEX agents_search_category_idx ON agentmarket.agents (category, search_static DESC, id DESC)
     WHERE status = 'published';
 CREATE INDEX agents_search_rating_idx ON agentmarket.agents
     ((COALESCE(avg_rating, 0)) DESC, total_reviews DESC, id DESC) WHERE status = 'published';
@@ -228,8 +258,7 @@ BEGIN
             SELECT u.lexeme, pg_catalog.sum(d.sign)::integer AS ndoc,
                    COALESCE(pg_catalog.sum(d.sign) FILTER (WHERE 'A' OPERATOR(pg_catalog.=) ANY (u.weights)), 0)::integer AS n_a,
                    COALESCE(pg_catalog.sum(d.sign) FILTER (WHERE 'B' OPERATOR(pg_catalog.=) ANY (u.weights)), 0)::integer AS n_b,
-                   COALESCE(pg_catalog.sum(d.sign) FILTER (WHERE NOT (u.weights OPERATOR(pg_catalog.&&) '{A,B}'::text[])), 0)::integer AS n_c,
-                   pg_catalog.bool_or(d.sign OPERATOR(pg_catalog.>) 0) AS entering
+                   COALESCE(pg_catalog.sum(d.sign) FILTER (WHERE NOT (u.weights OPERATOR(pg_catalog.&&) '{A,B}'::text[])), 0)::integer AS n_c
               FROM delta d, pg_catalog.unnest(d.document) u
              GROUP BY u.lexeme),
         corpus AS (
@@ -246,12 +275,38 @@ BEGIN
                SET ndoc = v.ndoc OPERATOR(pg_catalog.+) EXCLUDED.ndoc,
                    n_a = v.n_a OPERATOR(pg_catalog.+) EXCLUDED.n_a,
                    n_b = v.n_b OPERATOR(pg_catalog.+) EXCLUDED.n_b,
-                   n_c = v.n_c OPERATOR(pg_catalog.+) EXCLUDED.n_c)
+                   n_c = v.n_c OPERATOR(pg_catalog.+) EXCLUDED.n_c
+            RETURNING v.lexeme, v.ndoc)
+        -- Typo keys of the words that were in no listing before.  Read from
+        -- the upsert, so they are written once its row lock is held: after a
+        -- concurrent removal of the same word has committed.
         INSERT INTO agentmarket_private.search_typo_index (key, lexeme)
-        SELECT DISTINCT k, w.lexeme
-          FROM words w, pg_catalog.unnest(agentmarket_private.search_typo_keys(w.lexeme)) k
-         WHERE w.entering AND pg_catalog.char_length(w.lexeme) BETWEEN 4 AND 64
+        SELECT DISTINCT k, v.lexeme
+          FROM vocabulary v JOIN words w ON w.lexeme OPERATOR(pg_catalog.=) v.lexeme,
+               pg_catalog.unnest(CASE WHEN pg_catalog.char_length(v.lexeme) BETWEEN 4 AND 64
+                                       AND pg_catalog.left(v.lexeme, 1) OPERATOR(pg_catalog.<>) ' '
+                                      THEN agentmarket_private.search_typo_keys(v.lexeme) END) k
+         WHERE v.ndoc OPERATOR(pg_catalog.>) 0 AND v.ndoc OPERATOR(pg_catalog.=) w.ndoc
         ON CONFLICT DO NOTHING$q$, delta);
+    -- Words now in no published listing leave the vocabulary and typo index
+    -- (the row locks taken above are held: a concurrent publication of the
+    -- same word waits, then inserts it again with its keys).
+    IF TG_OP OPERATOR(pg_catalog.<>) 'INSERT' THEN
+        EXECUTE pg_catalog.format($q$
+            WITH delta AS MATERIALIZED (%s),
+            gone AS (
+                DELETE FROM agentmarket_private.search_vocabulary v
+                 WHERE v.lexeme IN (SELECT u.lexeme COLLATE "C" FROM delta d,
+                                           pg_catalog.unnest(pg_catalog.tsvector_to_array(d.document)) u(lexeme)
+                                     WHERE d.sign OPERATOR(pg_catalog.<) 0)
+                   AND v.ndoc OPERATOR(pg_catalog.<=) 0
+                RETURNING v.lexeme)
+            DELETE FROM agentmarket_private.search_typo_index t
+             USING gone g, pg_catalog.unnest(CASE WHEN pg_catalog.char_length(g.lexeme) BETWEEN 4 AND 64
+                                                       AND pg_catalog.left(g.lexeme, 1) OPERATOR(pg_catalog.<>) ' '
+                                                   THEN agentmarket_private.search_typo_keys(g.lexeme) END) k
+             WHERE t.key OPERATOR(pg_catalog.=) k AND t.lexeme OPERATOR(pg_catalog.=) g.lexeme$q$, delta);
+    END IF;
     RETURN NULL;
 END
 $$;
@@ -293,7 +348,7 @@ BEGIN
     SELECT DISTINCT k, v.lexeme
       FROM agentmarket_private.search_vocabulary v,
            pg_catalog.unnest(agentmarket_private.search_typo_keys(v.lexeme)) k
-     WHERE pg_catalog.char_length(v.lexeme) BETWEEN 4 AND 64;
+     WHERE pg_catalog.char_length(v.lexeme) BETWEEN 4 AND 64 AND pg_catalog.left(v.lexeme, 1) OPERATOR(pg_catalog.<>) ' ';
     UPDATE agentmarket_private.search_corpus c
        SET published = (SELECT pg_catalog.count(*) FROM agentmarket.agents a
                          WHERE a.status OPERATOR(pg_catalog.=) 'published');
@@ -332,11 +387,12 @@ CREATE TYPE agentmarket_private.search_plan AS (
 COMMENT ON TYPE agentmarket_private.search_plan IS
     'A user''s query turned into an expanded tsquery, scoring terms and the bounds search_agents stops on.';
 
--- A lexeme quoted for tsquery input.
+-- A lexeme quoted for tsquery input. (No SET clause, every name
+-- qualified or in pg_catalog: it inlines, and is only called by the search
+-- functions, whose search_path it runs under.)
 CREATE FUNCTION agentmarket_private.search_quote(p_lexeme text)
 RETURNS text
 LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT '''' OPERATOR(pg_catalog.||)
            pg_catalog.replace(pg_catalog.replace(p_lexeme, '\', '\\'), '''', '''''')
@@ -408,7 +464,10 @@ BEGIN
     ), stats AS (
         -- Vocabulary counts of each term: the exact word, and for a prefix its
         -- completions (the range (w, w || U+10FFFF)), which score 0.8 of it.
-        SELECT terms.*, e.ndoc OPERATOR(pg_catalog.+) COALESCE(x.ndoc, 0) AS ndoc,
+        -- A last word that no word of the vocabulary extends is matched
+        -- exactly (a GIN prefix scan costs more than a lookup).
+        SELECT terms.g, terms.lexeme, terms.factor, terms.prefix AND COALESCE(x.ndoc, 0) OPERATOR(pg_catalog.>) 0 AS prefix,
+               terms.kind, e.ndoc OPERATOR(pg_catalog.+) COALESCE(x.ndoc, 0) AS ndoc,
                e.n_a OPERATOR(pg_catalog.+) COALESCE(x.n_a, 0) AS n_a,
                e.n_b OPERATOR(pg_catalog.+) COALESCE(x.n_b, 0) AS n_b,
                e.n_c OPERATOR(pg_catalog.+) COALESCE(x.n_c, 0) AS n_c,
@@ -492,11 +551,12 @@ REVOKE ALL ON FUNCTION agentmarket_private.search_prepare(text) FROM PUBLIC;
 ------------------------------------------------------------------------------
 -- Cursors
 ------------------------------------------------------------------------------
--- An opaque page cursor: base64url of "sort|key|key2|id".
+-- An opaque page cursor: base64url of "sort|key|key2|id". (No SET clause, every name
+-- qualified or in pg_catalog: it inlines, and is only called by the search
+-- functions, whose search_path it runs under.)
 CREATE FUNCTION agentmarket_private.search_cursor(p_sort text, p_key text, p_key2 text, p_id uuid)
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT pg_catalog.rtrim(pg_catalog.translate(pg_catalog.encode(pg_catalog.convert_to(
                pg_catalog.concat_ws('|', p_sort, COALESCE(p_key, ''), COALESCE(p_key2, ''), p_id::text), 'UTF8'),
@@ -507,10 +567,11 @@ COMMENT ON FUNCTION agentmarket_private.search_cursor(text, text, text, uuid) IS
 REVOKE ALL ON FUNCTION agentmarket_private.search_cursor(text, text, text, uuid) FROM PUBLIC;
 
 -- The four parts of a cursor made for this sort; 22023 when it is not one.
+-- (No SET clause: called on every search, it runs under the search_path of
+-- the search function calling it; every name is qualified or in pg_catalog.)
 CREATE FUNCTION agentmarket_private.search_cursor_parts(p_cursor text, p_sort text)
 RETURNS text[]
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     parts text[];
@@ -616,11 +677,12 @@ COMMENT ON FUNCTION agentmarket_private.search_tiers(agentmarket_private.search_
 REVOKE ALL ON FUNCTION agentmarket_private.search_tiers(agentmarket_private.search_plan) FROM PUBLIC;
 
 -- The k best of two score-ordered lists (a listing in both counts once).
+-- (No SET clause: called on every search, it runs under the search_path of
+-- the search function calling it; every name is qualified or in pg_catalog.)
 CREATE FUNCTION agentmarket_private.search_merge(
     ids1 uuid[], scores1 double precision[], ids2 uuid[], scores2 double precision[], k integer,
     OUT ids uuid[], OUT scores double precision[])
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT COALESCE(pg_catalog.array_agg(u.id ORDER BY u.score DESC, u.id DESC), '{}'),
            COALESCE(pg_catalog.array_agg(u.score ORDER BY u.score DESC, u.id DESC), '{}')
@@ -635,10 +697,11 @@ COMMENT ON FUNCTION agentmarket_private.search_merge(uuid[], double precision[],
 REVOKE ALL ON FUNCTION agentmarket_private.search_merge(uuid[], double precision[], uuid[], double precision[], integer) FROM PUBLIC;
 
 -- Filters shared by the dynamic tier queries ($7 to $11).
+-- (No SET clause: called on every search, it runs under the search_path of
+-- the search function calling it; every name is qualified or in pg_catalog.)
 CREATE FUNCTION agentmarket_private.search_filter_sql()
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT 'a.status = ''published'''
         ' AND ($7::text IS NULL OR a.category = $7::text)'
@@ -677,10 +740,11 @@ COMMENT ON TYPE agentmarket.agent_search_result IS
     'A row of search_agents: the listing card, its score and the cursor of the next page after it.';
 
 -- Raises 22023 for bad search arguments; normalises empty arrays to NULL.
+-- (No SET clause: called on every search, it runs under the search_path of
+-- the search function calling it; every name is qualified or in pg_catalog.)
 CREATE FUNCTION agentmarket_private.search_check_filters(
     INOUT p_tags text[], INOUT p_relays text[], INOUT p_models text[], p_pricing_model text)
 LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF p_pricing_model IS NOT NULL AND p_pricing_model NOT IN ('per_session', 'per_task', 'free') THEN
@@ -738,6 +802,24 @@ DECLARE
     last_static double precision;
     last_id uuid;
     walked integer := 0;
+    hits integer := 0;
+    hits_seen integer;
+    projected double precision;
+    tiers_done boolean := false;
+    -- Matches up to which scoring them all beats any walk (a tuning knob;
+    -- every strategy returns the same rows).
+    exhaustive_setting text := pg_catalog.current_setting('agentmarket.search_exhaustive_limit', true);
+    exhaustive_limit double precision := CASE WHEN exhaustive_setting OPERATOR(pg_catalog.~) '^[0-9]{1,7}$'
+                                              THEN exhaustive_setting::integer ELSE 6000 END;
+    joint double precision;
+    fsel double precision;
+    published double precision;
+    filter_text text;
+    gin_query tsquery;
+    expected double precision;
+    by_gin boolean;
+    cap integer;
+    c_t timestamptz;
     walk_ids uuid[];
     walk_scores double precision[];
     top_ids uuid[] := '{}';
@@ -764,6 +846,7 @@ BEGIN
                 WHEN 'rating' THEN c_n := c[2]::numeric; c_i := c[3]::bigint;
                 ELSE c_i := c[2]::bigint;
             END CASE;
+            c_t := 'epoch'::timestamptz OPERATOR(pg_catalog.+) (c_i::double precision OPERATOR(pg_catalog.*) '1 microsecond'::interval);
         EXCEPTION WHEN OTHERS THEN
             RAISE EXCEPTION 'invalid page cursor' USING ERRCODE = '22023',
                 DETAIL = 'page_after must be the cursor of a row returned by search_agents.';
@@ -771,8 +854,114 @@ BEGIN
     END IF;
     p := search_prepare(search_agents.query);
 
+    -- Estimates from the vocabulary, before any listing is read.  joint: the
+    -- matches if the words were independent (at most p.estimate, the rarest
+    -- word's postings).  The filters are lexemes of the document too (see
+    -- search_filter_tokens): gin_query intersects them with the words in one
+    -- GIN scan, and their counts give fsel, the share of listings they keep
+    -- (tags: a guess of 10%).  expected: the matches that pass the filters.
+    SELECT c.published INTO published FROM search_corpus c;
+    published := GREATEST(published, 1);
+    joint := p.estimate;
+    IF p.ngroups OPERATOR(pg_catalog.>) 1 AND NOT p.any_word THEN
+        SELECT LEAST(p.estimate, published OPERATOR(pg_catalog.*) pg_catalog.exp(pg_catalog.sum(pg_catalog.ln(
+                   GREATEST(d, 1)::double precision OPERATOR(pg_catalog./) published))))
+          INTO joint FROM pg_catalog.unnest(p.group_docs) d;
+    END IF;
+    SELECT pg_catalog.string_agg('(' OPERATOR(pg_catalog.||) g.alternatives OPERATOR(pg_catalog.||) ')', ' & '),
+           COALESCE(pg_catalog.exp(pg_catalog.sum(pg_catalog.ln(GREATEST(LEAST(g.n OPERATOR(pg_catalog./) published, 1), 1e-9)))), 1)
+      INTO filter_text, fsel
+      FROM (SELECT x.grp, pg_catalog.string_agg(search_quote(x.token), ' | ') AS alternatives,
+                   pg_catalog.sum(COALESCE(v.ndoc, 0))::double precision AS n
+              FROM (SELECT 1 AS grp, ' category ' OPERATOR(pg_catalog.||) f_category AS token WHERE f_category IS NOT NULL
+                    UNION ALL SELECT 2, ' pricing ' OPERATOR(pg_catalog.||) f_pricing WHERE f_pricing IS NOT NULL
+                    UNION ALL SELECT 3, ' relay ' OPERATOR(pg_catalog.||) fr.v FROM pg_catalog.unnest(f_relays) fr(v)
+                    UNION ALL SELECT 4, ' model ' OPERATOR(pg_catalog.||) fm.v FROM pg_catalog.unnest(f_models) fm(v)) x
+              LEFT JOIN search_vocabulary v ON v.lexeme OPERATOR(pg_catalog.=) (x.token COLLATE "C")
+             GROUP BY x.grp) g;
+    IF f_tags IS NOT NULL THEN
+        fsel := fsel OPERATOR(pg_catalog.*) 0.1;
+    END IF;
+    gin_query := CASE WHEN filter_text IS NULL THEN p.query
+                      WHEN p.query IS NULL THEN filter_text::tsquery
+                      ELSE p.query OPERATOR(pg_catalog.&&) filter_text::tsquery END;
+    expected := CASE WHEN p.query IS NULL THEN published ELSE joint END OPERATOR(pg_catalog.*) fsel;
+
     IF f_sort OPERATOR(pg_catalog.<>) 'relevance' OR p.ngroups OPERATOR(pg_catalog.=) 0 THEN
-        -- Sorted by a column: the matches in index order, keyset after the cursor.
+        -- Sorted by a column, keyset after the cursor.  Few expected matches
+        -- (under L/3): they are found through GIN and sorted.  Otherwise the
+        -- sort's index is walked for a bounded number of listings, three
+        -- times as many as should hold a page of matches; when that does not
+        -- fill the page, GIN and sort after all.
+        by_gin := gin_query IS NOT NULL AND expected IS NOT NULL
+                  AND expected OPERATOR(pg_catalog.<) (exhaustive_limit OPERATOR(pg_catalog./) 3);
+        IF NOT by_gin THEN
+            cap := CASE WHEN p.query IS NULL THEN k WHEN joint IS NULL THEN 4096
+                        ELSE LEAST(4096, pg_catalog.ceil(3 OPERATOR(pg_catalog.*) k OPERATOR(pg_catalog.*) published
+                                                         OPERATOR(pg_catalog./) GREATEST(joint, 1)))::integer END;
+            SELECT pg_catalog.count(*)::integer,
+                   COALESCE((pg_catalog.array_agg(w.id ORDER BY
+                        CASE WHEN f_sort OPERATOR(pg_catalog.=) 'relevance' THEN w.search_static END DESC,
+                        CASE WHEN f_sort OPERATOR(pg_catalog.=) 'rating' THEN w.rating END DESC,
+                        CASE WHEN f_sort OPERATOR(pg_catalog.=) 'rating' THEN w.total_reviews END DESC,
+                        CASE WHEN f_sort OPERATOR(pg_catalog.=) 'popular' THEN w.total_hires END DESC,
+                        CASE WHEN f_sort OPERATOR(pg_catalog.=) 'newest' THEN w.published_at END DESC,
+                        w.id DESC) FILTER (WHERE w.hit))[1:k], '{}')
+              INTO n, top_ids
+              FROM (SELECT a.id, a.search_static, COALESCE(a.avg_rating, 0) AS rating, a.total_reviews,
+                           a.total_hires, a.published_at,
+                           (p.query IS NULL OR a.search_document OPERATOR(pg_catalog.@@) p.query) AS hit
+                      FROM agentmarket.agents a
+                     WHERE a.status OPERATOR(pg_catalog.=) 'published'
+                       AND (f_category IS NULL OR a.category OPERATOR(pg_catalog.=) f_category)
+                       AND (f_tags IS NULL OR a.tags OPERATOR(pg_catalog.@>) f_tags)
+                       AND (f_relays IS NULL OR a.supported_relays OPERATOR(pg_catalog.&&) f_relays)
+                       AND (f_models IS NULL OR a.supported_models OPERATOR(pg_catalog.&&) f_models)
+                       AND (f_pricing IS NULL OR a.pricing_model OPERATOR(pg_catalog.=) f_pricing)
+                       AND (c_id IS NULL OR CASE f_sort
+                             WHEN 'relevance' THEN (a.search_static, a.id) OPERATOR(pg_catalog.<) (c_f, c_id)
+                             WHEN 'rating' THEN (COALESCE(a.avg_rating, 0), a.total_reviews, a.id) OPERATOR(pg_catalog.<) (c_n, c_i::integer, c_id)
+                             WHEN 'popular' THEN (a.total_hires, a.id) OPERATOR(pg_catalog.<) (c_i::integer, c_id)
+                             ELSE (a.published_at, a.id) OPERATOR(pg_catalog.<) (c_t, c_id) END)
+                     ORDER BY CASE WHEN f_sort OPERATOR(pg_catalog.=) 'relevance' THEN a.search_static END DESC,
+                              CASE WHEN f_sort OPERATOR(pg_catalog.=) 'rating' THEN COALESCE(a.avg_rating, 0) END DESC,
+                              CASE WHEN f_sort OPERATOR(pg_catalog.=) 'rating' THEN a.total_reviews END DESC,
+                              CASE WHEN f_sort OPERATOR(pg_catalog.=) 'popular' THEN a.total_hires END DESC,
+                              CASE WHEN f_sort OPERATOR(pg_catalog.=) 'newest' THEN a.published_at END DESC,
+                              a.id DESC
+                     LIMIT cap) w;
+            by_gin := pg_catalog.cardinality(top_ids) OPERATOR(pg_catalog.<) k AND n OPERATOR(pg_catalog.=) cap
+                      AND p.query IS NOT NULL;
+        END IF;
+        IF by_gin THEN
+            -- Materialized: the planner cannot turn it back into an index walk.
+            WITH hits AS MATERIALIZED (
+                SELECT a.id, a.search_static, COALESCE(a.avg_rating, 0) AS rating, a.total_reviews,
+                       a.total_hires, a.published_at
+                  FROM agentmarket.agents a
+                 WHERE a.status OPERATOR(pg_catalog.=) 'published'
+                   AND a.search_document OPERATOR(pg_catalog.@@) gin_query
+                   AND (f_category IS NULL OR a.category OPERATOR(pg_catalog.=) f_category)
+                   AND (f_tags IS NULL OR a.tags OPERATOR(pg_catalog.@>) f_tags)
+                   AND (f_relays IS NULL OR a.supported_relays OPERATOR(pg_catalog.&&) f_relays)
+                   AND (f_models IS NULL OR a.supported_models OPERATOR(pg_catalog.&&) f_models)
+                   AND (f_pricing IS NULL OR a.pricing_model OPERATOR(pg_catalog.=) f_pricing))
+            SELECT COALESCE(pg_catalog.array_agg(w.id ORDER BY w.o), '{}') INTO top_ids
+              FROM (SELECT w.id, pg_catalog.row_number() OVER (ORDER BY
+                        CASE WHEN f_sort OPERATOR(pg_catalog.=) 'relevance' THEN w.search_static END DESC,
+                        CASE WHEN f_sort OPERATOR(pg_catalog.=) 'rating' THEN w.rating END DESC,
+                        CASE WHEN f_sort OPERATOR(pg_catalog.=) 'rating' THEN w.total_reviews END DESC,
+                        CASE WHEN f_sort OPERATOR(pg_catalog.=) 'popular' THEN w.total_hires END DESC,
+                        CASE WHEN f_sort OPERATOR(pg_catalog.=) 'newest' THEN w.published_at END DESC,
+                        w.id DESC) AS o
+                      FROM hits w
+                     WHERE c_id IS NULL OR CASE f_sort
+                             WHEN 'relevance' THEN (w.search_static, w.id) OPERATOR(pg_catalog.<) (c_f, c_id)
+                             WHEN 'rating' THEN (w.rating, w.total_reviews, w.id) OPERATOR(pg_catalog.<) (c_n, c_i::integer, c_id)
+                             WHEN 'popular' THEN (w.total_hires, w.id) OPERATOR(pg_catalog.<) (c_i::integer, c_id)
+                             ELSE (w.published_at, w.id) OPERATOR(pg_catalog.<) (c_t, c_id) END
+                     ORDER BY 2 LIMIT k) w;
+        END IF;
         RETURN QUERY
         SELECT a.id, a.slug, a.name, a.tagline, a.icon_url, a.category, a.pricing_model,
                a.credits_per_session, a.avg_rating, a.total_reviews, a.total_hires,
@@ -783,40 +972,32 @@ BEGIN
                                WHEN 'popular' THEN a.total_hires::text
                                ELSE ((EXTRACT(epoch FROM a.published_at) OPERATOR(pg_catalog.*) 1000000)::bigint)::text END,
                    CASE f_sort WHEN 'rating' THEN a.total_reviews::text END, a.id)
-          FROM agentmarket.agents a
+          FROM ROWS FROM (pg_catalog.unnest(top_ids)) WITH ORDINALITY t(id, o)
+          JOIN agentmarket.agents a ON a.id OPERATOR(pg_catalog.=) t.id
           CROSS JOIN LATERAL (SELECT CASE WHEN p.ngroups OPERATOR(pg_catalog.>) 0 THEN
                     search_blend(search_text_score(a.search_document, p.lexemes, p.groups, p.factors, p.prefixes, p.ngroups), a.search_static)
                     ELSE a.search_static END AS score) x
-         WHERE a.status OPERATOR(pg_catalog.=) 'published'
-           AND (p.query IS NULL OR a.search_document OPERATOR(pg_catalog.@@) p.query)
-           AND (f_category IS NULL OR a.category OPERATOR(pg_catalog.=) f_category)
-           AND (f_tags IS NULL OR a.tags OPERATOR(pg_catalog.@>) f_tags)
-           AND (f_relays IS NULL OR a.supported_relays OPERATOR(pg_catalog.&&) f_relays)
-           AND (f_models IS NULL OR a.supported_models OPERATOR(pg_catalog.&&) f_models)
-           AND (f_pricing IS NULL OR a.pricing_model OPERATOR(pg_catalog.=) f_pricing)
-           AND (c_id IS NULL OR CASE f_sort
-                 WHEN 'relevance' THEN (a.search_static, a.id) OPERATOR(pg_catalog.<) (c_f, c_id)
-                 WHEN 'rating' THEN (COALESCE(a.avg_rating, 0), a.total_reviews, a.id) OPERATOR(pg_catalog.<) (c_n, c_i::integer, c_id)
-                 WHEN 'popular' THEN (a.total_hires, a.id) OPERATOR(pg_catalog.<) (c_i::integer, c_id)
-                 ELSE (a.published_at, a.id) OPERATOR(pg_catalog.<)
-                      ('epoch'::timestamptz OPERATOR(pg_catalog.+) (c_i::double precision OPERATOR(pg_catalog.*) '1 microsecond'::interval), c_id) END)
-         ORDER BY CASE WHEN f_sort OPERATOR(pg_catalog.=) 'relevance' THEN a.search_static END DESC,
-                  CASE WHEN f_sort OPERATOR(pg_catalog.=) 'rating' THEN COALESCE(a.avg_rating, 0) END DESC,
-                  CASE WHEN f_sort OPERATOR(pg_catalog.=) 'rating' THEN a.total_reviews END DESC,
-                  CASE WHEN f_sort OPERATOR(pg_catalog.=) 'popular' THEN a.total_hires END DESC,
-                  CASE WHEN f_sort OPERATOR(pg_catalog.=) 'newest' THEN a.published_at END DESC,
-                  a.id DESC
-         LIMIT k;
+         ORDER BY t.o;
         RETURN;
     END IF;
 
-    -- Relevance.  A query whose words are rare enough is scored over all its
-    -- matches (GIN).  Otherwise its matches are split into tiers by where each
-    -- word occurs (name, tagline/tags, description): small tiers that a GIN
-    -- index finds are scored whole, best bound first; the rest is walked in
-    -- descending static score until nothing further down can enter the page
-    -- (a listing there scores at most blend(best bound of the rest, static)).
-    exact := p.estimate OPERATOR(pg_catalog.<=) 2000 OR p.ngroups OPERATOR(pg_catalog.>) 3;
+    -- Relevance.  The strategy is chosen from estimates before any listing
+    -- is scored.  The vocabulary gives each word's posting-list size: when
+    -- the rarest word (or, under OR, all words together) is in at most L
+    -- listings (the exhaustive limit, 6000 by default), or the filters keep
+    -- at most L listings (their lexemes are intersected in the GIN scan), every
+    -- match is scored (GIN).  Otherwise listings are walked
+    -- in descending static score; the first 256 that pass the filters are a
+    -- sample of how dense the matches are.  When that projects at most L
+    -- matches (words common apart but rare together), every match is scored.  Otherwise
+    -- the matches are split into tiers by where each word occurs (name,
+    -- tagline/tags, description): small tiers that a GIN index finds are
+    -- scored whole, best bound first, and the walk goes on until nothing
+    -- further down can enter the page (a listing there scores at most
+    -- blend(best bound of the rest, static)), or until it has cost as much as
+    -- scoring the projected matches would (then those are scored).
+    exact := LEAST(p.estimate, published OPERATOR(pg_catalog.*) fsel) OPERATOR(pg_catalog.<=) exhaustive_limit
+             OR p.ngroups OPERATOR(pg_catalog.>) 3;
     IF NOT exact THEN
         SELECT a.search_static INTO max_static FROM agentmarket.agents a
          WHERE a.status OPERATOR(pg_catalog.=) 'published'
@@ -825,75 +1006,82 @@ BEGIN
         -- tier whose bound is no higher, so only better ones are fetched.
         SELECT pg_catalog.max(x.bound) INTO dense_bound FROM search_tiers(p) x
          WHERE x.driver IS NULL OR x.estimate OPERATOR(pg_catalog.>) 1500;
-        FOR tier IN SELECT * FROM search_tiers(p) x ORDER BY x.bound DESC, x.estimate LOOP
-            IF tier.driver IS NULL OR tier.estimate OPERATOR(pg_catalog.>) 1500
-               OR tier.bound OPERATOR(pg_catalog.<=) dense_bound THEN
-                dense_bound := GREATEST(dense_bound, tier.bound);
-                CONTINUE;
-            END IF;
-            CONTINUE WHEN pg_catalog.cardinality(top_ids) OPERATOR(pg_catalog.=) k
-                      AND top_scores[k] OPERATOR(pg_catalog.>) search_blend(tier.bound, max_static);
+        m := 256;
+        LOOP
+            -- The next m listings in static order (the static-score index, or
+            -- the category's; continuing after the last one seen), scored
+            -- when they match.
             EXECUTE pg_catalog.format($q$
-                SELECT COALESCE(pg_catalog.array_agg(y.id ORDER BY y.score DESC, y.id DESC), '{}'),
-                       COALESCE(pg_catalog.array_agg(y.score ORDER BY y.score DESC, y.id DESC), '{}')
-                  FROM (SELECT x.id, x.score FROM (
-                          SELECT a.id, agentmarket_private.search_blend(agentmarket_private.search_text_score(
-                                     a.search_document, $2, $3, $4, $5, $6), a.search_static) AS score
-                            FROM agentmarket.agents a
-                           WHERE %s AND %s AND (%s AND a.search_document @@ $1) IS TRUE) x
-                         WHERE $13::uuid IS NULL OR (x.score, x.id) < ($12::float8, $13::uuid)
-                         ORDER BY x.score DESC, x.id DESC LIMIT $14) y$q$,
-                filters, tier.driver, tier.condition)
-            INTO walk_ids, walk_scores
+                SELECT pg_catalog.count(*)::integer, pg_catalog.count(x.score)::integer,
+                       (pg_catalog.array_agg(x.s ORDER BY x.s, x.id))[1],
+                       (pg_catalog.array_agg(x.id ORDER BY x.s, x.id))[1],
+                       COALESCE(pg_catalog.array_agg(x.id) FILTER (WHERE x.score IS NOT NULL
+                           AND ($13::uuid IS NULL OR (x.score, x.id) < ($12::float8, $13::uuid))), '{}'),
+                       COALESCE(pg_catalog.array_agg(x.score) FILTER (WHERE x.score IS NOT NULL
+                           AND ($13::uuid IS NULL OR (x.score, x.id) < ($12::float8, $13::uuid))), '{}')
+                  FROM (SELECT a.id, a.search_static AS s,
+                               CASE WHEN a.search_document @@ $1 THEN agentmarket_private.search_blend(
+                                   agentmarket_private.search_text_score(a.search_document, $2, $3, $4, $5, $6),
+                                   a.search_static) END AS score
+                          FROM agentmarket.agents a
+                         WHERE %s AND ($16::uuid IS NULL OR (a.search_static, a.id) < ($15::float8, $16::uuid))
+                         ORDER BY a.search_static DESC, a.id DESC LIMIT $14) x$q$,
+                filters)
+            INTO n, hits_seen, last_static, last_id, walk_ids, walk_scores
             USING p.query, p.lexemes, p.groups, p.factors, p.prefixes, p.ngroups,
-                  f_category, f_tags, f_relays, f_models, f_pricing, c_f, c_id, k;
+                  f_category, f_tags, f_relays, f_models, f_pricing, c_f, c_id, m, last_static, last_id;
+            walked := walked OPERATOR(pg_catalog.+) n;
+            hits := hits OPERATOR(pg_catalog.+) hits_seen;
             SELECT x.ids, x.scores INTO top_ids, top_scores
               FROM search_merge(top_ids, top_scores, walk_ids, walk_scores, k) x;
+            EXIT WHEN n OPERATOR(pg_catalog.<) m;       -- every listing seen: the page is exact
+            -- Matches projected from the density so far; scoring them costs
+            -- about a third of walking as many listings.
+            projected := hits::double precision OPERATOR(pg_catalog.*) published OPERATOR(pg_catalog.*) fsel
+                         OPERATOR(pg_catalog./) walked;
+            IF projected OPERATOR(pg_catalog.<=) exhaustive_limit OR walked OPERATOR(pg_catalog.*) 3 OPERATOR(pg_catalog.>=) projected THEN
+                exact := true;
+                EXIT;
+            END IF;
+            IF NOT tiers_done THEN
+                tiers_done := true;
+                FOR tier IN SELECT * FROM search_tiers(p) x ORDER BY x.bound DESC, x.estimate LOOP
+                    IF tier.driver IS NULL OR tier.estimate OPERATOR(pg_catalog.>) 1500
+                       OR tier.bound OPERATOR(pg_catalog.<=) dense_bound THEN
+                        dense_bound := GREATEST(dense_bound, tier.bound);
+                        CONTINUE;
+                    END IF;
+                    CONTINUE WHEN pg_catalog.cardinality(top_ids) OPERATOR(pg_catalog.=) k
+                              AND top_scores[k] OPERATOR(pg_catalog.>) search_blend(tier.bound, max_static);
+                    EXECUTE pg_catalog.format($q$
+                        SELECT COALESCE(pg_catalog.array_agg(y.id ORDER BY y.score DESC, y.id DESC), '{}'),
+                               COALESCE(pg_catalog.array_agg(y.score ORDER BY y.score DESC, y.id DESC), '{}')
+                          FROM (SELECT x.id, x.score FROM (
+                                  SELECT a.id, agentmarket_private.search_blend(agentmarket_private.search_text_score(
+                                             a.search_document, $2, $3, $4, $5, $6), a.search_static) AS score
+                                    FROM agentmarket.agents a
+                                   WHERE %s AND %s AND (%s AND a.search_document @@ $1) IS TRUE) x
+                                 WHERE $13::uuid IS NULL OR (x.score, x.id) < ($12::float8, $13::uuid)
+                                 ORDER BY x.score DESC, x.id DESC LIMIT $14) y$q$,
+                        filters, tier.driver, tier.condition)
+                    INTO walk_ids, walk_scores
+                    USING p.query, p.lexemes, p.groups, p.factors, p.prefixes, p.ngroups,
+                          f_category, f_tags, f_relays, f_models, f_pricing, c_f, c_id, k;
+                    SELECT x.ids, x.scores INTO top_ids, top_scores
+                      FROM search_merge(top_ids, top_scores, walk_ids, walk_scores, k) x;
+                END LOOP;
+            END IF;
+            EXIT WHEN dense_bound IS NULL;              -- every tier was fetched whole
+            b := search_blend(dense_bound, last_static);
+            -- Static scores lie on a 1e-6 grid: a tie with b means the same
+            -- static score and, further down the walk, a smaller id.
+            EXIT WHEN pg_catalog.cardinality(top_ids) OPERATOR(pg_catalog.=) k
+                  AND (top_scores[k] OPERATOR(pg_catalog.>) b
+                       OR (top_scores[k] OPERATOR(pg_catalog.=) b AND top_ids[k] OPERATOR(pg_catalog.>=) last_id));
+            m := m OPERATOR(pg_catalog.*) 2;
         END LOOP;
-        IF dense_bound IS NOT NULL AND NOT (pg_catalog.cardinality(top_ids) OPERATOR(pg_catalog.=) k
-                AND top_scores[k] OPERATOR(pg_catalog.>) search_blend(dense_bound, max_static)) THEN
-            m := 256;
-            LOOP
-                -- The next m listings in static order (the static-score index,
-                -- continuing after the last one seen), scored when they match.
-                EXECUTE pg_catalog.format($q$
-                    SELECT pg_catalog.count(*)::integer,
-                           (pg_catalog.array_agg(x.s ORDER BY x.s, x.id))[1],
-                           (pg_catalog.array_agg(x.id ORDER BY x.s, x.id))[1],
-                           COALESCE(pg_catalog.array_agg(x.id) FILTER (WHERE x.score IS NOT NULL
-                               AND ($13::uuid IS NULL OR (x.score, x.id) < ($12::float8, $13::uuid))), '{}'),
-                           COALESCE(pg_catalog.array_agg(x.score) FILTER (WHERE x.score IS NOT NULL
-                               AND ($13::uuid IS NULL OR (x.score, x.id) < ($12::float8, $13::uuid))), '{}')
-                      FROM (SELECT a.id, a.search_static AS s,
-                                   CASE WHEN a.search_document @@ $1 THEN agentmarket_private.search_blend(
-                                       agentmarket_private.search_text_score(a.search_document, $2, $3, $4, $5, $6),
-                                       a.search_static) END AS score
-                              FROM agentmarket.agents a
-                             WHERE %s AND ($16::uuid IS NULL OR (a.search_static, a.id) < ($15::float8, $16::uuid))
-                             ORDER BY a.search_static DESC, a.id DESC LIMIT $14) x$q$,
-                    filters)
-                INTO n, last_static, last_id, walk_ids, walk_scores
-                USING p.query, p.lexemes, p.groups, p.factors, p.prefixes, p.ngroups,
-                      f_category, f_tags, f_relays, f_models, f_pricing, c_f, c_id, m, last_static, last_id;
-                walked := walked OPERATOR(pg_catalog.+) n;
-                SELECT x.ids, x.scores INTO top_ids, top_scores
-                  FROM search_merge(top_ids, top_scores, walk_ids, walk_scores, k) x;
-                EXIT WHEN n OPERATOR(pg_catalog.<) m;       -- every listing seen
-                b := search_blend(dense_bound, last_static);
-                -- Static scores lie on a 1e-6 grid: a tie with b means the same
-                -- static score and, further down the walk, a smaller id.
-                EXIT WHEN pg_catalog.cardinality(top_ids) OPERATOR(pg_catalog.=) k
-                      AND (top_scores[k] OPERATOR(pg_catalog.>) b
-                           OR (top_scores[k] OPERATOR(pg_catalog.=) b AND top_ids[k] OPERATOR(pg_catalog.>=) last_id));
-                IF walked OPERATOR(pg_catalog.>=) 16384 THEN
-                    exact := true;      -- matches too sparse for a walk: score them all
-                    EXIT;
-                END IF;
-                m := m OPERATOR(pg_catalog.*) 2;
-            END LOOP;
-        END IF;
     END IF;
-    RAISE DEBUG 'search_agents: estimate %, exhaustive %, listings walked %', p.estimate, exact, walked;
+    RAISE DEBUG 'search_agents: estimate %, exhaustive %, listings walked %, matches seen %', p.estimate, exact, walked, hits;
     IF exact THEN
         SELECT pg_catalog.array_agg(y.id ORDER BY y.score DESC, y.id DESC),
                pg_catalog.array_agg(y.score ORDER BY y.score DESC, y.id DESC)
@@ -903,7 +1091,7 @@ BEGIN
                                             p.factors, p.prefixes, p.ngroups), a.search_static) AS score
                     FROM agentmarket.agents a
                    WHERE a.status OPERATOR(pg_catalog.=) 'published'
-                     AND a.search_document OPERATOR(pg_catalog.@@) p.query
+                     AND a.search_document OPERATOR(pg_catalog.@@) gin_query
                      AND (f_category IS NULL OR a.category OPERATOR(pg_catalog.=) f_category)
                      AND (f_tags IS NULL OR a.tags OPERATOR(pg_catalog.@>) f_tags)
                      AND (f_relays IS NULL OR a.supported_relays OPERATOR(pg_catalog.&&) f_relays)

@@ -1,0 +1,107 @@
+-- bench/search/time.sql: times every (class, variant) for each contender,
+-- interleaved in random order, server-side (clock_timestamp around one
+-- statement).  :reps rounds for ours, RUM and GIN; :naive_reps for the
+-- seed's naive query (plain classes only: it scans every listing).
+CREATE TEMP TABLE timings (contender text, class text, variant text, q text, ms double precision);
+CREATE TEMP TABLE runs AS
+SELECT b.class, b.ord AS bord, b.q, b.tq, v.variant, v.ord AS vord, v.category, v.relays, v.models, v.pricing,
+       v.sort, v.page, NULL::text AS after
+  FROM bench_base b CROSS JOIN bench_variant v;
+-- Second pages: the cursor of the first page's last row.
+UPDATE runs r SET after = (SELECT s.cursor FROM agentmarket.search_agents(r.q, r.category, NULL, r.relays, r.models,
+                                   r.pricing, r.sort, 20) s ORDER BY s.score, s.id LIMIT 1)
+ WHERE r.page = 2;
+
+CREATE FUNCTION pg_temp.contender_sql(contender text, r runs) RETURNS text LANGUAGE sql AS $$
+  SELECT format('SELECT count(*) FROM (SELECT a.id FROM agentmarket.agents a WHERE a.status = ''published'' AND %s @@ $1%s%s%s%s ORDER BY %s LIMIT 20 OFFSET %s) x',
+      CASE contender WHEN 'rum' THEN 'a.bench_rum' WHEN 'gin' THEN 'a.search_document'
+           ELSE $n$to_tsvector('english', a.name || ' ' || a.tagline || ' ' || a.description)$n$ END,
+      CASE WHEN r.category IS NOT NULL THEN format(' AND a.category = %L', r.category) ELSE '' END,
+      CASE WHEN r.relays IS NOT NULL THEN format(' AND a.supported_relays && %L', r.relays) ELSE '' END,
+      CASE WHEN r.models IS NOT NULL THEN format(' AND a.supported_models && %L', r.models) ELSE '' END,
+      CASE WHEN r.pricing IS NOT NULL THEN format(' AND a.pricing_model = %L', r.pricing) ELSE '' END,
+      CASE r.sort
+        WHEN 'rating' THEN 'COALESCE(a.avg_rating, 0) DESC, a.total_reviews DESC, a.id DESC'
+        WHEN 'popular' THEN 'a.total_hires DESC, a.id DESC'
+        WHEN 'newest' THEN 'a.published_at DESC, a.id DESC'
+        ELSE CASE contender WHEN 'rum' THEN 'a.bench_rum <=> $1' WHEN 'gin' THEN 'ts_rank(a.search_document, $1) DESC'
+             ELSE $n$ts_rank(to_tsvector('english', a.name || ' ' || a.tagline || ' ' || a.description), $1) DESC$n$ END END,
+      (r.page - 1) * 20)
+$$;
+
+SELECT set_config('bench.reps', :'reps', false), set_config('bench.naive_reps', :'naive_reps', false),
+       set_config('bench.contenders', :'contenders', false) \gset
+DO $$
+DECLARE
+    r runs;
+    c text;
+    t0 timestamptz;
+    n int;
+    i int;
+    reps int := current_setting('bench.reps')::int;
+    naive_reps int := current_setting('bench.naive_reps')::int;
+    contenders text[] := current_setting('bench.contenders')::text[];
+BEGIN
+    FOR i IN 0 .. reps LOOP         -- round 0 warms the caches and is not kept
+        FOR r IN SELECT * FROM runs ORDER BY random() LOOP
+            FOREACH c IN ARRAY contenders LOOP
+                CONTINUE WHEN c = 'naive' AND (i = 0 OR i > naive_reps OR r.variant <> 'plain');
+                t0 := clock_timestamp();
+                IF c = 'ours' THEN
+                    SELECT count(*) INTO n FROM agentmarket.search_agents(r.q, r.category, NULL, r.relays, r.models,
+                                                                         r.pricing, r.sort, 20, r.after);
+                ELSE
+                    EXECUTE pg_temp.contender_sql(c, r) INTO n USING r.tq;
+                END IF;
+                IF i > 0 THEN
+                    INSERT INTO timings VALUES (c, r.class, r.variant, r.q, extract(epoch FROM clock_timestamp() - t0) * 1000);
+                END IF;
+            END LOOP;
+        END LOOP;
+    END LOOP;
+END
+$$;
+
+CREATE TEMP TABLE summary AS
+SELECT r.class, r.variant, min(r.cord) AS cord, min(r.vord) AS vord, t.contender,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY t.ms) AS p50,
+       percentile_cont(0.99) WITHIN GROUP (ORDER BY t.ms) AS p99
+  FROM timings t
+  JOIN (SELECT class, variant, array_position(ARRAY['1 common word', '1 rare word', '1 mid word', '2-4 words, few common',
+                                                    '2-4 common words, many', 'typo', 'prefix of last word'], class) AS cord,
+               min(vord) AS vord
+          FROM runs GROUP BY 1, 2) r USING (class, variant)
+ GROUP BY 1, 2, 5;
+\pset footer off
+\echo 'p50 / p99 in ms per class and variant, one client (ratio: ours p99 / the better p99 of RUM and GIN)'
+SELECT s.class, s.variant,
+       to_char(o.p50, 'FM990.00') || ' / ' || to_char(o.p99, 'FM990.00') AS ours,
+       COALESCE(to_char(rm.p50, 'FM99990.00') || ' / ' || to_char(rm.p99, 'FM99990.00'), '') AS rum,
+       COALESCE(to_char(g.p50, 'FM99990.00') || ' / ' || to_char(g.p99, 'FM99990.00'), '') AS "gin+ts_rank",
+       COALESCE(to_char(nv.p50, 'FM99990') || ' / ' || to_char(nv.p99, 'FM99990'), '') AS naive,
+       COALESCE(to_char(o.p99 / least(rm.p99, g.p99), 'FM990.00'), '') AS ratio
+  FROM (SELECT DISTINCT class, variant, cord, vord FROM summary) s
+  JOIN summary o ON (o.class, o.variant, o.contender) = (s.class, s.variant, 'ours')
+  LEFT JOIN summary rm ON (rm.class, rm.variant, rm.contender) = (s.class, s.variant, 'rum')
+  LEFT JOIN summary g ON (g.class, g.variant, g.contender) = (s.class, s.variant, 'gin')
+  LEFT JOIN summary nv ON (nv.class, nv.variant, nv.contender) = (s.class, s.variant, 'naive')
+ ORDER BY s.cord, s.vord;
+\echo 'per contender over all classes: worst p99 and worst-class ratio (typo rows excluded from ratios: RUM and GIN have no typo tolerance)'
+SELECT c.contender,
+       to_char(max(c.p99), 'FM99990.00') AS worst_p99_ms,
+       (array_agg(c.class || ' / ' || c.variant ORDER BY c.p99 DESC))[1] AS worst_class,
+       to_char(max(c.p99 / b.best) FILTER (WHERE c.class <> 'typo'), 'FM99990.00') AS worst_ratio_to_better_peer,
+       (array_agg(c.class || ' / ' || c.variant ORDER BY c.p99 / b.best DESC) FILTER (WHERE c.class <> 'typo'))[1] AS at
+  FROM summary c
+  JOIN (SELECT class, variant, least(min(p99) FILTER (WHERE contender = 'rum'), min(p99) FILTER (WHERE contender = 'gin')) AS best
+          FROM summary GROUP BY 1, 2) b USING (class, variant)
+ WHERE c.contender <> 'naive'
+ GROUP BY c.contender ORDER BY c.contender DESC;
+SELECT 'goal (every class p99 <= 10 ms and <= the better of RUM and GIN): '
+       || CASE WHEN bool_and(o.p99 <= 10 AND (s.class = 'typo' OR b.best IS NULL OR o.p99 <= b.best)) THEN 'met'
+               ELSE 'NOT met in ' || count(*) FILTER (WHERE NOT (o.p99 <= 10 AND (s.class = 'typo' OR b.best IS NULL OR o.p99 <= b.best)))
+                    || ' of ' || count(*) || ' rows (p99 > 10 ms: ' || count(*) FILTER (WHERE o.p99 > 10) || ')' END AS result
+  FROM (SELECT DISTINCT class, variant FROM summary) s
+  JOIN summary o ON (o.class, o.variant, o.contender) = (s.class, s.variant, 'ours')
+  JOIN (SELECT class, variant, least(min(p99) FILTER (WHERE contender = 'rum'), min(p99) FILTER (WHERE contender = 'gin')) AS best
+          FROM summary GROUP BY 1, 2) b ON (b.class, b.variant) = (s.class, s.variant);

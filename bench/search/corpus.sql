@@ -10,7 +10,7 @@
 -- few common matches": only the planted cross-domain listings have them).
 -- Names carry an invented three-syllable brand (the rare words).
 -- Categories follow the domain (80%), relays, models and pricing are random.
-SELECT setseed(:seed);
+SELECT setseed(:seed) \gset
 INSERT INTO agentmarket.users (id, email, role)
 SELECT ('00000000-0000-4000-8000-' || lpad(to_hex(i), 12, '0'))::uuid, 'creator' || i || '@bench.example', 'creator'
   FROM generate_series(1, 500) i

@@ -1,0 +1,633 @@
+-- search_query.sql: the search functions clients call, search_agents and
+-- agent_facets, with their cursors and the top-k by relevance.  The
+-- listing's search columns, the vocabulary and query planning
+-- (search_prepare) are in search.sql; the scoring functions in search.c.
+--
+-- search_agents picks a strategy per query from estimates (posting-list
+-- sizes in the vocabulary, filter counts), before reading any listing:
+-- score every match through GIN; walk the listings in static-score order
+-- with tiers fetched through GIN and an early stop; or, sorted by a column,
+-- a capped walk of the sort's index or GIN and sort.  Every strategy returns
+-- exactly the rows exhaustive scoring (or sorting) returns.
+
+------------------------------------------------------------------------------
+-- Cursors
+------------------------------------------------------------------------------
+-- An opaque page cursor: base64url of "sort|key|key2|id". (No SET clause, every name
+-- qualified or in pg_catalog: it inlines, and is only called by the search
+-- functions, whose search_path it runs under.)
+CREATE FUNCTION agentmarket_private.search_cursor(p_sort text, p_key text, p_key2 text, p_id uuid)
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT pg_catalog.rtrim(pg_catalog.translate(pg_catalog.encode(pg_catalog.convert_to(
+               pg_catalog.concat_ws('|', p_sort, COALESCE(p_key, ''), COALESCE(p_key2, ''), p_id::text), 'UTF8'),
+               'base64'), E'+/\n', '-_'), '=')
+$$;
+COMMENT ON FUNCTION agentmarket_private.search_cursor(text, text, text, uuid) IS
+    'Encodes a keyset position as an opaque URL-safe cursor.';
+REVOKE ALL ON FUNCTION agentmarket_private.search_cursor(text, text, text, uuid) FROM PUBLIC;
+
+-- The four parts of a cursor made for this sort; 22023 when it is not one.
+-- (No SET clause: called on every search, it runs under the search_path of
+-- the search function calling it; every name is qualified or in pg_catalog.)
+CREATE FUNCTION agentmarket_private.search_cursor_parts(p_cursor text, p_sort text)
+RETURNS text[]
+LANGUAGE plpgsql IMMUTABLE
+AS $$
+DECLARE
+    parts text[];
+    padded text;
+BEGIN
+    BEGIN
+        IF p_cursor OPERATOR(pg_catalog.!~) '^[A-Za-z0-9_-]+$' OR pg_catalog.length(p_cursor) OPERATOR(pg_catalog.>) 400 THEN
+            RAISE EXCEPTION USING ERRCODE = '22P02';
+        END IF;
+        padded := pg_catalog.translate(p_cursor, '-_', '+/');
+        padded := padded OPERATOR(pg_catalog.||)
+                  pg_catalog.repeat('=', (4 OPERATOR(pg_catalog.-) (pg_catalog.length(padded) OPERATOR(pg_catalog.%) 4)) OPERATOR(pg_catalog.%) 4);
+        parts := pg_catalog.string_to_array(
+                     pg_catalog.convert_from(pg_catalog.decode(padded, 'base64'), 'UTF8'), '|');
+        IF pg_catalog.cardinality(parts) OPERATOR(pg_catalog.<>) 4 OR parts[1] IS DISTINCT FROM p_sort THEN
+            RAISE EXCEPTION USING ERRCODE = '22P02';
+        END IF;
+        PERFORM parts[4]::uuid;
+    EXCEPTION WHEN OTHERS THEN
+        RAISE EXCEPTION 'invalid page cursor' USING ERRCODE = '22023',
+            DETAIL = pg_catalog.format('page_after must be the cursor of a row returned by search_agents with sort %s.', p_sort);
+    END;
+    RETURN parts;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.search_cursor_parts(text, text) IS
+    'Decodes a page cursor made for the given sort; raises 22023 for anything else.';
+REVOKE ALL ON FUNCTION agentmarket_private.search_cursor_parts(text, text) FROM PUBLIC;
+
+------------------------------------------------------------------------------
+-- Top-k by relevance
+------------------------------------------------------------------------------
+-- The tiers of a query with up to three words: every combination of where
+-- each word matches (name; tagline or tags but not the name; neither), with
+-- the best text score a listing in the tier can have, its size estimated as
+-- if words were independent and, when some word must be in a name, tagline
+-- or tags, the search_fields condition that selects the tier through its GIN
+-- index.  Tiers nothing can be in are left out.
+CREATE FUNCTION agentmarket_private.search_tiers(p agentmarket_private.search_plan)
+RETURNS TABLE (bound double precision, estimate double precision, driver text, condition text)
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, agentmarket_private, pg_temp
+AS $$
+DECLARE
+    code integer;
+    level integer;
+    bounds double precision[];
+    parts text[];
+    required text[];
+    positive boolean;
+    n double precision := GREATEST(p.published, 1);
+    possible boolean;
+BEGIN
+    IF p.ngroups NOT BETWEEN 1 AND 3 THEN
+        RAISE EXCEPTION 'search tiers need one to three words' USING ERRCODE = '22023';
+    END IF;
+    FOR t IN 0 .. (3 OPERATOR(pg_catalog.^) p.ngroups)::integer OPERATOR(pg_catalog.-) 1 LOOP
+        code := t; bounds := '{}'; parts := '{}'; required := '{}'; positive := false;
+        estimate := n; possible := true;
+        FOR g IN 1 .. p.ngroups LOOP
+            level := code OPERATOR(pg_catalog.%) 3;
+            code := code OPERATOR(pg_catalog./) 3;
+            IF level OPERATOR(pg_catalog.=) 0 THEN          -- in the name
+                possible := possible AND p.group_name_bound[g] OPERATOR(pg_catalog.>) 0;
+                bounds := bounds OPERATOR(pg_catalog.||)
+                          GREATEST(p.group_name_bound[g], p.group_head_bound[g], p.group_body_bound[g]);
+                estimate := estimate OPERATOR(pg_catalog.*) p.group_name_docs[g] OPERATOR(pg_catalog./) n;
+                parts := parts OPERATOR(pg_catalog.||) pg_catalog.format('(%s)', p.group_name_terms[g]);
+                required := required OPERATOR(pg_catalog.||) pg_catalog.format('(%s)', p.group_name_terms[g]);
+                positive := true;
+            ELSIF level OPERATOR(pg_catalog.=) 1 THEN       -- in the tagline or tags, not the name
+                possible := possible AND p.group_head_bound[g] OPERATOR(pg_catalog.>) 0;
+                bounds := bounds OPERATOR(pg_catalog.||) GREATEST(p.group_head_bound[g], p.group_body_bound[g]);
+                estimate := estimate OPERATOR(pg_catalog.*) p.group_head_docs[g] OPERATOR(pg_catalog./) n;
+                parts := parts OPERATOR(pg_catalog.||)
+                         pg_catalog.format('(%s) & !(%s)', p.group_head_terms[g], p.group_name_terms[g]);
+                required := required OPERATOR(pg_catalog.||) pg_catalog.format('(%s)', p.group_head_terms[g]);
+                positive := true;
+            ELSE                                            -- only in the description, or nowhere
+                bounds := bounds OPERATOR(pg_catalog.||) p.group_body_bound[g];
+                -- Without an OR every word must match: here, only in a description.
+                IF NOT p.any_word THEN
+                    possible := possible AND p.group_body_docs[g] OPERATOR(pg_catalog.>) 0;
+                    estimate := estimate OPERATOR(pg_catalog.*) p.group_body_docs[g] OPERATOR(pg_catalog./) n;
+                END IF;
+                parts := parts OPERATOR(pg_catalog.||)
+                         pg_catalog.format('!(%s) & !(%s)', p.group_name_terms[g], p.group_head_terms[g]);
+            END IF;
+        END LOOP;
+        CONTINUE WHEN NOT possible;
+        bound := search_text_bound(bounds);
+        -- The GIN scan intersects the words that must be present (the
+        -- all-description tier has none); the exclusions are checked on the rows.
+        driver := CASE WHEN positive THEN pg_catalog.format('a.search_fields @@ %L::tsquery',
+                                                            pg_catalog.array_to_string(required, ' & ')) END;
+        condition := pg_catalog.format('a.search_fields @@ %L::tsquery', pg_catalog.array_to_string(parts, ' & '));
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.search_tiers(agentmarket_private.search_plan) IS
+    'The possible tiers of a one- to three-word query (where each word matches), with their best text score, estimated size, GIN condition and full condition on search_fields.';
+REVOKE ALL ON FUNCTION agentmarket_private.search_tiers(agentmarket_private.search_plan) FROM PUBLIC;
+
+-- The k best of two score-ordered lists (a listing in both counts once).
+-- (No SET clause: called on every search, it runs under the search_path of
+-- the search function calling it; every name is qualified or in pg_catalog.)
+CREATE FUNCTION agentmarket_private.search_merge(
+    ids1 uuid[], scores1 double precision[], ids2 uuid[], scores2 double precision[], k integer,
+    OUT ids uuid[], OUT scores double precision[])
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT COALESCE(pg_catalog.array_agg(u.id ORDER BY u.score DESC, u.id DESC), '{}'),
+           COALESCE(pg_catalog.array_agg(u.score ORDER BY u.score DESC, u.id DESC), '{}')
+      FROM (SELECT v.id, v.score FROM (
+                SELECT * FROM ROWS FROM (pg_catalog.unnest(ids1), pg_catalog.unnest(scores1)) a(id, score)
+                UNION
+                SELECT * FROM ROWS FROM (pg_catalog.unnest(ids2), pg_catalog.unnest(scores2)) b(id, score)) v
+             ORDER BY v.score DESC, v.id DESC LIMIT k) u
+$$;
+COMMENT ON FUNCTION agentmarket_private.search_merge(uuid[], double precision[], uuid[], double precision[], integer) IS
+    'The k best (score, id) pairs of two lists, best first; duplicates count once.';
+REVOKE ALL ON FUNCTION agentmarket_private.search_merge(uuid[], double precision[], uuid[], double precision[], integer) FROM PUBLIC;
+
+-- Filters shared by the dynamic tier queries ($7 to $11).
+-- (No SET clause: called on every search, it runs under the search_path of
+-- the search function calling it; every name is qualified or in pg_catalog.)
+CREATE FUNCTION agentmarket_private.search_filter_sql()
+RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT 'a.status = ''published'''
+        ' AND ($7::text IS NULL OR a.category = $7::text)'
+        ' AND ($8::text[] IS NULL OR a.tags @> $8::text[])'
+        ' AND ($9::text[] IS NULL OR a.supported_relays && $9::text[])'
+        ' AND ($10::text[] IS NULL OR a.supported_models && $10::text[])'
+        ' AND ($11::text IS NULL OR a.pricing_model = $11::text)'
+$$;
+COMMENT ON FUNCTION agentmarket_private.search_filter_sql() IS
+    'The WHERE clause of the search filters, with the parameters search_agents binds.';
+REVOKE ALL ON FUNCTION agentmarket_private.search_filter_sql() FROM PUBLIC;
+
+------------------------------------------------------------------------------
+-- search_agents and agent_facets
+------------------------------------------------------------------------------
+CREATE TYPE agentmarket.agent_search_result AS (
+  id uuid,
+  slug text,
+  name text,
+  tagline text,
+  icon_url text,
+  category text,
+  pricing_model text,
+  credits_per_session integer,
+  avg_rating numeric(2,1),
+  total_reviews integer,
+  total_hires integer,
+  supported_relays text[],
+  supported_models text[],
+  tags text[],
+  published_at timestamptz,
+  score double precision,
+  cursor text
+);
+COMMENT ON TYPE agentmarket.agent_search_result IS
+    'A row of search_agents: the listing card, its score and the cursor of the next page after it.';
+
+-- Raises 22023 for bad search arguments; normalises empty arrays to NULL.
+-- (No SET clause: called on every search, it runs under the search_path of
+-- the search function calling it; every name is qualified or in pg_catalog.)
+CREATE FUNCTION agentmarket_private.search_check_filters(
+    INOUT p_tags text[], INOUT p_relays text[], INOUT p_models text[], p_pricing_model text)
+LANGUAGE plpgsql IMMUTABLE
+AS $$
+BEGIN
+    IF p_pricing_model IS NOT NULL AND p_pricing_model NOT IN ('per_session', 'per_task', 'free') THEN
+        RAISE EXCEPTION 'unknown pricing model "%"', p_pricing_model USING ERRCODE = '22023',
+            HINT = 'Use per_session, per_task or free.';
+    END IF;
+    IF p_relays IS NOT NULL AND NOT (p_relays OPERATOR(pg_catalog.<@) ARRAY['telegram', 'whatsapp', 'slack', 'discord']) THEN
+        RAISE EXCEPTION 'unknown relay in %', p_relays USING ERRCODE = '22023',
+            HINT = 'Relays are telegram, whatsapp, slack and discord.';
+    END IF;
+    IF p_models IS NOT NULL AND NOT (p_models OPERATOR(pg_catalog.<@) ARRAY['claude', 'gpt', 'gemini', 'llama', 'mistral']) THEN
+        RAISE EXCEPTION 'unknown model in %', p_models USING ERRCODE = '22023',
+            HINT = 'Models are claude, gpt, gemini, llama and mistral.';
+    END IF;
+    IF pg_catalog.cardinality(p_tags) OPERATOR(pg_catalog.=) 0 THEN p_tags := NULL; END IF;
+    IF pg_catalog.cardinality(p_relays) OPERATOR(pg_catalog.=) 0 THEN p_relays := NULL; END IF;
+    IF pg_catalog.cardinality(p_models) OPERATOR(pg_catalog.=) 0 THEN p_models := NULL; END IF;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.search_check_filters(text[], text[], text[], text) IS
+    'Validates search filters (22023 on an unknown relay, model or pricing model); empty arrays mean no filter.';
+REVOKE ALL ON FUNCTION agentmarket_private.search_check_filters(text[], text[], text[], text) FROM PUBLIC;
+
+CREATE FUNCTION agentmarket.search_agents(
+    query text DEFAULT NULL, category text DEFAULT NULL, tags text[] DEFAULT NULL,
+    relays text[] DEFAULT NULL, models text[] DEFAULT NULL, pricing_model text DEFAULT NULL,
+    sort text DEFAULT 'relevance', page_size integer DEFAULT 20, page_after text DEFAULT NULL)
+RETURNS SETOF agentmarket.agent_search_result
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, agentmarket, agentmarket_private, pg_temp
+SET plan_cache_mode = force_custom_plan
+SET jit = off
+SET max_parallel_workers_per_gather = 0
+SET extra_float_digits = 3
+AS $$
+DECLARE
+    f_category text := search_agents.category;
+    f_tags text[] := search_agents.tags;
+    f_relays text[] := search_agents.relays;
+    f_models text[] := search_agents.models;
+    f_pricing text := search_agents.pricing_model;
+    f_sort text := search_agents.sort;
+    k integer := search_agents.page_size;
+    p agentmarket_private.search_plan;
+    c text[];
+    c_f double precision;
+    c_n numeric;
+    c_i bigint;
+    c_id uuid;
+    exact boolean;
+    tier record;
+    max_static double precision;
+    filters text := search_filter_sql();
+    dense_bound double precision;
+    last_static double precision;
+    last_id uuid;
+    walked integer := 0;
+    hits integer := 0;
+    hits_seen integer;
+    projected double precision;
+    tiers_done boolean := false;
+    -- Matches up to which scoring them all beats any walk (a tuning knob;
+    -- every strategy returns the same rows).
+    exhaustive_setting text := pg_catalog.current_setting('agentmarket.search_exhaustive_limit', true);
+    exhaustive_limit double precision := CASE WHEN exhaustive_setting OPERATOR(pg_catalog.~) '^[0-9]{1,7}$'
+                                              THEN exhaustive_setting::integer ELSE 6000 END;
+    joint double precision;
+    fsel double precision;
+    published double precision;
+    filter_text text;
+    gin_query tsquery;
+    expected double precision;
+    by_gin boolean;
+    cap integer;
+    c_t timestamptz;
+    walk_ids uuid[];
+    walk_scores double precision[];
+    top_ids uuid[] := '{}';
+    top_scores double precision[] := '{}';
+    m integer;
+    n integer;
+    b double precision;
+BEGIN
+    IF k IS NULL OR k OPERATOR(pg_catalog.<) 1 OR k OPERATOR(pg_catalog.>) 100 THEN
+        RAISE EXCEPTION 'page_size must be between 1 and 100' USING ERRCODE = '22023';
+    END IF;
+    IF f_sort IS NULL OR f_sort NOT IN ('relevance', 'rating', 'popular', 'newest') THEN
+        RAISE EXCEPTION 'unknown sort "%"', f_sort USING ERRCODE = '22023',
+            HINT = 'Sort by relevance, rating, popular or newest.';
+    END IF;
+    SELECT x.p_tags, x.p_relays, x.p_models INTO f_tags, f_relays, f_models
+      FROM search_check_filters(f_tags, f_relays, f_models, f_pricing) x;
+    IF page_after IS NOT NULL THEN
+        c := search_cursor_parts(page_after, f_sort);
+        BEGIN
+            c_id := c[4]::uuid;
+            CASE f_sort
+                WHEN 'relevance' THEN c_f := c[2]::double precision;
+                WHEN 'rating' THEN c_n := c[2]::numeric; c_i := c[3]::bigint;
+                ELSE c_i := c[2]::bigint;
+            END CASE;
+            c_t := 'epoch'::timestamptz OPERATOR(pg_catalog.+) (c_i::double precision OPERATOR(pg_catalog.*) '1 microsecond'::interval);
+        EXCEPTION WHEN OTHERS THEN
+            RAISE EXCEPTION 'invalid page cursor' USING ERRCODE = '22023',
+                DETAIL = 'page_after must be the cursor of a row returned by search_agents.';
+        END;
+    END IF;
+    p := search_prepare(search_agents.query);
+
+    -- Estimates from the vocabulary, before any listing is read.  joint: the
+    -- matches if the words were independent (at most p.estimate, the rarest
+    -- word's postings).  The filters are lexemes of the document too (see
+    -- search_filter_tokens): gin_query intersects them with the words in one
+    -- GIN scan, and their counts give fsel, the share of listings they keep
+    -- (tags: a guess of 10%).  expected: the matches that pass the filters.
+    published := p.published;
+    IF published IS NULL THEN
+        SELECT c.published INTO published FROM search_corpus c;
+    END IF;
+    published := GREATEST(published, 1);
+    joint := p.estimate;
+    IF p.ngroups OPERATOR(pg_catalog.>) 1 AND NOT p.any_word THEN
+        SELECT LEAST(p.estimate, published OPERATOR(pg_catalog.*) pg_catalog.exp(pg_catalog.sum(pg_catalog.ln(
+                   GREATEST(d, 1)::double precision OPERATOR(pg_catalog./) published))))
+          INTO joint FROM pg_catalog.unnest(p.group_docs) d;
+    END IF;
+    fsel := 1;
+    IF f_category IS NOT NULL OR f_pricing IS NOT NULL OR f_relays IS NOT NULL OR f_models IS NOT NULL THEN
+        SELECT pg_catalog.string_agg('(' OPERATOR(pg_catalog.||) g.alternatives OPERATOR(pg_catalog.||) ')', ' & '),
+               COALESCE(pg_catalog.exp(pg_catalog.sum(pg_catalog.ln(GREATEST(LEAST(g.n OPERATOR(pg_catalog./) published, 1), 1e-9)))), 1)
+          INTO filter_text, fsel
+          FROM (SELECT x.grp, pg_catalog.string_agg(search_quote(x.token), ' | ') AS alternatives,
+                       pg_catalog.sum(COALESCE(v.ndoc, 0))::double precision AS n
+                  FROM (SELECT 1 AS grp, ' category ' OPERATOR(pg_catalog.||) f_category AS token WHERE f_category IS NOT NULL
+                        UNION ALL SELECT 2, ' pricing ' OPERATOR(pg_catalog.||) f_pricing WHERE f_pricing IS NOT NULL
+                        UNION ALL SELECT 3, ' relay ' OPERATOR(pg_catalog.||) fr.v FROM pg_catalog.unnest(f_relays) fr(v)
+                        UNION ALL SELECT 4, ' model ' OPERATOR(pg_catalog.||) fm.v FROM pg_catalog.unnest(f_models) fm(v)) x
+                  LEFT JOIN search_vocabulary v ON v.lexeme OPERATOR(pg_catalog.=) (x.token COLLATE "C")
+                 GROUP BY x.grp) g;
+    END IF;
+    IF f_tags IS NOT NULL THEN
+        fsel := fsel OPERATOR(pg_catalog.*) 0.1;
+    END IF;
+    gin_query := CASE WHEN filter_text IS NULL THEN p.query
+                      WHEN p.query IS NULL THEN filter_text::tsquery
+                      ELSE p.query OPERATOR(pg_catalog.&&) filter_text::tsquery END;
+    expected := CASE WHEN p.query IS NULL THEN published ELSE joint END OPERATOR(pg_catalog.*) fsel;
+
+    IF f_sort OPERATOR(pg_catalog.<>) 'relevance' OR p.ngroups OPERATOR(pg_catalog.=) 0 THEN
+        -- Sorted by a column, keyset after the cursor.  Few expected matches
+        -- (under L/3): they are found through GIN and sorted.  Otherwise the
+        -- sort's index is walked for a bounded number of listings, three
+        -- times as many as should hold a page of matches; when that does not
+        -- fill the page, GIN and sort after all.
+        by_gin := gin_query IS NOT NULL AND expected IS NOT NULL
+                  AND expected OPERATOR(pg_catalog.<) (exhaustive_limit OPERATOR(pg_catalog./) 3);
+        IF NOT by_gin THEN
+            cap := CASE WHEN p.query IS NULL THEN k WHEN joint IS NULL THEN 4096
+                        ELSE LEAST(4096, pg_catalog.ceil(3 OPERATOR(pg_catalog.*) k OPERATOR(pg_catalog.*) published
+                                                         OPERATOR(pg_catalog./) GREATEST(joint, 1)))::integer END;
+            SELECT pg_catalog.count(*)::integer,
+                   COALESCE((pg_catalog.array_agg(w.id ORDER BY
+                        CASE WHEN f_sort OPERATOR(pg_catalog.=) 'relevance' THEN w.search_static END DESC,
+                        CASE WHEN f_sort OPERATOR(pg_catalog.=) 'rating' THEN w.rating END DESC,
+                        CASE WHEN f_sort OPERATOR(pg_catalog.=) 'rating' THEN w.total_reviews END DESC,
+                        CASE WHEN f_sort OPERATOR(pg_catalog.=) 'popular' THEN w.total_hires END DESC,
+                        CASE WHEN f_sort OPERATOR(pg_catalog.=) 'newest' THEN w.published_at END DESC,
+                        w.id DESC) FILTER (WHERE w.hit))[1:k], '{}')
+              INTO n, top_ids
+              FROM (SELECT a.id, a.search_static, COALESCE(a.avg_rating, 0) AS rating, a.total_reviews,
+                           a.total_hires, a.published_at,
+                           (p.query IS NULL OR a.search_document OPERATOR(pg_catalog.@@) p.query) AS hit
+                      FROM agentmarket.agents a
+                     WHERE a.status OPERATOR(pg_catalog.=) 'published'
+                       AND (f_category IS NULL OR a.category OPERATOR(pg_catalog.=) f_category)
+                       AND (f_tags IS NULL OR a.tags OPERATOR(pg_catalog.@>) f_tags)
+                       AND (f_relays IS NULL OR a.supported_relays OPERATOR(pg_catalog.&&) f_relays)
+                       AND (f_models IS NULL OR a.supported_models OPERATOR(pg_catalog.&&) f_models)
+                       AND (f_pricing IS NULL OR a.pricing_model OPERATOR(pg_catalog.=) f_pricing)
+                       AND (c_id IS NULL OR CASE f_sort
+                             WHEN 'relevance' THEN (a.search_static, a.id) OPERATOR(pg_catalog.<) (c_f, c_id)
+                             WHEN 'rating' THEN (COALESCE(a.avg_rating, 0), a.total_reviews, a.id) OPERATOR(pg_catalog.<) (c_n, c_i::integer, c_id)
+                             WHEN 'popular' THEN (a.total_hires, a.id) OPERATOR(pg_catalog.<) (c_i::integer, c_id)
+                             ELSE (a.published_at, a.id) OPERATOR(pg_catalog.<) (c_t, c_id) END)
+                     ORDER BY CASE WHEN f_sort OPERATOR(pg_catalog.=) 'relevance' THEN a.search_static END DESC,
+                              CASE WHEN f_sort OPERATOR(pg_catalog.=) 'rating' THEN COALESCE(a.avg_rating, 0) END DESC,
+                              CASE WHEN f_sort OPERATOR(pg_catalog.=) 'rating' THEN a.total_reviews END DESC,
+                              CASE WHEN f_sort OPERATOR(pg_catalog.=) 'popular' THEN a.total_hires END DESC,
+                              CASE WHEN f_sort OPERATOR(pg_catalog.=) 'newest' THEN a.published_at END DESC,
+                              a.id DESC
+                     LIMIT cap) w;
+            by_gin := pg_catalog.cardinality(top_ids) OPERATOR(pg_catalog.<) k AND n OPERATOR(pg_catalog.=) cap
+                      AND p.query IS NOT NULL;
+        END IF;
+        IF by_gin THEN
+            -- Materialized: the planner cannot turn it back into an index walk.
+            WITH hits AS MATERIALIZED (
+                SELECT a.id, a.search_static, COALESCE(a.avg_rating, 0) AS rating, a.total_reviews,
+                       a.total_hires, a.published_at
+                  FROM agentmarket.agents a
+                 WHERE a.status OPERATOR(pg_catalog.=) 'published'
+                   AND a.search_document OPERATOR(pg_catalog.@@) gin_query
+                   AND (f_category IS NULL OR a.category OPERATOR(pg_catalog.=) f_category)
+                   AND (f_tags IS NULL OR a.tags OPERATOR(pg_catalog.@>) f_tags)
+                   AND (f_relays IS NULL OR a.supported_relays OPERATOR(pg_catalog.&&) f_relays)
+                   AND (f_models IS NULL OR a.supported_models OPERATOR(pg_catalog.&&) f_models)
+                   AND (f_pricing IS NULL OR a.pricing_model OPERATOR(pg_catalog.=) f_pricing))
+            SELECT COALESCE(pg_catalog.array_agg(w.id ORDER BY w.o), '{}') INTO top_ids
+              FROM (SELECT w.id, pg_catalog.row_number() OVER (ORDER BY
+                        CASE WHEN f_sort OPERATOR(pg_catalog.=) 'relevance' THEN w.search_static END DESC,
+                        CASE WHEN f_sort OPERATOR(pg_catalog.=) 'rating' THEN w.rating END DESC,
+                        CASE WHEN f_sort OPERATOR(pg_catalog.=) 'rating' THEN w.total_reviews END DESC,
+                        CASE WHEN f_sort OPERATOR(pg_catalog.=) 'popular' THEN w.total_hires END DESC,
+                        CASE WHEN f_sort OPERATOR(pg_catalog.=) 'newest' THEN w.published_at END DESC,
+                        w.id DESC) AS o
+                      FROM hits w
+                     WHERE c_id IS NULL OR CASE f_sort
+                             WHEN 'relevance' THEN (w.search_static, w.id) OPERATOR(pg_catalog.<) (c_f, c_id)
+                             WHEN 'rating' THEN (w.rating, w.total_reviews, w.id) OPERATOR(pg_catalog.<) (c_n, c_i::integer, c_id)
+                             WHEN 'popular' THEN (w.total_hires, w.id) OPERATOR(pg_catalog.<) (c_i::integer, c_id)
+                             ELSE (w.published_at, w.id) OPERATOR(pg_catalog.<) (c_t, c_id) END
+                     ORDER BY 2 LIMIT k) w;
+        END IF;
+        RETURN QUERY
+        SELECT a.id, a.slug, a.name, a.tagline, a.icon_url, a.category, a.pricing_model,
+               a.credits_per_session, a.avg_rating, a.total_reviews, a.total_hires,
+               a.supported_relays, a.supported_models, a.tags, a.published_at, x.score,
+               search_cursor(f_sort,
+                   CASE f_sort WHEN 'relevance' THEN a.search_static::text
+                               WHEN 'rating' THEN COALESCE(a.avg_rating, 0)::text
+                               WHEN 'popular' THEN a.total_hires::text
+                               ELSE ((EXTRACT(epoch FROM a.published_at) OPERATOR(pg_catalog.*) 1000000)::bigint)::text END,
+                   CASE f_sort WHEN 'rating' THEN a.total_reviews::text END, a.id)
+          FROM ROWS FROM (pg_catalog.unnest(top_ids)) WITH ORDINALITY t(id, o)
+          JOIN agentmarket.agents a ON a.id OPERATOR(pg_catalog.=) t.id
+          CROSS JOIN LATERAL (SELECT CASE WHEN p.ngroups OPERATOR(pg_catalog.>) 0 THEN
+                    search_blend(search_text_score(a.search_document, p.lexemes, p.groups, p.factors, p.prefixes, p.ngroups), a.search_static)
+                    ELSE a.search_static END AS score) x
+         ORDER BY t.o;
+        RETURN;
+    END IF;
+
+    -- Relevance.  The strategy is chosen from estimates before any listing
+    -- is scored.  The vocabulary gives each word's posting-list size: when
+    -- the rarest word (or, under OR, all words together) is in at most L
+    -- listings (the exhaustive limit, 6000 by default), or the filters keep
+    -- at most L listings (their lexemes are intersected in the GIN scan), every
+    -- match is scored (GIN).  Otherwise listings are walked
+    -- in descending static score; the first 256 that pass the filters are a
+    -- sample of how dense the matches are.  When that projects at most L
+    -- matches (words common apart but rare together), every match is scored.  Otherwise
+    -- the matches are split into tiers by where each word occurs (name,
+    -- tagline/tags, description): small tiers that a GIN index finds are
+    -- scored whole, best bound first, and the walk goes on until nothing
+    -- further down can enter the page (a listing there scores at most
+    -- blend(best bound of the rest, static)), or until it has cost as much as
+    -- scoring the projected matches would (then those are scored).
+    exact := LEAST(p.estimate, published OPERATOR(pg_catalog.*) fsel) OPERATOR(pg_catalog.<=) exhaustive_limit
+             OR p.ngroups OPERATOR(pg_catalog.>) 3;
+    IF NOT exact THEN
+        SELECT a.search_static INTO max_static FROM agentmarket.agents a
+         WHERE a.status OPERATOR(pg_catalog.=) 'published'
+         ORDER BY a.search_static DESC, a.id DESC LIMIT 1;
+        -- Tiers no index finds cheaply are walked; the walk also sees every
+        -- tier whose bound is no higher, so only better ones are fetched.
+        SELECT pg_catalog.max(x.bound) INTO dense_bound FROM search_tiers(p) x
+         WHERE x.driver IS NULL OR x.estimate OPERATOR(pg_catalog.>) 1500;
+        m := 256;
+        LOOP
+            -- The next m listings in static order (the static-score index, or
+            -- the category's; continuing after the last one seen), scored
+            -- when they match.
+            EXECUTE pg_catalog.format($q$
+                SELECT pg_catalog.count(*)::integer, pg_catalog.count(x.score)::integer,
+                       (pg_catalog.array_agg(x.s ORDER BY x.s, x.id))[1],
+                       (pg_catalog.array_agg(x.id ORDER BY x.s, x.id))[1],
+                       COALESCE(pg_catalog.array_agg(x.id) FILTER (WHERE x.score IS NOT NULL
+                           AND ($13::uuid IS NULL OR (x.score, x.id) < ($12::float8, $13::uuid))), '{}'),
+                       COALESCE(pg_catalog.array_agg(x.score) FILTER (WHERE x.score IS NOT NULL
+                           AND ($13::uuid IS NULL OR (x.score, x.id) < ($12::float8, $13::uuid))), '{}')
+                  FROM (SELECT a.id, a.search_static AS s,
+                               CASE WHEN a.search_document @@ $1 THEN agentmarket_private.search_blend(
+                                   agentmarket_private.search_text_score(a.search_document, $2, $3, $4, $5, $6),
+                                   a.search_static) END AS score
+                          FROM agentmarket.agents a
+                         WHERE %s AND ($16::uuid IS NULL OR (a.search_static, a.id) < ($15::float8, $16::uuid))
+                         ORDER BY a.search_static DESC, a.id DESC LIMIT $14) x$q$,
+                filters)
+            INTO n, hits_seen, last_static, last_id, walk_ids, walk_scores
+            USING p.query, p.lexemes, p.groups, p.factors, p.prefixes, p.ngroups,
+                  f_category, f_tags, f_relays, f_models, f_pricing, c_f, c_id, m, last_static, last_id;
+            walked := walked OPERATOR(pg_catalog.+) n;
+            hits := hits OPERATOR(pg_catalog.+) hits_seen;
+            SELECT x.ids, x.scores INTO top_ids, top_scores
+              FROM search_merge(top_ids, top_scores, walk_ids, walk_scores, k) x;
+            EXIT WHEN n OPERATOR(pg_catalog.<) m;       -- every listing seen: the page is exact
+            -- Matches projected from the density so far; scoring them costs
+            -- about a third of walking as many listings.
+            projected := hits::double precision OPERATOR(pg_catalog.*) published OPERATOR(pg_catalog.*) fsel
+                         OPERATOR(pg_catalog./) walked;
+            IF projected OPERATOR(pg_catalog.<=) exhaustive_limit OR walked OPERATOR(pg_catalog.*) 3 OPERATOR(pg_catalog.>=) projected THEN
+                exact := true;
+                EXIT;
+            END IF;
+            IF NOT tiers_done THEN
+                tiers_done := true;
+                FOR tier IN SELECT * FROM search_tiers(p) x ORDER BY x.bound DESC, x.estimate LOOP
+                    IF tier.driver IS NULL OR tier.estimate OPERATOR(pg_catalog.>) 1500
+                       OR tier.bound OPERATOR(pg_catalog.<=) dense_bound THEN
+                        dense_bound := GREATEST(dense_bound, tier.bound);
+                        CONTINUE;
+                    END IF;
+                    CONTINUE WHEN pg_catalog.cardinality(top_ids) OPERATOR(pg_catalog.=) k
+                              AND top_scores[k] OPERATOR(pg_catalog.>) search_blend(tier.bound, max_static);
+                    EXECUTE pg_catalog.format($q$
+                        SELECT COALESCE(pg_catalog.array_agg(y.id ORDER BY y.score DESC, y.id DESC), '{}'),
+                               COALESCE(pg_catalog.array_agg(y.score ORDER BY y.score DESC, y.id DESC), '{}')
+                          FROM (SELECT x.id, x.score FROM (
+                                  SELECT a.id, agentmarket_private.search_blend(agentmarket_private.search_text_score(
+                                             a.search_document, $2, $3, $4, $5, $6), a.search_static) AS score
+                                    FROM agentmarket.agents a
+                                   WHERE %s AND %s AND (%s AND a.search_document @@ $1) IS TRUE) x
+                                 WHERE $13::uuid IS NULL OR (x.score, x.id) < ($12::float8, $13::uuid)
+                                 ORDER BY x.score DESC, x.id DESC LIMIT $14) y$q$,
+                        filters, tier.driver, tier.condition)
+                    INTO walk_ids, walk_scores
+                    USING p.query, p.lexemes, p.groups, p.factors, p.prefixes, p.ngroups,
+                          f_category, f_tags, f_relays, f_models, f_pricing, c_f, c_id, k;
+                    SELECT x.ids, x.scores INTO top_ids, top_scores
+                      FROM search_merge(top_ids, top_scores, walk_ids, walk_scores, k) x;
+                END LOOP;
+            END IF;
+            EXIT WHEN dense_bound IS NULL;              -- every tier was fetched whole
+            b := search_blend(dense_bound, last_static);
+            -- Static scores lie on a 1e-6 grid: a tie with b means the same
+            -- static score and, further down the walk, a smaller id.
+            EXIT WHEN pg_catalog.cardinality(top_ids) OPERATOR(pg_catalog.=) k
+                  AND (top_scores[k] OPERATOR(pg_catalog.>) b
+                       OR (top_scores[k] OPERATOR(pg_catalog.=) b AND top_ids[k] OPERATOR(pg_catalog.>=) last_id));
+            m := m OPERATOR(pg_catalog.*) 2;
+        END LOOP;
+    END IF;
+    RAISE DEBUG 'search_agents: estimate %, exhaustive %, listings walked %, matches seen %', p.estimate, exact, walked, hits;
+    IF exact THEN
+        SELECT pg_catalog.array_agg(y.id ORDER BY y.score DESC, y.id DESC),
+               pg_catalog.array_agg(y.score ORDER BY y.score DESC, y.id DESC)
+          INTO top_ids, top_scores
+          FROM (SELECT x.id, x.score FROM (
+                  SELECT a.id, search_blend(search_text_score(a.search_document, p.lexemes, p.groups,
+                                            p.factors, p.prefixes, p.ngroups), a.search_static) AS score
+                    FROM agentmarket.agents a
+                   WHERE a.status OPERATOR(pg_catalog.=) 'published'
+                     AND a.search_document OPERATOR(pg_catalog.@@) gin_query
+                     AND (f_category IS NULL OR a.category OPERATOR(pg_catalog.=) f_category)
+                     AND (f_tags IS NULL OR a.tags OPERATOR(pg_catalog.@>) f_tags)
+                     AND (f_relays IS NULL OR a.supported_relays OPERATOR(pg_catalog.&&) f_relays)
+                     AND (f_models IS NULL OR a.supported_models OPERATOR(pg_catalog.&&) f_models)
+                     AND (f_pricing IS NULL OR a.pricing_model OPERATOR(pg_catalog.=) f_pricing)) x
+                 WHERE c_id IS NULL OR (x.score, x.id) OPERATOR(pg_catalog.<) (c_f, c_id)
+                 ORDER BY x.score DESC, x.id DESC LIMIT k) y;
+    END IF;
+    RETURN QUERY
+    SELECT a.id, a.slug, a.name, a.tagline, a.icon_url, a.category, a.pricing_model,
+           a.credits_per_session, a.avg_rating, a.total_reviews, a.total_hires,
+           a.supported_relays, a.supported_models, a.tags, a.published_at, t.score,
+           search_cursor('relevance', t.score::text, NULL, a.id)
+      FROM ROWS FROM (pg_catalog.unnest(top_ids), pg_catalog.unnest(top_scores)) WITH ORDINALITY t(id, score, o)
+      JOIN agentmarket.agents a ON a.id OPERATOR(pg_catalog.=) t.id
+     ORDER BY t.o;
+END
+$$;
+COMMENT ON FUNCTION agentmarket.search_agents(text, text, text[], text[], text[], text, text, integer, text) IS
+    'Searches published agents: websearch syntax with one-typo tolerance and a prefix last word; filters by category, all tags, any relay, any model, pricing model; sorts relevance, rating, popular, newest; keyset pages of 1 to 100 rows via each row''s cursor.';
+REVOKE ALL ON FUNCTION agentmarket.search_agents(text, text, text[], text[], text[], text, text, integer, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentmarket.search_agents(text, text, text[], text[], text[], text, text, integer, text)
+    TO anon, authenticated, service_role;
+
+CREATE FUNCTION agentmarket.agent_facets(
+    query text DEFAULT NULL, category text DEFAULT NULL, tags text[] DEFAULT NULL,
+    relays text[] DEFAULT NULL, models text[] DEFAULT NULL, pricing_model text DEFAULT NULL)
+RETURNS TABLE (facet text, value text, count bigint)
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, agentmarket, agentmarket_private, pg_temp
+SET plan_cache_mode = force_custom_plan
+SET jit = off
+AS $$
+DECLARE
+    f_category text := agent_facets.category;
+    f_tags text[] := agent_facets.tags;
+    f_relays text[] := agent_facets.relays;
+    f_models text[] := agent_facets.models;
+    f_pricing text := agent_facets.pricing_model;
+    p agentmarket_private.search_plan;
+BEGIN
+    SELECT x.p_tags, x.p_relays, x.p_models INTO f_tags, f_relays, f_models
+      FROM search_check_filters(f_tags, f_relays, f_models, f_pricing) x;
+    p := search_prepare(agent_facets.query);
+    RETURN QUERY
+    WITH hits AS MATERIALIZED (
+        SELECT a.category AS c, a.supported_relays AS r, a.supported_models AS m, a.pricing_model AS pm
+          FROM agentmarket.agents a
+         WHERE a.status OPERATOR(pg_catalog.=) 'published'
+           AND (p.query IS NULL OR a.search_document OPERATOR(pg_catalog.@@) p.query)
+           AND (f_category IS NULL OR a.category OPERATOR(pg_catalog.=) f_category)
+           AND (f_tags IS NULL OR a.tags OPERATOR(pg_catalog.@>) f_tags)
+           AND (f_relays IS NULL OR a.supported_relays OPERATOR(pg_catalog.&&) f_relays)
+           AND (f_models IS NULL OR a.supported_models OPERATOR(pg_catalog.&&) f_models)
+           AND (f_pricing IS NULL OR a.pricing_model OPERATOR(pg_catalog.=) f_pricing))
+    SELECT f.facet, f.value, f.n FROM (
+        SELECT 'category'::text AS facet, h.c AS value, pg_catalog.count(*) AS n FROM hits h GROUP BY h.c
+        UNION ALL
+        SELECT 'relay', x, pg_catalog.count(*) FROM hits h, pg_catalog.unnest(h.r) x GROUP BY x
+        UNION ALL
+        SELECT 'model', x, pg_catalog.count(*) FROM hits h, pg_catalog.unnest(h.m) x GROUP BY x
+        UNION ALL
+        SELECT 'pricing_model', h.pm, pg_catalog.count(*) FROM hits h GROUP BY h.pm) f
+     ORDER BY f.facet, f.n DESC, f.value;
+END
+$$;
+COMMENT ON FUNCTION agentmarket.agent_facets(text, text, text[], text[], text[], text) IS
+    'Counts of the published agents search_agents would match with the same query and filters, per category, relay, model and pricing model.';
+REVOKE ALL ON FUNCTION agentmarket.agent_facets(text, text, text[], text[], text[], text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentmarket.agent_facets(text, text, text[], text[], text[], text)
+    TO anon, authenticated, service_role;

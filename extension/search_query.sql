@@ -272,7 +272,7 @@ DECLARE
     -- every strategy returns the same rows).
     exhaustive_setting text := pg_catalog.current_setting('agentmarket.search_exhaustive_limit', true);
     exhaustive_limit double precision := CASE WHEN exhaustive_setting OPERATOR(pg_catalog.~) '^[0-9]{1,7}$'
-                                              THEN exhaustive_setting::integer ELSE 6000 END;
+                                              THEN exhaustive_setting::integer ELSE 2000 END;
     joint double precision;
     fsel double precision;
     published double precision;
@@ -452,7 +452,7 @@ BEGIN
     -- Relevance.  The strategy is chosen from estimates before any listing
     -- is scored.  The vocabulary gives each word's posting-list size: when
     -- the rarest word (or, under OR, all words together) is in at most L
-    -- listings (the exhaustive limit, 6000 by default), or the filters keep
+    -- listings (the exhaustive limit, 2000 by default), or the filters keep
     -- at most L listings (their lexemes are intersected in the GIN scan), every
     -- match is scored (GIN).  Otherwise listings are walked
     -- in descending static score; the first 256 that pass the filters are a

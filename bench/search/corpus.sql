@@ -105,7 +105,8 @@ INSERT INTO agentmarket.agents (creator_id, slug, name, tagline, description, ca
     total_hires, avg_rating, total_reviews, published_at, search_document, search_fields, search_static)
 SELECT r.*,
        agentmarket_private.search_join(agentmarket_private.search_join(v.name_vector, v.head_vector),
-           setweight(to_tsvector('english', r.description), 'C')),
+           setweight(to_tsvector('english', r.description), 'C'))
+         || agentmarket_private.search_filter_tokens(r.category, r.pricing_model, r.supported_relays, r.supported_models),
        array_to_tsvector(ARRAY(SELECT 'a/' || l FROM unnest(tsvector_to_array(v.name_vector)) l
                                UNION SELECT 'b/' || l FROM unnest(tsvector_to_array(v.head_vector)) l)),
        agentmarket_private.search_static_score(r.avg_rating, r.total_reviews, r.total_hires)

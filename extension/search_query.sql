@@ -13,7 +13,8 @@
 ------------------------------------------------------------------------------
 -- Cursors
 ------------------------------------------------------------------------------
--- An opaque page cursor: base64url of "sort|key|key2|id". (No SET clause, every name
+-- An opaque page cursor: base64url of "sort|key|key2|id".  (Only immutable
+-- functions inside, or it would not inline.) (No SET clause, every name
 -- qualified or in pg_catalog: it inlines, and is only called by the search
 -- functions, whose search_path it runs under.)
 CREATE FUNCTION agentmarket_private.search_cursor(p_sort text, p_key text, p_key2 text, p_id uuid)
@@ -21,7 +22,8 @@ RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
     SELECT pg_catalog.rtrim(pg_catalog.translate(pg_catalog.encode(pg_catalog.convert_to(
-               pg_catalog.concat_ws('|', p_sort, COALESCE(p_key, ''), COALESCE(p_key2, ''), p_id::text), 'UTF8'),
+               p_sort OPERATOR(pg_catalog.||) '|' OPERATOR(pg_catalog.||) COALESCE(p_key, '') OPERATOR(pg_catalog.||) '|'
+               OPERATOR(pg_catalog.||) COALESCE(p_key2, '') OPERATOR(pg_catalog.||) '|' OPERATOR(pg_catalog.||) p_id::text, 'UTF8'),
                'base64'), E'+/\n', '-_'), '=')
 $$;
 COMMENT ON FUNCTION agentmarket_private.search_cursor(text, text, text, uuid) IS
@@ -137,26 +139,6 @@ $$;
 COMMENT ON FUNCTION agentmarket_private.search_tiers(agentmarket_private.search_plan) IS
     'The possible tiers of a one- to three-word query (where each word matches), with their best text score, estimated size, GIN condition and full condition on search_fields.';
 REVOKE ALL ON FUNCTION agentmarket_private.search_tiers(agentmarket_private.search_plan) FROM PUBLIC;
-
--- The k best of two score-ordered lists (a listing in both counts once).
--- (No SET clause: called on every search, it runs under the search_path of
--- the search function calling it; every name is qualified or in pg_catalog.)
-CREATE FUNCTION agentmarket_private.search_merge(
-    ids1 uuid[], scores1 double precision[], ids2 uuid[], scores2 double precision[], k integer,
-    OUT ids uuid[], OUT scores double precision[])
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$
-    SELECT COALESCE(pg_catalog.array_agg(u.id ORDER BY u.score DESC, u.id DESC), '{}'),
-           COALESCE(pg_catalog.array_agg(u.score ORDER BY u.score DESC, u.id DESC), '{}')
-      FROM (SELECT v.id, v.score FROM (
-                SELECT * FROM ROWS FROM (pg_catalog.unnest(ids1), pg_catalog.unnest(scores1)) a(id, score)
-                UNION
-                SELECT * FROM ROWS FROM (pg_catalog.unnest(ids2), pg_catalog.unnest(scores2)) b(id, score)) v
-             ORDER BY v.score DESC, v.id DESC LIMIT k) u
-$$;
-COMMENT ON FUNCTION agentmarket_private.search_merge(uuid[], double precision[], uuid[], double precision[], integer) IS
-    'The k best (score, id) pairs of two lists, best first; duplicates count once.';
-REVOKE ALL ON FUNCTION agentmarket_private.search_merge(uuid[], double precision[], uuid[], double precision[], integer) FROM PUBLIC;
 
 -- Filters shared by the dynamic tier queries ($7 to $11).
 -- (No SET clause: called on every search, it runs under the search_path of
@@ -500,8 +482,15 @@ BEGIN
                   f_category, f_tags, f_relays, f_models, f_pricing, c_f, c_id, m, last_static, last_id;
             walked := walked OPERATOR(pg_catalog.+) n;
             hits := hits OPERATOR(pg_catalog.+) hits_seen;
-            SELECT x.ids, x.scores INTO top_ids, top_scores
-              FROM search_merge(top_ids, top_scores, walk_ids, walk_scores, k) x;
+            -- The k best of both lists (a listing in both counts once).
+            SELECT COALESCE(pg_catalog.array_agg(u.id ORDER BY u.score DESC, u.id DESC), '{}'),
+                   COALESCE(pg_catalog.array_agg(u.score ORDER BY u.score DESC, u.id DESC), '{}')
+              INTO top_ids, top_scores
+              FROM (SELECT v.id, v.score FROM (
+                        SELECT * FROM ROWS FROM (pg_catalog.unnest(top_ids), pg_catalog.unnest(top_scores)) a(id, score)
+                        UNION
+                        SELECT * FROM ROWS FROM (pg_catalog.unnest(walk_ids), pg_catalog.unnest(walk_scores)) b(id, score)) v
+                     ORDER BY v.score DESC, v.id DESC LIMIT k) u;
             EXIT WHEN n OPERATOR(pg_catalog.<) m;       -- every listing seen: the page is exact
             -- Matches projected from the density so far; scoring them costs
             -- about a third of walking as many listings.
@@ -535,8 +524,14 @@ BEGIN
                     INTO walk_ids, walk_scores
                     USING p.query, p.lexemes, p.groups, p.factors, p.prefixes, p.ngroups,
                           f_category, f_tags, f_relays, f_models, f_pricing, c_f, c_id, k;
-                    SELECT x.ids, x.scores INTO top_ids, top_scores
-                      FROM search_merge(top_ids, top_scores, walk_ids, walk_scores, k) x;
+                    SELECT COALESCE(pg_catalog.array_agg(u.id ORDER BY u.score DESC, u.id DESC), '{}'),
+                           COALESCE(pg_catalog.array_agg(u.score ORDER BY u.score DESC, u.id DESC), '{}')
+                      INTO top_ids, top_scores
+                      FROM (SELECT v.id, v.score FROM (
+                                SELECT * FROM ROWS FROM (pg_catalog.unnest(top_ids), pg_catalog.unnest(top_scores)) a(id, score)
+                                UNION
+                                SELECT * FROM ROWS FROM (pg_catalog.unnest(walk_ids), pg_catalog.unnest(walk_scores)) b(id, score)) v
+                             ORDER BY v.score DESC, v.id DESC LIMIT k) u;
                 END LOOP;
             END IF;
             EXIT WHEN dense_bound IS NULL;              -- every tier was fetched whole

@@ -75,7 +75,7 @@ SELECT r.class, r.variant, min(r.cord) AS cord, min(r.vord) AS vord, t.contender
 \pset footer off
 \echo 'p50 / p99 in ms per class and variant, one client (ratio: ours p99 / the better p99 of RUM and GIN)'
 SELECT s.class, s.variant,
-       to_char(o.p50, 'FM990.00') || ' / ' || to_char(o.p99, 'FM990.00') AS ours,
+       to_char(o.p50, 'FM99990.00') || ' / ' || to_char(o.p99, 'FM99990.00') AS ours,
        COALESCE(to_char(rm.p50, 'FM99990.00') || ' / ' || to_char(rm.p99, 'FM99990.00'), '') AS rum,
        COALESCE(to_char(g.p50, 'FM99990.00') || ' / ' || to_char(g.p99, 'FM99990.00'), '') AS "gin+ts_rank",
        COALESCE(to_char(nv.p50, 'FM99990') || ' / ' || to_char(nv.p99, 'FM99990'), '') AS naive,

@@ -165,8 +165,8 @@ queue_close(void)
 int
 queue_connect_when_due(void)
 {
-	const char *keys[4];
-	const char *values[4];
+	const char *keys[8];
+	const char *values[8];
 	int			k = 0;
 	PGresult   *res;
 	double		now = now_seconds();
@@ -182,6 +182,13 @@ queue_connect_when_due(void)
 		keys[k] = "connect_timeout";
 		values[k++] = "10";
 	}
+	/* A server that vanished without a word (failover, a cut network) is noticed in about 25 s. */
+	keys[k] = "keepalives_idle";
+	values[k++] = "10";
+	keys[k] = "keepalives_interval";
+	values[k++] = "5";
+	keys[k] = "keepalives_count";
+	values[k++] = "3";
 	if (config.dsn != NULL)
 	{
 		keys[k] = "dbname";

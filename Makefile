@@ -21,7 +21,7 @@ OBJS = $(patsubst %.c,%.o,$(sort $(wildcard extension/*.c)))
 SQL_PART_ORDER = schema config identity queue queue_leases security credits lots marketplace search search_query \
                  sessions earnings payments payouts reconcile books secrets \
                  metering relays workspaces \
-                 billing runtime \
+                 billing runtime spend \
                  pricing upgrades schedules hardening
 SQL_PARTS = $(patsubst %,extension/%.sql,$(SQL_PART_ORDER))
 SQL_PARTS_ON_DISK = $(filter-out extension/header.sql extension/$(EXTENSION)--%.sql,$(wildcard extension/*.sql))

@@ -142,7 +142,7 @@ BEGIN
     RETURNING * INTO s;
     IF ag.pricing_model = 'per_session' AND COALESCE(ag.credits_per_session, 0) > 0 THEN
         -- Not enough credits: PT402 from the ledger, and the session is not created.
-        PERFORM agentmarket.deduct_credits(inst.user_id, ag.credits_per_session, s.id,
+        PERFORM agentmarket_private.spend_deduct(inst.user_id, ag.credits_per_session, s.id,
                                            'session:' || s.id::text, format('Session with %s', ag.name));
         UPDATE agentmarket.sessions x SET total_credits_consumed = ag.credits_per_session
          WHERE x.id OPERATOR(pg_catalog.=) s.id RETURNING * INTO s;
@@ -228,7 +228,7 @@ BEGIN
     IF NOT FOUND THEN
         RETURN s;    -- this task was charged before
     END IF;
-    PERFORM agentmarket.deduct_credits(s.user_id, ag.credits_per_session, s.id,
+    PERFORM agentmarket_private.spend_deduct(s.user_id, ag.credits_per_session, s.id,
                                        'task:' || s.id::text || ':' || charge_task.idempotency_key,
                                        'Task ' || charge_task.idempotency_key);
     UPDATE agentmarket.sessions x SET total_credits_consumed = x.total_credits_consumed + ag.credits_per_session

@@ -18,10 +18,17 @@
 -- A refused charge rolls back with everything in its transaction, so it
 -- leaves no row: the refusal itself is the PT402 the caller gets.
 
-ALTER TABLE agentmarket.sessions
-  ADD COLUMN credit_cap INTEGER CONSTRAINT sessions_credit_cap_range CHECK (credit_cap BETWEEN 0 AND 100000000);
-COMMENT ON COLUMN agentmarket.sessions.credit_cap IS
-    'Most credits the session may charge in all, set by its user with agentmarket.set_session_cap(); NULL: no cap.';
+-- A table of its own rather than a column: the sessions row type is what
+-- clients get back from the session functions, and stays as it was.
+CREATE TABLE agentmarket_private.session_caps (
+  session_id UUID PRIMARY KEY REFERENCES agentmarket.sessions(id) ON DELETE CASCADE,
+  credit_cap INTEGER NOT NULL CONSTRAINT session_caps_range CHECK (credit_cap BETWEEN 0 AND 100000000),
+  updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE agentmarket_private.session_caps IS
+    'Most credits a session may charge in all, set by its user with agentmarket.set_session_cap().';
+REVOKE ALL ON TABLE agentmarket_private.session_caps FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('agentmarket_private.session_caps', '');
 
 CREATE TABLE agentmarket_private.user_spend (
   user_id UUID PRIMARY KEY REFERENCES agentmarket.users(id) ON DELETE CASCADE,
@@ -128,16 +135,18 @@ AS $$
 DECLARE
     sp agentmarket_private.user_spend := agentmarket_private.spend_lock(p_user);
     s agentmarket.sessions;
+    cap integer;
     st agentmarket.credit_state;
     warn integer := agentmarket_private.setting('spend_cap_warning_percent')::integer;
     low integer := agentmarket_private.setting('low_balance_credits')::integer;
 BEGIN
     SELECT * INTO s FROM agentmarket.sessions x WHERE x.id OPERATOR(pg_catalog.=) p_session;
-    IF s.credit_cap IS NOT NULL AND s.total_credits_consumed::bigint + p_amount > s.credit_cap THEN
+    SELECT c.credit_cap INTO cap FROM agentmarket_private.session_caps c WHERE c.session_id OPERATOR(pg_catalog.=) p_session;
+    IF cap IS NOT NULL AND s.total_credits_consumed::bigint + p_amount > cap THEN
         RAISE EXCEPTION 'session spending cap reached'
             USING ERRCODE = 'PT402',
                   DETAIL = format('The session''s cap is %s credits; it has charged %s and this charge needs %s.',
-                                  s.credit_cap, s.total_credits_consumed, p_amount),
+                                  cap, s.total_credits_consumed, p_amount),
                   HINT = 'Raise the cap with agentmarket.set_session_cap().';
     END IF;
     IF sp.monthly_cap IS NOT NULL AND sp.month_spent + p_amount > sp.monthly_cap THEN
@@ -162,12 +171,12 @@ BEGIN
         PERFORM agentmarket_private.notify_user(p_user, 'monthly_cap_near', NULL,
             jsonb_build_object('month', sp.month, 'spent', sp.month_spent + p_amount, 'cap', sp.monthly_cap));
     END IF;
-    IF agentmarket_private.spend_crosses(s.total_credits_consumed, s.total_credits_consumed::bigint + p_amount, s.credit_cap, 100) THEN
+    IF agentmarket_private.spend_crosses(s.total_credits_consumed, s.total_credits_consumed::bigint + p_amount, cap, 100) THEN
         PERFORM agentmarket_private.notify_user(p_user, 'session_cap_reached', p_session,
-            jsonb_build_object('spent', s.total_credits_consumed + p_amount, 'cap', s.credit_cap));
-    ELSIF agentmarket_private.spend_crosses(s.total_credits_consumed, s.total_credits_consumed::bigint + p_amount, s.credit_cap, warn) THEN
+            jsonb_build_object('spent', s.total_credits_consumed + p_amount, 'cap', cap));
+    ELSIF agentmarket_private.spend_crosses(s.total_credits_consumed, s.total_credits_consumed::bigint + p_amount, cap, warn) THEN
         PERFORM agentmarket_private.notify_user(p_user, 'session_cap_near', p_session,
-            jsonb_build_object('spent', s.total_credits_consumed + p_amount, 'cap', s.credit_cap));
+            jsonb_build_object('spent', s.total_credits_consumed + p_amount, 'cap', cap));
     END IF;
     RETURN st;
 END
@@ -188,8 +197,12 @@ BEGIN
     IF set_session_cap.credits IS NOT NULL AND set_session_cap.credits NOT BETWEEN 0 AND 100000000 THEN
         RAISE EXCEPTION 'a session cap must be between 0 and 100000000 credits' USING ERRCODE = '22023';
     END IF;
-    UPDATE agentmarket.sessions x SET credit_cap = set_session_cap.credits
-     WHERE x.id OPERATOR(pg_catalog.=) s.id RETURNING * INTO s;
+    IF set_session_cap.credits IS NULL THEN
+        DELETE FROM agentmarket_private.session_caps c WHERE c.session_id OPERATOR(pg_catalog.=) s.id;
+    ELSE
+        INSERT INTO agentmarket_private.session_caps AS c (session_id, credit_cap) VALUES (s.id, set_session_cap.credits)
+        ON CONFLICT ON CONSTRAINT session_caps_pkey DO UPDATE SET credit_cap = excluded.credit_cap, updated_at = now();
+    END IF;
     RETURN s;
 END
 $$;

@@ -82,6 +82,7 @@ SELECT count(*) AS recorded FROM agentmarket.record_usage('[{"instance_id": "300
   "session_id": "30000000-0000-4000-8000-0000000000f1", "compute_seconds": 30, "idempotency_key": "dump-usage-1"}]');
 SELECT usage_rows AS rolled_up FROM agentmarket.run_billing_rollup();
 SELECT monthly_cap FROM agentmarket.set_monthly_spend_cap(500, '30000000-0000-4000-8000-000000000002');
+SELECT (agentmarket.set_session_cap('30000000-0000-4000-8000-0000000000f1', 100)).id IS NOT NULL AS capped;
 SELECT agentmarket_private.notify_user('30000000-0000-4000-8000-000000000002', 'low_balance', NULL,
                                        '{"available_credits": 5, "threshold": 20}');
 SELECT count(*) AS recorded FROM agentmarket.record_usage('[{"instance_id": "30000000-0000-4000-8000-0000000000d1",

@@ -163,3 +163,58 @@ COMMENT ON FUNCTION agentmarket.verify_metering() IS
 
 REVOKE ALL ON FUNCTION agentmarket.run_billing_rollup(integer), agentmarket.verify_metering() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.run_billing_rollup(integer), agentmarket.verify_metering() TO service_role;
+
+------------------------------------------------------------------------------
+-- Session lifecycle: the sweep
+------------------------------------------------------------------------------
+INSERT INTO agentmarket_private.setting_definitions
+    (key, kind, default_value, min_value, max_value, pattern, description) VALUES
+  ('session_idle_minutes', 'integer', '30', 1, 10080, NULL,
+   'An open session with no message for this long is ended by agentmarket.end_idle_sessions().'),
+  ('session_max_minutes', 'integer', '240', 1, 43200, NULL,
+   'A per_session session (paid once, at its start) is ended by agentmarket.end_idle_sessions() after this long; the next start pays again.');
+
+CREATE INDEX sessions_open_started ON agentmarket.sessions (started_at) WHERE ended_at IS NULL;
+
+CREATE FUNCTION agentmarket.end_idle_sessions(max_sessions integer DEFAULT 1000)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    idle interval := pg_catalog.make_interval(mins => agentmarket_private.setting('session_idle_minutes')::integer);
+    longest interval := pg_catalog.make_interval(mins => agentmarket_private.setting('session_max_minutes')::integer);
+    sid uuid;
+    n integer := 0;
+BEGIN
+    IF NOT agentmarket_private.caller_is_service() THEN
+        RAISE EXCEPTION 'only the platform ends sessions' USING ERRCODE = '42501';
+    END IF;
+    IF end_idle_sessions.max_sessions IS NULL OR end_idle_sessions.max_sessions NOT BETWEEN 1 AND 100000 THEN
+        RAISE EXCEPTION 'max_sessions must be between 1 and 100000' USING ERRCODE = '22023';
+    END IF;
+    FOR sid IN
+        SELECT s.id FROM agentmarket.sessions s
+          JOIN agentmarket.agent_instances i ON i.id OPERATOR(pg_catalog.=) s.instance_id
+          JOIN agentmarket.agents a ON a.id OPERATOR(pg_catalog.=) i.agent_id
+         WHERE s.ended_at IS NULL
+           AND (GREATEST(s.started_at, (SELECT pg_catalog.max(m.created_at) FROM agentmarket.messages m
+                                          WHERE m.session_id OPERATOR(pg_catalog.=) s.id))
+                  OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) idle)
+                OR (a.pricing_model OPERATOR(pg_catalog.=) 'per_session'
+                    AND s.started_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) longest)))
+         ORDER BY s.started_at
+         LIMIT end_idle_sessions.max_sessions
+         FOR UPDATE OF s SKIP LOCKED
+    LOOP
+        -- No final metering of its own: what ran was reported by record_usage.
+        PERFORM agentmarket.end_session(sid, 0, 0, 0);
+        n := n OPERATOR(pg_catalog.+) 1;
+    END LOOP;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION agentmarket.end_idle_sessions(integer) IS
+    'For pg_cron: ends (with settlement, as end_session) at most max_sessions open sessions with no message for session_idle_minutes, and per_session sessions older than session_max_minutes; returns how many. Sessions another transaction holds are skipped.';
+REVOKE ALL ON FUNCTION agentmarket.end_idle_sessions(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentmarket.end_idle_sessions(integer) TO service_role;

@@ -106,6 +106,7 @@ DECLARE
     inst agentmarket.agent_instances;
     ag agentmarket.agents;
     s agentmarket.sessions;
+    pending text;
 BEGIN
     IF start_session.instance_id IS NULL THEN
         RAISE EXCEPTION 'instance id must not be null' USING ERRCODE = '22023';
@@ -122,13 +123,20 @@ BEGIN
                          OR (uid IS NOT NULL AND inst.user_id OPERATOR(pg_catalog.=) uid)) THEN
         RAISE EXCEPTION 'instance % not found', start_session.instance_id USING ERRCODE = 'P0002';
     END IF;
-    IF inst.status <> 'running' THEN
-        RAISE EXCEPTION 'instance % is %, not running', inst.id, inst.status
+    -- A suspended or stopped machine is woken (a Fly start job) rather than
+    -- refused; one being destroyed, provisioning or failed is refused.
+    SELECT jk.instance_status INTO pending
+      FROM agentmarket_private.jobs j JOIN agentmarket_private.job_kinds jk ON jk.kind OPERATOR(pg_catalog.=) j.kind
+     WHERE j.serial_key OPERATOR(pg_catalog.=) inst.id::text AND j.status IN ('queued', 'running')
+       AND jk.instance_status IS NOT NULL
+     ORDER BY j.id DESC LIMIT 1;
+    IF inst.status NOT IN ('running', 'suspended', 'stopped') OR pending = 'destroyed' THEN
+        RAISE EXCEPTION 'instance % is %, not running', inst.id, COALESCE(NULLIF(pending, 'running'), inst.status)
             USING ERRCODE = '22023',
-                  HINT = CASE WHEN inst.status IN ('suspended', 'stopped')
-                              THEN 'Resume it with agentmarket.resume_instance() and start the session once it runs.'
-                              WHEN inst.status = 'provisioning' THEN 'Wait until its machine is running.'
-                         END;
+                  HINT = CASE WHEN inst.status = 'provisioning' THEN 'Wait until its machine is running.' END;
+    END IF;
+    IF COALESCE(pending, inst.status) IN ('suspended', 'stopped') THEN
+        PERFORM agentmarket_private.enqueue_instance_job(inst.id, 'fly.start_machine');
     END IF;
     SELECT * INTO ag FROM agentmarket.agents a WHERE a.id OPERATOR(pg_catalog.=) inst.agent_id;
     IF start_session.relay <> 'web' AND NOT start_session.relay = ANY (COALESCE(ag.supported_relays, '{}')) THEN
@@ -137,6 +145,14 @@ BEGIN
                   DETAIL = format('Its relays are: %s.', COALESCE(NULLIF(array_to_string(ag.supported_relays, ', '), ''), 'web only'));
     END IF;
 
+    -- One open session per instance and relay: a second start returns it.
+    SELECT * INTO s FROM agentmarket.sessions x
+     WHERE x.instance_id OPERATOR(pg_catalog.=) inst.id AND x.relay OPERATOR(pg_catalog.=) start_session.relay
+       AND x.ended_at IS NULL
+     ORDER BY x.started_at LIMIT 1;
+    IF FOUND THEN
+        RETURN s;
+    END IF;
     INSERT INTO agentmarket.sessions (instance_id, user_id, relay)
     VALUES (inst.id, inst.user_id, start_session.relay)
     RETURNING * INTO s;
@@ -152,7 +168,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION agentmarket.start_session(uuid, text) IS
-    'Opens a session on the caller''s running instance over a relay (web by default); a per_session agent is paid now. PT402 without enough credits, 22023 for a bad relay or an instance that is not running, P0002 for an unknown instance.';
+    'Opens a session on the caller''s instance over a relay (web by default), waking a suspended or stopped machine (Fly start job); an open session on the same instance and relay is returned instead of a second one. A per_session agent is paid now (spend caps apply). PT402 without enough credits or over a cap, 22023 for a bad relay or an instance provisioning, failed or being destroyed, P0002 for an unknown instance.';
 
 CREATE FUNCTION agentmarket.add_message(
     session_id uuid, role text, content text, tool_use jsonb DEFAULT NULL, tokens_used integer DEFAULT 0)
@@ -258,7 +274,9 @@ BEGIN
         RAISE EXCEPTION 'only the platform ends sessions' USING ERRCODE = '42501',
             DETAIL = 'Metering comes from the platform, never from a client.';
     END IF;
-    PERFORM agentmarket_private.session_check_open(s);
+    IF s.ended_at IS NOT NULL THEN
+        RETURN s;    -- ended before: a retried end changes nothing
+    END IF;
     IF COALESCE(end_session.compute_seconds, -1) < 0 OR COALESCE(end_session.input_tokens, -1) < 0
        OR COALESCE(end_session.output_tokens, -1) < 0 THEN
         RAISE EXCEPTION 'metering values must be zero or more' USING ERRCODE = '22023';
@@ -300,7 +318,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION agentmarket.end_session(uuid, integer, integer, integer, numeric) IS
-    'Platform only: closes a session with its final metering (compute seconds, tokens), records the usage event with its cost from the price table (cost_usd is ignored: cost never comes from the caller) and the creator''s earnings (exact split at the configured creator_rate, net of all the session''s recorded compute cost). 22023 when already ended or for bad metering.';
+    'Platform only: closes a session with its final metering (compute seconds, tokens), records the usage event with its cost from the price table (cost_usd is ignored: cost never comes from the caller) and the creator''s earnings (exact split at the configured creator_rate, net of all the session''s recorded compute cost). Idempotent: a session that has ended is returned unchanged. 22023 for bad metering.';
 
 CREATE FUNCTION agentmarket.refund_session(session_id uuid, reason text DEFAULT NULL)
 RETURNS agentmarket.sessions

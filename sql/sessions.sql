@@ -10,7 +10,7 @@
 SET client_min_messages = warning;
 SET search_path = agentmarket, public;
 BEGIN;
-SELECT plan(54);
+SELECT plan(59);
 
 -- Fixture (as the platform's back office would leave it).
 SELECT agentmarket.configure('free_trial_credits', '100');
@@ -58,8 +58,14 @@ SELECT throws_ok($$SELECT start_session('50000000-0000-4000-8000-0000000000d1', 
     'agent "sess-per-session" does not support relay "whatsapp"', 'a relay the agent does not support is refused');
 SELECT throws_ok($$SELECT start_session('50000000-0000-4000-8000-0000000000d1', 'fax')$$, '22023',
     'unknown relay "fax"', 'an unknown relay is refused');
-SELECT throws_ok($$SELECT start_session('50000000-0000-4000-8000-0000000000d3')$$, '22023', NULL,
-    'a suspended instance cannot take a session');
+SELECT lives_ok($$INSERT INTO ids SELECT 'woken', (start_session('50000000-0000-4000-8000-0000000000d3')).id$$,
+    'a session on a suspended instance is opened, not refused');
+SELECT is((start_session('50000000-0000-4000-8000-0000000000d1')).id, (SELECT id FROM ids WHERE name = 'web'),
+    'a second start on the same instance and relay returns the open session');
+SELECT is((SELECT count(*)::int FROM sessions WHERE instance_id = '50000000-0000-4000-8000-0000000000d1' AND relay = 'web'), 1,
+    'and opens no other');
+SELECT is((SELECT subscription_credits || '/' || topup_credits FROM my_balance()), '50/50',
+    'nor charges again (25 for web, 25 for telegram)');
 SELECT throws_ok($$SELECT start_session('50000000-0000-4000-8000-0000000000d4')$$, 'P0002', NULL,
     'another user''s instance does not exist for the caller');
 SELECT throws_ok($$SELECT start_session(NULL)$$, '22023', NULL, 'a NULL instance is a bad argument');
@@ -85,9 +91,18 @@ SELECT throws_ok($$SELECT charge_task((SELECT id FROM ids WHERE name = 'web'), '
 -- Not enough credits: nothing is written.
 SELECT set_config('request.jwt.claims', '{"sub": "50000000-0000-4000-8000-00000000e002", "role": "authenticated"}', true);
 SELECT lives_ok($$INSERT INTO ids SELECT 'x1', (start_session('50000000-0000-4000-8000-0000000000d4')).id$$, 'the other user has 100 free credits');
-SELECT lives_ok($$INSERT INTO ids SELECT 'x2', (start_session('50000000-0000-4000-8000-0000000000d4')).id$$, '... 50 left');
+SELECT lives_ok($$INSERT INTO ids SELECT 'x2', (start_session('50000000-0000-4000-8000-0000000000d4', 'telegram')).id$$, '... 50 left');
+-- (one open session per instance and relay: the platform ends these two)
+SET LOCAL ROLE service_role;
+SELECT end_session(id, 0, 0, 0) FROM ids WHERE name IN ('x1', 'x2') \g /dev/null
+RESET ROLE;
+SELECT set_config('role', 'authenticated', true) \g /dev/null
 SELECT lives_ok($$INSERT INTO ids SELECT 'x3', (start_session('50000000-0000-4000-8000-0000000000d4')).id$$, '... 25 left');
-SELECT lives_ok($$INSERT INTO ids SELECT 'x4', (start_session('50000000-0000-4000-8000-0000000000d4')).id$$, '... none left');
+SELECT lives_ok($$INSERT INTO ids SELECT 'x4', (start_session('50000000-0000-4000-8000-0000000000d4', 'telegram')).id$$, '... none left');
+SET LOCAL ROLE service_role;
+SELECT end_session(id, 0, 0, 0) FROM ids WHERE name = 'x3' \g /dev/null
+RESET ROLE;
+SELECT set_config('role', 'authenticated', true) \g /dev/null
 SELECT throws_ok($$SELECT start_session('50000000-0000-4000-8000-0000000000d4')$$, 'PT402', NULL,
     'without enough credits the session is refused with PT402');
 SELECT is((SELECT count(*)::int FROM sessions WHERE instance_id = '50000000-0000-4000-8000-0000000000d4'), 4,
@@ -123,8 +138,11 @@ SELECT is((SELECT credits_consumed || '/' || cost_usd FROM usage_events WHERE se
 SELECT is((SELECT row(gross_revenue, creator_amount, platform_amount, creator_rate)::text FROM creator_earnings
             WHERE session_id = (SELECT id FROM ids WHERE name = 'web')),
           '(0.2500,0.2020,0.0480,0.85)', 'the creator earns (0.25 - 0.012345) x 0.85 rounded down');
-SELECT throws_ok($$SELECT end_session((SELECT id FROM ids WHERE name = 'web'), 1, 1, 1, 0)$$, '22023', NULL,
-    'a session ends once');
+SELECT is((SELECT row(ended_at, compute_seconds, total_input_tokens)::text FROM end_session((SELECT id FROM ids WHERE name = 'web'), 1, 1, 1)),
+          (SELECT row(ended_at, compute_seconds, total_input_tokens)::text FROM sessions WHERE id = (SELECT id FROM ids WHERE name = 'web')),
+    'end_session is idempotent: ending again returns the session unchanged');
+SELECT is((SELECT count(*)::int FROM usage_events WHERE session_id = (SELECT id FROM ids WHERE name = 'web')), 1,
+    'and records nothing more');
 SELECT throws_ok($$SELECT add_message((SELECT id FROM ids WHERE name = 'web'), 'user', 'late')$$, '22023', NULL,
     'no messages after the end');
 
@@ -164,6 +182,10 @@ SELECT is((SELECT subscription_credits || '/' || topup_credits FROM credit_balan
     '55/50', 'the 25 credits went back to the subscription pot they came from');
 SELECT ok(NOT EXISTS (SELECT FROM creator_earnings WHERE session_id = (SELECT id FROM ids WHERE name = 'web')),
     'the unpaid earnings of the refunded session are clawed back');
+
+SELECT is((SELECT count(*)::int FROM agentmarket_private.jobs WHERE kind = 'fly.start_machine'
+             AND payload->>'instance_id' = '50000000-0000-4000-8000-0000000000d3'), 1,
+    'the suspended instance got a Fly start job when its session opened');
 
 -- Idle instances are suspended by the pg_cron sweep.
 UPDATE agent_instances SET last_active_at = now() - interval '1 hour' WHERE id IN ('50000000-0000-4000-8000-0000000000d1', '50000000-0000-4000-8000-0000000000d2');

@@ -14,7 +14,7 @@ SELECT available_credits AS available_before FROM agentmarket.my_balance();
 SELECT id AS session, relay, total_credits_consumed AS credits FROM agentmarket.start_session(:'instance', 'telegram') \gset
 SELECT set_config('demo.session', :'session', false) \g /dev/null
 \echo 'session' :'session' 'over' :'relay' 'took' :credits 'credits'
-SELECT agentmarket.add_message(:'session', 'user', 'Triage this morning''s inbox, please.', tokens_used => 9) IS NOT NULL AS said;
+SELECT agentmarket.add_message(:'session', 'user', 'Triage this morning''s inbox, please.') IS NOT NULL AS said;
 SELECT available_credits AS available_after FROM agentmarket.my_balance();
 \echo 'He cannot speak for the agent, nor meter his own session:'
 SET client_min_messages = notice;

@@ -31,7 +31,7 @@ AS $$
         SELECT l.*, COALESCE(g.credits, 0) AS ledger_credits, COALESCE(g.value, 0) AS ledger_value,
                COALESCE(g.granted, 0) AS granted, COALESCE(g.recognized, 0) AS recognized,
                COALESCE(g.expired, 0) AS expired, COALESCE(g.taken_back, 0) AS taken_back
-          FROM agentmarket_private.credit_lots l LEFT JOIN lot_ledger g ON g.lot_id OPERATOR(pg_catalog.=) l.id),
+          FROM agentmarket_private.credit_lots_now l LEFT JOIN lot_ledger g ON g.lot_id OPERATOR(pg_catalog.=) l.id),
     pots AS (
         SELECT COALESCE(b.user_id, x.user_id) AS user_id, v.pot,
                COALESCE(CASE v.pot WHEN 'subscription' THEN b.subscription_credits ELSE b.topup_credits END, 0) AS balance,
@@ -39,7 +39,7 @@ AS $$
           FROM (VALUES ('subscription'), ('topup')) v(pot)
           CROSS JOIN agentmarket.credit_balances b
           FULL JOIN (SELECT l.user_id, l.credit_type, pg_catalog.sum(l.remaining) AS remaining
-                       FROM agentmarket_private.credit_lots l GROUP BY l.user_id, l.credit_type) x
+                       FROM agentmarket_private.credit_lots_now l GROUP BY l.user_id, l.credit_type) x
             ON x.user_id OPERATOR(pg_catalog.=) b.user_id AND x.credit_type OPERATOR(pg_catalog.=) v.pot),
     purchase_lots AS (
         SELECT l.purchase_id, pg_catalog.sum(l.granted) AS granted, pg_catalog.sum(l.recognized) AS recognized,
@@ -81,6 +81,15 @@ AS $$
                                              WHERE l.id OPERATOR(pg_catalog.=) t.lot_id
                                                AND l.user_id OPERATOR(pg_catalog.=) t.user_id
                                                AND l.credit_type OPERATOR(pg_catalog.=) t.credit_type))
+    UNION ALL
+    SELECT 'pot', b.user_id::text, 'head lot is not a lot of the user''s with its pot', b.head_lot_id::numeric, NULL
+      FROM agentmarket.credit_balances b
+     WHERE b.head_lot_id IS NOT NULL
+       AND (b.head_remaining IS NULL OR b.head_remaining < 0 OR b.head_value_units IS NULL OR b.head_value_units < 0
+            OR NOT EXISTS (SELECT FROM agentmarket_private.credit_lots l
+                            WHERE l.id = b.head_lot_id AND l.user_id = b.user_id
+                              AND (l.credit_type = 'subscription') = b.head_subscription
+                              AND b.head_remaining <= l.credits AND b.head_value_units <= l.value_usd * 10000))
     UNION ALL
     -- Pots against their lots (and, through verify_ledger(), their ledger rows).
     SELECT 'pot', p.user_id::text || '/' || p.pot, 'balance differs from the sum of its lots', p.balance::numeric, p.lots::numeric

@@ -41,6 +41,15 @@ typedef struct CreditState
 	int32		held;
 } CreditState;
 
+/* The head lot as the balance row carries it (lots.sql). */
+typedef struct HeadLot
+{
+	int64		lot;			/* 0: no lot with credits */
+	int32		remaining;
+	int64		value_units;	/* 1e-4 USD */
+	bool		subscription;
+} HeadLot;
+
 /* The arguments of one deduct_credits call. */
 typedef struct DeductArgs
 {
@@ -58,6 +67,7 @@ static SPIPlanPtr user_plan = NULL;
 static SPIPlanPtr session_plan = NULL;
 static SPIPlanPtr apply_plan = NULL;
 static SPIPlanPtr take_plan = NULL;
+static SPIPlanPtr head_plan = NULL;
 static SPIPlanPtr claim_plan = NULL;
 static SPIPlanPtr store_plan = NULL;
 
@@ -86,7 +96,8 @@ static void
 credit_prepare_plans(void)
 {
 	Oid			uuid_arg[1] = {UUIDOID};
-	Oid			apply_args[5] = {UUIDOID, INT4OID, BOOLOID, TEXTOID, UUIDOID};
+	Oid			apply_args[8] = {UUIDOID, INT4OID, INT4OID, TEXTOID, UUIDOID, INT4OID, INT8OID, INT8OID};
+	Oid			take_args[4] = {UUIDOID, INT4OID, TEXTOID, UUIDOID};
 	Oid			claim_args[3] = {UUIDOID, TEXTOID, TEXTOID};
 	Oid			store_args[3] = {UUIDOID, TEXTOID, TEXTOID};
 
@@ -99,52 +110,33 @@ credit_prepare_plans(void)
 		"SELECT user_id FROM agentmarket.sessions WHERE id OPERATOR(pg_catalog.=) $1",
 		1, uuid_arg);
 	/*
-	 * The fast path: the whole amount from the first lot in burn order, when
-	 * that lot is of the pot the split chose and holds enough.  Pot and lot
-	 * change by deltas, not absolute values: the CHECKs on the rows stay a
-	 * real backstop.  Nothing is written (0 rows) when the lot does not fit;
-	 * the caller then takes the slow path.  Run after the balance row is
-	 * locked, so its snapshot sees every lot change committed before.
+	 * The fast path: the whole amount from the head lot, the first lot in
+	 * burn order, whose remaining credits and value the balance row carries
+	 * while it is the head (lots.sql): one row updated, one appended, as
+	 * before lots.  Pots and head change by deltas, not absolute values.
 	 */
 	apply_plan = credit_prepare(
-		"WITH head AS ("
-		"  SELECT x.ctid, x.id, x.credit_type, x.remaining,"
-		"         CASE WHEN x.remaining OPERATOR(pg_catalog.=) $2 THEN x.remaining_value_usd"
-		"              ELSE pg_catalog.div(x.remaining_value_usd OPERATOR(pg_catalog.*) 10000"
-		"                                  OPERATOR(pg_catalog.*) $2, x.remaining)"
-		"                   OPERATOR(pg_catalog./) 10000 END AS value"
-		"    FROM agentmarket_private.credit_lots x"
-		"   WHERE x.user_id OPERATOR(pg_catalog.=) $1 AND NOT x.depleted"
-		"   ORDER BY x.credit_type OPERATOR(pg_catalog.=) 'topup', x.expires_at ASC NULLS LAST, x.id"
-		"   LIMIT 1),"
-		" fit AS ("
-		"  SELECT h.* FROM head h"
-		"   WHERE h.remaining OPERATOR(pg_catalog.>=) $2"
-		"     AND (h.credit_type OPERATOR(pg_catalog.=) 'subscription') OPERATOR(pg_catalog.=) $3),"
-		" lot AS ("
-		"  UPDATE agentmarket_private.credit_lots x"
-		"     SET remaining = x.remaining OPERATOR(pg_catalog.-) $2,"
-		"         remaining_value_usd = x.remaining_value_usd OPERATOR(pg_catalog.-) f.value,"
-		"         depleted = x.remaining OPERATOR(pg_catalog.=) $2"
-		"    FROM fit f WHERE x.ctid OPERATOR(pg_catalog.=) f.ctid),"
-		" balance AS ("
-		"  UPDATE agentmarket.credit_balances b"
-		"     SET subscription_credits = b.subscription_credits OPERATOR(pg_catalog.-)"
-		"             CASE WHEN $3 THEN $2 ELSE 0 END,"
-		"         topup_credits = b.topup_credits OPERATOR(pg_catalog.-)"
-		"             CASE WHEN $3 THEN 0 ELSE $2 END"
-		"    FROM fit f WHERE b.user_id OPERATOR(pg_catalog.=) $1)"
+		"WITH balance AS ("
+		"  UPDATE agentmarket.credit_balances"
+		"     SET subscription_credits = subscription_credits OPERATOR(pg_catalog.-) $2,"
+		"         topup_credits = topup_credits OPERATOR(pg_catalog.-) $3,"
+		"         head_remaining = head_remaining OPERATOR(pg_catalog.-) $6,"
+		"         head_value_units = head_value_units OPERATOR(pg_catalog.-) $7"
+		"   WHERE user_id OPERATOR(pg_catalog.=) $1)"
 		" INSERT INTO agentmarket.credit_transactions"
 		"   (user_id, type, amount, credit_type, description, session_id, lot_id, value_usd)"
-		" SELECT $1, 'session_deduct', OPERATOR(pg_catalog.-) $2, f.credit_type, $4, $5, f.id,"
-		"        OPERATOR(pg_catalog.-) f.value"
-		"   FROM fit f",
-		5, apply_args);
+		" VALUES ($1, 'session_deduct', OPERATOR(pg_catalog.-) $6,"
+		"         CASE WHEN $2 OPERATOR(pg_catalog.>) 0 THEN 'subscription' ELSE 'topup' END,"
+		"         $4, $5, $8, ($7 OPERATOR(pg_catalog./) -10000::pg_catalog.numeric))",
+		8, apply_args);
+	/* Make the first lot in burn order the head (after a PL/pgSQL writer flushed it). */
+	head_plan = credit_prepare(
+		"SELECT agentmarket_private.credit_lot_load_head($1)",
+		1, uuid_arg);
 	/* The slow path: several lots, or both pots (PL/pgSQL, lots.sql). */
 	take_plan = credit_prepare(
-		"SELECT agentmarket_private.credit_lot_take($1, $2, 0, $4, $5)"
-		"  WHERE $3 IS NOT NULL",
-		5, apply_args);
+		"SELECT agentmarket_private.credit_lot_take($1, $2, 0, $3, $4)",
+		4, take_args);
 	claim_plan = credit_prepare(
 		"SELECT r.subscription_credits, r.topup_credits, r.held_credits"
 		"  FROM agentmarket_private.credit_idempotency_claim($1, $2, 'deduct_credits',"
@@ -157,7 +149,8 @@ credit_prepare_plans(void)
 		3, store_args);
 	/* Last: the others are ready once this is set. */
 	lock_plan = credit_prepare(
-		"SELECT subscription_credits, topup_credits, held_credits"
+		"SELECT subscription_credits, topup_credits, held_credits,"
+		"       head_lot_id, head_remaining, head_value_units, head_subscription"
 		"  FROM agentmarket.credit_balances"
 		" WHERE user_id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
 		1, uuid_arg);
@@ -172,6 +165,29 @@ credit_int_column(int row, int column)
 									  column, &isnull);
 
 	return isnull ? 0 : DatumGetInt32(value);
+}
+
+/* An int8 column of the current SPI result row; false when NULL. */
+static inline bool
+credit_int8_column(int row, int column, int64 *result)
+{
+	bool		isnull;
+	Datum		value = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc,
+									  column, &isnull);
+
+	*result = isnull ? 0 : DatumGetInt64(value);
+	return !isnull;
+}
+
+/* A boolean column of the current SPI result row (false when NULL). */
+static inline bool
+credit_bool_column(int row, int column)
+{
+	bool		isnull;
+	Datum		value = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc,
+									  column, &isnull);
+
+	return !isnull && DatumGetBool(value);
 }
 
 /* A uuid Datum as text, for messages. */
@@ -223,8 +239,9 @@ credit_check_session(const DeductArgs *args)
 static CreditState
 credit_deduct(const DeductArgs *args)
 {
-	Datum		values[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	Datum		values[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	HeadLot		head = {0, 0, 0, false};
 	CreditState state;
 	int32		from_subscription;
 	int32		from_topup;
@@ -267,28 +284,66 @@ credit_deduct(const DeductArgs *args)
 	from_subscription = Min(state.subscription, args->amount);
 	from_topup = args->amount - from_subscription;
 
+	if (credit_int8_column(0, 4, &head.lot) == false)
+	{
+		/* No head yet: load it (the balance row is ours, the snapshot fresh). */
+		rc = SPI_execute_plan(head_plan, (Datum *) &args->user_id, NULL, false, 1);
+		if (rc != SPI_OK_SELECT)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("head lot lookup failed: %s", SPI_result_code_string(rc))));
+		rc = SPI_execute_plan(lock_plan, (Datum *) &args->user_id, NULL, false, 1);
+		if (rc != SPI_OK_SELECT || SPI_processed != 1)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("balance lookup failed: %s", SPI_result_code_string(rc))));
+		(void) credit_int8_column(0, 4, &head.lot);
+	}
+	head.remaining = credit_int_column(0, 5);
+	(void) credit_int8_column(0, 6, &head.value_units);
+	head.subscription = credit_bool_column(0, 7);
+
 	values[0] = args->user_id;
-	values[1] = Int32GetDatum(args->amount);
-	values[2] = BoolGetDatum(from_subscription > 0);
+	values[1] = Int32GetDatum(from_subscription);
+	values[2] = Int32GetDatum(from_topup);
 	values[3] = args->description;
 	values[4] = args->session_id;
 	if (args->description_isnull)
 		nulls[3] = 'n';
 	if (args->session_isnull)
 		nulls[4] = 'n';
-	/* One lot of one pot covers it (nearly always), else lot by lot. */
-	if (from_subscription == 0 || from_topup == 0)
+
+	/* The head lot covers it, from its own pot (nearly always), else lot by lot. */
+#ifdef HAVE_INT128
+	if (head.lot != 0 && head.remaining >= args->amount &&
+		(head.subscription ? from_topup == 0 : from_subscription == 0))
 	{
+		int64		value;
+
+		/* Pro rata, rounded down to 1e-4 USD; the last credit takes the rest. */
+		value = (head.remaining == args->amount) ? head.value_units
+			: (int64) (((int128) head.value_units * args->amount) / head.remaining);
+		values[5] = Int32GetDatum(args->amount);
+		values[6] = Int64GetDatum(value);
+		values[7] = Int64GetDatum(head.lot);
 		rc = SPI_execute_plan(apply_plan, values, nulls, false, 0);
-		if (rc != SPI_OK_INSERT || SPI_processed > 1)
+		if (rc != SPI_OK_INSERT || SPI_processed != 1)
 			ereport(ERROR,
 					(errcode(ERRCODE_INTERNAL_ERROR),
 					 errmsg("deduction was not applied: %s", SPI_result_code_string(rc))));
-		applied = (SPI_processed == 1);
+		applied = true;
 	}
+#endif
 	if (!applied)
 	{
-		rc = SPI_execute_plan(take_plan, values, nulls, false, 0);
+		Datum		take_values[4];
+		char		take_nulls[4] = {' ', ' ', nulls[3], nulls[4]};
+
+		take_values[0] = args->user_id;
+		take_values[1] = Int32GetDatum(args->amount);
+		take_values[2] = args->description;
+		take_values[3] = args->session_id;
+		rc = SPI_execute_plan(take_plan, take_values, take_nulls, false, 0);
 		if (rc != SPI_OK_SELECT || SPI_processed != 1)
 			ereport(ERROR,
 					(errcode(ERRCODE_INTERNAL_ERROR),

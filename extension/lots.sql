@@ -78,6 +78,78 @@ COMMENT ON COLUMN agentmarket.credit_transactions.value_usd IS
 -- Burn order, as a sort key: subscription pot first; soonest expiry first; oldest first.
 -- (Written out in each query below so the planner sees plain columns.)
 
+-- The head lot: the first lot in burn order, carried by the balance row so
+-- that a deduction it covers writes one row and appends one, as before lots
+-- (credits.c).  While a lot is the head, head_remaining and head_value_units
+-- (1e-4 USD) are its remaining credits and value, and its own row's are
+-- stale; every PL/pgSQL writer of lots flushes the head into its row first,
+-- and the next deduction loads it again.  credit_lots_now shows every lot as
+-- it is.  No CHECK on these columns: each CHECK costs every deduction
+-- (credits.sql), and verify_books() checks them.
+ALTER TABLE agentmarket.credit_balances
+  ADD COLUMN head_lot_id BIGINT,
+  ADD COLUMN head_remaining INTEGER,
+  ADD COLUMN head_value_units BIGINT,
+  ADD COLUMN head_subscription BOOLEAN;
+COMMENT ON COLUMN agentmarket.credit_balances.head_lot_id IS
+    'The first lot in burn order while a deduction has loaded it; its remaining credits and value (1e-4 USD) are head_remaining and head_value_units (lots.sql).';
+
+CREATE VIEW agentmarket_private.credit_lots_now AS
+SELECT l.id, l.user_id, l.credit_type, l.grant_type, l.paid, l.purchase_id, l.stripe_invoice_id, l.credits,
+       l.value_usd,
+       COALESCE(b.head_remaining, l.remaining) AS remaining,
+       COALESCE((b.head_value_units OPERATOR(pg_catalog./) 10000::numeric)::numeric(14,4), l.remaining_value_usd) AS remaining_value_usd,
+       l.expires_at, l.created_at, b.user_id IS NOT NULL AS is_head
+  FROM agentmarket_private.credit_lots l
+  LEFT JOIN agentmarket.credit_balances b
+    ON b.user_id OPERATOR(pg_catalog.=) l.user_id AND b.head_lot_id OPERATOR(pg_catalog.=) l.id;
+COMMENT ON VIEW agentmarket_private.credit_lots_now IS
+    'Every lot as it is now: the head lot''s remaining credits and value come from the balance row that carries them.';
+REVOKE ALL ON agentmarket_private.credit_lots_now FROM PUBLIC;
+
+-- Write the head back into its lot row; the caller has locked the balance row.
+CREATE FUNCTION agentmarket_private.credit_lot_flush(p_user uuid)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    UPDATE agentmarket_private.credit_lots l
+       SET remaining = b.head_remaining,
+           remaining_value_usd = b.head_value_units OPERATOR(pg_catalog./) 10000::numeric,
+           depleted = b.head_remaining OPERATOR(pg_catalog.=) 0
+      FROM agentmarket.credit_balances b
+     WHERE b.user_id OPERATOR(pg_catalog.=) p_user AND l.id OPERATOR(pg_catalog.=) b.head_lot_id;
+    IF FOUND THEN
+        UPDATE agentmarket.credit_balances b
+           SET head_lot_id = NULL, head_remaining = NULL, head_value_units = NULL, head_subscription = NULL
+         WHERE b.user_id OPERATOR(pg_catalog.=) p_user;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.credit_lot_flush(uuid) IS
+    'Writes the head lot carried by the balance row back into its lot row and clears it; every PL/pgSQL writer of lots calls it first (the caller has locked the balance row).';
+
+-- Make the first lot in burn order the head; the caller has locked the balance row.
+CREATE FUNCTION agentmarket_private.credit_lot_load_head(p_user uuid)
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    UPDATE agentmarket.credit_balances b
+       SET head_lot_id = l.id, head_remaining = l.remaining,
+           head_value_units = (l.remaining_value_usd OPERATOR(pg_catalog.*) 10000)::bigint,
+           head_subscription = l.credit_type OPERATOR(pg_catalog.=) 'subscription'
+      FROM (SELECT x.id, x.remaining, x.remaining_value_usd, x.credit_type
+              FROM agentmarket_private.credit_lots x
+             WHERE x.user_id OPERATOR(pg_catalog.=) p_user AND NOT x.depleted
+             ORDER BY x.credit_type OPERATOR(pg_catalog.=) 'topup', x.expires_at ASC NULLS LAST, x.id
+             LIMIT 1) l
+     WHERE b.user_id OPERATOR(pg_catalog.=) p_user AND b.head_lot_id IS NULL
+$$;
+COMMENT ON FUNCTION agentmarket_private.credit_lot_load_head(uuid) IS
+    'Makes the user''s first lot in burn order the head lot the balance row carries (nothing when there is a head, or no lot with credits); the caller has locked the balance row.';
+
 ------------------------------------------------------------------------------
 -- Writers (the caller has locked the user's balance row)
 ------------------------------------------------------------------------------
@@ -109,6 +181,7 @@ DECLARE
     lot bigint;
     r agentmarket.credit_state;
 BEGIN
+    PERFORM agentmarket_private.credit_lot_flush(p_user);
     INSERT INTO agentmarket_private.credit_lots
         (user_id, credit_type, grant_type, paid, purchase_id, stripe_invoice_id, credits, value_usd,
          remaining, remaining_value_usd, expires_at)
@@ -167,6 +240,7 @@ DECLARE
     from_subscription integer := 0;
     r agentmarket.credit_state;
 BEGIN
+    PERFORM agentmarket_private.credit_lot_flush(p_user);
     FOR l IN SELECT x.id, x.credit_type, x.remaining, x.remaining_value_usd
                FROM agentmarket_private.credit_lots x
               WHERE x.user_id OPERATOR(pg_catalog.=) p_user AND NOT x.depleted
@@ -223,6 +297,7 @@ DECLARE
     v numeric;
     expired integer := 0;
 BEGIN
+    PERFORM agentmarket_private.credit_lot_flush(p_user);
     SELECT COALESCE(pg_catalog.sum(x.remaining), 0) INTO total FROM agentmarket_private.credit_lots x
      WHERE x.user_id OPERATOR(pg_catalog.=) p_user AND x.credit_type OPERATOR(pg_catalog.=) 'subscription';
     to_expire := total OPERATOR(pg_catalog.-) LEAST(p_keep, total);
@@ -272,6 +347,7 @@ DECLARE
     to_subscription integer := 0;
     r agentmarket.credit_state;
 BEGIN
+    PERFORM agentmarket_private.credit_lot_flush(p_user);
     FOR l IN SELECT x.id, x.credit_type, t.taken, t.value
                FROM (SELECT y.lot_id, OPERATOR(pg_catalog.-) pg_catalog.sum(y.amount) AS taken,
                             OPERATOR(pg_catalog.-) pg_catalog.sum(y.value_usd) AS value

@@ -11,7 +11,7 @@
 SET client_min_messages = warning;
 SET search_path = agentmarket, public;
 BEGIN;
-SELECT plan(24);
+SELECT plan(25);
 
 SELECT agentmarket.configure('free_trial_credits', '100');
 SELECT agentmarket.configure('stripe_webhook_secret', 'whsec_books');
@@ -102,13 +102,13 @@ $$;
 -- What lots are worth
 ------------------------------------------------------------------------------
 SELECT pg_temp.new_user(1) IS NOT NULL;
-SELECT is((SELECT credits || ' ' || value_usd || ' ' || paid || ' ' || grant_type FROM agentmarket_private.credit_lots
+SELECT is((SELECT credits || ' ' || value_usd || ' ' || paid || ' ' || grant_type FROM agentmarket_private.credit_lots_now
             WHERE user_id = pg_temp.uid(1)), '100 0.0000 false free_trial',
     'the free trial is a promotional lot worth promotional_credit_value_usd each: 0 by default');
 SELECT is((SELECT creator_amount || '/' || gross_revenue FROM pg_temp.earned(pg_temp.uid(1), 1, 0)), '0.0000/0.0000',
     'a session paid with free-trial credits earns its creator nothing: sign-up farming is not cash');
 SELECT pg_temp.buy(pg_temp.uid(1), 'pro_monthly') IS NOT NULL;
-SELECT is((SELECT credits || ' ' || value_usd || ' ' || paid || ' ' || (expires_at > now()) FROM agentmarket_private.credit_lots
+SELECT is((SELECT credits || ' ' || value_usd || ' ' || paid || ' ' || (expires_at > now()) FROM agentmarket_private.credit_lots_now
             WHERE user_id = pg_temp.uid(1) AND paid), '2500 19.0000 true true',
     'a plan''s credits are a paid lot worth what the user paid (USD 19.00 for 2,500), expiring with the period');
 -- 75 trial credits are left, without expiry: the plan's lot, which expires, goes first.
@@ -117,8 +117,11 @@ SELECT is((SELECT gross_revenue::text FROM pg_temp.earned(pg_temp.uid(1), 2, 0))
 SELECT is((SELECT (creator_amount = trunc((0.3040 - compute_cost) * 0.85, 4) AND gross_revenue = 0.3040 AND compute_cost > 0)::text
              FROM pg_temp.earned(pg_temp.uid(1), 2, 0.01)), 'true',
     'the creator earns (0.3040 - compute cost) x 0.85 of what the credits were worth, not of 40 x 0.01');
-SELECT is((SELECT remaining || ' ' || remaining_value_usd FROM agentmarket_private.credit_lots
+SELECT is((SELECT remaining || ' ' || remaining_value_usd FROM agentmarket_private.credit_lots_now
             WHERE user_id = pg_temp.uid(1) AND paid), '2420 18.3920', 'the lot keeps what is left of its credits and value');
+SELECT is((SELECT is_head || ' ' || l.remaining || ' ' || l.remaining_value_usd FROM agentmarket_private.credit_lots_now n
+             JOIN agentmarket_private.credit_lots l USING (id) WHERE n.user_id = pg_temp.uid(1) AND n.paid), 'true 2500 19.0000',
+    'those deductions took from the head lot the balance row carries; the lot row itself is written back only when a PL/pgSQL writer needs it');
 -- A top-up at USD 10.00 for 1,100 credits: a credit is worth 0.00909..., values round down per take.
 SELECT pg_temp.new_user(2) IS NOT NULL;
 SELECT agentmarket.refresh_subscription_credits(pg_temp.uid(2), 0) IS NOT NULL;
@@ -138,7 +141,7 @@ SELECT pg_temp.new_user(3) IS NOT NULL;
 SELECT agentmarket.configure('promotional_credit_value_usd', '0.005');
 SELECT grant_credits(pg_temp.uid(3), 10, 'topup', 'topup_purchase', 'goodwill') IS NOT NULL;
 SELECT pg_temp.buy(pg_temp.uid(3), 'topup_s') IS NOT NULL;
-SELECT is((SELECT value_usd::text FROM agentmarket_private.credit_lots WHERE user_id = pg_temp.uid(3) AND grant_type = 'topup_purchase' AND NOT paid),
+SELECT is((SELECT value_usd::text FROM agentmarket_private.credit_lots_now WHERE user_id = pg_temp.uid(3) AND grant_type = 'topup_purchase' AND NOT paid),
     '0.0500', 'an operator''s grant is promotional: 10 credits x the configured 0.005');
 SELECT is((SELECT row(x.*)::text FROM deduct_credits(pg_temp.uid(3), 115) x), '(0,495,0,495)',
     'a deduction across the trial lot, the goodwill lot and a paid lot');
@@ -149,7 +152,7 @@ SELECT is((SELECT string_agg(credit_type || ':' || amount || ':' || value_usd, '
 SELECT is((SELECT row(x.*)::text FROM refund_credits(pg_temp.uid(3), 112) x), '(97,510,0,607)',
     'a refund gives credits back to their lots, top-up first');
 SELECT is((SELECT string_agg(l.grant_type || ':' || l.remaining || ':' || l.remaining_value_usd, ' ' ORDER BY l.id)
-             FROM agentmarket_private.credit_lots l WHERE l.user_id = pg_temp.uid(3)),
+             FROM agentmarket_private.credit_lots_now l WHERE l.user_id = pg_temp.uid(3)),
     'free_trial:97:0.0000 topup_purchase:10:0.0500 topup_purchase:500:5.0000', 'with the value each took');
 SELECT agentmarket.configure('promotional_credit_value_usd', NULL);
 SELECT is(pg_temp.books(), '', 'the books balance after the rules above');

@@ -19,7 +19,7 @@ OBJS = $(patsubst %.c,%.o,$(sort $(wildcard extension/*.c)))
 # is a part, and the order must name each exactly once: the build stops when
 # it names a missing part or leaves one out.
 SQL_PART_ORDER = schema config identity queue queue_leases security credits lots marketplace search search_query \
-                 sessions earnings payments payouts reconcile books secrets \
+                 sessions earnings payments payouts reconcile lifecycle webhooks books secrets \
                  metering relays workspaces \
                  billing runtime spend \
                  pricing upgrades schedules hardening

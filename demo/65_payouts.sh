@@ -1,8 +1,10 @@
 # 65_payouts: Ada is paid for the session of step 60 through Stripe Connect.
-# She onboards (the sidecar creates her Express account, whose handler asks
-# for her onboarding link); the platform's payout run claims her payable
-# earnings and enqueues one transfer; the sidecar makes it at the Stripe
-# stand-in, and the payout and her earnings are marked paid.
+# She onboards (the sidecar creates her account with controller properties,
+# whose handler asks for her onboarding link); a payout run before Stripe says
+# her account can be paid pays nothing; once account.updated arrives at the
+# Connect endpoint, the run claims her payable earnings and enqueues one
+# transfer; the sidecar makes it at the Stripe stand-in, and the payout and
+# her earnings are marked paid.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 exec /usr/bin/python3 - <<'PY'
@@ -44,11 +46,19 @@ try:
     print("Ada's my_onboarding_link(): %s, account %s\n    %s" % (st, acct, url))
     if st != "ready":
         sys.exit("onboarding did not produce a link")
-    stripe.call("POST", "/_standin/accounts/%s/onboard" % acct, {})
-    print("Ada completes onboarding at Stripe (the stand-in enables %s)" % acct)
-
     unpaid = db.value("SELECT sum(creator_amount) FROM agentmarket.creator_earnings WHERE creator_id = :'a1' AND NOT paid_out", ADA)
     print("\nAda's unpaid earnings: %s USD" % unpaid)
+    rows = db.sql(AS_PLATFORM + "SELECT id FROM agentmarket.run_payouts();\nCOMMIT;")
+    print("run_payouts() before Stripe says her account can be paid: %d payouts (her earnings stay owed, no transfer is tried)"
+          % len(rows))
+    if rows:
+        sys.exit("a creator whose account is not ready was paid")
+
+    db.sql("SELECT agentmarket.configure('stripe_connect_webhook_secret', 'whsec_demoConnect')")
+    ev = stripe.call("POST", "/_standin/accounts/%s/onboard" % acct, {"webhook_secret": "whsec_demoConnect"})
+    print("Ada completes onboarding at Stripe (the stand-in enables %s) and Stripe sends account.updated" % acct)
+    r = db.value("SELECT agentmarket.handle_stripe_connect_webhook(:'a1', :'a2')::text", ev["payload"], ev["stripe_signature"])
+    print("  handle_stripe_connect_webhook(): %s" % r)
     rows = db.sql(AS_PLATFORM + "SELECT id, amount_usd, transfer_cents, remainder_usd FROM agentmarket.run_payouts();\nCOMMIT;")
     for pid, amount, cents, rem in rows:
         print("run_payouts() (service_role): payout %s: %s USD, transfer %s cents, %s USD carried to the next payout"

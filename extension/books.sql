@@ -21,7 +21,7 @@ AS $$
     WITH lot_ledger AS (
         SELECT t.lot_id, pg_catalog.sum(t.amount) AS credits, pg_catalog.sum(t.value_usd) AS value,
                COALESCE(pg_catalog.sum(t.value_usd) FILTER (WHERE t.type IN ('topup_purchase', 'subscription_refresh', 'free_trial')), 0) AS granted,
-               COALESCE(OPERATOR(pg_catalog.-) pg_catalog.sum(t.value_usd) FILTER (WHERE t.type IN ('session_deduct', 'refund')), 0) AS recognized,
+               COALESCE(OPERATOR(pg_catalog.-) pg_catalog.sum(t.value_usd) FILTER (WHERE t.type IN ('session_deduct', 'refund', 'refund_recovery')), 0) AS recognized,
                COALESCE(OPERATOR(pg_catalog.-) pg_catalog.sum(t.value_usd) FILTER (WHERE t.type OPERATOR(pg_catalog.=) 'subscription_expiry'), 0) AS expired,
                COALESCE(OPERATOR(pg_catalog.-) pg_catalog.sum(t.value_usd) FILTER (WHERE t.type IN ('purchase_refund', 'dispute_lost')), 0) AS taken_back
           FROM agentmarket.credit_transactions t
@@ -50,7 +50,9 @@ AS $$
         SELECT s.id, s.refunded_at,
                (SELECT COALESCE(OPERATOR(pg_catalog.-) pg_catalog.sum(t.value_usd), 0)
                   FROM agentmarket.credit_transactions t
-                 WHERE t.session_id OPERATOR(pg_catalog.=) s.id AND t.type IN ('session_deduct', 'refund')) AS revenue,
+                 WHERE t.session_id OPERATOR(pg_catalog.=) s.id AND t.type IN ('session_deduct', 'refund'))
+               OPERATOR(pg_catalog.-) (SELECT COALESCE(pg_catalog.sum(r.value_usd), 0)
+                  FROM agentmarket_private.revenue_reversals r WHERE r.session_id OPERATOR(pg_catalog.=) s.id) AS revenue,
                e.id AS earnings_id, e.gross_revenue, e.creator_amount, e.platform_amount
           FROM agentmarket.sessions s
           LEFT JOIN agentmarket.creator_earnings e ON e.session_id OPERATOR(pg_catalog.=) s.id
@@ -60,7 +62,11 @@ AS $$
                (SELECT COALESCE(pg_catalog.sum(p.transfer_cents), 0) OPERATOR(pg_catalog./) 100
                   FROM agentmarket.payouts p
                  WHERE p.creator_id OPERATOR(pg_catalog.=) c.creator_id AND p.status OPERATOR(pg_catalog.=) 'paid') AS transferred,
-               agentmarket.payout_carry_usd(c.creator_id) AS carry,
+               -- The remainders of paid payouts not carried into another paid one
+               -- (a pending payout's carry is not transferred yet).
+               (SELECT COALESCE(pg_catalog.sum(p.remainder_usd OPERATOR(pg_catalog.-) p.carried_in_usd), 0)
+                  FROM agentmarket.payouts p
+                 WHERE p.creator_id OPERATOR(pg_catalog.=) c.creator_id AND p.status OPERATOR(pg_catalog.=) 'paid') AS carry,
                (SELECT COALESCE(pg_catalog.sum(e.creator_amount), 0) FROM agentmarket.creator_earnings e
                  WHERE e.creator_id OPERATOR(pg_catalog.=) c.creator_id AND e.paid_out) AS paid_earnings
           FROM (SELECT DISTINCT p.creator_id FROM agentmarket.payouts p) c)
@@ -110,6 +116,19 @@ AS $$
            pl.granted - pl.taken_back, pl.recognized + pl.unspent + pl.expired
       FROM purchase_lots pl
      WHERE pl.granted - pl.taken_back <> pl.recognized + pl.unspent + pl.expired
+    UNION ALL
+    -- What Stripe refunded, against the ledger: paid - refunded = recognized
+    -- (less the revenue reversed) + unspent + expired.
+    SELECT 'purchase', x.purchase_id::text, 'paid - refunded differs from recognized - reversed + unspent + expired',
+           x.paid - x.refunded, x.recognized - x.reversed + x.unspent + x.expired
+      FROM (SELECT pl.purchase_id, agentmarket_private.purchase_paid_usd(pl.purchase_id) AS paid,
+                   (SELECT COALESCE(sum(pp.refunded_cents), 0) / 100.0 FROM agentmarket_private.purchase_payments pp
+                     WHERE pp.purchase_id = pl.purchase_id) AS refunded,
+                   pl.recognized, pl.unspent, pl.expired,
+                   (SELECT COALESCE(sum(r.value_usd), 0) FROM agentmarket_private.revenue_reversals r
+                     WHERE r.purchase_id = pl.purchase_id) AS reversed
+              FROM purchase_lots pl) x
+     WHERE x.paid - x.refunded <> x.recognized - x.reversed + x.unspent + x.expired
     UNION ALL
     -- Sessions: earnings - clawbacks = the value of the credits consumed.
     SELECT 'session', x.id::text, 'earnings differ from the session''s recognized revenue', x.earned, x.revenue

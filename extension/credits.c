@@ -539,7 +539,7 @@ credit_text_is(text *value, const char *expected)
  * The CHECK of a ledger row, in C because a CHECK expression is rebuilt from
  * its stored text by every statement that inserts: a list of text constants
  * costs more than the whole insert.  The rules (also in the README):
- * credit_type is subscription or topup; type is one of the six below, with
+ * credit_type is subscription or topup; type is one of those below, with
  * the sign and pot each allows.
  */
 Datum
@@ -560,8 +560,13 @@ credit_transaction_shape_ok(PG_FUNCTION_ARGS)
 		PG_RETURN_BOOL(amount > 0 && subscription);
 	if (credit_text_is(type, "subscription_expiry"))
 		PG_RETURN_BOOL(amount < 0 && subscription);
-	if (credit_text_is(type, "free_trial") || credit_text_is(type, "refund"))
+	if (credit_text_is(type, "free_trial") || credit_text_is(type, "refund") ||
+		credit_text_is(type, "dispute_release"))
 		PG_RETURN_BOOL(amount > 0);
+	/* Stripe's refunds and disputes taking credits back (reconcile.sql). */
+	if (credit_text_is(type, "purchase_refund") || credit_text_is(type, "refund_recovery") ||
+		credit_text_is(type, "dispute_freeze") || credit_text_is(type, "dispute_lost"))
+		PG_RETURN_BOOL(amount < 0);
 	PG_RETURN_BOOL(false);
 }
 

@@ -205,6 +205,11 @@ BEGIN
         RAISE EXCEPTION 'balance out of range' USING ERRCODE = '22023',
             DETAIL = 'A pot would exceed 2147483647 credits.';
     END;
+    -- A debt left by a refund is settled first (lifecycle.sql).
+    IF EXISTS (SELECT FROM agentmarket_private.credit_debts d WHERE d.user_id = p_user AND d.credits > 0) THEN
+        PERFORM agentmarket_private.credit_settle_debt(p_user);
+        r := agentmarket_private.credit_state_of(p_user);
+    END IF;
     RETURN r;
 END
 $$;
@@ -397,15 +402,20 @@ COMMENT ON FUNCTION agentmarket_private.credit_lot_restore(uuid, integer, uuid, 
 -- net of what refunds gave back.
 CREATE FUNCTION agentmarket_private.session_revenue(p_session uuid)
 RETURNS numeric
-LANGUAGE sql STABLE
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT COALESCE(OPERATOR(pg_catalog.-) pg_catalog.sum(t.value_usd), 0)
-      FROM agentmarket.credit_transactions t
-     WHERE t.session_id OPERATOR(pg_catalog.=) p_session AND t.type IN ('session_deduct', 'refund')
+BEGIN
+    -- PL/pgSQL: the reversals table is created by a later part (lifecycle.sql).
+    RETURN (SELECT COALESCE(-sum(t.value_usd), 0)
+              FROM agentmarket.credit_transactions t
+             WHERE t.session_id = p_session AND t.type IN ('session_deduct', 'refund'))
+         - (SELECT COALESCE(sum(r.value_usd), 0)
+              FROM agentmarket_private.revenue_reversals r WHERE r.session_id = p_session);
+END
 $$;
 COMMENT ON FUNCTION agentmarket_private.session_revenue(uuid) IS
-    'The value (USD) of the credits a session consumed, less what refunds gave back: its gross revenue.';
+    'The value (USD) of the credits a session consumed, less what refunds of credits gave back and what refunds of their purchase reversed (lifecycle.sql): its gross revenue.';
 
 DO $revoke$
 DECLARE

@@ -345,8 +345,11 @@ BEGIN
     -- per Checkout session.  The credits are a lot worth what was paid.
     -- (A purchase put back to pending by hand is never granted twice.)
     PERFORM agentmarket_private.credit_lock_balance(pur.user_id);
-    INSERT INTO agentmarket_private.purchase_payments (purchase_id, stripe_ref, amount_cents)
-    VALUES (pur.id, s OPERATOR(pg_catalog.->>) 'id', pur.amount_cents)
+    -- A plan's first payment is its first invoice (what its refunds name).
+    INSERT INTO agentmarket_private.purchase_payments (purchase_id, stripe_ref, amount_cents, payment_intent)
+    VALUES (pur.id, CASE pur.kind WHEN 'subscription' THEN COALESCE(s OPERATOR(pg_catalog.->>) 'invoice', s OPERATOR(pg_catalog.->>) 'id')
+                                  ELSE s OPERATOR(pg_catalog.->>) 'id' END,
+            pur.amount_cents, pi)
     ON CONFLICT ON CONSTRAINT purchase_payments_ref_unique DO NOTHING;
     IF NOT FOUND THEN
         state := agentmarket_private.credit_state_of(pur.user_id);
@@ -361,14 +364,24 @@ BEGIN
                      'Plan ' || COALESCE(pur.product, '') || ', first month',
                      COALESCE(s OPERATOR(pg_catalog.->>) 'invoice', sub), s OPERATOR(pg_catalog.->>) 'invoice');
     END IF;
+    UPDATE agentmarket_private.purchase_payments x
+       SET lot_id = (SELECT max(l.id) FROM agentmarket_private.credit_lots l WHERE l.purchase_id OPERATOR(pg_catalog.=) pur.id)
+     WHERE x.purchase_id OPERATOR(pg_catalog.=) pur.id AND x.lot_id IS NULL;
+    IF sub IS NOT NULL THEN
+        INSERT INTO agentmarket_private.subscriptions (stripe_subscription_id, purchase_id, status, current_period_end)
+        VALUES (sub, pur.id, 'active', pg_catalog.now() OPERATOR(pg_catalog.+) interval '1 month')
+        ON CONFLICT (stripe_subscription_id) DO NOTHING;
+    END IF;
     -- A customer made by Checkout becomes the user's, when they have none.
     IF customer LIKE 'cus\_%' THEN
         UPDATE agentmarket.users u SET stripe_customer_id = customer
          WHERE u.id OPERATOR(pg_catalog.=) pur.user_id AND u.stripe_customer_id IS NULL
            AND NOT EXISTS (SELECT FROM agentmarket.users o WHERE o.stripe_customer_id OPERATOR(pg_catalog.=) customer);
     END IF;
+    -- Events that came before this one (a refund, a renewal) wait for these ids.
     RETURN pg_catalog.jsonb_build_object('outcome', 'applied', 'purchase_id', pur.id, 'credits', pur.credits,
-        'credit_type', pur.kind, 'available_credits', state.available_credits);
+        'credit_type', pur.kind, 'available_credits', state.available_credits,
+        'unlocks', pg_catalog.jsonb_build_array(pi, sub, s OPERATOR(pg_catalog.->>) 'invoice'));
 END
 $$;
 COMMENT ON FUNCTION agentmarket_private.webhook_checkout_paid(jsonb) IS
@@ -412,79 +425,12 @@ RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    secret text := agentmarket_private.setting('stripe_webhook_secret');
-    ev jsonb;
-    ev_id text;
-    ev_type text;
-    seen agentmarket_private.processed_webhook_events;
-    r jsonb;
-    unstorable boolean := false;
 BEGIN
-    IF secret IS NULL THEN
-        RAISE EXCEPTION 'stripe webhook secret is not configured' USING ERRCODE = '55000',
-            DETAIL = 'Without the endpoint''s signing secret no event can be verified.',
-            HINT = 'Set it with agentmarket.configure(''stripe_webhook_secret'', ''whsec_...'').';
-    END IF;
-    PERFORM agentmarket.verify_stripe_signature(payload, signature_header, secret,
-        agentmarket_private.setting('webhook_tolerance_seconds')::integer, pg_catalog.now());
-    BEGIN
-        ev := payload::jsonb;
-    EXCEPTION
-        WHEN invalid_text_representation THEN
-            RAISE EXCEPTION 'webhook payload is not JSON' USING ERRCODE = '22023',
-                DETAIL = 'A Stripe event is a JSON object.';
-        WHEN untranslatable_character THEN
-            -- Signed JSON that jsonb cannot hold (\u0000): read with the escape
-            -- neutralised only to learn the event, which is recorded as
-            -- rejected below and answered normally, so Stripe does not retry.
-            unstorable := true;
-            BEGIN
-                ev := pg_catalog.replace(payload, '\u0000', '\ufffd')::jsonb;
-            EXCEPTION WHEN invalid_text_representation OR untranslatable_character THEN
-                RAISE EXCEPTION 'webhook payload cannot be stored' USING ERRCODE = '22023',
-                    DETAIL = 'The event holds text PostgreSQL cannot store (\u0000).';
-            END;
-    END;
-    ev_id := ev OPERATOR(pg_catalog.->>) 'id';
-    ev_type := ev OPERATOR(pg_catalog.->>) 'type';
-    IF pg_catalog.jsonb_typeof(ev) OPERATOR(pg_catalog.<>) 'object' OR ev_id IS NULL
-       OR ev_id !~ '^evt_[A-Za-z0-9_]{1,250}$' OR ev_type IS NULL THEN
-        RAISE EXCEPTION 'webhook payload is not a stripe event' USING ERRCODE = '22023',
-            DETAIL = 'A Stripe event has an id evt_... and a type.';
-    END IF;
-
-    -- Claim the event id.  A concurrent delivery of the same event waits
-    -- here until the first commits (then it is a duplicate) or rolls back.
-    INSERT INTO agentmarket_private.processed_webhook_events (event_id, type, outcome, result)
-    VALUES (ev_id, ev_type, 'ignored', '{}')
-    ON CONFLICT (event_id) DO NOTHING;
-    IF NOT FOUND THEN
-        SELECT * INTO STRICT seen FROM agentmarket_private.processed_webhook_events e
-         WHERE e.event_id OPERATOR(pg_catalog.=) ev_id;
-        RETURN seen.result OPERATOR(pg_catalog.||)
-               pg_catalog.jsonb_build_object('outcome', 'duplicate', 'first_outcome', seen.outcome);
-    END IF;
-
-    r := CASE WHEN unstorable THEN
-            pg_catalog.jsonb_build_object('outcome', 'rejected',
-                'reason', 'the event holds \u0000, which PostgreSQL cannot store')
-        ELSE CASE ev_type
-        WHEN 'checkout.session.completed' THEN agentmarket_private.webhook_checkout_paid(ev)
-        WHEN 'checkout.session.async_payment_succeeded' THEN agentmarket_private.webhook_checkout_paid(ev)
-        WHEN 'checkout.session.expired' THEN agentmarket_private.webhook_checkout_ended(ev, 'expired')
-        WHEN 'checkout.session.async_payment_failed' THEN agentmarket_private.webhook_checkout_ended(ev, 'failed')
-        ELSE pg_catalog.jsonb_build_object('outcome', 'ignored', 'reason', 'event type not handled')
-    END END;
-    r := pg_catalog.jsonb_build_object('event', ev_id, 'type', ev_type) OPERATOR(pg_catalog.||) r;
-    UPDATE agentmarket_private.processed_webhook_events e
-       SET outcome = r OPERATOR(pg_catalog.->>) 'outcome', reason = r OPERATOR(pg_catalog.->>) 'reason',
-           purchase_id = (r OPERATOR(pg_catalog.->>) 'purchase_id')::uuid, result = r
-     WHERE e.event_id OPERATOR(pg_catalog.=) ev_id;
-    RETURN r;
+    -- Verification, dedupe, dispatch and deferral: webhooks.sql.
+    RETURN agentmarket_private.webhook_receive(payload, signature_header, 'account');
 END
 $$;
 COMMENT ON FUNCTION agentmarket.handle_stripe_webhook(text, text) IS
-    'The Stripe webhook endpoint: verifies the Stripe-Signature header (PT401), handles each event id once (a repeat returns {"outcome": "duplicate", "first_outcome": ...}), applies checkout.session.completed/expired/async_payment_*; returns {"event", "type", "outcome": applied|ignored|rejected|duplicate, ...}. 55000 while stripe_webhook_secret is unset.';
+    'The Stripe webhook endpoint of the account: verifies the Stripe-Signature header with stripe_webhook_secret or, during a rotation, stripe_webhook_secret_previous (PT401), handles each event id once (a repeat returns {"outcome": "duplicate", "first_outcome": ...}), applies Checkout, invoice, subscription and refund events (webhooks.sql); returns {"event", "type", "outcome": applied|ignored|rejected|deferred|duplicate, ...}. 55000 while stripe_webhook_secret is unset.';
 REVOKE ALL ON FUNCTION agentmarket.handle_stripe_webhook(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.handle_stripe_webhook(text, text) TO service_role;

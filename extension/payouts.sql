@@ -199,6 +199,8 @@ BEGIN
         END IF;
         PERFORM agentmarket_private.enqueue_account_link(((p_job).payload OPERATOR(pg_catalog.->>) 'user_id')::uuid, acct);
     END IF;
+    -- An account.updated that came before this answer waited for the account.
+    PERFORM agentmarket_private.webhook_apply_deferred(ARRAY[p_result OPERATOR(pg_catalog.->>) 'id']);
 END
 $$;
 COMMENT ON FUNCTION agentmarket_private.finish_connect_account(agentmarket_private.jobs, jsonb) IS
@@ -292,6 +294,10 @@ BEGIN
     END IF;
     FOR c IN SELECT u.id, u.stripe_connect_account_id AS acct FROM agentmarket.users u
               WHERE u.stripe_connect_account_id IS NOT NULL
+                -- Payable accounts only (account.updated, webhooks.sql): the
+                -- others stay owed, with no transfer that would die.
+                AND EXISTS (SELECT FROM agentmarket_private.connect_accounts ca
+                             WHERE ca.account_id OPERATOR(pg_catalog.=) u.stripe_connect_account_id AND ca.payable)
                 AND EXISTS (SELECT FROM agentmarket.creator_earnings e
                              WHERE e.creator_id OPERATOR(pg_catalog.=) u.id AND e.payout_id IS NULL AND NOT e.paid_out
                                AND e.created_at OPERATOR(pg_catalog.<=) cutoff)
@@ -385,6 +391,8 @@ BEGIN
     UPDATE agentmarket.creator_earnings e
        SET paid_out = true, paid_out_at = pg_catalog.now(), stripe_transfer_id = tr
      WHERE e.payout_id OPERATOR(pg_catalog.=) p.id;
+    -- A transfer.reversed that came before this answer waited for the transfer.
+    PERFORM agentmarket_private.webhook_apply_deferred(ARRAY[tr]);
 END
 $$;
 COMMENT ON FUNCTION agentmarket_private.finish_payout_transfer(agentmarket_private.jobs, jsonb) IS

@@ -79,6 +79,9 @@ $$;
 INSERT INTO users (id, email, role, stripe_connect_account_id)
 SELECT ('b0000000-0000-4000-8000-0000000000c' || n)::uuid, 'creator' || n || '@books.example', 'creator', 'acct_books' || n
   FROM generate_series(1, 3) n;
+INSERT INTO agentmarket_private.connect_accounts (account_id, charges_enabled, payouts_enabled, transfers_active,
+                                                  details_submitted, event_created)
+SELECT 'acct_books' || n, true, true, true, true, 1 FROM generate_series(1, 3) n;
 INSERT INTO agents (id, creator_id, slug, name, tagline, description, category, status, pricing_model,
                     credits_per_session, github_repo_url, published_at)
 SELECT ('b0000000-0000-4000-8000-0000000000a' || n)::uuid, ('b0000000-0000-4000-8000-0000000000c' || n)::uuid,

@@ -64,6 +64,14 @@ INSERT INTO agentmarket_private.purchase_payments (purchase_id, stripe_ref, amou
 SELECT id, 'cs_dump', 100 FROM purchases WHERE stripe_checkout_session_id = 'cs_dump';
 INSERT INTO agentmarket_private.creator_clawbacks (creator_id, session_id, earnings_id, gross_usd, creator_amount, reason)
 SELECT creator_id, session_id, id, gross_revenue, creator_amount, 'dump fixture' FROM creator_earnings;
+INSERT INTO agentmarket_private.subscriptions (stripe_subscription_id, purchase_id, status)
+SELECT 'sub_dump', id, 'active' FROM purchases WHERE stripe_checkout_session_id = 'cs_dump';
+INSERT INTO agentmarket_private.connect_accounts (account_id, charges_enabled, payouts_enabled, transfers_active,
+                                                  details_submitted, event_created)
+VALUES ('acct_dump', true, true, true, true, 1);
+INSERT INTO agentmarket_private.credit_debts (user_id, credits) VALUES ('30000000-0000-4000-8000-000000000002', 3);
+INSERT INTO agentmarket_private.revenue_reversals (purchase_id, lot_id, session_id, value_usd)
+SELECT id, 1, '30000000-0000-4000-8000-0000000000f1', 0.01 FROM purchases WHERE stripe_checkout_session_id = 'cs_dump';
 INSERT INTO agentmarket_private.processed_webhook_events (event_id, type, outcome, result)
 VALUES ('evt_dump', 'invoice.paid', 'ignored', '{"outcome": "ignored"}');
 SELECT agentmarket.set_ssh_config('30000000-0000-4000-8000-0000000000d1', 'h.internal', 22, 'agent',

@@ -19,6 +19,10 @@ INSERT INTO users (id, email, role, stripe_connect_account_id) VALUES
   ('70000000-0000-4000-8000-0000000000c1', 'cy@payouts.example', 'creator', 'acct_cy'),
   ('70000000-0000-4000-8000-0000000000d1', 'di@payouts.example', 'creator', NULL),
   ('70000000-0000-4000-8000-0000000000e1', 'user@payouts.example', 'user', NULL);
+-- Both accounts finished onboarding (account.updated said so; webhooks.sql).
+INSERT INTO agentmarket_private.connect_accounts (account_id, charges_enabled, payouts_enabled, transfers_active,
+                                                  details_submitted, event_created)
+VALUES ('acct_ada', true, true, true, true, 1), ('acct_cy', true, true, true, true, 1);
 INSERT INTO agents (id, creator_id, slug, name, tagline, description, category, github_repo_url)
 SELECT ('70000000-0000-4000-8000-0000000001' || s)::uuid, ('70000000-0000-4000-8000-0000000000' || s)::uuid,
        'payout-agent-' || s, 'Agent ' || s, 'tagline', 'description', 'research', 'https://github.com/x/' || s

@@ -764,7 +764,16 @@ class StripeServer(StandinServer):
             a.update(charges_enabled=True, payouts_enabled=True, details_submitted=True)
             a["capabilities"] = {k: "active" for k in a["capabilities"]} or {"transfers": "active"}
             a["requirements"].update(currently_due=[], eventually_due=[], disabled_reason=None)
-            return json_response(200, a)
+            if not body.get("webhook_secret"):
+                return json_response(200, a)
+            # The Connect endpoint's event, as Stripe sends it for a connected account.
+            event = {"id": sid("evt_"), "object": "event", "account": a["id"],
+                     "api_version": STRIPE_API_VERSION, "created": int(time.time()),
+                     "data": {"object": a, "previous_attributes": {"charges_enabled": False,
+                                                                   "payouts_enabled": False}},
+                     "livemode": False, "pending_webhooks": 1,
+                     "request": {"id": None, "idempotency_key": None}, "type": "account.updated"}
+            return json_response(200, dict(self.signed(event, body["webhook_secret"]), account=a))
         if rest == "payment_intents" and req.method == "POST":
             amount = body.get("amount")
             if not isinstance(amount, int) or amount <= 0:
@@ -822,13 +831,17 @@ class StripeServer(StandinServer):
         out = {"session": s, "event": event}
         secret = body.get("webhook_secret")
         if secret:
-            payload = json.dumps(event, separators=(",", ":"))
-            t = int(time.time())
-            sig = hmac.new(secret.encode(), ("%d.%s" % (t, payload)).encode(),
-                           hashlib.sha256).hexdigest()
-            out["payload"] = payload
-            out["stripe_signature"] = "t=%d,v1=%s" % (t, sig)
+            out = dict(self.signed(event, secret), session=s)
         return json_response(200, out)
+
+    @staticmethod
+    def signed(event, secret):
+        """The event as delivered: its payload and the Stripe-Signature header."""
+        payload = json.dumps(event, separators=(",", ":"))
+        t = int(time.time())
+        sig = hmac.new(secret.encode(), ("%d.%s" % (t, payload)).encode(),
+                       hashlib.sha256).hexdigest()
+        return {"event": event, "payload": payload, "stripe_signature": "t=%d,v1=%s" % (t, sig)}
 
 
 def main():

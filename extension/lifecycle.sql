@@ -1,0 +1,509 @@
+-- lifecycle.sql: the Stripe lifecycle after Checkout, applied once, in any order.
+--
+--   invoice.paid                   a renewal: the subscription pot is refreshed
+--                                  with a lot worth the invoice (what was left
+--                                  expires); the first period is Checkout's
+--   invoice.payment_failed         the subscription is past due, no refresh
+--   customer.subscription.*        status, cancellation at period end; deleted:
+--                                  what is left of the plan's credits expires
+--   charge.refunded                the payment's unspent credits are taken back
+--                                  up to the refunded share; the rest is
+--                                  recovered (revenue reversed, then the user's
+--                                  other credits, then a debt)
+--   account.updated (Connect)      whether a creator can be paid
+--   transfer.reversed              the payout's earnings are owed again
+--
+-- An event whose referent is not known yet (a refund before the purchase's
+-- completion) is kept as deferred and applied when the referent arrives.
+
+INSERT INTO agentmarket_private.setting_definitions
+    (key, kind, default_value, min_value, max_value, pattern, description) VALUES
+  ('stripe_webhook_secret_previous', 'secret', NULL, NULL, NULL, '^whsec_[A-Za-z0-9]+$',
+   'The account endpoint''s previous signing secret, still accepted while a rotation is under way (unset it after).'),
+  ('stripe_connect_webhook_secret_previous', 'secret', NULL, NULL, NULL, '^whsec_[A-Za-z0-9]+$',
+   'The Connect endpoint''s previous signing secret, still accepted while a rotation is under way.'),
+  ('webhook_event_retention_days', 'integer', '30', 7, 3650, NULL,
+   'Handled webhook events older than this are removed by agentmarket.prune_webhook_events() (deferred ones are kept); Stripe retries an event for 3 days.');
+
+ALTER TABLE agentmarket_private.processed_webhook_events
+  DROP CONSTRAINT processed_webhook_events_outcome_check,
+  ADD CONSTRAINT processed_webhook_events_outcome_check
+    CHECK (outcome IN ('applied', 'ignored', 'rejected', 'deferred')),
+  ADD COLUMN endpoint TEXT NOT NULL DEFAULT 'account'
+    CONSTRAINT processed_webhook_events_endpoint_check CHECK (endpoint IN ('account', 'connect')),
+  ADD COLUMN payload JSONB,
+  ADD COLUMN waits_for TEXT,
+  ADD CONSTRAINT processed_webhook_events_deferred_check
+    CHECK ((outcome = 'deferred') = (payload IS NOT NULL AND waits_for IS NOT NULL));
+COMMENT ON COLUMN agentmarket_private.processed_webhook_events.waits_for IS
+    'A deferred event''s referent (a payment intent, subscription, invoice, charge, account or transfer id): the event is applied when it becomes known.';
+CREATE INDEX processed_webhook_events_waiting ON agentmarket_private.processed_webhook_events (waits_for)
+    WHERE outcome = 'deferred';
+CREATE INDEX processed_webhook_events_received ON agentmarket_private.processed_webhook_events (received_at);
+
+-- A plan's state at Stripe.
+CREATE TABLE agentmarket_private.subscriptions (
+  stripe_subscription_id TEXT PRIMARY KEY CONSTRAINT subscriptions_id_format CHECK (stripe_subscription_id ~ '^sub_'),
+  purchase_id UUID NOT NULL REFERENCES agentmarket.purchases(id),
+  status TEXT NOT NULL,
+  cancel_at_period_end BOOLEAN NOT NULL DEFAULT false,
+  current_period_end TIMESTAMPTZ,
+  event_created BIGINT NOT NULL DEFAULT 0, -- the newest event applied: older ones change nothing
+  updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE agentmarket_private.subscriptions IS
+    'The state of each plan bought through Checkout, as the newest Stripe event says: status (active, past_due, canceled, ...), cancellation at period end.';
+REVOKE ALL ON TABLE agentmarket_private.subscriptions FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('agentmarket_private.subscriptions', '');
+
+-- Whether a creator's connected account can be paid.
+CREATE TABLE agentmarket_private.connect_accounts (
+  account_id TEXT PRIMARY KEY CONSTRAINT connect_accounts_id_format CHECK (account_id ~ '^acct_'),
+  charges_enabled BOOLEAN NOT NULL,
+  payouts_enabled BOOLEAN NOT NULL,
+  transfers_active BOOLEAN NOT NULL,
+  details_submitted BOOLEAN NOT NULL,
+  disabled_reason TEXT,
+  payable BOOLEAN GENERATED ALWAYS AS (charges_enabled AND payouts_enabled AND transfers_active) STORED,
+  event_created BIGINT NOT NULL,
+  updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE agentmarket_private.connect_accounts IS
+    'Readiness of each connected account as its newest account.updated says; payable = charges and payouts enabled and the transfers capability active.';
+REVOKE ALL ON TABLE agentmarket_private.connect_accounts FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('agentmarket_private.connect_accounts', '');
+
+-- What a user owes after a refund took back credits they had spent.
+CREATE TABLE agentmarket_private.credit_debts (
+  user_id UUID PRIMARY KEY REFERENCES agentmarket.users(id),
+  credits INTEGER NOT NULL CONSTRAINT credit_debts_credits_check CHECK (credits >= 0),
+  updated_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE agentmarket_private.credit_debts IS
+    'Credits a user owes because a refund or a lost dispute took back credits already spent; settled first from every later grant.';
+REVOKE ALL ON TABLE agentmarket_private.credit_debts FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('agentmarket_private.credit_debts', '');
+
+-- Revenue taken back because the credits that produced it were refunded.
+CREATE TABLE agentmarket_private.revenue_reversals (
+  id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  purchase_id UUID NOT NULL REFERENCES agentmarket.purchases(id),
+  lot_id BIGINT NOT NULL,
+  session_id UUID REFERENCES agentmarket.sessions(id), -- NULL: revenue of the platform alone
+  value_usd NUMERIC(14,4) NOT NULL,
+  created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE agentmarket_private.revenue_reversals IS
+    'Value of spent credits that a refund took back from the revenue they produced: a session''s (its earnings are reduced or clawed back) or the platform''s.';
+CREATE INDEX revenue_reversals_session ON agentmarket_private.revenue_reversals (session_id) WHERE session_id IS NOT NULL;
+CREATE INDEX revenue_reversals_purchase ON agentmarket_private.revenue_reversals (purchase_id);
+REVOKE ALL ON TABLE agentmarket_private.revenue_reversals FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('agentmarket_private.revenue_reversals', '');
+SELECT pg_catalog.pg_extension_config_dump('agentmarket_private.revenue_reversals_id_seq', '');
+
+-- A payment knows its lot, its Stripe payment ids and what was refunded.
+ALTER TABLE agentmarket_private.purchase_payments
+  ADD COLUMN lot_id BIGINT,
+  ADD COLUMN payment_intent TEXT,
+  ADD COLUMN charge TEXT,
+  ADD COLUMN refunded_cents BIGINT NOT NULL DEFAULT 0,
+  ADD CONSTRAINT purchase_payments_refunded_check CHECK (refunded_cents BETWEEN 0 AND amount_cents);
+CREATE INDEX purchase_payments_payment_intent ON agentmarket_private.purchase_payments (payment_intent)
+    WHERE payment_intent IS NOT NULL;
+CREATE INDEX purchase_payments_charge ON agentmarket_private.purchase_payments (charge) WHERE charge IS NOT NULL;
+
+-- A reversed transfer: the payout's earnings are owed again.
+ALTER TABLE agentmarket.payouts
+  DROP CONSTRAINT payouts_status_check,
+  ADD CONSTRAINT payouts_status_check CHECK (status IN ('pending', 'paid', 'failed', 'reversed')),
+  DROP CONSTRAINT payouts_paid_consistent,
+  ADD CONSTRAINT payouts_paid_consistent
+    CHECK ((status IN ('paid', 'reversed')) = (paid_at IS NOT NULL AND stripe_transfer_id IS NOT NULL)),
+  ADD COLUMN reversed_at TIMESTAMPTZ,
+  ADD CONSTRAINT payouts_reversed_consistent CHECK ((status = 'reversed') = (reversed_at IS NOT NULL));
+
+COMMENT ON CONSTRAINT credit_transactions_type_check ON agentmarket.credit_transactions IS
+    'type IN (subscription_refresh, subscription_expiry, topup_purchase, free_trial, session_deduct, refund, purchase_refund, refund_recovery, dispute_freeze, dispute_release, dispute_lost), credit_type IN (subscription, topup), with the sign and pot each type allows (see credit_transaction_shape_ok).';
+
+------------------------------------------------------------------------------
+-- Taking credits back
+------------------------------------------------------------------------------
+
+-- Settle a user's debt from their available credits; the caller has locked the balance row.
+CREATE FUNCTION agentmarket_private.credit_settle_debt(p_user uuid)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    owed integer;
+    k integer;
+BEGIN
+    SELECT d.credits INTO owed FROM agentmarket_private.credit_debts d
+     WHERE d.user_id OPERATOR(pg_catalog.=) p_user AND d.credits OPERATOR(pg_catalog.>) 0 FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    SELECT LEAST(owed, b.subscription_credits + b.topup_credits - b.held_credits) INTO k
+      FROM agentmarket.credit_balances b WHERE b.user_id = p_user;
+    IF k > 0 THEN
+        PERFORM agentmarket_private.credit_lot_take_as(p_user, k, 'refund_recovery', 'Debt settled');
+        UPDATE agentmarket_private.credit_debts d SET credits = d.credits - k, updated_at = now()
+         WHERE d.user_id = p_user;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.credit_settle_debt(uuid) IS
+    'Takes what a user owes (credit_debts) from their available credits in burn order (refund_recovery rows); the caller has locked the balance row.';
+
+-- Take p_amount credits in burn order as rows of p_type (no session): what
+-- credit_lot_take does for spending, for recoveries.
+CREATE FUNCTION agentmarket_private.credit_lot_take_as(p_user uuid, p_amount integer, p_type text, p_description text)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    l record;
+    left_to_take integer := p_amount;
+    k integer;
+    v numeric;
+    from_subscription integer := 0;
+BEGIN
+    PERFORM agentmarket_private.credit_lot_flush(p_user);
+    FOR l IN SELECT x.id, x.credit_type, x.remaining, x.remaining_value_usd
+               FROM agentmarket_private.credit_lots x
+              WHERE x.user_id = p_user AND NOT x.depleted
+              ORDER BY x.credit_type = 'topup', x.expires_at ASC NULLS LAST, x.id
+    LOOP
+        EXIT WHEN left_to_take = 0;
+        k := LEAST(l.remaining, left_to_take);
+        v := agentmarket_private.credit_share(l.remaining_value_usd, k, l.remaining);
+        UPDATE agentmarket_private.credit_lots x
+           SET remaining = x.remaining - k, remaining_value_usd = x.remaining_value_usd - v,
+               depleted = x.remaining = k
+         WHERE x.id = l.id;
+        INSERT INTO agentmarket.credit_transactions (user_id, type, amount, credit_type, description, lot_id, value_usd)
+        VALUES (p_user, p_type, -k, l.credit_type, p_description, l.id, -v);
+        IF l.credit_type = 'subscription' THEN
+            from_subscription := from_subscription + k;
+        END IF;
+        left_to_take := left_to_take - k;
+    END LOOP;
+    UPDATE agentmarket.credit_balances cb
+       SET subscription_credits = cb.subscription_credits - from_subscription,
+           topup_credits = cb.topup_credits - (p_amount - left_to_take - from_subscription)
+     WHERE cb.user_id = p_user;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.credit_lot_take_as(uuid, integer, text, text) IS
+    'Takes up to p_amount credits from the user''s lots in burn order as rows of p_type (recoveries, no session); the caller has locked the balance row and checked availability.';
+
+-- Reverse p_value of the revenue that a lot's spent credits produced: sessions
+-- that consumed the lot, newest first (unpaid earnings reduced, paid ones
+-- clawed back), then the platform.
+CREATE FUNCTION agentmarket_private.revenue_reverse(p_purchase uuid, p_lot bigint, p_value numeric)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s record;
+    left_value numeric := p_value;
+    x numeric;
+    e agentmarket.creator_earnings;
+    net numeric;
+    clawed_gross numeric;
+    clawed_creator numeric;
+    split record;
+BEGIN
+    FOR s IN SELECT t.session_id, -sum(t.value_usd) AS value
+               FROM agentmarket.credit_transactions t
+              WHERE t.lot_id = p_lot AND t.session_id IS NOT NULL AND t.type IN ('session_deduct', 'refund')
+              GROUP BY t.session_id
+              ORDER BY max(t.created_at) DESC, t.session_id
+    LOOP
+        EXIT WHEN left_value <= 0;
+        x := LEAST(left_value, s.value - COALESCE((SELECT sum(r.value_usd) FROM agentmarket_private.revenue_reversals r
+                                                   WHERE r.lot_id = p_lot AND r.session_id = s.session_id), 0));
+        CONTINUE WHEN x <= 0;
+        INSERT INTO agentmarket_private.revenue_reversals (purchase_id, lot_id, session_id, value_usd)
+        VALUES (p_purchase, p_lot, s.session_id, x);
+        left_value := left_value - x;
+        SELECT * INTO e FROM agentmarket.creator_earnings ce WHERE ce.session_id = s.session_id FOR UPDATE;
+        CONTINUE WHEN NOT FOUND;    -- not ended yet: end_session splits the net revenue
+        -- The session's revenue now, and the split it would have.
+        net := agentmarket_private.session_revenue(s.session_id);
+        SELECT COALESCE(sum(k.gross_usd), 0), COALESCE(sum(k.creator_amount), 0) INTO clawed_gross, clawed_creator
+          FROM agentmarket_private.creator_clawbacks k WHERE k.session_id = s.session_id;
+        SELECT * INTO split FROM agentmarket.split_revenue(GREATEST(net, 0), e.compute_cost, e.creator_rate);
+        IF NOT e.paid_out AND e.payout_id IS NULL THEN
+            UPDATE agentmarket.creator_earnings ce
+               SET gross_revenue = split.gross_revenue, creator_amount = split.creator_amount,
+                   platform_amount = split.platform_amount
+             WHERE ce.id = e.id;
+        ELSE
+            INSERT INTO agentmarket_private.creator_clawbacks
+                (creator_id, session_id, earnings_id, gross_usd, creator_amount, reason)
+            VALUES (e.creator_id, e.session_id, e.id, e.gross_revenue - clawed_gross - split.gross_revenue,
+                    GREATEST(e.creator_amount - clawed_creator - split.creator_amount, 0), 'purchase refunded');
+        END IF;
+    END LOOP;
+    IF left_value <> 0 THEN
+        INSERT INTO agentmarket_private.revenue_reversals (purchase_id, lot_id, session_id, value_usd)
+        VALUES (p_purchase, p_lot, NULL, left_value);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.revenue_reverse(uuid, bigint, numeric) IS
+    'Takes p_value of revenue back from what a lot''s spent credits produced: the sessions that consumed it, newest first (unpaid earnings re-split, paid ones clawed back from the next payout), the rest from the platform.';
+
+-- A payment refunded (or a dispute lost) up to p_refunded_cents in all:
+-- unspent credits of its lot back up to the refunded share, the rest recovered.
+CREATE FUNCTION agentmarket_private.payment_take_back(
+    p_payment agentmarket_private.purchase_payments, p_refunded_cents bigint, p_type text)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    pur agentmarket.purchases;
+    l agentmarket_private.credit_lots;
+    delta bigint := p_refunded_cents - p_payment.refunded_cents;
+    credits_back integer;
+    value_back numeric;
+    k integer;
+    v numeric;
+    available integer;
+    spent integer;
+    other integer;
+BEGIN
+    IF delta <= 0 THEN
+        RETURN pg_catalog.jsonb_build_object('outcome', 'ignored', 'purchase_id', p_payment.purchase_id,
+            'reason', 'already taken back');
+    END IF;
+    SELECT * INTO STRICT pur FROM agentmarket.purchases x WHERE x.id = p_payment.purchase_id FOR UPDATE;
+    PERFORM agentmarket_private.credit_lock_balance(pur.user_id);
+    PERFORM agentmarket_private.credit_lot_flush(pur.user_id);
+    SELECT * INTO STRICT l FROM agentmarket_private.credit_lots x WHERE x.id = p_payment.lot_id;
+    -- The refunded share of the lot's credits (cumulative, rounded down) and its value.
+    credits_back := (l.credits::bigint * p_refunded_cents / p_payment.amount_cents)
+                    - (l.credits::bigint * p_payment.refunded_cents / p_payment.amount_cents);
+    value_back := (delta / 100.0)::numeric(14,4);
+    SELECT b.subscription_credits + b.topup_credits - b.held_credits INTO available
+      FROM agentmarket.credit_balances b WHERE b.user_id = pur.user_id;
+    k := LEAST(l.remaining, credits_back, GREATEST(available, 0));
+    v := CASE WHEN k = l.remaining THEN l.remaining_value_usd
+              ELSE LEAST(agentmarket_private.credit_share(l.remaining_value_usd, k, l.remaining), value_back) END;
+    IF k > 0 THEN
+        UPDATE agentmarket_private.credit_lots x
+           SET remaining = x.remaining - k, remaining_value_usd = x.remaining_value_usd - v, depleted = x.remaining = k
+         WHERE x.id = l.id;
+        INSERT INTO agentmarket.credit_transactions
+            (user_id, type, amount, credit_type, description, stripe_payment_id, lot_id, value_usd)
+        VALUES (pur.user_id, p_type, -k, l.credit_type,
+                CASE p_type WHEN 'dispute_lost' THEN 'Dispute lost' ELSE 'Refunded' END,
+                COALESCE(p_payment.charge, p_payment.payment_intent), l.id, -v);
+        UPDATE agentmarket.credit_balances cb
+           SET subscription_credits = cb.subscription_credits - CASE l.credit_type WHEN 'subscription' THEN k ELSE 0 END,
+               topup_credits = cb.topup_credits - CASE l.credit_type WHEN 'topup' THEN k ELSE 0 END
+         WHERE cb.user_id = pur.user_id;
+    END IF;
+    -- What the unspent credits do not cover was spent: its revenue is reversed.
+    IF value_back - v <> 0 THEN
+        PERFORM agentmarket_private.revenue_reverse(pur.id, l.id, value_back - v);
+    END IF;
+    -- The user pays the spent credits back from their other credits, or owes them.
+    spent := credits_back - k;
+    IF spent > 0 THEN
+        other := LEAST(spent, GREATEST(available - k, 0));
+        IF other > 0 THEN
+            PERFORM agentmarket_private.credit_lot_take_as(pur.user_id, other, 'refund_recovery',
+                                                           'Refunded credits already spent');
+        END IF;
+        IF spent - other > 0 THEN
+            INSERT INTO agentmarket_private.credit_debts AS d (user_id, credits) VALUES (pur.user_id, spent - other)
+            ON CONFLICT (user_id) DO UPDATE SET credits = d.credits + EXCLUDED.credits, updated_at = now();
+        END IF;
+    END IF;
+    UPDATE agentmarket_private.purchase_payments x SET refunded_cents = p_refunded_cents WHERE x.id = p_payment.id;
+    IF pur.kind = 'topup' THEN
+        UPDATE agentmarket.purchases x
+           SET refunded_cents = LEAST(x.amount_cents, x.refunded_cents + delta),
+               status = CASE WHEN x.refunded_cents + delta >= x.amount_cents THEN 'refunded' ELSE x.status END,
+               refunded_at = CASE WHEN x.refunded_cents + delta >= x.amount_cents THEN now() ELSE x.refunded_at END
+         WHERE x.id = pur.id;
+    END IF;
+    RETURN pg_catalog.jsonb_build_object('outcome', 'applied', 'purchase_id', pur.id, 'refunded_cents', delta,
+        'credits_taken_back', k, 'value_taken_back', v, 'revenue_reversed', value_back - v,
+        'credits_recovered', COALESCE(other, 0), 'debt', GREATEST(COALESCE(spent - other, 0), 0));
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.payment_take_back(agentmarket_private.purchase_payments, bigint, text) IS
+    'Applies a refund (or lost dispute) of a payment up to p_refunded_cents in all: the lot''s unspent credits back up to the refunded share, the value not covered reversed from the revenue the spent credits produced, the spent credits recovered from the user''s other credits or left as a debt.';
+
+------------------------------------------------------------------------------
+-- Event handlers
+------------------------------------------------------------------------------
+
+-- The payment a charge (or dispute) is about; NULL when not known yet.
+CREATE FUNCTION agentmarket_private.webhook_payment(p_charge text, p_payment_intent text, p_invoice text)
+RETURNS agentmarket_private.purchase_payments
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT p.* FROM agentmarket_private.purchase_payments p
+     WHERE p.charge = p_charge OR p.payment_intent = p_payment_intent OR p.stripe_ref = p_invoice
+     ORDER BY p.id LIMIT 1
+$$;
+COMMENT ON FUNCTION agentmarket_private.webhook_payment(text, text, text) IS
+    'The payment received for a purchase that a charge, payment intent or invoice names.';
+
+-- invoice.paid: a renewal refreshes the plan's credits, once per invoice.
+CREATE FUNCTION agentmarket_private.webhook_invoice_paid(p_event jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    inv jsonb := p_event #> '{data,object}';
+    sub text := inv ->> 'subscription';
+    pur agentmarket.purchases;
+    b agentmarket.credit_balances;
+    pay_id bigint;
+    lot bigint;
+    period_end timestamptz;
+    paid bigint := COALESCE((inv ->> 'amount_paid')::bigint, 0);
+BEGIN
+    IF sub IS NULL THEN
+        RETURN pg_catalog.jsonb_build_object('outcome', 'ignored', 'reason', 'not a subscription invoice');
+    END IF;
+    IF inv ->> 'billing_reason' = 'subscription_create' THEN
+        RETURN pg_catalog.jsonb_build_object('outcome', 'ignored',
+            'reason', 'the first period is granted by checkout.session.completed');
+    END IF;
+    SELECT * INTO pur FROM agentmarket.purchases x
+     WHERE x.stripe_subscription_id = sub AND x.status = 'paid' ORDER BY x.created_at LIMIT 1 FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN pg_catalog.jsonb_build_object('outcome', 'deferred', 'waits_for', sub,
+            'reason', 'the subscription''s purchase is not paid yet');
+    END IF;
+    IF inv ->> 'currency' IS DISTINCT FROM pur.currency THEN
+        RETURN pg_catalog.jsonb_build_object('outcome', 'rejected', 'purchase_id', pur.id,
+            'reason', pg_catalog.format('paid in %s, the plan is in %s', inv ->> 'currency', pur.currency));
+    END IF;
+    INSERT INTO agentmarket_private.purchase_payments (purchase_id, stripe_ref, amount_cents, payment_intent, charge)
+    VALUES (pur.id, inv ->> 'id', paid, inv ->> 'payment_intent', inv ->> 'charge')
+    ON CONFLICT ON CONSTRAINT purchase_payments_ref_unique DO NOTHING
+    RETURNING id INTO pay_id;
+    IF pay_id IS NULL THEN
+        RETURN pg_catalog.jsonb_build_object('outcome', 'ignored', 'purchase_id', pur.id,
+            'reason', 'this invoice was already applied');
+    END IF;
+    period_end := pg_catalog.to_timestamp(COALESCE((inv #>> '{lines,data,0,period,end}')::double precision,
+                                                   pg_catalog.date_part('epoch', now() + interval '1 month')));
+    -- What is left of the old period expires (except what backs active holds).
+    b := agentmarket_private.credit_lock_balance(pur.user_id);
+    PERFORM agentmarket_private.credit_lot_expire(pur.user_id,
+        LEAST(b.subscription_credits, GREATEST(b.held_credits - b.topup_credits, 0)),
+        'Unused plan credits expired at renewal');
+    PERFORM agentmarket_private.credit_lot_grant(pur.user_id, 'subscription', pur.credits, 'subscription_refresh',
+        (paid / 100.0)::numeric(14,4), pur.id, period_end, 'Plan ' || COALESCE(pur.product, '') || ', renewal',
+        COALESCE(inv ->> 'charge', inv ->> 'id'), inv ->> 'id');
+    SELECT x.id INTO lot FROM agentmarket_private.credit_lots x WHERE x.stripe_invoice_id = inv ->> 'id';
+    UPDATE agentmarket_private.purchase_payments x SET lot_id = lot WHERE x.id = pay_id;
+    INSERT INTO agentmarket_private.subscriptions AS s (stripe_subscription_id, purchase_id, status, current_period_end)
+    VALUES (sub, pur.id, 'active', period_end)
+    ON CONFLICT (stripe_subscription_id) DO UPDATE SET status = 'active', current_period_end = EXCLUDED.current_period_end,
+        updated_at = now();
+    RETURN pg_catalog.jsonb_build_object('outcome', 'applied', 'purchase_id', pur.id, 'credits', pur.credits,
+        'value_usd', (paid / 100.0)::numeric(14,4), 'unlocks', pg_catalog.jsonb_build_array(inv ->> 'id', inv ->> 'charge', inv ->> 'payment_intent'));
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.webhook_invoice_paid(jsonb) IS
+    'invoice.paid: a renewal (not the first period, which Checkout grants) expires what is left of the plan''s credits and grants a lot worth the invoice, once per invoice; deferred until the plan''s purchase is paid.';
+
+-- invoice.payment_failed and customer.subscription.*: the plan's state.
+CREATE FUNCTION agentmarket_private.webhook_subscription_state(p_event jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    o jsonb := p_event #> '{data,object}';
+    ev_type text := p_event ->> 'type';
+    created bigint := COALESCE((p_event ->> 'created')::bigint, 0);
+    sub text := CASE WHEN o ->> 'object' = 'invoice' THEN o ->> 'subscription' ELSE o ->> 'id' END;
+    pur agentmarket.purchases;
+    s agentmarket_private.subscriptions;
+    new_status text;
+    b agentmarket.credit_balances;
+BEGIN
+    IF sub IS NULL THEN
+        RETURN pg_catalog.jsonb_build_object('outcome', 'ignored', 'reason', 'not about a subscription');
+    END IF;
+    SELECT * INTO pur FROM agentmarket.purchases x
+     WHERE x.stripe_subscription_id = sub ORDER BY x.created_at LIMIT 1 FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN pg_catalog.jsonb_build_object('outcome', 'deferred', 'waits_for', sub,
+            'reason', 'the subscription''s purchase is not known yet');
+    END IF;
+    new_status := CASE ev_type WHEN 'invoice.payment_failed' THEN 'past_due'
+                               WHEN 'customer.subscription.deleted' THEN 'canceled'
+                               ELSE COALESCE(o ->> 'status', 'active') END;
+    SELECT * INTO s FROM agentmarket_private.subscriptions x WHERE x.stripe_subscription_id = sub FOR UPDATE;
+    IF FOUND AND s.event_created > created AND ev_type <> 'customer.subscription.deleted' THEN
+        RETURN pg_catalog.jsonb_build_object('outcome', 'ignored', 'purchase_id', pur.id,
+            'reason', 'a newer event already set the subscription''s state');
+    END IF;
+    INSERT INTO agentmarket_private.subscriptions AS x
+        (stripe_subscription_id, purchase_id, status, cancel_at_period_end, current_period_end, event_created)
+    VALUES (sub, pur.id, new_status, COALESCE((o ->> 'cancel_at_period_end')::boolean, false),
+            pg_catalog.to_timestamp((o ->> 'current_period_end')::double precision), created)
+    ON CONFLICT (stripe_subscription_id) DO UPDATE
+       SET status = CASE WHEN x.status = 'canceled' THEN 'canceled' ELSE EXCLUDED.status END,
+           cancel_at_period_end = CASE WHEN o ->> 'object' = 'subscription' THEN EXCLUDED.cancel_at_period_end
+                                       ELSE x.cancel_at_period_end END,
+           current_period_end = COALESCE(EXCLUDED.current_period_end, x.current_period_end),
+           event_created = GREATEST(x.event_created, EXCLUDED.event_created), updated_at = now();
+    IF ev_type = 'customer.subscription.deleted' THEN
+        -- The plan ended: what is left of its credits expires (except what backs holds).
+        b := agentmarket_private.credit_lock_balance(pur.user_id);
+        PERFORM agentmarket_private.credit_lot_expire(pur.user_id,
+            LEAST(b.subscription_credits, GREATEST(b.held_credits - b.topup_credits, 0)),
+            'Plan canceled: unused credits expired');
+    END IF;
+    RETURN pg_catalog.jsonb_build_object('outcome', 'applied', 'purchase_id', pur.id, 'status', new_status);
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.webhook_subscription_state(jsonb) IS
+    'invoice.payment_failed (past due, no refresh), customer.subscription.updated (status, cancel at period end) and .deleted (canceled; what is left of the plan''s credits expires); an older event never overwrites a newer state.';
+
+-- charge.refunded: take back what the refund covers.
+CREATE FUNCTION agentmarket_private.webhook_charge_refunded(p_event jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ch jsonb := p_event #> '{data,object}';
+    pay agentmarket_private.purchase_payments;
+BEGIN
+    pay := agentmarket_private.webhook_payment(ch ->> 'id', ch ->> 'payment_intent', ch ->> 'invoice');
+    IF pay.id IS NULL OR pay.lot_id IS NULL THEN
+        RETURN pg_catalog.jsonb_build_object('outcome', 'deferred',
+            'waits_for', COALESCE(ch ->> 'payment_intent', ch ->> 'invoice', ch ->> 'id'),
+            'reason', 'the charge''s payment is not known yet');
+    END IF;
+    SELECT * INTO STRICT pay FROM agentmarket_private.purchase_payments x WHERE x.id = pay.id FOR UPDATE;
+    IF ch ->> 'currency' IS DISTINCT FROM (SELECT p.currency FROM agentmarket.purchases p WHERE p.id = pay.purchase_id) THEN
+        RETURN pg_catalog.jsonb_build_object('outcome', 'rejected', 'purchase_id', pay.purchase_id,
+            'reason', 'the refund''s currency is not the purchase''s');
+    END IF;
+    UPDATE agentmarket_private.purchase_payments x SET charge = COALESCE(x.charge, ch ->> 'id') WHERE x.id = pay.id;
+    RETURN agentmarket_private.payment_take_back(pay,
+        LEAST(COALESCE((ch ->> 'amount_refunded')::bigint, 0), pay.amount_cents), 'purchase_refund');
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.webhook_charge_refunded(jsonb) IS
+    'charge.refunded (full or partial; amount_refunded is cumulative, so any order applies each cent once): takes back the payment''s credits up to the refunded share (payment_take_back); deferred until the payment is known.';

@@ -39,7 +39,10 @@ INSERT INTO agentmarket_private.setting_definitions
    'pg_cron schedule of job agentmarket.prune_jobs (agentmarket_private.prune_jobs()); off: not scheduled.'),
   ('schedule_prune_credit_idempotency', 'text', '23 4 * * *', NULL, NULL,
    '^(off|[0-9*/,-]+( [0-9*/,-]+){4})$',
-   'pg_cron schedule of job agentmarket.prune_credit_idempotency (agentmarket.prune_credit_idempotency()); off: not scheduled.');
+   'pg_cron schedule of job agentmarket.prune_credit_idempotency (agentmarket.prune_credit_idempotency()); off: not scheduled.'),
+  ('schedule_prune_webhook_events', 'text', '29 4 * * *', NULL, NULL,
+   '^(off|[0-9*/,-]+( [0-9*/,-]+){4})$',
+   'pg_cron schedule of job agentmarket.prune_webhook_events (agentmarket.prune_webhook_events()); off: not scheduled.');
 
 -- The one list of periodic tasks: job name, current cadence, command.
 CREATE FUNCTION agentmarket.scheduled_jobs()
@@ -58,7 +61,8 @@ AS $$
         ('apply_due_price_changes', 'SELECT agentmarket.apply_due_price_changes()'),
         ('run_payouts', 'SELECT agentmarket.run_payouts()'),
         ('prune_jobs', 'SELECT agentmarket_private.prune_jobs()'),
-        ('prune_credit_idempotency', 'SELECT agentmarket.prune_credit_idempotency()')
+        ('prune_credit_idempotency', 'SELECT agentmarket.prune_credit_idempotency()'),
+        ('prune_webhook_events', 'SELECT agentmarket.prune_webhook_events()')
       ) AS t(task, command)
      ORDER BY 1
 $$;

@@ -6,18 +6,19 @@
 SELECT subscription_credits, topup_credits, held_credits
   FROM agentmarket.credit_balances WHERE user_id = :linus;
 
-\echo 'He buys a top-up pack of 500 credits (Stripe payment pi_demo_1; the key makes a webhook retry harmless):'
-SELECT * FROM agentmarket.grant_credits(:linus, 500, 'topup', 'topup_purchase', 'Top-up pack M',
-                                        'demo-topup-1', 'pi_demo_1');
-\echo '... the webhook is delivered twice; the same key returns the first outcome and adds nothing:'
-SELECT * FROM agentmarket.grant_credits(:linus, 500, 'topup', 'topup_purchase', 'Top-up pack M',
-                                        'demo-topup-1', 'pi_demo_1');
+\echo 'Support grants him 80 top-up credits by hand (no Stripe purchase behind them, so a promotional lot:'
+\echo 'worth promotional_credit_value_usd each, 0 by default; the key makes a retry harmless):'
+SELECT * FROM agentmarket.grant_credits(:linus, 80, 'topup', 'topup_purchase', 'Goodwill credits from support',
+                                        'demo-topup-1');
+\echo '... the call is retried; the same key returns the first outcome and adds nothing:'
+SELECT * FROM agentmarket.grant_credits(:linus, 80, 'topup', 'topup_purchase', 'Goodwill credits from support',
+                                        'demo-topup-1');
 
 \echo 'A 130-credit session: subscription credits go first (100), the rest comes from top-up (30):'
 SELECT * FROM agentmarket.deduct_credits(:linus, 130, NULL, 'demo-session-1', 'Inbox Zero session');
 
-\echo 'Metered work: a hold of 60 credits, then captured for 45 (the other 15 are released):'
-SELECT agentmarket.reserve_credits(:linus, 60, NULL, interval '30 minutes', 'demo-hold-1', 'Paper Scout digest') AS hold \gset
+\echo 'Metered work: a hold of 50 credits, then captured for 45 (the other 5 are released):'
+SELECT agentmarket.reserve_credits(:linus, 50, NULL, interval '30 minutes', 'demo-hold-1', 'Paper Scout digest') AS hold \gset
 SELECT subscription_credits, topup_credits, held_credits, available_credits
   FROM agentmarket_private.credit_state_of(:linus);
 SELECT * FROM agentmarket.capture_hold(:'hold', 45);

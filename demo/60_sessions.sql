@@ -7,6 +7,12 @@ SELECT id AS instance, status FROM agentmarket.agent_instances
  WHERE user_id = :linus AND agent_id = :inbox \gset
 \echo 'Linus''s Inbox Zero instance is' :'status'
 
+\echo 'Linus''s credit lots in burn order, each knowing what its credits are worth (the free trial is a gift: 0 USD):'
+SELECT credit_type AS pot, grant_type, remaining, credits, value_usd,
+       CASE WHEN credits > 0 THEN round(value_usd / credits, 6) END AS usd_per_credit
+  FROM agentmarket_private.credit_lots_now
+ WHERE user_id = :linus AND remaining > 0
+ ORDER BY credit_type = 'topup', expires_at NULLS LAST, created_at, id;
 \echo 'Linus (authenticated) opens a Telegram session: Inbox Zero costs 25 credits per session.'
 SELECT set_config('request.jwt.claims', json_build_object('sub', :linus)::text, false) \g /dev/null
 SET role authenticated;
@@ -38,7 +44,9 @@ SELECT ended_at IS NOT NULL AS ended, compute_seconds, total_input_tokens, total
 RESET role;
 
 \echo
-\echo 'Ada''s earnings for it: (0.25 - 0.000222) x 0.85 = 0.2123113, rounded down to 0.2123; the platform keeps the rest.'
+\echo 'The session''s gross revenue is the value of the credits it consumed: the last 5 goodwill credits (worth 0)'
+\echo 'and 20 bought ones (10.00 USD / 1,100 each, pro rata 0.1818). Ada earns (gross - compute cost) x 0.85,'
+\echo 'rounded down to 4 decimals; the platform keeps the rest, and a creator is never paid more than users paid:'
 SELECT gross_revenue, compute_cost, creator_amount, platform_amount, creator_rate,
        creator_amount + platform_amount = gross_revenue AS adds_up
   FROM agentmarket.creator_earnings WHERE session_id = :'session';

@@ -215,6 +215,6 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION agentmarket.end_idle_sessions(integer) IS
-    'Periodic sweep (every minute; not yet in scheduled_jobs()): ends (with settlement, as end_session) at most max_sessions open sessions with no message for session_idle_minutes, and per_session sessions older than session_max_minutes; returns how many. Sessions another transaction holds are skipped.';
+    'For pg_cron (scheduled by schedule_jobs()): ends (with settlement, as end_session) at most max_sessions open sessions with no message for session_idle_minutes, and per_session sessions older than session_max_minutes; returns how many. Sessions another transaction holds are skipped.';
 REVOKE ALL ON FUNCTION agentmarket.end_idle_sessions(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.end_idle_sessions(integer) TO service_role;

@@ -22,6 +22,9 @@ INSERT INTO agentmarket_private.setting_definitions
   ('schedule_billing_rollup', 'text', '* * * * *', NULL, NULL,
    '^(off|[0-9*/,-]+( [0-9*/,-]+){4})$',
    'pg_cron schedule of job agentmarket.billing_rollup (agentmarket.run_billing_rollup()); off: not scheduled.'),
+  ('schedule_end_idle_sessions', 'text', '* * * * *', NULL, NULL,
+   '^(off|[0-9*/,-]+( [0-9*/,-]+){4})$',
+   'pg_cron schedule of job agentmarket.end_idle_sessions (agentmarket.end_idle_sessions()); off: not scheduled.'),
   ('schedule_suspend_idle_instances', 'text', '* * * * *', NULL, NULL,
    '^(off|[0-9*/,-]+( [0-9*/,-]+){4})$',
    'pg_cron schedule of job agentmarket.suspend_idle_instances (agentmarket.suspend_idle_instances()); off: not scheduled.'),
@@ -56,6 +59,7 @@ AS $$
            'schedule_' OPERATOR(pg_catalog.||) t.task
       FROM (VALUES
         ('billing_rollup', 'SELECT agentmarket.run_billing_rollup()'),
+        ('end_idle_sessions', 'SELECT agentmarket.end_idle_sessions()'),
         ('suspend_idle_instances', 'SELECT agentmarket.suspend_idle_instances()'),
         ('release_expired_holds', 'SELECT agentmarket.release_expired_holds()'),
         ('apply_due_price_changes', 'SELECT agentmarket.apply_due_price_changes()'),

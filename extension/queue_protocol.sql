@@ -1,0 +1,486 @@
+-- queue_protocol.sql: how the sidecar claims jobs, reports outcomes and fails them (the
+-- registry and enqueueing are in queue.sql, leases and heartbeats in queue_leases.sql).
+------------------------------------------------------------------------------
+-- Claim, finish, fail
+------------------------------------------------------------------------------
+
+-- What the sidecar needs to perform a job, decided here so that the sidecar
+-- makes no business decision.  "refuse" set means: do not call, fail the job
+-- permanently with that reason.
+CREATE FUNCTION agentmarket_private.job_request(p_job agentmarket_private.jobs)
+RETURNS jsonb
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    k agentmarket_private.job_kinds;
+    inst_id uuid;
+    i record;
+    image text;
+    volume_gb integer;
+    guest jsonb;
+    machine_config jsonb;
+    refuse text;
+BEGIN
+    SELECT * INTO STRICT k FROM agentmarket_private.job_kinds jk WHERE jk.kind OPERATOR(pg_catalog.=) (p_job).kind;
+    IF k.provider OPERATOR(pg_catalog.=) 'stripe' THEN
+        RETURN pg_catalog.jsonb_build_object(
+            'method', 'POST', 'path', k.endpoint,
+            'params', COALESCE((p_job).payload OPERATOR(pg_catalog.->) 'params', '{}'::jsonb),
+            'idempotency_key', (p_job).idempotency_key,
+            -- Every request pins the API version (reconcile.sql): its shape is ours, not the account's default.
+            'stripe_version', agentmarket_private.setting('stripe_api_version'));
+    END IF;
+
+    -- The runtime configuration (runtime.sql) has a request of its own.
+    IF (p_job).kind OPERATOR(pg_catalog.=) 'fly.update_runtime' THEN
+        RETURN agentmarket_private.runtime_request(p_job);
+    END IF;
+    inst_id := agentmarket_private.job_instance_id(p_job);
+    SELECT ai.region, ai.status, ai.fly_app_name, NULLIF(ai.fly_machine_id, '') AS machine_id,
+           ai.fly_volume_id, a.fly_machine_size, a.fly_machine_memory_mb,
+           COALESCE(own.docker_image, cur.docker_image, a.docker_image) AS image
+      INTO i
+      FROM agentmarket.agent_instances ai
+      JOIN agentmarket.agents a ON a.id OPERATOR(pg_catalog.=) ai.agent_id
+      LEFT JOIN agentmarket.agent_versions own ON own.id OPERATOR(pg_catalog.=) ai.agent_version_id
+      LEFT JOIN agentmarket.agent_versions cur ON cur.agent_id OPERATOR(pg_catalog.=) a.id AND cur.is_current
+     WHERE ai.id OPERATOR(pg_catalog.=) inst_id;
+    IF NOT FOUND THEN
+        -- The row is gone (its user was deleted): only a destroy still makes sense.
+        RETURN pg_catalog.jsonb_build_object(
+            'instance_id', inst_id, 'app_name', agentmarket_private.fly_app_name(inst_id),
+            'machine_id', NULL, 'volume_id', NULL,
+            'refuse', CASE WHEN (p_job).kind OPERATOR(pg_catalog.=) 'fly.destroy_instance' THEN NULL
+                           ELSE 'instance ' || inst_id || ' no longer exists' END);
+    END IF;
+
+    IF (p_job).kind OPERATOR(pg_catalog.=) 'fly.provision_instance' THEN
+        IF i.status OPERATOR(pg_catalog.=) 'destroyed' THEN
+            refuse := 'instance was destroyed before it was provisioned';
+        ELSIF i.image IS NULL THEN
+            refuse := 'agent has no docker image to run';
+        END IF;
+        volume_gb := agentmarket_private.setting('fly_volume_size_gb')::integer;
+        guest := pg_catalog.jsonb_build_object(
+            'cpu_kind', CASE WHEN i.fly_machine_size LIKE 'performance-%' THEN 'performance' ELSE 'shared' END,
+            'cpus', COALESCE(pg_catalog.substring(i.fly_machine_size, '([0-9]+)x$')::integer, 1),
+            'memory_mb', i.fly_machine_memory_mb);
+        machine_config := pg_catalog.jsonb_build_object(
+            'image', i.image, 'guest', guest,
+            'metadata', pg_catalog.jsonb_build_object('agentmarket_instance', inst_id::text,
+                'agentmarket_runtime', agentmarket_private.runtime_digest(inst_id,
+                    agentmarket_private.runtime_env(inst_id), agentmarket_private.runtime_secrets(inst_id))),
+            'env', agentmarket_private.runtime_env(inst_id),
+            'restart', pg_catalog.jsonb_build_object('policy', 'on-failure'));
+        IF volume_gb > 0 THEN
+            -- The sidecar puts the created volume's id into mounts[0].volume.
+            machine_config := machine_config OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('mounts',
+                pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
+                    'volume', i.fly_volume_id, 'path', agentmarket_private.setting('fly_volume_path'))));
+        END IF;
+        RETURN pg_catalog.jsonb_build_object(
+            'instance_id', inst_id, 'app_name', i.fly_app_name, 'region', i.region,
+            'machine_id', i.machine_id, 'volume_id', i.fly_volume_id,
+            'volume', CASE WHEN volume_gb > 0 THEN pg_catalog.jsonb_build_object(
+                          'name', 'data', 'region', i.region, 'size_gb', volume_gb, 'encrypted', true) END,
+            'machine', pg_catalog.jsonb_build_object('region', i.region, 'config', machine_config),
+            -- Set on the app before the machine is created (runtime.sql).
+            'secrets', agentmarket_private.runtime_secrets(inst_id),
+            'refuse', refuse);
+    END IF;
+
+    IF (p_job).kind OPERATOR(pg_catalog.<>) 'fly.destroy_instance' THEN
+        IF i.status OPERATOR(pg_catalog.=) 'destroyed' THEN
+            refuse := 'instance is destroyed';
+        ELSIF i.machine_id IS NULL THEN
+            refuse := 'instance has no machine (it was never provisioned)';
+        END IF;
+    END IF;
+    RETURN pg_catalog.jsonb_build_object(
+        'instance_id', inst_id, 'app_name', i.fly_app_name, 'region', i.region,
+        'machine_id', i.machine_id, 'volume_id', i.fly_volume_id, 'refuse', refuse);
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.job_request(agentmarket_private.jobs) IS
+    'The request a claimed job hands to the sidecar: Fly app/volume/machine bodies for instance jobs, method/path/params/idempotency key for Stripe jobs.';
+REVOKE ALL ON FUNCTION agentmarket_private.job_request(agentmarket_private.jobs) FROM PUBLIC;
+
+-- A job has reached its end: run the kind's dead handler.
+CREATE FUNCTION agentmarket_private.run_dead_handler(p_job agentmarket_private.jobs)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    h regprocedure;
+BEGIN
+    SELECT k.dead_handler INTO h FROM agentmarket_private.job_kinds k WHERE k.kind OPERATOR(pg_catalog.=) (p_job).kind;
+    IF h IS NOT NULL THEN
+        EXECUTE pg_catalog.format('SELECT %s($1)', h::oid::regproc) USING p_job;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.run_dead_handler(agentmarket_private.jobs) IS
+    'Applies the final failure of a job through its kind''s dead handler, if it has one.';
+REVOKE ALL ON FUNCTION agentmarket_private.run_dead_handler(agentmarket_private.jobs) FROM PUBLIC;
+
+CREATE FUNCTION agentmarket_private.claim_jobs(p_worker text, p_max integer, p_lease interval)
+RETURNS TABLE (job_id bigint, kind text, provider text, attempt integer, idempotency_key text, request jsonb)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    expired agentmarket_private.jobs;
+    ids bigint[];
+    more bigint[];
+BEGIN
+    IF p_worker IS NULL OR p_worker !~ '^[A-Za-z0-9._:@/-]{1,200}$' THEN
+        RAISE EXCEPTION 'invalid worker name' USING ERRCODE = '22023',
+            DETAIL = 'A worker name has 1 to 200 letters, digits and ._:@/- characters.';
+    END IF;
+    IF p_max IS NULL OR p_max NOT BETWEEN 1 AND 10000 THEN
+        RAISE EXCEPTION 'claim size must be between 1 and 10000' USING ERRCODE = '22023';
+    END IF;
+    IF p_lease IS NULL OR p_lease < interval '1 second' OR p_lease > interval '1 day' THEN
+        RAISE EXCEPTION 'lease must be between 1 second and 1 day' USING ERRCODE = '22023';
+    END IF;
+
+    -- A job whose last allowed attempt lost its lease (its worker died or hung)
+    -- is dead rather than retried forever.
+    FOR expired IN
+        UPDATE agentmarket_private.jobs j
+           SET status = 'dead', finished_at = pg_catalog.now(),
+               last_error = pg_catalog.format('lease of worker %s expired on attempt %s of %s%s',
+                   j.lease_owner, j.attempts, j.max_attempts,
+                   COALESCE('; earlier: ' || j.last_error, '')),
+               lease_owner = NULL, lease_expires_at = NULL
+         WHERE j.id IN (SELECT e.id FROM agentmarket_private.jobs e
+                         WHERE e.status OPERATOR(pg_catalog.=) 'running'
+                           AND e.lease_expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()
+                           AND e.attempts OPERATOR(pg_catalog.>=) e.max_attempts
+                         LIMIT 100 FOR UPDATE SKIP LOCKED)
+        RETURNING j.*
+    LOOP
+        PERFORM agentmarket_private.run_dead_handler(expired);
+    END LOOP;
+
+    -- Expired leases first (they have waited longest), then queued jobs by due
+    -- time.  A job waits while an earlier job with its serial key is pending.
+    SELECT pg_catalog.array_agg(c.id) INTO ids FROM (
+        SELECT e.id FROM agentmarket_private.jobs e
+         WHERE e.status OPERATOR(pg_catalog.=) 'running'
+           AND e.lease_expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()
+           AND e.attempts OPERATOR(pg_catalog.<) e.max_attempts
+           AND (e.serial_key IS NULL OR NOT EXISTS (
+                SELECT FROM agentmarket_private.jobs p
+                 WHERE p.serial_key OPERATOR(pg_catalog.=) e.serial_key AND p.id OPERATOR(pg_catalog.<) e.id
+                   AND p.status IN ('queued', 'running')))
+         ORDER BY e.lease_expires_at
+         LIMIT p_max FOR UPDATE SKIP LOCKED) c;
+    IF COALESCE(pg_catalog.cardinality(ids), 0) OPERATOR(pg_catalog.<) p_max THEN
+        SELECT pg_catalog.array_agg(c.id) INTO more FROM (
+            SELECT q.id FROM agentmarket_private.jobs q
+             WHERE q.status OPERATOR(pg_catalog.=) 'queued'
+               AND q.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()
+               AND (q.serial_key IS NULL OR NOT EXISTS (
+                    SELECT FROM agentmarket_private.jobs p
+                     WHERE p.serial_key OPERATOR(pg_catalog.=) q.serial_key AND p.id OPERATOR(pg_catalog.<) q.id
+                       AND p.status IN ('queued', 'running')))
+             ORDER BY q.run_at, q.id
+             LIMIT p_max OPERATOR(pg_catalog.-) COALESCE(pg_catalog.cardinality(ids), 0)
+             FOR UPDATE SKIP LOCKED) c;
+        ids := COALESCE(ids, '{}') OPERATOR(pg_catalog.||) COALESCE(more, '{}');
+    END IF;
+    IF COALESCE(pg_catalog.cardinality(ids), 0) OPERATOR(pg_catalog.=) 0 THEN
+        RETURN;
+    END IF;
+
+    RETURN QUERY
+    WITH claimed AS (
+        UPDATE agentmarket_private.jobs j
+           SET status = 'running', attempts = j.attempts OPERATOR(pg_catalog.+) 1,
+               lease_owner = p_worker, lease_expires_at = pg_catalog.now() OPERATOR(pg_catalog.+) p_lease
+         WHERE j.id OPERATOR(pg_catalog.=) ANY (ids)
+        RETURNING j.*
+    )
+    SELECT c.id, c.kind, k.provider, c.attempts, c.idempotency_key,
+           agentmarket_private.job_request_or_refusal(c::agentmarket_private.jobs)
+      FROM claimed c
+      JOIN agentmarket_private.job_kinds k ON k.kind OPERATOR(pg_catalog.=) c.kind
+     ORDER BY pg_catalog.array_position(ids, c.id);
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.claim_jobs(text, integer, interval) IS
+    'Leases up to max due jobs to worker (FOR UPDATE SKIP LOCKED, by due time; expired leases are claimable again) and returns what the sidecar needs to perform each.';
+REVOKE ALL ON FUNCTION agentmarket_private.claim_jobs(text, integer, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentmarket_private.claim_jobs(text, integer, interval) TO service_role;
+
+-- The job locked, when worker still holds its lease; NULL otherwise.
+CREATE FUNCTION agentmarket_private.lock_leased_job(p_job_id bigint, p_worker text)
+RETURNS agentmarket_private.jobs
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    j agentmarket_private.jobs;
+BEGIN
+    IF p_job_id IS NULL OR p_worker IS NULL THEN
+        RAISE EXCEPTION 'job id and worker must not be null' USING ERRCODE = '22023';
+    END IF;
+    SELECT * INTO j FROM agentmarket_private.jobs WHERE id OPERATOR(pg_catalog.=) p_job_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'job % does not exist', p_job_id USING ERRCODE = 'P0002';
+    END IF;
+    -- Another worker reclaimed it after our lease expired, or it is over:
+    -- that worker's outcome counts, not ours.
+    IF j.status OPERATOR(pg_catalog.<>) 'running' OR j.lease_owner OPERATOR(pg_catalog.<>) p_worker THEN
+        RETURN NULL;
+    END IF;
+    RETURN j;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.lock_leased_job(bigint, text) IS
+    'Locks a job and returns it if worker holds its lease; NULL when the lease was lost or the job is over.';
+REVOKE ALL ON FUNCTION agentmarket_private.lock_leased_job(bigint, text) FROM PUBLIC;
+
+CREATE FUNCTION agentmarket_private.finish_job(p_job_id bigint, p_result jsonb, p_worker text)
+RETURNS boolean
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    j agentmarket_private.jobs;
+    h regprocedure;
+BEGIN
+    IF p_result IS NULL OR pg_catalog.jsonb_typeof(p_result) OPERATOR(pg_catalog.<>) 'object' THEN
+        RAISE EXCEPTION 'job result must be a JSON object' USING ERRCODE = '22023';
+    END IF;
+    j := agentmarket_private.lock_leased_job(p_job_id, p_worker);
+    IF j.id IS NULL THEN
+        RETURN false;
+    END IF;
+    SELECT k.handler INTO STRICT h FROM agentmarket_private.job_kinds k WHERE k.kind OPERATOR(pg_catalog.=) j.kind;
+    EXECUTE pg_catalog.format('SELECT %s($1, $2)', h::oid::regproc) USING j, p_result;
+    UPDATE agentmarket_private.jobs
+       SET status = 'succeeded', result = p_result, finished_at = pg_catalog.now(),
+           lease_owner = NULL, lease_expires_at = NULL
+     WHERE id OPERATOR(pg_catalog.=) p_job_id;
+    RETURN true;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.finish_job(bigint, jsonb, text) IS
+    'Records a job''s success and applies its effect through the kind''s handler, once: false (and nothing applied) when worker no longer holds the lease.';
+REVOKE ALL ON FUNCTION agentmarket_private.finish_job(bigint, jsonb, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentmarket_private.finish_job(bigint, jsonb, text) TO service_role;
+
+-- Retry delay after attempt n: base * 2^(n-1) capped, with "equal jitter"
+-- (half fixed, half random) so that failed jobs do not come back in a herd.
+CREATE FUNCTION agentmarket_private.job_backoff(p_attempt integer)
+RETURNS interval
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    base numeric := agentmarket_private.setting('job_backoff_base_seconds')::numeric;
+    cap numeric := agentmarket_private.setting('job_backoff_max_seconds')::numeric;
+    d numeric;
+BEGIN
+    d := LEAST(cap, base * pg_catalog.power(2::numeric, LEAST(GREATEST(p_attempt, 1) - 1, 30)));
+    RETURN pg_catalog.make_interval(secs => (d / 2 + pg_catalog.random()::numeric * d / 2)::double precision);
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.job_backoff(integer) IS
+    'Delay before the next attempt after attempt n: exponential from job_backoff_base_seconds, capped at job_backoff_max_seconds, with jitter.';
+REVOKE ALL ON FUNCTION agentmarket_private.job_backoff(integer) FROM PUBLIC;
+
+CREATE FUNCTION agentmarket_private.fail_job(
+    p_job_id bigint, p_error text, p_retry_after interval, p_permanent boolean, p_worker text)
+RETURNS text
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    j agentmarket_private.jobs;
+    delay interval;
+BEGIN
+    IF p_error IS NULL OR p_error OPERATOR(pg_catalog.=) '' THEN
+        RAISE EXCEPTION 'a failed job needs an error message' USING ERRCODE = '22023';
+    END IF;
+    IF p_retry_after < interval '0' THEN
+        RAISE EXCEPTION 'retry_after must not be negative' USING ERRCODE = '22023';
+    END IF;
+    j := agentmarket_private.lock_leased_job(p_job_id, p_worker);
+    IF j.id IS NULL THEN
+        RETURN NULL;
+    END IF;
+    IF COALESCE(p_permanent, false) OR j.attempts OPERATOR(pg_catalog.>=) j.max_attempts THEN
+        UPDATE agentmarket_private.jobs
+           SET status = 'dead', finished_at = pg_catalog.now(), lease_owner = NULL, lease_expires_at = NULL,
+               last_error = pg_catalog.left(p_error, 2000)
+         WHERE id OPERATOR(pg_catalog.=) p_job_id
+        RETURNING * INTO j;
+        PERFORM agentmarket_private.run_dead_handler(j);
+        RETURN 'dead';
+    END IF;
+    -- Retry-After is a floor: never earlier than the provider asked.
+    delay := GREATEST(agentmarket_private.job_backoff(j.attempts), COALESCE(p_retry_after, interval '0'));
+    UPDATE agentmarket_private.jobs
+       SET status = 'queued', run_at = pg_catalog.now() OPERATOR(pg_catalog.+) delay,
+           lease_owner = NULL, lease_expires_at = NULL, last_error = pg_catalog.left(p_error, 2000)
+     WHERE id OPERATOR(pg_catalog.=) p_job_id;
+    RETURN 'queued';
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.fail_job(bigint, text, interval, boolean, text) IS
+    'Records a failed attempt: requeued after exponential backoff with jitter (never before retry_after), or dead when permanent or out of attempts. Returns the new status, NULL when worker lost the lease.';
+REVOKE ALL ON FUNCTION agentmarket_private.fail_job(bigint, text, interval, boolean, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentmarket_private.fail_job(bigint, text, interval, boolean, text) TO service_role;
+
+-- Many outcomes in one round trip and one commit: each is applied in its own
+-- subtransaction, so a result the database refuses (its handler raised)
+-- becomes a retryable failure of that job alone.
+CREATE FUNCTION agentmarket_private.report_jobs(p_worker text, p_outcomes jsonb)
+RETURNS TABLE (job_id bigint, outcome text)
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    o jsonb;
+    id bigint;
+    st text;
+BEGIN
+    IF p_outcomes IS NULL OR pg_catalog.jsonb_typeof(p_outcomes) OPERATOR(pg_catalog.<>) 'array' THEN
+        RAISE EXCEPTION 'outcomes must be a JSON array' USING ERRCODE = '22023';
+    END IF;
+    -- Job id order: concurrent reports lock rows in the same order.
+    FOR o IN SELECT e.value FROM pg_catalog.jsonb_array_elements(p_outcomes) e
+              ORDER BY (e.value OPERATOR(pg_catalog.->>) 'id')::bigint
+    LOOP
+        id := (o OPERATOR(pg_catalog.->>) 'id')::bigint;
+        BEGIN
+            IF (o OPERATOR(pg_catalog.->) 'ok') OPERATOR(pg_catalog.=) 'true'::jsonb THEN
+                st := CASE WHEN agentmarket_private.finish_job(id, o OPERATOR(pg_catalog.->) 'result', p_worker)
+                           THEN 'succeeded' ELSE 'lease_lost' END;
+            ELSE
+                st := COALESCE(agentmarket_private.fail_job(id, o OPERATOR(pg_catalog.->>) 'error',
+                          pg_catalog.make_interval(secs => (o OPERATOR(pg_catalog.->>) 'retry_after')::double precision),
+                          COALESCE((o OPERATOR(pg_catalog.->>) 'permanent')::boolean, false), p_worker),
+                          'lease_lost');
+            END IF;
+        EXCEPTION WHEN OTHERS THEN
+            st := COALESCE(agentmarket_private.fail_job(id, pg_catalog.left('database refused the result: ' || SQLERRM, 2000),
+                                                        NULL, false, p_worker), 'lease_lost');
+        END;
+        job_id := id;
+        outcome := st;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.report_jobs(text, jsonb) IS
+    'Reports many outcomes at once ([{"id", "ok": true, "result"} | {"id", "ok": false, "error", "retry_after", "permanent"}]), each through finish_job/fail_job in its own subtransaction; returns each job''s new status (succeeded, queued, dead) or lease_lost.';
+REVOKE ALL ON FUNCTION agentmarket_private.report_jobs(text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentmarket_private.report_jobs(text, jsonb) TO service_role;
+
+CREATE FUNCTION agentmarket_private.retry_job(p_job_id bigint)
+RETURNS void
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    j agentmarket_private.jobs;
+BEGIN
+    SELECT * INTO j FROM agentmarket_private.jobs WHERE id OPERATOR(pg_catalog.=) p_job_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'job % does not exist', p_job_id USING ERRCODE = 'P0002';
+    END IF;
+    IF j.status NOT IN ('dead', 'queued') THEN
+        RAISE EXCEPTION 'job % is %', p_job_id, j.status
+            USING ERRCODE = '22023', DETAIL = 'Only dead or waiting jobs can be retried.';
+    END IF;
+    UPDATE agentmarket_private.jobs
+       SET status = 'queued', attempts = 0, run_at = pg_catalog.now(), finished_at = NULL
+     WHERE id OPERATOR(pg_catalog.=) p_job_id;
+    PERFORM pg_catalog.pg_notify('agentmarket_jobs', j.kind);
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.retry_job(bigint) IS
+    'Operators: runs a dead (or waiting) job again now with a fresh attempt budget; its last error is kept until it next fails or succeeds.';
+REVOKE ALL ON FUNCTION agentmarket_private.retry_job(bigint) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentmarket_private.retry_job(bigint) TO service_role;
+
+CREATE FUNCTION agentmarket_private.prune_jobs(p_limit integer DEFAULT 10000)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    keep_ok interval := pg_catalog.make_interval(days => agentmarket_private.setting('job_retention_days')::integer);
+    keep_dead interval := pg_catalog.make_interval(days => agentmarket_private.setting('dead_job_retention_days')::integer);
+    n integer;
+BEGIN
+    IF p_limit IS NULL OR p_limit < 1 THEN
+        RAISE EXCEPTION 'prune limit must be positive' USING ERRCODE = '22023';
+    END IF;
+    DELETE FROM agentmarket_private.jobs j
+     WHERE j.id IN (SELECT f.id FROM agentmarket_private.jobs f
+                     WHERE f.finished_at IS NOT NULL
+                       AND ((f.status OPERATOR(pg_catalog.=) 'succeeded'
+                             AND f.finished_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) keep_ok))
+                         OR (f.status OPERATOR(pg_catalog.=) 'dead'
+                             AND f.finished_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) keep_dead)))
+                     ORDER BY f.finished_at
+                     LIMIT p_limit);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.prune_jobs(integer) IS
+    'Deletes up to limit succeeded jobs older than job_retention_days and dead jobs older than dead_job_retention_days; returns how many. For pg_cron.';
+REVOKE ALL ON FUNCTION agentmarket_private.prune_jobs(integer) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION agentmarket_private.prune_jobs(integer) TO service_role;
+
+------------------------------------------------------------------------------
+-- Operations views
+------------------------------------------------------------------------------
+
+CREATE VIEW agentmarket_private.queue_depth AS
+    SELECT j.kind, j.status, pg_catalog.count(*) AS jobs,
+           pg_catalog.min(j.run_at) AS oldest_run_at,
+           pg_catalog.count(*) FILTER (WHERE j.status OPERATOR(pg_catalog.=) 'queued'
+                                       AND j.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()) AS due
+      FROM agentmarket_private.jobs j
+     GROUP BY j.kind, j.status;
+COMMENT ON VIEW agentmarket_private.queue_depth IS
+    'Jobs per kind and status, with the earliest run_at and how many queued ones are due now.';
+
+-- A running job whose lease ran out is due again since its lease expired: a
+-- dead sidecar's jobs are lag too.
+CREATE VIEW agentmarket_private.queue_oldest_due AS
+    SELECT d.id, d.kind, d.run_at, pg_catalog.now() OPERATOR(pg_catalog.-) d.run_at AS waiting,
+           d.attempts, d.last_error, d.orphaned
+      FROM (SELECT j.id, j.kind, j.run_at, j.attempts, j.last_error, false AS orphaned
+              FROM agentmarket_private.jobs j
+             WHERE j.status OPERATOR(pg_catalog.=) 'queued' AND j.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()
+            UNION ALL
+            SELECT j.id, j.kind, j.lease_expires_at, j.attempts, j.last_error, true
+              FROM agentmarket_private.jobs j
+             WHERE j.status OPERATOR(pg_catalog.=) 'running'
+               AND j.lease_expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()) d
+     ORDER BY d.run_at
+     LIMIT 1;
+COMMENT ON VIEW agentmarket_private.queue_oldest_due IS
+    'The job due longest (empty when nothing is due): queued and due since run_at, or orphaned (running, lease expired) since its lease ran out; the sidecars'' lag.';
+
+CREATE VIEW agentmarket_private.dead_jobs AS
+    SELECT j.id, j.kind, j.payload, j.attempts, j.last_error, j.created_at, j.finished_at
+      FROM agentmarket_private.jobs j
+     WHERE j.status OPERATOR(pg_catalog.=) 'dead';
+COMMENT ON VIEW agentmarket_private.dead_jobs IS
+    'Jobs that gave up, with their last error; agentmarket_private.retry_job(id) runs one again.';
+REVOKE ALL ON agentmarket_private.queue_depth, agentmarket_private.queue_oldest_due,
+    agentmarket_private.dead_jobs FROM PUBLIC;
+GRANT SELECT ON agentmarket_private.queue_depth, agentmarket_private.queue_oldest_due,
+    agentmarket_private.dead_jobs TO service_role;
+

@@ -13,7 +13,9 @@
 
 #include <math.h>
 
+#include "access/htup_details.h"
 #include "catalog/pg_type.h"
+#include "funcapi.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "miscadmin.h"
@@ -27,14 +29,30 @@
 
 #include "agentmarket.h"
 
-/* Weight of a lexeme occurrence by its tsvector weight class D, C, B, A. */
-static const double am_weight_value[4] = {0.1, 0.25, 0.5, 1.0};
+/*
+ * The scoring constants.  This is their one source: the scorer below uses
+ * them, and search_scoring() hands them to search_prepare, whose per-word
+ * bounds (where search_agents may stop early) must never be below a score
+ * this file computes (sql/search_bounds checks it).
+ */
+/* Weight of an occurrence in the name (A), tagline or tags (B), description (C). */
+#define AM_NAME_WEIGHT 1.0
+#define AM_HEAD_WEIGHT 0.5
+#define AM_BODY_WEIGHT 0.25
+/* D: no field has it; only the filter lexemes, which no query word matches. */
+#define AM_OTHER_WEIGHT 0.1
+
+/* A term one typo away from the word typed scores this fraction of it. */
+#define AM_TYPO_FACTOR 0.5
 
 /* A completion of the last word scores this fraction of an exact match. */
 #define AM_PREFIX_COMPLETION_FACTOR 0.8
 
 /* Text and static scores blend as TEXT_SHARE * text + (1 - TEXT_SHARE) * static. */
 #define AM_TEXT_SHARE 0.75
+
+/* Weight of a lexeme occurrence by its tsvector weight class D, C, B, A. */
+static const double am_weight_value[4] = {AM_OTHER_WEIGHT, AM_BODY_WEIGHT, AM_HEAD_WEIGHT, AM_NAME_WEIGHT};
 
 /* Bayesian average: the prior is this many reviews of this rating. */
 #define AM_PRIOR_REVIEWS 5.0
@@ -73,6 +91,7 @@ PG_FUNCTION_INFO_V1(search_text_bound);
 PG_FUNCTION_INFO_V1(search_static_score);
 PG_FUNCTION_INFO_V1(search_blend);
 PG_FUNCTION_INFO_V1(search_positive_lexemes);
+PG_FUNCTION_INFO_V1(search_scoring);
 
 /* Rounds a text score to a fixed grid so equal scores compare equal. */
 static inline double
@@ -486,4 +505,31 @@ search_positive_lexemes(PG_FUNCTION_ARGS)
 	out = palloc(sizeof(Datum) * query->size);
 	am_collect_positive(query, GETQUERY(query), false, out, &nout);
 	PG_RETURN_ARRAYTYPE_P(construct_array(out, nout, TEXTOID, -1, false, TYPALIGN_INT));
+}
+
+/*
+ * search_scoring: the constants the scorer uses, for the SQL that bounds
+ * scores (search_prepare): field weights, the typo and completion factors and
+ * the text share of the blend.
+ */
+/* SQL function: search_scoring */
+Datum
+search_scoring(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[6];
+	bool		nulls[6] = {false, false, false, false, false, false};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("search_scoring must return a row")));
+	tupdesc = BlessTupleDesc(tupdesc);
+	values[0] = Float8GetDatum(AM_NAME_WEIGHT);
+	values[1] = Float8GetDatum(AM_HEAD_WEIGHT);
+	values[2] = Float8GetDatum(AM_BODY_WEIGHT);
+	values[3] = Float8GetDatum(AM_TYPO_FACTOR);
+	values[4] = Float8GetDatum(AM_PREFIX_COMPLETION_FACTOR);
+	values[5] = Float8GetDatum(AM_TEXT_SHARE);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
 }

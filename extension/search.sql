@@ -34,7 +34,7 @@ RETURNS double precision
 AS 'MODULE_PATHNAME', 'search_text_score'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION agentmarket_private.search_text_score(tsvector, text[], integer[], double precision[], boolean[], integer) IS
-    'Text score in [0, 1]: per query word the best weight (A 1, B 0.5, C 0.25) times the factor of the matching term (exact 1, typo 0.5, completion 0.8), averaged over words.';
+    'Text score in [0, 1]: per query word the best weight of a matching term (name, tagline/tags, description: see search_scoring) times its factor (exact 1, typo, completion), averaged over words.';
 
 CREATE FUNCTION agentmarket_private.search_text_bound(group_bounds double precision[])
 RETURNS double precision
@@ -64,7 +64,28 @@ LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION agentmarket_private.search_positive_lexemes(tsquery) IS
     'The distinct lexemes of a query outside any NOT, in typing order.';
 
-REVOKE ALL ON FUNCTION agentmarket_private.search_typo_keys(text),
+CREATE TYPE agentmarket_private.search_scoring AS (
+  name_weight double precision,       -- an occurrence in the name (weight A)
+  head_weight double precision,       -- ... in the tagline or tags (B)
+  body_weight double precision,       -- ... in the description (C)
+  typo_factor double precision,       -- a term one typo away from the word typed
+  completion_factor double precision, -- a completion of the last word typed
+  text_share double precision         -- the text score's share of the blend
+);
+COMMENT ON TYPE agentmarket_private.search_scoring IS
+    'The scoring constants of search.c, as search_scoring() returns them.';
+
+-- The one source of the scoring constants for SQL: search_prepare's bounds
+-- read them from the scorer itself.
+CREATE FUNCTION agentmarket_private.search_scoring()
+RETURNS agentmarket_private.search_scoring
+AS 'MODULE_PATHNAME', 'search_scoring'
+LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
+COMMENT ON FUNCTION agentmarket_private.search_scoring() IS
+    'The constants search_text_score and search_blend score with: field weights, typo and completion factors, text share.';
+
+REVOKE ALL ON FUNCTION agentmarket_private.search_scoring(),
+    agentmarket_private.search_typo_keys(text),
     agentmarket_private.search_is_one_typo(text, text),
     agentmarket_private.search_text_score(tsvector, text[], integer[], double precision[], boolean[], integer),
     agentmarket_private.search_text_bound(double precision[]),
@@ -373,7 +394,7 @@ CREATE TYPE agentmarket_private.search_plan AS (
   query tsquery,                -- what a listing must match (NULL: anything)
   lexemes text[],               -- the terms: each query word, its typo and prefix alternatives
   groups integer[],             -- ... the word (1-based) each term belongs to
-  factors double precision[],   -- ... exact 1, typo 0.5
+  factors double precision[],   -- ... exact 1, typo: search_scoring().typo_factor
   prefixes boolean[],           -- ... matches as a prefix (the last word typed)
   ngroups integer,              -- number of words; 0: no text score, relevance is the static score
   estimate bigint,              -- upper estimate of listings matching
@@ -420,6 +441,7 @@ DECLARE
     last_lexeme text;
     published bigint;
     r record;
+    scoring agentmarket_private.search_scoring := search_scoring();
 BEGIN
     p.ngroups := 0;
     IF p_query IS NULL OR pg_catalog.btrim(p_query) OPERATOR(pg_catalog.=) '' THEN
@@ -456,7 +478,7 @@ BEGIN
         UNION ALL
         -- One typo in words of five letters or more: candidates share a
         -- deletion key; the C check keeps those exactly one edit away.
-        SELECT words.g, c.lexeme, 0.5::float8, false, 1
+        SELECT words.g, c.lexeme, scoring.typo_factor, false, 1
           FROM words CROSS JOIN LATERAL (
                 SELECT t.lexeme FROM search_typo_index t
                   JOIN search_vocabulary v ON v.lexeme OPERATOR(pg_catalog.=) t.lexeme
@@ -469,7 +491,9 @@ BEGIN
          WHERE pg_catalog.char_length(words.w) BETWEEN 5 AND 64
     ), stats AS (
         -- Vocabulary counts of each term: the exact word, and for a prefix its
-        -- completions (the range (w, w || U+10FFFF)), which score 0.8 of it.
+        -- completions (the range (w, w || U+10FFFF)), which score
+        -- completion_factor of it.  Each bound is the best value a term can
+        -- have in a field: the scorer's weight of the field times its factor.
         -- A last word that no word of the vocabulary extends is matched
         -- exactly (a GIN prefix scan costs more than a lookup).
         SELECT terms.g, terms.lexeme, terms.factor, terms.prefix AND COALESCE(x.ndoc, 0) OPERATOR(pg_catalog.>) 0 AS prefix,
@@ -477,12 +501,12 @@ BEGIN
                e.n_a OPERATOR(pg_catalog.+) COALESCE(x.n_a, 0) AS n_a,
                e.n_b OPERATOR(pg_catalog.+) COALESCE(x.n_b, 0) AS n_b,
                e.n_c OPERATOR(pg_catalog.+) COALESCE(x.n_c, 0) AS n_c,
-               GREATEST(CASE WHEN e.n_a OPERATOR(pg_catalog.>) 0 THEN terms.factor ELSE 0 END,
-                        CASE WHEN x.n_a OPERATOR(pg_catalog.>) 0 THEN terms.factor * 0.8 ELSE 0 END) AS name_bound,
-               GREATEST(CASE WHEN e.n_b OPERATOR(pg_catalog.>) 0 THEN terms.factor * 0.5 ELSE 0 END,
-                        CASE WHEN x.n_b OPERATOR(pg_catalog.>) 0 THEN terms.factor * 0.8 * 0.5 ELSE 0 END) AS head_bound,
-               GREATEST(CASE WHEN e.ndoc OPERATOR(pg_catalog.>) 0 THEN terms.factor * 0.25 ELSE 0 END,
-                        CASE WHEN x.ndoc OPERATOR(pg_catalog.>) 0 THEN terms.factor * 0.8 * 0.25 ELSE 0 END) AS body_bound
+               GREATEST(CASE WHEN e.n_a OPERATOR(pg_catalog.>) 0 THEN terms.factor * scoring.name_weight ELSE 0 END,
+                        CASE WHEN x.n_a OPERATOR(pg_catalog.>) 0 THEN terms.factor * scoring.completion_factor * scoring.name_weight ELSE 0 END) AS name_bound,
+               GREATEST(CASE WHEN e.n_b OPERATOR(pg_catalog.>) 0 THEN terms.factor * scoring.head_weight ELSE 0 END,
+                        CASE WHEN x.n_b OPERATOR(pg_catalog.>) 0 THEN terms.factor * scoring.completion_factor * scoring.head_weight ELSE 0 END) AS head_bound,
+               GREATEST(CASE WHEN e.ndoc OPERATOR(pg_catalog.>) 0 THEN terms.factor * scoring.body_weight ELSE 0 END,
+                        CASE WHEN x.ndoc OPERATOR(pg_catalog.>) 0 THEN terms.factor * scoring.completion_factor * scoring.body_weight ELSE 0 END) AS body_bound
           FROM terms
           CROSS JOIN LATERAL (
                 SELECT COALESCE(pg_catalog.max(v.ndoc), 0) AS ndoc, COALESCE(pg_catalog.max(v.n_a), 0) AS n_a,

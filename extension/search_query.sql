@@ -140,19 +140,37 @@ COMMENT ON FUNCTION agentmarket_private.search_tiers(agentmarket_private.search_
     'The possible tiers of a one- to three-word query (where each word matches), with their best text score, estimated size, GIN condition and full condition on search_fields.';
 REVOKE ALL ON FUNCTION agentmarket_private.search_tiers(agentmarket_private.search_plan) FROM PUBLIC;
 
--- Filters shared by the dynamic tier queries ($7 to $11).
+-- The search filters: the one predicate every search and facet query uses
+-- (the published status stays beside it, literal, so the partial indexes
+-- match).  A NULL filter keeps everything.  (No SET clause, every name
+-- qualified: it inlines, and with the filters' values known the planner
+-- drops the NULL ones and uses the category index for a category.)
+CREATE FUNCTION agentmarket_private.search_filter_match(
+    p_category text, p_tags text[], p_relays text[], p_models text[], p_pricing_model text,
+    listing_category text, listing_tags text[], listing_relays text[], listing_models text[], listing_pricing_model text)
+RETURNS boolean
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+    SELECT (p_category IS NULL OR listing_category OPERATOR(pg_catalog.=) p_category)
+       AND (p_tags IS NULL OR listing_tags OPERATOR(pg_catalog.@>) p_tags)
+       AND (p_relays IS NULL OR listing_relays OPERATOR(pg_catalog.&&) p_relays)
+       AND (p_models IS NULL OR listing_models OPERATOR(pg_catalog.&&) p_models)
+       AND (p_pricing_model IS NULL OR listing_pricing_model OPERATOR(pg_catalog.=) p_pricing_model)
+$$;
+COMMENT ON FUNCTION agentmarket_private.search_filter_match(text, text[], text[], text[], text, text, text[], text[], text[], text) IS
+    'The search filters (category, all tags, any relay, any model, pricing model; NULL: no filter) applied to a listing''s values.';
+REVOKE ALL ON FUNCTION agentmarket_private.search_filter_match(text, text[], text[], text[], text, text, text[], text[], text[], text) FROM PUBLIC;
+
+-- The filters of the dynamic walk and tier queries, on the parameters $7 to
+-- $11 they bind.
 -- (No SET clause: called on every search, it runs under the search_path of
 -- the search function calling it; every name is qualified or in pg_catalog.)
 CREATE FUNCTION agentmarket_private.search_filter_sql()
 RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE
 AS $$
-    SELECT 'a.status = ''published'''
-        ' AND ($7::text IS NULL OR a.category = $7::text)'
-        ' AND ($8::text[] IS NULL OR a.tags @> $8::text[])'
-        ' AND ($9::text[] IS NULL OR a.supported_relays && $9::text[])'
-        ' AND ($10::text[] IS NULL OR a.supported_models && $10::text[])'
-        ' AND ($11::text IS NULL OR a.pricing_model = $11::text)'
+    SELECT 'a.status = ''published'' AND agentmarket_private.search_filter_match($7::text, $8::text[], $9::text[],'
+        ' $10::text[], $11::text, a.category, a.tags, a.supported_relays, a.supported_models, a.pricing_model)'
 $$;
 COMMENT ON FUNCTION agentmarket_private.search_filter_sql() IS
     'The WHERE clause of the search filters, with the parameters search_agents binds.';
@@ -364,11 +382,8 @@ BEGIN
                            (p.query IS NULL OR a.search_document OPERATOR(pg_catalog.@@) p.query) AS hit
                       FROM agentmarket.agents a
                      WHERE a.status OPERATOR(pg_catalog.=) 'published'
-                       AND (f_category IS NULL OR a.category OPERATOR(pg_catalog.=) f_category)
-                       AND (f_tags IS NULL OR a.tags OPERATOR(pg_catalog.@>) f_tags)
-                       AND (f_relays IS NULL OR a.supported_relays OPERATOR(pg_catalog.&&) f_relays)
-                       AND (f_models IS NULL OR a.supported_models OPERATOR(pg_catalog.&&) f_models)
-                       AND (f_pricing IS NULL OR a.pricing_model OPERATOR(pg_catalog.=) f_pricing)
+                       AND search_filter_match(f_category, f_tags, f_relays, f_models, f_pricing,
+                                               a.category, a.tags, a.supported_relays, a.supported_models, a.pricing_model)
                        AND (c_id IS NULL OR CASE f_sort
                              WHEN 'relevance' THEN (a.search_static, a.id) OPERATOR(pg_catalog.<) (c_f, c_id)
                              WHEN 'rating' THEN (COALESCE(a.avg_rating, 0), a.total_reviews, a.id) OPERATOR(pg_catalog.<) (c_n, c_i::integer, c_id)
@@ -392,11 +407,8 @@ BEGIN
                   FROM agentmarket.agents a
                  WHERE a.status OPERATOR(pg_catalog.=) 'published'
                    AND a.search_document OPERATOR(pg_catalog.@@) gin_query
-                   AND (f_category IS NULL OR a.category OPERATOR(pg_catalog.=) f_category)
-                   AND (f_tags IS NULL OR a.tags OPERATOR(pg_catalog.@>) f_tags)
-                   AND (f_relays IS NULL OR a.supported_relays OPERATOR(pg_catalog.&&) f_relays)
-                   AND (f_models IS NULL OR a.supported_models OPERATOR(pg_catalog.&&) f_models)
-                   AND (f_pricing IS NULL OR a.pricing_model OPERATOR(pg_catalog.=) f_pricing))
+                   AND search_filter_match(f_category, f_tags, f_relays, f_models, f_pricing,
+                                           a.category, a.tags, a.supported_relays, a.supported_models, a.pricing_model))
             SELECT COALESCE(pg_catalog.array_agg(w.id ORDER BY w.o), '{}') INTO top_ids
               FROM (SELECT w.id, pg_catalog.row_number() OVER (ORDER BY
                         CASE WHEN f_sort OPERATOR(pg_catalog.=) 'relevance' THEN w.search_static END DESC,
@@ -560,11 +572,8 @@ BEGIN
                     FROM agentmarket.agents a
                    WHERE a.status OPERATOR(pg_catalog.=) 'published'
                      AND a.search_document OPERATOR(pg_catalog.@@) gin_query
-                     AND (f_category IS NULL OR a.category OPERATOR(pg_catalog.=) f_category)
-                     AND (f_tags IS NULL OR a.tags OPERATOR(pg_catalog.@>) f_tags)
-                     AND (f_relays IS NULL OR a.supported_relays OPERATOR(pg_catalog.&&) f_relays)
-                     AND (f_models IS NULL OR a.supported_models OPERATOR(pg_catalog.&&) f_models)
-                     AND (f_pricing IS NULL OR a.pricing_model OPERATOR(pg_catalog.=) f_pricing)) x
+                     AND search_filter_match(f_category, f_tags, f_relays, f_models, f_pricing,
+                                             a.category, a.tags, a.supported_relays, a.supported_models, a.pricing_model)) x
                  WHERE c_id IS NULL OR (x.score, x.id) OPERATOR(pg_catalog.<) (c_f, c_id)
                  ORDER BY x.score DESC, x.id DESC LIMIT k) y;
     END IF;
@@ -610,11 +619,8 @@ BEGIN
           FROM agentmarket.agents a
          WHERE a.status OPERATOR(pg_catalog.=) 'published'
            AND (p.query IS NULL OR a.search_document OPERATOR(pg_catalog.@@) p.query)
-           AND (f_category IS NULL OR a.category OPERATOR(pg_catalog.=) f_category)
-           AND (f_tags IS NULL OR a.tags OPERATOR(pg_catalog.@>) f_tags)
-           AND (f_relays IS NULL OR a.supported_relays OPERATOR(pg_catalog.&&) f_relays)
-           AND (f_models IS NULL OR a.supported_models OPERATOR(pg_catalog.&&) f_models)
-           AND (f_pricing IS NULL OR a.pricing_model OPERATOR(pg_catalog.=) f_pricing))
+           AND search_filter_match(f_category, f_tags, f_relays, f_models, f_pricing,
+                                   a.category, a.tags, a.supported_relays, a.supported_models, a.pricing_model))
     SELECT f.facet, f.value, f.n FROM (
         SELECT 'category'::text AS facet, h.c AS value, pg_catalog.count(*) AS n FROM hits h GROUP BY h.c
         UNION ALL

@@ -230,44 +230,57 @@ COMMENT ON FUNCTION agentmarket_private.search_check_filters(text[], text[], tex
     'Validates search filters (22023 on an unknown relay, model or pricing model); empty arrays mean no filter.';
 REVOKE ALL ON FUNCTION agentmarket_private.search_check_filters(text[], text[], text[], text) FROM PUBLIC;
 
-CREATE FUNCTION agentmarket.search_agents(
-    query text DEFAULT NULL, category text DEFAULT NULL, tags text[] DEFAULT NULL,
-    relays text[] DEFAULT NULL, models text[] DEFAULT NULL, pricing_model text DEFAULT NULL,
-    sort text DEFAULT 'relevance', page_size integer DEFAULT 20, page_after text DEFAULT NULL)
-RETURNS SETOF agentmarket.agent_search_result
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+-- A search's arguments, checked and decoded, with its plan and the
+-- estimates the strategies are chosen from: what each step of search_agents
+-- reads.
+CREATE TYPE agentmarket_private.search_request AS (
+  category text,                  -- filters (NULL: none; empty arrays become NULL)
+  tags text[],
+  relays text[],
+  models text[],
+  pricing_model text,
+  sort text,                      -- relevance, rating, popular or newest
+  page_size integer,
+  after_score double precision,   -- the page cursor's key: relevance (or static) score,
+  after_rating numeric,           -- ... rating,
+  after_count bigint,             -- ... reviews, hires, or microseconds of publication,
+  after_time timestamptz,         -- ... that time,
+  after_id uuid,                  -- ... and listing (NULL: the first page)
+  plan agentmarket_private.search_plan,
+  published double precision,     -- published listings (at least 1)
+  joint double precision,         -- matches if the words were independent
+  filter_share double precision,  -- share of listings the filters keep
+  gin_query tsquery,              -- the words and the filter lexemes, for one GIN scan
+  expected double precision,      -- matches expected to pass the filters
+  exhaustive_limit double precision  -- matches up to which all are scored
+);
+COMMENT ON TYPE agentmarket_private.search_request IS
+    'A search_agents call checked and decoded: filters, sort, page, cursor, the search plan and the estimates its strategy is chosen from.';
+
+-- Step 1 of search_agents: checks the arguments (22023), decodes the
+-- cursor, prepares the query and estimates, before any listing is read.
+CREATE FUNCTION agentmarket_private.search_request(
+    p_query text, p_category text, p_tags text[], p_relays text[], p_models text[], p_pricing_model text,
+    p_sort text, p_page_size integer, page_after text)
+RETURNS agentmarket_private.search_request
+LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, agentmarket, agentmarket_private, pg_temp
-SET plan_cache_mode = force_custom_plan
-SET jit = off
-SET max_parallel_workers_per_gather = 0
-SET extra_float_digits = 3
 AS $$
 DECLARE
-    f_category text := search_agents.category;
-    f_tags text[] := search_agents.tags;
-    f_relays text[] := search_agents.relays;
-    f_models text[] := search_agents.models;
-    f_pricing text := search_agents.pricing_model;
-    f_sort text := search_agents.sort;
-    k integer := search_agents.page_size;
+    f_category text := p_category;
+    f_tags text[] := p_tags;
+    f_relays text[] := p_relays;
+    f_models text[] := p_models;
+    f_pricing text := p_pricing_model;
+    f_sort text := p_sort;
+    k integer := p_page_size;
     p agentmarket_private.search_plan;
     c text[];
     c_f double precision;
     c_n numeric;
     c_i bigint;
     c_id uuid;
-    exact boolean;
-    tier record;
-    max_static double precision;
-    filters text := search_filter_sql();
-    dense_bound double precision;
-    last_static double precision;
-    last_id uuid;
-    walked integer := 0;
-    hits integer := 0;
-    hits_seen integer;
-    projected double precision;
-    tiers_done boolean := false;
+    c_t timestamptz;
     -- Matches up to which scoring them all beats any walk (a tuning knob;
     -- every strategy returns the same rows).
     exhaustive_setting text := pg_catalog.current_setting('agentmarket.search_exhaustive_limit', true);
@@ -279,17 +292,6 @@ DECLARE
     filter_text text;
     gin_query tsquery;
     expected double precision;
-    by_gin boolean;
-    tier_limit double precision;
-    cap integer;
-    c_t timestamptz;
-    walk_ids uuid[];
-    walk_scores double precision[];
-    top_ids uuid[] := '{}';
-    top_scores double precision[] := '{}';
-    m integer;
-    n integer;
-    b double precision;
 BEGIN
     IF k IS NULL OR k OPERATOR(pg_catalog.<) 1 OR k OPERATOR(pg_catalog.>) 100 THEN
         RAISE EXCEPTION 'page_size must be between 1 and 100' USING ERRCODE = '22023';
@@ -315,7 +317,7 @@ BEGIN
                 DETAIL = 'page_after must be the cursor of a row returned by search_agents.';
         END;
     END IF;
-    p := search_prepare(search_agents.query);
+    p := search_prepare(p_query);
 
     -- Estimates from the vocabulary, before any listing is read.  joint: the
     -- matches if the words were independent (at most p.estimate, the rarest
@@ -355,86 +357,139 @@ BEGIN
                       WHEN p.query IS NULL THEN filter_text::tsquery
                       ELSE p.query OPERATOR(pg_catalog.&&) filter_text::tsquery END;
     expected := CASE WHEN p.query IS NULL THEN published ELSE joint END OPERATOR(pg_catalog.*) fsel;
+    RETURN ROW(f_category, f_tags, f_relays, f_models, f_pricing, f_sort, k, c_f, c_n, c_i, c_t, c_id,
+               p, published, joint, fsel, gin_query, expected, exhaustive_limit)::agentmarket_private.search_request;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.search_request(text, text, text[], text[], text[], text, text, integer, text) IS
+    'Checks and decodes search_agents arguments (22023 on bad ones), prepares the query and the estimates its strategy is chosen from.';
+REVOKE ALL ON FUNCTION agentmarket_private.search_request(text, text, text[], text[], text[], text, text, integer, text) FROM PUBLIC;
 
-    IF f_sort OPERATOR(pg_catalog.<>) 'relevance' OR p.ngroups OPERATOR(pg_catalog.=) 0 THEN
-        -- Sorted by a column, keyset after the cursor.  Few expected matches
-        -- (under L/3): they are found through GIN and sorted.  Otherwise the
-        -- sort's index is walked for a bounded number of listings, three
-        -- times as many as should hold a page of matches; when that does not
-        -- fill the page, GIN and sort after all.
-        by_gin := gin_query IS NOT NULL AND expected IS NOT NULL
-                  AND expected OPERATOR(pg_catalog.<) (exhaustive_limit OPERATOR(pg_catalog./) 3);
-        IF NOT by_gin THEN
-            cap := CASE WHEN p.query IS NULL THEN k WHEN joint IS NULL THEN 4096
-                        ELSE LEAST(4096, pg_catalog.ceil(3 OPERATOR(pg_catalog.*) k OPERATOR(pg_catalog.*) published
-                                                         OPERATOR(pg_catalog./) GREATEST(joint, 1)))::integer END;
-            SELECT pg_catalog.count(*)::integer,
-                   COALESCE((pg_catalog.array_agg(w.id ORDER BY
-                        CASE WHEN f_sort OPERATOR(pg_catalog.=) 'relevance' THEN w.search_static END DESC,
-                        CASE WHEN f_sort OPERATOR(pg_catalog.=) 'rating' THEN w.rating END DESC,
-                        CASE WHEN f_sort OPERATOR(pg_catalog.=) 'rating' THEN w.total_reviews END DESC,
-                        CASE WHEN f_sort OPERATOR(pg_catalog.=) 'popular' THEN w.total_hires END DESC,
-                        CASE WHEN f_sort OPERATOR(pg_catalog.=) 'newest' THEN w.published_at END DESC,
-                        w.id DESC) FILTER (WHERE w.hit))[1:k], '{}')
-              INTO n, top_ids
-              FROM (SELECT a.id, a.search_static, COALESCE(a.avg_rating, 0) AS rating, a.total_reviews,
-                           a.total_hires, a.published_at,
-                           (p.query IS NULL OR a.search_document OPERATOR(pg_catalog.@@) p.query) AS hit
-                      FROM agentmarket.agents a
-                     WHERE a.status OPERATOR(pg_catalog.=) 'published'
-                       AND search_filter_match(f_category, f_tags, f_relays, f_models, f_pricing,
-                                               a.category, a.tags, a.supported_relays, a.supported_models, a.pricing_model)
-                       AND (c_id IS NULL OR CASE f_sort
-                             WHEN 'relevance' THEN (a.search_static, a.id) OPERATOR(pg_catalog.<) (c_f, c_id)
-                             WHEN 'rating' THEN (COALESCE(a.avg_rating, 0), a.total_reviews, a.id) OPERATOR(pg_catalog.<) (c_n, c_i::integer, c_id)
-                             WHEN 'popular' THEN (a.total_hires, a.id) OPERATOR(pg_catalog.<) (c_i::integer, c_id)
-                             ELSE (a.published_at, a.id) OPERATOR(pg_catalog.<) (c_t, c_id) END)
-                     ORDER BY CASE WHEN f_sort OPERATOR(pg_catalog.=) 'relevance' THEN a.search_static END DESC,
-                              CASE WHEN f_sort OPERATOR(pg_catalog.=) 'rating' THEN COALESCE(a.avg_rating, 0) END DESC,
-                              CASE WHEN f_sort OPERATOR(pg_catalog.=) 'rating' THEN a.total_reviews END DESC,
-                              CASE WHEN f_sort OPERATOR(pg_catalog.=) 'popular' THEN a.total_hires END DESC,
-                              CASE WHEN f_sort OPERATOR(pg_catalog.=) 'newest' THEN a.published_at END DESC,
-                              a.id DESC
-                     LIMIT cap) w;
-            by_gin := pg_catalog.cardinality(top_ids) OPERATOR(pg_catalog.<) k AND n OPERATOR(pg_catalog.=) cap
-                      AND p.query IS NOT NULL;
-        END IF;
-        IF by_gin THEN
-            -- Materialized: the planner cannot turn it back into an index walk.
-            WITH hits AS MATERIALIZED (
-                SELECT a.id, a.search_static, COALESCE(a.avg_rating, 0) AS rating, a.total_reviews,
-                       a.total_hires, a.published_at
+-- Step 2, sorted by a column (or no words): the ids of the page.
+CREATE FUNCTION agentmarket_private.search_sorted(r agentmarket_private.search_request)
+RETURNS uuid[]
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, agentmarket, agentmarket_private, pg_temp
+AS $$
+DECLARE
+    p agentmarket_private.search_plan := r.plan;
+    k integer := r.page_size;
+    published double precision := r.published;
+    by_gin boolean;
+    cap integer;
+    n integer;
+    top_ids uuid[] := '{}';
+BEGIN
+    -- Sorted by a column, keyset after the cursor.  Few expected matches
+    -- (under L/3): they are found through GIN and sorted.  Otherwise the
+    -- sort's index is walked for a bounded number of listings, three
+    -- times as many as should hold a page of matches; when that does not
+    -- fill the page, GIN and sort after all.
+    by_gin := r.gin_query IS NOT NULL AND r.expected IS NOT NULL
+              AND r.expected OPERATOR(pg_catalog.<) (r.exhaustive_limit OPERATOR(pg_catalog./) 3);
+    IF NOT by_gin THEN
+        cap := CASE WHEN p.query IS NULL THEN k WHEN r.joint IS NULL THEN 4096
+                    ELSE LEAST(4096, pg_catalog.ceil(3 OPERATOR(pg_catalog.*) k OPERATOR(pg_catalog.*) published
+                                                     OPERATOR(pg_catalog./) GREATEST(r.joint, 1)))::integer END;
+        SELECT pg_catalog.count(*)::integer,
+               COALESCE((pg_catalog.array_agg(w.id ORDER BY
+                    CASE WHEN r.sort OPERATOR(pg_catalog.=) 'relevance' THEN w.search_static END DESC,
+                    CASE WHEN r.sort OPERATOR(pg_catalog.=) 'rating' THEN w.rating END DESC,
+                    CASE WHEN r.sort OPERATOR(pg_catalog.=) 'rating' THEN w.total_reviews END DESC,
+                    CASE WHEN r.sort OPERATOR(pg_catalog.=) 'popular' THEN w.total_hires END DESC,
+                    CASE WHEN r.sort OPERATOR(pg_catalog.=) 'newest' THEN w.published_at END DESC,
+                    w.id DESC) FILTER (WHERE w.hit))[1:k], '{}')
+          INTO n, top_ids
+          FROM (SELECT a.id, a.search_static, COALESCE(a.avg_rating, 0) AS rating, a.total_reviews,
+                       a.total_hires, a.published_at,
+                       (p.query IS NULL OR a.search_document OPERATOR(pg_catalog.@@) p.query) AS hit
                   FROM agentmarket.agents a
                  WHERE a.status OPERATOR(pg_catalog.=) 'published'
-                   AND a.search_document OPERATOR(pg_catalog.@@) gin_query
-                   AND search_filter_match(f_category, f_tags, f_relays, f_models, f_pricing,
-                                           a.category, a.tags, a.supported_relays, a.supported_models, a.pricing_model))
-            SELECT COALESCE(pg_catalog.array_agg(w.id ORDER BY w.o), '{}') INTO top_ids
-              FROM (SELECT w.id, pg_catalog.row_number() OVER (ORDER BY
-                        CASE WHEN f_sort OPERATOR(pg_catalog.=) 'relevance' THEN w.search_static END DESC,
-                        CASE WHEN f_sort OPERATOR(pg_catalog.=) 'rating' THEN w.rating END DESC,
-                        CASE WHEN f_sort OPERATOR(pg_catalog.=) 'rating' THEN w.total_reviews END DESC,
-                        CASE WHEN f_sort OPERATOR(pg_catalog.=) 'popular' THEN w.total_hires END DESC,
-                        CASE WHEN f_sort OPERATOR(pg_catalog.=) 'newest' THEN w.published_at END DESC,
-                        w.id DESC) AS o
-                      FROM hits w
-                     WHERE c_id IS NULL OR CASE f_sort
-                             WHEN 'relevance' THEN (w.search_static, w.id) OPERATOR(pg_catalog.<) (c_f, c_id)
-                             WHEN 'rating' THEN (w.rating, w.total_reviews, w.id) OPERATOR(pg_catalog.<) (c_n, c_i::integer, c_id)
-                             WHEN 'popular' THEN (w.total_hires, w.id) OPERATOR(pg_catalog.<) (c_i::integer, c_id)
-                             ELSE (w.published_at, w.id) OPERATOR(pg_catalog.<) (c_t, c_id) END
-                     ORDER BY 2 LIMIT k) w;
-        END IF;
+                   AND search_filter_match(r.category, r.tags, r.relays, r.models, r.pricing_model,
+                                           a.category, a.tags, a.supported_relays, a.supported_models, a.pricing_model)
+                   AND (r.after_id IS NULL OR CASE r.sort
+                         WHEN 'relevance' THEN (a.search_static, a.id) OPERATOR(pg_catalog.<) (r.after_score, r.after_id)
+                         WHEN 'rating' THEN (COALESCE(a.avg_rating, 0), a.total_reviews, a.id) OPERATOR(pg_catalog.<) (r.after_rating, r.after_count::integer, r.after_id)
+                         WHEN 'popular' THEN (a.total_hires, a.id) OPERATOR(pg_catalog.<) (r.after_count::integer, r.after_id)
+                         ELSE (a.published_at, a.id) OPERATOR(pg_catalog.<) (r.after_time, r.after_id) END)
+                 ORDER BY CASE WHEN r.sort OPERATOR(pg_catalog.=) 'relevance' THEN a.search_static END DESC,
+                          CASE WHEN r.sort OPERATOR(pg_catalog.=) 'rating' THEN COALESCE(a.avg_rating, 0) END DESC,
+                          CASE WHEN r.sort OPERATOR(pg_catalog.=) 'rating' THEN a.total_reviews END DESC,
+                          CASE WHEN r.sort OPERATOR(pg_catalog.=) 'popular' THEN a.total_hires END DESC,
+                          CASE WHEN r.sort OPERATOR(pg_catalog.=) 'newest' THEN a.published_at END DESC,
+                          a.id DESC
+                 LIMIT cap) w;
+        by_gin := pg_catalog.cardinality(top_ids) OPERATOR(pg_catalog.<) k AND n OPERATOR(pg_catalog.=) cap
+                  AND p.query IS NOT NULL;
+    END IF;
+    IF by_gin THEN
+        -- Materialized: the planner cannot turn it back into an index walk.
+        WITH hits AS MATERIALIZED (
+            SELECT a.id, a.search_static, COALESCE(a.avg_rating, 0) AS rating, a.total_reviews,
+                   a.total_hires, a.published_at
+              FROM agentmarket.agents a
+             WHERE a.status OPERATOR(pg_catalog.=) 'published'
+               AND a.search_document OPERATOR(pg_catalog.@@) r.gin_query
+               AND search_filter_match(r.category, r.tags, r.relays, r.models, r.pricing_model,
+                                       a.category, a.tags, a.supported_relays, a.supported_models, a.pricing_model))
+        SELECT COALESCE(pg_catalog.array_agg(w.id ORDER BY w.o), '{}') INTO top_ids
+          FROM (SELECT w.id, pg_catalog.row_number() OVER (ORDER BY
+                    CASE WHEN r.sort OPERATOR(pg_catalog.=) 'relevance' THEN w.search_static END DESC,
+                    CASE WHEN r.sort OPERATOR(pg_catalog.=) 'rating' THEN w.rating END DESC,
+                    CASE WHEN r.sort OPERATOR(pg_catalog.=) 'rating' THEN w.total_reviews END DESC,
+                    CASE WHEN r.sort OPERATOR(pg_catalog.=) 'popular' THEN w.total_hires END DESC,
+                    CASE WHEN r.sort OPERATOR(pg_catalog.=) 'newest' THEN w.published_at END DESC,
+                    w.id DESC) AS o
+                  FROM hits w
+                 WHERE r.after_id IS NULL OR CASE r.sort
+                         WHEN 'relevance' THEN (w.search_static, w.id) OPERATOR(pg_catalog.<) (r.after_score, r.after_id)
+                         WHEN 'rating' THEN (w.rating, w.total_reviews, w.id) OPERATOR(pg_catalog.<) (r.after_rating, r.after_count::integer, r.after_id)
+                         WHEN 'popular' THEN (w.total_hires, w.id) OPERATOR(pg_catalog.<) (r.after_count::integer, r.after_id)
+                         ELSE (w.published_at, w.id) OPERATOR(pg_catalog.<) (r.after_time, r.after_id) END
+                 ORDER BY 2 LIMIT k) w;
+    END IF;
+    RETURN top_ids;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.search_sorted(agentmarket_private.search_request) IS
+    'The page of a search sorted by a column (or without words): a capped walk of the sort''s index, or GIN and sort.';
+REVOKE ALL ON FUNCTION agentmarket_private.search_sorted(agentmarket_private.search_request) FROM PUBLIC;
+
+CREATE FUNCTION agentmarket.search_agents(
+    query text DEFAULT NULL, category text DEFAULT NULL, tags text[] DEFAULT NULL,
+    relays text[] DEFAULT NULL, models text[] DEFAULT NULL, pricing_model text DEFAULT NULL,
+    sort text DEFAULT 'relevance', page_size integer DEFAULT 20, page_after text DEFAULT NULL)
+RETURNS SETOF agentmarket.agent_search_result
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, agentmarket, agentmarket_private, pg_temp
+SET plan_cache_mode = force_custom_plan
+SET jit = off
+SET max_parallel_workers_per_gather = 0
+SET extra_float_digits = 3
+AS $$
+DECLARE
+    r agentmarket_private.search_request;
+    p agentmarket_private.search_plan;
+    exact boolean;
+    top_ids uuid[] := '{}';
+    top_scores double precision[] := '{}';
+BEGIN
+    r := search_request(search_agents.query, search_agents.category, search_agents.tags, search_agents.relays,
+                        search_agents.models, search_agents.pricing_model, search_agents.sort,
+                        search_agents.page_size, search_agents.page_after);
+    p := r.plan;
+    IF r.sort OPERATOR(pg_catalog.<>) 'relevance' OR p.ngroups OPERATOR(pg_catalog.=) 0 THEN
+        top_ids := search_sorted(r);
         RETURN QUERY
         SELECT a.id, a.slug, a.name, a.tagline, a.icon_url, a.category, a.pricing_model,
                a.credits_per_session, a.avg_rating, a.total_reviews, a.total_hires,
                a.supported_relays, a.supported_models, a.tags, a.published_at, x.score,
-               search_cursor(f_sort,
-                   CASE f_sort WHEN 'relevance' THEN a.search_static::text
+               search_cursor(r.sort,
+                   CASE r.sort WHEN 'relevance' THEN a.search_static::text
                                WHEN 'rating' THEN COALESCE(a.avg_rating, 0)::text
                                WHEN 'popular' THEN a.total_hires::text
                                ELSE ((EXTRACT(epoch FROM a.published_at) OPERATOR(pg_catalog.*) 1000000)::bigint)::text END,
-                   CASE f_sort WHEN 'rating' THEN a.total_reviews::text END, a.id)
+                   CASE r.sort WHEN 'rating' THEN a.total_reviews::text END, a.id)
           FROM ROWS FROM (pg_catalog.unnest(top_ids)) WITH ORDINALITY t(id, o)
           JOIN agentmarket.agents a ON a.id OPERATOR(pg_catalog.=) t.id
           CROSS JOIN LATERAL (SELECT CASE WHEN p.ngroups OPERATOR(pg_catalog.>) 0 THEN
@@ -459,123 +514,13 @@ BEGIN
     -- further down can enter the page (a listing there scores at most
     -- blend(best bound of the rest, static)), or until it has cost as much as
     -- scoring the projected matches would (then those are scored).
-    exact := LEAST(p.estimate, published OPERATOR(pg_catalog.*) fsel) OPERATOR(pg_catalog.<=) exhaustive_limit
+    exact := LEAST(p.estimate, r.published OPERATOR(pg_catalog.*) r.filter_share) OPERATOR(pg_catalog.<=) r.exhaustive_limit
              OR p.ngroups OPERATOR(pg_catalog.>) 3;
     IF NOT exact THEN
-        SELECT a.search_static INTO max_static FROM agentmarket.agents a
-         WHERE a.status OPERATOR(pg_catalog.=) 'published'
-         ORDER BY a.search_static DESC, a.id DESC LIMIT 1;
-        -- Tiers no index finds cheaply are walked; the walk also sees every
-        -- tier whose bound is no higher, so only better ones are fetched.  A
-        -- tier of t listings costs t to fetch, and about k * published /
-        -- (t * fsel) to find k of in the walk: fetched up to the t where the
-        -- two meet (at least 1,500; 7,800 at 1M listings with a one-third filter).
-        tier_limit := GREATEST(1500, pg_catalog.sqrt(k OPERATOR(pg_catalog.*) published OPERATOR(pg_catalog./) fsel));
-        SELECT pg_catalog.max(x.bound) INTO dense_bound FROM search_tiers(p) x
-         WHERE x.driver IS NULL OR x.estimate OPERATOR(pg_catalog.>) tier_limit;
-        m := 256;
-        LOOP
-            -- The next m listings in static order (the static-score index, or
-            -- the category's; continuing after the last one seen), scored
-            -- when they match.
-            EXECUTE pg_catalog.format($q$
-                SELECT pg_catalog.count(*)::integer, pg_catalog.count(x.score)::integer,
-                       (pg_catalog.array_agg(x.s ORDER BY x.s, x.id))[1],
-                       (pg_catalog.array_agg(x.id ORDER BY x.s, x.id))[1],
-                       COALESCE(pg_catalog.array_agg(x.id) FILTER (WHERE x.score IS NOT NULL
-                           AND ($13::uuid IS NULL OR (x.score, x.id) < ($12::float8, $13::uuid))), '{}'),
-                       COALESCE(pg_catalog.array_agg(x.score) FILTER (WHERE x.score IS NOT NULL
-                           AND ($13::uuid IS NULL OR (x.score, x.id) < ($12::float8, $13::uuid))), '{}')
-                  FROM (SELECT a.id, a.search_static AS s,
-                               CASE WHEN a.search_document @@ $1 THEN agentmarket_private.search_blend(
-                                   agentmarket_private.search_text_score(a.search_document, $2, $3, $4, $5, $6),
-                                   a.search_static) END AS score
-                          FROM agentmarket.agents a
-                         WHERE %s AND ($16::uuid IS NULL OR (a.search_static, a.id) < ($15::float8, $16::uuid))
-                         ORDER BY a.search_static DESC, a.id DESC LIMIT $14) x$q$,
-                filters)
-            INTO n, hits_seen, last_static, last_id, walk_ids, walk_scores
-            USING p.query, p.lexemes, p.groups, p.factors, p.prefixes, p.ngroups,
-                  f_category, f_tags, f_relays, f_models, f_pricing, c_f, c_id, m, last_static, last_id;
-            walked := walked OPERATOR(pg_catalog.+) n;
-            hits := hits OPERATOR(pg_catalog.+) hits_seen;
-            -- The k best of both lists (a listing in both counts once).
-            SELECT COALESCE(pg_catalog.array_agg(u.id ORDER BY u.score DESC, u.id DESC), '{}'),
-                   COALESCE(pg_catalog.array_agg(u.score ORDER BY u.score DESC, u.id DESC), '{}')
-              INTO top_ids, top_scores
-              FROM (SELECT v.id, v.score FROM (
-                        SELECT * FROM ROWS FROM (pg_catalog.unnest(top_ids), pg_catalog.unnest(top_scores)) a(id, score)
-                        UNION
-                        SELECT * FROM ROWS FROM (pg_catalog.unnest(walk_ids), pg_catalog.unnest(walk_scores)) b(id, score)) v
-                     ORDER BY v.score DESC, v.id DESC LIMIT k) u;
-            EXIT WHEN n OPERATOR(pg_catalog.<) m;       -- every listing seen: the page is exact
-            -- Matches projected from the density so far; scoring them costs
-            -- about a third of walking as many listings.
-            projected := hits::double precision OPERATOR(pg_catalog.*) published OPERATOR(pg_catalog.*) fsel
-                         OPERATOR(pg_catalog./) walked;
-            IF projected OPERATOR(pg_catalog.<=) exhaustive_limit OR walked OPERATOR(pg_catalog.*) 3 OPERATOR(pg_catalog.>=) projected THEN
-                exact := true;
-                EXIT;
-            END IF;
-            IF NOT tiers_done THEN
-                tiers_done := true;
-                FOR tier IN SELECT * FROM search_tiers(p) x ORDER BY x.bound DESC, x.estimate LOOP
-                    IF tier.driver IS NULL OR tier.estimate OPERATOR(pg_catalog.>) tier_limit
-                       OR tier.bound OPERATOR(pg_catalog.<=) dense_bound THEN
-                        dense_bound := GREATEST(dense_bound, tier.bound);
-                        CONTINUE;
-                    END IF;
-                    CONTINUE WHEN pg_catalog.cardinality(top_ids) OPERATOR(pg_catalog.=) k
-                              AND top_scores[k] OPERATOR(pg_catalog.>) search_blend(tier.bound, max_static);
-                    EXECUTE pg_catalog.format($q$
-                        SELECT COALESCE(pg_catalog.array_agg(y.id ORDER BY y.score DESC, y.id DESC), '{}'),
-                               COALESCE(pg_catalog.array_agg(y.score ORDER BY y.score DESC, y.id DESC), '{}')
-                          FROM (SELECT x.id, x.score FROM (
-                                  SELECT a.id, agentmarket_private.search_blend(agentmarket_private.search_text_score(
-                                             a.search_document, $2, $3, $4, $5, $6), a.search_static) AS score
-                                    FROM agentmarket.agents a
-                                   WHERE %s AND %s AND (%s AND a.search_document @@ $1) IS TRUE) x
-                                 WHERE $13::uuid IS NULL OR (x.score, x.id) < ($12::float8, $13::uuid)
-                                 ORDER BY x.score DESC, x.id DESC LIMIT $14) y$q$,
-                        filters, tier.driver, tier.condition)
-                    INTO walk_ids, walk_scores
-                    USING p.query, p.lexemes, p.groups, p.factors, p.prefixes, p.ngroups,
-                          f_category, f_tags, f_relays, f_models, f_pricing, c_f, c_id, k;
-                    SELECT COALESCE(pg_catalog.array_agg(u.id ORDER BY u.score DESC, u.id DESC), '{}'),
-                           COALESCE(pg_catalog.array_agg(u.score ORDER BY u.score DESC, u.id DESC), '{}')
-                      INTO top_ids, top_scores
-                      FROM (SELECT v.id, v.score FROM (
-                                SELECT * FROM ROWS FROM (pg_catalog.unnest(top_ids), pg_catalog.unnest(top_scores)) a(id, score)
-                                UNION
-                                SELECT * FROM ROWS FROM (pg_catalog.unnest(walk_ids), pg_catalog.unnest(walk_scores)) b(id, score)) v
-                             ORDER BY v.score DESC, v.id DESC LIMIT k) u;
-                END LOOP;
-            END IF;
-            EXIT WHEN dense_bound IS NULL;              -- every tier was fetched whole
-            b := search_blend(dense_bound, last_static);
-            -- Static scores lie on a 1e-6 grid: a tie with b means the same
-            -- static score and, further down the walk, a smaller id.
-            EXIT WHEN pg_catalog.cardinality(top_ids) OPERATOR(pg_catalog.=) k
-                  AND (top_scores[k] OPERATOR(pg_catalog.>) b
-                       OR (top_scores[k] OPERATOR(pg_catalog.=) b AND top_ids[k] OPERATOR(pg_catalog.>=) last_id));
-            m := m OPERATOR(pg_catalog.*) 2;
-        END LOOP;
+        SELECT w.top_ids, w.top_scores, w.exact INTO top_ids, top_scores, exact FROM search_walk(r) w;
     END IF;
-    RAISE DEBUG 'search_agents: estimate %, exhaustive %, listings walked %, matches seen %', p.estimate, exact, walked, hits;
     IF exact THEN
-        SELECT pg_catalog.array_agg(y.id ORDER BY y.score DESC, y.id DESC),
-               pg_catalog.array_agg(y.score ORDER BY y.score DESC, y.id DESC)
-          INTO top_ids, top_scores
-          FROM (SELECT x.id, x.score FROM (
-                  SELECT a.id, search_blend(search_text_score(a.search_document, p.lexemes, p.groups,
-                                            p.factors, p.prefixes, p.ngroups), a.search_static) AS score
-                    FROM agentmarket.agents a
-                   WHERE a.status OPERATOR(pg_catalog.=) 'published'
-                     AND a.search_document OPERATOR(pg_catalog.@@) gin_query
-                     AND search_filter_match(f_category, f_tags, f_relays, f_models, f_pricing,
-                                             a.category, a.tags, a.supported_relays, a.supported_models, a.pricing_model)) x
-                 WHERE c_id IS NULL OR (x.score, x.id) OPERATOR(pg_catalog.<) (c_f, c_id)
-                 ORDER BY x.score DESC, x.id DESC LIMIT k) y;
+        SELECT x.top_ids, x.top_scores INTO top_ids, top_scores FROM search_score_all(r) x;
     END IF;
     RETURN QUERY
     SELECT a.id, a.slug, a.name, a.tagline, a.icon_url, a.category, a.pricing_model,

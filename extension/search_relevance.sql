@@ -2,8 +2,80 @@
 -- words are common: the walk in static-score order with tiers fetched
 -- through GIN and an early stop (search_walk), and scoring every match
 -- (search_score_all).  search_agents (search_query.sql) picks between them
--- from estimates; search_tiers and the bounds come from search_prepare
+-- from estimates; the per-word bounds the tiers use come from search_prepare
 -- (search.sql), whose constants are the scorer's (search.c).
+
+-- The tiers of a query with up to three words: every combination of where
+-- each word matches (name; tagline or tags but not the name; neither), with
+-- the best text score a listing in the tier can have, its size estimated as
+-- if words were independent and, when some word must be in a name, tagline
+-- or tags, the search_fields condition that selects the tier through its GIN
+-- index.  Tiers nothing can be in are left out.
+CREATE FUNCTION agentmarket_private.search_tiers(p agentmarket_private.search_plan)
+RETURNS TABLE (bound double precision, estimate double precision, driver text, condition text)
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, agentmarket_private, pg_temp
+AS $$
+DECLARE
+    code integer;
+    level integer;
+    bounds double precision[];
+    parts text[];
+    required text[];
+    positive boolean;
+    n double precision := GREATEST(p.published, 1);
+    possible boolean;
+BEGIN
+    IF p.ngroups NOT BETWEEN 1 AND 3 THEN
+        RAISE EXCEPTION 'search tiers need one to three words' USING ERRCODE = '22023';
+    END IF;
+    FOR t IN 0 .. (3 OPERATOR(pg_catalog.^) p.ngroups)::integer OPERATOR(pg_catalog.-) 1 LOOP
+        code := t; bounds := '{}'; parts := '{}'; required := '{}'; positive := false;
+        estimate := n; possible := true;
+        FOR g IN 1 .. p.ngroups LOOP
+            level := code OPERATOR(pg_catalog.%) 3;
+            code := code OPERATOR(pg_catalog./) 3;
+            IF level OPERATOR(pg_catalog.=) 0 THEN          -- in the name
+                possible := possible AND p.group_name_bound[g] OPERATOR(pg_catalog.>) 0;
+                bounds := bounds OPERATOR(pg_catalog.||)
+                          GREATEST(p.group_name_bound[g], p.group_head_bound[g], p.group_body_bound[g]);
+                estimate := estimate OPERATOR(pg_catalog.*) p.group_name_docs[g] OPERATOR(pg_catalog./) n;
+                parts := parts OPERATOR(pg_catalog.||) pg_catalog.format('(%s)', p.group_name_terms[g]);
+                required := required OPERATOR(pg_catalog.||) pg_catalog.format('(%s)', p.group_name_terms[g]);
+                positive := true;
+            ELSIF level OPERATOR(pg_catalog.=) 1 THEN       -- in the tagline or tags, not the name
+                possible := possible AND p.group_head_bound[g] OPERATOR(pg_catalog.>) 0;
+                bounds := bounds OPERATOR(pg_catalog.||) GREATEST(p.group_head_bound[g], p.group_body_bound[g]);
+                estimate := estimate OPERATOR(pg_catalog.*) p.group_head_docs[g] OPERATOR(pg_catalog./) n;
+                parts := parts OPERATOR(pg_catalog.||)
+                         pg_catalog.format('(%s) & !(%s)', p.group_head_terms[g], p.group_name_terms[g]);
+                required := required OPERATOR(pg_catalog.||) pg_catalog.format('(%s)', p.group_head_terms[g]);
+                positive := true;
+            ELSE                                            -- only in the description, or nowhere
+                bounds := bounds OPERATOR(pg_catalog.||) p.group_body_bound[g];
+                -- Without an OR every word must match: here, only in a description.
+                IF NOT p.any_word THEN
+                    possible := possible AND p.group_body_docs[g] OPERATOR(pg_catalog.>) 0;
+                    estimate := estimate OPERATOR(pg_catalog.*) p.group_body_docs[g] OPERATOR(pg_catalog./) n;
+                END IF;
+                parts := parts OPERATOR(pg_catalog.||)
+                         pg_catalog.format('!(%s) & !(%s)', p.group_name_terms[g], p.group_head_terms[g]);
+            END IF;
+        END LOOP;
+        CONTINUE WHEN NOT possible;
+        bound := search_text_bound(bounds);
+        -- The GIN scan intersects the words that must be present (the
+        -- all-description tier has none); the exclusions are checked on the rows.
+        driver := CASE WHEN positive THEN pg_catalog.format('a.search_fields @@ %L::tsquery',
+                                                            pg_catalog.array_to_string(required, ' & ')) END;
+        condition := pg_catalog.format('a.search_fields @@ %L::tsquery', pg_catalog.array_to_string(parts, ' & '));
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.search_tiers(agentmarket_private.search_plan) IS
+    'The possible tiers of a one- to three-word query (where each word matches), with their best text score, estimated size, GIN condition and full condition on search_fields.';
+REVOKE ALL ON FUNCTION agentmarket_private.search_tiers(agentmarket_private.search_plan) FROM PUBLIC;
 
 -- The k best of two lists of (id, score), best first; a listing in both
 -- counts once.  (No SET clause, every name qualified: it inlines.)

@@ -28,6 +28,39 @@ $$;
 COMMENT ON FUNCTION agentmarket_private.credit_expire_holds(uuid) IS
     'Marks a user''s overdue active holds expired and releases their credits; the caller has locked the balance row.';
 
+CREATE FUNCTION agentmarket_private.reserve_credits(p_user uuid, p_arguments jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p_amount integer := (p_arguments OPERATOR(pg_catalog.->>) 'amount')::integer;
+    p_session uuid := (p_arguments OPERATOR(pg_catalog.->>) 'session_id')::uuid;
+    b agentmarket.credit_balances;
+    available integer;
+    new_hold uuid;
+BEGIN
+    PERFORM agentmarket_private.credit_lock_balance(p_user);
+    PERFORM agentmarket_private.credit_expire_holds(p_user);
+    PERFORM agentmarket_private.credit_check_session(p_user, p_session);
+    SELECT * INTO STRICT b FROM agentmarket.credit_balances cb WHERE cb.user_id = p_user;
+    available := b.subscription_credits + b.topup_credits - b.held_credits;
+    IF available < p_amount THEN
+        RAISE EXCEPTION 'insufficient credits' USING ERRCODE = 'PT402',
+            DETAIL = pg_catalog.format('available %s, required %s', available, p_amount);
+    END IF;
+    INSERT INTO agentmarket_private.credit_holds (user_id, amount, session_id, description, expires_at)
+    VALUES (p_user, p_amount, p_session, p_arguments OPERATOR(pg_catalog.->>) 'description',
+            now() OPERATOR(pg_catalog.+) COALESCE((p_arguments OPERATOR(pg_catalog.->>) 'expires_in')::interval,
+                pg_catalog.make_interval(mins => agentmarket_private.setting('hold_expiry_minutes')::integer)))
+    RETURNING id INTO new_hold;
+    PERFORM agentmarket_private.credit_apply(p_user, 0, 0, p_amount, 'session_deduct');
+    RETURN pg_catalog.jsonb_build_object('hold_id', new_hold);
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.reserve_credits(uuid, jsonb) IS
+    'Body of agentmarket.reserve_credits run by credit_execute: expires overdue holds, refuses more than is available (PT402), places the hold; returns {"hold_id": ...}.';
+
 CREATE FUNCTION agentmarket.reserve_credits(
     user_id uuid, amount integer, session_id uuid DEFAULT NULL, expires_in interval DEFAULT NULL,
     idempotency_key text DEFAULT NULL, description text DEFAULT NULL)
@@ -36,18 +69,9 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    p_user uuid := reserve_credits.user_id;
-    p_key text := reserve_credits.idempotency_key;
-    p_session uuid := reserve_credits.session_id;
     lifetime interval;
-    args jsonb;
-    stored jsonb;
-    claimed boolean := false;
-    b agentmarket.credit_balances;
-    available integer;
-    new_hold uuid;
 BEGIN
-    IF p_user IS NULL THEN
+    IF reserve_credits.user_id IS NULL THEN
         RAISE EXCEPTION 'user_id must not be null' USING ERRCODE = '22023';
     END IF;
     PERFORM agentmarket_private.credit_check_amount(reserve_credits.amount);
@@ -57,35 +81,11 @@ BEGIN
         RAISE EXCEPTION 'expires_in must be positive' USING ERRCODE = '22023',
             DETAIL = pg_catalog.format('The interval given was %s.', lifetime);
     END IF;
-    args := pg_catalog.jsonb_build_object('amount', reserve_credits.amount, 'session_id', p_session,
-        'expires_in', reserve_credits.expires_in, 'description', reserve_credits.description);
-    BEGIN
-        IF p_key IS NOT NULL THEN
-            stored := agentmarket_private.credit_idempotency_claim(p_user, p_key, 'reserve_credits', args);
-            IF stored IS NOT NULL THEN
-                RETURN (stored OPERATOR(pg_catalog.->>) 'hold_id')::uuid;
-            END IF;
-            claimed := true;
-        END IF;
-        PERFORM agentmarket_private.credit_lock_balance(p_user);
-        PERFORM agentmarket_private.credit_expire_holds(p_user);
-        PERFORM agentmarket_private.credit_check_session(p_user, p_session);
-        SELECT * INTO STRICT b FROM agentmarket.credit_balances cb WHERE cb.user_id = p_user;
-        available := b.subscription_credits + b.topup_credits - b.held_credits;
-        IF available < reserve_credits.amount THEN
-            RAISE EXCEPTION 'insufficient credits' USING ERRCODE = 'PT402',
-                DETAIL = pg_catalog.format('available %s, required %s', available, reserve_credits.amount);
-        END IF;
-        INSERT INTO agentmarket_private.credit_holds (user_id, amount, session_id, description, expires_at)
-        VALUES (p_user, reserve_credits.amount, p_session, reserve_credits.description, now() + lifetime)
-        RETURNING id INTO new_hold;
-        PERFORM agentmarket_private.credit_apply(p_user, 0, 0, reserve_credits.amount, 'session_deduct');
-        IF claimed THEN
-            PERFORM agentmarket_private.credit_idempotency_store(p_user, p_key,
-                pg_catalog.jsonb_build_object('hold_id', new_hold));
-        END IF;
-    END;
-    RETURN new_hold;
+    RETURN (agentmarket_private.credit_execute('agentmarket_private.reserve_credits(uuid, jsonb)',
+                reserve_credits.user_id, reserve_credits.idempotency_key,
+                pg_catalog.jsonb_build_object('amount', reserve_credits.amount, 'session_id', reserve_credits.session_id,
+                    'expires_in', reserve_credits.expires_in, 'description', reserve_credits.description))
+            OPERATOR(pg_catalog.->>) 'hold_id')::uuid;
 END
 $$;
 COMMENT ON FUNCTION agentmarket.reserve_credits(uuid, integer, uuid, interval, text, text) IS
@@ -133,6 +133,54 @@ $$;
 COMMENT ON FUNCTION agentmarket_private.credit_check_hold_active(agentmarket_private.credit_holds) IS
     'Raises 22023 unless the hold is active and not past its expiry.';
 
+-- The user of a hold, for its key; P0002 for an unknown hold.
+CREATE FUNCTION agentmarket_private.credit_hold_user(p_hold uuid)
+RETURNS uuid
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p_user uuid;
+BEGIN
+    IF p_hold IS NULL THEN
+        RAISE EXCEPTION 'hold_id must not be null' USING ERRCODE = '22023';
+    END IF;
+    SELECT ch.user_id INTO p_user FROM agentmarket_private.credit_holds ch WHERE ch.id = p_hold;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'hold not found' USING ERRCODE = 'P0002',
+            DETAIL = pg_catalog.format('No hold has id %s.', p_hold);
+    END IF;
+    RETURN p_user;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.credit_hold_user(uuid) IS
+    'The user of a hold (whose keys its capture and release use); 22023 for NULL, P0002 for an unknown hold.';
+
+CREATE FUNCTION agentmarket_private.capture_hold(p_user uuid, p_arguments jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p_hold uuid := (p_arguments OPERATOR(pg_catalog.->>) 'hold_id')::uuid;
+    p_amount integer := (p_arguments OPERATOR(pg_catalog.->>) 'amount')::integer;
+    h agentmarket_private.credit_holds := agentmarket_private.credit_lock_hold(p_hold);
+BEGIN
+    PERFORM agentmarket_private.credit_check_hold_active(h);
+    IF p_amount > h.amount THEN
+        RAISE EXCEPTION 'capture exceeds the hold' USING ERRCODE = '22023',
+            DETAIL = pg_catalog.format('held %s, requested %s', h.amount, p_amount);
+    END IF;
+    UPDATE agentmarket_private.credit_holds ch
+       SET status = 'captured', captured_amount = p_amount, resolved_at = now()
+     WHERE ch.id = p_hold;
+    RETURN pg_catalog.to_jsonb(agentmarket_private.credit_lot_take(p_user, p_amount, -h.amount,
+               COALESCE(p_arguments OPERATOR(pg_catalog.->>) 'description', h.description), h.session_id));
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.capture_hold(uuid, jsonb) IS
+    'Body of agentmarket.capture_hold run by credit_execute: charges the amount of an active hold from the lots and releases the rest; returns the credit_state as jsonb.';
+
 CREATE FUNCTION agentmarket.capture_hold(
     hold_id uuid, amount integer, idempotency_key text DEFAULT NULL, description text DEFAULT NULL)
 RETURNS agentmarket.credit_state
@@ -140,100 +188,54 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    p_hold uuid := capture_hold.hold_id;
-    p_key text := capture_hold.idempotency_key;
     p_user uuid;
-    args jsonb;
-    stored jsonb;
-    claimed boolean := false;
-    h agentmarket_private.credit_holds;
-    r agentmarket.credit_state;
 BEGIN
-    IF p_hold IS NULL THEN
+    IF capture_hold.hold_id IS NULL THEN
         RAISE EXCEPTION 'hold_id must not be null' USING ERRCODE = '22023';
     END IF;
     PERFORM agentmarket_private.credit_check_amount(capture_hold.amount, true);
-    SELECT ch.user_id INTO p_user FROM agentmarket_private.credit_holds ch WHERE ch.id = p_hold;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'hold not found' USING ERRCODE = 'P0002',
-            DETAIL = pg_catalog.format('No hold has id %s.', p_hold);
-    END IF;
-    args := pg_catalog.jsonb_build_object('hold_id', p_hold, 'amount', capture_hold.amount,
-        'description', capture_hold.description);
-    BEGIN
-        IF p_key IS NOT NULL THEN
-            stored := agentmarket_private.credit_idempotency_claim(p_user, p_key, 'capture_hold', args);
-            IF stored IS NOT NULL THEN
-                RETURN pg_catalog.jsonb_populate_record(NULL::agentmarket.credit_state, stored);
-            END IF;
-            claimed := true;
-        END IF;
-        h := agentmarket_private.credit_lock_hold(p_hold);
-        PERFORM agentmarket_private.credit_check_hold_active(h);
-        IF capture_hold.amount > h.amount THEN
-            RAISE EXCEPTION 'capture exceeds the hold' USING ERRCODE = '22023',
-                DETAIL = pg_catalog.format('held %s, requested %s', h.amount, capture_hold.amount);
-        END IF;
-        UPDATE agentmarket_private.credit_holds ch
-           SET status = 'captured', captured_amount = capture_hold.amount, resolved_at = now()
-         WHERE ch.id = p_hold;
-        r := agentmarket_private.credit_lot_take(p_user, capture_hold.amount, -h.amount,
-                 COALESCE(capture_hold.description, h.description), h.session_id);
-        IF claimed THEN
-            PERFORM agentmarket_private.credit_idempotency_store(p_user, p_key, pg_catalog.to_jsonb(r));
-        END IF;
-    END;
-    RETURN r;
+    p_user := agentmarket_private.credit_hold_user(capture_hold.hold_id);
+    RETURN pg_catalog.jsonb_populate_record(NULL::agentmarket.credit_state,
+        agentmarket_private.credit_execute('agentmarket_private.capture_hold(uuid, jsonb)', p_user,
+            capture_hold.idempotency_key,
+            pg_catalog.jsonb_build_object('hold_id', capture_hold.hold_id, 'amount', capture_hold.amount,
+                'description', capture_hold.description)));
 END
 $$;
 COMMENT ON FUNCTION agentmarket.capture_hold(uuid, integer, text, text) IS
     'Charges amount (0 up to the held amount) of an active hold, subscription credits first (session_deduct rows), and releases the rest; a hold resolves once (22023 otherwise).';
+
+CREATE FUNCTION agentmarket_private.release_hold(p_user uuid, p_arguments jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p_hold uuid := (p_arguments OPERATOR(pg_catalog.->>) 'hold_id')::uuid;
+    h agentmarket_private.credit_holds := agentmarket_private.credit_lock_hold(p_hold);
+BEGIN
+    IF h.status <> 'active' THEN
+        PERFORM agentmarket_private.credit_check_hold_active(h);
+    END IF;
+    -- Releasing a hold past its expiry is allowed: it only frees credits.
+    UPDATE agentmarket_private.credit_holds ch SET status = 'released', resolved_at = now()
+     WHERE ch.id = p_hold;
+    RETURN pg_catalog.to_jsonb(agentmarket_private.credit_apply(p_user, 0, 0, -h.amount, 'session_deduct'));
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.release_hold(uuid, jsonb) IS
+    'Body of agentmarket.release_hold run by credit_execute: frees an active (or overdue) hold''s credits; returns the credit_state as jsonb.';
 
 CREATE FUNCTION agentmarket.release_hold(hold_id uuid, idempotency_key text DEFAULT NULL)
 RETURNS agentmarket.credit_state
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    p_hold uuid := release_hold.hold_id;
-    p_key text := release_hold.idempotency_key;
-    p_user uuid;
-    args jsonb;
-    stored jsonb;
-    claimed boolean := false;
-    h agentmarket_private.credit_holds;
-    r agentmarket.credit_state;
 BEGIN
-    IF p_hold IS NULL THEN
-        RAISE EXCEPTION 'hold_id must not be null' USING ERRCODE = '22023';
-    END IF;
-    SELECT ch.user_id INTO p_user FROM agentmarket_private.credit_holds ch WHERE ch.id = p_hold;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'hold not found' USING ERRCODE = 'P0002',
-            DETAIL = pg_catalog.format('No hold has id %s.', p_hold);
-    END IF;
-    args := pg_catalog.jsonb_build_object('hold_id', p_hold);
-    BEGIN
-        IF p_key IS NOT NULL THEN
-            stored := agentmarket_private.credit_idempotency_claim(p_user, p_key, 'release_hold', args);
-            IF stored IS NOT NULL THEN
-                RETURN pg_catalog.jsonb_populate_record(NULL::agentmarket.credit_state, stored);
-            END IF;
-            claimed := true;
-        END IF;
-        h := agentmarket_private.credit_lock_hold(p_hold);
-        IF h.status <> 'active' THEN
-            PERFORM agentmarket_private.credit_check_hold_active(h);
-        END IF;
-        -- Releasing a hold past its expiry is allowed: it only frees credits.
-        UPDATE agentmarket_private.credit_holds ch SET status = 'released', resolved_at = now()
-         WHERE ch.id = p_hold;
-        r := agentmarket_private.credit_apply(p_user, 0, 0, -h.amount, 'session_deduct');
-        IF claimed THEN
-            PERFORM agentmarket_private.credit_idempotency_store(p_user, p_key, pg_catalog.to_jsonb(r));
-        END IF;
-    END;
-    RETURN r;
+    RETURN pg_catalog.jsonb_populate_record(NULL::agentmarket.credit_state,
+        agentmarket_private.credit_execute('agentmarket_private.release_hold(uuid, jsonb)',
+            agentmarket_private.credit_hold_user(release_hold.hold_id), release_hold.idempotency_key,
+            pg_catalog.jsonb_build_object('hold_id', release_hold.hold_id)));
 END
 $$;
 COMMENT ON FUNCTION agentmarket.release_hold(uuid, text) IS

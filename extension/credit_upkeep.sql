@@ -147,7 +147,10 @@ DECLARE
 BEGIN
     FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p
               WHERE p.pronamespace OPERATOR(pg_catalog.=) 'agentmarket_private'::regnamespace
-                AND (p.proname OPERATOR(pg_catalog.~~) 'credit%' OR p.proname OPERATOR(pg_catalog.=) 'grant_free_trial')
+                AND (p.proname OPERATOR(pg_catalog.~~) 'credit%' OR p.proname IN ('grant_free_trial',
+                     -- the operations' bodies, run by credit_execute
+                     'grant_credits', 'refresh_subscription_credits', 'refund_credits',
+                     'reserve_credits', 'capture_hold', 'release_hold'))
     LOOP
         EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
     END LOOP;

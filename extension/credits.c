@@ -11,15 +11,13 @@
  * deductions of different users never wait for each other, and deductions of
  * one user are serialized: no double spending, no pot below zero.
  *
- * With an idempotency key, the work runs in a subtransaction: the key is
- * claimed first (a repeat returns the first outcome); a refusal rolls the
- * claim back with everything else, so it leaves no record.
+ * With an idempotency key, the deduction runs under the ledger's one
+ * idempotency executor (credits_idempotency.c); without one, it runs alone.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/htup_details.h"
-#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -27,11 +25,12 @@
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
-#include "utils/memutils.h"
-#include "utils/resowner.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
 #include "utils/uuid.h"
 
 #include "agentmarket.h"
+#include "credits.h"
 
 /* A user's balances after a deduction (the SQL type agentmarket.credit_state). */
 typedef struct CreditState
@@ -68,8 +67,6 @@ static SPIPlanPtr session_plan = NULL;
 static SPIPlanPtr apply_plan = NULL;
 static SPIPlanPtr take_plan = NULL;
 static SPIPlanPtr head_plan = NULL;
-static SPIPlanPtr claim_plan = NULL;
-static SPIPlanPtr store_plan = NULL;
 
 PG_FUNCTION_INFO_V1(deduct_credits);
 
@@ -98,8 +95,6 @@ credit_prepare_plans(void)
 	Oid			uuid_arg[1] = {UUIDOID};
 	Oid			apply_args[8] = {UUIDOID, INT4OID, INT4OID, TEXTOID, UUIDOID, INT4OID, INT8OID, INT8OID};
 	Oid			take_args[4] = {UUIDOID, INT4OID, TEXTOID, UUIDOID};
-	Oid			claim_args[3] = {UUIDOID, TEXTOID, TEXTOID};
-	Oid			store_args[3] = {UUIDOID, TEXTOID, TEXTOID};
 
 	if (lock_plan != NULL)
 		return;
@@ -137,16 +132,6 @@ credit_prepare_plans(void)
 	take_plan = credit_prepare(
 		"SELECT agentmarket_private.credit_lot_take($1, $2, 0, $3, $4)",
 		4, take_args);
-	claim_plan = credit_prepare(
-		"SELECT r.subscription_credits, r.topup_credits, r.held_credits"
-		"  FROM agentmarket_private.credit_idempotency_claim($1, $2, 'deduct_credits',"
-		"           $3::pg_catalog.jsonb) o,"
-		"       pg_catalog.jsonb_populate_record(NULL::agentmarket.credit_state, o) r"
-		" WHERE o IS NOT NULL",
-		3, claim_args);
-	store_plan = credit_prepare(
-		"SELECT agentmarket_private.credit_idempotency_store($1, $2, $3::pg_catalog.jsonb)",
-		3, store_args);
 	/* Last: the others are ready once this is set. */
 	lock_plan = credit_prepare(
 		"SELECT subscription_credits, topup_credits, held_credits,"
@@ -356,8 +341,8 @@ credit_deduct(const DeductArgs *args)
 }
 
 /* The arguments as the jsonb an idempotency key is bound to. */
-static char *
-credit_arguments_json(const DeductArgs *args)
+static Datum
+credit_arguments_jsonb(const DeductArgs *args)
 {
 	StringInfoData buf;
 
@@ -373,91 +358,67 @@ credit_arguments_json(const DeductArgs *args)
 	else
 		escape_json(&buf, TextDatumGetCString(args->description));
 	appendStringInfoChar(&buf, '}');
-	return buf.data;
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data));
 }
 
-/* A credit_state as jsonb text, the stored outcome of a key. */
-static char *
-credit_state_json(CreditState state)
+/* A credit_state as jsonb, the stored outcome of a key. */
+static Datum
+credit_state_jsonb(CreditState state)
 {
-	return psprintf("{\"subscription_credits\": %d, \"topup_credits\": %d, "
-					"\"held_credits\": %d, \"available_credits\": %d}",
-					state.subscription, state.topup, state.held,
-					state.subscription + state.topup - state.held);
+	char	   *json = psprintf("{\"subscription_credits\": %d, \"topup_credits\": %d, "
+								"\"held_credits\": %d, \"available_credits\": %d}",
+								state.subscription, state.topup, state.held,
+								state.subscription + state.topup - state.held);
+
+	return DirectFunctionCall1(jsonb_in, CStringGetDatum(json));
 }
 
-/*
- * The deduction under an idempotency key, in a subtransaction: claim the key
- * (or return its first outcome), deduct, store the outcome.  A refusal after
- * the claim rolls the claim back and is recorded durably, then raised.
- */
+/* One int4 member of a stored credit_state (0 when missing, as jsonb_populate_record). */
+static int32
+credit_state_member(Jsonb *outcome, const char *name)
+{
+	JsonbValue	value;
+
+	if (getKeyJsonValueFromContainer(&outcome->root, name, strlen(name), &value) == NULL ||
+		value.type != jbvNumeric)
+		return 0;
+	return DatumGetInt32(DirectFunctionCall1(numeric_int4, NumericGetDatum(value.val.numeric)));
+}
+
+/* A stored outcome as a credit_state. */
 static CreditState
-credit_deduct_idempotent(const DeductArgs *args, text *key)
+credit_state_of_jsonb(Datum outcome)
 {
-	MemoryContext oldcontext = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	char	   *arguments = credit_arguments_json(args);
-	volatile CreditState state = {0, 0, 0};
+	Jsonb	   *jsonb = DatumGetJsonbP(outcome);
+	CreditState state;
 
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcontext);
-	PG_TRY();
-	{
-		Datum		claim_values[3];
-		Datum		store_values[3];
-		int			rc;
-
-		claim_values[0] = args->user_id;
-		claim_values[1] = PointerGetDatum(key);
-		claim_values[2] = CStringGetTextDatum(arguments);
-		rc = SPI_execute_plan(claim_plan, claim_values, NULL, false, 0);
-		if (rc != SPI_OK_SELECT)
-			ereport(ERROR,
-					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("idempotency claim failed: %s", SPI_result_code_string(rc))));
-		if (SPI_processed == 1)
-		{
-			/* A repeat: the first outcome, and no change. */
-			state.subscription = credit_int_column(0, 1);
-			state.topup = credit_int_column(0, 2);
-			state.held = credit_int_column(0, 3);
-		}
-		else
-		{
-			CreditState result;
-
-			result = credit_deduct(args);
-			state.subscription = result.subscription;
-			state.topup = result.topup;
-			state.held = result.held;
-			store_values[0] = args->user_id;
-			store_values[1] = PointerGetDatum(key);
-			store_values[2] = CStringGetTextDatum(credit_state_json(result));
-			rc = SPI_execute_plan(store_plan, store_values, NULL, false, 0);
-			if (rc != SPI_OK_SELECT)
-				ereport(ERROR,
-						(errcode(ERRCODE_INTERNAL_ERROR),
-						 errmsg("idempotency store failed: %s", SPI_result_code_string(rc))));
-		}
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(oldcontext);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
-		ReThrowError(edata);
-	}
-	PG_END_TRY();
-
+	state.subscription = credit_state_member(jsonb, "subscription_credits");
+	state.topup = credit_state_member(jsonb, "topup_credits");
+	state.held = credit_state_member(jsonb, "held_credits");
 	return state;
+}
+
+/* The deduction as a connected, self-contained step. */
+static CreditState
+credit_deduct_connected(const DeductArgs *args)
+{
+	CreditState state;
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not connect to SPI")));
+	credit_prepare_plans();
+	state = credit_deduct(args);
+	SPI_finish();
+	return state;
+}
+
+/* The deduction under a claimed key (a CreditOperation): its outcome as jsonb. */
+static Datum
+credit_deduct_operation(void *context)
+{
+	return credit_state_jsonb(credit_deduct_connected((const DeductArgs *) context));
 }
 
 /* SQL function: agentmarket.deduct_credits */
@@ -492,26 +453,13 @@ deduct_credits(PG_FUNCTION_ARGS)
 	args.description_isnull = PG_ARGISNULL(4);
 	args.description = args.description_isnull ? (Datum) 0 : PG_GETARG_DATUM(4);
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not connect to SPI")));
-	credit_prepare_plans();
 	if (PG_ARGISNULL(3))
-		state = credit_deduct(&args);
+		state = credit_deduct_connected(&args);
 	else
-	{
-		text	   *key = PG_GETARG_TEXT_PP(3);
-		Size		keylen = VARSIZE_ANY_EXHDR(key);
-
-		if (keylen == 0 || keylen > 255)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid idempotency key"),
-					 errdetail("An idempotency key is 1 to 255 characters long.")));
-		state = credit_deduct_idempotent(&args, key);
-	}
-	SPI_finish();
+		state = credit_state_of_jsonb(credit_idempotent("deduct_credits", args.user_id,
+														PG_GETARG_TEXT_PP(3),
+														credit_arguments_jsonb(&args),
+														credit_deduct_operation, &args));
 
 	values[0] = Int32GetDatum(state.subscription);
 	values[1] = Int32GetDatum(state.topup);

@@ -98,10 +98,10 @@ CREATE INDEX credit_holds_session ON agentmarket_private.credit_holds (session_i
 REVOKE ALL ON TABLE agentmarket_private.credit_holds FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('agentmarket_private.credit_holds', '');
 
--- One row per (user, key): the operation, its arguments and its outcome.
--- No foreign key to users: a failed outcome is recorded by a separate
--- transaction (credits_idempotency.c) that may not see a user created in the
--- caller's own, still open transaction.
+-- One row per (user, key): the operation, its arguments and its outcome,
+-- written by the one executor (credits_idempotency.c).  No foreign key to
+-- users: version 0.1.0 recorded failed outcomes from a separate transaction
+-- that might not see the user, and its rows are kept as they are.
 CREATE TABLE agentmarket_private.credit_idempotency (
   user_id UUID NOT NULL,
   idempotency_key TEXT NOT NULL
@@ -177,26 +177,33 @@ AS $$
 DECLARE
     r agentmarket.credit_state;
 BEGIN
+    -- Checked before writing rather than caught: catching costs a subtransaction.
+    IF EXISTS (SELECT FROM agentmarket.credit_balances cb
+                WHERE cb.user_id OPERATOR(pg_catalog.=) p_user
+                  AND (cb.subscription_credits::bigint OPERATOR(pg_catalog.+) p_subscription_delta
+                           OPERATOR(pg_catalog.>) 2147483647
+                       OR cb.topup_credits::bigint OPERATOR(pg_catalog.+) p_topup_delta
+                           OPERATOR(pg_catalog.>) 2147483647
+                       OR cb.held_credits::bigint OPERATOR(pg_catalog.+) p_held_delta
+                           OPERATOR(pg_catalog.>) 2147483647)) THEN
+        RAISE EXCEPTION 'balance out of range' USING ERRCODE = '22023',
+            DETAIL = 'A pot would exceed 2147483647 credits.';
+    END IF;
     INSERT INTO agentmarket.credit_transactions
         (user_id, type, amount, credit_type, description, session_id, stripe_payment_id)
     SELECT p_user, p_type, v.delta, v.pot, p_description, p_session, p_stripe_payment_id
       FROM (VALUES (1, 'subscription', p_subscription_delta), (2, 'topup', p_topup_delta)) v(n, pot, delta)
      WHERE v.delta OPERATOR(pg_catalog.<>) 0
      ORDER BY v.n;
-    BEGIN
-        UPDATE agentmarket.credit_balances cb
-           SET subscription_credits = cb.subscription_credits OPERATOR(pg_catalog.+) p_subscription_delta,
-               topup_credits = cb.topup_credits OPERATOR(pg_catalog.+) p_topup_delta,
-               held_credits = cb.held_credits OPERATOR(pg_catalog.+) p_held_delta
-         WHERE cb.user_id OPERATOR(pg_catalog.=) p_user
-        RETURNING cb.subscription_credits, cb.topup_credits, cb.held_credits,
-                  cb.subscription_credits OPERATOR(pg_catalog.+) cb.topup_credits
-                      OPERATOR(pg_catalog.-) cb.held_credits
-        INTO STRICT r;
-    EXCEPTION WHEN numeric_value_out_of_range THEN
-        RAISE EXCEPTION 'balance out of range' USING ERRCODE = '22023',
-            DETAIL = 'A pot would exceed 2147483647 credits.';
-    END;
+    UPDATE agentmarket.credit_balances cb
+       SET subscription_credits = cb.subscription_credits OPERATOR(pg_catalog.+) p_subscription_delta,
+           topup_credits = cb.topup_credits OPERATOR(pg_catalog.+) p_topup_delta,
+           held_credits = cb.held_credits OPERATOR(pg_catalog.+) p_held_delta
+     WHERE cb.user_id OPERATOR(pg_catalog.=) p_user
+    RETURNING cb.subscription_credits, cb.topup_credits, cb.held_credits,
+              cb.subscription_credits OPERATOR(pg_catalog.+) cb.topup_credits
+                  OPERATOR(pg_catalog.-) cb.held_credits
+    INTO STRICT r;
     RETURN r;
 END
 $$;
@@ -263,78 +270,56 @@ COMMENT ON FUNCTION agentmarket_private.credit_check_session(uuid, uuid) IS
     'Raises P0002 for an unknown session and 22023 for a session of another user (as deduct_credits does).';
 
 ------------------------------------------------------------------------------
--- Idempotency
+-- Idempotency: one executor (credits_idempotency.c)
+------------------------------------------------------------------------------
+-- Every operation below is a pair: the function clients call checks its
+-- arguments (22023, nothing recorded) and hands them, as the jsonb a key is
+-- bound to, to credit_execute with its body, agentmarket_private.<operation>
+-- (user_id, arguments) returning the outcome as jsonb.  credit_execute claims
+-- the key when one is given (a repeat returns the first outcome and runs
+-- nothing), runs the body, stores the outcome.  deduct_credits (C) uses the
+-- same executor directly.  A refusal (PT402, 22023) raises and rolls back
+-- with the caller's transaction, claim included: it leaves no record and a
+-- retry with the key is decided afresh (a refused call changed nothing, so
+-- it cannot happen twice).  Without a key no claim and no subtransaction.
+CREATE FUNCTION agentmarket_private.credit_execute(
+    operation regprocedure, user_id uuid, idempotency_key text, arguments jsonb)
+RETURNS jsonb
+AS 'MODULE_PATHNAME', 'credit_execute'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION agentmarket_private.credit_execute(regprocedure, uuid, text, jsonb) IS
+    'Runs a credit operation''s body (user_id uuid, arguments jsonb) -> jsonb, named as the operation, under the idempotency key when one is given: the first call with a key runs and stores its outcome, a repeat with the same arguments returns it, other uses of the key raise 22023.';
+
+------------------------------------------------------------------------------
+-- Grants, refresh, refunds
 ------------------------------------------------------------------------------
 
--- Claim a key: NULL when this call owns it now, else the first outcome (or its error).
-CREATE FUNCTION agentmarket_private.credit_idempotency_claim(
-    p_user uuid, p_key text, p_operation text, p_arguments jsonb)
+CREATE FUNCTION agentmarket_private.grant_credits(p_user uuid, p_arguments jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    r agentmarket_private.credit_idempotency;
+    p_amount integer := (p_arguments OPERATOR(pg_catalog.->>) 'amount')::integer;
+    grant_type text := p_arguments OPERATOR(pg_catalog.->>) 'type';
 BEGIN
-    IF p_key OPERATOR(pg_catalog.=) '' OR pg_catalog.length(p_key) OPERATOR(pg_catalog.>) 255 THEN
-        RAISE EXCEPTION 'invalid idempotency key' USING ERRCODE = '22023',
-            DETAIL = 'An idempotency key is 1 to 255 characters long.';
+    PERFORM agentmarket_private.credit_lock_balance(p_user);
+    IF grant_type OPERATOR(pg_catalog.=) 'free_trial' AND EXISTS (
+           SELECT FROM agentmarket.credit_transactions t
+            WHERE t.user_id OPERATOR(pg_catalog.=) p_user AND t.type OPERATOR(pg_catalog.=) 'free_trial') THEN
+        RAISE EXCEPTION 'free trial already granted' USING ERRCODE = '23505',
+            DETAIL = 'A user receives the free trial once.';
     END IF;
-    -- A concurrent call with the same key blocks here until the first one ends.
-    INSERT INTO agentmarket_private.credit_idempotency (user_id, idempotency_key, operation, arguments)
-    VALUES (p_user, p_key, p_operation, p_arguments)
-    ON CONFLICT ON CONSTRAINT credit_idempotency_pkey DO NOTHING;
-    IF FOUND THEN
-        RETURN NULL;
-    END IF;
-    SELECT * INTO STRICT r FROM agentmarket_private.credit_idempotency i
-     WHERE i.user_id OPERATOR(pg_catalog.=) p_user AND i.idempotency_key OPERATOR(pg_catalog.=) p_key;
-    IF r.operation OPERATOR(pg_catalog.<>) p_operation OR r.arguments OPERATOR(pg_catalog.<>) p_arguments THEN
-        RAISE EXCEPTION 'idempotency key already used with different arguments' USING ERRCODE = '22023',
-            DETAIL = pg_catalog.format('Key "%s" was first used for %s(%s).', p_key, r.operation, r.arguments),
-            HINT = 'Use a new key for a new operation.';
-    END IF;
-    IF r.outcome IS NULL THEN
-        RAISE EXCEPTION 'idempotency key is in use by the same call' USING ERRCODE = '22023',
-            DETAIL = pg_catalog.format('Key "%s" is being used by an unfinished call of this transaction.', p_key);
-    END IF;
-    IF r.failed AND COALESCE(r.outcome OPERATOR(pg_catalog.->>) 'detail', '') OPERATOR(pg_catalog.=) '' THEN
-        RAISE EXCEPTION USING ERRCODE = r.outcome OPERATOR(pg_catalog.->>) 'sqlstate',
-            MESSAGE = r.outcome OPERATOR(pg_catalog.->>) 'message';
-    ELSIF r.failed THEN
-        RAISE EXCEPTION USING ERRCODE = r.outcome OPERATOR(pg_catalog.->>) 'sqlstate',
-            MESSAGE = r.outcome OPERATOR(pg_catalog.->>) 'message',
-            DETAIL = r.outcome OPERATOR(pg_catalog.->>) 'detail';
-    END IF;
-    RETURN r.outcome;
+    -- Credits granted here are promotional: paid ones come from purchases.
+    RETURN pg_catalog.to_jsonb(agentmarket_private.credit_lot_grant(p_user,
+               p_arguments OPERATOR(pg_catalog.->>) 'credit_type', p_amount, grant_type,
+               agentmarket_private.credit_promotional_value(p_amount), NULL, NULL,
+               p_arguments OPERATOR(pg_catalog.->>) 'description',
+               p_arguments OPERATOR(pg_catalog.->>) 'stripe_payment_id'));
 END
 $$;
-COMMENT ON FUNCTION agentmarket_private.credit_idempotency_claim(uuid, text, text, jsonb) IS
-    'Claims an idempotency key for a call (NULL) or returns the first outcome, raising it again when it was an error; 22023 when the key was used with other arguments.';
-
--- Record the successful outcome of a claimed key.
-CREATE FUNCTION agentmarket_private.credit_idempotency_store(p_user uuid, p_key text, p_outcome jsonb)
-RETURNS void
-LANGUAGE sql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    UPDATE agentmarket_private.credit_idempotency i SET outcome = p_outcome
-     WHERE i.user_id OPERATOR(pg_catalog.=) p_user AND i.idempotency_key OPERATOR(pg_catalog.=) p_key
-$$;
-COMMENT ON FUNCTION agentmarket_private.credit_idempotency_store(uuid, text, jsonb) IS
-    'Stores the outcome of a call that claimed an idempotency key.';
-
-
-------------------------------------------------------------------------------
--- Grants, refresh, refunds
-------------------------------------------------------------------------------
--- Every function below follows one pattern: check the arguments (22023, not
--- recorded), claim the idempotency key when one is given (a repeat returns the
--- first outcome here), lock the user's balance row, write, store the outcome.
--- A refusal (PT402, 22023) raises and rolls back with the caller's
--- transaction, claim included: it leaves no record and no worker runs, and a
--- retry with the key is decided afresh (a refused call changed nothing, so it
--- cannot happen twice).
+COMMENT ON FUNCTION agentmarket_private.grant_credits(uuid, jsonb) IS
+    'Body of agentmarket.grant_credits run by credit_execute: locks the balance row, refuses a second free trial (23505), adds a promotional lot; returns the credit_state as jsonb.';
 
 CREATE FUNCTION agentmarket.grant_credits(
     user_id uuid, amount integer, credit_type text, type text, description text DEFAULT NULL,
@@ -343,15 +328,8 @@ RETURNS agentmarket.credit_state
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    p_user uuid := grant_credits.user_id;
-    p_key text := grant_credits.idempotency_key;
-    args jsonb;
-    stored jsonb;
-    claimed boolean := false;
-    r agentmarket.credit_state;
 BEGIN
-    IF p_user IS NULL THEN
+    IF grant_credits.user_id IS NULL THEN
         RAISE EXCEPTION 'user_id must not be null' USING ERRCODE = '22023';
     END IF;
     PERFORM agentmarket_private.credit_check_amount(grant_credits.amount);
@@ -372,37 +350,45 @@ BEGIN
             DETAIL = pg_catalog.format('%s credits go to the %s pot.', grant_credits.type,
                      CASE grant_credits.type WHEN 'topup_purchase' THEN 'topup' ELSE 'subscription' END);
     END IF;
-    args := pg_catalog.jsonb_build_object('amount', grant_credits.amount, 'credit_type', grant_credits.credit_type,
-        'type', grant_credits.type, 'description', grant_credits.description,
-        'stripe_payment_id', grant_credits.stripe_payment_id);
-    BEGIN
-        IF p_key IS NOT NULL THEN
-            stored := agentmarket_private.credit_idempotency_claim(p_user, p_key, 'grant_credits', args);
-            IF stored IS NOT NULL THEN
-                RETURN pg_catalog.jsonb_populate_record(NULL::agentmarket.credit_state, stored);
-            END IF;
-            claimed := true;
-        END IF;
-        PERFORM agentmarket_private.credit_lock_balance(p_user);
-        IF grant_credits.type = 'free_trial' AND EXISTS (
-               SELECT FROM agentmarket.credit_transactions t
-                WHERE t.user_id = p_user AND t.type = 'free_trial') THEN
-            RAISE EXCEPTION 'free trial already granted' USING ERRCODE = '23505',
-                DETAIL = 'A user receives the free trial once.';
-        END IF;
-        -- Credits granted here are promotional: paid ones come from purchases.
-        r := agentmarket_private.credit_lot_grant(p_user, grant_credits.credit_type, grant_credits.amount,
-                 grant_credits.type, agentmarket_private.credit_promotional_value(grant_credits.amount),
-                 NULL, NULL, grant_credits.description, grant_credits.stripe_payment_id);
-        IF claimed THEN
-            PERFORM agentmarket_private.credit_idempotency_store(p_user, p_key, pg_catalog.to_jsonb(r));
-        END IF;
-    END;
-    RETURN r;
+    RETURN pg_catalog.jsonb_populate_record(NULL::agentmarket.credit_state,
+        agentmarket_private.credit_execute('agentmarket_private.grant_credits(uuid, jsonb)',
+            grant_credits.user_id, grant_credits.idempotency_key,
+            pg_catalog.jsonb_build_object('amount', grant_credits.amount, 'credit_type', grant_credits.credit_type,
+                'type', grant_credits.type, 'description', grant_credits.description,
+                'stripe_payment_id', grant_credits.stripe_payment_id)));
 END
 $$;
 COMMENT ON FUNCTION agentmarket.grant_credits(uuid, integer, text, text, text, text, text) IS
     'Adds credits to a pot (type topup_purchase -> topup, subscription_refresh -> subscription, free_trial -> either, once per user); creates the balance row when missing; returns the new credit_state.';
+
+CREATE FUNCTION agentmarket_private.refresh_subscription_credits(p_user uuid, p_arguments jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p_amount integer := (p_arguments OPERATOR(pg_catalog.->>) 'amount')::integer;
+    b agentmarket.credit_balances := agentmarket_private.credit_lock_balance(p_user);
+    keep integer;
+BEGIN
+    -- What is left expires, except the subscription credits that back
+    -- active holds the top-up pot cannot cover.
+    keep := LEAST(b.subscription_credits, GREATEST(b.held_credits - b.topup_credits, 0));
+    IF b.subscription_credits - keep > 0 THEN
+        PERFORM agentmarket_private.credit_lot_expire(p_user, keep,
+                 'Unused subscription credits expired at refresh');
+    END IF;
+    IF p_amount > 0 THEN
+        PERFORM agentmarket_private.credit_lot_grant(p_user, 'subscription', p_amount, 'subscription_refresh',
+                 agentmarket_private.credit_promotional_value(p_amount), NULL, NULL,
+                 p_arguments OPERATOR(pg_catalog.->>) 'description',
+                 p_arguments OPERATOR(pg_catalog.->>) 'stripe_payment_id');
+    END IF;
+    RETURN pg_catalog.to_jsonb(agentmarket_private.credit_state_of(p_user));
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.refresh_subscription_credits(uuid, jsonb) IS
+    'Body of agentmarket.refresh_subscription_credits run by credit_execute: expiry of the subscription pot (keeping what active holds need), then the new grant; returns the credit_state as jsonb.';
 
 CREATE FUNCTION agentmarket.refresh_subscription_credits(
     user_id uuid, amount integer, idempotency_key text DEFAULT NULL,
@@ -411,56 +397,55 @@ RETURNS agentmarket.credit_state
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    p_user uuid := refresh_subscription_credits.user_id;
-    p_key text := refresh_subscription_credits.idempotency_key;
-    args jsonb;
-    stored jsonb;
-    claimed boolean := false;
-    b agentmarket.credit_balances;
-    keep integer;
-    r agentmarket.credit_state;
 BEGIN
-    IF p_user IS NULL THEN
+    IF refresh_subscription_credits.user_id IS NULL THEN
         RAISE EXCEPTION 'user_id must not be null' USING ERRCODE = '22023';
     END IF;
     PERFORM agentmarket_private.credit_check_amount(refresh_subscription_credits.amount, true);
-    args := pg_catalog.jsonb_build_object('amount', refresh_subscription_credits.amount,
-        'stripe_payment_id', refresh_subscription_credits.stripe_payment_id,
-        'description', refresh_subscription_credits.description);
-    BEGIN
-        IF p_key IS NOT NULL THEN
-            stored := agentmarket_private.credit_idempotency_claim(p_user, p_key, 'refresh_subscription_credits', args);
-            IF stored IS NOT NULL THEN
-                RETURN pg_catalog.jsonb_populate_record(NULL::agentmarket.credit_state, stored);
-            END IF;
-            claimed := true;
-        END IF;
-        b := agentmarket_private.credit_lock_balance(p_user);
-        -- What is left expires, except the subscription credits that back
-        -- active holds the top-up pot cannot cover.
-        keep := LEAST(b.subscription_credits, GREATEST(b.held_credits - b.topup_credits, 0));
-        IF b.subscription_credits - keep > 0 THEN
-            PERFORM agentmarket_private.credit_lot_expire(p_user, keep,
-                     'Unused subscription credits expired at refresh');
-        END IF;
-        IF refresh_subscription_credits.amount > 0 THEN
-            PERFORM agentmarket_private.credit_lot_grant(p_user, 'subscription', refresh_subscription_credits.amount,
-                     'subscription_refresh',
-                     agentmarket_private.credit_promotional_value(refresh_subscription_credits.amount),
-                     NULL, NULL, refresh_subscription_credits.description,
-                     refresh_subscription_credits.stripe_payment_id);
-        END IF;
-        r := agentmarket_private.credit_state_of(p_user);
-        IF claimed THEN
-            PERFORM agentmarket_private.credit_idempotency_store(p_user, p_key, pg_catalog.to_jsonb(r));
-        END IF;
-    END;
-    RETURN r;
+    RETURN pg_catalog.jsonb_populate_record(NULL::agentmarket.credit_state,
+        agentmarket_private.credit_execute('agentmarket_private.refresh_subscription_credits(uuid, jsonb)',
+            refresh_subscription_credits.user_id, refresh_subscription_credits.idempotency_key,
+            pg_catalog.jsonb_build_object('amount', refresh_subscription_credits.amount,
+                'stripe_payment_id', refresh_subscription_credits.stripe_payment_id,
+                'description', refresh_subscription_credits.description)));
 END
 $$;
 COMMENT ON FUNCTION agentmarket.refresh_subscription_credits(uuid, integer, text, text, text) IS
     'Monthly refresh in one transaction: what is left of the subscription pot expires (a subscription_expiry row; credits backing active holds are kept), then amount is granted (a subscription_refresh row). amount 0 only expires.';
+
+CREATE FUNCTION agentmarket_private.refund_credits(p_user uuid, p_arguments jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p_amount integer := (p_arguments OPERATOR(pg_catalog.->>) 'amount')::integer;
+    p_session uuid := (p_arguments OPERATOR(pg_catalog.->>) 'session_id')::uuid;
+    open_subscription bigint;
+    open_topup bigint;
+BEGIN
+    PERFORM agentmarket_private.credit_check_session(p_user, p_session);
+    PERFORM agentmarket_private.credit_lock_balance(p_user);
+    -- Refundable per pot: what deductions of this scope (the session, or
+    -- deductions without a session) took, less what was refunded to it.
+    SELECT COALESCE(-sum(t.amount) FILTER (WHERE t.credit_type = 'subscription'), 0),
+           COALESCE(-sum(t.amount) FILTER (WHERE t.credit_type = 'topup'), 0)
+      INTO open_subscription, open_topup
+      FROM agentmarket.credit_transactions t
+     WHERE t.user_id = p_user AND t.session_id IS NOT DISTINCT FROM p_session
+       AND t.type IN ('session_deduct', 'refund');
+    IF p_amount > open_subscription + open_topup THEN
+        RAISE EXCEPTION 'refund exceeds what was taken' USING ERRCODE = '22023',
+            DETAIL = pg_catalog.format('refundable %s, requested %s', open_subscription + open_topup, p_amount);
+    END IF;
+    -- Reverse order of spending: top-up credits (taken last) come back
+    -- first, each to its lot with the value it took.
+    RETURN pg_catalog.to_jsonb(agentmarket_private.credit_lot_restore(p_user, p_amount, p_session,
+               p_arguments OPERATOR(pg_catalog.->>) 'description'));
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.refund_credits(uuid, jsonb) IS
+    'Body of agentmarket.refund_credits run by credit_execute: checks the session, refuses more than its deductions took (22023), gives the credits back to their lots; returns the credit_state as jsonb.';
 
 CREATE FUNCTION agentmarket.refund_credits(
     user_id uuid, amount integer, session_id uuid DEFAULT NULL,
@@ -469,57 +454,17 @@ RETURNS agentmarket.credit_state
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    p_user uuid := refund_credits.user_id;
-    p_key text := refund_credits.idempotency_key;
-    p_session uuid := refund_credits.session_id;
-    args jsonb;
-    stored jsonb;
-    claimed boolean := false;
-    open_subscription bigint;
-    open_topup bigint;
-    r agentmarket.credit_state;
 BEGIN
-    IF p_user IS NULL THEN
+    IF refund_credits.user_id IS NULL THEN
         RAISE EXCEPTION 'user_id must not be null' USING ERRCODE = '22023';
     END IF;
     PERFORM agentmarket_private.credit_check_amount(refund_credits.amount);
-    args := pg_catalog.jsonb_build_object('amount', refund_credits.amount, 'session_id', p_session,
-        'description', refund_credits.description);
-    BEGIN
-        IF p_key IS NOT NULL THEN
-            stored := agentmarket_private.credit_idempotency_claim(p_user, p_key, 'refund_credits', args);
-            IF stored IS NOT NULL THEN
-                RETURN pg_catalog.jsonb_populate_record(NULL::agentmarket.credit_state, stored);
-            END IF;
-            claimed := true;
-        END IF;
-        PERFORM agentmarket_private.credit_check_session(p_user, p_session);
-        PERFORM agentmarket_private.credit_lock_balance(p_user);
-        -- Refundable per pot: what deductions of this scope (the session, or
-        -- deductions without a session) took, less what was refunded to it.
-        SELECT COALESCE(-sum(t.amount) FILTER (WHERE t.credit_type = 'subscription'), 0),
-               COALESCE(-sum(t.amount) FILTER (WHERE t.credit_type = 'topup'), 0)
-          INTO open_subscription, open_topup
-          FROM agentmarket.credit_transactions t
-         WHERE t.user_id = p_user AND t.session_id IS NOT DISTINCT FROM p_session
-           AND t.type IN ('session_deduct', 'refund');
-        IF refund_credits.amount > open_subscription + open_topup THEN
-            RAISE EXCEPTION 'refund exceeds what was taken' USING ERRCODE = '22023',
-                DETAIL = pg_catalog.format('refundable %s, requested %s', open_subscription + open_topup,
-                                           refund_credits.amount);
-        END IF;
-        -- Reverse order of spending: top-up credits (taken last) come back
-        -- first, each to its lot with the value it took.
-        r := agentmarket_private.credit_lot_restore(p_user, refund_credits.amount, p_session,
-                 refund_credits.description);
-        IF claimed THEN
-            PERFORM agentmarket_private.credit_idempotency_store(p_user, p_key, pg_catalog.to_jsonb(r));
-        END IF;
-    END;
-    RETURN r;
+    RETURN pg_catalog.jsonb_populate_record(NULL::agentmarket.credit_state,
+        agentmarket_private.credit_execute('agentmarket_private.refund_credits(uuid, jsonb)',
+            refund_credits.user_id, refund_credits.idempotency_key,
+            pg_catalog.jsonb_build_object('amount', refund_credits.amount, 'session_id', refund_credits.session_id,
+                'description', refund_credits.description)));
 END
 $$;
 COMMENT ON FUNCTION agentmarket.refund_credits(uuid, integer, uuid, text, text) IS
     'Returns credits taken by deductions of one session (or of deductions without a session when session_id is NULL) to the pots they came from, top-up first; never more than was taken (22023).';
-

@@ -161,7 +161,6 @@ $$;
 COMMENT ON FUNCTION agentmarket.verify_metering() IS
     'Consistency of metering, empty when all holds: every session''s totals equal its folded usage rows (record_usage rows the rollup has folded, and end_session''s own), and an ended, fully folded session counts at least the tokens of its messages.';
 
-REVOKE ALL ON FUNCTION agentmarket.run_billing_rollup(integer), agentmarket.verify_metering() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.run_billing_rollup(integer), agentmarket.verify_metering() TO service_role;
 
 ------------------------------------------------------------------------------
@@ -216,5 +215,4 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket.end_idle_sessions(integer) IS
     'For pg_cron (scheduled by schedule_jobs()): ends (with settlement, as end_session) at most max_sessions open sessions with no message for session_idle_minutes, and per_session sessions older than session_max_minutes; returns how many. Sessions another transaction holds are skipped.';
-REVOKE ALL ON FUNCTION agentmarket.end_idle_sessions(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.end_idle_sessions(integer) TO service_role;

@@ -148,5 +148,4 @@ AS $$
 $$;
 COMMENT ON FUNCTION agentmarket.verify_books() IS
     'Every discrepancy of the books, one row each (subject lot/ledger/pot/purchase/session/creator, its id, the problem, recorded and expected amounts): lots against their ledger rows, pots against their lots and ledger, purchases (paid - taken back = recognized + unspent + expired), sessions (earnings = recognized revenue - clawbacks), creators (transfers + carry = earnings paid - clawbacks settled). Empty means the books balance.';
-REVOKE ALL ON FUNCTION agentmarket.verify_books() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.verify_books() TO service_role;

@@ -29,6 +29,9 @@ COMMENT ON TABLE agentmarket_private.settings IS
     'Configured values; a key without a row has its default.';
 REVOKE ALL ON TABLE agentmarket_private.setting_definitions, agentmarket_private.settings FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('agentmarket_private.settings', '');
+-- Definitions are part of the extension's code: recreated by CREATE
+-- EXTENSION, dumped without rows.
+SELECT pg_catalog.pg_extension_config_dump('agentmarket_private.setting_definitions', 'WHERE false');
 
 INSERT INTO agentmarket_private.setting_definitions
     (key, kind, default_value, min_value, max_value, pattern, description) VALUES
@@ -110,7 +113,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.check_setting(text, text) IS
     'Raises 22023 unless value is valid for the setting key.';
-REVOKE ALL ON FUNCTION agentmarket_private.check_setting(text, text) FROM PUBLIC;
 
 CREATE FUNCTION agentmarket.configure(key text, value text)
 RETURNS void
@@ -141,7 +143,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket.configure(text, text) IS
     'Sets a configuration key (NULL resets it to its default); unknown keys and bad values raise 22023. Superuser and service_role only.';
-REVOKE ALL ON FUNCTION agentmarket.configure(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.configure(text, text) TO service_role;
 
 -- The value of a key, or its default; NULL when unset without default.
@@ -157,7 +158,6 @@ AS $$
 $$;
 COMMENT ON FUNCTION agentmarket_private.setting(text) IS
     'Current value of a configuration key (its default when not configured).';
-REVOKE ALL ON FUNCTION agentmarket_private.setting(text) FROM PUBLIC;
 
 -- Operators' view of the configuration; secrets are shown as set or not.
 CREATE FUNCTION agentmarket.configuration()
@@ -177,5 +177,4 @@ AS $$
 $$;
 COMMENT ON FUNCTION agentmarket.configuration() IS
     'Every configuration key with its current value (secrets masked), default and meaning. Superuser and service_role only.';
-REVOKE ALL ON FUNCTION agentmarket.configuration() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.configuration() TO service_role;

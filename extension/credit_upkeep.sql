@@ -120,16 +120,6 @@ COMMENT ON FUNCTION agentmarket.deduct_credits(uuid, integer, uuid, text, text) 
 ------------------------------------------------------------------------------
 -- Privileges: service_role calls the ledger; authenticated reads its balance
 ------------------------------------------------------------------------------
-REVOKE ALL ON FUNCTION agentmarket.grant_credits(uuid, integer, text, text, text, text, text),
-    agentmarket.deduct_credits(uuid, integer, uuid, text, text),
-    agentmarket.refresh_subscription_credits(uuid, integer, text, text, text),
-    agentmarket.refund_credits(uuid, integer, uuid, text, text),
-    agentmarket.reserve_credits(uuid, integer, uuid, interval, text, text),
-    agentmarket.capture_hold(uuid, integer, text, text),
-    agentmarket.release_hold(uuid, text),
-    agentmarket.release_expired_holds(),
-    agentmarket.verify_ledger(),
-    agentmarket.my_balance() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.grant_credits(uuid, integer, text, text, text, text, text),
     agentmarket.deduct_credits(uuid, integer, uuid, text, text),
     agentmarket.refresh_subscription_credits(uuid, integer, text, text, text),
@@ -140,22 +130,6 @@ GRANT EXECUTE ON FUNCTION agentmarket.grant_credits(uuid, integer, text, text, t
     agentmarket.release_expired_holds(),
     agentmarket.verify_ledger() TO service_role;
 GRANT EXECUTE ON FUNCTION agentmarket.my_balance() TO authenticated;
--- Internals are for the functions above only.
-DO $revoke$
-DECLARE
-    f regprocedure;
-BEGIN
-    FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p
-              WHERE p.pronamespace OPERATOR(pg_catalog.=) 'agentmarket_private'::regnamespace
-                AND (p.proname OPERATOR(pg_catalog.~~) 'credit%' OR p.proname IN ('grant_free_trial',
-                     -- the operations' bodies, run by credit_execute
-                     'grant_credits', 'refresh_subscription_credits', 'refund_credits',
-                     'reserve_credits', 'capture_hold', 'release_hold'))
-    LOOP
-        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
-    END LOOP;
-END
-$revoke$;
 -- The row checks run with the privileges of whoever writes the tables: the
 -- owner (through the functions above) or service_role, which may write them.
 GRANT EXECUTE ON FUNCTION agentmarket_private.credit_transaction_shape_ok(text, text, integer),
@@ -198,5 +172,4 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket.prune_credit_idempotency(integer) IS
     'For pg_cron: removes up to max_rows idempotency records older than credit_idempotency_retention_days (oldest first); returns how many.';
-REVOKE ALL ON FUNCTION agentmarket.prune_credit_idempotency(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.prune_credit_idempotency(integer) TO service_role;

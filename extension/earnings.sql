@@ -10,7 +10,6 @@ AS 'MODULE_PATHNAME', 'split_earnings'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION agentmarket.split_earnings(integer, numeric, numeric) IS
     'Earnings split: gross = credits x 0.01 USD; creator = (gross - compute_cost) x rate rounded down to 4 decimals, never below 0; platform = gross - creator. Bad input raises 22023.';
-REVOKE ALL ON FUNCTION agentmarket.split_earnings(integer, numeric, numeric) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.split_earnings(integer, numeric, numeric) TO service_role;
 
 -- Every earnings row adds up, whoever writes it.
@@ -29,5 +28,4 @@ AS 'MODULE_PATHNAME', 'split_revenue'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION agentmarket.split_revenue(numeric, numeric, numeric) IS
     'Earnings split of a session''s recognized revenue (the value of the credits it consumed, USD, at most 4 decimals): creator = (gross - compute_cost) x rate rounded down to 4 decimals, never below 0; platform = gross - creator. Bad input raises 22023.';
-REVOKE ALL ON FUNCTION agentmarket.split_revenue(numeric, numeric, numeric) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.split_revenue(numeric, numeric, numeric) TO service_role;

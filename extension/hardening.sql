@@ -1,6 +1,7 @@
 -- hardening.sql: rules that hold whoever writes, so that a hostile client, a
--- careless creator or a broken provider answer cannot slip past them.  Last
--- in the install order: it constrains tables every other part made.
+-- careless creator or a broken provider answer cannot slip past them.  Late
+-- in the install order (before footer.sql): it constrains tables every other
+-- part made.
 --
 --   * provider ids (Fly machine/volume/app, Stripe customer/account/session/
 --     intent/invoice/subscription/transfer ids) are plain ids, never paths;
@@ -63,7 +64,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.agents_check_machine() IS
     'Trigger: an agent''s machine size and memory must be a pair the cost table prices (Fly''s published list or the operator''s machine_prices); 22023 otherwise.';
-REVOKE ALL ON FUNCTION agentmarket_private.agents_check_machine() FROM PUBLIC;
 CREATE TRIGGER agents_check_machine BEFORE INSERT OR UPDATE OF fly_machine_size, fly_machine_memory_mb
     ON agentmarket.agents FOR EACH ROW EXECUTE FUNCTION agentmarket_private.agents_check_machine();
 
@@ -114,7 +114,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.agent_versions_frozen() IS
     'Trigger: a released version''s image, git ref/commit, OpenClaw version and version number never change (22023); on release it takes a frozen copy of the agent''s skills when it has none.';
-REVOKE ALL ON FUNCTION agentmarket_private.agent_versions_frozen() FROM PUBLIC;
 CREATE TRIGGER agent_versions_frozen BEFORE UPDATE ON agentmarket.agent_versions
     FOR EACH ROW EXECUTE FUNCTION agentmarket_private.agent_versions_frozen();
 
@@ -151,7 +150,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.agent_skills_frozen() IS
     'Trigger: skills of a released version cannot be added, changed or removed (22023), except together with their version or by a superuser''s own session (pg_restore).';
-REVOKE ALL ON FUNCTION agentmarket_private.agent_skills_frozen() FROM PUBLIC;
 CREATE TRIGGER agent_skills_frozen BEFORE INSERT OR UPDATE OR DELETE ON agentmarket.agent_skills
     FOR EACH ROW EXECUTE FUNCTION agentmarket_private.agent_skills_frozen();
 
@@ -179,7 +177,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.job_request_or_refusal(agentmarket_private.jobs) IS
     'job_request, or {"refuse": reason} when the job''s request cannot be built, so that the job fails alone.';
-REVOKE ALL ON FUNCTION agentmarket_private.job_request_or_refusal(agentmarket_private.jobs) FROM PUBLIC;
 
 ------------------------------------------------------------------------------
 -- Bounds per caller (read by buy_credits, hire_agent, add_message)
@@ -247,7 +244,6 @@ AS $$
 $$;
 COMMENT ON FUNCTION agentmarket_private.procedure_reference(regprocedure) IS
     'A function''s schema-qualified signature as text, e.g. agentmarket_private.finish_job_x(agentmarket_private.jobs,jsonb): a reference that survives pg_upgrade.';
-REVOKE ALL ON FUNCTION agentmarket_private.procedure_reference(regprocedure) FROM PUBLIC;
 
 ALTER TABLE agentmarket_private.job_kinds
   ALTER COLUMN handler TYPE text USING agentmarket_private.procedure_reference(handler),
@@ -275,45 +271,9 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.job_kinds_check_handlers() IS
     'Trigger: a job kind''s handler and dead handler must name existing functions (22023).';
-REVOKE ALL ON FUNCTION agentmarket_private.job_kinds_check_handlers() FROM PUBLIC;
 CREATE TRIGGER job_kinds_check_handlers BEFORE INSERT OR UPDATE OF handler, dead_handler
     ON agentmarket_private.job_kinds FOR EACH ROW EXECUTE FUNCTION agentmarket_private.job_kinds_check_handlers();
 
 -- Supabase's linter (scripts/splinter, unindexed_foreign_keys): deleting a
 -- creator_earnings row looks its clawbacks up by this key.
 CREATE INDEX creator_clawbacks_earnings_id_idx ON agentmarket_private.creator_clawbacks (earnings_id);
-
-------------------------------------------------------------------------------
--- Definer functions run as agentmarket_definer, not as the superuser that
--- installed the extension (as pg_cron's jobs do not run as one): NOLOGIN, no
--- superuser, BYPASSRLS, with exactly the privileges the extension's own
--- objects need.  A future slip in a definer function can then reach the
--- extension's data, but not the server (no file access, COPY PROGRAM,
--- untrusted languages or other databases' objects).  Cluster-wide like the
--- PostgREST roles: created when missing, left in place by DROP EXTENSION.
--- Last in the install script, so it covers every part's functions and tables;
--- attack_definer checks that every definer function is owned by it.
-------------------------------------------------------------------------------
-DO $definer$
-BEGIN
-    IF NOT EXISTS (SELECT FROM pg_catalog.pg_roles WHERE rolname OPERATOR(pg_catalog.=) 'agentmarket_definer') THEN
-        CREATE ROLE agentmarket_definer NOLOGIN NOINHERIT BYPASSRLS;
-    END IF;
-END
-$definer$;
-GRANT USAGE ON SCHEMA agentmarket, agentmarket_private TO agentmarket_definer;
-GRANT ALL ON ALL TABLES IN SCHEMA agentmarket, agentmarket_private TO agentmarket_definer;
-GRANT ALL ON ALL SEQUENCES IN SCHEMA agentmarket, agentmarket_private TO agentmarket_definer;
-GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA agentmarket, agentmarket_private TO agentmarket_definer;
-DO $owner$
-DECLARE
-    f regprocedure;
-BEGIN
-    FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p
-              WHERE p.prosecdef
-                AND p.pronamespace IN ('agentmarket'::regnamespace, 'agentmarket_private'::regnamespace)
-    LOOP
-        EXECUTE pg_catalog.format('ALTER FUNCTION %s OWNER TO agentmarket_definer', f);
-    END LOOP;
-END
-$owner$;

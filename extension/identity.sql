@@ -25,7 +25,6 @@ AS $$
 $$;
 COMMENT ON FUNCTION agentmarket.current_user_id() IS
     'The caller''s user id: the sub claim of the PostgREST JWT (legacy request.jwt.claim.sub first), NULL without one. Same semantics as Supabase auth.uid().';
-REVOKE ALL ON FUNCTION agentmarket.current_user_id() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.current_user_id() TO anon, authenticated, service_role;
 
 CREATE FUNCTION agentmarket.current_user_is_admin()
@@ -41,5 +40,4 @@ AS $$
 $$;
 COMMENT ON FUNCTION agentmarket.current_user_is_admin() IS
     'True when the caller''s users row has role admin.';
-REVOKE ALL ON FUNCTION agentmarket.current_user_is_admin() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.current_user_is_admin() TO anon, authenticated, service_role;

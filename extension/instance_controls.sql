@@ -18,7 +18,6 @@ AS $$
 $$;
 COMMENT ON FUNCTION agentmarket_private.caller_is_service() IS
     'True when the caller''s role is (a member of) service_role or a superuser.';
-REVOKE ALL ON FUNCTION agentmarket_private.caller_is_service() FROM PUBLIC;
 
 -- Checks that the caller may change the instance and that the change is valid
 -- from the status the instance will have once its pending jobs are done; then
@@ -96,7 +95,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.request_instance_change(uuid, text, text[], text) IS
     'Shared body of suspend/resume/destroy_instance: access check (own instance or service_role), state check, then the change replaces a queued (unclaimed) change of the instance, cancels it (NULL) when it undoes it, or is enqueued.';
-REVOKE ALL ON FUNCTION agentmarket_private.request_instance_change(uuid, text, text[], text) FROM PUBLIC;
 
 CREATE FUNCTION agentmarket.suspend_instance(instance_id uuid)
 RETURNS bigint
@@ -129,7 +127,5 @@ $$;
 COMMENT ON FUNCTION agentmarket.destroy_instance(uuid) IS
     'Destroys the caller''s instance (machine, volume and Fly app); returns the job id. 22023 when already destroyed, P0002 when unknown or not the caller''s.';
 
-REVOKE ALL ON FUNCTION agentmarket.suspend_instance(uuid), agentmarket.resume_instance(uuid),
-    agentmarket.destroy_instance(uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.suspend_instance(uuid), agentmarket.resume_instance(uuid),
     agentmarket.destroy_instance(uuid) TO authenticated, service_role;

@@ -417,16 +417,3 @@ $$;
 COMMENT ON FUNCTION agentmarket_private.session_revenue(uuid) IS
     'The value (USD) of the credits a session consumed, less what refunds of credits gave back and what refunds of their purchase reversed (lifecycle.sql): its gross revenue.';
 
-DO $revoke$
-DECLARE
-    f regprocedure;
-BEGIN
-    FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p
-              WHERE p.pronamespace OPERATOR(pg_catalog.=) 'agentmarket_private'::regnamespace
-                AND (p.proname OPERATOR(pg_catalog.~~) 'credit\_lot\_%' OR p.proname IN
-                     ('credit_share', 'credit_promotional_value', 'session_revenue'))
-    LOOP
-        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
-    END LOOP;
-END
-$revoke$;

@@ -43,7 +43,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.agents_first_publication() IS
     'Trigger: published_at is set on the first publication and never changed afterwards.';
-REVOKE ALL ON FUNCTION agentmarket_private.agents_first_publication() FROM PUBLIC;
 CREATE TRIGGER agents_first_publication BEFORE INSERT OR UPDATE ON agentmarket.agents
     FOR EACH ROW EXECUTE FUNCTION agentmarket_private.agents_first_publication();
 
@@ -60,7 +59,6 @@ AS $$
 $$;
 COMMENT ON FUNCTION agentmarket_private.fly_regions() IS
     'The Fly.io region codes hire_agent accepts.';
-REVOKE ALL ON FUNCTION agentmarket_private.fly_regions() FROM PUBLIC;
 
 ------------------------------------------------------------------------------
 -- Shared checks
@@ -84,7 +82,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.require_caller() IS
     'The caller''s user id; raises 42501 when the request carries none.';
-REVOKE ALL ON FUNCTION agentmarket_private.require_caller() FROM PUBLIC;
 
 -- Locks and returns an agent the caller manages (its creator, or an admin when
 -- p_admin_ok).  Agents the caller cannot see raise P0002; published agents of
@@ -116,7 +113,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.lock_managed_agent(uuid, boolean) IS
     'Locks an agent the caller manages (creator, or admin when allowed); P0002 when invisible, 42501 when not theirs.';
-REVOKE ALL ON FUNCTION agentmarket_private.lock_managed_agent(uuid, boolean) FROM PUBLIC;
 
 -- Raises 42501 unless the caller is an admin.
 CREATE FUNCTION agentmarket_private.require_admin()
@@ -135,7 +131,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.require_admin() IS
     'The caller''s user id; raises 42501 unless the caller is an admin.';
-REVOKE ALL ON FUNCTION agentmarket_private.require_admin() FROM PUBLIC;
 
 -- Makes a published version the agent's current one and copies its image and
 -- OpenClaw pin onto the listing.  The agent row must already be locked.
@@ -157,7 +152,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.make_version_current(agentmarket.agent_versions) IS
     'Makes a published version current (the only one) and copies its image and OpenClaw pin onto the agent.';
-REVOKE ALL ON FUNCTION agentmarket_private.make_version_current(agentmarket.agent_versions) FROM PUBLIC;
 
 ------------------------------------------------------------------------------
 -- Lifecycle
@@ -583,7 +577,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.refresh_review_stats(uuid) IS
     'Recomputes avg_rating and total_reviews of an agent from its reviews, under the agent''s row lock.';
-REVOKE ALL ON FUNCTION agentmarket_private.refresh_review_stats(uuid) FROM PUBLIC;
 
 CREATE FUNCTION agentmarket_private.agent_reviews_stats() RETURNS trigger
 LANGUAGE plpgsql SECURITY DEFINER
@@ -605,7 +598,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.agent_reviews_stats() IS
     'Trigger: keeps agents.avg_rating and total_reviews exact on every insert, update and delete of a review.';
-REVOKE ALL ON FUNCTION agentmarket_private.agent_reviews_stats() FROM PUBLIC;
 CREATE TRIGGER agent_reviews_stats AFTER INSERT OR UPDATE OR DELETE ON agentmarket.agent_reviews
     FOR EACH ROW EXECUTE FUNCTION agentmarket_private.agent_reviews_stats();
 
@@ -624,7 +616,6 @@ BEGIN
         'agentmarket.set_agent_skills(uuid, jsonb, uuid)',
         'agentmarket.hire_agent(uuid, uuid, text)', 'agentmarket.review_agent(uuid, integer, text)']
     LOOP
-        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
         EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION %s TO authenticated, service_role', f);
     END LOOP;
 END

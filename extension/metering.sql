@@ -28,6 +28,8 @@ CREATE TABLE agentmarket_private.machine_price_list (
 COMMENT ON TABLE agentmarket_private.machine_price_list IS
     'Fly.io''s published machine prices as shipped with this version (USD per second); machine_prices overrides them.';
 REVOKE ALL ON TABLE agentmarket_private.machine_price_list FROM PUBLIC;
+-- Shipped with the extension: recreated by CREATE EXTENSION, dumped without rows.
+SELECT pg_catalog.pg_extension_config_dump('agentmarket_private.machine_price_list', 'WHERE false');
 INSERT INTO agentmarket_private.machine_price_list (machine_size, memory_mb, usd_per_month, usd_per_second)
 SELECT p.size, p.mb, p.month, round(p.month / 2592000, 10)
   FROM (VALUES ('shared-cpu-1x', 256, 1.94), ('shared-cpu-1x', 512, 3.19), ('shared-cpu-1x', 1024, 5.70),
@@ -80,7 +82,6 @@ AS $$
 $$;
 COMMENT ON FUNCTION agentmarket_private.machine_usd_per_second(text, integer) IS
     'USD per second of a machine size and memory: the operator''s price, else Fly''s published one; NULL if unknown.';
-REVOKE ALL ON FUNCTION agentmarket_private.machine_usd_per_second(text, integer) FROM PUBLIC;
 
 -- What one second of an instance's compute costs now: its agent's machine
 -- price while the machine can run, 0 once it is suspended, stopped or gone.
@@ -113,7 +114,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.instance_usd_per_second(uuid) IS
     'USD per compute second of an instance now (0 while suspended, stopped or destroyed); 22023 when its machine has no price.';
-REVOKE ALL ON FUNCTION agentmarket_private.instance_usd_per_second(uuid) FROM PUBLIC;
 
 CREATE FUNCTION agentmarket.compute_cost_usd(machine_size text, memory_mb integer, seconds bigint)
 RETURNS numeric
@@ -223,10 +223,6 @@ SET search_path = pg_catalog, pg_temp;
 COMMENT ON FUNCTION agentmarket.record_usage(jsonb) IS
     'Platform only: records a JSON array of up to 2,000 usage events ({instance_id, session_id?, compute_seconds, input_tokens, output_tokens, idempotency_key}); returns per event (1-based position) "recorded" with the usage_events row it was folded into, or "duplicate" for a key seen before. A malformed event raises 22023 naming its position and nothing is recorded.';
 
-REVOKE ALL ON FUNCTION agentmarket.compute_cost_usd(text, integer, bigint),
-    agentmarket.set_machine_price(text, integer, numeric),
-    agentmarket.machine_prices(),
-    agentmarket.record_usage(jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.compute_cost_usd(text, integer, bigint),
     agentmarket.set_machine_price(text, integer, numeric),
     agentmarket.machine_prices(),

@@ -78,7 +78,6 @@ AS 'MODULE_PATHNAME', 'verify_stripe_signature'
 LANGUAGE C STABLE PARALLEL SAFE;
 COMMENT ON FUNCTION agentmarket.verify_stripe_signature(text, text, text, integer, timestamptz) IS
     'True when a v1 entry of the Stripe-Signature header (t=<unix>,v1=<hex>...) is HMAC-SHA256(secret, "<t>.<payload>") and t is within tolerance_seconds of now; PT401 otherwise.';
-REVOKE ALL ON FUNCTION agentmarket.verify_stripe_signature(text, text, text, integer, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.verify_stripe_signature(text, text, text, integer, timestamptz) TO service_role;
 
 CREATE FUNCTION agentmarket_private.hmac_sha256_hex(key bytea, message bytea)
@@ -87,7 +86,6 @@ AS 'MODULE_PATHNAME', 'am_hmac_sha256_hex'
 LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION agentmarket_private.hmac_sha256_hex(bytea, bytea) IS
     'HMAC-SHA256 of message with key, as lower-case hex (what a v1 Stripe signature is).';
-REVOKE ALL ON FUNCTION agentmarket_private.hmac_sha256_hex(bytea, bytea) FROM PUBLIC;
 
 ------------------------------------------------------------------------------
 -- Buying
@@ -105,7 +103,6 @@ AS $$
 $$;
 COMMENT ON FUNCTION agentmarket.credit_packs() IS
     'The packs on sale (top-ups first, then plans), for the pricing page.';
-REVOKE ALL ON FUNCTION agentmarket.credit_packs() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.credit_packs() TO anon, authenticated, service_role;
 
 CREATE FUNCTION agentmarket.buy_credits(pack text)
@@ -193,7 +190,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket.buy_credits(text) IS
     'Starts buying a credit pack: a pending purchase and a stripe.create_checkout_session job in one transaction; the purchase gets its checkout_url when the session exists. 22023 for an unknown pack, 42501 without a signed-in user.';
-REVOKE ALL ON FUNCTION agentmarket.buy_credits(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.buy_credits(text) TO authenticated;
 
 -- stripe.create_checkout_session succeeded: the purchase learns its session.
@@ -250,8 +246,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.checkout_session_dead(agentmarket_private.jobs) IS
     'Dead handler of stripe.create_checkout_session: a pending purchase whose session could not be created fails.';
-REVOKE ALL ON FUNCTION agentmarket_private.finish_checkout_session(agentmarket_private.jobs, jsonb),
-    agentmarket_private.checkout_session_dead(agentmarket_private.jobs) FROM PUBLIC;
 
 UPDATE agentmarket_private.job_kinds
    SET handler = 'agentmarket_private.finish_checkout_session(agentmarket_private.jobs,jsonb)',
@@ -416,9 +410,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.webhook_checkout_ended(jsonb, text) IS
     'Ends a pending purchase whose Checkout session expired (expired) or whose delayed payment failed (failed).';
-REVOKE ALL ON FUNCTION agentmarket_private.webhook_purchase(jsonb),
-    agentmarket_private.webhook_checkout_paid(jsonb),
-    agentmarket_private.webhook_checkout_ended(jsonb, text) FROM PUBLIC;
 
 CREATE FUNCTION agentmarket.handle_stripe_webhook(payload text, signature_header text)
 RETURNS jsonb
@@ -432,5 +423,4 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket.handle_stripe_webhook(text, text) IS
     'The Stripe webhook endpoint of the account: verifies the Stripe-Signature header with stripe_webhook_secret or, during a rotation, stripe_webhook_secret_previous (PT401), handles each event id once (a repeat returns {"outcome": "duplicate", "first_outcome": ...}), applies Checkout, invoice, subscription and refund events (webhooks.sql); returns {"event", "type", "outcome": applied|ignored|rejected|deferred|duplicate, ...}. 55000 while stripe_webhook_secret is unset.';
-REVOKE ALL ON FUNCTION agentmarket.handle_stripe_webhook(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.handle_stripe_webhook(text, text) TO service_role;

@@ -92,7 +92,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.keep_claimed_earnings() IS
     'BEFORE DELETE trigger on creator_earnings: a row claimed by a payout (payout_id set) is not deleted.';
-REVOKE ALL ON FUNCTION agentmarket_private.keep_claimed_earnings() FROM PUBLIC;
 CREATE TRIGGER creator_earnings_keep_claimed BEFORE DELETE ON agentmarket.creator_earnings
     FOR EACH ROW WHEN (OLD.payout_id IS NOT NULL) EXECUTE FUNCTION agentmarket_private.keep_claimed_earnings();
 
@@ -119,7 +118,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.enqueue_account_link(uuid, text) IS
     'Enqueues a stripe.create_account_link (account_onboarding, refresh/return URLs from the connect_* settings) for the user''s account.';
-REVOKE ALL ON FUNCTION agentmarket_private.enqueue_account_link(uuid, text) FROM PUBLIC;
 
 CREATE FUNCTION agentmarket.start_creator_onboarding()
 RETURNS bigint
@@ -177,7 +175,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket.start_creator_onboarding() IS
     'Creators: starts Stripe Connect onboarding; enqueues stripe.create_account (Express) when the creator has no account (its handler then enqueues the onboarding link), else a stripe.create_account_link; returns the job id. 42501 for anyone but a creator.';
-REVOKE ALL ON FUNCTION agentmarket.start_creator_onboarding() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.start_creator_onboarding() TO authenticated;
 
 -- stripe.create_account succeeded: the account id, then the onboarding link.
@@ -205,7 +202,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.finish_connect_account(agentmarket_private.jobs, jsonb) IS
     'Handler of stripe.create_account: sets users.stripe_connect_account_id (when unset); for onboarding jobs, enqueues the account link job.';
-REVOKE ALL ON FUNCTION agentmarket_private.finish_connect_account(agentmarket_private.jobs, jsonb) FROM PUBLIC;
 
 UPDATE agentmarket_private.job_kinds
    SET handler = 'agentmarket_private.finish_connect_account(agentmarket_private.jobs,jsonb)',
@@ -250,7 +246,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket.my_onboarding_link() IS
     'The caller''s Stripe Connect onboarding: status none, pending, ready (url to open), expired (call start_creator_onboarding again) or failed (error), with the account id once it exists.';
-REVOKE ALL ON FUNCTION agentmarket.my_onboarding_link() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.my_onboarding_link() TO authenticated;
 
 ------------------------------------------------------------------------------
@@ -271,7 +266,6 @@ AS $$
 $$;
 COMMENT ON FUNCTION agentmarket.payout_carry_usd(uuid) IS
     'The creator''s sub-cent remainder (USD, below 0.01) not transferred yet: the next payout adds it. Paid transfers + this = paid-out earnings.';
-REVOKE ALL ON FUNCTION agentmarket.payout_carry_usd(uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.payout_carry_usd(uuid) TO service_role;
 
 CREATE FUNCTION agentmarket.run_payouts()
@@ -350,7 +344,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket.run_payouts() IS
     'service_role / pg_cron: for every creator with a Connect account and no payout in flight, claims the unpaid earnings older than payout_holding_days when they add up to payout_minimum_usd, makes one pending payout (their exact sum plus the carried remainder, whole cents transferred) and enqueues its stripe.create_transfer (Idempotency-Key transfer:<payout id>); returns the payouts made. 42501 for anyone else.';
-REVOKE ALL ON FUNCTION agentmarket.run_payouts() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.run_payouts() TO service_role;
 
 -- stripe.create_transfer succeeded: the payout and its earnings are paid.
@@ -431,8 +424,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.payout_transfer_dead(agentmarket_private.jobs) IS
     'Dead handler of stripe.create_transfer: a pending payout fails; its earnings are released for the next run, and those of refunded sessions are deleted (the refund''s clawback).';
-REVOKE ALL ON FUNCTION agentmarket_private.finish_payout_transfer(agentmarket_private.jobs, jsonb),
-    agentmarket_private.payout_transfer_dead(agentmarket_private.jobs) FROM PUBLIC;
 
 UPDATE agentmarket_private.job_kinds
    SET handler = 'agentmarket_private.finish_payout_transfer(agentmarket_private.jobs,jsonb)',

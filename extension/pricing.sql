@@ -52,7 +52,6 @@ AS $$
 $$;
 COMMENT ON FUNCTION agentmarket_private.listing_price(text, integer) IS
     'Credits a hirer pays per session or task under a pricing model (free: 0).';
-REVOKE ALL ON FUNCTION agentmarket_private.listing_price(text, integer) FROM PUBLIC;
 
 -- The rule, for every writer of a published listing's price.  A definer: it
 -- runs on the creator's PATCH and keeps agent_price_changes, which clients
@@ -109,7 +108,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.agents_price_notice() IS
     'Trigger: on a published listing, a price increase is scheduled in agent_price_changes (price_notice_days) instead of applied; decreases apply at once and withdraw a scheduled increase.';
-REVOKE ALL ON FUNCTION agentmarket_private.agents_price_notice() FROM PUBLIC;
 CREATE TRIGGER agents_price_notice BEFORE UPDATE OF pricing_model, credits_per_session ON agentmarket.agents
     FOR EACH ROW EXECUTE FUNCTION agentmarket_private.agents_price_notice();
 
@@ -128,7 +126,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.apply_price_change(agentmarket.agent_price_changes) IS
     'Applies one due scheduled price change to its listing.';
-REVOKE ALL ON FUNCTION agentmarket_private.apply_price_change(agentmarket.agent_price_changes) FROM PUBLIC;
 
 CREATE FUNCTION agentmarket.apply_due_price_changes()
 RETURNS integer
@@ -151,7 +148,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket.apply_due_price_changes() IS
     'service_role / pg_cron: applies every scheduled price change whose notice has passed; returns how many.';
-REVOKE ALL ON FUNCTION agentmarket.apply_due_price_changes() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.apply_due_price_changes() TO service_role;
 
 CREATE FUNCTION agentmarket.approve_price_change(agent_id uuid)
@@ -181,5 +177,4 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket.approve_price_change(uuid) IS
     'Admin: approves a scheduled price increase after review, so it applies at once. 42501 for anyone else, P0002 when none is scheduled.';
-REVOKE ALL ON FUNCTION agentmarket.approve_price_change(uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.approve_price_change(uuid) TO authenticated;

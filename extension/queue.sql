@@ -225,13 +225,6 @@ $$;
 COMMENT ON FUNCTION agentmarket_private.finish_stripe_account(agentmarket_private.jobs, jsonb) IS
     'Handler of stripe.create_account: sets users.stripe_connect_account_id of payload.user_id when it has none.';
 
-REVOKE ALL ON FUNCTION agentmarket_private.job_instance_id(agentmarket_private.jobs),
-    agentmarket_private.finish_provision_instance(agentmarket_private.jobs, jsonb),
-    agentmarket_private.finish_instance_transition(agentmarket_private.jobs, jsonb),
-    agentmarket_private.instance_job_dead(agentmarket_private.jobs),
-    agentmarket_private.finish_store_result(agentmarket_private.jobs, jsonb),
-    agentmarket_private.finish_stripe_customer(agentmarket_private.jobs, jsonb),
-    agentmarket_private.finish_stripe_account(agentmarket_private.jobs, jsonb) FROM PUBLIC;
 
 INSERT INTO agentmarket_private.job_kinds
     (kind, provider, endpoint, instance_status, serialize_on, handler, dead_handler, max_attempts, description) VALUES
@@ -328,7 +321,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.enqueue_job(text, jsonb, text, timestamptz) IS
     'Adds a job to the outbox in the caller''s transaction and wakes the sidecars on commit; the same idempotency key returns the existing job.';
-REVOKE ALL ON FUNCTION agentmarket_private.enqueue_job(text, jsonb, text, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket_private.enqueue_job(text, jsonb, text, timestamptz) TO service_role;
 
 -- The Fly app of an instance has a name derived from the instance id alone, so
@@ -342,7 +334,6 @@ AS $$
 $$;
 COMMENT ON FUNCTION agentmarket_private.fly_app_name(uuid) IS
     'Deterministic Fly app name of an instance: am- followed by the instance id''s 32 hex digits.';
-REVOKE ALL ON FUNCTION agentmarket_private.fly_app_name(uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket_private.fly_app_name(uuid) TO service_role;
 
 -- Instance jobs carry only the instance id: what to create (image, size,
@@ -375,7 +366,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.enqueue_instance_job(uuid, text) IS
     'Enqueues a Fly job (provision, start, suspend, stop, destroy) for an instance in the caller''s transaction; a duplicate of its last queued job returns that job.';
-REVOKE ALL ON FUNCTION agentmarket_private.enqueue_instance_job(uuid, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket_private.enqueue_instance_job(uuid, text) TO service_role;
 
 -- Stripe jobs: params is the API request's parameters as nested JSON (the
@@ -407,6 +397,5 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.enqueue_stripe_job(text, jsonb, text, jsonb) IS
     'Enqueues a Stripe call: kind names the endpoint, params its form parameters (nested JSON), the key its Idempotency-Key; context (e.g. user_id) is for the handler.';
-REVOKE ALL ON FUNCTION agentmarket_private.enqueue_stripe_job(text, jsonb, text, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket_private.enqueue_stripe_job(text, jsonb, text, jsonb) TO service_role;
 

@@ -28,7 +28,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.check_lease_args(text, bigint[]) IS
     'Validates a worker name and a job id list (not null, at most 10000 ids); 22023 otherwise.';
-REVOKE ALL ON FUNCTION agentmarket_private.check_lease_args(text, bigint[]) FROM PUBLIC;
 
 -- The heartbeat.  Rows are locked in id order, as report_jobs does, so a
 -- renewal and another worker's report never wait on each other in a cycle.
@@ -62,7 +61,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.renew_leases(text, bigint[], interval) IS
     'Heartbeat of a sidecar: extends to now() + lease the leases worker still holds among the ids and returns those ids; an id not returned was lost (reclaimed, released or over).';
-REVOKE ALL ON FUNCTION agentmarket_private.renew_leases(text, bigint[], interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket_private.renew_leases(text, bigint[], interval) TO service_role;
 
 -- Requeue (or, out of attempts, end) one running job whose worker gave it up
@@ -93,7 +91,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.requeue_running_job(agentmarket_private.jobs, text) IS
     'Puts a running job back in the queue, due now, with reason as its last error; dead (through its dead handler) when it has no attempt left.';
-REVOKE ALL ON FUNCTION agentmarket_private.requeue_running_job(agentmarket_private.jobs, text) FROM PUBLIC;
 
 -- A sidecar that stops before its calls ended (drain deadline) gives their
 -- jobs back, so another sidecar takes them now rather than after the lease.
@@ -127,7 +124,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.release_jobs(text, bigint[], text) IS
     'A stopping sidecar gives back the jobs it still holds among the ids: queued again and due now (dead when out of attempts), reason kept as last error; returns how many.';
-REVOKE ALL ON FUNCTION agentmarket_private.release_jobs(text, bigint[], text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket_private.release_jobs(text, bigint[], text) TO service_role;
 
 -- Running jobs nobody works on: their lease ran out without a heartbeat.
@@ -180,5 +176,4 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.release_orphaned_jobs(text) IS
     'Operators: requeues (due now) the running jobs whose lease expired, or with a worker name every running job of that worker; out of attempts they are dead. Returns how many.';
-REVOKE ALL ON FUNCTION agentmarket_private.release_orphaned_jobs(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket_private.release_orphaned_jobs(text) TO service_role;

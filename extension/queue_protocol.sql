@@ -104,7 +104,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.job_request(agentmarket_private.jobs) IS
     'The request a claimed job hands to the sidecar: Fly app/volume/machine bodies for instance jobs, method/path/params/idempotency key for Stripe jobs.';
-REVOKE ALL ON FUNCTION agentmarket_private.job_request(agentmarket_private.jobs) FROM PUBLIC;
 
 -- A job has reached its end: run the kind's dead handler.
 CREATE FUNCTION agentmarket_private.run_dead_handler(p_job agentmarket_private.jobs)
@@ -123,7 +122,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.run_dead_handler(agentmarket_private.jobs) IS
     'Applies the final failure of a job through its kind''s dead handler, if it has one.';
-REVOKE ALL ON FUNCTION agentmarket_private.run_dead_handler(agentmarket_private.jobs) FROM PUBLIC;
 
 CREATE FUNCTION agentmarket_private.claim_jobs(p_worker text, p_max integer, p_lease interval)
 RETURNS TABLE (job_id bigint, kind text, provider text, attempt integer, idempotency_key text, request jsonb)
@@ -213,7 +211,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.claim_jobs(text, integer, interval) IS
     'Leases up to max due jobs to worker (FOR UPDATE SKIP LOCKED, by due time; expired leases are claimable again) and returns what the sidecar needs to perform each.';
-REVOKE ALL ON FUNCTION agentmarket_private.claim_jobs(text, integer, interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket_private.claim_jobs(text, integer, interval) TO service_role;
 
 -- The job locked, when worker still holds its lease; NULL otherwise.
@@ -242,7 +239,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.lock_leased_job(bigint, text) IS
     'Locks a job and returns it if worker holds its lease; NULL when the lease was lost or the job is over.';
-REVOKE ALL ON FUNCTION agentmarket_private.lock_leased_job(bigint, text) FROM PUBLIC;
 
 CREATE FUNCTION agentmarket_private.finish_job(p_job_id bigint, p_result jsonb, p_worker text)
 RETURNS boolean
@@ -271,7 +267,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.finish_job(bigint, jsonb, text) IS
     'Records a job''s success and applies its effect through the kind''s handler, once: false (and nothing applied) when worker no longer holds the lease.';
-REVOKE ALL ON FUNCTION agentmarket_private.finish_job(bigint, jsonb, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket_private.finish_job(bigint, jsonb, text) TO service_role;
 
 -- Retry delay after attempt n: base * 2^(n-1) capped, with "equal jitter"
@@ -292,7 +287,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.job_backoff(integer) IS
     'Delay before the next attempt after attempt n: exponential from job_backoff_base_seconds, capped at job_backoff_max_seconds, with jitter.';
-REVOKE ALL ON FUNCTION agentmarket_private.job_backoff(integer) FROM PUBLIC;
 
 CREATE FUNCTION agentmarket_private.fail_job(
     p_job_id bigint, p_error text, p_retry_after interval, p_permanent boolean, p_worker text)
@@ -334,7 +328,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.fail_job(bigint, text, interval, boolean, text) IS
     'Records a failed attempt: requeued after exponential backoff with jitter (never before retry_after), or dead when permanent or out of attempts. Returns the new status, NULL when worker lost the lease.';
-REVOKE ALL ON FUNCTION agentmarket_private.fail_job(bigint, text, interval, boolean, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket_private.fail_job(bigint, text, interval, boolean, text) TO service_role;
 
 -- Many outcomes in one round trip and one commit: each is applied in its own
@@ -380,7 +373,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.report_jobs(text, jsonb) IS
     'Reports many outcomes at once ([{"id", "ok": true, "result"} | {"id", "ok": false, "error", "retry_after", "permanent"}]), each through finish_job/fail_job in its own subtransaction; returns each job''s new status (succeeded, queued, dead) or lease_lost.';
-REVOKE ALL ON FUNCTION agentmarket_private.report_jobs(text, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket_private.report_jobs(text, jsonb) TO service_role;
 
 CREATE FUNCTION agentmarket_private.retry_job(p_job_id bigint)
@@ -407,7 +399,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.retry_job(bigint) IS
     'Operators: runs a dead (or waiting) job again now with a fresh attempt budget; its last error is kept until it next fails or succeeds.';
-REVOKE ALL ON FUNCTION agentmarket_private.retry_job(bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket_private.retry_job(bigint) TO service_role;
 
 CREATE FUNCTION agentmarket_private.prune_jobs(p_limit integer DEFAULT 10000)
@@ -438,7 +429,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.prune_jobs(integer) IS
     'Deletes up to limit succeeded jobs older than job_retention_days and dead jobs older than dead_job_retention_days; returns how many. For pg_cron.';
-REVOKE ALL ON FUNCTION agentmarket_private.prune_jobs(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket_private.prune_jobs(integer) TO service_role;
 
 ------------------------------------------------------------------------------

@@ -86,6 +86,3 @@ AS $$
 $$;
 COMMENT ON FUNCTION agentmarket_private.creator_clawbacks_settled_usd(uuid) IS
     'The creator''s share of clawbacks netted by paid payouts, USD.';
-REVOKE ALL ON FUNCTION agentmarket_private.purchase_paid_usd(uuid),
-    agentmarket_private.session_clawed_back_usd(uuid),
-    agentmarket_private.creator_clawbacks_settled_usd(uuid) FROM PUBLIC;

@@ -570,12 +570,6 @@ $$;
 COMMENT ON FUNCTION agentmarket.route_relay_message(text, text, text, text) IS
     'Chat gateway (service_role): appends an inbound chat message to the open session of the sender''s active relay connection (opening one under the agent''s pricing, and waking a suspended instance, when needed); returns the session, the message and where the instance runs. P0002 unknown sender; 22023 pending or disconnected connection, destroyed or failed instance; PT402 not enough credits.';
 
-REVOKE ALL ON FUNCTION agentmarket_private.drop_relay_secret(), agentmarket_private.check_relay(text),
-    agentmarket_private.check_external_id(text, text, boolean), agentmarket_private.relay_code_hash(text, text),
-    agentmarket_private.new_relay_code(), agentmarket.connect_relay(uuid, text, jsonb, text),
-    agentmarket.confirm_relay(text, text, text, text), agentmarket.disconnect_relay(uuid),
-    agentmarket_private.disconnect_destroyed_instance_relays(),
-    agentmarket.route_relay_message(text, text, text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.connect_relay(uuid, text, jsonb, text), agentmarket.disconnect_relay(uuid)
     TO authenticated, service_role;
 GRANT EXECUTE ON FUNCTION agentmarket.confirm_relay(text, text, text, text),

@@ -221,10 +221,5 @@ $$;
 COMMENT ON FUNCTION agentmarket.instance_runtime(uuid) IS
     'Owner or service_role: the environment and the names of the app secrets the instance''s machine gets, and their digest.';
 
-REVOKE ALL ON FUNCTION agentmarket_private.check_model_preference(), agentmarket_private.runtime_env(uuid),
-    agentmarket_private.runtime_secrets(uuid), agentmarket_private.runtime_digest(uuid, jsonb, jsonb),
-    agentmarket_private.runtime_request(agentmarket_private.jobs), agentmarket_private.request_runtime_update(uuid),
-    agentmarket_private.model_preference_changed(), agentmarket.set_model_preference(uuid, text),
-    agentmarket.instance_runtime(uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.set_model_preference(uuid, text), agentmarket.instance_runtime(uuid)
     TO authenticated, service_role;

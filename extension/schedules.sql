@@ -72,7 +72,6 @@ AS $$
 $$;
 COMMENT ON FUNCTION agentmarket.scheduled_jobs() IS
     'Every periodic task of the extension: its pg_cron job name (agentmarket.<task>), current schedule (setting schedule_<task>; off: not scheduled) and command. Superuser and service_role only.';
-REVOKE ALL ON FUNCTION agentmarket.scheduled_jobs() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.scheduled_jobs() TO service_role;
 
 -- 55000 unless pg_cron is installed in this database.
@@ -109,7 +108,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.require_pg_cron() IS
     'Raises 55000 unless pg_cron (cron.schedule, cron.unschedule, cron.job) is installed in this database, 42501 unless the current role may use it and log in (its jobs run as it).';
-REVOKE ALL ON FUNCTION agentmarket_private.require_pg_cron() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket_private.require_pg_cron() TO service_role;
 
 CREATE FUNCTION agentmarket.schedule_jobs()
@@ -143,7 +141,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket.schedule_jobs() IS
     'Registers every periodic task of agentmarket.scheduled_jobs() with pg_cron at its configured schedule (jobs named agentmarket.<task>, run in this database as the caller; off removes the job); running it again updates them. Returns each job with its pg_cron id (NULL when off). 55000 when pg_cron is not installed in this database; 42501 unless the caller is a superuser or a login member of service_role with USAGE on schema cron.';
-REVOKE ALL ON FUNCTION agentmarket.schedule_jobs() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.schedule_jobs() TO service_role;
 
 CREATE FUNCTION agentmarket.unschedule_jobs()
@@ -169,5 +166,4 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket.unschedule_jobs() IS
     'Removes from pg_cron the caller''s jobs of agentmarket.scheduled_jobs() (and no other job); returns how many. 55000 when pg_cron is not installed in this database; 42501 unless the caller is a superuser or a login member of service_role with USAGE on schema cron.';
-REVOKE ALL ON FUNCTION agentmarket.unschedule_jobs() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.unschedule_jobs() TO service_role;

@@ -36,8 +36,9 @@ REVOKE ALL ON SCHEMA agentmarket FROM PUBLIC;
 GRANT USAGE ON SCHEMA agentmarket TO anon, authenticated, service_role;
 
 -- Every function is created executable by PUBLIC (per-schema default
--- privileges cannot take that away), so each one is followed by REVOKE ALL ...
--- FROM PUBLIC and explicit grants; sql/foundation.sql checks that none is left.
+-- privileges cannot take that away): footer.sql, last in the install order,
+-- revokes that from every function of the extension, so each part only
+-- grants EXECUTE explicitly to the roles that call its functions.
 
 -- updated_at maintenance, shared by every table that has the column.
 -- In C (agentmarket.c): it runs on every balance update of the hot ledger
@@ -47,7 +48,6 @@ AS 'MODULE_PATHNAME', 'touch_updated_at'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION agentmarket_private.touch_updated_at() IS
     'Trigger: sets updated_at to the transaction time on every UPDATE.';
-REVOKE ALL ON FUNCTION agentmarket_private.touch_updated_at() FROM PUBLIC;
 
 ------------------------------------------------------------------------------
 -- The seed data model
@@ -411,7 +411,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.drop_ssh_secret() IS
     'Trigger: deletes the private key secret of a deleted ssh_configs row.';
-REVOKE ALL ON FUNCTION agentmarket_private.drop_ssh_secret() FROM PUBLIC;
 CREATE TRIGGER ssh_configs_drop_secret AFTER DELETE ON agentmarket.ssh_configs
     FOR EACH ROW EXECUTE FUNCTION agentmarket_private.drop_ssh_secret();
 
@@ -459,21 +458,9 @@ $tables$;
 CREATE TRIGGER secrets_touch_updated_at BEFORE UPDATE ON agentmarket_private.secrets
     FOR EACH ROW EXECUTE FUNCTION agentmarket_private.touch_updated_at();
 
--- Row-level security on every table of the exposed schema: without a policy
--- that means no rows for anon and authenticated (service_role bypasses RLS).
-DO $rls$
-DECLARE
-    t regclass;
-BEGIN
-    FOR t IN SELECT c.oid FROM pg_catalog.pg_class c
-             WHERE c.relnamespace OPERATOR(pg_catalog.=) 'agentmarket'::regnamespace
-               AND c.relkind OPERATOR(pg_catalog.=) 'r'
-    LOOP
-        EXECUTE pg_catalog.format('ALTER TABLE %s ENABLE ROW LEVEL SECURITY', t);
-        EXECUTE pg_catalog.format('REVOKE ALL ON TABLE %s FROM PUBLIC', t);
-    END LOOP;
-END
-$rls$;
+-- Row-level security is on for every table of the exposed schema (footer.sql
+-- turns it on): without a policy that means no rows for anon and
+-- authenticated (service_role bypasses RLS).  The private secrets get it too.
 ALTER TABLE agentmarket_private.secrets ENABLE ROW LEVEL SECURITY;
 REVOKE ALL ON TABLE agentmarket_private.secrets FROM PUBLIC;
 

@@ -84,14 +84,6 @@ LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE;
 COMMENT ON FUNCTION agentmarket_private.search_scoring() IS
     'The constants search_text_score and search_blend score with: field weights, typo and completion factors, text share.';
 
-REVOKE ALL ON FUNCTION agentmarket_private.search_scoring(),
-    agentmarket_private.search_typo_keys(text),
-    agentmarket_private.search_is_one_typo(text, text),
-    agentmarket_private.search_text_score(tsvector, text[], integer[], double precision[], boolean[], integer),
-    agentmarket_private.search_text_bound(double precision[]),
-    agentmarket_private.search_static_score(numeric, integer, integer),
-    agentmarket_private.search_blend(double precision, double precision),
-    agentmarket_private.search_positive_lexemes(tsquery) FROM PUBLIC;
 
 ------------------------------------------------------------------------------
 -- Search fields of a listing
@@ -118,7 +110,6 @@ AS $$
 $$;
 COMMENT ON FUNCTION agentmarket_private.search_join(tsvector, tsvector) IS
     'Concatenates two tsvectors with a one-position gap, so phrases do not match across them.';
-REVOKE ALL ON FUNCTION agentmarket_private.search_join(tsvector, tsvector) FROM PUBLIC;
 
 -- The filter values of a listing as lexemes of its search document:
 -- ' category coding', ' pricing free', ' relay slack', ' model claude'.  No
@@ -140,7 +131,6 @@ AS $$
 $$;
 COMMENT ON FUNCTION agentmarket_private.search_filter_tokens(text, text, text[], text[]) IS
     'The filter lexemes of a listing (category, pricing model, each relay and model), each with a leading space no query word has.';
-REVOKE ALL ON FUNCTION agentmarket_private.search_filter_tokens(text, text, text[], text[]) FROM PUBLIC;
 
 -- A definer: it runs on a creator's own INSERT or UPDATE of their listing,
 -- and callers have no USAGE on agentmarket_private.
@@ -183,7 +173,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.agents_search_fields() IS
     'Trigger: computes an agent''s weighted search vectors and static score; clients cannot set them.';
-REVOKE ALL ON FUNCTION agentmarket_private.agents_search_fields() FROM PUBLIC;
 CREATE TRIGGER agents_search_fields BEFORE INSERT OR UPDATE ON agentmarket.agents
     FOR EACH ROW EXECUTE FUNCTION agentmarket_private.agents_search_fields();
 
@@ -339,7 +328,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.agents_search_vocabulary() IS
     'Statement trigger: applies the listings entering or leaving the published set to the search vocabulary and typo index.';
-REVOKE ALL ON FUNCTION agentmarket_private.agents_search_vocabulary() FROM PUBLIC;
 CREATE TRIGGER agents_search_vocabulary_insert AFTER INSERT ON agentmarket.agents
     REFERENCING NEW TABLE AS new_rows
     FOR EACH STATEMENT EXECUTE FUNCTION agentmarket_private.agents_search_vocabulary();
@@ -384,7 +372,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket.rebuild_search_vocabulary() IS
     'Rebuilds the search vocabulary, typo index and corpus size from the published listings (after a bulk load with triggers off); returns the number of words. service_role only.';
-REVOKE ALL ON FUNCTION agentmarket.rebuild_search_vocabulary() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.rebuild_search_vocabulary() TO service_role;
 
 ------------------------------------------------------------------------------
@@ -426,7 +413,6 @@ AS $$
            OPERATOR(pg_catalog.||) ''''
 $$;
 COMMENT ON FUNCTION agentmarket_private.search_quote(text) IS 'A lexeme quoted as a tsquery operand.';
-REVOKE ALL ON FUNCTION agentmarket_private.search_quote(text) FROM PUBLIC;
 
 CREATE FUNCTION agentmarket_private.search_prepare(p_query text)
 RETURNS agentmarket_private.search_plan
@@ -576,4 +562,3 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.search_prepare(text) IS
     'Turns a user''s query into a search plan: websearch syntax, one-typo and last-word-prefix alternatives from the vocabulary, estimates and score bounds.';
-REVOKE ALL ON FUNCTION agentmarket_private.search_prepare(text) FROM PUBLIC;

@@ -31,7 +31,6 @@ AS $$
 $$;
 COMMENT ON FUNCTION agentmarket_private.search_cursor(text, text, text, uuid) IS
     'Encodes a keyset position as an opaque URL-safe cursor.';
-REVOKE ALL ON FUNCTION agentmarket_private.search_cursor(text, text, text, uuid) FROM PUBLIC;
 
 -- The four parts of a cursor made for this sort; 22023 when it is not one.
 -- (No SET clause: called on every search, it runs under the search_path of
@@ -66,7 +65,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.search_cursor_parts(text, text) IS
     'Decodes a page cursor made for the given sort; raises 22023 for anything else.';
-REVOKE ALL ON FUNCTION agentmarket_private.search_cursor_parts(text, text) FROM PUBLIC;
 
 -- The search filters: the one predicate every search and facet query uses
 -- (the published status stays beside it, literal, so the partial indexes
@@ -87,7 +85,6 @@ AS $$
 $$;
 COMMENT ON FUNCTION agentmarket_private.search_filter_match(text, text[], text[], text[], text, text, text[], text[], text[], text) IS
     'The search filters (category, all tags, any relay, any model, pricing model; NULL: no filter) applied to a listing''s values.';
-REVOKE ALL ON FUNCTION agentmarket_private.search_filter_match(text, text[], text[], text[], text, text, text[], text[], text[], text) FROM PUBLIC;
 
 -- The filters of the dynamic walk and tier queries, on the parameters $7 to
 -- $11 they bind.
@@ -102,7 +99,6 @@ AS $$
 $$;
 COMMENT ON FUNCTION agentmarket_private.search_filter_sql() IS
     'The WHERE clause of the search filters, with the parameters search_agents binds.';
-REVOKE ALL ON FUNCTION agentmarket_private.search_filter_sql() FROM PUBLIC;
 
 ------------------------------------------------------------------------------
 -- search_agents and agent_facets
@@ -156,7 +152,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.search_check_filters(text[], text[], text[], text) IS
     'Validates search filters (22023 on an unknown relay, model or pricing model); empty arrays mean no filter.';
-REVOKE ALL ON FUNCTION agentmarket_private.search_check_filters(text[], text[], text[], text) FROM PUBLIC;
 
 -- A search's arguments, checked and decoded, with its plan and the
 -- estimates the strategies are chosen from: what each step of search_agents
@@ -291,7 +286,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.search_request(text, text, text[], text[], text[], text, text, integer, text) IS
     'Checks and decodes search_agents arguments (22023 on bad ones), prepares the query and the estimates its strategy is chosen from.';
-REVOKE ALL ON FUNCTION agentmarket_private.search_request(text, text, text[], text[], text[], text, text, integer, text) FROM PUBLIC;
 
 -- Step 2, sorted by a column (or no words): the ids of the page.
 CREATE FUNCTION agentmarket_private.search_sorted(r agentmarket_private.search_request)
@@ -381,7 +375,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.search_sorted(agentmarket_private.search_request) IS
     'The page of a search sorted by a column (or without words): a capped walk of the sort''s index, or GIN and sort.';
-REVOKE ALL ON FUNCTION agentmarket_private.search_sorted(agentmarket_private.search_request) FROM PUBLIC;
 
 CREATE FUNCTION agentmarket.search_agents(
     query text DEFAULT NULL, category text DEFAULT NULL, tags text[] DEFAULT NULL,
@@ -462,7 +455,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket.search_agents(text, text, text[], text[], text[], text, text, integer, text) IS
     'Searches published agents: websearch syntax with one-typo tolerance and a prefix last word; filters by category, all tags, any relay, any model, pricing model; sorts relevance, rating, popular, newest; keyset pages of 1 to 100 rows via each row''s cursor.';
-REVOKE ALL ON FUNCTION agentmarket.search_agents(text, text, text[], text[], text[], text, text, integer, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.search_agents(text, text, text[], text[], text[], text, text, integer, text)
     TO anon, authenticated, service_role;
 
@@ -507,6 +499,5 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket.agent_facets(text, text, text[], text[], text[], text) IS
     'Counts of the published agents search_agents would match with the same query and filters, per category, relay, model and pricing model.';
-REVOKE ALL ON FUNCTION agentmarket.agent_facets(text, text, text[], text[], text[], text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.agent_facets(text, text, text[], text[], text[], text)
     TO anon, authenticated, service_role;

@@ -75,7 +75,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.search_tiers(agentmarket_private.search_plan) IS
     'The possible tiers of a one- to three-word query (where each word matches), with their best text score, estimated size, GIN condition and full condition on search_fields.';
-REVOKE ALL ON FUNCTION agentmarket_private.search_tiers(agentmarket_private.search_plan) FROM PUBLIC;
 
 -- The k best of two lists of (id, score), best first; a listing in both
 -- counts once.  (No SET clause, every name qualified: it inlines.)
@@ -94,7 +93,6 @@ AS $$
 $$;
 COMMENT ON FUNCTION agentmarket_private.search_merge_top(uuid[], double precision[], uuid[], double precision[], integer) IS
     'The k best (id, score) of two lists, best first (ties by id), a listing in both counted once.';
-REVOKE ALL ON FUNCTION agentmarket_private.search_merge_top(uuid[], double precision[], uuid[], double precision[], integer) FROM PUBLIC;
 
 -- Step 3 (common words): the walk in static-score order.  exact: it stopped
 -- because scoring every match is cheaper (search_score_all then answers).
@@ -217,7 +215,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.search_walk(agentmarket_private.search_request) IS
     'The relevance top-k of a search with common words: a walk in static-score order, tiers fetched through GIN, an early stop on the tier bounds; exact when scoring every match is cheaper.';
-REVOKE ALL ON FUNCTION agentmarket_private.search_walk(agentmarket_private.search_request) FROM PUBLIC;
 
 -- Step 3 (few matches): every match scored, through one GIN scan of the words
 -- and filter lexemes.
@@ -247,4 +244,3 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.search_score_all(agentmarket_private.search_request) IS
     'The relevance top-k of a search by scoring every match found through GIN.';
-REVOKE ALL ON FUNCTION agentmarket_private.search_score_all(agentmarket_private.search_request) FROM PUBLIC;

@@ -378,15 +378,5 @@ CREATE TRIGGER agent_instances_forget_secrets AFTER UPDATE OF status ON agentmar
     FOR EACH ROW WHEN (NEW.status = 'destroyed' AND OLD.status IS DISTINCT FROM 'destroyed')
     EXECUTE FUNCTION agentmarket_private.forget_destroyed_instance_secrets();
 
-REVOKE ALL ON FUNCTION agentmarket_private.pgp_sym_encrypt(text, text, text),
-    agentmarket_private.pgp_sym_decrypt(bytea, text), agentmarket_private.pgp_armor(bytea),
-    agentmarket_private.pgp_dearmor(text), agentmarket_private.secret_key(text),
-    agentmarket_private.secret_key_configured(), agentmarket_private.secret_key_id(text),
-    agentmarket_private.vault_available(), agentmarket_private.put_secret(text, text, text, uuid),
-    agentmarket_private.get_secret(uuid), agentmarket_private.drop_vault_secret(),
-    agentmarket.rotate_secret_key(text), agentmarket_private.instance_for_caller(uuid, boolean),
-    agentmarket.set_ssh_config(uuid, text, integer, text, text, text),
-    agentmarket.get_ssh_private_key(uuid), agentmarket.delete_ssh_config(uuid),
-    agentmarket_private.forget_destroyed_instance_secrets() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.set_ssh_config(uuid, text, integer, text, text, text),
     agentmarket.get_ssh_private_key(uuid), agentmarket.delete_ssh_config(uuid) TO authenticated, service_role;

@@ -47,12 +47,6 @@ GRANT USAGE ON SCHEMA agentmarket_private TO service_role;
 -- search_path is already pinned to pg_catalog.
 ALTER FUNCTION agentmarket_private.drop_ssh_secret() SECURITY DEFINER;
 
--- ALTER DEFAULT PRIVILEGES ... IN SCHEMA cannot take away the global default
--- EXECUTE for PUBLIC (per-schema defaults only add to it), so every function
--- needs its own REVOKE.  Catch the ones written before this part; the
--- security_grants suite catches any later one.
-REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA agentmarket, agentmarket_private FROM PUBLIC;
-
 ------------------------------------------------------------------------------
 -- Table privileges
 ------------------------------------------------------------------------------

@@ -62,7 +62,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.session_for_update(uuid, boolean) IS
     'Locks and returns a session the caller may act on (its user, service_role, and admins when asked); P0002 otherwise.';
-REVOKE ALL ON FUNCTION agentmarket_private.session_for_update(uuid, boolean) FROM PUBLIC;
 
 -- Raises 22023 unless the session is still open.
 CREATE FUNCTION agentmarket_private.session_check_open(s agentmarket.sessions)
@@ -80,7 +79,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.session_check_open(agentmarket.sessions) IS
     'Raises 22023 when the session has ended.';
-REVOKE ALL ON FUNCTION agentmarket_private.session_check_open(agentmarket.sessions) FROM PUBLIC;
 
 -- The agent a session talks to (through its instance).
 CREATE FUNCTION agentmarket_private.session_agent(s agentmarket.sessions)
@@ -94,7 +92,6 @@ AS $$
 $$;
 COMMENT ON FUNCTION agentmarket_private.session_agent(agentmarket.sessions) IS
     'The agent of a session''s instance.';
-REVOKE ALL ON FUNCTION agentmarket_private.session_agent(agentmarket.sessions) FROM PUBLIC;
 
 CREATE FUNCTION agentmarket.start_session(instance_id uuid, relay text DEFAULT 'web')
 RETURNS agentmarket.sessions
@@ -394,12 +391,6 @@ $$;
 COMMENT ON FUNCTION agentmarket.suspend_idle_instances() IS
     'For pg_cron: enqueues a suspend for every running instance with no open session and no activity for idle_suspend_minutes; returns how many.';
 
-REVOKE ALL ON FUNCTION agentmarket.start_session(uuid, text),
-    agentmarket.add_message(uuid, text, text, jsonb, integer),
-    agentmarket.charge_task(uuid, text),
-    agentmarket.end_session(uuid, integer, integer, integer, numeric),
-    agentmarket.refund_session(uuid, text),
-    agentmarket.suspend_idle_instances() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.start_session(uuid, text),
     agentmarket.add_message(uuid, text, text, jsonb, integer) TO authenticated, service_role;
 GRANT EXECUTE ON FUNCTION agentmarket.refund_session(uuid, text) TO authenticated, service_role;

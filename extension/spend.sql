@@ -84,7 +84,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.notify_user(uuid, text, uuid, jsonb) IS
     'Appends a notification row and sends NOTIFY agentmarket_notifications (delivered at commit).';
-REVOKE ALL ON FUNCTION agentmarket_private.notify_user(uuid, text, uuid, jsonb) FROM PUBLIC;
 
 -- The user's spend row, locked, in the current month.
 CREATE FUNCTION agentmarket_private.spend_lock(p_user uuid)
@@ -107,7 +106,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.spend_lock(uuid) IS
     'Locks (creating it) the user''s spend row and starts a new month''s count when the UTC month changed.';
-REVOKE ALL ON FUNCTION agentmarket_private.spend_lock(uuid) FROM PUBLIC;
 
 -- True when the amount goes from below the threshold to at or above it.
 CREATE FUNCTION agentmarket_private.spend_crosses(p_before bigint, p_after bigint, p_cap integer, p_percent integer)
@@ -120,7 +118,6 @@ AS $$
 $$;
 COMMENT ON FUNCTION agentmarket_private.spend_crosses(bigint, bigint, integer, integer) IS
     'Whether a spend from before to after crosses percent of cap.';
-REVOKE ALL ON FUNCTION agentmarket_private.spend_crosses(bigint, bigint, integer, integer) FROM PUBLIC;
 
 -- A session's charge: both caps checked and the credits deducted while the
 -- user's spend row is held; then the notifications the charge crossed.  The
@@ -183,7 +180,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.spend_deduct(uuid, integer, uuid, text, text) IS
     'A session''s charge: refuses with PT402 (DETAIL naming the cap) when it would pass the session''s or the month''s cap, else deducts (deduct_credits), counts it in the month and emits the notifications it crossed.';
-REVOKE ALL ON FUNCTION agentmarket_private.spend_deduct(uuid, integer, uuid, text, text) FROM PUBLIC;
 
 CREATE FUNCTION agentmarket.set_session_cap(session_id uuid, credits integer)
 RETURNS agentmarket.sessions
@@ -277,10 +273,6 @@ $$;
 COMMENT ON FUNCTION agentmarket.claim_notifications(integer) IS
     'Platform only: takes up to max_rows unsent notifications, oldest first, marks them sent and returns them (concurrent readers get different rows; a rolled-back read leaves them unsent).';
 
-REVOKE ALL ON FUNCTION agentmarket.set_session_cap(uuid, integer),
-    agentmarket.set_monthly_spend_cap(integer, uuid),
-    agentmarket.my_spend(),
-    agentmarket.claim_notifications(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.set_session_cap(uuid, integer),
     agentmarket.set_monthly_spend_cap(integer, uuid),
     agentmarket.my_spend() TO authenticated, service_role;

@@ -31,7 +31,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.finish_update_machine(agentmarket_private.jobs, jsonb) IS
     'Handler of fly.update_machine: the instance runs payload.agent_version_id.';
-REVOKE ALL ON FUNCTION agentmarket_private.finish_update_machine(agentmarket_private.jobs, jsonb) FROM PUBLIC;
 
 INSERT INTO agentmarket_private.job_kinds
     (kind, provider, endpoint, instance_status, serialize_on, handler, dead_handler, max_attempts, description) VALUES
@@ -76,7 +75,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.update_machine_request(agentmarket_private.jobs) IS
     'The request of a fly.update_machine job: fly.update_runtime''s (secrets, environment) for payload.agent_version_id, with its image.';
-REVOKE ALL ON FUNCTION agentmarket_private.update_machine_request(agentmarket_private.jobs) FROM PUBLIC;
 
 CREATE FUNCTION agentmarket.upgrade_instance(instance_id uuid)
 RETURNS bigint
@@ -124,5 +122,4 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket.upgrade_instance(uuid) IS
     'Moves the caller''s instance to its agent''s current version: enqueues a fly.update_machine job (the machine is updated to that version''s image) and returns its id; the instance records the version once the machine runs it. 22023 when it already runs it, has no machine or the agent has no current version; P0002 when unknown or not the caller''s.';
-REVOKE ALL ON FUNCTION agentmarket.upgrade_instance(uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.upgrade_instance(uuid) TO authenticated, service_role;

@@ -280,22 +280,5 @@ $$;
 COMMENT ON FUNCTION agentmarket.prune_webhook_events(integer) IS
     'For pg_cron: removes up to max_rows handled webhook events older than webhook_event_retention_days (oldest first; deferred ones are kept); returns how many. A pruned event delivered again is applied anew, so the retention must outlive Stripe''s retries (3 days).';
 
-REVOKE ALL ON FUNCTION agentmarket.handle_stripe_connect_webhook(text, text),
-    agentmarket.prune_webhook_events(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.handle_stripe_connect_webhook(text, text),
     agentmarket.prune_webhook_events(integer) TO service_role;
-DO $revoke$
-DECLARE
-    f regprocedure;
-BEGIN
-    FOR f IN SELECT p.oid FROM pg_catalog.pg_proc p
-              WHERE p.pronamespace OPERATOR(pg_catalog.=) 'agentmarket_private'::regnamespace
-                AND p.proname IN ('webhook_account_updated', 'webhook_transfer_reversed', 'webhook_dispatch',
-                                  'webhook_apply_deferred', 'webhook_receive', 'webhook_invoice_paid',
-                                  'webhook_subscription_state', 'webhook_charge_refunded', 'webhook_payment',
-                                  'payment_take_back', 'revenue_reverse', 'credit_lot_take_as', 'credit_settle_debt')
-    LOOP
-        EXECUTE pg_catalog.format('REVOKE ALL ON FUNCTION %s FROM PUBLIC', f);
-    END LOOP;
-END
-$revoke$;

@@ -364,13 +364,6 @@ $$;
 COMMENT ON FUNCTION agentmarket.my_workspaces() IS
     'The caller''s projects, each with its teams and, per team, the instances in it (agent, display name, status). 42501 without a user.';
 
-REVOKE ALL ON FUNCTION agentmarket_private.check_instance_team(), agentmarket_private.mirror_instance_team(),
-    agentmarket_private.team_agents_to_instance(), agentmarket_private.empty_team_before_delete(),
-    agentmarket_private.check_workspace_name(text, text), agentmarket_private.own_project(uuid),
-    agentmarket_private.own_team(uuid), agentmarket_private.check_name_free(text, uuid, text, uuid),
-    agentmarket.create_project(text, text), agentmarket.rename_project(uuid, text), agentmarket.delete_project(uuid),
-    agentmarket.create_team(uuid, text), agentmarket.rename_team(uuid, text), agentmarket.delete_team(uuid),
-    agentmarket.set_instance_team(uuid, uuid), agentmarket.my_workspaces() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.create_project(text, text), agentmarket.rename_project(uuid, text),
     agentmarket.delete_project(uuid), agentmarket.create_team(uuid, text), agentmarket.rename_team(uuid, text),
     agentmarket.delete_team(uuid), agentmarket.set_instance_team(uuid, uuid), agentmarket.my_workspaces()

@@ -198,7 +198,7 @@ RETURNS void LANGUAGE sql AS $$
 $$;
 CREATE VIEW vault.decrypted_secrets AS SELECT id, name, description, reverse(secret) AS decrypted_secret FROM vault.secrets;
 -- The role that runs the extension's definer functions manages its secrets
--- there, as a Supabase operator grants it (hardening.sql, README).
+-- there, as a Supabase operator grants it (footer.sql, README).
 GRANT USAGE ON SCHEMA vault TO agentmarket_definer;
 GRANT ALL ON ALL TABLES IN SCHEMA vault TO agentmarket_definer;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA vault TO agentmarket_definer;

@@ -48,7 +48,7 @@ SELECT is_empty($$
      WHERE f.schema = 'agentmarket_private' AND has_function_privilege(r.role, f.oid, 'EXECUTE')
 $$, 'no function of agentmarket_private is executable by anon, authenticated or the analyst');
 SELECT is((SELECT executors FROM am_functions WHERE oid = 'agentmarket.configure(text,text)'::regprocedure),
-          -- The owner of definer functions is agentmarket_definer (hardening.sql).
+          -- The owner of definer functions is agentmarket_definer (footer.sql).
           (SELECT string_agg(r, ',' ORDER BY r) FROM unnest(ARRAY['agentmarket_definer', 'service_role']) r),
           'configure: its owner (agentmarket_definer) and service_role only');
 SELECT is((SELECT executors FROM am_functions WHERE oid = 'agentmarket.configuration()'::regprocedure),

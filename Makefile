@@ -56,11 +56,18 @@ include $(PGXS)
 $(EXTENSION)--$(EXTVERSION).sql: extension/header.sql $(SQL_PARTS) $(EXTENSION).control
 	cat extension/header.sql $(SQL_PARTS) > $@
 
-.PHONY: test demo bench sidecar deps
+.PHONY: test demo bench sidecar install-sidecar uninstall-sidecar deps
 # The daemon: `make sidecar` (the directory of that name would otherwise make
-# the target look up to date).
+# the target look up to date); `make install-sidecar [PREFIX=...] [DESTDIR=...]`
+# installs it and its systemd unit (sidecar/Makefile).
 sidecar:
 	$(MAKE) -C sidecar
+
+install-sidecar:
+	$(MAKE) -C sidecar install
+
+uninstall-sidecar:
+	$(MAKE) -C sidecar uninstall
 
 deps:
 	scripts/ensure-deps

@@ -35,9 +35,14 @@ ifneq ($(filter-out $(SQL_PARTS),$(SQL_PARTS_ON_DISK)),)
 $(error extension parts missing from SQL_PART_ORDER: $(filter-out $(SQL_PARTS),$(SQL_PARTS_ON_DISK)))
 endif
 
-DATA_built = $(EXTENSION)--$(EXTVERSION).sql
-DATA = $(wildcard extension/$(EXTENSION)--*--*.sql)
-EXTRA_CLEAN = $(EXTENSION)--$(EXTVERSION).sql output_iso tmp_install
+# Released install scripts stay installed, frozen (releases/), so
+# CREATE EXTENSION agentmarket VERSION '0.1.0' works and the upgrade path
+# from it is tested.  UPGRADES: the upgrade steps A--B, each built.
+UPGRADES =
+UPGRADE_SCRIPTS = $(patsubst %,$(EXTENSION)--%.sql,$(UPGRADES))
+DATA_built = $(EXTENSION)--$(EXTVERSION).sql $(UPGRADE_SCRIPTS)
+DATA = $(wildcard releases/$(EXTENSION)--*.sql)
+EXTRA_CLEAN = $(DATA_built) output_iso tmp_install
 
 PG_CPPFLAGS = -Wall -Wextra -Wno-unused-parameter -Wno-missing-field-initializers \
               -Wmissing-prototypes -Werror=implicit-function-declaration

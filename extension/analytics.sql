@@ -97,6 +97,94 @@ SELECT i.agent_id, (e.created_at AT TIME ZONE 'UTC')::date AS day,
 COMMENT ON VIEW agentmarket_analytics.agent_daily_usage IS
     'Per agent and UTC day: distinct users, credits, compute, tokens and cost.';
 
+-- Money by UTC day, from the ledger: every row that moves a lot carries the
+-- value it moved (lots.sql), so what was sold, recognized, expired or taken
+-- back is a sum of value_usd, and what is still owed to users as credits
+-- (deferred revenue) is the running sum of all of them.
+CREATE VIEW agentmarket_analytics.daily_revenue AS
+SELECT d.day,
+       d.sold_usd, d.promotional_usd, d.recognized_usd, d.expired_usd, d.taken_back_usd,
+       pg_catalog.sum(d.net_usd) OVER (ORDER BY d.day) AS deferred_usd
+  FROM (SELECT (t.created_at AT TIME ZONE 'UTC')::date AS day,
+               COALESCE(pg_catalog.sum(t.value_usd) FILTER (WHERE t.type IN ('topup_purchase', 'subscription_refresh', 'free_trial') AND l.paid), 0) AS sold_usd,
+               COALESCE(pg_catalog.sum(t.value_usd) FILTER (WHERE t.type IN ('topup_purchase', 'subscription_refresh', 'free_trial') AND NOT COALESCE(l.paid, false)), 0) AS promotional_usd,
+               COALESCE(OPERATOR(pg_catalog.-) pg_catalog.sum(t.value_usd) FILTER (WHERE t.type IN ('session_deduct', 'refund', 'refund_recovery')), 0) AS recognized_usd,
+               COALESCE(OPERATOR(pg_catalog.-) pg_catalog.sum(t.value_usd) FILTER (WHERE t.type OPERATOR(pg_catalog.=) 'subscription_expiry'), 0) AS expired_usd,
+               COALESCE(OPERATOR(pg_catalog.-) pg_catalog.sum(t.value_usd) FILTER (WHERE t.type IN ('purchase_refund', 'dispute_lost')), 0) AS taken_back_usd,
+               pg_catalog.sum(t.value_usd) AS net_usd
+          FROM agentmarket.credit_transactions t
+          LEFT JOIN agentmarket_private.credit_lots l ON l.id OPERATOR(pg_catalog.=) t.lot_id
+         GROUP BY 1) d;
+COMMENT ON VIEW agentmarket_analytics.daily_revenue IS
+    'Per UTC day, USD: value of credits sold (paid lots) and given (promotional), revenue recognized (credits consumed by sessions, net of session refunds), value expired (the platform''s) and taken back (purchase refunds, lost disputes); deferred_usd is the value of unspent credits at the end of the day.';
+
+CREATE VIEW agentmarket_analytics.daily_credits AS
+SELECT (t.created_at AT TIME ZONE 'UTC')::date AS day,
+       COALESCE(pg_catalog.sum(t.amount) FILTER (WHERE t.type IN ('topup_purchase', 'subscription_refresh', 'free_trial') AND l.paid), 0) AS sold,
+       COALESCE(pg_catalog.sum(t.amount) FILTER (WHERE t.type IN ('topup_purchase', 'subscription_refresh', 'free_trial') AND NOT COALESCE(l.paid, false)), 0) AS given,
+       COALESCE(OPERATOR(pg_catalog.-) pg_catalog.sum(t.amount) FILTER (WHERE t.type IN ('session_deduct', 'refund', 'refund_recovery')), 0) AS consumed,
+       COALESCE(OPERATOR(pg_catalog.-) pg_catalog.sum(t.amount) FILTER (WHERE t.type OPERATOR(pg_catalog.=) 'subscription_expiry'), 0) AS expired,
+       COALESCE(OPERATOR(pg_catalog.-) pg_catalog.sum(t.amount) FILTER (WHERE t.type IN ('purchase_refund', 'dispute_lost')), 0) AS taken_back,
+       pg_catalog.count(DISTINCT t.user_id) FILTER (WHERE t.type OPERATOR(pg_catalog.=) 'session_deduct') AS spending_users
+  FROM agentmarket.credit_transactions t
+  LEFT JOIN agentmarket_private.credit_lots l ON l.id OPERATOR(pg_catalog.=) t.lot_id
+ GROUP BY 1;
+COMMENT ON VIEW agentmarket_analytics.daily_credits IS
+    'Per UTC day, credits: sold (paid lots), given (free trial, promotional), consumed by sessions (net of session refunds), expired, taken back by refunds and lost disputes, and how many users spent.';
+
+-- Margin per agent: what its sessions earned less compute and the creator's
+-- share, over the earnings rows (one per settled session).
+CREATE VIEW agentmarket_analytics.agent_margin AS
+SELECT e.agent_id,
+       pg_catalog.count(*) AS sessions,
+       pg_catalog.sum(e.gross_revenue) AS revenue_usd,
+       pg_catalog.sum(e.compute_cost) AS compute_usd,
+       pg_catalog.sum(e.creator_amount) AS creator_share_usd,
+       pg_catalog.sum(e.gross_revenue) OPERATOR(pg_catalog.-) pg_catalog.sum(e.compute_cost)
+           OPERATOR(pg_catalog.-) pg_catalog.sum(e.creator_amount) AS margin_usd
+  FROM agentmarket.creator_earnings e
+ GROUP BY e.agent_id;
+COMMENT ON VIEW agentmarket_analytics.agent_margin IS
+    'Per agent: settled sessions, revenue, compute cost, the creator''s share and the platform''s margin (revenue - compute - creator share), USD.';
+
+CREATE VIEW agentmarket_analytics.creator_balances AS
+SELECT c.creator_id,
+       c.earned_usd, c.paid_usd, c.earned_usd OPERATOR(pg_catalog.-) c.paid_usd AS owed_usd,
+       COALESCE(k.clawed_back_usd, 0) AS clawed_back_usd,
+       COALESCE(k.clawback_unsettled_usd, 0) AS clawback_unsettled_usd,
+       COALESCE(p.transferred_usd, 0) AS transferred_usd, p.last_paid_at
+  FROM (SELECT e.creator_id, pg_catalog.sum(e.creator_amount) AS earned_usd,
+               COALESCE(pg_catalog.sum(e.creator_amount) FILTER (WHERE e.paid_out), 0) AS paid_usd
+          FROM agentmarket.creator_earnings e GROUP BY e.creator_id) c
+  LEFT JOIN (SELECT x.creator_id, pg_catalog.sum(x.creator_amount) AS clawed_back_usd,
+                    COALESCE(pg_catalog.sum(x.creator_amount) FILTER (WHERE x.payout_id IS NULL), 0) AS clawback_unsettled_usd
+               FROM agentmarket_private.creator_clawbacks x GROUP BY x.creator_id) k
+         ON k.creator_id OPERATOR(pg_catalog.=) c.creator_id
+  LEFT JOIN (SELECT y.creator_id, pg_catalog.sum(y.transfer_cents) OPERATOR(pg_catalog./) 100.0 AS transferred_usd,
+                    pg_catalog.max(y.paid_at) AS last_paid_at
+               FROM agentmarket.payouts y WHERE y.status OPERATOR(pg_catalog.=) 'paid' GROUP BY y.creator_id) p
+         ON p.creator_id OPERATOR(pg_catalog.=) c.creator_id;
+COMMENT ON VIEW agentmarket_analytics.creator_balances IS
+    'Per creator, USD: earnings, paid out, still owed (earned - paid), clawed back by refunds (and not yet netted by a payout), transferred through Stripe, last payout.';
+
+-- Queue health: per job kind and state, how many, how old the oldest, how
+-- late the most overdue, how many attempts; dead jobs need an operator.
+CREATE VIEW agentmarket_analytics.queue_health AS
+SELECT j.kind, j.status,
+       pg_catalog.count(*) AS jobs,
+       pg_catalog.min(j.created_at) AS oldest_created_at,
+       pg_catalog.max(pg_catalog.now() OPERATOR(pg_catalog.-) j.run_at)
+           FILTER (WHERE j.status OPERATOR(pg_catalog.=) 'queued' AND j.run_at OPERATOR(pg_catalog.<=) pg_catalog.now()) AS max_overdue,
+       pg_catalog.count(*) FILTER (WHERE j.status OPERATOR(pg_catalog.=) 'running'
+                                     AND j.lease_expires_at OPERATOR(pg_catalog.<) pg_catalog.now()) AS expired_leases,
+       pg_catalog.max(j.attempts) AS max_attempts,
+       pg_catalog.count(*) FILTER (WHERE j.attempts OPERATOR(pg_catalog.>) 1) AS retried,
+       pg_catalog.max(j.finished_at) AS last_finished_at
+  FROM agentmarket_private.jobs j
+ GROUP BY j.kind, j.status;
+COMMENT ON VIEW agentmarket_analytics.queue_health IS
+    'Per job kind and status: jobs, oldest, the longest a due queued job has waited, running jobs whose lease expired, attempts, retried jobs, last finish. No payloads or errors (they may name people).';
+
 DO $views$
 DECLARE
     v regclass;

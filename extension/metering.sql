@@ -153,6 +153,8 @@ BEGIN
     IF set_machine_price.memory_mb IS NULL OR set_machine_price.memory_mb NOT BETWEEN 128 AND 1048576 THEN
         RAISE EXCEPTION 'memory must be between 128 and 1048576 MB' USING ERRCODE = '22023';
     END IF;
+    PERFORM agentmarket_private.audit_machine_price(set_machine_price.machine_size, set_machine_price.memory_mb,
+                                                    set_machine_price.usd_per_second);
     IF set_machine_price.usd_per_second IS NULL THEN
         DELETE FROM agentmarket_private.machine_prices m
          WHERE m.machine_size OPERATOR(pg_catalog.=) set_machine_price.machine_size

@@ -19,9 +19,9 @@ INSERT INTO agentmarket_private.setting_definitions
 -- Packs, purchases, processed events
 ------------------------------------------------------------------------------
 
--- The packs on sale.  Like the job kinds they are part of the extension's
--- code: a restore gets them from CREATE EXTENSION (registered with a filter
--- that dumps no row).  A purchase copies credits, amount and currency, so a
+-- The packs on sale.  Those below ship with the extension: a restore gets
+-- them from CREATE EXTENSION; what the operator creates or changes is dumped
+-- (pricing.sql: the pack functions, and the registration).  A purchase copies credits, amount and currency, so a
 -- changed pack never changes a purchase already made.
 CREATE TABLE agentmarket_private.credit_packs (
   code TEXT PRIMARY KEY CONSTRAINT credit_packs_code_format CHECK (code ~ '^[a-z][a-z0-9_]{0,39}$'),

@@ -22,7 +22,7 @@ SQL_PART_ORDER = schema config identity queue queue_protocol instance_controls q
                  sessions earnings payments payouts reconcile lifecycle webhooks books secrets \
                  metering relays workspaces \
                  billing runtime spend \
-                 pricing upgrades schedules analytics hardening footer
+                 pricing upgrades retention schedules analytics hardening footer
 SQL_PARTS = $(patsubst %,extension/%.sql,$(SQL_PART_ORDER))
 SQL_PARTS_ON_DISK = $(filter-out extension/header.sql extension/$(EXTENSION)--%.sql,$(wildcard extension/*.sql))
 ifneq ($(words $(SQL_PART_ORDER)),$(words $(sort $(SQL_PART_ORDER))))

@@ -45,7 +45,16 @@ INSERT INTO agentmarket_private.setting_definitions
    'pg_cron schedule of job agentmarket.prune_credit_idempotency (agentmarket.prune_credit_idempotency()); off: not scheduled.'),
   ('schedule_prune_webhook_events', 'text', '29 4 * * *', NULL, NULL,
    '^(off|[0-9*/,-]+( [0-9*/,-]+){4})$',
-   'pg_cron schedule of job agentmarket.prune_webhook_events (agentmarket.prune_webhook_events()); off: not scheduled.');
+   'pg_cron schedule of job agentmarket.prune_webhook_events (agentmarket.prune_webhook_events()); off: not scheduled.'),
+  ('schedule_prune_credit_holds', 'text', '35 4 * * *', NULL, NULL,
+   '^(off|[0-9*/,-]+( [0-9*/,-]+){4})$',
+   'pg_cron schedule of job agentmarket.prune_credit_holds (agentmarket.prune_credit_holds()); off: not scheduled.'),
+  ('schedule_prune_usage_keys', 'text', '41 4 * * *', NULL, NULL,
+   '^(off|[0-9*/,-]+( [0-9*/,-]+){4})$',
+   'pg_cron schedule of job agentmarket.prune_usage_keys (agentmarket.prune_usage_keys()); off: not scheduled.'),
+  ('schedule_prune_notifications', 'text', '47 4 * * *', NULL, NULL,
+   '^(off|[0-9*/,-]+( [0-9*/,-]+){4})$',
+   'pg_cron schedule of job agentmarket.prune_notifications (agentmarket.prune_notifications()); off: not scheduled.');
 
 -- The one list of periodic tasks: job name, current cadence, command.
 CREATE FUNCTION agentmarket.scheduled_jobs()
@@ -66,7 +75,10 @@ AS $$
         ('run_payouts', 'SELECT agentmarket.run_payouts()'),
         ('prune_jobs', 'SELECT agentmarket_private.prune_jobs()'),
         ('prune_credit_idempotency', 'SELECT agentmarket.prune_credit_idempotency()'),
-        ('prune_webhook_events', 'SELECT agentmarket.prune_webhook_events()')
+        ('prune_webhook_events', 'SELECT agentmarket.prune_webhook_events()'),
+        ('prune_credit_holds', 'SELECT agentmarket.prune_credit_holds()'),
+        ('prune_usage_keys', 'SELECT agentmarket.prune_usage_keys()'),
+        ('prune_notifications', 'SELECT agentmarket.prune_notifications()')
       ) AS t(task, command)
      ORDER BY 1
 $$;

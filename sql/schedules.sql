@@ -30,10 +30,10 @@ SELECT is(
         AND NOT EXISTS (SELECT FROM agentmarket.scheduled_jobs() j
                          WHERE j.command LIKE '%' || n.nspname || '.' || p.proname || '(%')),
     NULL, 'every prune_* and every pg_cron function of the extension has a job');
-SELECT is((SELECT count(*)::int FROM agentmarket.scheduled_jobs()), 9, 'nine periodic tasks');
+SELECT is((SELECT count(*)::int FROM agentmarket.scheduled_jobs()), 12, 'twelve periodic tasks');
 SELECT is((SELECT count(*)::int FROM agentmarket.scheduled_jobs()
             WHERE job_name ~ '^agentmarket\.[a-z_]+$' AND setting = 'schedule_' || substr(job_name, 13)
-              AND schedule = (SELECT c.value FROM agentmarket.configuration() c WHERE c.key = setting)), 9,
+              AND schedule = (SELECT c.value FROM agentmarket.configuration() c WHERE c.key = setting)), 12,
     'each job is named agentmarket.<task> and runs at setting schedule_<task>');
 
 -- Without pg_cron in this database.
@@ -51,13 +51,13 @@ SELECT throws_ok($$SELECT agentmarket.configure('schedule_run_payouts', '* * * *
 CREATE EXTENSION pg_cron;
 SELECT cron.schedule('someone-elses-job', '0 0 * * *', 'SELECT 1');
 
-SELECT is((SELECT count(*)::int FROM agentmarket.schedule_jobs() WHERE jobid IS NOT NULL), 9,
-    'schedule_jobs registers nine jobs');
+SELECT is((SELECT count(*)::int FROM agentmarket.schedule_jobs() WHERE jobid IS NOT NULL), 12,
+    'schedule_jobs registers twelve jobs');
 CREATE TEMP TABLE first AS
     SELECT jobid, jobname, schedule, command, database, username FROM cron.job WHERE jobname LIKE 'agentmarket.%';
 SELECT is((SELECT count(*)::int FROM cron.job c JOIN agentmarket.scheduled_jobs() s
             ON s.job_name = c.jobname AND s.schedule = c.schedule AND s.command = c.command
-           WHERE c.database = current_database() AND c.active), 9,
+           WHERE c.database = current_database() AND c.active), 12,
     'cron.job holds each job with its cadence and command, active, in this database');
 SELECT is((SELECT schedule FROM cron.job WHERE jobname = 'agentmarket.billing_rollup'), '* * * * *',
     'the billing rollup runs every minute');
@@ -75,10 +75,10 @@ END $$;
 SELECT pass('every job''s command runs');
 
 -- Again: nothing new, same ids.
-SELECT is((SELECT count(*)::int FROM agentmarket.schedule_jobs()), 9, 'running it again reports the same nine');
+SELECT is((SELECT count(*)::int FROM agentmarket.schedule_jobs()), 12, 'running it again reports the same twelve');
 SELECT set_eq('SELECT jobid, jobname, schedule, command, database, username FROM cron.job WHERE jobname LIKE ''agentmarket.%''',
               'SELECT * FROM first', 'running it again changes nothing: same jobs, same ids');
-SELECT is((SELECT count(*)::int FROM cron.job), 10, 'ten jobs in all: ours and the other one');
+SELECT is((SELECT count(*)::int FROM cron.job), 13, 'thirteen jobs in all: ours and the other one');
 
 -- A new cadence is honoured by the next run; off removes the job.
 SELECT agentmarket.configure('schedule_run_payouts', '30 5 1,15 * *');
@@ -90,7 +90,7 @@ SELECT is((SELECT schedule FROM cron.job WHERE jobname = 'agentmarket.run_payout
 SELECT is((SELECT jobid FROM cron.job WHERE jobname = 'agentmarket.run_payouts'),
           (SELECT jobid FROM first WHERE jobname = 'agentmarket.run_payouts'), 'the job was updated, not duplicated');
 SELECT ok(NOT EXISTS (SELECT FROM cron.job WHERE jobname = 'agentmarket.prune_jobs'), 'a job set off is removed');
-SELECT is((SELECT count(*)::int FROM cron.job), 9, 'eight of ours and the other one');
+SELECT is((SELECT count(*)::int FROM cron.job), 12, 'eleven of ours and the other one');
 
 -- pg_cron runs a job as the role that scheduled it: service_role itself
 -- (NOLOGIN) is refused, a login member of it schedules its own jobs.
@@ -105,13 +105,13 @@ SELECT throws_ok('SELECT agentmarket.schedule_jobs()', '42501', 'pg_cron jobs ca
 RESET role;
 CREATE ROLE schedules_operator LOGIN IN ROLE service_role;
 SELECT pg_temp.act('schedules_operator');
-SELECT is((SELECT count(*)::int FROM agentmarket.schedule_jobs() WHERE jobid IS NOT NULL), 8,
-    'a login member of service_role schedules the eight jobs that are on');
-SELECT is((SELECT count(*)::int FROM cron.job WHERE username = 'schedules_operator' AND jobname LIKE 'agentmarket.%'), 8,
+SELECT is((SELECT count(*)::int FROM agentmarket.schedule_jobs() WHERE jobid IS NOT NULL), 11,
+    'a login member of service_role schedules the eleven jobs that are on');
+SELECT is((SELECT count(*)::int FROM cron.job WHERE username = 'schedules_operator' AND jobname LIKE 'agentmarket.%'), 11,
     'they are its own');
-SELECT is(agentmarket.unschedule_jobs(), 8, 'and it unschedules exactly those');
+SELECT is(agentmarket.unschedule_jobs(), 11, 'and it unschedules exactly those');
 RESET role;
-SELECT is((SELECT count(*)::int FROM cron.job), 9, 'the superuser''s jobs and the other one stay');
+SELECT is((SELECT count(*)::int FROM cron.job), 12, 'the superuser''s jobs and the other one stay');
 
 -- Client roles: refused.
 SELECT pg_temp.act('authenticated', '75000000-0000-4000-8000-00000000e001');
@@ -124,7 +124,7 @@ SELECT throws_ok('SELECT agentmarket.unschedule_jobs()', '42501', NULL, 'anon ca
 RESET role;
 
 -- Unschedule: exactly ours.
-SELECT is(agentmarket.unschedule_jobs(), 8, 'unschedule_jobs removes our eight jobs');
+SELECT is(agentmarket.unschedule_jobs(), 11, 'unschedule_jobs removes our eleven jobs');
 SELECT is((SELECT array_agg(jobname) FROM cron.job), '{someone-elses-job}', 'the other job stays');
 SELECT is(agentmarket.unschedule_jobs(), 0, 'unscheduling again removes nothing');
 

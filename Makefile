@@ -38,7 +38,7 @@ endif
 # Released install scripts stay installed, frozen (releases/), so
 # CREATE EXTENSION agentmarket VERSION '0.1.0' works and the upgrade path
 # from it is tested.  UPGRADES: the upgrade steps A--B, each built.
-UPGRADES =
+UPGRADES = 0.1.0--$(EXTVERSION)
 UPGRADE_SCRIPTS = $(patsubst %,$(EXTENSION)--%.sql,$(UPGRADES))
 DATA_built = $(EXTENSION)--$(EXTVERSION).sql $(UPGRADE_SCRIPTS)
 DATA = $(wildcard releases/$(EXTENSION)--*.sql)
@@ -85,3 +85,15 @@ demo:
 
 bench:
 	bench/run
+
+# An upgrade step A--B is built, not kept by hand (extension/upgrade/begin.sql
+# explains it): the old version's schemas are set aside, this version's whole
+# install script runs, the old rows come across as a pg_dump/pg_restore would
+# carry them, and the old schemas go.  Only what a restore would not do is
+# written per step: extension/upgrade/A--B.before.sql and A--B.after.sql.
+$(EXTENSION)--%--$(EXTVERSION).sql: extension/header.sql extension/upgrade/begin.sql \
+                     extension/upgrade/%--$(EXTVERSION).before.sql $(SQL_PARTS) extension/upgrade/carry.sql \
+                     extension/upgrade/%--$(EXTVERSION).after.sql extension/upgrade/finish.sql $(EXTENSION).control
+	cat extension/header.sql extension/upgrade/begin.sql extension/upgrade/$*--$(EXTVERSION).before.sql \
+	    $(SQL_PARTS) extension/upgrade/carry.sql extension/upgrade/$*--$(EXTVERSION).after.sql \
+	    extension/upgrade/finish.sql > $@

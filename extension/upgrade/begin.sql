@@ -1,0 +1,79 @@
+-- upgrade/begin.sql: the first part of every upgrade script
+-- agentmarket--A--B.sql (the Makefile builds it: this, A--B.before.sql, the
+-- whole install script of B, carry.sql, A--B.after.sql, finish.sql).
+--
+-- An upgrade is a restore into the new version, in place: the old version's
+-- schemas are set aside under other names, the new version is installed
+-- exactly as CREATE EXTENSION installs it (so the catalog is a fresh
+-- install's: every table, function, view, policy, trigger, grant and
+-- comment), and carry.sql brings the old rows across the way pg_dump and
+-- pg_restore would (what each table's pg_extension_config_dump condition
+-- selects, with triggers and constraints on, referenced tables first); then
+-- the old schemas are dropped.  A step needs hand-written SQL only for what a
+-- restore would not do (A--B.before.sql, A--B.after.sql).
+--
+-- Objects outside the extension must not depend on it: they would follow the
+-- old objects and be dropped with them.  Such a view or foreign key stops the
+-- upgrade here, named, before anything changed.
+DO $begin$
+DECLARE
+    blockers text;
+BEGIN
+    SELECT pg_catalog.string_agg(d.what, ', ' ORDER BY d.what) INTO blockers
+      FROM (
+        -- Views of the user's over the extension's tables or views.
+        SELECT DISTINCT pg_catalog.format('view %s', r.ev_class::pg_catalog.regclass) AS what
+          FROM pg_catalog.pg_depend dep
+          JOIN pg_catalog.pg_rewrite r ON dep.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+                                      AND r.oid OPERATOR(pg_catalog.=) dep.objid
+         WHERE dep.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+           AND dep.refobjid IN (SELECT e.objid FROM pg_catalog.pg_depend e
+                                 WHERE e.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+                                   AND e.refobjid OPERATOR(pg_catalog.=) (SELECT x.oid FROM pg_catalog.pg_extension x WHERE x.extname OPERATOR(pg_catalog.=) 'agentmarket')
+                                   AND e.deptype OPERATOR(pg_catalog.=) 'e')
+           AND r.ev_class NOT IN (SELECT e.objid FROM pg_catalog.pg_depend e
+                                   WHERE e.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+                                     AND e.refobjid OPERATOR(pg_catalog.=) (SELECT x.oid FROM pg_catalog.pg_extension x WHERE x.extname OPERATOR(pg_catalog.=) 'agentmarket')
+                                     AND e.deptype OPERATOR(pg_catalog.=) 'e')
+        UNION
+        -- Foreign keys of the user's tables to the extension's.
+        SELECT pg_catalog.format('foreign key %s on %s', c.conname, c.conrelid::pg_catalog.regclass)
+          FROM pg_catalog.pg_constraint c
+         WHERE c.contype OPERATOR(pg_catalog.=) 'f'
+           AND c.confrelid IN (SELECT e.objid FROM pg_catalog.pg_depend e
+                                WHERE e.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+                                  AND e.refobjid OPERATOR(pg_catalog.=) (SELECT x.oid FROM pg_catalog.pg_extension x WHERE x.extname OPERATOR(pg_catalog.=) 'agentmarket')
+                                  AND e.deptype OPERATOR(pg_catalog.=) 'e')
+           AND c.conrelid NOT IN (SELECT e.objid FROM pg_catalog.pg_depend e
+                                   WHERE e.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+                                     AND e.refobjid OPERATOR(pg_catalog.=) (SELECT x.oid FROM pg_catalog.pg_extension x WHERE x.extname OPERATOR(pg_catalog.=) 'agentmarket')
+                                     AND e.deptype OPERATOR(pg_catalog.=) 'e')) d;
+    IF blockers IS NOT NULL THEN
+        RAISE EXCEPTION 'objects outside the extension depend on it: %', blockers
+            USING ERRCODE = '2BP01',
+                  DETAIL = 'The upgrade replaces every object of the extension; these would be dropped with the old ones.',
+                  HINT = 'Drop them, run ALTER EXTENSION agentmarket UPDATE, and create them again.';
+    END IF;
+END
+$begin$;
+
+-- The old rows are read after the new version is installed: nothing may
+-- write them in the meantime (the upgrade holds every table until it
+-- commits).
+DO $lock$
+DECLARE
+    t pg_catalog.regclass;
+BEGIN
+    FOR t IN SELECT c.oid FROM pg_catalog.pg_class c
+              WHERE c.relnamespace IN ('agentmarket'::pg_catalog.regnamespace, 'agentmarket_private'::pg_catalog.regnamespace)
+                AND c.relkind IN ('r', 'p')
+              ORDER BY c.oid
+    LOOP
+        EXECUTE pg_catalog.format('LOCK TABLE %s IN ACCESS EXCLUSIVE MODE', t);
+    END LOOP;
+END
+$lock$;
+
+ALTER SCHEMA agentmarket RENAME TO upgrade_from_agentmarket;
+ALTER SCHEMA agentmarket_private RENAME TO upgrade_from_agentmarket_private;
+ALTER SCHEMA agentmarket_analytics RENAME TO upgrade_from_agentmarket_analytics;

@@ -328,6 +328,28 @@ COMMENT ON FUNCTION agentmarket_private.credit_pack_json(agentmarket_private.cre
     'A credit pack as the pack functions return it: code, name, kind, credits, amount_cents, currency, active.';
 REVOKE ALL ON FUNCTION agentmarket_private.credit_pack_json(agentmarket_private.credit_packs) FROM PUBLIC;
 
+-- The pack of a code, locked for a change; P0002 when there is none.
+CREATE FUNCTION agentmarket_private.lock_credit_pack(p_code text)
+RETURNS agentmarket_private.credit_packs
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    p agentmarket_private.credit_packs;
+BEGIN
+    SELECT * INTO p FROM agentmarket_private.credit_packs c
+     WHERE c.code OPERATOR(pg_catalog.=) pg_catalog.left(p_code, 100) FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'unknown credit pack %', COALESCE(pg_catalog.quote_literal(pg_catalog.left(p_code, 50)), 'null')
+            USING ERRCODE = 'P0002', HINT = 'agentmarket.credit_packs() lists the packs on sale.';
+    END IF;
+    RETURN p;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.lock_credit_pack(text) IS
+    'The credit pack of a code, locked FOR UPDATE; P0002 when unknown.';
+REVOKE ALL ON FUNCTION agentmarket_private.lock_credit_pack(text) FROM PUBLIC;
+
 CREATE FUNCTION agentmarket.create_credit_pack(code text, name text, kind text, credits integer, amount_cents bigint,
                                                currency text DEFAULT 'usd')
 RETURNS jsonb
@@ -377,12 +399,7 @@ DECLARE
     new agentmarket_private.credit_packs;
 BEGIN
     PERFORM agentmarket_private.require_operator('changes prices');
-    SELECT * INTO old FROM agentmarket_private.credit_packs p
-     WHERE p.code OPERATOR(pg_catalog.=) pg_catalog.left(change_credit_pack_price.code, 100) FOR UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown credit pack %', COALESCE(pg_catalog.quote_literal(pg_catalog.left(change_credit_pack_price.code, 50)), 'null')
-            USING ERRCODE = 'P0002';
-    END IF;
+    old := agentmarket_private.lock_credit_pack(change_credit_pack_price.code);
     PERFORM agentmarket_private.check_credit_pack(old.code, old.name, old.kind,
         change_credit_pack_price.credits, change_credit_pack_price.amount_cents, old.currency);
     -- Purchases already made keep the terms they copied.
@@ -411,12 +428,7 @@ DECLARE
     new agentmarket_private.credit_packs;
 BEGIN
     PERFORM agentmarket_private.require_operator('withdraws credit packs');
-    SELECT * INTO old FROM agentmarket_private.credit_packs p
-     WHERE p.code OPERATOR(pg_catalog.=) pg_catalog.left(withdraw_credit_pack.code, 100) FOR UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'unknown credit pack %', COALESCE(pg_catalog.quote_literal(pg_catalog.left(withdraw_credit_pack.code, 50)), 'null')
-            USING ERRCODE = 'P0002';
-    END IF;
+    old := agentmarket_private.lock_credit_pack(withdraw_credit_pack.code);
     new := old;
     -- Withdrawing twice is the same withdrawal.
     IF old.active THEN

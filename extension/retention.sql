@@ -33,50 +33,50 @@ CREATE INDEX credit_holds_resolved_at ON agentmarket_private.credit_holds (resol
 CREATE INDEX usage_keys_recorded_at ON agentmarket_private.usage_keys (recorded_at);
 CREATE INDEX notifications_created_at ON agentmarket_private.notifications (created_at);
 
--- 22023 unless a prune batch size is a positive number.
-CREATE FUNCTION agentmarket_private.check_prune_batch(p_max_rows integer)
-RETURNS void
-LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF p_max_rows IS NULL OR p_max_rows OPERATOR(pg_catalog.<) 1 THEN
-        RAISE EXCEPTION 'max_rows must be at least 1' USING ERRCODE = '22023',
-            DETAIL = pg_catalog.format('Got %s.', COALESCE(p_max_rows::text, 'null'));
-    END IF;
-END
-$$;
-COMMENT ON FUNCTION agentmarket_private.check_prune_batch(integer) IS
-    '22023 unless max_rows of a prune is at least 1.';
-REVOKE ALL ON FUNCTION agentmarket_private.check_prune_batch(integer) FROM PUBLIC;
-
--- Each prune deletes the oldest rows first, at most max_rows per call, and
--- skips rows another transaction holds, so a pg_cron run never waits on or
--- holds many locks; a backlog goes in several runs.
-CREATE FUNCTION agentmarket.prune_credit_holds(max_rows integer DEFAULT 10000)
+-- The one prune: deletes the oldest rows of a table whose age column is
+-- older than the retention setting (in days), at most p_max_rows, skipping
+-- rows another transaction holds (so a pg_cron run never waits on or holds
+-- many locks; a backlog goes in several runs), and never a row the keep
+-- condition (on alias o) holds for.  Called by the prune functions below with
+-- their own constant arguments only.
+CREATE FUNCTION agentmarket_private.delete_expired_rows(p_table regclass, p_key text, p_age text, p_setting text,
+                                                  p_keep text, p_max_rows integer)
 RETURNS integer
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     removed integer;
 BEGIN
-    PERFORM agentmarket_private.check_prune_batch(prune_credit_holds.max_rows);
-    -- Active holds are never removed, however old: release_expired_holds()
-    -- resolves them first.
-    DELETE FROM agentmarket_private.credit_holds h
-     WHERE h.id IN (
-            SELECT o.id FROM agentmarket_private.credit_holds o
-             WHERE o.resolved_at IS NOT NULL
-               AND o.status OPERATOR(pg_catalog.<>) 'active'
-               AND o.resolved_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.make_interval(
-                       days => agentmarket_private.setting('credit_hold_retention_days')::integer))
-             ORDER BY o.resolved_at
-             LIMIT prune_credit_holds.max_rows
-             FOR UPDATE SKIP LOCKED);
+    IF p_max_rows IS NULL OR p_max_rows OPERATOR(pg_catalog.<) 1 THEN
+        RAISE EXCEPTION 'max_rows must be at least 1' USING ERRCODE = '22023',
+            DETAIL = pg_catalog.format('Got %s.', COALESCE(p_max_rows::text, 'null'));
+    END IF;
+    EXECUTE pg_catalog.format(
+        'DELETE FROM %1$s x WHERE x.%2$I IN ('
+        '    SELECT o.%2$I FROM %1$s o'
+        '     WHERE o.%3$I OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.make_interval(days => $1))'
+        '       AND NOT (%4$s)'
+        '     ORDER BY o.%3$I LIMIT $2 FOR UPDATE SKIP LOCKED)',
+        p_table, p_key, p_age, COALESCE(p_keep, 'false'))
+    USING agentmarket_private.setting(p_setting)::integer, p_max_rows;
     GET DIAGNOSTICS removed = ROW_COUNT;
     RETURN removed;
 END
+$$;
+COMMENT ON FUNCTION agentmarket_private.delete_expired_rows(regclass, text, text, text, text, integer) IS
+    'Deletes up to max_rows of the oldest rows of a table older than a retention setting (days), skipping locked rows and rows the keep condition holds for; returns how many. 22023 for max_rows below 1.';
+REVOKE ALL ON FUNCTION agentmarket_private.delete_expired_rows(regclass, text, text, text, text, integer) FROM PUBLIC;
+
+CREATE FUNCTION agentmarket.prune_credit_holds(max_rows integer DEFAULT 10000)
+RETURNS integer
+LANGUAGE sql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+    -- Active holds are never removed, however old: release_expired_holds()
+    -- resolves them first (and only a resolved hold has a resolved_at).
+    SELECT agentmarket_private.delete_expired_rows('agentmarket_private.credit_holds', 'id', 'resolved_at',
+        'credit_hold_retention_days', 'o.status OPERATOR(pg_catalog.=) ''active''', max_rows)
 $$;
 COMMENT ON FUNCTION agentmarket.prune_credit_holds(integer) IS
     'For pg_cron: removes up to max_rows credit holds resolved more than credit_hold_retention_days ago (oldest first; active holds never); returns how many. 22023 for max_rows below 1.';
@@ -85,24 +85,11 @@ GRANT EXECUTE ON FUNCTION agentmarket.prune_credit_holds(integer) TO service_rol
 
 CREATE FUNCTION agentmarket.prune_usage_keys(max_rows integer DEFAULT 10000)
 RETURNS integer
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    removed integer;
-BEGIN
-    PERFORM agentmarket_private.check_prune_batch(prune_usage_keys.max_rows);
-    DELETE FROM agentmarket_private.usage_keys k
-     WHERE k.idempotency_key IN (
-            SELECT o.idempotency_key FROM agentmarket_private.usage_keys o
-             WHERE o.recorded_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.make_interval(
-                       days => agentmarket_private.setting('usage_key_retention_days')::integer))
-             ORDER BY o.recorded_at
-             LIMIT prune_usage_keys.max_rows
-             FOR UPDATE SKIP LOCKED);
-    GET DIAGNOSTICS removed = ROW_COUNT;
-    RETURN removed;
-END
+    SELECT agentmarket_private.delete_expired_rows('agentmarket_private.usage_keys', 'idempotency_key', 'recorded_at',
+        'usage_key_retention_days', NULL, max_rows)
 $$;
 COMMENT ON FUNCTION agentmarket.prune_usage_keys(integer) IS
     'For pg_cron: removes up to max_rows usage-event idempotency keys older than usage_key_retention_days (oldest first; the usage_events rows stay); returns how many. 22023 for max_rows below 1.';
@@ -111,24 +98,11 @@ GRANT EXECUTE ON FUNCTION agentmarket.prune_usage_keys(integer) TO service_role;
 
 CREATE FUNCTION agentmarket.prune_notifications(max_rows integer DEFAULT 10000)
 RETURNS integer
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+LANGUAGE sql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
-DECLARE
-    removed integer;
-BEGIN
-    PERFORM agentmarket_private.check_prune_batch(prune_notifications.max_rows);
-    DELETE FROM agentmarket_private.notifications n
-     WHERE n.id IN (
-            SELECT o.id FROM agentmarket_private.notifications o
-             WHERE o.created_at OPERATOR(pg_catalog.<) (pg_catalog.now() OPERATOR(pg_catalog.-) pg_catalog.make_interval(
-                       days => agentmarket_private.setting('notification_retention_days')::integer))
-             ORDER BY o.created_at
-             LIMIT prune_notifications.max_rows
-             FOR UPDATE SKIP LOCKED);
-    GET DIAGNOSTICS removed = ROW_COUNT;
-    RETURN removed;
-END
+    SELECT agentmarket_private.delete_expired_rows('agentmarket_private.notifications', 'id', 'created_at',
+        'notification_retention_days', NULL, max_rows)
 $$;
 COMMENT ON FUNCTION agentmarket.prune_notifications(integer) IS
     'For pg_cron: removes up to max_rows spend notifications older than notification_retention_days, sent or not (oldest first); returns how many. 22023 for max_rows below 1.';

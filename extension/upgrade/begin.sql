@@ -19,6 +19,13 @@ DO $begin$
 DECLARE
     blockers text;
 BEGIN
+    WITH members AS (
+        SELECT e.objid FROM pg_catalog.pg_depend e
+         WHERE e.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
+           AND e.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+           AND e.refobjid OPERATOR(pg_catalog.=) (SELECT x.oid FROM pg_catalog.pg_extension x
+                                                   WHERE x.extname OPERATOR(pg_catalog.=) 'agentmarket')
+           AND e.deptype OPERATOR(pg_catalog.=) 'e')
     SELECT pg_catalog.string_agg(d.what, ', ' ORDER BY d.what) INTO blockers
       FROM (
         -- Views of the user's over the extension's tables or views.
@@ -27,27 +34,15 @@ BEGIN
           JOIN pg_catalog.pg_rewrite r ON dep.classid OPERATOR(pg_catalog.=) 'pg_catalog.pg_rewrite'::pg_catalog.regclass
                                       AND r.oid OPERATOR(pg_catalog.=) dep.objid
          WHERE dep.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_class'::pg_catalog.regclass
-           AND dep.refobjid IN (SELECT e.objid FROM pg_catalog.pg_depend e
-                                 WHERE e.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
-                                   AND e.refobjid OPERATOR(pg_catalog.=) (SELECT x.oid FROM pg_catalog.pg_extension x WHERE x.extname OPERATOR(pg_catalog.=) 'agentmarket')
-                                   AND e.deptype OPERATOR(pg_catalog.=) 'e')
-           AND r.ev_class NOT IN (SELECT e.objid FROM pg_catalog.pg_depend e
-                                   WHERE e.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
-                                     AND e.refobjid OPERATOR(pg_catalog.=) (SELECT x.oid FROM pg_catalog.pg_extension x WHERE x.extname OPERATOR(pg_catalog.=) 'agentmarket')
-                                     AND e.deptype OPERATOR(pg_catalog.=) 'e')
+           AND dep.refobjid IN (SELECT m.objid FROM members m)
+           AND r.ev_class NOT IN (SELECT m.objid FROM members m)
         UNION
         -- Foreign keys of the user's tables to the extension's.
         SELECT pg_catalog.format('foreign key %s on %s', c.conname, c.conrelid::pg_catalog.regclass)
           FROM pg_catalog.pg_constraint c
          WHERE c.contype OPERATOR(pg_catalog.=) 'f'
-           AND c.confrelid IN (SELECT e.objid FROM pg_catalog.pg_depend e
-                                WHERE e.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
-                                  AND e.refobjid OPERATOR(pg_catalog.=) (SELECT x.oid FROM pg_catalog.pg_extension x WHERE x.extname OPERATOR(pg_catalog.=) 'agentmarket')
-                                  AND e.deptype OPERATOR(pg_catalog.=) 'e')
-           AND c.conrelid NOT IN (SELECT e.objid FROM pg_catalog.pg_depend e
-                                   WHERE e.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
-                                     AND e.refobjid OPERATOR(pg_catalog.=) (SELECT x.oid FROM pg_catalog.pg_extension x WHERE x.extname OPERATOR(pg_catalog.=) 'agentmarket')
-                                     AND e.deptype OPERATOR(pg_catalog.=) 'e')) d;
+           AND c.confrelid IN (SELECT m.objid FROM members m)
+           AND c.conrelid NOT IN (SELECT m.objid FROM members m)) d;
     IF blockers IS NOT NULL THEN
         RAISE EXCEPTION 'objects outside the extension depend on it: %', blockers
             USING ERRCODE = '2BP01',

@@ -1,6 +1,7 @@
 # 70_operations: what runs on its own, and what operators and analysts see.
 # The ledger proves itself; an analyst reads the marketplace without emails
-# or message text; last, agentmarket.schedule_jobs() registers every periodic
+# or message text, and money and queue health by day, agent and creator;
+# last, agentmarket.schedule_jobs() registers every periodic
 # task with pg_cron (preloaded, cron.database_name = this database).
 set -euo pipefail
 psql -X -q -v ON_ERROR_STOP=1 -P pager=off <<'SQL'
@@ -25,6 +26,16 @@ SELECT a.name, a.status, a.total_hires, a.avg_rating, coalesce(sum(e.creator_amo
   FROM agentmarket_analytics.agents a LEFT JOIN agentmarket_analytics.creator_earnings e ON e.agent_id = a.id
  GROUP BY a.name, a.status, a.total_hires, a.avg_rating ORDER BY a.name;
 SELECT agent_id IS NOT NULL AS agent, users, credits, compute_seconds, cost_usd FROM agentmarket_analytics.agent_daily_usage;
+\echo 'Money by day: sold, recognized, expired, and what is still owed to users as credits (deferred):'
+SELECT day, sold_usd, promotional_usd, recognized_usd, expired_usd, taken_back_usd, deferred_usd
+  FROM agentmarket_analytics.daily_revenue ORDER BY day;
+SELECT day, sold, given, consumed, expired, spending_users FROM agentmarket_analytics.daily_credits ORDER BY day;
+\echo 'Margin per agent (revenue - compute - creator share), and what creators are owed and were paid:'
+SELECT a.name, m.sessions, m.revenue_usd, m.compute_usd, m.creator_share_usd, m.margin_usd
+  FROM agentmarket_analytics.agent_margin m JOIN agentmarket_analytics.agents a ON a.id = m.agent_id ORDER BY a.name;
+SELECT earned_usd, paid_usd, owed_usd, clawed_back_usd, transferred_usd FROM agentmarket_analytics.creator_balances;
+\echo 'Queue health: jobs by kind and status, the longest overdue, expired leases:'
+SELECT kind, status, jobs, max_overdue, expired_leases, max_attempts FROM agentmarket_analytics.queue_health ORDER BY kind, status;
 \echo '... and cannot read the tables themselves:'
 SET client_min_messages = notice;
 DO $$ BEGIN PERFORM email FROM agentmarket.users LIMIT 1;

@@ -98,37 +98,53 @@ COMMENT ON VIEW agentmarket_analytics.agent_daily_usage IS
     'Per agent and UTC day: distinct users, credits, compute, tokens and cost.';
 
 -- Money by UTC day, from the ledger: every row that moves a lot carries the
--- value it moved (lots.sql), so what was sold, recognized, expired or taken
--- back is a sum of value_usd, and what is still owed to users as credits
--- (deferred revenue) is the running sum of all of them.
-CREATE VIEW agentmarket_analytics.daily_revenue AS
-SELECT d.day,
-       d.sold_usd, d.promotional_usd, d.recognized_usd, d.expired_usd, d.taken_back_usd,
-       pg_catalog.sum(d.net_usd) OVER (ORDER BY d.day) AS deferred_usd
-  FROM (SELECT (t.created_at AT TIME ZONE 'UTC')::date AS day,
-               COALESCE(pg_catalog.sum(t.value_usd) FILTER (WHERE t.type IN ('topup_purchase', 'subscription_refresh', 'free_trial') AND l.paid), 0) AS sold_usd,
-               COALESCE(pg_catalog.sum(t.value_usd) FILTER (WHERE t.type IN ('topup_purchase', 'subscription_refresh', 'free_trial') AND NOT COALESCE(l.paid, false)), 0) AS promotional_usd,
-               COALESCE(OPERATOR(pg_catalog.-) pg_catalog.sum(t.value_usd) FILTER (WHERE t.type IN ('session_deduct', 'refund', 'refund_recovery')), 0) AS recognized_usd,
-               COALESCE(OPERATOR(pg_catalog.-) pg_catalog.sum(t.value_usd) FILTER (WHERE t.type OPERATOR(pg_catalog.=) 'subscription_expiry'), 0) AS expired_usd,
-               COALESCE(OPERATOR(pg_catalog.-) pg_catalog.sum(t.value_usd) FILTER (WHERE t.type IN ('purchase_refund', 'dispute_lost')), 0) AS taken_back_usd,
-               pg_catalog.sum(t.value_usd) AS net_usd
+-- value it moved (lots.sql), so what was sold, given, consumed, expired or
+-- taken back is a sum of amount (credits) and of value_usd (USD), and what is
+-- still owed to users as credits (deferred revenue) is the running sum of all
+-- values.  Each ledger row is classified once, here; daily_credits and
+-- daily_revenue show its credits and its dollars.
+CREATE VIEW agentmarket_private.ledger_daily AS
+SELECT m.day,
+       COALESCE(pg_catalog.sum(m.amount) FILTER (WHERE m.movement OPERATOR(pg_catalog.=) 'sold'), 0) AS sold,
+       COALESCE(pg_catalog.sum(m.amount) FILTER (WHERE m.movement OPERATOR(pg_catalog.=) 'given'), 0) AS given,
+       COALESCE(pg_catalog.sum(m.amount) FILTER (WHERE m.movement OPERATOR(pg_catalog.=) 'consumed'), 0) AS consumed,
+       COALESCE(pg_catalog.sum(m.amount) FILTER (WHERE m.movement OPERATOR(pg_catalog.=) 'expired'), 0) AS expired,
+       COALESCE(pg_catalog.sum(m.amount) FILTER (WHERE m.movement OPERATOR(pg_catalog.=) 'taken_back'), 0) AS taken_back,
+       COALESCE(pg_catalog.sum(m.value_usd) FILTER (WHERE m.movement OPERATOR(pg_catalog.=) 'sold'), 0) AS sold_usd,
+       COALESCE(pg_catalog.sum(m.value_usd) FILTER (WHERE m.movement OPERATOR(pg_catalog.=) 'given'), 0) AS promotional_usd,
+       COALESCE(pg_catalog.sum(m.value_usd) FILTER (WHERE m.movement OPERATOR(pg_catalog.=) 'consumed'), 0) AS recognized_usd,
+       COALESCE(pg_catalog.sum(m.value_usd) FILTER (WHERE m.movement OPERATOR(pg_catalog.=) 'expired'), 0) AS expired_usd,
+       COALESCE(pg_catalog.sum(m.value_usd) FILTER (WHERE m.movement OPERATOR(pg_catalog.=) 'taken_back'), 0) AS taken_back_usd,
+       pg_catalog.sum(m.net_usd) AS net_usd,
+       pg_catalog.count(DISTINCT m.user_id) FILTER (WHERE m.type OPERATOR(pg_catalog.=) 'session_deduct') AS spending_users
+  FROM (SELECT (t.created_at AT TIME ZONE 'UTC')::date AS day, t.user_id, t.type, c.movement, t.value_usd AS net_usd,
+               -- what leaves the users' pots counts positive
+               CASE WHEN c.movement IN ('sold', 'given') THEN t.amount ELSE OPERATOR(pg_catalog.-) t.amount END AS amount,
+               CASE WHEN c.movement IN ('sold', 'given') THEN t.value_usd ELSE OPERATOR(pg_catalog.-) t.value_usd END AS value_usd
           FROM agentmarket.credit_transactions t
           LEFT JOIN agentmarket_private.credit_lots l ON l.id OPERATOR(pg_catalog.=) t.lot_id
-         GROUP BY 1) d;
+          CROSS JOIN LATERAL (SELECT CASE
+                   WHEN t.type IN ('topup_purchase', 'subscription_refresh', 'free_trial')
+                        THEN CASE WHEN l.paid THEN 'sold' ELSE 'given' END
+                   WHEN t.type IN ('session_deduct', 'refund', 'refund_recovery') THEN 'consumed'
+                   WHEN t.type OPERATOR(pg_catalog.=) 'subscription_expiry' THEN 'expired'
+                   WHEN t.type IN ('purchase_refund', 'dispute_lost') THEN 'taken_back'
+                 END AS movement) c) m
+ GROUP BY m.day;
+COMMENT ON VIEW agentmarket_private.ledger_daily IS
+    'The ledger by UTC day, each row classified once as sold (paid lots), given (promotional), consumed (sessions, net of session refunds), expired or taken back (refunds, lost disputes): credits and USD, the day''s net value change, and how many users spent.';
+REVOKE ALL ON agentmarket_private.ledger_daily FROM PUBLIC;
+
+CREATE VIEW agentmarket_analytics.daily_revenue AS
+SELECT d.day, d.sold_usd, d.promotional_usd, d.recognized_usd, d.expired_usd, d.taken_back_usd,
+       pg_catalog.sum(d.net_usd) OVER (ORDER BY d.day) AS deferred_usd
+  FROM agentmarket_private.ledger_daily d;
 COMMENT ON VIEW agentmarket_analytics.daily_revenue IS
     'Per UTC day, USD: value of credits sold (paid lots) and given (promotional), revenue recognized (credits consumed by sessions, net of session refunds), value expired (the platform''s) and taken back (purchase refunds, lost disputes); deferred_usd is the value of unspent credits at the end of the day.';
 
 CREATE VIEW agentmarket_analytics.daily_credits AS
-SELECT (t.created_at AT TIME ZONE 'UTC')::date AS day,
-       COALESCE(pg_catalog.sum(t.amount) FILTER (WHERE t.type IN ('topup_purchase', 'subscription_refresh', 'free_trial') AND l.paid), 0) AS sold,
-       COALESCE(pg_catalog.sum(t.amount) FILTER (WHERE t.type IN ('topup_purchase', 'subscription_refresh', 'free_trial') AND NOT COALESCE(l.paid, false)), 0) AS given,
-       COALESCE(OPERATOR(pg_catalog.-) pg_catalog.sum(t.amount) FILTER (WHERE t.type IN ('session_deduct', 'refund', 'refund_recovery')), 0) AS consumed,
-       COALESCE(OPERATOR(pg_catalog.-) pg_catalog.sum(t.amount) FILTER (WHERE t.type OPERATOR(pg_catalog.=) 'subscription_expiry'), 0) AS expired,
-       COALESCE(OPERATOR(pg_catalog.-) pg_catalog.sum(t.amount) FILTER (WHERE t.type IN ('purchase_refund', 'dispute_lost')), 0) AS taken_back,
-       pg_catalog.count(DISTINCT t.user_id) FILTER (WHERE t.type OPERATOR(pg_catalog.=) 'session_deduct') AS spending_users
-  FROM agentmarket.credit_transactions t
-  LEFT JOIN agentmarket_private.credit_lots l ON l.id OPERATOR(pg_catalog.=) t.lot_id
- GROUP BY 1;
+SELECT d.day, d.sold, d.given, d.consumed, d.expired, d.taken_back, d.spending_users
+  FROM agentmarket_private.ledger_daily d;
 COMMENT ON VIEW agentmarket_analytics.daily_credits IS
     'Per UTC day, credits: sold (paid lots), given (free trial, promotional), consumed by sessions (net of session refunds), expired, taken back by refunds and lost disputes, and how many users spent.';
 

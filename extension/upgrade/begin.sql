@@ -72,3 +72,32 @@ $lock$;
 ALTER SCHEMA agentmarket RENAME TO upgrade_from_agentmarket;
 ALTER SCHEMA agentmarket_private RENAME TO upgrade_from_agentmarket_private;
 ALTER SCHEMA agentmarket_analytics RENAME TO upgrade_from_agentmarket_analytics;
+
+-- The old objects leave the extension (so the new install's house rules,
+-- footer.sql, see only the new ones, and the dump registration loses the old
+-- tables); what each old table's registration selected is kept for carry.sql
+-- in the setting agentmarket.upgrade_dumped ({"schema.table": condition}).
+DO $leave$
+DECLARE
+    ext oid := (SELECT e.oid FROM pg_catalog.pg_extension e WHERE e.extname OPERATOR(pg_catalog.=) 'agentmarket');
+    o record;
+BEGIN
+    PERFORM pg_catalog.set_config('agentmarket.upgrade_dumped', (
+        SELECT COALESCE(pg_catalog.jsonb_object_agg(pg_catalog.format('%I.%I', n.nspname, r.relname), c.cond), '{}')::text
+          FROM pg_catalog.pg_extension e,
+               ROWS FROM (pg_catalog.unnest(e.extconfig), pg_catalog.unnest(e.extcondition)) AS c (rel, cond)
+          JOIN pg_catalog.pg_class r ON r.oid OPERATOR(pg_catalog.=) c.rel
+          JOIN pg_catalog.pg_namespace n ON n.oid OPERATOR(pg_catalog.=) r.relnamespace
+         WHERE e.oid OPERATOR(pg_catalog.=) ext), true);
+    -- Schemas last: their members first.
+    FOR o IN SELECT i.type, i.identity
+               FROM pg_catalog.pg_depend d, LATERAL pg_catalog.pg_identify_object(d.classid, d.objid, d.objsubid) i
+              WHERE d.refclassid OPERATOR(pg_catalog.=) 'pg_catalog.pg_extension'::pg_catalog.regclass
+                AND d.refobjid OPERATOR(pg_catalog.=) ext AND d.deptype OPERATOR(pg_catalog.=) 'e'
+              ORDER BY i.type OPERATOR(pg_catalog.=) 'schema', i.type, i.identity
+    LOOP
+        EXECUTE pg_catalog.format('ALTER EXTENSION agentmarket DROP %s %s',
+                                  CASE o.type WHEN 'composite type' THEN 'type' ELSE o.type END, o.identity);
+    END LOOP;
+END
+$leave$;

@@ -13,6 +13,7 @@
 DO $carry$
 DECLARE
     by_hand jsonb := COALESCE(NULLIF(pg_catalog.current_setting('agentmarket.upgrade_by_hand', true), ''), '{}')::jsonb;
+    dumped jsonb := pg_catalog.current_setting('agentmarket.upgrade_dumped')::jsonb;
     pending oid[];
     done oid[] := '{}';
     t record;
@@ -25,16 +26,15 @@ BEGIN
     CREATE TEMPORARY TABLE IF NOT EXISTS upgrade_carry (new_rel oid PRIMARY KEY, old_rel oid NOT NULL, cond text NOT NULL,
                                                         name text NOT NULL, carried bigint);
     INSERT INTO upgrade_carry (new_rel, old_rel, cond, name)
-    SELECT nc.oid, oc.oid, x.cond, pg_catalog.format('%I.%I', nn.nspname, nc.relname)
+    SELECT nc.oid, oc.oid, dumped OPERATOR(pg_catalog.->>) pg_catalog.format('%I.%I', onn.nspname, oc.relname),
+           pg_catalog.format('%I.%I', nn.nspname, nc.relname)
       FROM pg_catalog.pg_class nc
       JOIN pg_catalog.pg_namespace nn ON nn.oid OPERATOR(pg_catalog.=) nc.relnamespace
       JOIN pg_catalog.pg_namespace onn ON onn.nspname OPERATOR(pg_catalog.=) ('upgrade_from_' OPERATOR(pg_catalog.||) nn.nspname)
       JOIN pg_catalog.pg_class oc ON oc.relnamespace OPERATOR(pg_catalog.=) onn.oid AND oc.relname OPERATOR(pg_catalog.=) nc.relname
                                  AND oc.relkind IN ('r', 'p')
-      JOIN LATERAL (SELECT c.cond FROM pg_catalog.pg_extension e,
-                           ROWS FROM (pg_catalog.unnest(e.extconfig), pg_catalog.unnest(e.extcondition)) AS c (rel, cond)
-                     WHERE e.extname OPERATOR(pg_catalog.=) 'agentmarket' AND c.rel OPERATOR(pg_catalog.=) oc.oid) x ON true
-     WHERE nn.nspname IN ('agentmarket', 'agentmarket_private') AND nc.relkind IN ('r', 'p');
+     WHERE nn.nspname IN ('agentmarket', 'agentmarket_private') AND nc.relkind IN ('r', 'p')
+       AND dumped ? pg_catalog.format('%I.%I', onn.nspname, oc.relname);
 
     -- A trigger that leaves rows loaded by COPY alone (it tests
     -- current_query(), as grant_free_trial does) would take the carried rows
@@ -105,6 +105,7 @@ BEGIN
                                   t.new_seq::pg_catalog.regclass, t.old_seq::pg_catalog.regclass);
     END LOOP;
     -- (A temporary table made here is a member of the extension: it goes now.)
+    ALTER EXTENSION agentmarket DROP TABLE upgrade_carry;
     DROP TABLE upgrade_carry;
 END
 $carry$;

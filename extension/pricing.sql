@@ -233,7 +233,6 @@ AS $$
 $$;
 COMMENT ON FUNCTION agentmarket_private.audit_price(text, text, text, jsonb, jsonb) IS
     'Records one operator change of a price (credit pack or machine price) in price_audit.';
-REVOKE ALL ON FUNCTION agentmarket_private.audit_price(text, text, text, jsonb, jsonb) FROM PUBLIC;
 
 -- A restore loads the dumped (operator_set) packs into a table that already
 -- holds the install-time ones: a dumped pack with an install-time pack's code
@@ -257,7 +256,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.credit_packs_restore() IS
     'Trigger: an operator_set pack inserted with the code of an install-time pack replaces it (what a restore of the dumped packs needs).';
-REVOKE ALL ON FUNCTION agentmarket_private.credit_packs_restore() FROM PUBLIC;
 CREATE TRIGGER credit_packs_restore BEFORE INSERT ON agentmarket_private.credit_packs
     FOR EACH ROW EXECUTE FUNCTION agentmarket_private.credit_packs_restore();
 
@@ -296,7 +294,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.check_credit_pack(text, text, text, integer, bigint, text) IS
     'Validates the terms of a credit pack; 22023 naming the first bad one.';
-REVOKE ALL ON FUNCTION agentmarket_private.check_credit_pack(text, text, text, integer, bigint, text) FROM PUBLIC;
 
 CREATE FUNCTION agentmarket_private.require_operator(p_what text)
 RETURNS void
@@ -312,7 +309,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.require_operator(text) IS
     '42501 unless the caller is service_role or a superuser.';
-REVOKE ALL ON FUNCTION agentmarket_private.require_operator(text) FROM PUBLIC;
 
 -- What the pack functions return: the pack as credit_packs() shows it, and
 -- whether it is on sale.
@@ -326,7 +322,6 @@ AS $$
 $$;
 COMMENT ON FUNCTION agentmarket_private.credit_pack_json(agentmarket_private.credit_packs) IS
     'A credit pack as the pack functions return it: code, name, kind, credits, amount_cents, currency, active.';
-REVOKE ALL ON FUNCTION agentmarket_private.credit_pack_json(agentmarket_private.credit_packs) FROM PUBLIC;
 
 -- The pack of a code, locked for a change; P0002 when there is none.
 CREATE FUNCTION agentmarket_private.lock_credit_pack(p_code text)
@@ -348,7 +343,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.lock_credit_pack(text) IS
     'The credit pack of a code, locked FOR UPDATE; P0002 when unknown.';
-REVOKE ALL ON FUNCTION agentmarket_private.lock_credit_pack(text) FROM PUBLIC;
 
 CREATE FUNCTION agentmarket.create_credit_pack(code text, name text, kind text, credits integer, amount_cents bigint,
                                                currency text DEFAULT 'usd')
@@ -386,7 +380,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket.create_credit_pack(text, text, text, integer, bigint, text) IS
     'Platform only (service_role, superuser): puts a credit pack on sale (kind topup or subscription, credits granted, price in cents of currency); a withdrawn pack''s code may be reused. 23505 when a pack with the code is on sale, 22023 for bad terms, 42501 for anyone else. Audited; survives pg_dump/pg_restore.';
-REVOKE ALL ON FUNCTION agentmarket.create_credit_pack(text, text, text, integer, bigint, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.create_credit_pack(text, text, text, integer, bigint, text) TO service_role;
 
 CREATE FUNCTION agentmarket.change_credit_pack_price(code text, credits integer, amount_cents bigint)
@@ -415,7 +408,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket.change_credit_pack_price(text, integer, bigint) IS
     'Platform only (service_role, superuser): the credits a pack grants and its price in cents from now on (purchases already made keep theirs). P0002 for an unknown pack, 22023 for bad terms, 42501 for anyone else. Audited; survives pg_dump/pg_restore.';
-REVOKE ALL ON FUNCTION agentmarket.change_credit_pack_price(text, integer, bigint) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.change_credit_pack_price(text, integer, bigint) TO service_role;
 
 CREATE FUNCTION agentmarket.withdraw_credit_pack(code text)
@@ -444,7 +436,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket.withdraw_credit_pack(text) IS
     'Platform only (service_role, superuser): takes a pack off sale (credit_packs() no longer lists it, buy_credits refuses it; purchases made and subscriptions running keep their terms). Idempotent. P0002 for an unknown pack, 42501 for anyone else. Audited; survives pg_dump/pg_restore.';
-REVOKE ALL ON FUNCTION agentmarket.withdraw_credit_pack(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.withdraw_credit_pack(text) TO service_role;
 
 -- Machine prices are set with agentmarket.set_machine_price() (metering.sql),
@@ -463,4 +454,3 @@ AS $$
 $$;
 COMMENT ON FUNCTION agentmarket_private.audit_machine_price(text, integer, numeric) IS
     'Records a change of the operator''s price of a machine size and memory (NULL: back to the published price) in price_audit.';
-REVOKE ALL ON FUNCTION agentmarket_private.audit_machine_price(text, integer, numeric) FROM PUBLIC;

@@ -66,7 +66,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.delete_expired_rows(regclass, text, text, text, text, integer) IS
     'Deletes up to max_rows of the oldest rows of a table older than a retention setting (days), skipping locked rows and rows the keep condition holds for; returns how many. 22023 for max_rows below 1.';
-REVOKE ALL ON FUNCTION agentmarket_private.delete_expired_rows(regclass, text, text, text, text, integer) FROM PUBLIC;
 
 CREATE FUNCTION agentmarket.prune_credit_holds(max_rows integer DEFAULT 10000)
 RETURNS integer
@@ -80,7 +79,6 @@ AS $$
 $$;
 COMMENT ON FUNCTION agentmarket.prune_credit_holds(integer) IS
     'For pg_cron: removes up to max_rows credit holds resolved more than credit_hold_retention_days ago (oldest first; active holds never); returns how many. 22023 for max_rows below 1.';
-REVOKE ALL ON FUNCTION agentmarket.prune_credit_holds(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.prune_credit_holds(integer) TO service_role;
 
 CREATE FUNCTION agentmarket.prune_usage_keys(max_rows integer DEFAULT 10000)
@@ -93,7 +91,6 @@ AS $$
 $$;
 COMMENT ON FUNCTION agentmarket.prune_usage_keys(integer) IS
     'For pg_cron: removes up to max_rows usage-event idempotency keys older than usage_key_retention_days (oldest first; the usage_events rows stay); returns how many. 22023 for max_rows below 1.';
-REVOKE ALL ON FUNCTION agentmarket.prune_usage_keys(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.prune_usage_keys(integer) TO service_role;
 
 CREATE FUNCTION agentmarket.prune_notifications(max_rows integer DEFAULT 10000)
@@ -106,7 +103,6 @@ AS $$
 $$;
 COMMENT ON FUNCTION agentmarket.prune_notifications(integer) IS
     'For pg_cron: removes up to max_rows spend notifications older than notification_retention_days, sent or not (oldest first); returns how many. 22023 for max_rows below 1.';
-REVOKE ALL ON FUNCTION agentmarket.prune_notifications(integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.prune_notifications(integer) TO service_role;
 
 CREATE FUNCTION agentmarket.table_retention()
@@ -173,5 +169,4 @@ AS $$
 $$;
 COMMENT ON FUNCTION agentmarket.table_retention() IS
     'Every table of the extension: whether it is a record kept, per key, shipped, derived, drained by a job or pruned after a retention period, with its setting and its scheduled job (agentmarket.scheduled_jobs()). Superuser and service_role only.';
-REVOKE ALL ON FUNCTION agentmarket.table_retention() FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION agentmarket.table_retention() TO service_role;

@@ -247,11 +247,37 @@ $$;
 COMMENT ON FUNCTION agentmarket_private.checkout_session_dead(agentmarket_private.jobs) IS
     'Dead handler of stripe.create_checkout_session: a pending purchase whose session could not be created fails.';
 
-UPDATE agentmarket_private.job_kinds
-   SET handler = 'agentmarket_private.finish_checkout_session(agentmarket_private.jobs,jsonb)',
-       dead_handler = 'agentmarket_private.checkout_session_dead(agentmarket_private.jobs)',
-       description = 'Create a Checkout session (mode=payment for top-up packs, mode=subscription for plans); stores its id and url on payload.purchase_id.'
- WHERE kind OPERATOR(pg_catalog.=) 'stripe.create_checkout_session';
+-- stripe.create_customer succeeded: the user's customer id, when not set yet.
+CREATE FUNCTION agentmarket_private.finish_stripe_customer(p_job agentmarket_private.jobs, p_result jsonb)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF (p_job).payload ? 'user_id' AND p_result OPERATOR(pg_catalog.->>) 'id' LIKE 'cus\_%' THEN
+        UPDATE agentmarket.users u SET stripe_customer_id = p_result OPERATOR(pg_catalog.->>) 'id'
+         WHERE u.id OPERATOR(pg_catalog.=) ((p_job).payload OPERATOR(pg_catalog.->>) 'user_id')::uuid
+           AND u.stripe_customer_id IS NULL;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.finish_stripe_customer(agentmarket_private.jobs, jsonb) IS
+    'Handler of stripe.create_customer: sets users.stripe_customer_id of payload.user_id when it has none.';
+
+
+-- The Stripe job kinds of payments, each with its handlers (queue.sql).
+INSERT INTO agentmarket_private.job_kinds
+    (kind, provider, endpoint, instance_status, serialize_on, handler, dead_handler, max_attempts, description) VALUES
+  ('stripe.create_customer', 'stripe', '/v1/customers', NULL, NULL,
+   'agentmarket_private.finish_stripe_customer(agentmarket_private.jobs,jsonb)', NULL, 8,
+   'Create a Stripe customer; sets users.stripe_customer_id of payload.user_id.'),
+  ('stripe.create_checkout_session', 'stripe', '/v1/checkout/sessions', NULL, NULL,
+   'agentmarket_private.finish_checkout_session(agentmarket_private.jobs,jsonb)',
+   'agentmarket_private.checkout_session_dead(agentmarket_private.jobs)', 8,
+   'Create a Checkout session (mode=payment for top-up packs, mode=subscription for plans); stores its id and url on payload.purchase_id.'),
+  ('stripe.create_refund', 'stripe', '/v1/refunds', NULL, NULL,
+   'agentmarket_private.finish_store_result(agentmarket_private.jobs,jsonb)', NULL, 8,
+   'Refund a payment intent, fully or partly.');
 
 ------------------------------------------------------------------------------
 -- Webhooks

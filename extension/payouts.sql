@@ -177,6 +177,23 @@ COMMENT ON FUNCTION agentmarket.start_creator_onboarding() IS
     'Creators: starts Stripe Connect onboarding; enqueues stripe.create_account (Express) when the creator has no account (its handler then enqueues the onboarding link), else a stripe.create_account_link; returns the job id. 42501 for anyone but a creator.';
 GRANT EXECUTE ON FUNCTION agentmarket.start_creator_onboarding() TO authenticated;
 
+-- stripe.create_account succeeded: the creator's Connect account id.
+CREATE FUNCTION agentmarket_private.finish_stripe_account(p_job agentmarket_private.jobs, p_result jsonb)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF (p_job).payload ? 'user_id' AND p_result OPERATOR(pg_catalog.->>) 'id' LIKE 'acct\_%' THEN
+        UPDATE agentmarket.users u SET stripe_connect_account_id = p_result OPERATOR(pg_catalog.->>) 'id'
+         WHERE u.id OPERATOR(pg_catalog.=) ((p_job).payload OPERATOR(pg_catalog.->>) 'user_id')::uuid
+           AND u.stripe_connect_account_id IS NULL;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.finish_stripe_account(agentmarket_private.jobs, jsonb) IS
+    'Handler of stripe.create_account: sets users.stripe_connect_account_id of payload.user_id when it has none.';
+
 -- stripe.create_account succeeded: the account id, then the onboarding link.
 CREATE FUNCTION agentmarket_private.finish_connect_account(p_job agentmarket_private.jobs, p_result jsonb)
 RETURNS void
@@ -203,10 +220,15 @@ $$;
 COMMENT ON FUNCTION agentmarket_private.finish_connect_account(agentmarket_private.jobs, jsonb) IS
     'Handler of stripe.create_account: sets users.stripe_connect_account_id (when unset); for onboarding jobs, enqueues the account link job.';
 
-UPDATE agentmarket_private.job_kinds
-   SET handler = 'agentmarket_private.finish_connect_account(agentmarket_private.jobs,jsonb)',
-       description = 'Create an Express connected account for a creator; sets users.stripe_connect_account_id and, for onboarding, enqueues the account link.'
- WHERE kind OPERATOR(pg_catalog.=) 'stripe.create_account';
+-- The onboarding job kinds, each with its handler (queue.sql).
+INSERT INTO agentmarket_private.job_kinds
+    (kind, provider, endpoint, instance_status, serialize_on, handler, dead_handler, max_attempts, description) VALUES
+  ('stripe.create_account', 'stripe', '/v1/accounts', NULL, NULL,
+   'agentmarket_private.finish_connect_account(agentmarket_private.jobs,jsonb)', NULL, 8,
+   'Create an Express connected account for a creator; sets users.stripe_connect_account_id and, for onboarding, enqueues the account link.'),
+  ('stripe.create_account_link', 'stripe', '/v1/account_links', NULL, NULL,
+   'agentmarket_private.finish_store_result(agentmarket_private.jobs,jsonb)', NULL, 8,
+   'Create an onboarding link for a creator''s connected account.');
 
 CREATE FUNCTION agentmarket.my_onboarding_link(
     OUT status text, OUT stripe_connect_account_id text, OUT url text, OUT expires_at timestamptz, OUT error text)
@@ -425,8 +447,9 @@ $$;
 COMMENT ON FUNCTION agentmarket_private.payout_transfer_dead(agentmarket_private.jobs) IS
     'Dead handler of stripe.create_transfer: a pending payout fails; its earnings are released for the next run, and those of refunded sessions are deleted (the refund''s clawback).';
 
-UPDATE agentmarket_private.job_kinds
-   SET handler = 'agentmarket_private.finish_payout_transfer(agentmarket_private.jobs,jsonb)',
-       dead_handler = 'agentmarket_private.payout_transfer_dead(agentmarket_private.jobs)',
-       description = 'Transfer a creator''s payout to their connected account; marks payload.payout_id paid (or failed when dead).'
- WHERE kind OPERATOR(pg_catalog.=) 'stripe.create_transfer';
+INSERT INTO agentmarket_private.job_kinds
+    (kind, provider, endpoint, instance_status, serialize_on, handler, dead_handler, max_attempts, description) VALUES
+  ('stripe.create_transfer', 'stripe', '/v1/transfers', NULL, NULL,
+   'agentmarket_private.finish_payout_transfer(agentmarket_private.jobs,jsonb)',
+   'agentmarket_private.payout_transfer_dead(agentmarket_private.jobs)', 8,
+   'Transfer a creator''s payout to their connected account; marks payload.payout_id paid (or failed when dead).');

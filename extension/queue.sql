@@ -22,8 +22,9 @@ INSERT INTO agentmarket_private.setting_definitions
   ('fly_volume_path', 'text', '/data', NULL, NULL, '^/[A-Za-z0-9._/-]*$',
    'Where an instance''s Fly volume is mounted in its machine.');
 
--- The registry of job kinds.  Adding a kind means adding one row here and its
--- handler function; nothing in the sidecar or the queue functions changes.
+-- The registry of job kinds.  Each capability registers its own kinds in its
+-- own part (a row and the handler functions it names); nothing in the sidecar
+-- or the queue functions changes.
 CREATE TABLE agentmarket_private.job_kinds (
   kind TEXT PRIMARY KEY CONSTRAINT job_kinds_kind_format CHECK (kind ~ '^[a-z]+\.[a-z_]+$'),
   provider TEXT NOT NULL CONSTRAINT job_kinds_provider_check CHECK (provider IN ('fly', 'stripe')),
@@ -177,7 +178,7 @@ $$;
 COMMENT ON FUNCTION agentmarket_private.instance_job_dead(agentmarket_private.jobs) IS
     'Dead handler of instance jobs: error_message gets the last error; a dead provision makes the instance error.';
 
--- Stripe kinds without an effect of their own yet: the result stays on the job.
+-- Kinds whose answer has no effect beyond the job: the result stays on it.
 CREATE FUNCTION agentmarket_private.finish_store_result(p_job agentmarket_private.jobs, p_result jsonb)
 RETURNS void
 LANGUAGE plpgsql IMMUTABLE
@@ -189,41 +190,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION agentmarket_private.finish_store_result(agentmarket_private.jobs, jsonb) IS
-    'Handler of kinds whose result is only recorded on the job (until a capability gives them a handler).';
-
--- stripe.create_customer succeeded: the user's customer id, when not set yet.
-CREATE FUNCTION agentmarket_private.finish_stripe_customer(p_job agentmarket_private.jobs, p_result jsonb)
-RETURNS void
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF (p_job).payload ? 'user_id' AND p_result OPERATOR(pg_catalog.->>) 'id' LIKE 'cus\_%' THEN
-        UPDATE agentmarket.users u SET stripe_customer_id = p_result OPERATOR(pg_catalog.->>) 'id'
-         WHERE u.id OPERATOR(pg_catalog.=) ((p_job).payload OPERATOR(pg_catalog.->>) 'user_id')::uuid
-           AND u.stripe_customer_id IS NULL;
-    END IF;
-END
-$$;
-COMMENT ON FUNCTION agentmarket_private.finish_stripe_customer(agentmarket_private.jobs, jsonb) IS
-    'Handler of stripe.create_customer: sets users.stripe_customer_id of payload.user_id when it has none.';
-
--- stripe.create_account succeeded: the creator's Connect account id.
-CREATE FUNCTION agentmarket_private.finish_stripe_account(p_job agentmarket_private.jobs, p_result jsonb)
-RETURNS void
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF (p_job).payload ? 'user_id' AND p_result OPERATOR(pg_catalog.->>) 'id' LIKE 'acct\_%' THEN
-        UPDATE agentmarket.users u SET stripe_connect_account_id = p_result OPERATOR(pg_catalog.->>) 'id'
-         WHERE u.id OPERATOR(pg_catalog.=) ((p_job).payload OPERATOR(pg_catalog.->>) 'user_id')::uuid
-           AND u.stripe_connect_account_id IS NULL;
-    END IF;
-END
-$$;
-COMMENT ON FUNCTION agentmarket_private.finish_stripe_account(agentmarket_private.jobs, jsonb) IS
-    'Handler of stripe.create_account: sets users.stripe_connect_account_id of payload.user_id when it has none.';
+    'Handler of kinds whose result is only recorded on the job (finish_job stores it).';
 
 
 INSERT INTO agentmarket_private.job_kinds
@@ -247,25 +214,7 @@ INSERT INTO agentmarket_private.job_kinds
   ('fly.destroy_instance', 'fly', NULL, 'destroyed', 'instance_id',
    'agentmarket_private.finish_instance_transition(agentmarket_private.jobs,jsonb)',
    'agentmarket_private.instance_job_dead(agentmarket_private.jobs)', 10,
-   'Destroy the instance''s machine (force), its volume and its app.'),
-  ('stripe.create_customer', 'stripe', '/v1/customers', NULL, NULL,
-   'agentmarket_private.finish_stripe_customer(agentmarket_private.jobs,jsonb)', NULL, 8,
-   'Create a Stripe customer; sets users.stripe_customer_id of payload.user_id.'),
-  ('stripe.create_checkout_session', 'stripe', '/v1/checkout/sessions', NULL, NULL,
-   'agentmarket_private.finish_store_result(agentmarket_private.jobs,jsonb)', NULL, 8,
-   'Create a Checkout session (mode=payment for top-up packs, mode=subscription for plans).'),
-  ('stripe.create_refund', 'stripe', '/v1/refunds', NULL, NULL,
-   'agentmarket_private.finish_store_result(agentmarket_private.jobs,jsonb)', NULL, 8,
-   'Refund a payment intent, fully or partly.'),
-  ('stripe.create_account', 'stripe', '/v1/accounts', NULL, NULL,
-   'agentmarket_private.finish_stripe_account(agentmarket_private.jobs,jsonb)', NULL, 8,
-   'Create an Express connected account for a creator; sets users.stripe_connect_account_id.'),
-  ('stripe.create_account_link', 'stripe', '/v1/account_links', NULL, NULL,
-   'agentmarket_private.finish_store_result(agentmarket_private.jobs,jsonb)', NULL, 8,
-   'Create an onboarding link for a creator''s connected account.'),
-  ('stripe.create_transfer', 'stripe', '/v1/transfers', NULL, NULL,
-   'agentmarket_private.finish_store_result(agentmarket_private.jobs,jsonb)', NULL, 8,
-   'Transfer a creator''s payout to their connected account.');
+   'Destroy the instance''s machine (force), its volume and its app.');
 
 ------------------------------------------------------------------------------
 -- Enqueue

@@ -46,20 +46,6 @@ COMMENT ON FUNCTION agentmarket_private.agents_first_publication() IS
 CREATE TRIGGER agents_first_publication BEFORE INSERT OR UPDATE ON agentmarket.agents
     FOR EACH ROW EXECUTE FUNCTION agentmarket_private.agents_first_publication();
 
--- Fly.io regions an instance may be placed in.
-CREATE FUNCTION agentmarket_private.fly_regions()
-RETURNS text[]
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT ARRAY['ams', 'arn', 'atl', 'bog', 'bom', 'bos', 'cdg', 'den', 'dfw', 'ewr', 'eze',
-                 'fra', 'gdl', 'gig', 'gru', 'hkg', 'iad', 'jnb', 'lax', 'lhr', 'mad', 'mia',
-                 'nrt', 'ord', 'otp', 'phx', 'qro', 'scl', 'sea', 'sin', 'sjc', 'syd', 'waw',
-                 'yul', 'yyz']::text[]
-$$;
-COMMENT ON FUNCTION agentmarket_private.fly_regions() IS
-    'The Fly.io region codes hire_agent accepts.';
-
 ------------------------------------------------------------------------------
 -- Shared checks
 ------------------------------------------------------------------------------

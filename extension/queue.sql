@@ -16,11 +16,7 @@ INSERT INTO agentmarket_private.setting_definitions
   ('job_retention_days', 'integer', '7', 0, 3650, NULL,
    'Succeeded jobs older than this many days are removed by agentmarket_private.prune_jobs().'),
   ('dead_job_retention_days', 'integer', '30', 0, 3650, NULL,
-   'Dead jobs older than this many days are removed by agentmarket_private.prune_jobs().'),
-  ('fly_volume_size_gb', 'integer', '1', 0, 500, NULL,
-   'Size of the Fly volume created for every new instance (GB); 0 means instances get no volume.'),
-  ('fly_volume_path', 'text', '/data', NULL, NULL, '^/[A-Za-z0-9._/-]*$',
-   'Where an instance''s Fly volume is mounted in its machine.');
+   'Dead jobs older than this many days are removed by agentmarket_private.prune_jobs().');
 
 -- The registry of job kinds.  Each capability registers its own kinds in its
 -- own part (a row and the handler functions it names); nothing in the sidecar
@@ -97,86 +93,8 @@ SELECT pg_catalog.pg_extension_config_dump('agentmarket_private.jobs', '');
 SELECT pg_catalog.pg_extension_config_dump('agentmarket_private.jobs_id_seq', '');
 
 ------------------------------------------------------------------------------
--- Handlers: what a success (or a final failure) means in the database
+-- Handlers shared by capabilities (each capability has its own, in its part)
 ------------------------------------------------------------------------------
-
--- The instance id of an instance job, checked.
-CREATE FUNCTION agentmarket_private.job_instance_id(p_job agentmarket_private.jobs)
-RETURNS uuid
-LANGUAGE plpgsql IMMUTABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF (p_job).payload OPERATOR(pg_catalog.->>) 'instance_id' IS NULL THEN
-        RAISE EXCEPTION 'job % has no instance_id', (p_job).id USING ERRCODE = '22023';
-    END IF;
-    RETURN ((p_job).payload OPERATOR(pg_catalog.->>) 'instance_id')::uuid;
-END
-$$;
-COMMENT ON FUNCTION agentmarket_private.job_instance_id(agentmarket_private.jobs) IS
-    'The instance_id of an instance job''s payload; 22023 when missing.';
-
--- fly.provision_instance succeeded: the machine exists and runs.
-CREATE FUNCTION agentmarket_private.finish_provision_instance(p_job agentmarket_private.jobs, p_result jsonb)
-RETURNS void
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    machine_id text := p_result OPERATOR(pg_catalog.->>) 'machine_id';
-BEGIN
-    IF machine_id IS NULL OR machine_id !~ '^[A-Za-z0-9]{1,64}$' THEN
-        RAISE EXCEPTION 'provision result of job % has no valid machine_id', (p_job).id
-            USING ERRCODE = '22023', DETAIL = 'The result must hold the id of the created Fly machine.';
-    END IF;
-    UPDATE agentmarket.agent_instances i
-       SET status = 'running',
-           fly_machine_id = machine_id,
-           fly_volume_id = COALESCE(p_result OPERATOR(pg_catalog.->>) 'volume_id', i.fly_volume_id),
-           error_message = NULL
-     WHERE i.id OPERATOR(pg_catalog.=) agentmarket_private.job_instance_id(p_job)
-       AND i.status OPERATOR(pg_catalog.<>) 'destroyed';
-END
-$$;
-COMMENT ON FUNCTION agentmarket_private.finish_provision_instance(agentmarket_private.jobs, jsonb) IS
-    'Handler of fly.provision_instance: the instance becomes running with its machine id (and volume id).';
-
--- start/suspend/stop/destroy succeeded: the instance has the kind's status.
-CREATE FUNCTION agentmarket_private.finish_instance_transition(p_job agentmarket_private.jobs, p_result jsonb)
-RETURNS void
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    target text;
-BEGIN
-    SELECT k.instance_status INTO STRICT target
-      FROM agentmarket_private.job_kinds k WHERE k.kind OPERATOR(pg_catalog.=) (p_job).kind;
-    UPDATE agentmarket.agent_instances i
-       SET status = target, error_message = NULL
-     WHERE i.id OPERATOR(pg_catalog.=) agentmarket_private.job_instance_id(p_job)
-       AND i.status OPERATOR(pg_catalog.<>) 'destroyed';
-END
-$$;
-COMMENT ON FUNCTION agentmarket_private.finish_instance_transition(agentmarket_private.jobs, jsonb) IS
-    'Handler of fly.start_machine, fly.suspend_machine, fly.stop_machine, fly.destroy_instance: the instance takes the kind''s status.';
-
--- An instance job is dead: the owner sees why; a failed provision is an error.
-CREATE FUNCTION agentmarket_private.instance_job_dead(p_job agentmarket_private.jobs)
-RETURNS void
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    UPDATE agentmarket.agent_instances i
-       SET status = CASE WHEN (p_job).kind OPERATOR(pg_catalog.=) 'fly.provision_instance' THEN 'error' ELSE i.status END,
-           error_message = pg_catalog.left((p_job).kind || ' failed: ' || COALESCE((p_job).last_error, 'unknown error'), 1000)
-     WHERE i.id OPERATOR(pg_catalog.=) agentmarket_private.job_instance_id(p_job)
-       AND i.status OPERATOR(pg_catalog.<>) 'destroyed';
-END
-$$;
-COMMENT ON FUNCTION agentmarket_private.instance_job_dead(agentmarket_private.jobs) IS
-    'Dead handler of instance jobs: error_message gets the last error; a dead provision makes the instance error.';
 
 -- Kinds whose answer has no effect beyond the job: the result stays on it.
 CREATE FUNCTION agentmarket_private.finish_store_result(p_job agentmarket_private.jobs, p_result jsonb)
@@ -193,28 +111,6 @@ COMMENT ON FUNCTION agentmarket_private.finish_store_result(agentmarket_private.
     'Handler of kinds whose result is only recorded on the job (finish_job stores it).';
 
 
-INSERT INTO agentmarket_private.job_kinds
-    (kind, provider, endpoint, instance_status, serialize_on, handler, dead_handler, max_attempts, description) VALUES
-  ('fly.provision_instance', 'fly', NULL, 'running', 'instance_id',
-   'agentmarket_private.finish_provision_instance(agentmarket_private.jobs,jsonb)',
-   'agentmarket_private.instance_job_dead(agentmarket_private.jobs)', 10,
-   'Create the instance''s Fly app, volume and machine, and wait until it has started.'),
-  ('fly.start_machine', 'fly', NULL, 'running', 'instance_id',
-   'agentmarket_private.finish_instance_transition(agentmarket_private.jobs,jsonb)',
-   'agentmarket_private.instance_job_dead(agentmarket_private.jobs)', 10,
-   'Start (resume) the instance''s machine and wait until it has started.'),
-  ('fly.suspend_machine', 'fly', NULL, 'suspended', 'instance_id',
-   'agentmarket_private.finish_instance_transition(agentmarket_private.jobs,jsonb)',
-   'agentmarket_private.instance_job_dead(agentmarket_private.jobs)', 10,
-   'Suspend the instance''s machine and wait until it is suspended.'),
-  ('fly.stop_machine', 'fly', NULL, 'stopped', 'instance_id',
-   'agentmarket_private.finish_instance_transition(agentmarket_private.jobs,jsonb)',
-   'agentmarket_private.instance_job_dead(agentmarket_private.jobs)', 10,
-   'Stop the instance''s machine and wait until it is stopped.'),
-  ('fly.destroy_instance', 'fly', NULL, 'destroyed', 'instance_id',
-   'agentmarket_private.finish_instance_transition(agentmarket_private.jobs,jsonb)',
-   'agentmarket_private.instance_job_dead(agentmarket_private.jobs)', 10,
-   'Destroy the instance''s machine (force), its volume and its app.');
 
 ------------------------------------------------------------------------------
 -- Enqueue
@@ -271,51 +167,6 @@ $$;
 COMMENT ON FUNCTION agentmarket_private.enqueue_job(text, jsonb, text, timestamptz) IS
     'Adds a job to the outbox in the caller''s transaction and wakes the sidecars on commit; the same idempotency key returns the existing job.';
 GRANT EXECUTE ON FUNCTION agentmarket_private.enqueue_job(text, jsonb, text, timestamptz) TO service_role;
-
--- The Fly app of an instance has a name derived from the instance id alone, so
--- a replayed create finds the app it made before (Fly answers 422 name_taken).
-CREATE FUNCTION agentmarket_private.fly_app_name(p_instance_id uuid)
-RETURNS text
-LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT 'am-' || replace(p_instance_id::text, '-', '')
-$$;
-COMMENT ON FUNCTION agentmarket_private.fly_app_name(uuid) IS
-    'Deterministic Fly app name of an instance: am- followed by the instance id''s 32 hex digits.';
-GRANT EXECUTE ON FUNCTION agentmarket_private.fly_app_name(uuid) TO service_role;
-
--- Instance jobs carry only the instance id: what to create (image, size,
--- region) is read when the job is claimed, so it is never stale.  Asking for
--- the change that is already the instance's last pending job returns that job.
-CREATE FUNCTION agentmarket_private.enqueue_instance_job(p_instance_id uuid, p_kind text)
-RETURNS bigint
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    last_pending agentmarket_private.jobs;
-BEGIN
-    IF p_instance_id IS NULL THEN
-        RAISE EXCEPTION 'instance id must not be null' USING ERRCODE = '22023';
-    END IF;
-    IF NOT EXISTS (SELECT FROM agentmarket_private.job_kinds k
-                    WHERE k.kind OPERATOR(pg_catalog.=) p_kind AND k.provider OPERATOR(pg_catalog.=) 'fly') THEN
-        RAISE EXCEPTION 'unknown instance job kind "%"', p_kind USING ERRCODE = '22023';
-    END IF;
-    SELECT * INTO last_pending FROM agentmarket_private.jobs j
-     WHERE j.serial_key OPERATOR(pg_catalog.=) p_instance_id::text
-       AND j.status IN ('queued', 'running')
-     ORDER BY j.id DESC LIMIT 1;
-    IF FOUND AND last_pending.kind OPERATOR(pg_catalog.=) p_kind AND last_pending.status OPERATOR(pg_catalog.=) 'queued' THEN
-        RETURN last_pending.id;
-    END IF;
-    RETURN agentmarket_private.enqueue_job(p_kind, pg_catalog.jsonb_build_object('instance_id', p_instance_id));
-END
-$$;
-COMMENT ON FUNCTION agentmarket_private.enqueue_instance_job(uuid, text) IS
-    'Enqueues a Fly job (provision, start, suspend, stop, destroy) for an instance in the caller''s transaction; a duplicate of its last queued job returns that job.';
-GRANT EXECUTE ON FUNCTION agentmarket_private.enqueue_instance_job(uuid, text) TO service_role;
 
 -- Stripe jobs: params is the API request's parameters as nested JSON (the
 -- sidecar form-encodes it with bracket nesting); context is kept for handlers.

@@ -14,13 +14,6 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     k agentmarket_private.job_kinds;
-    inst_id uuid;
-    i record;
-    image text;
-    volume_gb integer;
-    guest jsonb;
-    machine_config jsonb;
-    refuse text;
 BEGIN
     SELECT * INTO STRICT k FROM agentmarket_private.job_kinds jk WHERE jk.kind OPERATOR(pg_catalog.=) (p_job).kind;
     IF k.provider OPERATOR(pg_catalog.=) 'stripe' THEN
@@ -36,70 +29,7 @@ BEGIN
     IF (p_job).kind OPERATOR(pg_catalog.=) 'fly.update_runtime' THEN
         RETURN agentmarket_private.runtime_request(p_job);
     END IF;
-    inst_id := agentmarket_private.job_instance_id(p_job);
-    SELECT ai.region, ai.status, ai.fly_app_name, NULLIF(ai.fly_machine_id, '') AS machine_id,
-           ai.fly_volume_id, a.fly_machine_size, a.fly_machine_memory_mb,
-           COALESCE(own.docker_image, cur.docker_image, a.docker_image) AS image
-      INTO i
-      FROM agentmarket.agent_instances ai
-      JOIN agentmarket.agents a ON a.id OPERATOR(pg_catalog.=) ai.agent_id
-      LEFT JOIN agentmarket.agent_versions own ON own.id OPERATOR(pg_catalog.=) ai.agent_version_id
-      LEFT JOIN agentmarket.agent_versions cur ON cur.agent_id OPERATOR(pg_catalog.=) a.id AND cur.is_current
-     WHERE ai.id OPERATOR(pg_catalog.=) inst_id;
-    IF NOT FOUND THEN
-        -- The row is gone (its user was deleted): only a destroy still makes sense.
-        RETURN pg_catalog.jsonb_build_object(
-            'instance_id', inst_id, 'app_name', agentmarket_private.fly_app_name(inst_id),
-            'machine_id', NULL, 'volume_id', NULL,
-            'refuse', CASE WHEN (p_job).kind OPERATOR(pg_catalog.=) 'fly.destroy_instance' THEN NULL
-                           ELSE 'instance ' || inst_id || ' no longer exists' END);
-    END IF;
-
-    IF (p_job).kind OPERATOR(pg_catalog.=) 'fly.provision_instance' THEN
-        IF i.status OPERATOR(pg_catalog.=) 'destroyed' THEN
-            refuse := 'instance was destroyed before it was provisioned';
-        ELSIF i.image IS NULL THEN
-            refuse := 'agent has no docker image to run';
-        END IF;
-        volume_gb := agentmarket_private.setting('fly_volume_size_gb')::integer;
-        guest := pg_catalog.jsonb_build_object(
-            'cpu_kind', CASE WHEN i.fly_machine_size LIKE 'performance-%' THEN 'performance' ELSE 'shared' END,
-            'cpus', COALESCE(pg_catalog.substring(i.fly_machine_size, '([0-9]+)x$')::integer, 1),
-            'memory_mb', i.fly_machine_memory_mb);
-        machine_config := pg_catalog.jsonb_build_object(
-            'image', i.image, 'guest', guest,
-            'metadata', pg_catalog.jsonb_build_object('agentmarket_instance', inst_id::text,
-                'agentmarket_runtime', agentmarket_private.runtime_digest(inst_id,
-                    agentmarket_private.runtime_env(inst_id), agentmarket_private.runtime_secrets(inst_id))),
-            'env', agentmarket_private.runtime_env(inst_id),
-            'restart', pg_catalog.jsonb_build_object('policy', 'on-failure'));
-        IF volume_gb > 0 THEN
-            -- The sidecar puts the created volume's id into mounts[0].volume.
-            machine_config := machine_config OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('mounts',
-                pg_catalog.jsonb_build_array(pg_catalog.jsonb_build_object(
-                    'volume', i.fly_volume_id, 'path', agentmarket_private.setting('fly_volume_path'))));
-        END IF;
-        RETURN pg_catalog.jsonb_build_object(
-            'instance_id', inst_id, 'app_name', i.fly_app_name, 'region', i.region,
-            'machine_id', i.machine_id, 'volume_id', i.fly_volume_id,
-            'volume', CASE WHEN volume_gb > 0 THEN pg_catalog.jsonb_build_object(
-                          'name', 'data', 'region', i.region, 'size_gb', volume_gb, 'encrypted', true) END,
-            'machine', pg_catalog.jsonb_build_object('region', i.region, 'config', machine_config),
-            -- Set on the app before the machine is created (runtime.sql).
-            'secrets', agentmarket_private.runtime_secrets(inst_id),
-            'refuse', refuse);
-    END IF;
-
-    IF (p_job).kind OPERATOR(pg_catalog.<>) 'fly.destroy_instance' THEN
-        IF i.status OPERATOR(pg_catalog.=) 'destroyed' THEN
-            refuse := 'instance is destroyed';
-        ELSIF i.machine_id IS NULL THEN
-            refuse := 'instance has no machine (it was never provisioned)';
-        END IF;
-    END IF;
-    RETURN pg_catalog.jsonb_build_object(
-        'instance_id', inst_id, 'app_name', i.fly_app_name, 'region', i.region,
-        'machine_id', i.machine_id, 'volume_id', i.fly_volume_id, 'refuse', refuse);
+    RETURN agentmarket_private.instance_request(p_job);     -- instances.sql
 END
 $$;
 COMMENT ON FUNCTION agentmarket_private.job_request(agentmarket_private.jobs) IS

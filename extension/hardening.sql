@@ -166,9 +166,6 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF (p_job).kind OPERATOR(pg_catalog.=) 'fly.update_machine' THEN
-        RETURN agentmarket_private.update_machine_request(p_job);      -- upgrades.sql
-    END IF;
     RETURN agentmarket_private.job_request(p_job);
 EXCEPTION WHEN OTHERS THEN
     RETURN pg_catalog.jsonb_build_object(
@@ -260,18 +257,20 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
     IF pg_catalog.to_regprocedure(NEW.handler) IS NULL
-       OR (NEW.dead_handler IS NOT NULL AND pg_catalog.to_regprocedure(NEW.dead_handler) IS NULL) THEN
+       OR (NEW.dead_handler IS NOT NULL AND pg_catalog.to_regprocedure(NEW.dead_handler) IS NULL)
+       OR pg_catalog.to_regprocedure(NEW.request_function) IS NULL THEN
         RAISE EXCEPTION 'job kind % names a handler that does not exist', NEW.kind
             USING ERRCODE = '22023',
-                  DETAIL = pg_catalog.format('handler %s, dead_handler %s', NEW.handler, COALESCE(NEW.dead_handler, 'none')),
+                  DETAIL = pg_catalog.format('handler %s, dead_handler %s, request_function %s',
+                                             NEW.handler, COALESCE(NEW.dead_handler, 'none'), NEW.request_function),
                   HINT = 'Give the schema-qualified signature, e.g. agentmarket_private.f(agentmarket_private.jobs,jsonb).';
     END IF;
     RETURN NEW;
 END
 $$;
 COMMENT ON FUNCTION agentmarket_private.job_kinds_check_handlers() IS
-    'Trigger: a job kind''s handler and dead handler must name existing functions (22023).';
-CREATE TRIGGER job_kinds_check_handlers BEFORE INSERT OR UPDATE OF handler, dead_handler
+    'Trigger: a job kind''s handler, dead handler and request function must name existing functions (22023).';
+CREATE TRIGGER job_kinds_check_handlers BEFORE INSERT OR UPDATE OF handler, dead_handler, request_function
     ON agentmarket_private.job_kinds FOR EACH ROW EXECUTE FUNCTION agentmarket_private.job_kinds_check_handlers();
 
 -- Supabase's linter (scripts/splinter, unindexed_foreign_keys): deleting a

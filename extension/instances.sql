@@ -154,26 +154,30 @@ COMMENT ON FUNCTION agentmarket_private.instance_job_dead(agentmarket_private.jo
     'Dead handler of instance jobs: error_message gets the last error; a dead provision makes the instance error.';
 
 
+-- The lifecycle kinds.  start, suspend and stop are one call each and a wait
+-- (a kind like them is one more row); provision and destroy are flows of
+-- several steps that sidecar/fly.c performs, each step safe to repeat.
 INSERT INTO agentmarket_private.job_kinds
-    (kind, provider, endpoint, instance_status, serialize_on, handler, dead_handler, max_attempts, description) VALUES
-  ('fly.provision_instance', 'fly', NULL, 'running', 'instance_id',
-   'agentmarket_private.finish_provision_instance(agentmarket_private.jobs,jsonb)',
+    (kind, provider, flow, method, endpoint, wait_state, request_function,
+     instance_status, serialize_on, handler, dead_handler, max_attempts, description) VALUES
+  ('fly.provision_instance', 'fly', 'provision', 'POST', NULL, 'started', 'agentmarket_private.instance_request(agentmarket_private.jobs)',
+   'running', 'instance_id', 'agentmarket_private.finish_provision_instance(agentmarket_private.jobs,jsonb)',
    'agentmarket_private.instance_job_dead(agentmarket_private.jobs)', 10,
    'Create the instance''s Fly app, volume and machine, and wait until it has started.'),
-  ('fly.start_machine', 'fly', NULL, 'running', 'instance_id',
-   'agentmarket_private.finish_instance_transition(agentmarket_private.jobs,jsonb)',
+  ('fly.start_machine', 'fly', 'call', 'POST', '/v1/apps/{app_name}/machines/{machine_id}/start', 'started', 'agentmarket_private.instance_request(agentmarket_private.jobs)',
+   'running', 'instance_id', 'agentmarket_private.finish_instance_transition(agentmarket_private.jobs,jsonb)',
    'agentmarket_private.instance_job_dead(agentmarket_private.jobs)', 10,
    'Start (resume) the instance''s machine and wait until it has started.'),
-  ('fly.suspend_machine', 'fly', NULL, 'suspended', 'instance_id',
-   'agentmarket_private.finish_instance_transition(agentmarket_private.jobs,jsonb)',
+  ('fly.suspend_machine', 'fly', 'call', 'POST', '/v1/apps/{app_name}/machines/{machine_id}/suspend', 'suspended', 'agentmarket_private.instance_request(agentmarket_private.jobs)',
+   'suspended', 'instance_id', 'agentmarket_private.finish_instance_transition(agentmarket_private.jobs,jsonb)',
    'agentmarket_private.instance_job_dead(agentmarket_private.jobs)', 10,
    'Suspend the instance''s machine and wait until it is suspended.'),
-  ('fly.stop_machine', 'fly', NULL, 'stopped', 'instance_id',
-   'agentmarket_private.finish_instance_transition(agentmarket_private.jobs,jsonb)',
+  ('fly.stop_machine', 'fly', 'call', 'POST', '/v1/apps/{app_name}/machines/{machine_id}/stop', 'stopped', 'agentmarket_private.instance_request(agentmarket_private.jobs)',
+   'stopped', 'instance_id', 'agentmarket_private.finish_instance_transition(agentmarket_private.jobs,jsonb)',
    'agentmarket_private.instance_job_dead(agentmarket_private.jobs)', 10,
    'Stop the instance''s machine and wait until it is stopped.'),
-  ('fly.destroy_instance', 'fly', NULL, 'destroyed', 'instance_id',
-   'agentmarket_private.finish_instance_transition(agentmarket_private.jobs,jsonb)',
+  ('fly.destroy_instance', 'fly', 'destroy', 'DELETE', NULL, 'destroyed', 'agentmarket_private.instance_request(agentmarket_private.jobs)',
+   'destroyed', 'instance_id', 'agentmarket_private.finish_instance_transition(agentmarket_private.jobs,jsonb)',
    'agentmarket_private.instance_job_dead(agentmarket_private.jobs)', 10,
    'Destroy the instance''s machine (force), its volume and its app.');
 
@@ -186,6 +190,7 @@ LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    flow text;
     inst_id uuid;
     i record;
     volume_gb integer;
@@ -193,6 +198,7 @@ DECLARE
     machine_config jsonb;
     refuse text;
 BEGIN
+    SELECT k.flow INTO STRICT flow FROM agentmarket_private.job_kinds k WHERE k.kind OPERATOR(pg_catalog.=) (p_job).kind;
     inst_id := agentmarket_private.job_instance_id(p_job);
     SELECT ai.region, ai.status, ai.fly_app_name, NULLIF(ai.fly_machine_id, '') AS machine_id,
            ai.fly_volume_id, a.fly_machine_size, a.fly_machine_memory_mb,
@@ -208,11 +214,11 @@ BEGIN
         RETURN pg_catalog.jsonb_build_object(
             'instance_id', inst_id, 'app_name', agentmarket_private.fly_app_name(inst_id),
             'machine_id', NULL, 'volume_id', NULL,
-            'refuse', CASE WHEN (p_job).kind OPERATOR(pg_catalog.=) 'fly.destroy_instance' THEN NULL
+            'refuse', CASE WHEN flow OPERATOR(pg_catalog.=) 'destroy' THEN NULL
                            ELSE 'instance ' || inst_id || ' no longer exists' END);
     END IF;
 
-    IF (p_job).kind OPERATOR(pg_catalog.=) 'fly.provision_instance' THEN
+    IF flow OPERATOR(pg_catalog.=) 'provision' THEN
         IF i.status OPERATOR(pg_catalog.=) 'destroyed' THEN
             refuse := 'instance was destroyed before it was provisioned';
         ELSIF i.image IS NULL THEN
@@ -247,7 +253,7 @@ BEGIN
             'refuse', refuse);
     END IF;
 
-    IF (p_job).kind OPERATOR(pg_catalog.<>) 'fly.destroy_instance' THEN
+    IF flow OPERATOR(pg_catalog.<>) 'destroy' THEN
         IF i.status OPERATOR(pg_catalog.=) 'destroyed' THEN
             refuse := 'instance is destroyed';
         ELSIF i.machine_id IS NULL THEN
@@ -260,7 +266,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION agentmarket_private.instance_request(agentmarket_private.jobs) IS
-    'The request of an instance job: app name, region, machine and volume ids, and for a provision the volume and machine bodies and the app secrets; refuse when the job must not run.';
+    'Request function of instance kinds: app name, region, machine and volume ids, and for the provision flow the volume and machine bodies and the app secrets; refuse when the job must not run (instance gone or destroyed, no machine yet; destroy runs regardless).';
 
 ------------------------------------------------------------------------------
 -- Owner-facing instance controls

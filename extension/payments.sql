@@ -267,15 +267,15 @@ COMMENT ON FUNCTION agentmarket_private.finish_stripe_customer(agentmarket_priva
 
 -- The Stripe job kinds of payments, each with its handlers (queue.sql).
 INSERT INTO agentmarket_private.job_kinds
-    (kind, provider, endpoint, instance_status, serialize_on, handler, dead_handler, max_attempts, description) VALUES
-  ('stripe.create_customer', 'stripe', '/v1/customers', NULL, NULL,
+    (kind, provider, endpoint, request_function, instance_status, serialize_on, handler, dead_handler, max_attempts, description) VALUES
+  ('stripe.create_customer', 'stripe', '/v1/customers', 'agentmarket_private.stripe_request(agentmarket_private.jobs)', NULL, NULL,
    'agentmarket_private.finish_stripe_customer(agentmarket_private.jobs,jsonb)', NULL, 8,
    'Create a Stripe customer; sets users.stripe_customer_id of payload.user_id.'),
-  ('stripe.create_checkout_session', 'stripe', '/v1/checkout/sessions', NULL, NULL,
+  ('stripe.create_checkout_session', 'stripe', '/v1/checkout/sessions', 'agentmarket_private.stripe_request(agentmarket_private.jobs)', NULL, NULL,
    'agentmarket_private.finish_checkout_session(agentmarket_private.jobs,jsonb)',
    'agentmarket_private.checkout_session_dead(agentmarket_private.jobs)', 8,
    'Create a Checkout session (mode=payment for top-up packs, mode=subscription for plans); stores its id and url on payload.purchase_id.'),
-  ('stripe.create_refund', 'stripe', '/v1/refunds', NULL, NULL,
+  ('stripe.create_refund', 'stripe', '/v1/refunds', 'agentmarket_private.stripe_request(agentmarket_private.jobs)', NULL, NULL,
    'agentmarket_private.finish_store_result(agentmarket_private.jobs,jsonb)', NULL, 8,
    'Refund a payment intent, fully or partly.');
 

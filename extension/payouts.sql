@@ -222,11 +222,11 @@ COMMENT ON FUNCTION agentmarket_private.finish_connect_account(agentmarket_priva
 
 -- The onboarding job kinds, each with its handler (queue.sql).
 INSERT INTO agentmarket_private.job_kinds
-    (kind, provider, endpoint, instance_status, serialize_on, handler, dead_handler, max_attempts, description) VALUES
-  ('stripe.create_account', 'stripe', '/v1/accounts', NULL, NULL,
+    (kind, provider, endpoint, request_function, instance_status, serialize_on, handler, dead_handler, max_attempts, description) VALUES
+  ('stripe.create_account', 'stripe', '/v1/accounts', 'agentmarket_private.stripe_request(agentmarket_private.jobs)', NULL, NULL,
    'agentmarket_private.finish_connect_account(agentmarket_private.jobs,jsonb)', NULL, 8,
    'Create an Express connected account for a creator; sets users.stripe_connect_account_id and, for onboarding, enqueues the account link.'),
-  ('stripe.create_account_link', 'stripe', '/v1/account_links', NULL, NULL,
+  ('stripe.create_account_link', 'stripe', '/v1/account_links', 'agentmarket_private.stripe_request(agentmarket_private.jobs)', NULL, NULL,
    'agentmarket_private.finish_store_result(agentmarket_private.jobs,jsonb)', NULL, 8,
    'Create an onboarding link for a creator''s connected account.');
 
@@ -448,8 +448,8 @@ COMMENT ON FUNCTION agentmarket_private.payout_transfer_dead(agentmarket_private
     'Dead handler of stripe.create_transfer: a pending payout fails; its earnings are released for the next run, and those of refunded sessions are deleted (the refund''s clawback).';
 
 INSERT INTO agentmarket_private.job_kinds
-    (kind, provider, endpoint, instance_status, serialize_on, handler, dead_handler, max_attempts, description) VALUES
-  ('stripe.create_transfer', 'stripe', '/v1/transfers', NULL, NULL,
+    (kind, provider, endpoint, request_function, instance_status, serialize_on, handler, dead_handler, max_attempts, description) VALUES
+  ('stripe.create_transfer', 'stripe', '/v1/transfers', 'agentmarket_private.stripe_request(agentmarket_private.jobs)', NULL, NULL,
    'agentmarket_private.finish_payout_transfer(agentmarket_private.jobs,jsonb)',
    'agentmarket_private.payout_transfer_dead(agentmarket_private.jobs)', 8,
    'Transfer a creator''s payout to their connected account; marks payload.payout_id paid (or failed when dead).');

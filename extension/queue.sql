@@ -1,8 +1,9 @@
 -- queue.sql: the outbox.  A job is enqueued in the transaction that decides
 -- it (commit makes both visible, rollback neither); NOTIFY on commit wakes the
 -- sidecars, which claim, call Fly.io or Stripe outside any transaction, and
--- report back.  What an answer means is decided here, by one handler per job
--- kind (agentmarket_private.job_kinds).
+-- report back.  A job kind (agentmarket_private.job_kinds) describes the whole
+-- request and names the handler that decides what the answer means; each
+-- capability registers its own kinds in its own part.
 
 -- The sidecar's role reaches the queue through SECURITY DEFINER functions only.
 GRANT USAGE ON SCHEMA agentmarket_private TO service_role;
@@ -24,8 +25,21 @@ INSERT INTO agentmarket_private.setting_definitions
 CREATE TABLE agentmarket_private.job_kinds (
   kind TEXT PRIMARY KEY CONSTRAINT job_kinds_kind_format CHECK (kind ~ '^[a-z]+\.[a-z_]+$'),
   provider TEXT NOT NULL CONSTRAINT job_kinds_provider_check CHECK (provider IN ('fly', 'stripe')),
-  -- Stripe: the endpoint the job POSTs to.
-  endpoint TEXT CONSTRAINT job_kinds_endpoint_format CHECK (endpoint ~ '^/v1/[a-z_/]+$'),
+  -- How the sidecar performs the job.  'call': one request (method, endpoint,
+  -- the request's body or params), then, when wait_state is set, a wait until
+  -- the machine is in that state.  Other flows are multi-step procedures of
+  -- the provider's module in the sidecar (Fly: provision, destroy,
+  -- update_config), each safe to repeat.
+  flow TEXT NOT NULL DEFAULT 'call' CONSTRAINT job_kinds_flow_format CHECK (flow ~ '^[a-z_]{1,40}$'),
+  method TEXT NOT NULL DEFAULT 'POST' CONSTRAINT job_kinds_method_check CHECK (method IN ('GET', 'POST', 'DELETE')),
+  -- The API path under the provider's base URL; {field} stands for that
+  -- (id-shaped) field of the request, e.g. /v1/apps/{app_name}/machines.
+  endpoint TEXT CONSTRAINT job_kinds_endpoint_format CHECK (endpoint ~ '^/v1/[A-Za-z0-9_/{}-]+$'),
+  -- Fly: the machine state a call waits for.
+  wait_state TEXT CONSTRAINT job_kinds_wait_state_format CHECK (wait_state ~ '^[a-z_]{1,40}$'),
+  -- request_function(job agentmarket_private.jobs) returns jsonb: the fields
+  -- of the request (ids, body or params, idempotency key; "refuse" to fail it).
+  request_function TEXT NOT NULL,
   -- Fly: the instance status the job leads to.
   instance_status TEXT
     CONSTRAINT job_kinds_instance_status_check CHECK (instance_status IN ('running', 'suspended', 'stopped', 'destroyed')),
@@ -38,10 +52,10 @@ CREATE TABLE agentmarket_private.job_kinds (
   dead_handler REGPROCEDURE,
   max_attempts INTEGER NOT NULL DEFAULT 10 CONSTRAINT job_kinds_max_attempts_check CHECK (max_attempts BETWEEN 1 AND 100),
   description TEXT NOT NULL,
-  CONSTRAINT job_kinds_stripe_endpoint CHECK ((provider = 'stripe') = (endpoint IS NOT NULL))
+  CONSTRAINT job_kinds_call_endpoint CHECK (flow <> 'call' OR endpoint IS NOT NULL)
 );
 COMMENT ON TABLE agentmarket_private.job_kinds IS
-    'Every job kind: provider, Stripe endpoint or Fly target status, and the handlers that apply its outcome.';
+    'Every job kind: the request the sidecar performs (provider, flow, method, endpoint, wait state, the function building its fields) and the handlers that apply its outcome.';
 REVOKE ALL ON TABLE agentmarket_private.job_kinds FROM PUBLIC;
 -- Kinds are part of the extension's code (each names its handler functions),
 -- so a restore gets them from CREATE EXTENSION: registered, with a filter that
@@ -167,35 +181,3 @@ $$;
 COMMENT ON FUNCTION agentmarket_private.enqueue_job(text, jsonb, text, timestamptz) IS
     'Adds a job to the outbox in the caller''s transaction and wakes the sidecars on commit; the same idempotency key returns the existing job.';
 GRANT EXECUTE ON FUNCTION agentmarket_private.enqueue_job(text, jsonb, text, timestamptz) TO service_role;
-
--- Stripe jobs: params is the API request's parameters as nested JSON (the
--- sidecar form-encodes it with bracket nesting); context is kept for handlers.
-CREATE FUNCTION agentmarket_private.enqueue_stripe_job(
-    p_kind text, p_params jsonb, p_idempotency_key text, p_context jsonb DEFAULT '{}')
-RETURNS bigint
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF NOT EXISTS (SELECT FROM agentmarket_private.job_kinds k
-                    WHERE k.kind OPERATOR(pg_catalog.=) p_kind AND k.provider OPERATOR(pg_catalog.=) 'stripe') THEN
-        RAISE EXCEPTION 'unknown Stripe job kind "%"', p_kind USING ERRCODE = '22023';
-    END IF;
-    IF p_params IS NULL OR pg_catalog.jsonb_typeof(p_params) OPERATOR(pg_catalog.<>) 'object' THEN
-        RAISE EXCEPTION 'Stripe parameters must be a JSON object' USING ERRCODE = '22023';
-    END IF;
-    IF p_idempotency_key IS NULL THEN
-        RAISE EXCEPTION 'Stripe jobs need an idempotency key'
-            USING ERRCODE = '22023', HINT = 'Derive it from the row the call is about, e.g. refund:<purchase id>.';
-    END IF;
-    IF p_context IS NULL OR pg_catalog.jsonb_typeof(p_context) OPERATOR(pg_catalog.<>) 'object' OR p_context ? 'params' THEN
-        RAISE EXCEPTION 'Stripe job context must be a JSON object without "params"' USING ERRCODE = '22023';
-    END IF;
-    RETURN agentmarket_private.enqueue_job(p_kind,
-        p_context OPERATOR(pg_catalog.||) pg_catalog.jsonb_build_object('params', p_params), p_idempotency_key);
-END
-$$;
-COMMENT ON FUNCTION agentmarket_private.enqueue_stripe_job(text, jsonb, text, jsonb) IS
-    'Enqueues a Stripe call: kind names the endpoint, params its form parameters (nested JSON), the key its Idempotency-Key; context (e.g. user_id) is for the handler.';
-GRANT EXECUTE ON FUNCTION agentmarket_private.enqueue_stripe_job(text, jsonb, text, jsonb) TO service_role;
-

@@ -5,8 +5,9 @@
 ------------------------------------------------------------------------------
 
 -- What the sidecar needs to perform a job, decided here so that the sidecar
--- makes no business decision.  "refuse" set means: do not call, fail the job
--- permanently with that reason.
+-- makes no business decision: the kind's flow, method, endpoint and wait
+-- state, and the fields its request function builds.  "refuse" set means: do
+-- not call, fail the job permanently with that reason.
 CREATE FUNCTION agentmarket_private.job_request(p_job agentmarket_private.jobs)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
@@ -14,26 +15,18 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     k agentmarket_private.job_kinds;
+    fields jsonb;
 BEGIN
     SELECT * INTO STRICT k FROM agentmarket_private.job_kinds jk WHERE jk.kind OPERATOR(pg_catalog.=) (p_job).kind;
-    IF k.provider OPERATOR(pg_catalog.=) 'stripe' THEN
-        RETURN pg_catalog.jsonb_build_object(
-            'method', 'POST', 'path', k.endpoint,
-            'params', COALESCE((p_job).payload OPERATOR(pg_catalog.->) 'params', '{}'::jsonb),
-            'idempotency_key', (p_job).idempotency_key,
-            -- Every request pins the API version (reconcile.sql): its shape is ours, not the account's default.
-            'stripe_version', agentmarket_private.setting('stripe_api_version'));
-    END IF;
-
-    -- The runtime configuration (runtime.sql) has a request of its own.
-    IF (p_job).kind OPERATOR(pg_catalog.=) 'fly.update_runtime' THEN
-        RETURN agentmarket_private.runtime_request(p_job);
-    END IF;
-    RETURN agentmarket_private.instance_request(p_job);     -- instances.sql
+    EXECUTE pg_catalog.format('SELECT %s($1)', pg_catalog.to_regprocedure(k.request_function)::pg_catalog.oid::pg_catalog.regproc)
+       INTO fields USING p_job;
+    RETURN pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+               'flow', k.flow, 'method', k.method, 'path', k.endpoint, 'wait', k.wait_state))
+           OPERATOR(pg_catalog.||) COALESCE(fields, '{}'::jsonb);
 END
 $$;
 COMMENT ON FUNCTION agentmarket_private.job_request(agentmarket_private.jobs) IS
-    'The request a claimed job hands to the sidecar: Fly app/volume/machine bodies for instance jobs, method/path/params/idempotency key for Stripe jobs.';
+    'The request a claimed job hands to the sidecar: its kind''s flow, method, path (with {field} placeholders) and wait state, merged with what the kind''s request function builds.';
 
 -- A job has reached its end: run the kind's dead handler.
 CREATE FUNCTION agentmarket_private.run_dead_handler(p_job agentmarket_private.jobs)

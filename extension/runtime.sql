@@ -14,8 +14,8 @@
 -- computed when the sidecar claims the job, so it is never stale.
 
 INSERT INTO agentmarket_private.job_kinds
-    (kind, provider, endpoint, instance_status, serialize_on, handler, dead_handler, max_attempts, description) VALUES
-  ('fly.update_runtime', 'fly', NULL, NULL, 'instance_id',
+    (kind, provider, flow, endpoint, request_function, instance_status, serialize_on, handler, dead_handler, max_attempts, description) VALUES
+  ('fly.update_runtime', 'fly', 'update_config', NULL, 'agentmarket_private.runtime_request(agentmarket_private.jobs)', NULL, 'instance_id',
    'agentmarket_private.finish_store_result(agentmarket_private.jobs,jsonb)',
    'agentmarket_private.instance_job_dead(agentmarket_private.jobs)', 10,
    'Set the instance''s Fly app secrets and its machine''s environment to its runtime configuration.');
@@ -109,7 +109,7 @@ $$;
 COMMENT ON FUNCTION agentmarket_private.runtime_digest(uuid, jsonb, jsonb) IS
     'SHA-256 (hex) of an instance''s runtime configuration, kept in its machine''s metadata to tell whether an update is due.';
 
--- What fly.update_runtime hands the sidecar (job_request calls this).
+-- What fly.update_runtime hands the sidecar (its kind's request function).
 CREATE FUNCTION agentmarket_private.runtime_request(p_job agentmarket_private.jobs)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE

@@ -33,8 +33,8 @@ COMMENT ON FUNCTION agentmarket_private.finish_update_machine(agentmarket_privat
     'Handler of fly.update_machine: the instance runs payload.agent_version_id.';
 
 INSERT INTO agentmarket_private.job_kinds
-    (kind, provider, endpoint, instance_status, serialize_on, handler, dead_handler, max_attempts, description) VALUES
-  ('fly.update_machine', 'fly', NULL, NULL, 'instance_id',
+    (kind, provider, flow, endpoint, request_function, instance_status, serialize_on, handler, dead_handler, max_attempts, description) VALUES
+  ('fly.update_machine', 'fly', 'update_config', NULL, 'agentmarket_private.update_machine_request(agentmarket_private.jobs)', NULL, 'instance_id',
    'agentmarket_private.finish_update_machine(agentmarket_private.jobs,jsonb)',
    'agentmarket_private.instance_job_dead(agentmarket_private.jobs)', 10,
    'Update the instance''s machine to the image (and runtime environment) of payload.agent_version_id.');

@@ -7,14 +7,45 @@
  *	  config.metadata.agentmarket_instance tag).  Look-ups happen on every
  *	  attempt after the first, i.e. after a crash, a timeout or a 5xx whose
  *	  effect is unknown.  429, 408 and 5xx are retried; other 4xx are final.
+ *
+ *	  What to do comes from the claim, never from the job's kind: its flow
+ *	  ("call": the method and path it gives, then a wait for the state it
+ *	  names; or one of the multi-step flows below), the ids and bodies.
  *-------------------------------------------------------------------------
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "sidecar.h"
+#include "clock.h"
+#include "fly.h"
+#include "fly_config.h"
+#include "http.h"
+#include "log.h"
+#include "provider.h"
 #include "provider_id.h"
+#include "sidecar.h"
+
+/* The flows this module performs (job_kinds.flow of Fly kinds). */
+typedef enum fly_flow
+{
+	FLY_CALL,					/* one request, then a wait for the state the claim names */
+	FLY_PROVISION,				/* app, secrets, volume, machine, wait */
+	FLY_DESTROY,				/* machine, wait, volume, app */
+	FLY_UPDATE_CONFIG			/* app secrets, then the machine's config unless it has the digest */
+} fly_flow;
+
+/* Flow names, and whether a transient fault starts the flow over within its attempt. */
+static const struct
+{
+	const char *name;
+	int			restartable;	/* every step looks before it creates */
+}			fly_flows[] = {
+	[FLY_CALL] = {"call", 0},
+	[FLY_PROVISION] = {"provision", 1},
+	[FLY_DESTROY] = {"destroy", 1},
+	[FLY_UPDATE_CONFIG] = {"update_config", 0},
+};
 
 static void fly_create_volume_or_lookup(job *j);
 static void fly_machine_step(job *j);
@@ -24,34 +55,34 @@ static void fly_destroy_machine(job *j);
 static void fly_destroy_volume(job *j);
 static void fly_destroy_app(job *j);
 static void fly_provision_secrets(job *j);
-static void fly_runtime_secrets_listed(job *j, const http_response *r);
 
-/* Send a Fly API request: path is under /v1; body (may be NULL) is borrowed. */
-static void
+/*
+ * Send a Fly API request: path from /v1 on; body (may be NULL) is borrowed.
+ * A POST without a body sends {} as JSON (start, stop, suspend take none).
+ */
+void
 fly_call(job *j, const char *method, const char *path, json_t *body, long timeout_ms, http_done_fn done)
 {
 	char		url[1024];
 	char		auth[1024];
 	struct curl_slist *headers = NULL;
 	char	   *text = NULL;
+	int			json = body != NULL || strcmp(method, "POST") == 0;
 
 	/* A job already ended (an invalid id) makes no further call. */
 	if (j->state != JOB_ACTIVE)
 		return;
-	snprintf(url, sizeof(url), "%s/v1%s", config.fly_base_url, path);
+	snprintf(url, sizeof(url), "%s%s", config.fly_base_url, path);
 	snprintf(auth, sizeof(auth), "Authorization: Bearer %s", config.fly_token);
-	headers = curl_slist_append(headers, auth);
-	headers = curl_slist_append(headers, "Accept: application/json");
-	if (body != NULL)
+	if (json)
+		text = body != NULL ? json_dumps(body, JSON_COMPACT) : strdup("{}");
+	if (http_header_add(&headers, auth) != 0 || http_header_add(&headers, "Accept: application/json") != 0 ||
+		(json && (text == NULL || http_header_add(&headers, "Content-Type: application/json") != 0)))
 	{
-		headers = curl_slist_append(headers, "Content-Type: application/json");
-		text = json_dumps(body, JSON_COMPACT);
-	}
-	else if (strcmp(method, "POST") == 0)
-	{
-		/* start, stop, suspend take no parameters: an empty JSON object, as JSON. */
-		headers = curl_slist_append(headers, "Content-Type: application/json");
-		text = strdup("{}");
+		curl_slist_free_all(headers);
+		free(text);
+		job_fail(j, 0, -1, "fly: out of memory building %s %s", method, path);
+		return;
 	}
 	if (http_send(j, method, url, headers, text, timeout_ms ? timeout_ms : config.request_timeout_ms,
 				  strcmp(method, "GET") != 0, done) != 0)
@@ -89,17 +120,17 @@ bad:
  * after a short backoff (or the Retry-After asked): a transient fault costs
  * a second rather than an attempt of the job's budget.
  */
-static void
+void
 fly_fail_from(job *j, const http_response *r, const char *what)
 {
-	char	   *msg = error_message_from(r, "fly");
+	char	   *msg = http_error_message(r, "fly");
 	int			retryable = r->status == 0 || r->status == 408 || r->status == 429 || r->status >= 500;
 	double		delay = 0.5 * (1 << j->restarts);
 
 	if (r->retry_after_s > delay)
 		delay = r->retry_after_s;
 	if (retryable && j->restarts < FLY_RESTARTS && delay <= FLY_RESTART_MAX_DELAY_S &&
-		(strcmp(j->kind, "fly.provision_instance") == 0 || strcmp(j->kind, "fly.destroy_instance") == 0))
+		fly_flows[j->flow].restartable)
 	{
 		char		error[800];
 
@@ -118,7 +149,7 @@ fly_fail_from(job *j, const http_response *r, const char *what)
 }
 
 /* Parse a JSON answer body; NULL (and the job failed) when it is not JSON. */
-static json_t *
+json_t *
 fly_body(job *j, const http_response *r, const char *what)
 {
 	json_t	   *body = r->body ? json_loadb(r->body, r->body_len, 0, NULL) : NULL;
@@ -133,8 +164,8 @@ fly_body(job *j, const http_response *r, const char *what)
  * plain provider id (it would change the meaning of a URL path) fails the
  * job for good and leaves the slot empty; fly_call sends nothing after that.
  */
-static void
-set_id(job *j, char **slot, const char *id)
+void
+fly_set_id(job *j, char **slot, const char *id)
 {
 	free(*slot);
 	*slot = NULL;
@@ -146,8 +177,17 @@ set_id(job *j, char **slot, const char *id)
 	*slot = id ? strdup(id) : NULL;
 }
 
+/* The state the claim says to wait for ("started" when it names none). */
+static const char *
+fly_wait_state(job *j)
+{
+	const char *state = json_str(j->request, "wait");
+
+	return state != NULL ? state : "started";
+}
+
 /* The final result of a Fly job. */
-static void
+void
 fly_succeed(job *j, const char *state)
 {
 	json_t	   *result = json_object();
@@ -188,7 +228,7 @@ fly_volume_created(job *j, const http_response *r)
 	}
 	if ((body = fly_body(j, r, "create volume")) == NULL)
 		return;
-	set_id(j, &j->volume_id, json_str(body, "id"));
+	fly_set_id(j, &j->volume_id, json_str(body, "id"));
 	json_decref(body);
 	if (j->volume_id == NULL)
 	{
@@ -204,7 +244,7 @@ fly_create_volume(job *j)
 {
 	char		path[256];
 
-	snprintf(path, sizeof(path), "/apps/%s/volumes", json_str(j->request, "app_name"));
+	snprintf(path, sizeof(path), "/v1/apps/%s/volumes", json_str(j->request, "app_name"));
 	fly_call(j, "POST", path, json_object_get(j->request, "volume"), 0, fly_volume_created);
 }
 
@@ -233,7 +273,7 @@ fly_volumes_listed(job *j, const http_response *r)
 			!(state && (strcmp(state, "destroyed") == 0 || strcmp(state, "destroying") == 0 ||
 						strcmp(state, "pending_destroy") == 0)))
 		{
-			set_id(j, &j->volume_id, json_str(v, "id"));
+			fly_set_id(j, &j->volume_id, json_str(v, "id"));
 			break;
 		}
 	}
@@ -257,7 +297,7 @@ fly_create_volume_or_lookup(job *j)
 	}
 	if (json_str(j->request, "volume_id") != NULL)
 	{
-		set_id(j, &j->volume_id, json_str(j->request, "volume_id"));
+		fly_set_id(j, &j->volume_id, json_str(j->request, "volume_id"));
 		fly_machine_step(j);
 		return;
 	}
@@ -266,7 +306,7 @@ fly_create_volume_or_lookup(job *j)
 		fly_create_volume(j);
 		return;
 	}
-	snprintf(path, sizeof(path), "/apps/%s/volumes", json_str(j->request, "app_name"));
+	snprintf(path, sizeof(path), "/v1/apps/%s/volumes", json_str(j->request, "app_name"));
 	fly_call(j, "GET", path, NULL, 0, fly_volumes_listed);
 }
 
@@ -279,7 +319,7 @@ fly_found_machine_started(job *j, const http_response *r)
 		fly_fail_from(j, r, "start machine");
 		return;
 	}
-	fly_wait(j, "started");
+	fly_wait(j, fly_wait_state(j));
 }
 
 /* GET machines answered: find ours by its metadata tag. */
@@ -293,7 +333,7 @@ fly_machines_listed(job *j, const http_response *r)
 	const char *state = NULL;
 	char		path[256];
 
-	if (r->status == 404 && strcmp(j->kind, "fly.destroy_instance") == 0)
+	if (r->status == 404 && j->flow == FLY_DESTROY)
 	{
 		fly_destroy_app(j);		/* the app is gone already */
 		return;
@@ -312,12 +352,12 @@ fly_machines_listed(job *j, const http_response *r)
 
 		if (tag && instance && strcmp(tag, instance) == 0)
 		{
-			set_id(j, &j->machine_id, json_str(m, "id"));
+			fly_set_id(j, &j->machine_id, json_str(m, "id"));
 			state = json_str(m, "state");
 			break;
 		}
 	}
-	if (strcmp(j->kind, "fly.destroy_instance") == 0)
+	if (j->flow == FLY_DESTROY)
 	{
 		json_decref(body);
 		if (j->machine_id)
@@ -336,12 +376,12 @@ fly_machines_listed(job *j, const http_response *r)
 	if (state && (strcmp(state, "stopped") == 0 || strcmp(state, "suspended") == 0))
 	{
 		json_decref(body);
-		snprintf(path, sizeof(path), "/apps/%s/machines/%s/start", json_str(j->request, "app_name"), j->machine_id);
+		snprintf(path, sizeof(path), "/v1/apps/%s/machines/%s/start", json_str(j->request, "app_name"), j->machine_id);
 		fly_call(j, "POST", path, NULL, 0, fly_found_machine_started);
 		return;
 	}
 	json_decref(body);
-	fly_wait(j, "started");
+	fly_wait(j, fly_wait_state(j));
 }
 
 /* POST machines answered. */
@@ -358,14 +398,14 @@ fly_machine_created(job *j, const http_response *r)
 	}
 	if ((body = fly_body(j, r, "create machine")) == NULL)
 		return;
-	set_id(j, &j->machine_id, json_str(body, "id"));
+	fly_set_id(j, &j->machine_id, json_str(body, "id"));
 	json_decref(body);
 	if (j->machine_id == NULL)
 	{
 		job_fail(j, 0, -1, "fly: create machine: answer has no id");
 		return;
 	}
-	fly_wait(j, "started");
+	fly_wait(j, fly_wait_state(j));
 }
 
 /* POST the machine described by the claim, mounting our volume. */
@@ -392,7 +432,7 @@ fly_create_machine(job *j)
 		}
 		json_object_set_new(json_array_get(mounts, 0), "volume", json_string(j->volume_id));
 	}
-	snprintf(path, sizeof(path), "/apps/%s/machines", json_str(j->request, "app_name"));
+	snprintf(path, sizeof(path), "/v1/apps/%s/machines", json_str(j->request, "app_name"));
 	fly_call(j, "POST", path, body, 0, fly_machine_created);
 	json_decref(body);
 }
@@ -405,8 +445,8 @@ fly_machine_step(job *j)
 
 	if (json_str(j->request, "machine_id") != NULL)
 	{
-		set_id(j, &j->machine_id, json_str(j->request, "machine_id"));
-		fly_wait(j, "started");
+		fly_set_id(j, &j->machine_id, json_str(j->request, "machine_id"));
+		fly_wait(j, fly_wait_state(j));
 		return;
 	}
 	if (!j->lookup)
@@ -414,8 +454,35 @@ fly_machine_step(job *j)
 		fly_create_machine(j);
 		return;
 	}
-	snprintf(path, sizeof(path), "/apps/%s/machines", json_str(j->request, "app_name"));
+	snprintf(path, sizeof(path), "/v1/apps/%s/machines", json_str(j->request, "app_name"));
 	fly_call(j, "GET", path, NULL, 0, fly_machines_listed);
+}
+
+/* Provision: the app's secrets were set before its machine is created. */
+static void
+fly_provision_secrets_set(job *j, const http_response *r)
+{
+	if (r->status != 200)
+	{
+		fly_fail_from(j, r, "set app secrets");
+		return;
+	}
+	j->secrets_version = fly_secrets_version(r);
+	fly_create_volume_or_lookup(j);
+}
+
+/* Provision step after the app: its secrets first (setting them again is harmless). */
+static void
+fly_provision_secrets(job *j)
+{
+	json_t	   *secrets = json_object_get(j->request, "secrets");
+
+	if (!json_is_object(secrets) || json_object_size(secrets) == 0)
+	{
+		fly_create_volume_or_lookup(j);
+		return;
+	}
+	fly_set_secrets(j, secrets, fly_provision_secrets_set);
 }
 
 /* ---- waiting for a state ----------------------------------------------- */
@@ -427,7 +494,7 @@ fly_waited(job *j, const http_response *r)
 	json_t	   *body;
 	const char *state;
 
-	if (r->status == 404 && strcmp(j->kind, "fly.destroy_instance") == 0)
+	if (r->status == 404 && j->flow == FLY_DESTROY)
 	{
 		fly_destroy_volume(j);
 		return;
@@ -440,7 +507,7 @@ fly_waited(job *j, const http_response *r)
 	if ((body = fly_body(j, r, "wait")) == NULL)
 		return;
 	state = json_str(body, "state");
-	if (strcmp(j->kind, "fly.destroy_instance") == 0)
+	if (j->flow == FLY_DESTROY)
 	{
 		json_decref(body);
 		fly_destroy_volume(j);
@@ -456,28 +523,58 @@ fly_wait(job *j, const char *state)
 {
 	char		path[512];
 
-	snprintf(path, sizeof(path), "/apps/%s/machines/%s/wait?state=%s&timeout=%d",
+	snprintf(path, sizeof(path), "/v1/apps/%s/machines/%s/wait?state=%s&timeout=%d",
 			 json_str(j->request, "app_name"), j->machine_id, state, config.fly_wait_seconds);
 	fly_call(j, "GET", path, NULL, config.fly_wait_seconds * 1000L + config.request_timeout_ms, fly_waited);
 }
 
-/* ---- start, stop, suspend ---------------------------------------------- */
+/* ---- one call, then a wait --------------------------------------------- */
 
-/* POST start/stop/suspend answered: wait for the state it leads to. */
+/*
+ * The call answered: wait for the state the claim names, or, when it names
+ * none, the answer (a JSON object) is the result.
+ */
 static void
-fly_transition_sent(job *j, const http_response *r)
+fly_called(job *j, const http_response *r)
 {
-	if (r->status != 200)
+	json_t	   *body;
+
+	if (r->status < 200 || r->status >= 300)
 	{
-		fly_fail_from(j, r, j->kind);
+		fly_fail_from(j, r, json_str(j->request, "path"));
 		return;
 	}
-	if (strcmp(j->kind, "fly.start_machine") == 0)
-		fly_wait(j, "started");
-	else if (strcmp(j->kind, "fly.stop_machine") == 0)
-		fly_wait(j, "stopped");
+	if (json_str(j->request, "wait") != NULL)
+	{
+		fly_wait(j, fly_wait_state(j));
+		return;
+	}
+	body = r->body && r->body_len ? json_loadb(r->body, r->body_len, 0, NULL) : json_object();
+	if (!json_is_object(body))
+	{
+		json_decref(body);
+		job_fail(j, 0, -1, "fly: %s: answer %ld is not a JSON object", json_str(j->request, "path"), r->status);
+		return;
+	}
+	job_succeed(j, body);
+}
+
+/* The claim's method and path (placeholders filled), with its body if any. */
+static void
+fly_call_start(job *j)
+{
+	const char *method = json_str(j->request, "method");
+	char	   *path = provider_path(j, json_str(j->request, "path"));
+
+	if (path == NULL)
+		return;
+	if (method == NULL || (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0 && strcmp(method, "DELETE") != 0))
+		job_fail(j, 1, -1, "claim gave no usable method");
+	else if (json_str(j->request, "wait") != NULL && j->machine_id == NULL)
+		job_fail(j, 1, -1, "claim gave no machine id to wait for");
 	else
-		fly_wait(j, "suspended");
+		fly_call(j, method, path, json_object_get(j->request, "body"), 0, fly_called);
+	free(path);
 }
 
 /* ---- destroy ----------------------------------------------------------- */
@@ -500,7 +597,7 @@ fly_destroy_app(job *j)
 {
 	char		path[256];
 
-	snprintf(path, sizeof(path), "/apps/%s", json_str(j->request, "app_name"));
+	snprintf(path, sizeof(path), "/v1/apps/%s", json_str(j->request, "app_name"));
 	fly_call(j, "DELETE", path, NULL, 0, fly_app_destroyed);
 }
 
@@ -531,8 +628,8 @@ fly_destroy_volume(job *j)
 		fly_destroy_app(j);
 		return;
 	}
-	set_id(j, &j->volume_id, volume);
-	snprintf(path, sizeof(path), "/apps/%s/volumes/%s", json_str(j->request, "app_name"), volume);
+	fly_set_id(j, &j->volume_id, volume);
+	snprintf(path, sizeof(path), "/v1/apps/%s/volumes/%s", json_str(j->request, "app_name"), volume);
 	fly_call(j, "DELETE", path, NULL, 0, fly_volume_destroyed);
 }
 
@@ -550,7 +647,7 @@ fly_machine_destroyed(job *j, const http_response *r)
 		fly_fail_from(j, r, "destroy machine");
 		return;
 	}
-	fly_wait(j, "destroyed");
+	fly_wait(j, fly_wait_state(j));
 }
 
 /* Force-delete the machine. */
@@ -559,7 +656,7 @@ fly_destroy_machine(job *j)
 {
 	char		path[256];
 
-	snprintf(path, sizeof(path), "/apps/%s/machines/%s?force=true", json_str(j->request, "app_name"), j->machine_id);
+	snprintf(path, sizeof(path), "/v1/apps/%s/machines/%s?force=true", json_str(j->request, "app_name"), j->machine_id);
 	fly_call(j, "DELETE", path, NULL, 0, fly_machine_destroyed);
 }
 
@@ -567,229 +664,18 @@ fly_destroy_machine(job *j)
 void
 fly_restart(job *j)
 {
-	set_id(j, &j->volume_id, NULL);
+	fly_set_id(j, &j->volume_id, NULL);
 	fly_start(j);
 }
 
-/* ---- runtime configuration: app secrets and machine environment ------- */
-
-/* POST /apps/{app}/secrets with values (borrowed); done gets the answer. */
-static void
-fly_set_secrets(job *j, json_t *values, http_done_fn done)
-{
-	json_t	   *body = json_pack("{sO}", "values", values);
-	char		path[256];
-
-	snprintf(path, sizeof(path), "/apps/%s/secrets", json_str(j->request, "app_name"));
-	fly_call(j, "POST", path, body, 0, done);
-	json_decref(body);
-}
-
-/* The secrets version of a secrets update answer (0 when absent). */
-static long
-fly_secrets_version(const http_response *r)
-{
-	json_t	   *body = r->body ? json_loadb(r->body, r->body_len, 0, NULL) : NULL;
-	json_t	   *v = json_object_get(body, "version");
-	long		version = json_is_integer(v) ? (long) json_integer_value(v) : 0;
-
-	json_decref(body);
-	return version;
-}
-
-/* Provision: the app's secrets were set before its machine is created. */
-static void
-fly_provision_secrets_set(job *j, const http_response *r)
-{
-	if (r->status != 200)
-	{
-		fly_fail_from(j, r, "set app secrets");
-		return;
-	}
-	j->secrets_version = fly_secrets_version(r);
-	fly_create_volume_or_lookup(j);
-}
-
-/* Provision step after the app: its secrets first (setting them again is harmless). */
-static void
-fly_provision_secrets(job *j)
-{
-	json_t	   *secrets = json_object_get(j->request, "secrets");
-
-	if (!json_is_object(secrets) || json_object_size(secrets) == 0)
-	{
-		fly_create_volume_or_lookup(j);
-		return;
-	}
-	fly_set_secrets(j, secrets, fly_provision_secrets_set);
-}
-
-/* POST machine (update) answered. */
-static void
-fly_runtime_machine_updated(job *j, const http_response *r)
-{
-	if (r->status != 200)
-	{
-		/* 412: the machine changed since we read it; the next attempt reads it again. */
-		fly_fail_from(j, r, "update machine");
-		return;
-	}
-	fly_succeed(j, "updated");
-}
-
-/*
- * GET machine answered: unless its config already carries our digest, put our
- * environment into it (replacing every variable of ours, keeping the others)
- * and update it, as of the version we read and with our secrets.
- */
-static void
-fly_runtime_machine_read(job *j, const http_response *r)
-{
-	json_t	   *body;
-	json_t	   *cfg;
-	json_t	   *env;
-	json_t	   *meta;
-	json_t	   *update;
-	json_t	   *value;
-	const char *key;
-	void	   *tmp;
-	const char *prefix = json_str(j->request, "env_prefix");
-	const char *digest = json_str(j->request, "digest");
-	char		path[256];
-
-	if (r->status != 200)
-	{
-		fly_fail_from(j, r, "get machine");
-		return;
-	}
-	if ((body = fly_body(j, r, "get machine")) == NULL)
-		return;
-	cfg = json_object_get(body, "config");
-	if (!json_is_object(cfg) || digest == NULL || prefix == NULL)
-	{
-		json_decref(body);
-		job_fail(j, 1, -1, "fly: update runtime: the machine has no config, or the claim no digest");
-		return;
-	}
-	meta = json_object_get(cfg, "metadata");
-	if (json_is_object(meta) && json_str(meta, "agentmarket_runtime") != NULL &&
-		strcmp(json_str(meta, "agentmarket_runtime"), digest) == 0)
-	{
-		json_decref(body);
-		fly_succeed(j, "unchanged");	/* an earlier attempt updated it */
-		return;
-	}
-	cfg = json_deep_copy(cfg);
-	if (json_str(j->request, "image") != NULL)
-		json_object_set_new(cfg, "image", json_string(json_str(j->request, "image")));
-	env = json_object_get(cfg, "env");
-	if (!json_is_object(env))
-	{
-		env = json_object();
-		json_object_set_new(cfg, "env", env);
-	}
-	json_object_foreach_safe(env, tmp, key, value)
-	{
-		if (strncmp(key, prefix, strlen(prefix)) == 0)
-			json_object_del(env, key);
-	}
-	json_object_update(env, json_object_get(j->request, "env"));
-	meta = json_object_get(cfg, "metadata");
-	if (!json_is_object(meta))
-	{
-		meta = json_object();
-		json_object_set_new(cfg, "metadata", meta);
-	}
-	json_object_set_new(meta, "agentmarket_runtime", json_string(digest));
-	update = json_pack("{so}", "config", cfg);
-	if (json_str(body, "instance_id") != NULL)
-		json_object_set_new(update, "current_version", json_string(json_str(body, "instance_id")));
-	if (j->secrets_version > 0)
-		json_object_set_new(update, "min_secrets_version", json_integer(j->secrets_version));
-	json_decref(body);
-	snprintf(path, sizeof(path), "/apps/%s/machines/%s", json_str(j->request, "app_name"), j->machine_id);
-	fly_call(j, "POST", path, update, 0, fly_runtime_machine_updated);
-	json_decref(update);
-}
-
-/* Read the machine to see whether its config needs our update. */
-static void
-fly_runtime_read_machine(job *j)
-{
-	char		path[256];
-
-	snprintf(path, sizeof(path), "/apps/%s/machines/%s", json_str(j->request, "app_name"), j->machine_id);
-	fly_call(j, "GET", path, NULL, 0, fly_runtime_machine_read);
-}
-
-/* Secrets set (POST answered). */
-static void
-fly_runtime_secrets_set(job *j, const http_response *r)
-{
-	if (r->status != 200)
-	{
-		fly_fail_from(j, r, "set app secrets");
-		return;
-	}
-	j->secrets_version = fly_secrets_version(r);
-	fly_runtime_read_machine(j);
-}
-
-/*
- * GET secrets answered: set ours, and unset those of ours (by prefix) that
- * the database no longer has.  Nothing to change: go to the machine.
- */
-static void
-fly_runtime_secrets_listed(job *j, const http_response *r)
-{
-	json_t	   *body;
-	json_t	   *list;
-	json_t	   *s;
-	size_t		i;
-	json_t	   *values;
-	json_t	   *want = json_object_get(j->request, "secrets");
-	const char *prefix = json_str(j->request, "secret_prefix");
-
-	if (r->status != 200)
-	{
-		fly_fail_from(j, r, "list app secrets");
-		return;
-	}
-	if ((body = fly_body(j, r, "list app secrets")) == NULL)
-		return;
-	if (!json_is_object(want) || prefix == NULL)
-	{
-		json_decref(body);
-		job_fail(j, 1, -1, "fly: update runtime: the claim has no secrets object");
-		return;
-	}
-	values = json_deep_copy(want);
-	list = json_object_get(body, "secrets");
-	json_array_foreach(list, i, s)
-	{
-		const char *name = json_str(s, "name");
-
-		if (name && strncmp(name, prefix, strlen(prefix)) == 0 && json_object_get(want, name) == NULL)
-			json_object_set_new(values, name, json_null());
-	}
-	json_decref(body);
-	if (json_object_size(values) == 0)
-	{
-		json_decref(values);
-		fly_runtime_read_machine(j);
-		return;
-	}
-	fly_set_secrets(j, values, fly_runtime_secrets_set);
-	json_decref(values);
-}
-
-/* Start a Fly job. */
+/* Start a Fly job: the flow its claim names. */
 void
 fly_start(job *j)
 {
-	char		path[512];
 	const char *app = fly_app(j);
-	const char *verb;
+	const char *flow = json_str(j->request, "flow");
+	char		path[512];
+	size_t		i;
 
 	if (app == NULL)
 		return;
@@ -798,54 +684,40 @@ fly_start(job *j)
 		job_fail(j, 0, 60, "FLY_API_TOKEN and FLY_ORG_SLUG are not set in this sidecar");
 		return;
 	}
-	set_id(j, &j->machine_id, json_str(j->request, "machine_id"));
-	if (strcmp(j->kind, "fly.provision_instance") == 0)
+	for (i = 0; i < sizeof(fly_flows) / sizeof(fly_flows[0]); i++)
+		if (flow != NULL && strcmp(flow, fly_flows[i].name) == 0)
+			break;
+	if (i == sizeof(fly_flows) / sizeof(fly_flows[0]))
 	{
-		json_t	   *body = json_pack("{ssss}", "name", app, "org_slug", config.fly_org_slug);
-
-		fly_call(j, "POST", "/apps", body, 0, fly_app_created);
-		json_decref(body);
+		job_fail(j, 1, -1, "fly: flow %s is not known to this sidecar", flow ? flow : "(none)");
 		return;
 	}
-	if (strcmp(j->kind, "fly.destroy_instance") == 0)
+	j->flow = (int) i;
+	fly_set_id(j, &j->machine_id, json_str(j->request, "machine_id"));
+	switch ((fly_flow) j->flow)
 	{
-		if (j->machine_id != NULL)
-			fly_destroy_machine(j);
-		else
-		{
-			snprintf(path, sizeof(path), "/apps/%s/machines", app);
-			fly_call(j, "GET", path, NULL, 0, fly_machines_listed);
-		}
-		return;
-	}
-	/* An upgrade (upgrades.sql) is a runtime update that also sets the image. */
-	if (strcmp(j->kind, "fly.update_runtime") == 0 || strcmp(j->kind, "fly.update_machine") == 0)
-	{
-		if (j->machine_id == NULL)
-		{
-			job_fail(j, 1, -1, "claim gave no machine id");
+		case FLY_CALL:
+			fly_call_start(j);
 			return;
-		}
-		snprintf(path, sizeof(path), "/apps/%s/secrets", app);
-		fly_call(j, "GET", path, NULL, 0, fly_runtime_secrets_listed);
-		return;
+		case FLY_PROVISION:
+			{
+				json_t	   *body = json_pack("{ssss}", "name", app, "org_slug", config.fly_org_slug);
+
+				fly_call(j, "POST", "/v1/apps", body, 0, fly_app_created);
+				json_decref(body);
+				return;
+			}
+		case FLY_DESTROY:
+			if (j->machine_id != NULL)
+				fly_destroy_machine(j);
+			else
+			{
+				snprintf(path, sizeof(path), "/v1/apps/%s/machines", app);
+				fly_call(j, "GET", path, NULL, 0, fly_machines_listed);
+			}
+			return;
+		case FLY_UPDATE_CONFIG:
+			fly_config_start(j);
+			return;
 	}
-	if (strcmp(j->kind, "fly.start_machine") == 0)
-		verb = "start";
-	else if (strcmp(j->kind, "fly.stop_machine") == 0)
-		verb = "stop";
-	else if (strcmp(j->kind, "fly.suspend_machine") == 0)
-		verb = "suspend";
-	else
-	{
-		job_fail(j, 1, -1, "job kind %s is not known to this sidecar", j->kind);
-		return;
-	}
-	if (j->machine_id == NULL)
-	{
-		job_fail(j, 1, -1, "claim gave no machine id");
-		return;
-	}
-	snprintf(path, sizeof(path), "/apps/%s/machines/%s/%s", app, j->machine_id, verb);
-	fly_call(j, "POST", path, NULL, 0, fly_transition_sent);
 }

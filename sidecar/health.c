@@ -22,6 +22,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+#include "health.h"
+#include "log.h"
 #include "sidecar.h"
 
 #define MAX_KINDS 64

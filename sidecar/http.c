@@ -10,7 +10,10 @@
 #include <string.h>
 #include <strings.h>
 #include <ctype.h>
+#include <stdio.h>
 
+#include "http.h"
+#include "log.h"
 #include "sidecar.h"
 
 /* One transfer in flight. */
@@ -47,9 +50,10 @@ http_init(void)
 	if (multi == NULL || share == NULL)
 		return -1;
 	/* DNS answers and TLS sessions are reused across the transfers. */
-	curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-	curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
-	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long) (config.concurrency + 8));
+	if (curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK ||
+		curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK ||
+		curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long) (config.concurrency + 8)) != CURLM_OK)
+		return -1;
 	return 0;
 }
 
@@ -69,6 +73,25 @@ int
 http_in_flight(void)
 {
 	return in_flight;
+}
+
+/*
+ * Append a header line to *headers; 0, or -1 when libcurl could not (out of
+ * memory: *headers is then freed and NULL, so nothing half-built is sent).
+ */
+int
+http_header_add(struct curl_slist **headers, const char *header)
+{
+	struct curl_slist *grown = curl_slist_append(*headers, header);
+
+	if (grown == NULL)
+	{
+		curl_slist_free_all(*headers);
+		*headers = NULL;
+		return -1;
+	}
+	*headers = grown;
+	return 0;
 }
 
 /* URL-escape s (path segments, form values); caller frees with curl_free. */
@@ -315,15 +338,26 @@ http_run(int timeout_ms, struct curl_waitfd *fds, unsigned int nfds)
 
 		if (msg->msg != CURLMSG_DONE)
 			continue;
-		curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &call);
+		/* Every transfer is ours and carries its call: without it, nothing to hand back. */
+		if (curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **) &call) != CURLE_OK || call == NULL)
+		{
+			log_event("error", "curl_transfer_unknown", NULL);
+			curl_multi_remove_handle(multi, msg->easy_handle);
+			continue;
+		}
 		memset(&r, 0, sizeof(r));
 		r.retry_after_s = call->retry_after_s;
 		r.should_retry = call->should_retry;
-		if (msg->data.result == CURLE_OK)
+		if (msg->data.result == CURLE_OK &&
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &r.status) == CURLE_OK)
 		{
-			curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &r.status);
 			r.body = call->body;
 			r.body_len = call->body_len;
+		}
+		else if (msg->data.result == CURLE_OK)
+		{
+			r.status = 0;
+			r.curl_error = "the answer's status could not be read";
 		}
 		else
 		{
@@ -336,4 +370,50 @@ http_run(int timeout_ms, struct curl_waitfd *fds, unsigned int nfds)
 		call->done(call->owner, &r);
 		http_call_free(call);
 	}
+}
+
+/*
+ * A short, loggable description of a failed call: the provider's own error
+ * message when the body has one (Fly {"error": ...}, Stripe {"error":
+ * {"message": ...}}), else the HTTP status or the transport error.
+ */
+char *
+http_error_message(const http_response *r, const char *provider)
+{
+	char		buf[700];
+	json_t	   *body = NULL;
+	const char *msg = NULL;
+	const char *code = NULL;
+
+	if (r->status == 0)
+	{
+		snprintf(buf, sizeof(buf), "%s: %s%s", provider, r->timed_out ? "timeout: " : "",
+				 r->curl_error ? r->curl_error : "transport error");
+		return strdup(buf);
+	}
+	if (r->body != NULL)
+		body = json_loadb(r->body, r->body_len, 0, NULL);
+	if (json_is_object(body))
+	{
+		json_t	   *e = json_object_get(body, "error");
+
+		if (json_is_object(e))
+		{
+			msg = json_str(e, "message");
+			code = json_str(e, "code");
+			if (code == NULL)
+				code = json_str(e, "type");
+		}
+		else if (json_is_string(e))
+		{
+			msg = json_string_value(e);
+			code = json_str(body, "status");
+		}
+		else
+			msg = json_str(body, "message");
+	}
+	snprintf(buf, sizeof(buf), "%s: HTTP %ld%s%s%s%s", provider, r->status,
+			 code ? " " : "", code ? code : "", msg ? ": " : "", msg ? msg : "");
+	json_decref(body);
+	return strdup(buf);
 }

@@ -10,7 +10,8 @@
 #include <time.h>
 #include <sys/time.h>
 
-#include "sidecar.h"
+#include "clock.h"
+#include "log.h"
 
 static int	min_rank = 1;
 
@@ -35,16 +36,6 @@ log_set_level(const char *level)
 		return -1;
 	min_rank = level_rank(level);
 	return 0;
-}
-
-/* Wall-clock time in seconds, with microseconds. */
-double
-now_seconds(void)
-{
-	struct timeval tv;
-
-	gettimeofday(&tv, NULL);
-	return tv.tv_sec + tv.tv_usec / 1e6;
 }
 
 /* Print {"ts","level","event",...fields} as one line; takes fields' reference. */

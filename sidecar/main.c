@@ -25,6 +25,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+#include "health.h"
+#include "http.h"
+#include "job.h"
+#include "log.h"
+#include "provider.h"
+#include "queue.h"
 #include "sidecar.h"
 
 sidecar_config config;
@@ -405,7 +412,7 @@ restart_due(double now)
 		if (j->state == JOB_ACTIVE && j->restart_at > 0 && now >= j->restart_at)
 		{
 			j->restart_at = 0;
-			fly_restart(j);
+			provider_restart(j);
 		}
 }
 
@@ -574,7 +581,7 @@ main(int argc, char **argv)
 				j->next = active_jobs;
 				active_jobs = j;
 				active++;
-				job_start(j);
+				provider_start(j);
 			}
 			/* A full batch means more may be due: claim again soon. */
 			wake = n == want && n > 0;

@@ -16,6 +16,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libpq-fe.h>
+
+#include "clock.h"
+#include "health.h"
+#include "log.h"
+#include "queue.h"
 #include "sidecar.h"
 
 #define RECONNECT_FIRST_S 0.25
@@ -269,7 +275,9 @@ queue_claim(int max, job **out)
 		status.last_job_claimed_at = status.last_claim_at;
 	for (i = 0; i < n; i++)
 	{
-		job		   *j = job_from_claim(res, i);
+		job		   *j = job_new(strtoll(PQgetvalue(res, i, 0), NULL, 10), PQgetvalue(res, i, 1),
+								PQgetvalue(res, i, 2), atoi(PQgetvalue(res, i, 3)),
+								PQgetvalue(res, i, 4), PQgetvalue(res, i, 5));
 
 		if (j == NULL)
 			continue;			/* out of memory: its lease expires, it runs again */

@@ -12,7 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "http.h"
+#include "provider.h"
 #include "sidecar.h"
+#include "stripe.h"
 
 /* A growing string. */
 typedef struct strbuf
@@ -187,7 +190,7 @@ stripe_done(job *j, const http_response *r)
 		job_succeed(j, body);
 		return;
 	}
-	msg = error_message_from(r, "stripe");
+	msg = http_error_message(r, "stripe");
 	if (r->status == 0)
 		retryable = 1;
 	else if (r->status == 429)
@@ -203,26 +206,28 @@ stripe_done(job *j, const http_response *r)
 		retryable = 0;
 	else
 		retryable = r->status == 409 || r->status >= 500;
-	job_fail(j, !retryable, retry_after, "%s %s: %s", "POST", json_str(j->request, "path"), msg);
+	job_fail(j, !retryable, retry_after, "%s %s: %s", json_str(j->request, "method"), json_str(j->request, "path"), msg);
 	free(msg);
 }
 
-/* Start a Stripe job. */
+/* Start a Stripe job: the claim's form POST (the only flow Stripe jobs have). */
 void
 stripe_start(job *j)
 {
-	const char *path = json_str(j->request, "path");
+	const char *flow = json_str(j->request, "flow");
 	const char *method = json_str(j->request, "method");
 	const char *key = json_str(j->request, "idempotency_key");
 	const char *version = json_str(j->request, "stripe_version");
 	struct curl_slist *headers = NULL;
 	char		url[1024];
 	char		header[1024];
+	char	   *path;
 	char	   *form;
+	int			ok;
 
-	if (path == NULL || strncmp(path, "/v1/", 4) != 0 || method == NULL || strcmp(method, "POST") != 0)
+	if (flow == NULL || strcmp(flow, "call") != 0 || method == NULL || strcmp(method, "POST") != 0)
 	{
-		job_fail(j, 1, -1, "claim gave no Stripe POST endpoint");
+		job_fail(j, 1, -1, "claim gave no Stripe POST call");
 		return;
 	}
 	if (key == NULL || key[0] == '\0' || strlen(key) > 255 || strpbrk(key, "\r\n") != NULL)
@@ -242,25 +247,34 @@ stripe_start(job *j)
 		job_fail(j, 0, 60, "STRIPE_SECRET_KEY is not set in this sidecar");
 		return;
 	}
-	form = stripe_form_encode(json_object_get(j->request, "params"));
-	if (form == NULL)
+	if ((path = provider_path(j, json_str(j->request, "path"))) == NULL)
+		return;
+	if (strncmp(path, "/v1/", 4) != 0)
 	{
-		job_fail(j, 0, -1, "stripe: out of memory encoding the form");
+		free(path);
+		job_fail(j, 1, -1, "claim gave no Stripe POST endpoint");
 		return;
 	}
+	form = stripe_form_encode(json_object_get(j->request, "params"));
 	snprintf(url, sizeof(url), "%s%s", config.stripe_base_url, path);
 	snprintf(header, sizeof(header), "Authorization: Bearer %s", config.stripe_key);
-	headers = curl_slist_append(headers, header);
+	ok = form != NULL && http_header_add(&headers, header) == 0;
 	snprintf(header, sizeof(header), "Idempotency-Key: %s", key);
-	headers = curl_slist_append(headers, header);
+	ok = ok && http_header_add(&headers, header) == 0;
 	if (version != NULL)
 	{
 		snprintf(header, sizeof(header), "Stripe-Version: %s", version);
-		headers = curl_slist_append(headers, header);
+		ok = ok && http_header_add(&headers, header) == 0;
 	}
-	headers = curl_slist_append(headers, "Content-Type: application/x-www-form-urlencoded");
-	headers = curl_slist_append(headers, "Accept: application/json");
-	if (http_send(j, "POST", url, headers, form, config.request_timeout_ms, 0, stripe_done) != 0)
+	ok = ok && http_header_add(&headers, "Content-Type: application/x-www-form-urlencoded") == 0 &&
+		http_header_add(&headers, "Accept: application/json") == 0;
+	if (!ok)
+	{
+		curl_slist_free_all(headers);
+		job_fail(j, 0, -1, "stripe: out of memory building POST %s", path);
+	}
+	else if (http_send(j, "POST", url, headers, form, config.request_timeout_ms, 0, stripe_done) != 0)
 		job_fail(j, 0, -1, "stripe: could not start POST %s", path);
 	free(form);
+	free(path);
 }

@@ -78,7 +78,7 @@ SELECT is((SELECT request->'volume' FROM c1 WHERE kind = 'fly.provision_instance
 SELECT is((SELECT request#>>'{machine,region}' FROM c1 WHERE kind = 'fly.provision_instance'), 'ams', 'the machine goes to the instance''s region');
 SELECT is((SELECT request->'refuse' FROM c1 WHERE kind = 'fly.provision_instance'), 'null'::jsonb, 'a provisionable instance is not refused');
 SELECT is((SELECT request - 'params' FROM c1 WHERE kind = 'stripe.create_customer'),
-          '{"path": "/v1/customers", "method": "POST", "stripe_version": "2024-06-20", "idempotency_key": "customer:00000000-0000-4000-8000-0000000e00a1"}'::jsonb,
+          '{"flow": "call", "path": "/v1/customers", "method": "POST", "stripe_version": "2024-06-20", "idempotency_key": "customer:00000000-0000-4000-8000-0000000e00a1"}'::jsonb,
           'a Stripe job names its endpoint, idempotency key and the pinned API version');
 SELECT is((SELECT request#>>'{params,metadata,user_id}' FROM c1 WHERE kind = 'stripe.create_customer'),
           '00000000-0000-4000-8000-0000000e00a1', 'a Stripe job carries its parameters');

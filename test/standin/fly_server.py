@@ -134,6 +134,7 @@ class FlyServer(StandinServer):
         r("POST", "/v1/apps/{app_name}/machines/{machine_id}/start", self.start_machine)
         r("POST", "/v1/apps/{app_name}/machines/{machine_id}/stop", self.stop_machine)
         r("POST", "/v1/apps/{app_name}/machines/{machine_id}/suspend", self.suspend_machine)
+        r("POST", "/v1/apps/{app_name}/machines/{machine_id}/restart", self.restart_machine)
         r("GET", "/v1/apps/{app_name}/machines/{machine_id}/wait", self.wait_machine)
         self.reset_state()
 
@@ -558,6 +559,19 @@ class FlyServer(StandinServer):
         elif m.state == "destroying":
             return ferr(412, "failed_precondition: unable to stop machine from current state: "
                         "'destroying'", "failed_precondition")
+        return json_response(200, {"ok": True})
+
+    async def restart_machine(self, req, body, app_name, machine_id):
+        m, err = self.find_machine(app_name, machine_id)
+        if err:
+            return err
+        if m.state in ("started", "starting"):
+            self.chain(m, ["stopping", "stopped", "starting", "started"])
+        elif m.state in ("stopped", "suspended", "created"):
+            self.chain(m, ["starting", "started"])
+        else:
+            return ferr(412, "failed_precondition: unable to restart machine from current state: "
+                        "'%s'" % m.state, "failed_precondition")
         return json_response(200, {"ok": True})
 
     async def suspend_machine(self, req, body, app_name, machine_id):

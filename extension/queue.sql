@@ -93,7 +93,8 @@ COMMENT ON COLUMN agentmarket_private.jobs.idempotency_key IS
 COMMENT ON COLUMN agentmarket_private.jobs.serial_key IS
     'Jobs sharing it run one at a time in id order (the instance id for Fly jobs).';
 -- "Next due": queued jobs by run_at, running jobs by lease expiry.
-CREATE INDEX jobs_due_queued ON agentmarket_private.jobs (run_at) WHERE status = 'queued';
+-- (run_at, id): claims take due jobs in that order straight from the index.
+CREATE INDEX jobs_due_queued ON agentmarket_private.jobs (run_at, id) WHERE status = 'queued';
 CREATE INDEX jobs_due_lease ON agentmarket_private.jobs (lease_expires_at) WHERE status = 'running';
 CREATE INDEX jobs_kind_status ON agentmarket_private.jobs (kind, status);
 CREATE INDEX jobs_serial_pending ON agentmarket_private.jobs (serial_key, id)

@@ -4,10 +4,23 @@
 -- Claim, finish, fail
 ------------------------------------------------------------------------------
 
+-- A job's request: its kind's flow, method, endpoint and wait state, merged
+-- with the fields the kind's request function built.  Plain SQL without SET
+-- (every name qualified), so that a claim's statement inlines it.
+CREATE FUNCTION agentmarket_private.kind_request(p_kind agentmarket_private.job_kinds, p_fields jsonb)
+RETURNS jsonb
+LANGUAGE sql STABLE
+AS $$
+    SELECT pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+               'flow', (p_kind).flow, 'method', (p_kind).method, 'path', (p_kind).endpoint, 'wait', (p_kind).wait_state))
+           OPERATOR(pg_catalog.||) COALESCE(p_fields, '{}'::pg_catalog.jsonb)
+$$;
+COMMENT ON FUNCTION agentmarket_private.kind_request(agentmarket_private.job_kinds, jsonb) IS
+    'A request: the kind''s flow, method, path (with {field} placeholders) and wait state, then the fields its request function built.';
+
 -- What the sidecar needs to perform a job, decided here so that the sidecar
--- makes no business decision: the kind's flow, method, endpoint and wait
--- state, and the fields its request function builds.  "refuse" set means: do
--- not call, fail the job permanently with that reason.
+-- makes no business decision.  "refuse" set means: do not call, fail the job
+-- permanently with that reason.
 CREATE FUNCTION agentmarket_private.job_request(p_job agentmarket_private.jobs)
 RETURNS jsonb
 LANGUAGE plpgsql STABLE
@@ -20,13 +33,56 @@ BEGIN
     SELECT * INTO STRICT k FROM agentmarket_private.job_kinds jk WHERE jk.kind OPERATOR(pg_catalog.=) (p_job).kind;
     EXECUTE pg_catalog.format('SELECT %s($1)', pg_catalog.to_regprocedure(k.request_function)::pg_catalog.oid::pg_catalog.regproc)
        INTO fields USING p_job;
-    RETURN pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
-               'flow', k.flow, 'method', k.method, 'path', k.endpoint, 'wait', k.wait_state))
-           OPERATOR(pg_catalog.||) COALESCE(fields, '{}'::jsonb);
+    RETURN agentmarket_private.kind_request(k, fields);
 END
 $$;
 COMMENT ON FUNCTION agentmarket_private.job_request(agentmarket_private.jobs) IS
     'The request a claimed job hands to the sidecar: its kind''s flow, method, path (with {field} placeholders) and wait state, merged with what the kind''s request function builds.';
+
+-- The requests of many claimed jobs: one statement per request function
+-- (not one per job), so a claim parses and plans once per kind of request.
+-- When a function raises for one of its jobs, its jobs are built one by one
+-- (job_request_or_refusal), so that only that job is refused.
+CREATE FUNCTION agentmarket_private.job_requests(p_jobs agentmarket_private.jobs[])
+RETURNS TABLE (job_id bigint, request jsonb)
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    fn text;
+    members agentmarket_private.jobs[];
+    part jsonb;
+    built jsonb := '{}';        -- job id -> fields of its request function
+    whole jsonb := '{}';        -- job id -> whole request, built one by one
+BEGIN
+    FOR fn, members IN
+        SELECT k.request_function, pg_catalog.array_agg(c)
+          FROM pg_catalog.unnest(p_jobs) c
+          JOIN agentmarket_private.job_kinds k ON k.kind OPERATOR(pg_catalog.=) c.kind
+         GROUP BY k.request_function
+    LOOP
+        BEGIN
+            EXECUTE pg_catalog.format(
+                'SELECT pg_catalog.jsonb_object_agg(c.id::text, %s(c)) FROM pg_catalog.unnest($1) c',
+                pg_catalog.to_regprocedure(fn)::pg_catalog.oid::pg_catalog.regproc)
+               INTO part USING members;
+            built := built OPERATOR(pg_catalog.||) COALESCE(part, '{}'::jsonb);
+        EXCEPTION WHEN OTHERS THEN
+            SELECT pg_catalog.jsonb_object_agg(c.id::text, agentmarket_private.job_request_or_refusal(c))
+              INTO part FROM pg_catalog.unnest(members) c;
+            whole := whole OPERATOR(pg_catalog.||) part;
+        END;
+    END LOOP;
+    RETURN QUERY
+    SELECT c.id,
+           COALESCE(whole OPERATOR(pg_catalog.->) c.id::text,
+                    agentmarket_private.kind_request(k, built OPERATOR(pg_catalog.->) c.id::text))
+      FROM pg_catalog.unnest(p_jobs) c
+      JOIN agentmarket_private.job_kinds k ON k.kind OPERATOR(pg_catalog.=) c.kind;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.job_requests(agentmarket_private.jobs[]) IS
+    'The requests of claimed jobs, one statement per request function; a job whose request cannot be built gets {"refuse": reason} while the others go ahead.';
 
 -- A job has reached its end: run the kind's dead handler.
 CREATE FUNCTION agentmarket_private.run_dead_handler(p_job agentmarket_private.jobs)
@@ -55,6 +111,7 @@ DECLARE
     expired agentmarket_private.jobs;
     ids bigint[];
     more bigint[];
+    claimed agentmarket_private.jobs[];
 BEGIN
     IF p_worker IS NULL OR p_worker !~ '^[A-Za-z0-9._:@/-]{1,200}$' THEN
         RAISE EXCEPTION 'invalid worker name' USING ERRCODE = '22023',
@@ -117,19 +174,21 @@ BEGIN
         RETURN;
     END IF;
 
-    RETURN QUERY
-    WITH claimed AS (
+    WITH c AS (
         UPDATE agentmarket_private.jobs j
            SET status = 'running', attempts = j.attempts OPERATOR(pg_catalog.+) 1,
                lease_owner = p_worker, lease_expires_at = pg_catalog.now() OPERATOR(pg_catalog.+) p_lease
          WHERE j.id OPERATOR(pg_catalog.=) ANY (ids)
         RETURNING j.*
     )
-    SELECT c.id, c.kind, k.provider, c.attempts, c.idempotency_key,
-           agentmarket_private.job_request_or_refusal(c::agentmarket_private.jobs)
-      FROM claimed c
+    SELECT pg_catalog.array_agg(c::agentmarket_private.jobs ORDER BY pg_catalog.array_position(ids, c.id))
+      INTO claimed FROM c;
+    RETURN QUERY
+    SELECT c.id, c.kind, k.provider, c.attempts, c.idempotency_key, r.request
+      FROM pg_catalog.unnest(claimed) WITH ORDINALITY c
       JOIN agentmarket_private.job_kinds k ON k.kind OPERATOR(pg_catalog.=) c.kind
-     ORDER BY pg_catalog.array_position(ids, c.id);
+      JOIN agentmarket_private.job_requests(claimed) r ON r.job_id OPERATOR(pg_catalog.=) c.id
+     ORDER BY c.ordinality;
 END
 $$;
 COMMENT ON FUNCTION agentmarket_private.claim_jobs(text, integer, interval) IS
@@ -163,6 +222,36 @@ $$;
 COMMENT ON FUNCTION agentmarket_private.lock_leased_job(bigint, text) IS
     'Locks a job and returns it if worker holds its lease; NULL when the lease was lost or the job is over.';
 
+-- Successes of jobs whose leases the caller holds (rows locked): each kind's
+-- handler applied to its jobs in one statement, then the jobs succeeded.
+CREATE FUNCTION agentmarket_private.apply_successes(p_jobs agentmarket_private.jobs[], p_results jsonb)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    h text;
+    members agentmarket_private.jobs[];
+BEGIN
+    FOR h, members IN
+        SELECT k.handler, pg_catalog.array_agg(c ORDER BY c.id)
+          FROM pg_catalog.unnest(p_jobs) c
+          JOIN agentmarket_private.job_kinds k ON k.kind OPERATOR(pg_catalog.=) c.kind
+         GROUP BY k.handler
+    LOOP
+        EXECUTE pg_catalog.format('SELECT %s(c, $2 OPERATOR(pg_catalog.->) c.id::text) FROM pg_catalog.unnest($1) c',
+                                  pg_catalog.to_regprocedure(h)::pg_catalog.oid::pg_catalog.regproc)
+           USING members, p_results;
+    END LOOP;
+    UPDATE agentmarket_private.jobs j
+       SET status = 'succeeded', result = p_results OPERATOR(pg_catalog.->) j.id::text, finished_at = pg_catalog.now(),
+           lease_owner = NULL, lease_expires_at = NULL
+     WHERE j.id OPERATOR(pg_catalog.=) ANY (ARRAY(SELECT c.id FROM pg_catalog.unnest(p_jobs) c));
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.apply_successes(agentmarket_private.jobs[], jsonb) IS
+    'Applies the successes of locked jobs the caller holds (results: an object from job id to result): each kind''s handler over its jobs in one statement, then every job succeeded with its result.';
+
 CREATE FUNCTION agentmarket_private.finish_job(p_job_id bigint, p_result jsonb, p_worker text)
 RETURNS boolean
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -170,7 +259,6 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     j agentmarket_private.jobs;
-    h regprocedure;
 BEGIN
     IF p_result IS NULL OR pg_catalog.jsonb_typeof(p_result) OPERATOR(pg_catalog.<>) 'object' THEN
         RAISE EXCEPTION 'job result must be a JSON object' USING ERRCODE = '22023';
@@ -179,12 +267,7 @@ BEGIN
     IF j.id IS NULL THEN
         RETURN false;
     END IF;
-    SELECT k.handler INTO STRICT h FROM agentmarket_private.job_kinds k WHERE k.kind OPERATOR(pg_catalog.=) j.kind;
-    EXECUTE pg_catalog.format('SELECT %s($1, $2)', h::oid::regproc) USING j, p_result;
-    UPDATE agentmarket_private.jobs
-       SET status = 'succeeded', result = p_result, finished_at = pg_catalog.now(),
-           lease_owner = NULL, lease_expires_at = NULL
-     WHERE id OPERATOR(pg_catalog.=) p_job_id;
+    PERFORM agentmarket_private.apply_successes(ARRAY[j], pg_catalog.jsonb_build_object(j.id::text, p_result));
     RETURN true;
 END
 $$;
@@ -253,9 +336,12 @@ COMMENT ON FUNCTION agentmarket_private.fail_job(bigint, text, interval, boolean
     'Records a failed attempt: requeued after exponential backoff with jitter (never before retry_after), or dead when permanent or out of attempts. Returns the new status, NULL when worker lost the lease.';
 GRANT EXECUTE ON FUNCTION agentmarket_private.fail_job(bigint, text, interval, boolean, text) TO service_role;
 
--- Many outcomes in one round trip and one commit: each is applied in its own
--- subtransaction, so a result the database refuses (its handler raised)
--- becomes a retryable failure of that job alone.
+-- Many outcomes in one round trip and one commit.  The successes of jobs
+-- the worker holds are applied together (apply_successes); everything else,
+-- and all of them when one result is refused, goes one by one through
+-- finish_job/fail_job, each in its own subtransaction, so a result the
+-- database refuses (its handler raised) becomes a retryable failure of that
+-- job alone.
 CREATE FUNCTION agentmarket_private.report_jobs(p_worker text, p_outcomes jsonb)
 RETURNS TABLE (job_id bigint, outcome text)
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -265,29 +351,62 @@ DECLARE
     o jsonb;
     id bigint;
     st text;
+    applied boolean;
+    ok_jobs agentmarket_private.jobs[];
+    ok_results jsonb;
+    done bigint[] := '{}';
 BEGIN
     IF p_outcomes IS NULL OR pg_catalog.jsonb_typeof(p_outcomes) OPERATOR(pg_catalog.<>) 'array' THEN
         RAISE EXCEPTION 'outcomes must be a JSON array' USING ERRCODE = '22023';
     END IF;
     -- Job id order: concurrent reports lock rows in the same order.
-    FOR o IN SELECT e.value FROM pg_catalog.jsonb_array_elements(p_outcomes) e
-              ORDER BY (e.value OPERATOR(pg_catalog.->>) 'id')::bigint
+    PERFORM FROM agentmarket_private.jobs x
+      WHERE x.id OPERATOR(pg_catalog.=) ANY (ARRAY(
+                SELECT (e.value OPERATOR(pg_catalog.->>) 'id')::bigint FROM pg_catalog.jsonb_array_elements(p_outcomes) e))
+      ORDER BY x.id FOR UPDATE;
+    -- Successes of held jobs, each reported once (a repeated id goes one by one).
+    SELECT pg_catalog.array_agg(x ORDER BY x.id), pg_catalog.jsonb_object_agg(x.id::text, once.v OPERATOR(pg_catalog.->) 'result')
+      INTO ok_jobs, ok_results
+      FROM (SELECT (e.value OPERATOR(pg_catalog.->>) 'id')::bigint AS id, (pg_catalog.array_agg(e.value))[1] AS v
+              FROM pg_catalog.jsonb_array_elements(p_outcomes) e
+             GROUP BY 1 HAVING pg_catalog.count(*) OPERATOR(pg_catalog.=) 1) once
+      JOIN agentmarket_private.jobs x ON x.id OPERATOR(pg_catalog.=) once.id
+     WHERE (once.v OPERATOR(pg_catalog.->) 'ok') OPERATOR(pg_catalog.=) 'true'::jsonb
+       AND pg_catalog.jsonb_typeof(once.v OPERATOR(pg_catalog.->) 'result') OPERATOR(pg_catalog.=) 'object'
+       AND x.status OPERATOR(pg_catalog.=) 'running' AND x.lease_owner OPERATOR(pg_catalog.=) p_worker;
+    IF ok_jobs IS NOT NULL THEN
+        BEGIN
+            PERFORM agentmarket_private.apply_successes(ok_jobs, ok_results);
+            done := ARRAY(SELECT c.id FROM pg_catalog.unnest(ok_jobs) c);
+        EXCEPTION WHEN OTHERS THEN
+            done := '{}';       -- a result was refused: find which, one by one
+        END;
+    END IF;
+    FOR o, applied IN
+        SELECT e.value, d.id IS NOT NULL
+          FROM pg_catalog.jsonb_array_elements(p_outcomes) e
+          LEFT JOIN pg_catalog.unnest(done) d(id) ON d.id OPERATOR(pg_catalog.=) (e.value OPERATOR(pg_catalog.->>) 'id')::bigint
+         ORDER BY (e.value OPERATOR(pg_catalog.->>) 'id')::bigint
     LOOP
         id := (o OPERATOR(pg_catalog.->>) 'id')::bigint;
-        BEGIN
-            IF (o OPERATOR(pg_catalog.->) 'ok') OPERATOR(pg_catalog.=) 'true'::jsonb THEN
-                st := CASE WHEN agentmarket_private.finish_job(id, o OPERATOR(pg_catalog.->) 'result', p_worker)
-                           THEN 'succeeded' ELSE 'lease_lost' END;
-            ELSE
-                st := COALESCE(agentmarket_private.fail_job(id, o OPERATOR(pg_catalog.->>) 'error',
-                          pg_catalog.make_interval(secs => (o OPERATOR(pg_catalog.->>) 'retry_after')::double precision),
-                          COALESCE((o OPERATOR(pg_catalog.->>) 'permanent')::boolean, false), p_worker),
-                          'lease_lost');
-            END IF;
-        EXCEPTION WHEN OTHERS THEN
-            st := COALESCE(agentmarket_private.fail_job(id, pg_catalog.left('database refused the result: ' || SQLERRM, 2000),
-                                                        NULL, false, p_worker), 'lease_lost');
-        END;
+        IF applied THEN
+            st := 'succeeded';
+        ELSE
+            BEGIN
+                IF (o OPERATOR(pg_catalog.->) 'ok') OPERATOR(pg_catalog.=) 'true'::jsonb THEN
+                    st := CASE WHEN agentmarket_private.finish_job(id, o OPERATOR(pg_catalog.->) 'result', p_worker)
+                               THEN 'succeeded' ELSE 'lease_lost' END;
+                ELSE
+                    st := COALESCE(agentmarket_private.fail_job(id, o OPERATOR(pg_catalog.->>) 'error',
+                              pg_catalog.make_interval(secs => (o OPERATOR(pg_catalog.->>) 'retry_after')::double precision),
+                              COALESCE((o OPERATOR(pg_catalog.->>) 'permanent')::boolean, false), p_worker),
+                              'lease_lost');
+                END IF;
+            EXCEPTION WHEN OTHERS THEN
+                st := COALESCE(agentmarket_private.fail_job(id, pg_catalog.left('database refused the result: ' || SQLERRM, 2000),
+                                                            NULL, false, p_worker), 'lease_lost');
+            END;
+        END IF;
         job_id := id;
         outcome := st;
         RETURN NEXT;
@@ -295,7 +414,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION agentmarket_private.report_jobs(text, jsonb) IS
-    'Reports many outcomes at once ([{"id", "ok": true, "result"} | {"id", "ok": false, "error", "retry_after", "permanent"}]), each through finish_job/fail_job in its own subtransaction; returns each job''s new status (succeeded, queued, dead) or lease_lost.';
+    'Reports many outcomes at once ([{"id", "ok": true, "result"} | {"id", "ok": false, "error", "retry_after", "permanent"}]): successes of held jobs together, the rest (and all when one result is refused) each through finish_job/fail_job in its own subtransaction; returns each job''s new status (succeeded, queued, dead) or lease_lost.';
 GRANT EXECUTE ON FUNCTION agentmarket_private.report_jobs(text, jsonb) TO service_role;
 
 CREATE FUNCTION agentmarket_private.retry_job(p_job_id bigint)

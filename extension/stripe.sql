@@ -35,13 +35,14 @@ GRANT EXECUTE ON FUNCTION agentmarket_private.enqueue_stripe_job(text, jsonb, te
 
 -- The fields of a Stripe request: the form parameters, the Idempotency-Key
 -- and the pinned API version (reconcile.sql); method and path are the kind's.
+-- Plain SQL without SET (every name qualified, so no search_path can redirect
+-- it) and without a sub-select: a claim's one statement inlines it.
 CREATE FUNCTION agentmarket_private.stripe_request(p_job agentmarket_private.jobs)
 RETURNS jsonb
 LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT pg_catalog.jsonb_build_object(
-        'params', COALESCE((p_job).payload OPERATOR(pg_catalog.->) 'params', '{}'::jsonb),
+        'params', COALESCE((p_job).payload OPERATOR(pg_catalog.->) 'params', '{}'::pg_catalog.jsonb),
         'idempotency_key', (p_job).idempotency_key,
         -- Every request pins the API version: its shape is ours, not the account's default.
         'stripe_version', agentmarket_private.setting('stripe_api_version'))

@@ -44,6 +44,16 @@ static job *active_jobs;		/* claimed, being performed */
 static int	active;
 static job *backlog;			/* ended, outcome not reported yet */
 static int	backlog_count;
+static job *reporting;			/* ended, outcome sent, verdict awaited */
+static int	reporting_count;
+
+/* The loop's claim state, also moved by the claimed callback. */
+static int	wake = 1;			/* claim at once */
+static double next_claim;		/* else claim at least at this time */
+static int	claim_wanted;		/* size of the claim in flight */
+static long long claimed_total;
+static int	exit_status;
+static int	once_drained;		/* --once: a claim found nothing and nothing is left */
 
 
 /* SIGTERM/SIGINT: stop claiming and drain; a second one: release now. */
@@ -325,18 +335,83 @@ report_due(void)
 		now_seconds() - oldest >= 0.02;
 }
 
-/* Report the backlog; kept when the database cannot be reached.  1: reported. */
-static int
+/* Move every job of list to the front of *to, counting them in *count. */
+static void
+move_jobs(job *list, job **to, int *count)
+{
+	while (list != NULL)
+	{
+		job		   *j = list;
+
+		list = j->next;
+		j->next = *to;
+		*to = j;
+		(*count)++;
+	}
+}
+
+/* Send the backlog's outcomes (report_jobs); the reported callback gets the verdict. */
+static void
 report_backlog(void)
 {
-	if (backlog == NULL)
-		return 0;
-	if (queue_report_all(backlog) != 0)
-		return 0;
-	free_jobs(backlog);
+	if (backlog == NULL || queue_report_send(backlog) != 0)
+		return;
+	reporting = backlog;
+	reporting_count = backlog_count;
 	backlog = NULL;
 	backlog_count = 0;
-	return 1;
+}
+
+/*
+ * A report's verdict.  Delivered: the jobs are done (and finished jobs may
+ * unblock the next job of their instance: claim soon).  Refused as a batch:
+ * each job alone.  Unreachable: kept and reported once the database is back.
+ */
+static void
+reported(job *list, int rc)
+{
+	reporting = NULL;
+	reporting_count = 0;
+	if (rc == -2)
+		rc = queue_report_each(list);
+	if (rc == 0)
+	{
+		free_jobs(list);
+		wake = 1;
+	}
+	else
+		move_jobs(list, &backlog, &backlog_count);	/* reported once the database is back */
+}
+
+/* A claim's jobs (n < 0: the claim failed): started at once. */
+static void
+claimed(job *fresh, int n)
+{
+	double		now = now_seconds();
+	job		   *j;
+
+	if (n < 0)
+	{
+		if (config.once)
+		{
+			/* Report what can still be reported, then exit 1. */
+			exit_status = 1;
+			stop_requested = 1;
+		}
+		n = 0;
+	}
+	claimed_total += n;
+	for (j = fresh; j != NULL; j = j->next)
+		provider_start(j);
+	move_jobs(fresh, &active_jobs, &active);
+	/* A full batch means more may be due: claim again soon. */
+	wake = n == claim_wanted && n > 0;
+	if (!wake)
+		next_claim = now + config.poll_ms / 1000.0;
+	if (config.once && n == 0 && active == 0 && backlog_count == 0 && reporting_count == 0)
+		once_drained = 1;
+	/* Jobs refused at once (no call) end now: report them soon. */
+	collect_ended();
 }
 
 /*
@@ -347,11 +422,13 @@ report_backlog(void)
 static void
 heartbeat(void)
 {
-	job		  **held = malloc(sizeof(job *) * (size_t) (active + backlog_count + 1));
+	job		  **held;
 	job		   *j;
 	int			n = 0;
 	int			i;
 
+	queue_wait();				/* a report in flight settles first: its jobs are then held or done */
+	held = malloc(sizeof(job *) * (size_t) (active + backlog_count + 1));
 	if (held == NULL)
 		return;
 	for (j = active_jobs; j != NULL; j = j->next)
@@ -424,12 +501,14 @@ restart_due(double now)
 static void
 give_up(void)
 {
-	job		  **held = malloc(sizeof(job *) * (size_t) (active + 1));
+	job		  **held;
 	job		   *j;
 	int			n = 0;
 	int			released = -1;
 	char		reason[256];
 
+	queue_wait();				/* what is in flight settles first (a claim's jobs are then released too) */
+	held = malloc(sizeof(job *) * (size_t) (active + 1));
 	for (j = active_jobs; j != NULL && held != NULL; j = j->next)
 	{
 		http_cancel(j);
@@ -440,8 +519,12 @@ give_up(void)
 	if (held != NULL && queue_connect_when_due())
 		released = queue_release(held, n, reason);
 	free(held);
-	if (backlog != NULL && queue_up())
-		report_backlog();
+	if (backlog != NULL && queue_up() && queue_report_all(backlog) == 0)
+	{
+		free_jobs(backlog);
+		backlog = NULL;
+		backlog_count = 0;
+	}
 	log_event(released == n && backlog == NULL ? "warn" : "error", "drain_deadline_passed",
 			  json_pack("{sisisi}", "in_flight", active, "released", released < 0 ? 0 : released,
 						"unreported", backlog_count));
@@ -458,16 +541,13 @@ int
 main(int argc, char **argv)
 {
 	struct sigaction sa;
-	int			wake = 1;
-	double		next_claim = 0;
 	double		next_heartbeat = 0;
 	double		drain_deadline = 0;
-	long long	claimed_total = 0;
-	int			exit_status = 0;
 	int			was_up = 0;
 	int			claim_threshold;
 
 	configure(argc, argv);
+	queue_set_callbacks(reported, claimed);
 	claim_threshold = (config.batch < config.concurrency ? config.batch : config.concurrency) / 4;
 	if (claim_threshold < 1)
 		claim_threshold = 1;
@@ -515,7 +595,8 @@ main(int argc, char **argv)
 		if (up && !was_up)
 			next_heartbeat = 0;
 		was_up = up;
-		if (up && now >= next_heartbeat && (active > 0 || backlog_count > 0 || config.health_port != 0))
+		if (up && now >= next_heartbeat &&
+			(active > 0 || backlog_count > 0 || reporting_count > 0 || config.health_port != 0))
 		{
 			heartbeat();
 			next_heartbeat = now + heartbeat_interval();
@@ -523,9 +604,11 @@ main(int argc, char **argv)
 		abandon_expiring(now);
 		restart_due(now);
 		collect_ended();
-		/* Finished jobs may unblock the next job of their instance. */
-		if (queue_up() && report_due() && report_backlog())
-			wake = 1;
+		/* Sent without waiting; the verdict comes to reported(). */
+		if (queue_up() && !queue_busy() && report_due())
+			report_backlog();
+		if (once_drained)
+			break;
 
 		if (stop_requested)
 		{
@@ -539,7 +622,7 @@ main(int argc, char **argv)
 			}
 			if (stop_requested == 2)
 				drain_deadline = now;
-			if (active == 0 && backlog_count == 0)
+			if (active == 0 && backlog_count == 0 && reporting_count == 0 && !queue_busy())
 				break;
 			if (now >= drain_deadline)
 			{
@@ -554,55 +637,27 @@ main(int argc, char **argv)
 		 * Claims wait for a quarter batch of room, so that each statement
 		 * carries many jobs, unless nothing is in flight.
 		 */
-		room = backlog_count >= config.concurrency ? 0 : config.concurrency - active;
-		if (!stop_requested && queue_up() && room > 0 && (room >= claim_threshold || active == 0) &&
-			(wake || now >= next_claim))
+		room = backlog_count + reporting_count >= config.concurrency ? 0 : config.concurrency - active;
+		if (!stop_requested && queue_up() && !queue_busy() && room > 0 &&
+			(room >= claim_threshold || active == 0) && (wake || now >= next_claim))
 		{
-			int			want = room < config.batch ? room : config.batch;
-			job		   *fresh = NULL;
-			int			n = queue_claim(want, &fresh);
-
-			if (n < 0)
-			{
-				if (config.once)
-				{
-					/* Report what can still be reported, then exit 1. */
-					exit_status = 1;
-					stop_requested = 1;
-				}
-				n = 0;
-			}
-			claimed_total += n;
-			while (fresh != NULL)
-			{
-				job		   *j = fresh;
-
-				fresh = j->next;
-				j->next = active_jobs;
-				active_jobs = j;
-				active++;
-				provider_start(j);
-			}
-			/* A full batch means more may be due: claim again soon. */
-			wake = n == want && n > 0;
-			if (!wake)
-				next_claim = now + config.poll_ms / 1000.0;
-			if (config.once && n == 0 && active == 0 && backlog_count == 0)
-				break;
-			/* Jobs refused at once (no call) end now: report them soon. */
-			collect_ended();
+			/* Sent without waiting; the jobs come to claimed(). */
+			claim_wanted = room < config.batch ? room : config.batch;
+			if (queue_claim_send(claim_wanted) != 0)
+				claimed(NULL, -1);
 		}
 		status.in_flight = active;
-		status.report_backlog = backlog_count;
+		status.report_backlog = backlog_count + reporting_count;
 
-		if (wake && !stop_requested && queue_up() && room > 0 && (room >= claim_threshold || active == 0))
+		if (wake && !stop_requested && queue_up() && !queue_busy() && room > 0 &&
+			(room >= claim_threshold || active == 0))
 			timeout_ms = 0;
 		else
 		{
 			double		until = (next_claim - now_seconds()) * 1000;
 
-			/* With calls in flight, come back soon to report gathered outcomes. */
-			timeout_ms = active > 0 || backlog_count > 0 ? 10 : (int) (until < 1 ? 1 : until);
+			/* With calls or a statement in flight, come back soon (the socket wakes us too). */
+			timeout_ms = active > 0 || backlog_count > 0 || queue_busy() ? 10 : (int) (until < 1 ? 1 : until);
 			/* Idle waits stay short so that a signal or a deadline is noticed promptly. */
 			if (timeout_ms > 250)
 				timeout_ms = 250;
@@ -615,8 +670,8 @@ main(int argc, char **argv)
 		}
 		nfds += health_wait_fds(fds + nfds, 16 - nfds);
 		http_run(timeout_ms, fds, nfds);
-		if (queue_socket() >= 0 && nfds > 0 && fds[0].fd == queue_socket() && fds[0].revents != 0 &&
-			queue_drain_notifications() > 0)
+		/* NOTIFY, and the result of the statement in flight (handed to its callback). */
+		if (queue_poll() > 0)
 			wake = 1;
 		health_serve(fds, nfds);
 	}

@@ -12,6 +12,8 @@
  *	  statement is a single call with parameters and no session state.
  *-------------------------------------------------------------------------
  */
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +31,26 @@
 
 static PGconn *conn;
 static double next_connect_at;
+
+/*
+ * The statement in flight, sent without waiting (PQsendQueryParams), so the
+ * HTTP calls go on while the database works; its result is handed to the
+ * callbacks by queue_poll.  At most one at a time; the synchronous calls
+ * (heartbeat, release, lag) let it finish first (queue_settle).
+ */
+typedef enum pending_kind
+{
+	PENDING_NONE,
+	PENDING_REPORT,
+	PENDING_CLAIM
+} pending_kind;
+
+static pending_kind pending;
+static PGresult *pending_result;	/* the statement's result, until the connection is idle */
+static job *pending_jobs;		/* PENDING_REPORT: the jobs reported */
+static double pending_sent;		/* PENDING_CLAIM: when it was sent (the lease's start) */
+static queue_reported_fn on_reported;
+static queue_claimed_fn on_claimed;
 static double reconnect_delay = RECONNECT_FIRST_S;
 static long long connect_attempts;
 static char down_reason[512];
@@ -81,6 +103,8 @@ queue_notice(void *arg, const PGresult *res)
 			  "database_notice", fields);
 }
 
+static void queue_pending_lost(void);
+
 /* The database went away: close, log once, try again after the backoff. */
 static void
 queue_went_down(const char *what, const char *why)
@@ -90,6 +114,7 @@ queue_went_down(const char *what, const char *why)
 		PQfinish(conn);
 		conn = NULL;
 	}
+	queue_pending_lost();
 	next_connect_at = now_seconds() + reconnect_delay;
 	if (status.database_up || status.database_changed_at == 0)
 	{
@@ -237,39 +262,18 @@ queue_connect_when_due(void)
 	return 1;
 }
 
-/*
- * Claim up to max due jobs (leased to this worker); prepends them to *out.
- * Returns how many, or -1 on a database error.
- */
-int
-queue_claim(int max, job **out)
-{
-	char		max_text[16];
-	char		lease_text[16];
-	const char *params[3];
-	PGresult   *res;
-	int			n;
-	int			i;
-	double		sent = now_seconds();
+/* The claim statement: due jobs leased to this worker, with their requests. */
+#define CLAIM_SQL \
+	"SELECT job_id, kind, provider, attempt, idempotency_key, request::text " \
+	"FROM agentmarket_private.claim_jobs($1, $2::integer, pg_catalog.make_interval(secs => $3::integer))"
 
-	if (conn == NULL)
-		return -1;
-	snprintf(max_text, sizeof(max_text), "%d", max);
-	snprintf(lease_text, sizeof(lease_text), "%d", config.lease_seconds);
-	params[0] = config.worker;
-	params[1] = max_text;
-	params[2] = lease_text;
-	res = PQexecParams(conn,
-					   "SELECT job_id, kind, provider, attempt, idempotency_key, request::text "
-					   "FROM agentmarket_private.claim_jobs($1, $2::integer, "
-					   "pg_catalog.make_interval(secs => $3::integer))",
-					   3, NULL, params, NULL, NULL, 0);
-	if (queue_check(res, PGRES_TUPLES_OK, "claim_jobs") != 0)
-	{
-		PQclear(res);
-		return -1;
-	}
-	n = PQntuples(res);
+/* Jobs from the rows of a claim sent at `sent`, prepended to *out; how many rows. */
+static int
+queue_claimed(PGresult *res, double sent, job **out)
+{
+	int			n = PQntuples(res);
+	int			i;
+
 	status.last_claim_at = now_seconds();
 	if (n > 0)
 		status.last_job_claimed_at = status.last_claim_at;
@@ -286,8 +290,50 @@ queue_claim(int max, job **out)
 		j->next = *out;
 		*out = j;
 	}
-	PQclear(res);
 	return n;
+}
+
+/* Where queue_poll hands finished statements. */
+void
+queue_set_callbacks(queue_reported_fn reported, queue_claimed_fn claimed)
+{
+	on_reported = reported;
+	on_claimed = claimed;
+}
+
+/* Whether a statement is in flight. */
+int
+queue_busy(void)
+{
+	return pending != PENDING_NONE;
+}
+
+/*
+ * Send a claim for up to max due jobs without waiting for it; the jobs come
+ * to the claimed callback.  0 when sent, -1 when not (down, or busy).
+ */
+int
+queue_claim_send(int max)
+{
+	char		max_text[16];
+	char		lease_text[16];
+	const char *params[3];
+
+	if (conn == NULL || pending != PENDING_NONE)
+		return -1;
+	snprintf(max_text, sizeof(max_text), "%d", max);
+	snprintf(lease_text, sizeof(lease_text), "%d", config.lease_seconds);
+	params[0] = config.worker;
+	params[1] = max_text;
+	params[2] = lease_text;
+	pending_sent = now_seconds();
+	if (!PQsendQueryParams(conn, CLAIM_SQL, 3, NULL, params, NULL, NULL, 0))
+	{
+		queue_went_down("claim_jobs", PQerrorMessage(conn));
+		return -1;
+	}
+	pending = PENDING_CLAIM;
+	return 0;
 }
 
 /* Log one reported outcome and count it. */
@@ -335,18 +381,34 @@ queue_outcome_json(job *j)
 	return o;
 }
 
-/* Send outcomes (a JSON array) through report_jobs; the result, or NULL. */
+#define REPORT_SQL "SELECT job_id, outcome FROM agentmarket_private.report_jobs($1, $2::jsonb)"
+
+/* The outcomes of the jobs of list as report_jobs takes them; caller frees. */
+static char *
+queue_outcomes_text(job *list, int only_first)
+{
+	json_t	   *outcomes = json_array();
+	job		   *j;
+	char	   *text;
+
+	for (j = list; j != NULL; j = only_first ? NULL : j->next)
+		json_array_append_new(outcomes, queue_outcome_json(j));
+	text = json_dumps(outcomes, JSON_COMPACT);
+	json_decref(outcomes);
+	return text;
+}
+
+/* Send outcomes through report_jobs and wait; the result, *rc as queue_check says. */
 static PGresult *
-queue_send_outcomes(json_t *outcomes, int *rc)
+queue_send_outcomes(job *list, int only_first, int *rc)
 {
 	const char *params[2];
-	char	   *text = json_dumps(outcomes, JSON_COMPACT);
+	char	   *text = queue_outcomes_text(list, only_first);
 	PGresult   *res;
 
 	params[0] = config.worker;
 	params[1] = text;
-	res = PQexecParams(conn, "SELECT job_id, outcome FROM agentmarket_private.report_jobs($1, $2::jsonb)",
-					   2, NULL, params, NULL, NULL, 0);
+	res = PQexecParams(conn, REPORT_SQL, 2, NULL, params, NULL, NULL, 0);
 	free(text);
 	*rc = queue_check(res, PGRES_TUPLES_OK, "report_jobs");
 	return res;
@@ -373,39 +435,54 @@ queue_log_outcomes(PGresult *res, job *list)
 }
 
 /*
- * Report every ended job of the list in one round trip and one new
- * transaction (report_jobs applies each in its own subtransaction).  When
- * the database refuses the batch, each job is reported alone, so one bad
- * outcome cannot hold back the others.  Returns 0 when the outcomes were
- * delivered, -1 when the database could not be reached: the caller keeps
- * them and reports them again once it is back (a report that did commit
- * before the answer was lost comes back as lease_lost, changing nothing).
+ * Send the outcomes of every ended job of the list through report_jobs
+ * without waiting: one round trip and one new transaction, while the calls
+ * go on.  The reported callback gets the list back with the verdict.  0 when
+ * sent, -1 when not (down, or busy: the caller keeps the list).
  */
 int
-queue_report_all(job *list)
+queue_report_send(job *list)
 {
-	json_t	   *outcomes;
+	const char *params[2];
+	char	   *text;
+	int			sent;
+
+	if (conn == NULL || pending != PENDING_NONE)
+		return -1;
+	if ((text = queue_outcomes_text(list, 0)) == NULL)
+		return -1;
+	params[0] = config.worker;
+	params[1] = text;
+	sent = PQsendQueryParams(conn, REPORT_SQL, 2, NULL, params, NULL, NULL, 0);
+	free(text);
+	if (!sent)
+	{
+		queue_went_down("report_jobs", PQerrorMessage(conn));
+		return -1;
+	}
+	pending = PENDING_REPORT;
+	pending_jobs = list;
+	return 0;
+}
+
+/*
+ * Report each job of the list alone (the database refused the batch, so one
+ * bad outcome cannot hold back the others).  0 when delivered, -1 when the
+ * database could not be reached.
+ */
+int
+queue_report_each(job *list)
+{
 	job		   *j;
 	PGresult   *res;
 	int			rc;
 
+	queue_wait();
 	if (conn == NULL)
 		return -1;
-	outcomes = json_array();
-	for (j = list; j != NULL; j = j->next)
-		json_array_append_new(outcomes, queue_outcome_json(j));
-	res = queue_send_outcomes(outcomes, &rc);
-	json_decref(outcomes);
-	if (rc == 0)
-		queue_log_outcomes(res, list);
-	PQclear(res);
-	if (rc != -2)
-		return rc;
 	for (j = list; j != NULL; j = j->next)
 	{
-		outcomes = json_pack("[o]", queue_outcome_json(j));
-		res = queue_send_outcomes(outcomes, &rc);
-		json_decref(outcomes);
+		res = queue_send_outcomes(j, 1, &rc);
 		if (rc == 0)
 			queue_log_outcomes(res, list);
 		PQclear(res);
@@ -413,6 +490,30 @@ queue_report_all(job *list)
 			return -1;
 	}
 	return 0;
+}
+
+/*
+ * Report every ended job of the list and wait (the drain deadline): one
+ * round trip and one new transaction, each job alone when the batch is
+ * refused.  Returns 0 when the outcomes were delivered, -1 when the database
+ * could not be reached: the caller keeps them and reports them again once
+ * it is back (a report that did commit before the answer was lost comes
+ * back as lease_lost, changing nothing).
+ */
+int
+queue_report_all(job *list)
+{
+	PGresult   *res;
+	int			rc;
+
+	queue_wait();
+	if (conn == NULL)
+		return -1;
+	res = queue_send_outcomes(list, 0, &rc);
+	if (rc == 0)
+		queue_log_outcomes(res, list);
+	PQclear(res);
+	return rc == -2 ? queue_report_each(list) : rc;
 }
 
 /* "{1,2,3}" of the ids of jobs[0..n); caller frees. */
@@ -448,6 +549,7 @@ queue_renew(job **jobs, int n)
 	int			i;
 	double		sent = now_seconds();
 
+	queue_wait();
 	if (conn == NULL)
 		return -1;
 	if (n == 0)
@@ -496,6 +598,7 @@ queue_release(job **jobs, int n, const char *reason)
 	PGresult   *res;
 	int			released;
 
+	queue_wait();
 	if (conn == NULL)
 		return -1;
 	if (n == 0)
@@ -524,6 +627,7 @@ queue_measure_lag(void)
 {
 	PGresult   *res;
 
+	queue_wait();
 	if (conn == NULL)
 		return;
 	res = PQexec(conn, "SELECT COALESCE((SELECT pg_catalog.date_part('epoch', waiting) "
@@ -533,24 +637,119 @@ queue_measure_lag(void)
 	PQclear(res);
 }
 
-/* Consume NOTIFY messages; returns how many arrived. */
+/* Hand the finished statement's result to its callback (the connection is idle). */
+static void
+queue_deliver(PGresult *res)
+{
+	pending_kind kind = pending;
+	job		   *jobs = pending_jobs;
+	int			rc;
+
+	pending = PENDING_NONE;
+	pending_jobs = NULL;
+	if (kind == PENDING_CLAIM)
+	{
+		job		   *fresh = NULL;
+		int			n = -1;
+
+		if (queue_check(res, PGRES_TUPLES_OK, "claim_jobs") == 0)
+			n = queue_claimed(res, pending_sent, &fresh);
+		PQclear(res);
+		on_claimed(fresh, n);
+		return;
+	}
+	rc = queue_check(res, PGRES_TUPLES_OK, "report_jobs");
+	if (rc == 0)
+		queue_log_outcomes(res, jobs);
+	PQclear(res);
+	on_reported(jobs, rc);
+}
+
+/* The connection was lost with a statement in flight: its callback learns it. */
+static void
+queue_pending_lost(void)
+{
+	pending_kind kind = pending;
+	job		   *jobs = pending_jobs;
+
+	if (kind == PENDING_NONE)
+		return;
+	pending = PENDING_NONE;
+	pending_jobs = NULL;
+	if (pending_result != NULL)
+		PQclear(pending_result);
+	pending_result = NULL;
+	if (kind == PENDING_CLAIM)
+		on_claimed(NULL, -1);
+	else
+		on_reported(jobs, -1);
+}
+
+/* NOTIFY messages consumed since queue_poll last said. */
+static int	notifications;
+
+/*
+ * Read what the server sent, without waiting: NOTIFY messages, and the
+ * result of the statement in flight, handed to its callback once the
+ * connection is idle again.  Returns how many notifications arrived.
+ */
 int
-queue_drain_notifications(void)
+queue_poll(void)
 {
 	PGnotify   *n;
-	int			count = 0;
+	int			count;
 
 	if (conn == NULL)
 		return 0;
 	if (PQconsumeInput(conn) == 0)
 	{
-		queue_went_down("listen", PQerrorMessage(conn));
+		queue_went_down(pending == PENDING_CLAIM ? "claim_jobs" : pending == PENDING_REPORT ? "report_jobs" : "listen",
+						PQerrorMessage(conn));
 		return 0;
 	}
 	while ((n = PQnotifies(conn)) != NULL)
 	{
-		count++;
+		notifications++;
 		PQfreemem(n);
 	}
+	while (conn != NULL && pending != PENDING_NONE && !PQisBusy(conn))
+	{
+		PGresult   *r = PQgetResult(conn);
+
+		if (r == NULL)
+		{
+			PGresult   *res = pending_result;
+
+			pending_result = NULL;
+			queue_deliver(res);
+			break;
+		}
+		if (pending_result == NULL)
+			pending_result = r;
+		else
+			PQclear(r);
+	}
+	count = notifications;
+	notifications = 0;
 	return count;
+}
+
+/* Wait until no statement is in flight (its callback has run), or the connection is lost. */
+void
+queue_wait(void)
+{
+	while (conn != NULL && pending != PENDING_NONE)
+	{
+		struct pollfd p;
+
+		p.fd = PQsocket(conn);
+		p.events = POLLIN;
+		p.revents = 0;
+		if (PQisBusy(conn) && poll(&p, 1, 1000) < 0 && errno != EINTR)
+		{
+			queue_went_down("wait", strerror(errno));
+			return;
+		}
+		notifications += queue_poll();
+	}
 }

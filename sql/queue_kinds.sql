@@ -4,6 +4,10 @@
 --   * A claim hands the sidecar the kind's flow, method, path (with {field}
 --     placeholders) and wait state, merged with what the request function
 --     builds; a kind added as one row is claimed that way too.
+--   * A claim builds its requests one statement per request function; a job
+--     whose request cannot be built is refused alone.
+--   * A report applies the successes of held jobs together: each once, even
+--     when an id is reported twice.
 \set QUIET 1
 \pset format unaligned
 \pset tuples_only true
@@ -11,7 +15,7 @@
 SET client_min_messages = warning;
 SET search_path = public, pg_catalog;
 BEGIN;
-SELECT plan(8);
+SELECT plan(12);
 
 SELECT is_empty($$SELECT kind FROM agentmarket_private.job_kinds WHERE to_regprocedure(request_function) IS NULL$$,
                 'every kind''s request function resolves');
@@ -55,5 +59,25 @@ SELECT ok(agentmarket_private.finish_job(:job, '{"state": "started"}', 'kinds-wo
 SELECT is((SELECT status FROM agentmarket.agent_instances WHERE id = '00000000-0000-4000-8000-00000000e1d1'), 'running',
           'the instance has the status the row names');
 
+-- One request that cannot be built among others of the same function.
+INSERT INTO agentmarket.users (id, email) VALUES ('00000000-0000-4000-8000-00000000c1d3', 'buyer@kinds.test');
+SELECT agentmarket_private.enqueue_stripe_job('stripe.create_customer', '{"email": "a@kinds.test"}', 'kinds:a',
+           '{"user_id": "00000000-0000-4000-8000-00000000c1d3"}') AS good \gset
+SELECT agentmarket_private.enqueue_job('fly.start_machine', '{"instance_id": "00000000-0000-4000-8000-00000000e1d9"}') AS gone \gset
+UPDATE agentmarket_private.jobs SET payload = '{"instance_id": "not-a-uuid"}' WHERE id = :gone;
+SELECT agentmarket_private.enqueue_job('fly.stop_machine', '{"instance_id": "00000000-0000-4000-8000-00000000e1d1"}') AS fine \gset
+CREATE TEMP TABLE claimed2 AS SELECT * FROM agentmarket_private.claim_jobs('kinds-worker', 10, '1 minute');
+SELECT alike((SELECT request->>'refuse' FROM claimed2 WHERE job_id = :gone), 'the request cannot be built from the job:%',
+            'a job whose request cannot be built is refused, with the reason');
+SELECT is((SELECT request->>'path' FROM claimed2 WHERE job_id = :fine), '/v1/apps/{app_name}/machines/{machine_id}/stop',
+          '... while the other jobs of its request function are built');
+
+-- The same success reported twice in one batch is applied once.
+SELECT is((SELECT array_agg(outcome ORDER BY outcome) FROM agentmarket_private.report_jobs('kinds-worker', jsonb_build_array(
+            jsonb_build_object('id', :good, 'ok', true, 'result', '{"id": "cus_Kinds1"}'::jsonb),
+            jsonb_build_object('id', :good, 'ok', true, 'result', '{"id": "cus_Kinds2"}'::jsonb)))),
+          '{lease_lost,succeeded}', 'a success reported twice in one batch counts once');
+SELECT is((SELECT stripe_customer_id FROM agentmarket.users WHERE id = '00000000-0000-4000-8000-00000000c1d3'), 'cus_Kinds1',
+          '... and its handler ran once, with the first result');
 SELECT * FROM finish();
 ROLLBACK;

@@ -90,6 +90,7 @@ def main():
     db = Database("bench_sidecar")
     fly = Standin("fly", latency_ms=LATENCY_MS)
     stripe = Standin("stripe", latency_ms=LATENCY_MS)
+    load_before = os.getloadavg()
     try:
         lat = measured_latency(stripe)
         ideal = CONCURRENCY / lat
@@ -107,6 +108,10 @@ def main():
               % (rate, ideal, rate / ideal, "met" if rate >= 1000 else "NOT met"))
         print("sidecar throughput vs ideal: %.2fx; goal >= 0.80x: %s" % (rate / ideal, "met" if rate / ideal >= 0.80 else "NOT met"))
         print("sidecar peak RSS (VmHWM): %.1f MB; goal < 20 MB: %s" % (hwm / 1024.0, "met" if hwm < 20 * 1024 else "NOT met"))
+        # The figure is wall-clock: on a shared machine other work takes the
+        # cores the sidecar, the database and the stand-in need.
+        print("load average (1, 5, 15 min) before: %.2f %.2f %.2f, after: %.2f %.2f %.2f on %d CPUs"
+              % (load_before + os.getloadavg() + (os.cpu_count(),)))
         rec = crash_recovery(db, fly, stripe)
         print("sidecar crash recovery (kill -9 just after a heartbeat -> all %d jobs claimable), default 30 s lease: "
               "%.1f s; goal <= 60 s: %s" % (64, rec, "met" if rec <= 60 else "NOT met"))

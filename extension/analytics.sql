@@ -176,7 +176,7 @@ SELECT c.creator_id,
                     COALESCE(pg_catalog.sum(x.creator_amount) FILTER (WHERE x.payout_id IS NULL), 0) AS clawback_unsettled_usd
                FROM agentmarket_private.creator_clawbacks x GROUP BY x.creator_id) k
          ON k.creator_id OPERATOR(pg_catalog.=) c.creator_id
-  LEFT JOIN (SELECT y.creator_id, pg_catalog.sum(y.transfer_cents) OPERATOR(pg_catalog./) 100.0 AS transferred_usd,
+  LEFT JOIN (SELECT y.creator_id, (pg_catalog.sum(y.transfer_cents) OPERATOR(pg_catalog./) 100)::numeric(14,2) AS transferred_usd,
                     pg_catalog.max(y.paid_at) AS last_paid_at
                FROM agentmarket.payouts y WHERE y.status OPERATOR(pg_catalog.=) 'paid' GROUP BY y.creator_id) p
          ON p.creator_id OPERATOR(pg_catalog.=) c.creator_id;

@@ -371,7 +371,14 @@ BEGIN
     ON CONFLICT ON CONSTRAINT credit_packs_pkey DO UPDATE
        SET name = EXCLUDED.name, kind = EXCLUDED.kind, credits = EXCLUDED.credits, amount_cents = EXCLUDED.amount_cents,
            currency = EXCLUDED.currency, active = true, operator_set = true, updated_at = EXCLUDED.updated_at
+     -- A pack on sale is never overwritten, even one another transaction
+     -- created since the check above.
+     WHERE NOT p.active
     RETURNING * INTO new;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'credit pack % already exists', create_credit_pack.code USING ERRCODE = '23505',
+            HINT = 'Change its price with agentmarket.change_credit_pack_price(), or withdraw it first.';
+    END IF;
     PERFORM agentmarket_private.audit_price('credit_pack', new.code, 'create',
         CASE WHEN old.code IS NOT NULL THEN pg_catalog.to_jsonb(old) OPERATOR(pg_catalog.-) 'updated_at' END,
         pg_catalog.to_jsonb(new) OPERATOR(pg_catalog.-) 'updated_at');

@@ -46,6 +46,9 @@ static job *backlog;			/* ended, outcome not reported yet */
 static int	backlog_count;
 static job *reporting;			/* ended, outcome sent, verdict awaited */
 static int	reporting_count;
+static job *ready;				/* claimed ahead, started as soon as a slot frees */
+static int	ready_count;
+static int	claim_threshold;	/* claims wait for this much room (a quarter batch) */
 
 /* The loop's claim state, also moved by the claimed callback. */
 static int	wake = 1;			/* claim at once */
@@ -383,12 +386,60 @@ reported(job *list, int rc)
 		move_jobs(list, &backlog, &backlog_count);	/* reported once the database is back */
 }
 
-/* A claim's jobs (n < 0: the claim failed): started at once. */
+/*
+ * Start claimed-ahead jobs while a slot is free.  Up to claim_threshold jobs
+ * are claimed ahead of the free slots, so a slot whose call ended starts its
+ * next job at once instead of waiting for a claim's round trip.
+ */
+static void
+start_ready(void)
+{
+	while (ready != NULL && active < config.concurrency)
+	{
+		job		   *j = ready;
+
+		ready = j->next;
+		ready_count--;
+		j->next = active_jobs;
+		active_jobs = j;
+		active++;
+		provider_start(j);
+	}
+}
+
+/*
+ * Stopping: claimed-ahead jobs were never started, so they go back at once
+ * (release_jobs); when the database cannot take them, their leases run out
+ * and another sidecar claims them, nobody having performed them.
+ */
+static void
+release_ready(void)
+{
+	job		  **held;
+	job		   *j;
+	int			n = 0;
+	char		reason[256];
+
+	queue_wait();				/* a claim in flight adds to ready first */
+	if (ready == NULL)
+		return;
+	held = malloc(sizeof(job *) * (size_t) ready_count);
+	for (j = ready; j != NULL && held != NULL; j = j->next)
+		held[n++] = j;
+	snprintf(reason, sizeof(reason), "released: sidecar %s stopped before it started the job", config.worker);
+	if (held != NULL)
+		queue_release(held, n, reason);
+	free(held);
+	free_jobs(ready);
+	ready = NULL;
+	ready_count = 0;
+}
+
+/* A claim's jobs (n < 0: the claim failed): started as slots allow. */
 static void
 claimed(job *fresh, int n)
 {
 	double		now = now_seconds();
-	job		   *j;
 
 	if (n < 0)
 	{
@@ -401,14 +452,14 @@ claimed(job *fresh, int n)
 		n = 0;
 	}
 	claimed_total += n;
-	for (j = fresh; j != NULL; j = j->next)
-		provider_start(j);
-	move_jobs(fresh, &active_jobs, &active);
+	move_jobs(fresh, &ready, &ready_count);
+	if (!stop_requested)
+		start_ready();
 	/* A full batch means more may be due: claim again soon. */
 	wake = n == claim_wanted && n > 0;
 	if (!wake)
 		next_claim = now + config.poll_ms / 1000.0;
-	if (config.once && n == 0 && active == 0 && backlog_count == 0 && reporting_count == 0)
+	if (config.once && n == 0 && active == 0 && ready_count == 0 && backlog_count == 0 && reporting_count == 0)
 		once_drained = 1;
 	/* Jobs refused at once (no call) end now: report them soon. */
 	collect_ended();
@@ -428,10 +479,12 @@ heartbeat(void)
 	int			i;
 
 	queue_wait();				/* a report in flight settles first: its jobs are then held or done */
-	held = malloc(sizeof(job *) * (size_t) (active + backlog_count + 1));
+	held = malloc(sizeof(job *) * (size_t) (active + ready_count + backlog_count + 1));
 	if (held == NULL)
 		return;
 	for (j = active_jobs; j != NULL; j = j->next)
+		held[n++] = j;
+	for (j = ready; j != NULL; j = j->next)
 		held[n++] = j;
 	for (j = backlog; j != NULL; j = j->next)
 		held[n++] = j;
@@ -447,6 +500,8 @@ heartbeat(void)
 				active--;
 				http_cancel(j);
 			}
+			else if (unlink_job(&ready, j))
+				ready_count--;
 			else if (unlink_job(&backlog, j))
 				backlog_count--;
 			metrics_count(j->kind, METRIC_LEASE_LOST);
@@ -469,7 +524,22 @@ static void
 abandon_expiring(double now)
 {
 	job		   *j;
+	job		  **link = &ready;
 
+	/* A claimed-ahead job about to lose its lease ends the same way (nothing was called). */
+	while ((j = *link) != NULL)
+	{
+		if (now < j->lease_until - LEASE_MARGIN_S)
+		{
+			link = &j->next;
+			continue;
+		}
+		*link = j->next;
+		ready_count--;
+		j->next = active_jobs;
+		active_jobs = j;
+		active++;
+	}
 	for (j = active_jobs; j != NULL; j = j->next)
 		if (j->state == JOB_ACTIVE && now >= j->lease_until - LEASE_MARGIN_S)
 		{
@@ -507,7 +577,8 @@ give_up(void)
 	int			released = -1;
 	char		reason[256];
 
-	queue_wait();				/* what is in flight settles first (a claim's jobs are then released too) */
+	queue_wait();				/* what is in flight settles first */
+	release_ready();			/* a claim that came meanwhile: never started */
 	held = malloc(sizeof(job *) * (size_t) (active + 1));
 	for (j = active_jobs; j != NULL && held != NULL; j = j->next)
 	{
@@ -544,7 +615,6 @@ main(int argc, char **argv)
 	double		next_heartbeat = 0;
 	double		drain_deadline = 0;
 	int			was_up = 0;
-	int			claim_threshold;
 
 	configure(argc, argv);
 	queue_set_callbacks(reported, claimed);
@@ -596,7 +666,7 @@ main(int argc, char **argv)
 			next_heartbeat = 0;
 		was_up = up;
 		if (up && now >= next_heartbeat &&
-			(active > 0 || backlog_count > 0 || reporting_count > 0 || config.health_port != 0))
+			(active > 0 || ready_count > 0 || backlog_count > 0 || reporting_count > 0 || config.health_port != 0))
 		{
 			heartbeat();
 			next_heartbeat = now + heartbeat_interval();
@@ -604,6 +674,8 @@ main(int argc, char **argv)
 		abandon_expiring(now);
 		restart_due(now);
 		collect_ended();
+		if (!stop_requested)
+			start_ready();
 		/* Sent without waiting; the verdict comes to reported(). */
 		if (queue_up() && !queue_busy() && report_due())
 			report_backlog();
@@ -622,6 +694,8 @@ main(int argc, char **argv)
 			}
 			if (stop_requested == 2)
 				drain_deadline = now;
+			if (ready != NULL)
+				release_ready();
 			if (active == 0 && backlog_count == 0 && reporting_count == 0 && !queue_busy())
 				break;
 			if (now >= drain_deadline)
@@ -637,7 +711,8 @@ main(int argc, char **argv)
 		 * Claims wait for a quarter batch of room, so that each statement
 		 * carries many jobs, unless nothing is in flight.
 		 */
-		room = backlog_count + reporting_count >= config.concurrency ? 0 : config.concurrency - active;
+		room = backlog_count + reporting_count >= config.concurrency ? 0 :
+			config.concurrency + claim_threshold - active - ready_count;
 		if (!stop_requested && queue_up() && !queue_busy() && room > 0 &&
 			(room >= claim_threshold || active == 0) && (wake || now >= next_claim))
 		{

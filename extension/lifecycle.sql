@@ -147,7 +147,7 @@ BEGIN
     SELECT LEAST(owed, b.subscription_credits + b.topup_credits - b.held_credits) INTO k
       FROM agentmarket.credit_balances b WHERE b.user_id = p_user;
     IF k > 0 THEN
-        PERFORM agentmarket_private.credit_lot_take_as(p_user, k, 'refund_recovery', 'Debt settled');
+        PERFORM agentmarket_private.credit_lot_take(p_user, k, 0, 'Debt settled', NULL, 'refund_recovery');
         UPDATE agentmarket_private.credit_debts d SET credits = d.credits - k, updated_at = now()
          WHERE d.user_id = p_user;
     END IF;
@@ -155,49 +155,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.credit_settle_debt(uuid) IS
     'Takes what a user owes (credit_debts) from their available credits in burn order (refund_recovery rows); the caller has locked the balance row.';
-
--- Take p_amount credits in burn order as rows of p_type (no session): what
--- credit_lot_take does for spending, for recoveries.
-CREATE FUNCTION agentmarket_private.credit_lot_take_as(p_user uuid, p_amount integer, p_type text, p_description text)
-RETURNS void
-LANGUAGE plpgsql VOLATILE
-SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    l record;
-    left_to_take integer := p_amount;
-    k integer;
-    v numeric;
-    from_subscription integer := 0;
-BEGIN
-    PERFORM agentmarket_private.credit_lot_flush(p_user);
-    FOR l IN SELECT x.id, x.credit_type, x.remaining, x.remaining_value_usd
-               FROM agentmarket_private.credit_lots x
-              WHERE x.user_id = p_user AND NOT x.depleted
-              ORDER BY x.credit_type = 'topup', x.expires_at ASC NULLS LAST, x.id
-    LOOP
-        EXIT WHEN left_to_take = 0;
-        k := LEAST(l.remaining, left_to_take);
-        v := agentmarket_private.credit_share(l.remaining_value_usd, k, l.remaining);
-        UPDATE agentmarket_private.credit_lots x
-           SET remaining = x.remaining - k, remaining_value_usd = x.remaining_value_usd - v,
-               depleted = x.remaining = k
-         WHERE x.id = l.id;
-        INSERT INTO agentmarket.credit_transactions (user_id, type, amount, credit_type, description, lot_id, value_usd)
-        VALUES (p_user, p_type, -k, l.credit_type, p_description, l.id, -v);
-        IF l.credit_type = 'subscription' THEN
-            from_subscription := from_subscription + k;
-        END IF;
-        left_to_take := left_to_take - k;
-    END LOOP;
-    UPDATE agentmarket.credit_balances cb
-       SET subscription_credits = cb.subscription_credits - from_subscription,
-           topup_credits = cb.topup_credits - (p_amount - left_to_take - from_subscription)
-     WHERE cb.user_id = p_user;
-END
-$$;
-COMMENT ON FUNCTION agentmarket_private.credit_lot_take_as(uuid, integer, text, text) IS
-    'Takes up to p_amount credits from the user''s lots in burn order as rows of p_type (recoveries, no session); the caller has locked the balance row and checked availability.';
 
 -- Reverse p_value of the revenue that a lot's spent credits produced: sessions
 -- that consumed the lot, newest first (unpaid earnings reduced, paid ones
@@ -296,18 +253,11 @@ BEGIN
     v := CASE WHEN k = l.remaining THEN l.remaining_value_usd
               ELSE LEAST(agentmarket_private.credit_share(l.remaining_value_usd, k, l.remaining), value_back) END;
     IF k > 0 THEN
-        UPDATE agentmarket_private.credit_lots x
-           SET remaining = x.remaining - k, remaining_value_usd = x.remaining_value_usd - v, depleted = x.remaining = k
-         WHERE x.id = l.id;
-        INSERT INTO agentmarket.credit_transactions
-            (user_id, type, amount, credit_type, description, stripe_payment_id, lot_id, value_usd)
-        VALUES (pur.user_id, p_type, -k, l.credit_type,
-                CASE p_type WHEN 'dispute_lost' THEN 'Dispute lost' ELSE 'Refunded' END,
-                COALESCE(p_payment.charge, p_payment.payment_intent), l.id, -v);
-        UPDATE agentmarket.credit_balances cb
-           SET subscription_credits = cb.subscription_credits - CASE l.credit_type WHEN 'subscription' THEN k ELSE 0 END,
-               topup_credits = cb.topup_credits - CASE l.credit_type WHEN 'topup' THEN k ELSE 0 END
-         WHERE cb.user_id = pur.user_id;
+        PERFORM agentmarket_private.credit_lot_move(pur.user_id, l.id, l.credit_type, -k, -v, p_type,
+            CASE p_type WHEN 'dispute_lost' THEN 'Dispute lost' ELSE 'Refunded' END, NULL,
+            COALESCE(p_payment.charge, p_payment.payment_intent));
+        PERFORM agentmarket_private.credit_pots_change(pur.user_id,
+            CASE l.credit_type WHEN 'subscription' THEN -k ELSE 0 END, CASE l.credit_type WHEN 'topup' THEN -k ELSE 0 END);
     END IF;
     -- What the unspent credits do not cover was spent: its revenue is reversed.
     IF value_back - v <> 0 THEN
@@ -318,8 +268,8 @@ BEGIN
     IF spent > 0 THEN
         other := LEAST(spent, GREATEST(available - k, 0));
         IF other > 0 THEN
-            PERFORM agentmarket_private.credit_lot_take_as(pur.user_id, other, 'refund_recovery',
-                                                           'Refunded credits already spent');
+            PERFORM agentmarket_private.credit_lot_take(pur.user_id, other, 0, 'Refunded credits already spent',
+                                                        NULL, 'refund_recovery');
         END IF;
         IF spent - other > 0 THEN
             INSERT INTO agentmarket_private.credit_debts AS d (user_id, credits) VALUES (pur.user_id, spent - other)
@@ -385,8 +335,7 @@ BEGIN
     SELECT * INTO pur FROM agentmarket.purchases x
      WHERE x.stripe_subscription_id = sub AND x.status = 'paid' ORDER BY x.created_at LIMIT 1 FOR UPDATE;
     IF NOT FOUND THEN
-        RETURN pg_catalog.jsonb_build_object('outcome', 'deferred', 'waits_for', sub,
-            'reason', 'the subscription''s purchase is not paid yet');
+        RETURN agentmarket_private.webhook_deferred(sub, 'the subscription''s purchase is not paid yet');
     END IF;
     IF inv ->> 'currency' IS DISTINCT FROM pur.currency THEN
         RETURN pg_catalog.jsonb_build_object('outcome', 'rejected', 'purchase_id', pur.id,
@@ -445,8 +394,7 @@ BEGIN
     SELECT * INTO pur FROM agentmarket.purchases x
      WHERE x.stripe_subscription_id = sub ORDER BY x.created_at LIMIT 1 FOR UPDATE;
     IF NOT FOUND THEN
-        RETURN pg_catalog.jsonb_build_object('outcome', 'deferred', 'waits_for', sub,
-            'reason', 'the subscription''s purchase is not known yet');
+        RETURN agentmarket_private.webhook_deferred(sub, 'the subscription''s purchase is not known yet');
     END IF;
     new_status := CASE ev_type WHEN 'invoice.payment_failed' THEN 'past_due'
                                WHEN 'customer.subscription.deleted' THEN 'canceled'
@@ -491,9 +439,8 @@ DECLARE
 BEGIN
     pay := agentmarket_private.webhook_payment(ch ->> 'id', ch ->> 'payment_intent', ch ->> 'invoice');
     IF pay.id IS NULL OR pay.lot_id IS NULL THEN
-        RETURN pg_catalog.jsonb_build_object('outcome', 'deferred',
-            'waits_for', COALESCE(ch ->> 'payment_intent', ch ->> 'invoice', ch ->> 'id'),
-            'reason', 'the charge''s payment is not known yet');
+        RETURN agentmarket_private.webhook_deferred(COALESCE(ch ->> 'payment_intent', ch ->> 'invoice', ch ->> 'id'),
+                                                    'the charge''s payment is not known yet');
     END IF;
     SELECT * INTO STRICT pay FROM agentmarket_private.purchase_payments x WHERE x.id = pay.id FOR UPDATE;
     IF ch ->> 'currency' IS DISTINCT FROM (SELECT p.currency FROM agentmarket.purchases p WHERE p.id = pay.purchase_id) THEN

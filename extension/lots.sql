@@ -168,6 +168,45 @@ $$;
 COMMENT ON FUNCTION agentmarket_private.credit_share(numeric, integer, integer) IS
     'Value of p_credits of p_of credits worth p_value: p_value x p_credits / p_of rounded down to 1e-4 USD, exactly p_value when all are taken.';
 
+-- Move p_credits (signed) worth p_value (signed) into or out of one lot, with
+-- its ledger row: the one place a lot's remainder changes after its grant.
+CREATE FUNCTION agentmarket_private.credit_lot_move(
+    p_user uuid, p_lot bigint, p_credit_type text, p_credits integer, p_value numeric, p_type text,
+    p_description text, p_session uuid DEFAULT NULL, p_stripe_payment_id text DEFAULT NULL)
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    UPDATE agentmarket_private.credit_lots x
+       SET remaining = x.remaining OPERATOR(pg_catalog.+) p_credits,
+           remaining_value_usd = x.remaining_value_usd OPERATOR(pg_catalog.+) p_value,
+           depleted = x.remaining OPERATOR(pg_catalog.+) p_credits OPERATOR(pg_catalog.=) 0
+     WHERE x.id OPERATOR(pg_catalog.=) p_lot;
+    INSERT INTO agentmarket.credit_transactions
+        (user_id, type, amount, credit_type, description, session_id, stripe_payment_id, lot_id, value_usd)
+    VALUES (p_user, p_type, p_credits, p_credit_type, p_description, p_session, p_stripe_payment_id, p_lot, p_value);
+$$;
+COMMENT ON FUNCTION agentmarket_private.credit_lot_move(uuid, bigint, text, integer, numeric, text, text, uuid, text) IS
+    'Adds p_credits worth p_value to a lot (negative: takes them) with its ledger row of p_type; the pots are the caller''s to change (credit_pots_change), the balance row locked and the head flushed.';
+
+-- Change the pots (and held credits) of a user by deltas; the new state.
+CREATE FUNCTION agentmarket_private.credit_pots_change(
+    p_user uuid, p_subscription integer, p_topup integer, p_held integer DEFAULT 0)
+RETURNS agentmarket.credit_state
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    UPDATE agentmarket.credit_balances cb
+       SET subscription_credits = cb.subscription_credits OPERATOR(pg_catalog.+) p_subscription,
+           topup_credits = cb.topup_credits OPERATOR(pg_catalog.+) p_topup,
+           held_credits = cb.held_credits OPERATOR(pg_catalog.+) p_held
+     WHERE cb.user_id OPERATOR(pg_catalog.=) p_user
+    RETURNING cb.subscription_credits, cb.topup_credits, cb.held_credits,
+              cb.subscription_credits OPERATOR(pg_catalog.+) cb.topup_credits OPERATOR(pg_catalog.-) cb.held_credits;
+$$;
+COMMENT ON FUNCTION agentmarket_private.credit_pots_change(uuid, integer, integer, integer) IS
+    'Adds the deltas to the user''s subscription and top-up pots and held credits and returns the new state; the caller has locked the balance row and moved the lots to match.';
+
 -- Add a lot and its grant row to a pot.
 CREATE FUNCTION agentmarket_private.credit_lot_grant(
     p_user uuid, p_credit_type text, p_amount integer, p_type text, p_value numeric,
@@ -232,7 +271,8 @@ COMMENT ON FUNCTION agentmarket_private.credit_promotional_value(integer) IS
 -- and change held credits by p_held_delta.  The caller has checked that the
 -- credits are available.
 CREATE FUNCTION agentmarket_private.credit_lot_take(
-    p_user uuid, p_amount integer, p_held_delta integer, p_description text, p_session uuid)
+    p_user uuid, p_amount integer, p_held_delta integer, p_description text, p_session uuid,
+    p_type text DEFAULT 'session_deduct')
 RETURNS agentmarket.credit_state
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -243,7 +283,6 @@ DECLARE
     k integer;
     v numeric;
     from_subscription integer := 0;
-    r agentmarket.credit_state;
 BEGIN
     PERFORM agentmarket_private.credit_lot_flush(p_user);
     FOR l IN SELECT x.id, x.credit_type, x.remaining, x.remaining_value_usd
@@ -254,15 +293,8 @@ BEGIN
         EXIT WHEN left_to_take OPERATOR(pg_catalog.=) 0;
         k := LEAST(l.remaining, left_to_take);
         v := agentmarket_private.credit_share(l.remaining_value_usd, k, l.remaining);
-        UPDATE agentmarket_private.credit_lots x
-           SET remaining = x.remaining OPERATOR(pg_catalog.-) k,
-               remaining_value_usd = x.remaining_value_usd OPERATOR(pg_catalog.-) v,
-               depleted = x.remaining OPERATOR(pg_catalog.=) k
-         WHERE x.id OPERATOR(pg_catalog.=) l.id;
-        INSERT INTO agentmarket.credit_transactions
-            (user_id, type, amount, credit_type, description, session_id, lot_id, value_usd)
-        VALUES (p_user, 'session_deduct', OPERATOR(pg_catalog.-) k, l.credit_type, p_description, p_session,
-                l.id, OPERATOR(pg_catalog.-) v);
+        PERFORM agentmarket_private.credit_lot_move(p_user, l.id, l.credit_type, OPERATOR(pg_catalog.-) k,
+                                                    OPERATOR(pg_catalog.-) v, p_type, p_description, p_session);
         IF l.credit_type OPERATOR(pg_catalog.=) 'subscription' THEN
             from_subscription := from_subscription OPERATOR(pg_catalog.+) k;
         END IF;
@@ -273,19 +305,12 @@ BEGIN
             DETAIL = pg_catalog.format('User %s: %s of %s credits have no lot.', p_user, left_to_take, p_amount),
             HINT = 'agentmarket.verify_books() lists the discrepancy.';
     END IF;
-    UPDATE agentmarket.credit_balances cb
-       SET subscription_credits = cb.subscription_credits OPERATOR(pg_catalog.-) from_subscription,
-           topup_credits = cb.topup_credits OPERATOR(pg_catalog.-) (p_amount OPERATOR(pg_catalog.-) from_subscription),
-           held_credits = cb.held_credits OPERATOR(pg_catalog.+) p_held_delta
-     WHERE cb.user_id OPERATOR(pg_catalog.=) p_user
-    RETURNING cb.subscription_credits, cb.topup_credits, cb.held_credits,
-              cb.subscription_credits OPERATOR(pg_catalog.+) cb.topup_credits OPERATOR(pg_catalog.-) cb.held_credits
-    INTO STRICT r;
-    RETURN r;
+    RETURN agentmarket_private.credit_pots_change(p_user, OPERATOR(pg_catalog.-) from_subscription,
+        OPERATOR(pg_catalog.-) (p_amount OPERATOR(pg_catalog.-) from_subscription), p_held_delta);
 END
 $$;
-COMMENT ON FUNCTION agentmarket_private.credit_lot_take(uuid, integer, integer, text, uuid) IS
-    'Takes p_amount credits from the user''s lots in burn order (subscription first; soonest expiry, then oldest), one session_deduct row per lot with the value consumed, and changes held credits by p_held_delta; the caller has locked the balance row and checked availability.';
+COMMENT ON FUNCTION agentmarket_private.credit_lot_take(uuid, integer, integer, text, uuid, text) IS
+    'Takes p_amount credits from the user''s lots in burn order (subscription first; soonest expiry, then oldest), one row of p_type per lot with the value consumed (session_deduct for spending, refund_recovery for recoveries), and changes held credits by p_held_delta; the caller has locked the balance row and checked availability.';
 
 -- Expire the subscription pot's lots, keeping p_keep credits (the last ones in
 -- burn order).  Their remaining value is the platform's.
@@ -315,21 +340,12 @@ BEGIN
         EXIT WHEN to_expire OPERATOR(pg_catalog.=) 0;
         k := LEAST(l.remaining, to_expire);
         v := agentmarket_private.credit_share(l.remaining_value_usd, k, l.remaining);
-        UPDATE agentmarket_private.credit_lots x
-           SET remaining = x.remaining OPERATOR(pg_catalog.-) k,
-               remaining_value_usd = x.remaining_value_usd OPERATOR(pg_catalog.-) v,
-               depleted = x.remaining OPERATOR(pg_catalog.=) k
-         WHERE x.id OPERATOR(pg_catalog.=) l.id;
-        INSERT INTO agentmarket.credit_transactions
-            (user_id, type, amount, credit_type, description, lot_id, value_usd)
-        VALUES (p_user, 'subscription_expiry', OPERATOR(pg_catalog.-) k, 'subscription', p_description,
-                l.id, OPERATOR(pg_catalog.-) v);
+        PERFORM agentmarket_private.credit_lot_move(p_user, l.id, 'subscription', OPERATOR(pg_catalog.-) k,
+                                                    OPERATOR(pg_catalog.-) v, 'subscription_expiry', p_description);
         to_expire := to_expire OPERATOR(pg_catalog.-) k;
         expired := expired OPERATOR(pg_catalog.+) k;
     END LOOP;
-    UPDATE agentmarket.credit_balances cb
-       SET subscription_credits = cb.subscription_credits OPERATOR(pg_catalog.-) expired
-     WHERE cb.user_id OPERATOR(pg_catalog.=) p_user;
+    PERFORM agentmarket_private.credit_pots_change(p_user, OPERATOR(pg_catalog.-) expired, 0);
 END
 $$;
 COMMENT ON FUNCTION agentmarket_private.credit_lot_expire(uuid, integer, text) IS
@@ -350,7 +366,6 @@ DECLARE
     k integer;
     v numeric;
     to_subscription integer := 0;
-    r agentmarket.credit_state;
 BEGIN
     PERFORM agentmarket_private.credit_lot_flush(p_user);
     FOR l IN SELECT x.id, x.credit_type, t.taken, t.value
@@ -368,14 +383,7 @@ BEGIN
         EXIT WHEN left_to_give OPERATOR(pg_catalog.=) 0;
         k := LEAST(l.taken, left_to_give);
         v := agentmarket_private.credit_share(l.value, k, l.taken::integer);
-        UPDATE agentmarket_private.credit_lots x
-           SET remaining = x.remaining OPERATOR(pg_catalog.+) k,
-               remaining_value_usd = x.remaining_value_usd OPERATOR(pg_catalog.+) v,
-               depleted = false
-         WHERE x.id OPERATOR(pg_catalog.=) l.id;
-        INSERT INTO agentmarket.credit_transactions
-            (user_id, type, amount, credit_type, description, session_id, lot_id, value_usd)
-        VALUES (p_user, 'refund', k, l.credit_type, p_description, p_session, l.id, v);
+        PERFORM agentmarket_private.credit_lot_move(p_user, l.id, l.credit_type, k, v, 'refund', p_description, p_session);
         IF l.credit_type OPERATOR(pg_catalog.=) 'subscription' THEN
             to_subscription := to_subscription OPERATOR(pg_catalog.+) k;
         END IF;
@@ -385,14 +393,8 @@ BEGIN
         RAISE EXCEPTION 'refund exceeds what was taken' USING ERRCODE = '22023',
             DETAIL = pg_catalog.format('refundable %s, requested %s', p_amount OPERATOR(pg_catalog.-) left_to_give, p_amount);
     END IF;
-    UPDATE agentmarket.credit_balances cb
-       SET subscription_credits = cb.subscription_credits OPERATOR(pg_catalog.+) to_subscription,
-           topup_credits = cb.topup_credits OPERATOR(pg_catalog.+) (p_amount OPERATOR(pg_catalog.-) to_subscription)
-     WHERE cb.user_id OPERATOR(pg_catalog.=) p_user
-    RETURNING cb.subscription_credits, cb.topup_credits, cb.held_credits,
-              cb.subscription_credits OPERATOR(pg_catalog.+) cb.topup_credits OPERATOR(pg_catalog.-) cb.held_credits
-    INTO STRICT r;
-    RETURN r;
+    RETURN agentmarket_private.credit_pots_change(p_user, to_subscription,
+                                                  p_amount OPERATOR(pg_catalog.-) to_subscription);
 END
 $$;
 COMMENT ON FUNCTION agentmarket_private.credit_lot_restore(uuid, integer, uuid, text) IS

@@ -2,9 +2,9 @@
 --
 --   buy_credits(pack)          a pending purchase + a stripe.create_checkout_session job
 --   the job's handler          stores the Checkout session id and url on the purchase
---   handle_stripe_webhook(...) verifies the signature (payments.c), records the
---                              event once, and applies checkout.session.completed
---                              (paid, credits granted once) and .expired.
+--   the Checkout handlers      checkout.session.completed (paid, credits granted
+--                              once) and .expired, dispatched by the webhook
+--                              receipt (webhooks.sql; signatures: payments.c)
 
 INSERT INTO agentmarket_private.setting_definitions
     (key, kind, default_value, min_value, max_value, pattern, description) VALUES
@@ -436,17 +436,3 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.webhook_checkout_ended(jsonb, text) IS
     'Ends a pending purchase whose Checkout session expired (expired) or whose delayed payment failed (failed).';
-
-CREATE FUNCTION agentmarket.handle_stripe_webhook(payload text, signature_header text)
-RETURNS jsonb
-LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    -- Verification, dedupe, dispatch and deferral: webhooks.sql.
-    RETURN agentmarket_private.webhook_receive(payload, signature_header, 'account');
-END
-$$;
-COMMENT ON FUNCTION agentmarket.handle_stripe_webhook(text, text) IS
-    'The Stripe webhook endpoint of the account: verifies the Stripe-Signature header with stripe_webhook_secret or, during a rotation, stripe_webhook_secret_previous (PT401), handles each event id once (a repeat returns {"outcome": "duplicate", "first_outcome": ...}), applies Checkout, invoice, subscription and refund events (webhooks.sql); returns {"event", "type", "outcome": applied|ignored|rejected|deferred|duplicate, ...}. 55000 while stripe_webhook_secret is unset.';
-GRANT EXECUTE ON FUNCTION agentmarket.handle_stripe_webhook(text, text) TO service_role;

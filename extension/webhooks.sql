@@ -29,8 +29,7 @@ BEGIN
     END IF;
     SELECT u.id INTO creator FROM agentmarket.users u WHERE u.stripe_connect_account_id = acct;
     IF creator IS NULL THEN
-        RETURN pg_catalog.jsonb_build_object('outcome', 'deferred', 'waits_for', acct,
-            'reason', 'no creator has this account yet');
+        RETURN agentmarket_private.webhook_deferred(acct, 'no creator has this account yet');
     END IF;
     INSERT INTO agentmarket_private.connect_accounts AS c
         (account_id, charges_enabled, payouts_enabled, transfers_active, details_submitted, disabled_reason, event_created)
@@ -65,8 +64,7 @@ DECLARE
 BEGIN
     SELECT * INTO p FROM agentmarket.payouts x WHERE x.stripe_transfer_id = tr ->> 'id' FOR UPDATE;
     IF NOT FOUND THEN
-        RETURN pg_catalog.jsonb_build_object('outcome', 'deferred', 'waits_for', tr ->> 'id',
-            'reason', 'no paid payout has this transfer yet');
+        RETURN agentmarket_private.webhook_deferred(tr ->> 'id', 'no paid payout has this transfer yet');
     END IF;
     IF p.status <> 'paid' THEN
         RETURN pg_catalog.jsonb_build_object('outcome', 'ignored', 'reason', 'the payout is ' || p.status);
@@ -89,6 +87,18 @@ COMMENT ON FUNCTION agentmarket_private.webhook_transfer_reversed(jsonb) IS
 ------------------------------------------------------------------------------
 -- Dispatch, deferral, endpoints
 ------------------------------------------------------------------------------
+
+-- What a handler answers when the event's referent is not known yet: the
+-- receipt keeps the event and applies it when p_waits_for becomes known.
+CREATE FUNCTION agentmarket_private.webhook_deferred(p_waits_for text, p_reason text)
+RETURNS jsonb
+LANGUAGE sql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.jsonb_build_object('outcome', 'deferred', 'waits_for', p_waits_for, 'reason', p_reason)
+$$;
+COMMENT ON FUNCTION agentmarket_private.webhook_deferred(text, text) IS
+    'A handler''s answer for an event whose referent (p_waits_for: a Stripe id) is not known yet: webhook_receive keeps the event deferred until it is.';
 
 CREATE FUNCTION agentmarket_private.webhook_dispatch(p_event jsonb)
 RETURNS jsonb
@@ -240,6 +250,19 @@ $$;
 COMMENT ON FUNCTION agentmarket_private.webhook_receive(text, text, text) IS
     'One webhook delivery to an endpoint (account or connect): verifies the signature with the endpoint''s secret or its previous one (PT401), records the event once, applies it (or keeps it deferred), then applies the deferred events it unlocked.';
 
+-- The two endpoints: one receipt (webhook_receive), each with its own secret.
+CREATE FUNCTION agentmarket.handle_stripe_webhook(payload text, signature_header text)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN agentmarket_private.webhook_receive(payload, signature_header, 'account');
+END
+$$;
+COMMENT ON FUNCTION agentmarket.handle_stripe_webhook(text, text) IS
+    'The Stripe webhook endpoint of the account: verifies the Stripe-Signature header with stripe_webhook_secret or, during a rotation, stripe_webhook_secret_previous (PT401), handles each event id once (a repeat returns {"outcome": "duplicate", "first_outcome": ...}), applies Checkout, invoice, subscription and refund events (webhooks.sql); returns {"event", "type", "outcome": applied|ignored|rejected|deferred|duplicate, ...}. 55000 while stripe_webhook_secret is unset.';
+
 CREATE FUNCTION agentmarket.handle_stripe_connect_webhook(payload text, signature_header text)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -280,5 +303,6 @@ $$;
 COMMENT ON FUNCTION agentmarket.prune_webhook_events(integer) IS
     'For pg_cron: removes up to max_rows handled webhook events older than webhook_event_retention_days (oldest first; deferred ones are kept); returns how many. A pruned event delivered again is applied anew, so the retention must outlive Stripe''s retries (3 days).';
 
-GRANT EXECUTE ON FUNCTION agentmarket.handle_stripe_connect_webhook(text, text),
+GRANT EXECUTE ON FUNCTION agentmarket.handle_stripe_webhook(text, text),
+    agentmarket.handle_stripe_connect_webhook(text, text),
     agentmarket.prune_webhook_events(integer) TO service_role;

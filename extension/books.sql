@@ -5,13 +5,15 @@
 --   lot       remaining = its ledger amounts; remaining value = its ledger values
 --   pot       balance = ledger = sum of its lots' remainders (and verify_ledger())
 --   purchase  paid - refunded - lost disputes = recognized + unspent + expired
---             (what its lots were granted, less what refunds and lost disputes
---             took back, equals what sessions consumed, what is left, and what
---             expired, the platform's)
+--             + frozen (what its lots were granted, less what refunds and lost
+--             disputes took back, equals what sessions consumed, what is left,
+--             what expired, the platform's, and what open disputes froze)
 --   session   creator + platform earnings = recognized revenue of its credits
 --             (net of clawbacks)
---   creator   transfers made + carried remainder = earnings paid - clawbacks
---             settled
+--   dispute   an open dispute's frozen credits = its freeze/release rows
+--   creator   transfers made (net of partial reversals) + carried remainder =
+--             earnings paid - clawbacks settled - partial reversals owed again
+--   payout    reversed_cents = its partial reversal rows
 
 CREATE FUNCTION agentmarket.verify_books()
 RETURNS TABLE (subject text, id text, problem text, recorded numeric, expected numeric)
@@ -23,14 +25,16 @@ AS $$
                COALESCE(pg_catalog.sum(t.value_usd) FILTER (WHERE t.type IN ('topup_purchase', 'subscription_refresh', 'free_trial')), 0) AS granted,
                COALESCE(OPERATOR(pg_catalog.-) pg_catalog.sum(t.value_usd) FILTER (WHERE t.type IN ('session_deduct', 'refund', 'refund_recovery')), 0) AS recognized,
                COALESCE(OPERATOR(pg_catalog.-) pg_catalog.sum(t.value_usd) FILTER (WHERE t.type OPERATOR(pg_catalog.=) 'subscription_expiry'), 0) AS expired,
-               COALESCE(OPERATOR(pg_catalog.-) pg_catalog.sum(t.value_usd) FILTER (WHERE t.type IN ('purchase_refund', 'dispute_lost')), 0) AS taken_back
+               COALESCE(OPERATOR(pg_catalog.-) pg_catalog.sum(t.value_usd) FILTER (WHERE t.type IN ('purchase_refund', 'dispute_lost')), 0) AS taken_back,
+               COALESCE(OPERATOR(pg_catalog.-) pg_catalog.sum(t.value_usd) FILTER (WHERE t.type IN ('dispute_freeze', 'dispute_release')), 0) AS frozen
           FROM agentmarket.credit_transactions t
          WHERE t.lot_id IS NOT NULL
          GROUP BY t.lot_id),
     lots AS (
         SELECT l.*, COALESCE(g.credits, 0) AS ledger_credits, COALESCE(g.value, 0) AS ledger_value,
                COALESCE(g.granted, 0) AS granted, COALESCE(g.recognized, 0) AS recognized,
-               COALESCE(g.expired, 0) AS expired, COALESCE(g.taken_back, 0) AS taken_back
+               COALESCE(g.expired, 0) AS expired, COALESCE(g.taken_back, 0) AS taken_back,
+               COALESCE(g.frozen, 0) AS frozen
           FROM agentmarket_private.credit_lots_now l LEFT JOIN lot_ledger g ON g.lot_id OPERATOR(pg_catalog.=) l.id),
     pots AS (
         SELECT COALESCE(b.user_id, x.user_id) AS user_id, v.pot,
@@ -44,7 +48,7 @@ AS $$
     purchase_lots AS (
         SELECT l.purchase_id, pg_catalog.sum(l.granted) AS granted, pg_catalog.sum(l.recognized) AS recognized,
                pg_catalog.sum(l.remaining_value_usd) AS unspent, pg_catalog.sum(l.expired) AS expired,
-               pg_catalog.sum(l.taken_back) AS taken_back
+               pg_catalog.sum(l.taken_back) AS taken_back, pg_catalog.sum(l.frozen) AS frozen
           FROM lots l WHERE l.purchase_id IS NOT NULL GROUP BY l.purchase_id),
     sessions AS (
         SELECT s.id, s.refunded_at,
@@ -59,9 +63,15 @@ AS $$
          WHERE s.ended_at IS NOT NULL),
     creators AS (
         SELECT c.creator_id,
-               (SELECT COALESCE(pg_catalog.sum(p.transfer_cents), 0) OPERATOR(pg_catalog./) 100
+               -- Net of partial reversals (the whole ones make a payout reversed).
+               (SELECT COALESCE(pg_catalog.sum(p.transfer_cents OPERATOR(pg_catalog.-) p.reversed_cents), 0) OPERATOR(pg_catalog./) 100
                   FROM agentmarket.payouts p
                  WHERE p.creator_id OPERATOR(pg_catalog.=) c.creator_id AND p.status OPERATOR(pg_catalog.=) 'paid') AS transferred,
+               -- Partial reversals owed again: not yet paid again by a paid payout.
+               (SELECT COALESCE(pg_catalog.sum(v.amount_usd), 0) FROM agentmarket_private.payout_reversals v
+                 WHERE v.creator_id OPERATOR(pg_catalog.=) c.creator_id
+                   AND NOT EXISTS (SELECT FROM agentmarket.payouts n WHERE n.id OPERATOR(pg_catalog.=) v.netted_payout_id
+                                      AND n.status OPERATOR(pg_catalog.=) 'paid')) AS owed_again,
                -- The remainders of paid payouts not carried into another paid one
                -- (a pending payout's carry is not transferred yet).
                (SELECT COALESCE(pg_catalog.sum(p.remainder_usd OPERATOR(pg_catalog.-) p.carried_in_usd), 0)
@@ -112,23 +122,34 @@ AS $$
      WHERE (pu.status IN ('paid', 'refunded') OR pl.purchase_id IS NOT NULL)
        AND COALESCE(pl.granted, 0) <> agentmarket_private.purchase_paid_usd(pu.id)
     UNION ALL
-    SELECT 'purchase', pl.purchase_id::text, 'paid - taken back differs from recognized + unspent + expired',
-           pl.granted - pl.taken_back, pl.recognized + pl.unspent + pl.expired
+    SELECT 'purchase', pl.purchase_id::text, 'paid - taken back differs from recognized + unspent + expired + frozen',
+           pl.granted - pl.taken_back, pl.recognized + pl.unspent + pl.expired + pl.frozen
       FROM purchase_lots pl
-     WHERE pl.granted - pl.taken_back <> pl.recognized + pl.unspent + pl.expired
+     WHERE pl.granted - pl.taken_back <> pl.recognized + pl.unspent + pl.expired + pl.frozen
     UNION ALL
-    -- What Stripe refunded, against the ledger: paid - refunded = recognized
-    -- (less the revenue reversed) + unspent + expired.
-    SELECT 'purchase', x.purchase_id::text, 'paid - refunded differs from recognized - reversed + unspent + expired',
-           x.paid - x.refunded, x.recognized - x.reversed + x.unspent + x.expired
+    -- What Stripe refunded and lost disputes took, against the ledger: paid -
+    -- refunded - lost = recognized (less the revenue reversed) + unspent +
+    -- expired + frozen by open disputes.
+    SELECT 'purchase', x.purchase_id::text, 'paid - refunded - lost disputes differs from recognized - reversed + unspent + expired + frozen',
+           x.paid - x.refunded, x.recognized - x.reversed + x.unspent + x.expired + x.frozen
       FROM (SELECT pl.purchase_id, agentmarket_private.purchase_paid_usd(pl.purchase_id) AS paid,
-                   (SELECT COALESCE(sum(pp.refunded_cents), 0) / 100.0 FROM agentmarket_private.purchase_payments pp
+                   (SELECT COALESCE(sum(pp.refunded_cents + pp.dispute_lost_cents), 0) / 100.0
+                      FROM agentmarket_private.purchase_payments pp
                      WHERE pp.purchase_id = pl.purchase_id) AS refunded,
-                   pl.recognized, pl.unspent, pl.expired,
+                   pl.recognized, pl.unspent, pl.expired, pl.frozen,
                    (SELECT COALESCE(sum(r.value_usd), 0) FROM agentmarket_private.revenue_reversals r
                      WHERE r.purchase_id = pl.purchase_id) AS reversed
               FROM purchase_lots pl) x
-     WHERE x.paid - x.refunded <> x.recognized - x.reversed + x.unspent + x.expired
+     WHERE x.paid - x.refunded <> x.recognized - x.reversed + x.unspent + x.expired + x.frozen
+    UNION ALL
+    -- Disputes: what an open one froze is what its ledger rows froze; a closed one froze nothing.
+    SELECT 'dispute', d.stripe_dispute_id, 'frozen credits differ from the dispute''s ledger rows',
+           d.frozen_credits::numeric, COALESCE(OPERATOR(pg_catalog.-) sum(t.amount), 0)
+      FROM agentmarket_private.disputes d
+      LEFT JOIN agentmarket.credit_transactions t
+        ON t.stripe_payment_id = d.stripe_dispute_id AND t.type IN ('dispute_freeze', 'dispute_release')
+     GROUP BY d.stripe_dispute_id, d.frozen_credits
+    HAVING d.frozen_credits <> COALESCE(OPERATOR(pg_catalog.-) sum(t.amount), 0)
     UNION ALL
     -- Sessions: earnings - clawbacks = the value of the credits consumed.
     SELECT 'session', x.id::text, 'earnings differ from the session''s recognized revenue', x.earned, x.revenue
@@ -138,14 +159,23 @@ AS $$
               FROM sessions s) x
      WHERE x.earned <> x.revenue
     UNION ALL
-    -- Creators: transfers + carried remainder = earnings paid - clawbacks settled.
+    -- Creators: transfers (net of partial reversals) + carried remainder =
+    -- earnings paid - clawbacks settled - reversals owed again.
     SELECT 'creator', x.creator_id::text, 'transfers differ from earnings paid out', x.transferred, x.owed
       FROM (SELECT c.creator_id, c.transferred + c.carry AS transferred,
-                   c.paid_earnings - agentmarket_private.creator_clawbacks_settled_usd(c.creator_id) AS owed
+                   c.paid_earnings - agentmarket_private.creator_clawbacks_settled_usd(c.creator_id) - c.owed_again AS owed
               FROM creators c) x
      WHERE x.transferred <> x.owed
+    UNION ALL
+    -- Payouts: what partial reversals took is what their rows owe again.
+    SELECT 'payout', p.id::text, 'reversed cents differ from the payout''s reversal rows',
+           p.reversed_cents / 100.0, COALESCE((SELECT sum(v.amount_usd) FROM agentmarket_private.payout_reversals v
+                                               WHERE v.payout_id = p.id), 0)
+      FROM agentmarket.payouts p
+     WHERE p.reversed_cents / 100.0 <> COALESCE((SELECT sum(v.amount_usd) FROM agentmarket_private.payout_reversals v
+                                                 WHERE v.payout_id = p.id), 0)
     ORDER BY 1, 2, 3
 $$;
 COMMENT ON FUNCTION agentmarket.verify_books() IS
-    'Every discrepancy of the books, one row each (subject lot/ledger/pot/purchase/session/creator, its id, the problem, recorded and expected amounts): lots against their ledger rows, pots against their lots and ledger, purchases (paid - taken back = recognized + unspent + expired), sessions (earnings = recognized revenue - clawbacks), creators (transfers + carry = earnings paid - clawbacks settled). Empty means the books balance.';
+    'Every discrepancy of the books, one row each (subject lot/ledger/pot/purchase/session/creator, its id, the problem, recorded and expected amounts): lots against their ledger rows, pots against their lots and ledger, purchases (paid - refunded - lost disputes = recognized + unspent + expired + frozen), open disputes (frozen = their ledger rows), sessions (earnings = recognized revenue - clawbacks), creators (transfers net of partial reversals + carry = earnings paid - clawbacks settled - reversals owed again), payouts (reversed cents = reversal rows). Empty means the books balance.';
 GRANT EXECUTE ON FUNCTION agentmarket.verify_books() TO service_role;

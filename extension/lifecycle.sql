@@ -101,13 +101,63 @@ REVOKE ALL ON TABLE agentmarket_private.revenue_reversals FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('agentmarket_private.revenue_reversals', '');
 SELECT pg_catalog.pg_extension_config_dump('agentmarket_private.revenue_reversals_id_seq', '');
 
+-- A dispute (chargeback or inquiry) of a payment: the credits it froze.
+CREATE TABLE agentmarket_private.disputes (
+  stripe_dispute_id TEXT PRIMARY KEY CONSTRAINT disputes_id_format CHECK (stripe_dispute_id ~ '^(dp|du)_[A-Za-z0-9_]+$'),
+  payment_id BIGINT NOT NULL REFERENCES agentmarket_private.purchase_payments(id),
+  purchase_id UUID NOT NULL REFERENCES agentmarket.purchases(id),
+  amount_cents BIGINT NOT NULL CONSTRAINT disputes_amount_check CHECK (amount_cents >= 0),
+  status TEXT NOT NULL, -- as Stripe says: warning_needs_response, needs_response, under_review, won, lost, ...
+  -- The unspent credits of the payment's lot frozen while the dispute is open, and their value.
+  frozen_credits INTEGER NOT NULL DEFAULT 0 CONSTRAINT disputes_frozen_check CHECK (frozen_credits >= 0),
+  frozen_value_usd NUMERIC(14,4) NOT NULL DEFAULT 0 CONSTRAINT disputes_frozen_value_check CHECK (frozen_value_usd >= 0),
+  funds_withdrawn BOOLEAN NOT NULL DEFAULT false,
+  funds_reinstated BOOLEAN NOT NULL DEFAULT false,
+  outcome TEXT CONSTRAINT disputes_outcome_check CHECK (outcome IN ('won', 'lost', 'warning_closed')),
+  closed_at TIMESTAMPTZ,
+  event_created BIGINT NOT NULL DEFAULT 0, -- the newest event applied to status
+  created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+  updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+  CONSTRAINT disputes_closed_consistent CHECK ((outcome IS NULL) = (closed_at IS NULL)),
+  CONSTRAINT disputes_closed_unfrozen CHECK (outcome IS NULL OR (frozen_credits = 0 AND frozen_value_usd = 0))
+);
+COMMENT ON TABLE agentmarket_private.disputes IS
+    'Every Stripe dispute of a payment: status, the credits it froze while open (dispute_freeze rows) and, once closed, its outcome (won and warning_closed release them; lost releases them and takes back the disputed amount as a refund does).';
+CREATE INDEX disputes_payment ON agentmarket_private.disputes (payment_id);
+REVOKE ALL ON TABLE agentmarket_private.disputes FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('agentmarket_private.disputes', '');
+
+-- Part of a paid transfer reversed: owed to the creator again, netted (added)
+-- by their next payout.
+CREATE TABLE agentmarket_private.payout_reversals (
+  id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  payout_id UUID NOT NULL REFERENCES agentmarket.payouts(id),
+  creator_id UUID NOT NULL REFERENCES agentmarket.users(id),
+  amount_usd NUMERIC(12,4) NOT NULL CONSTRAINT payout_reversals_amount_check CHECK (amount_usd > 0),
+  -- The payout that pays it again (set by run_payouts); settled once that payout is paid.
+  netted_payout_id UUID REFERENCES agentmarket.payouts(id),
+  created_at TIMESTAMPTZ NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE agentmarket_private.payout_reversals IS
+    'Partial reversals of paid transfers (transfer.reversed for less than the transfer): each amount is owed to the creator again and added to their next payout.';
+CREATE INDEX payout_reversals_creator ON agentmarket_private.payout_reversals (creator_id) WHERE netted_payout_id IS NULL;
+CREATE INDEX payout_reversals_payout ON agentmarket_private.payout_reversals (payout_id);
+CREATE INDEX payout_reversals_netted ON agentmarket_private.payout_reversals (netted_payout_id) WHERE netted_payout_id IS NOT NULL;
+REVOKE ALL ON TABLE agentmarket_private.payout_reversals FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('agentmarket_private.payout_reversals', '');
+SELECT pg_catalog.pg_extension_config_dump('agentmarket_private.payout_reversals_id_seq', '');
+
 -- A payment knows its lot, its Stripe payment ids and what was refunded.
 ALTER TABLE agentmarket_private.purchase_payments
   ADD COLUMN lot_id BIGINT,
   ADD COLUMN payment_intent TEXT,
   ADD COLUMN charge TEXT,
   ADD COLUMN refunded_cents BIGINT NOT NULL DEFAULT 0,
-  ADD CONSTRAINT purchase_payments_refunded_check CHECK (refunded_cents BETWEEN 0 AND amount_cents);
+  ADD CONSTRAINT purchase_payments_refunded_check CHECK (refunded_cents BETWEEN 0 AND amount_cents),
+  -- What lost disputes took (a chargeback is a refund the bank decided).
+  ADD COLUMN dispute_lost_cents BIGINT NOT NULL DEFAULT 0,
+  ADD CONSTRAINT purchase_payments_taken_check
+    CHECK (dispute_lost_cents >= 0 AND refunded_cents + dispute_lost_cents <= amount_cents);
 CREATE INDEX purchase_payments_payment_intent ON agentmarket_private.purchase_payments (payment_intent)
     WHERE payment_intent IS NOT NULL;
 CREATE INDEX purchase_payments_charge ON agentmarket_private.purchase_payments (charge) WHERE charge IS NOT NULL;
@@ -120,7 +170,10 @@ ALTER TABLE agentmarket.payouts
   ADD CONSTRAINT payouts_paid_consistent
     CHECK ((status IN ('paid', 'reversed')) = (paid_at IS NOT NULL AND stripe_transfer_id IS NOT NULL)),
   ADD COLUMN reversed_at TIMESTAMPTZ,
-  ADD CONSTRAINT payouts_reversed_consistent CHECK ((status = 'reversed') = (reversed_at IS NOT NULL));
+  ADD CONSTRAINT payouts_reversed_consistent CHECK ((status = 'reversed') = (reversed_at IS NOT NULL)),
+  -- What partial reversals of a paid transfer took back (payout_reversals).
+  ADD COLUMN reversed_cents BIGINT NOT NULL DEFAULT 0,
+  ADD CONSTRAINT payouts_reversed_cents_check CHECK (reversed_cents BETWEEN 0 AND transfer_cents);
 
 COMMENT ON CONSTRAINT credit_transactions_type_check ON agentmarket.credit_transactions IS
     'type IN (subscription_refresh, subscription_expiry, topup_purchase, free_trial, session_deduct, refund, purchase_refund, refund_recovery, dispute_freeze, dispute_release, dispute_lost), credit_type IN (subscription, topup), with the sign and pot each type allows (see credit_transaction_shape_ok).';
@@ -215,10 +268,11 @@ $$;
 COMMENT ON FUNCTION agentmarket_private.revenue_reverse(uuid, bigint, numeric) IS
     'Takes p_value of revenue back from what a lot''s spent credits produced: the sessions that consumed it, newest first (unpaid earnings re-split, paid ones clawed back from the next payout), the rest from the platform.';
 
--- A payment refunded (or a dispute lost) up to p_refunded_cents in all:
--- unspent credits of its lot back up to the refunded share, the rest recovered.
+-- A payment refunded (or a dispute lost) up to p_cents in all of p_type:
+-- unspent credits of its lot back up to the share refunded and lost together,
+-- the rest recovered.
 CREATE FUNCTION agentmarket_private.payment_take_back(
-    p_payment agentmarket_private.purchase_payments, p_refunded_cents bigint, p_type text)
+    p_payment agentmarket_private.purchase_payments, p_cents bigint, p_type text)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -226,7 +280,11 @@ AS $$
 DECLARE
     pur agentmarket.purchases;
     l agentmarket_private.credit_lots;
-    delta bigint := p_refunded_cents - p_payment.refunded_cents;
+    -- Refunds and lost disputes share the payment: what both took before.
+    before_cents bigint := p_payment.refunded_cents + p_payment.dispute_lost_cents;
+    delta bigint := LEAST(p_cents - CASE p_type WHEN 'dispute_lost' THEN p_payment.dispute_lost_cents
+                                                ELSE p_payment.refunded_cents END,
+                          p_payment.amount_cents - before_cents);
     credits_back integer;
     value_back numeric;
     k integer;
@@ -243,9 +301,9 @@ BEGIN
     PERFORM agentmarket_private.credit_lock_balance(pur.user_id);
     PERFORM agentmarket_private.credit_lot_flush(pur.user_id);
     SELECT * INTO STRICT l FROM agentmarket_private.credit_lots x WHERE x.id = p_payment.lot_id;
-    -- The refunded share of the lot's credits (cumulative, rounded down) and its value.
-    credits_back := (l.credits::bigint * p_refunded_cents / p_payment.amount_cents)
-                    - (l.credits::bigint * p_payment.refunded_cents / p_payment.amount_cents);
+    -- The share of the lot's credits taken back (cumulative, rounded down) and its value.
+    credits_back := (l.credits::bigint * (before_cents + delta) / p_payment.amount_cents)
+                    - (l.credits::bigint * before_cents / p_payment.amount_cents);
     value_back := (delta / 100.0)::numeric(14,4);
     SELECT b.subscription_credits + b.topup_credits - b.held_credits INTO available
       FROM agentmarket.credit_balances b WHERE b.user_id = pur.user_id;
@@ -276,7 +334,10 @@ BEGIN
             ON CONFLICT (user_id) DO UPDATE SET credits = d.credits + EXCLUDED.credits, updated_at = now();
         END IF;
     END IF;
-    UPDATE agentmarket_private.purchase_payments x SET refunded_cents = p_refunded_cents WHERE x.id = p_payment.id;
+    UPDATE agentmarket_private.purchase_payments x
+       SET refunded_cents = x.refunded_cents + CASE p_type WHEN 'dispute_lost' THEN 0 ELSE delta END,
+           dispute_lost_cents = x.dispute_lost_cents + CASE p_type WHEN 'dispute_lost' THEN delta ELSE 0 END
+     WHERE x.id = p_payment.id;
     IF pur.kind = 'topup' THEN
         UPDATE agentmarket.purchases x
            SET refunded_cents = LEAST(x.amount_cents, x.refunded_cents + delta),
@@ -290,7 +351,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION agentmarket_private.payment_take_back(agentmarket_private.purchase_payments, bigint, text) IS
-    'Applies a refund (or lost dispute) of a payment up to p_refunded_cents in all: the lot''s unspent credits back up to the refunded share, the value not covered reversed from the revenue the spent credits produced, the spent credits recovered from the user''s other credits or left as a debt.';
+    'Applies a refund (p_type purchase_refund, p_cents the cumulative refunded) or a lost dispute (dispute_lost, p_cents the cumulative lost) of a payment, never more than was paid: the lot''s unspent credits back up to the refunded share, the value not covered reversed from the revenue the spent credits produced, the spent credits recovered from the user''s other credits or left as a debt.';
 
 ------------------------------------------------------------------------------
 -- Event handlers
@@ -454,3 +515,139 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.webhook_charge_refunded(jsonb) IS
     'charge.refunded (full or partial; amount_refunded is cumulative, so any order applies each cent once): takes back the payment''s credits up to the refunded share (payment_take_back); deferred until the payment is known.';
+
+------------------------------------------------------------------------------
+-- Disputes
+------------------------------------------------------------------------------
+
+-- Freeze (p_sign -1) or release (+1) a dispute's credits in the payment's lot.
+-- A release into a plan period that has ended expires them at once.
+CREATE FUNCTION agentmarket_private.dispute_move(
+    p_dispute agentmarket_private.disputes, p_user uuid, p_lot agentmarket_private.credit_lots,
+    p_credits integer, p_value numeric, p_sign integer)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    sub integer := CASE p_lot.credit_type WHEN 'subscription' THEN p_sign * p_credits ELSE 0 END;
+    top integer := CASE p_lot.credit_type WHEN 'topup' THEN p_sign * p_credits ELSE 0 END;
+BEGIN
+    IF p_credits = 0 THEN
+        RETURN;
+    END IF;
+    PERFORM agentmarket_private.credit_lot_move(p_user, p_lot.id, p_lot.credit_type, p_sign * p_credits, p_sign * p_value,
+        CASE p_sign WHEN 1 THEN 'dispute_release' ELSE 'dispute_freeze' END,
+        CASE p_sign WHEN 1 THEN 'Dispute closed: credits released' ELSE 'Disputed: credits frozen' END,
+        NULL, p_dispute.stripe_dispute_id);
+    PERFORM agentmarket_private.credit_pots_change(p_user, sub, top);
+    IF p_sign = 1 AND p_lot.credit_type = 'subscription' AND p_lot.expires_at < now() THEN
+        PERFORM agentmarket_private.credit_lot_move(p_user, p_lot.id, 'subscription', -p_credits, -p_value,
+            'subscription_expiry', 'Released after the plan period ended');
+        PERFORM agentmarket_private.credit_pots_change(p_user, -p_credits, 0);
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.dispute_move(agentmarket_private.disputes, uuid, agentmarket_private.credit_lots, integer, numeric, integer) IS
+    'Freezes (p_sign -1: dispute_freeze row) or releases (+1: dispute_release row) a dispute''s credits in its payment''s lot, naming the dispute in stripe_payment_id; released plan credits whose period has ended expire at once. The caller has locked the balance row and flushed the head lot.';
+
+-- charge.dispute.*: open freezes, closed won releases, closed lost refunds.
+CREATE FUNCTION agentmarket_private.webhook_charge_dispute(p_event jsonb)
+RETURNS jsonb
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    dp jsonb := p_event #> '{data,object}';
+    dp_id text := dp ->> 'id';
+    ev_type text := p_event ->> 'type';
+    created bigint := COALESCE((p_event ->> 'created')::bigint, 0);
+    st text := dp ->> 'status';
+    amount bigint;
+    pay agentmarket_private.purchase_payments;
+    pur agentmarket.purchases;
+    d agentmarket_private.disputes;
+    l agentmarket_private.credit_lots;
+    open_cents bigint;
+    share integer;
+    available integer;
+    k integer;
+    v numeric;
+    r jsonb;
+BEGIN
+    IF dp_id IS NULL OR dp_id !~ '^(dp|du)_[A-Za-z0-9_]+$' OR pg_catalog.jsonb_typeof(dp -> 'amount') IS DISTINCT FROM 'number' THEN
+        RETURN pg_catalog.jsonb_build_object('outcome', 'rejected', 'reason', 'no dispute in the event');
+    END IF;
+    amount := GREATEST((dp ->> 'amount')::numeric, 0)::bigint;
+    pay := agentmarket_private.webhook_payment(dp ->> 'charge', dp ->> 'payment_intent', NULL);
+    IF pay.id IS NULL OR pay.lot_id IS NULL THEN
+        RETURN agentmarket_private.webhook_deferred(COALESCE(dp ->> 'payment_intent', dp ->> 'charge'),
+                                                    'the disputed charge''s payment is not known yet');
+    END IF;
+    -- The payment row serializes a dispute with the refunds of the same payment.
+    SELECT * INTO STRICT pay FROM agentmarket_private.purchase_payments x WHERE x.id = pay.id FOR UPDATE;
+    SELECT * INTO STRICT pur FROM agentmarket.purchases x WHERE x.id = pay.purchase_id FOR UPDATE;
+    IF dp ->> 'currency' IS DISTINCT FROM pur.currency THEN
+        RETURN pg_catalog.jsonb_build_object('outcome', 'rejected', 'purchase_id', pur.id,
+            'reason', 'the dispute''s currency is not the purchase''s');
+    END IF;
+    SELECT * INTO d FROM agentmarket_private.disputes x WHERE x.stripe_dispute_id = dp_id FOR UPDATE;
+    IF FOUND AND d.payment_id <> pay.id THEN
+        RETURN pg_catalog.jsonb_build_object('outcome', 'rejected', 'purchase_id', pur.id,
+            'reason', 'the dispute is known for another payment');
+    END IF;
+    IF FOUND AND d.outcome IS NOT NULL THEN
+        RETURN pg_catalog.jsonb_build_object('outcome', 'ignored', 'purchase_id', pur.id,
+            'reason', 'the dispute is closed (' || d.outcome || ')');
+    END IF;
+    PERFORM agentmarket_private.credit_lock_balance(pur.user_id);
+    PERFORM agentmarket_private.credit_lot_flush(pur.user_id);
+    SELECT * INTO STRICT l FROM agentmarket_private.credit_lots x WHERE x.id = pay.lot_id;
+    IF d.stripe_dispute_id IS NULL THEN
+        -- Whatever event comes first opens the dispute: the unspent credits of
+        -- the payment's lot, up to the disputed share, are frozen.
+        open_cents := LEAST(amount, pay.amount_cents - pay.refunded_cents - pay.dispute_lost_cents);
+        share := CASE WHEN pay.amount_cents = 0 THEN 0 ELSE (l.credits::bigint * open_cents / pay.amount_cents)::integer END;
+        SELECT b.subscription_credits + b.topup_credits - b.held_credits INTO available
+          FROM agentmarket.credit_balances b WHERE b.user_id = pur.user_id;
+        k := GREATEST(LEAST(l.remaining, share, available), 0);
+        v := agentmarket_private.credit_share(l.remaining_value_usd, k, l.remaining);
+        INSERT INTO agentmarket_private.disputes
+            (stripe_dispute_id, payment_id, purchase_id, amount_cents, status, frozen_credits, frozen_value_usd, event_created)
+        VALUES (dp_id, pay.id, pur.id, open_cents, COALESCE(st, 'needs_response'), k, v, created)
+        RETURNING * INTO d;
+        PERFORM agentmarket_private.dispute_move(d, pur.user_id, l, k, v, -1);
+    END IF;
+    UPDATE agentmarket_private.disputes x
+       SET status = CASE WHEN created >= x.event_created THEN COALESCE(st, x.status) ELSE x.status END,
+           event_created = GREATEST(x.event_created, created),
+           funds_withdrawn = x.funds_withdrawn OR ev_type = 'charge.dispute.funds_withdrawn',
+           funds_reinstated = x.funds_reinstated OR ev_type = 'charge.dispute.funds_reinstated',
+           updated_at = now()
+     WHERE x.stripe_dispute_id = dp_id
+    RETURNING * INTO d;
+    IF ev_type <> 'charge.dispute.closed' AND COALESCE(st, '') NOT IN ('won', 'lost', 'warning_closed') THEN
+        RETURN pg_catalog.jsonb_build_object('outcome', 'applied', 'purchase_id', pur.id, 'dispute', dp_id,
+            'status', d.status, 'frozen_credits', d.frozen_credits, 'frozen_value_usd', d.frozen_value_usd);
+    END IF;
+    IF COALESCE(st, '') NOT IN ('won', 'lost', 'warning_closed') THEN
+        RETURN pg_catalog.jsonb_build_object('outcome', 'rejected', 'purchase_id', pur.id,
+            'reason', pg_catalog.format('a closed dispute with status %s', COALESCE(st, 'none')));
+    END IF;
+    -- Closed: the frozen credits come back; a lost dispute then acts as a refund of its amount.
+    SELECT * INTO STRICT l FROM agentmarket_private.credit_lots x WHERE x.id = pay.lot_id;
+    PERFORM agentmarket_private.dispute_move(d, pur.user_id, l, d.frozen_credits, d.frozen_value_usd, 1);
+    UPDATE agentmarket_private.disputes x
+       SET outcome = st, status = st, closed_at = now(), frozen_credits = 0, frozen_value_usd = 0, updated_at = now()
+     WHERE x.stripe_dispute_id = dp_id;
+    r := pg_catalog.jsonb_build_object('outcome', 'applied', 'purchase_id', pur.id, 'dispute', dp_id, 'status', st,
+        'credits_released', d.frozen_credits);
+    IF st = 'lost' THEN
+        r := r || (agentmarket_private.payment_take_back(pay, pay.dispute_lost_cents + d.amount_cents, 'dispute_lost')
+                   - 'outcome' - 'reason');
+    END IF;
+    RETURN r;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.webhook_charge_dispute(jsonb) IS
+    'charge.dispute.created/updated/funds_withdrawn/funds_reinstated/closed: the first event of a dispute freezes the unspent credits of the payment''s lot up to the disputed share (dispute_freeze); later ones record its status (the newest wins); closed won or warning_closed releases them (dispute_release), closed lost releases them and takes the disputed amount back as a refund does (payment_take_back, dispute_lost). A closed dispute changes no more; deferred until the payment is known.';

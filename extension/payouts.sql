@@ -301,6 +301,8 @@ DECLARE
     minimum numeric := agentmarket_private.setting('payout_minimum_usd')::numeric;
     c record;
     ids uuid[];
+    clawback_ids uuid[];
+    reversal_ids bigint[];
     total numeric;
     carry numeric;
     p agentmarket.payouts;
@@ -314,9 +316,12 @@ BEGIN
                 -- others stay owed, with no transfer that would die.
                 AND EXISTS (SELECT FROM agentmarket_private.connect_accounts ca
                              WHERE ca.account_id OPERATOR(pg_catalog.=) u.stripe_connect_account_id AND ca.payable)
-                AND EXISTS (SELECT FROM agentmarket.creator_earnings e
-                             WHERE e.creator_id OPERATOR(pg_catalog.=) u.id AND e.payout_id IS NULL AND NOT e.paid_out
-                               AND e.created_at OPERATOR(pg_catalog.<=) cutoff)
+                AND (EXISTS (SELECT FROM agentmarket.creator_earnings e
+                              WHERE e.creator_id OPERATOR(pg_catalog.=) u.id AND e.payout_id IS NULL AND NOT e.paid_out
+                                AND e.created_at OPERATOR(pg_catalog.<=) cutoff)
+                     -- Partial transfer reversals are owed again (lifecycle.sql).
+                     OR EXISTS (SELECT FROM agentmarket_private.payout_reversals v
+                                 WHERE v.creator_id OPERATOR(pg_catalog.=) u.id AND v.netted_payout_id IS NULL))
               ORDER BY u.id
     LOOP
         -- One run per creator at a time; later statements see what an
@@ -332,13 +337,21 @@ BEGIN
                    AND e.created_at OPERATOR(pg_catalog.<=) cutoff
                  ORDER BY e.id
                  FOR UPDATE) s;
-        IF ids IS NULL THEN
-            CONTINUE;
-        END IF;
-        -- Clawbacks of earnings already paid are netted here (reconcile.sql).
-        SELECT pg_catalog.sum(e.creator_amount) OPERATOR(pg_catalog.-) COALESCE((
+        -- Clawbacks of earnings already paid are netted here (reconcile.sql),
+        -- and partial reversals of paid transfers added (lifecycle.sql): the
+        -- rows are locked and named, so what is summed is what is claimed.
+        SELECT pg_catalog.array_agg(s.id) INTO clawback_ids
+          FROM (SELECT k.id FROM agentmarket_private.creator_clawbacks k
+                 WHERE k.creator_id OPERATOR(pg_catalog.=) c.id AND k.payout_id IS NULL FOR UPDATE) s;
+        SELECT pg_catalog.array_agg(s.id) INTO reversal_ids
+          FROM (SELECT v.id FROM agentmarket_private.payout_reversals v
+                 WHERE v.creator_id OPERATOR(pg_catalog.=) c.id AND v.netted_payout_id IS NULL FOR UPDATE) s;
+        SELECT COALESCE(pg_catalog.sum(e.creator_amount), 0) OPERATOR(pg_catalog.-) COALESCE((
                    SELECT pg_catalog.sum(k.creator_amount) FROM agentmarket_private.creator_clawbacks k
-                    WHERE k.creator_id OPERATOR(pg_catalog.=) c.id AND k.payout_id IS NULL), 0)
+                    WHERE k.id OPERATOR(pg_catalog.=) ANY (clawback_ids)), 0)
+               OPERATOR(pg_catalog.+) COALESCE((
+                   SELECT pg_catalog.sum(v.amount_usd) FROM agentmarket_private.payout_reversals v
+                    WHERE v.id OPERATOR(pg_catalog.=) ANY (reversal_ids)), 0)
           INTO total FROM agentmarket.creator_earnings e
          WHERE e.id OPERATOR(pg_catalog.=) ANY (ids);
         carry := agentmarket.payout_carry_usd(c.id);
@@ -352,7 +365,9 @@ BEGIN
         RETURNING * INTO p;
         UPDATE agentmarket.creator_earnings e SET payout_id = p.id WHERE e.id OPERATOR(pg_catalog.=) ANY (ids);
         UPDATE agentmarket_private.creator_clawbacks k SET payout_id = p.id
-         WHERE k.creator_id OPERATOR(pg_catalog.=) c.id AND k.payout_id IS NULL;
+         WHERE k.id OPERATOR(pg_catalog.=) ANY (clawback_ids);
+        UPDATE agentmarket_private.payout_reversals v SET netted_payout_id = p.id
+         WHERE v.id OPERATOR(pg_catalog.=) ANY (reversal_ids);
         PERFORM agentmarket_private.enqueue_stripe_job('stripe.create_transfer',
             pg_catalog.jsonb_build_object(
                 'amount', p.transfer_cents, 'currency', 'usd', 'destination', p.stripe_connect_account_id,
@@ -365,7 +380,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION agentmarket.run_payouts() IS
-    'service_role / pg_cron: for every creator with a Connect account and no payout in flight, claims the unpaid earnings older than payout_holding_days when they add up to payout_minimum_usd, makes one pending payout (their exact sum plus the carried remainder, whole cents transferred) and enqueues its stripe.create_transfer (Idempotency-Key transfer:<payout id>); returns the payouts made. 42501 for anyone else.';
+    'service_role / pg_cron: for every creator with a payable Connect account and no payout in flight, claims the unpaid earnings older than payout_holding_days (less unsettled clawbacks, plus partial transfer reversals owed again) when they add up to payout_minimum_usd, makes one pending payout (their exact sum plus the carried remainder, whole cents transferred) and enqueues its stripe.create_transfer (Idempotency-Key transfer:<payout id>); returns the payouts made. 42501 for anyone else.';
 GRANT EXECUTE ON FUNCTION agentmarket.run_payouts() TO service_role;
 
 -- stripe.create_transfer succeeded: the payout and its earnings are paid.
@@ -437,6 +452,7 @@ BEGIN
     UPDATE agentmarket.creator_earnings e SET payout_id = NULL
      WHERE e.payout_id OPERATOR(pg_catalog.=) pid AND NOT e.paid_out;
     UPDATE agentmarket_private.creator_clawbacks k SET payout_id = NULL WHERE k.payout_id OPERATOR(pg_catalog.=) pid;
+    UPDATE agentmarket_private.payout_reversals v SET netted_payout_id = NULL WHERE v.netted_payout_id OPERATOR(pg_catalog.=) pid;
     DELETE FROM agentmarket.creator_earnings e
      USING agentmarket.sessions s
      WHERE s.id OPERATOR(pg_catalog.=) e.session_id AND s.refunded_at IS NOT NULL

@@ -52,7 +52,7 @@ $$;
 COMMENT ON FUNCTION agentmarket_private.webhook_account_updated(jsonb) IS
     'account.updated (Connect): records whether the account can be paid (charges and payouts enabled, transfers capability active); an older event never overwrites a newer one; deferred until a creator has the account.';
 
--- transfer.reversed: the payout's earnings (and the clawbacks it netted) are owed again.
+-- transfer.reversed: what was reversed is owed to the creator again.
 CREATE FUNCTION agentmarket_private.webhook_transfer_reversed(p_event jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
@@ -61,6 +61,7 @@ AS $$
 DECLARE
     tr jsonb := p_event #> '{data,object}';
     p agentmarket.payouts;
+    reversed bigint;
 BEGIN
     SELECT * INTO p FROM agentmarket.payouts x WHERE x.stripe_transfer_id = tr ->> 'id' FOR UPDATE;
     IF NOT FOUND THEN
@@ -69,20 +70,34 @@ BEGIN
     IF p.status <> 'paid' THEN
         RETURN pg_catalog.jsonb_build_object('outcome', 'ignored', 'reason', 'the payout is ' || p.status);
     END IF;
-    IF COALESCE((tr ->> 'amount_reversed')::bigint, 0) < p.transfer_cents THEN
-        RETURN pg_catalog.jsonb_build_object('outcome', 'ignored',
-            'reason', 'a partial reversal is left to an operator');
+    -- amount_reversed is cumulative: events in any order apply each cent once.
+    reversed := LEAST(GREATEST(COALESCE((tr ->> 'amount_reversed')::numeric, 0), 0), p.transfer_cents)::bigint;
+    IF reversed <= p.reversed_cents THEN
+        RETURN pg_catalog.jsonb_build_object('outcome', 'ignored', 'payout_id', p.id,
+            'reason', 'already reversed');
     END IF;
-    UPDATE agentmarket.payouts x SET status = 'reversed', reversed_at = now() WHERE x.id = p.id;
-    UPDATE agentmarket.creator_earnings e
-       SET paid_out = false, paid_out_at = NULL, stripe_transfer_id = NULL, payout_id = NULL
-     WHERE e.payout_id = p.id;
-    UPDATE agentmarket_private.creator_clawbacks k SET payout_id = NULL WHERE k.payout_id = p.id;
-    RETURN pg_catalog.jsonb_build_object('outcome', 'applied', 'payout_id', p.id, 'creator_id', p.creator_id);
+    IF reversed = p.transfer_cents AND p.reversed_cents = 0 THEN
+        -- The whole transfer: the payout is undone, its earnings and the
+        -- clawbacks and reversals it netted are owed again as they were.
+        UPDATE agentmarket.payouts x SET status = 'reversed', reversed_at = now() WHERE x.id = p.id;
+        UPDATE agentmarket.creator_earnings e
+           SET paid_out = false, paid_out_at = NULL, stripe_transfer_id = NULL, payout_id = NULL
+         WHERE e.payout_id = p.id;
+        UPDATE agentmarket_private.creator_clawbacks k SET payout_id = NULL WHERE k.payout_id = p.id;
+        UPDATE agentmarket_private.payout_reversals v SET netted_payout_id = NULL WHERE v.netted_payout_id = p.id;
+        RETURN pg_catalog.jsonb_build_object('outcome', 'applied', 'payout_id', p.id, 'creator_id', p.creator_id,
+            'reversed_cents', reversed);
+    END IF;
+    -- Part of it: exactly that part is owed again, added to the next payout.
+    UPDATE agentmarket.payouts x SET reversed_cents = reversed WHERE x.id = p.id;
+    INSERT INTO agentmarket_private.payout_reversals (payout_id, creator_id, amount_usd)
+    VALUES (p.id, p.creator_id, (reversed - p.reversed_cents) / 100.0);
+    RETURN pg_catalog.jsonb_build_object('outcome', 'applied', 'payout_id', p.id, 'creator_id', p.creator_id,
+        'reversed_cents', reversed - p.reversed_cents, 'owed_again_usd', ((reversed - p.reversed_cents) / 100.0)::numeric(12,4));
 END
 $$;
 COMMENT ON FUNCTION agentmarket_private.webhook_transfer_reversed(jsonb) IS
-    'transfer.reversed (whole transfer): the payout is reversed, its earnings are unpaid and unclaimed again (the next run pays them), the clawbacks it netted are owed again; deferred until the transfer is known.';
+    'transfer.reversed (amount_reversed cumulative, so any order applies each cent once): the whole transfer reverses the payout (its earnings unpaid and unclaimed again, the clawbacks and reversals it netted owed again); a part of it (or the rest after a part) is owed to the creator again as a payout_reversals row that the next payout adds; deferred until the transfer is known.';
 
 ------------------------------------------------------------------------------
 -- Dispatch, deferral, endpoints
@@ -116,6 +131,11 @@ BEGIN
         WHEN 'customer.subscription.updated' THEN agentmarket_private.webhook_subscription_state(p_event)
         WHEN 'customer.subscription.deleted' THEN agentmarket_private.webhook_subscription_state(p_event)
         WHEN 'charge.refunded' THEN agentmarket_private.webhook_charge_refunded(p_event)
+        WHEN 'charge.dispute.created' THEN agentmarket_private.webhook_charge_dispute(p_event)
+        WHEN 'charge.dispute.updated' THEN agentmarket_private.webhook_charge_dispute(p_event)
+        WHEN 'charge.dispute.funds_withdrawn' THEN agentmarket_private.webhook_charge_dispute(p_event)
+        WHEN 'charge.dispute.funds_reinstated' THEN agentmarket_private.webhook_charge_dispute(p_event)
+        WHEN 'charge.dispute.closed' THEN agentmarket_private.webhook_charge_dispute(p_event)
         WHEN 'account.updated' THEN agentmarket_private.webhook_account_updated(p_event)
         WHEN 'transfer.reversed' THEN agentmarket_private.webhook_transfer_reversed(p_event)
         ELSE pg_catalog.jsonb_build_object('outcome', 'ignored', 'reason', 'event type not handled')

@@ -21,77 +21,7 @@ SELECT agentmarket.configure('stripe_connect_webhook_secret', 'whsec_connect') \
 SELECT agentmarket.configure('payout_holding_days', '0') \g /dev/null
 SELECT agentmarket.configure('payout_minimum_usd', '0') \g /dev/null
 
-CREATE FUNCTION pg_temp.sign(p text, secret text) RETURNS text LANGUAGE sql AS $$
-    SELECT 't=' || extract(epoch FROM now())::bigint || ',v1=' ||
-           agentmarket_private.hmac_sha256_hex(convert_to(secret, 'UTF8'),
-               convert_to(extract(epoch FROM now())::bigint || '.' || p, 'UTF8'))
-$$;
--- An event as Stripe 2024-06-20 wraps an object; created orders events.
-CREATE FUNCTION pg_temp.ev(id text, type text, obj jsonb, created bigint DEFAULT 1790000000) RETURNS jsonb
-LANGUAGE sql AS $$
-    SELECT jsonb_build_object('id', id, 'object', 'event', 'api_version', '2024-06-20', 'created', created,
-                              'livemode', false, 'pending_webhooks', 1, 'type', type,
-                              'request', jsonb_build_object('id', NULL, 'idempotency_key', NULL),
-                              'data', jsonb_build_object('object', obj))
-$$;
-CREATE FUNCTION pg_temp.deliver(ev jsonb, secret text DEFAULT 'whsec_life') RETURNS jsonb LANGUAGE sql AS $$
-    SELECT agentmarket.handle_stripe_webhook(ev::text, pg_temp.sign(ev::text, secret))
-$$;
-CREATE FUNCTION pg_temp.deliver_connect(ev jsonb, secret text DEFAULT 'whsec_connect') RETURNS jsonb LANGUAGE sql AS $$
-    SELECT agentmarket.handle_stripe_connect_webhook(ev::text, pg_temp.sign(ev::text, secret))
-$$;
-CREATE FUNCTION pg_temp.fails(q text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-    EXECUTE q;
-    RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-    RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
-CREATE FUNCTION pg_temp.books() RETURNS text LANGUAGE sql AS $$
-    SELECT COALESCE(string_agg(subject || ' ' || id || ': ' || problem || ' (' || recorded || ' vs ' || expected || ')', '; '), '')
-      FROM agentmarket.verify_books()
-$$;
-CREATE FUNCTION pg_temp.bal(u uuid) RETURNS text LANGUAGE sql AS $$
-    SELECT subscription_credits || '/' || topup_credits FROM agentmarket.credit_balances WHERE user_id = u
-$$;
--- A pending purchase of a pack (what buy_credits makes).
-CREATE FUNCTION pg_temp.purchase(u uuid, pack text) RETURNS uuid LANGUAGE sql AS $$
-    INSERT INTO agentmarket.purchases (user_id, kind, product, credits, amount_cents, currency)
-    SELECT u, p.kind, p.code, p.credits, p.amount_cents, p.currency FROM agentmarket_private.credit_packs p
-     WHERE p.code = pack RETURNING id
-$$;
--- checkout.session.completed for a purchase: payment mode with a payment
--- intent, subscription mode with a subscription and its first invoice.
-CREATE FUNCTION pg_temp.completed(evt text, pur uuid, ref text, created bigint DEFAULT 1790000000) RETURNS jsonb
-LANGUAGE sql AS $$
-    SELECT pg_temp.ev(evt, 'checkout.session.completed', jsonb_build_object(
-        'id', 'cs_' || ref, 'object', 'checkout.session',
-        'mode', CASE p.kind WHEN 'topup' THEN 'payment' ELSE 'subscription' END,
-        'amount_total', p.amount_cents, 'currency', p.currency, 'payment_status', 'paid', 'status', 'complete',
-        'client_reference_id', p.id, 'metadata', jsonb_build_object('purchase_id', p.id, 'user_id', p.user_id),
-        'customer', 'cus_' || ref, 'customer_creation', CASE p.kind WHEN 'topup' THEN 'always' END,
-        'payment_intent', CASE p.kind WHEN 'topup' THEN 'pi_' || ref END,
-        'subscription', CASE p.kind WHEN 'subscription' THEN 'sub_' || ref END,
-        'invoice', CASE p.kind WHEN 'subscription' THEN 'in_' || ref || '_1' END), created)
-      FROM agentmarket.purchases p WHERE p.id = pur
-$$;
-CREATE FUNCTION pg_temp.invoice(evt text, type text, ref text, n int, reason text, amount bigint,
-                                created bigint DEFAULT 1790000000) RETURNS jsonb LANGUAGE sql AS $$
-    SELECT pg_temp.ev(evt, type, jsonb_build_object(
-        'id', 'in_' || ref || '_' || n, 'object', 'invoice', 'subscription', 'sub_' || ref, 'customer', 'cus_' || ref,
-        'billing_reason', reason, 'amount_paid', CASE type WHEN 'invoice.paid' THEN amount ELSE 0 END,
-        'amount_due', amount, 'currency', 'usd', 'status', CASE type WHEN 'invoice.paid' THEN 'paid' ELSE 'open' END,
-        'charge', 'ch_' || ref || '_' || n, 'payment_intent', 'pi_' || ref || '_' || n,
-        'lines', jsonb_build_object('object', 'list', 'data', jsonb_build_array(jsonb_build_object(
-            'object', 'line_item', 'period', jsonb_build_object('start', 1790000000 + n * 2592000,
-                                                                 'end', 1790000000 + (n + 1) * 2592000))))), created)
-$$;
-CREATE FUNCTION pg_temp.refunded(evt text, ref text, pi text, invoice text, amount bigint, refunded bigint,
-                                 created bigint DEFAULT 1790000000) RETURNS jsonb LANGUAGE sql AS $$
-    SELECT pg_temp.ev(evt, 'charge.refunded', jsonb_build_object(
-        'id', 'ch_' || ref, 'object', 'charge', 'amount', amount, 'amount_refunded', refunded, 'currency', 'usd',
-        'refunded', refunded = amount, 'payment_intent', pi, 'invoice', invoice, 'status', 'succeeded'), created)
-$$;
+\ir test/fixtures/stripe_events.sql
 
 INSERT INTO users (id, email, role, stripe_connect_account_id) VALUES
   ('c0000000-0000-4000-8000-0000000000c1', 'maker@life.example', 'creator', 'acct_life'),
@@ -106,13 +36,6 @@ INSERT INTO agent_instances (user_id, agent_id, fly_app_name, fly_machine_id, st
 SELECT u, 'c0000000-0000-4000-8000-0000000000a1', 'life-' || right(u::text, 2), 'life', 'running'
   FROM unnest(ARRAY['c0000000-0000-4000-8000-0000000000e1', 'c0000000-0000-4000-8000-0000000000e2',
                      'c0000000-0000-4000-8000-0000000000e3']::uuid[]) u;
-CREATE FUNCTION pg_temp.session(u uuid) RETURNS uuid LANGUAGE plpgsql AS $$
-DECLARE s agentmarket.sessions;
-BEGIN
-    s := agentmarket.start_session((SELECT i.id FROM agentmarket.agent_instances i WHERE i.user_id = u));
-    PERFORM agentmarket.end_session(s.id, 10, 1, 1, 0);
-    RETURN s.id;
-END $$;
 CREATE TEMP TABLE ids (name text PRIMARY KEY, id uuid);
 
 ------------------------------------------------------------------------------

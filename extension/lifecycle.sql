@@ -268,6 +268,37 @@ $$;
 COMMENT ON FUNCTION agentmarket_private.revenue_reverse(uuid, bigint, numeric) IS
     'Takes p_value of revenue back from what a lot''s spent credits produced: the sessions that consumed it, newest first (unpaid earnings re-split, paid ones clawed back from the next payout), the rest from the platform.';
 
+-- A session refunded in credits after a refund of its purchase reversed part
+-- of its revenue: the credits it gives back to a lot carry the value they
+-- took, so what was reversed beyond what the session still consumed from the
+-- lot moves to the platform (a session's revenue never goes below zero).
+CREATE FUNCTION agentmarket_private.revenue_reversal_cap(p_session uuid, p_lot bigint)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    consumed numeric;
+    reversed numeric;
+    pur uuid;
+BEGIN
+    SELECT COALESCE(sum(r.value_usd), 0), max(r.purchase_id::text)::uuid INTO reversed, pur
+      FROM agentmarket_private.revenue_reversals r WHERE r.session_id = p_session AND r.lot_id = p_lot;
+    IF reversed = 0 THEN
+        RETURN;
+    END IF;
+    SELECT COALESCE(-sum(t.value_usd), 0) INTO consumed FROM agentmarket.credit_transactions t
+     WHERE t.session_id = p_session AND t.lot_id = p_lot AND t.type IN ('session_deduct', 'refund');
+    IF reversed > GREATEST(consumed, 0) THEN
+        INSERT INTO agentmarket_private.revenue_reversals (purchase_id, lot_id, session_id, value_usd)
+        VALUES (pur, p_lot, p_session, GREATEST(consumed, 0) - reversed),
+               (pur, p_lot, NULL, reversed - GREATEST(consumed, 0));
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.revenue_reversal_cap(uuid, bigint) IS
+    'After credits of a session go back to a lot (refund_session): revenue that purchase refunds reversed from the session beyond what it still consumed from the lot moves to the platform (a negative row for the session, a positive one without), so no session''s revenue goes below zero.';
+
 -- A payment refunded (or a dispute lost) up to p_cents in all of p_type:
 -- unspent credits of its lot back up to the share refunded and lost together,
 -- the rest recovered.

@@ -384,6 +384,10 @@ BEGIN
         k := LEAST(l.taken, left_to_give);
         v := agentmarket_private.credit_share(l.value, k, l.taken::integer);
         PERFORM agentmarket_private.credit_lot_move(p_user, l.id, l.credit_type, k, v, 'refund', p_description, p_session);
+        IF p_session IS NOT NULL THEN
+            -- Revenue a purchase refund reversed from the session (lifecycle.sql).
+            PERFORM agentmarket_private.revenue_reversal_cap(p_session, l.id);
+        END IF;
         IF l.credit_type OPERATOR(pg_catalog.=) 'subscription' THEN
             to_subscription := to_subscription OPERATOR(pg_catalog.+) k;
         END IF;

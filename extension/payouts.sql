@@ -33,9 +33,12 @@ CREATE TABLE agentmarket.payouts (
   stripe_connect_account_id TEXT NOT NULL CONSTRAINT payouts_account_format CHECK (stripe_connect_account_id ~ '^acct_'),
   -- Exact sum of the creator_amount of the earnings this payout claimed.
   amount_usd NUMERIC(12,4) NOT NULL CONSTRAINT payouts_amount_positive CHECK (amount_usd > 0),
-  -- The sub-cent remainder of the creator's earlier paid payouts, added here.
+  -- The sub-cent remainders of the creator's earlier paid payouts, added here.
+  -- Whole reversals move it either way (webhooks.sql): a reversed payout's
+  -- remainder is no longer carried, and what it carried in is owed again, so
+  -- it can pass a cent or go below zero; what the payout moves stays whole.
   carried_in_usd NUMERIC(12,4) NOT NULL DEFAULT 0
-    CONSTRAINT payouts_carried_in_range CHECK (carried_in_usd >= 0 AND carried_in_usd < 0.01),
+    CONSTRAINT payouts_carried_in_range CHECK (amount_usd + carried_in_usd >= 0.01),
   -- Whole cents of amount_usd + carried_in_usd: what the transfer moves.
   transfer_cents BIGINT NOT NULL CONSTRAINT payouts_transfer_positive CHECK (transfer_cents > 0),
   -- What is left below a cent, carried to the next payout once this one is paid.
@@ -287,7 +290,7 @@ AS $$
      WHERE p.creator_id OPERATOR(pg_catalog.=) payout_carry_usd.creator_id
 $$;
 COMMENT ON FUNCTION agentmarket.payout_carry_usd(uuid) IS
-    'The creator''s sub-cent remainder (USD, below 0.01) not transferred yet: the next payout adds it. Paid transfers + this = paid-out earnings.';
+    'The creator''s sub-cent remainders (USD) not transferred yet: the next payout adds them. Below 0.01 but for whole transfer reversals, which release what the reversed payout carried in (more) or take back its remainder that a later payout carried (less, even below zero). Paid transfers + this = paid-out earnings.';
 GRANT EXECUTE ON FUNCTION agentmarket.payout_carry_usd(uuid) TO service_role;
 
 CREATE FUNCTION agentmarket.run_payouts()

@@ -350,9 +350,16 @@ BEGIN
      WHERE e.session_id OPERATOR(pg_catalog.=) s.id AND NOT e.paid_out;
     -- Earnings paid (or on their way in a payout) are taken back from the
     -- creator's next payout instead (reconcile.sql).
+    -- (What a refund of the session's purchase already clawed back is not
+    -- clawed back twice.)
     INSERT INTO agentmarket_private.creator_clawbacks (creator_id, session_id, earnings_id, gross_usd, creator_amount, reason)
-    SELECT e.creator_id, e.session_id, e.id, e.gross_revenue, e.creator_amount, 'session refunded'
-      FROM agentmarket.creator_earnings e WHERE e.session_id OPERATOR(pg_catalog.=) s.id;
+    SELECT e.creator_id, e.session_id, e.id, e.gross_revenue - k.gross,
+           LEAST(GREATEST(e.creator_amount - k.creator, 0), e.gross_revenue - k.gross),
+           'session refunded'
+      FROM agentmarket.creator_earnings e,
+           LATERAL (SELECT COALESCE(sum(c.gross_usd), 0) AS gross, COALESCE(sum(c.creator_amount), 0) AS creator
+                      FROM agentmarket_private.creator_clawbacks c WHERE c.earnings_id OPERATOR(pg_catalog.=) e.id) k
+     WHERE e.session_id OPERATOR(pg_catalog.=) s.id;
     UPDATE agentmarket.sessions x SET refunded_at = now() WHERE x.id OPERATOR(pg_catalog.=) s.id RETURNING * INTO s;
     RETURN s;
 END

@@ -3,7 +3,10 @@
 -- creator never paid more than users paid), then random journeys (packs at
 -- several prices including a discounted plan, trial credits, spending on
 -- several creators' agents, refunds, refreshes, holds, payouts that succeed
--- or die) with verify_books() checked empty after every step.
+-- or die, and Stripe's lifecycle: renewals at full and discounted prices,
+-- cancellations, partial and full refunds, disputes opened, won and lost,
+-- partial and full transfer reversals, late events) with verify_books()
+-- checked empty after every step.
 \set QUIET 1
 \pset format unaligned
 \pset tuples_only true
@@ -11,7 +14,7 @@
 SET client_min_messages = warning;
 SET search_path = agentmarket, public;
 BEGIN;
-SELECT plan(25);
+SELECT plan(26);
 
 SELECT agentmarket.configure('free_trial_credits', '100');
 SELECT agentmarket.configure('stripe_webhook_secret', 'whsec_books');
@@ -178,15 +181,108 @@ SELECT setseed(0.1111);
 SELECT agentmarket.configure('promotional_credit_value_usd', '0.002');
 CREATE TEMP TABLE journal (step int, op text, books text);
 CREATE TEMP TABLE op_count (op text PRIMARY KEY, n int NOT NULL DEFAULT 0);
+-- An event as Stripe 2024-06-20 wraps an object.
+CREATE FUNCTION pg_temp.ev(type text, obj jsonb) RETURNS jsonb LANGUAGE sql AS $$
+    SELECT jsonb_build_object('id', 'evt_' || replace(gen_random_uuid()::text, '-', ''), 'object', 'event',
+                              'api_version', '2024-06-20', 'created', extract(epoch FROM clock_timestamp())::bigint,
+                              'type', type, 'data', jsonb_build_object('object', obj || jsonb_build_object('currency', 'usd')))
+$$;
+-- One of Stripe's lifecycle events for user u, at random; its outcome.
+CREATE FUNCTION pg_temp.lifecycle(u uuid, OUT kind text, OUT outcome text) LANGUAGE plpgsql AS $$
+DECLARE
+    r float8 := random();
+    n text := replace(gen_random_uuid()::text, '-', '');
+    pur agentmarket.purchases;
+    pp agentmarket_private.purchase_payments;
+    d agentmarket_private.disputes;
+    p agentmarket.payouts;
+    rest bigint;
+BEGIN
+    -- A payment of the user's that Stripe can still refund or dispute.
+    SELECT x.* INTO pp FROM agentmarket_private.purchase_payments x JOIN agentmarket.purchases y ON y.id = x.purchase_id
+     WHERE y.user_id = u AND x.lot_id IS NOT NULL AND x.refunded_cents + x.dispute_lost_cents < x.amount_cents
+       AND NOT EXISTS (SELECT FROM agentmarket_private.disputes z WHERE z.payment_id = x.id AND z.outcome IS NULL)
+     ORDER BY random() LIMIT 1;
+    rest := pp.amount_cents - pp.refunded_cents - pp.dispute_lost_cents;
+    -- A plan of the user's that Stripe still renews.
+    SELECT y.* INTO pur FROM agentmarket.purchases y JOIN agentmarket_private.subscriptions z ON z.purchase_id = y.id
+     WHERE y.user_id = u AND z.status <> 'canceled' ORDER BY random() LIMIT 1;
+    outcome := 'none';
+    IF r < 0.32 AND pur.id IS NULL THEN
+        RETURN;
+    ELSIF r < 0.25 THEN
+        kind := 'renewal';
+        outcome := pg_temp.deliver(pg_temp.ev('invoice.paid', jsonb_build_object(
+            'id', 'in_' || n, 'object', 'invoice', 'subscription', pur.stripe_subscription_id,
+            'billing_reason', 'subscription_cycle', 'status', 'paid', 'charge', 'ch_' || n, 'payment_intent', 'pi_' || n,
+            -- Full price, or with a coupon.
+            'amount_paid', CASE WHEN random() < 0.5 THEN pur.amount_cents ELSE pur.amount_cents * 4 / 5 END,
+            'lines', jsonb_build_object('data', jsonb_build_array(jsonb_build_object('period', jsonb_build_object(
+                'end', extract(epoch FROM now() + interval '1 month')::bigint)))))));
+    ELSIF r < 0.32 THEN
+        kind := 'cancel';
+        outcome := pg_temp.deliver(pg_temp.ev('customer.subscription.deleted', jsonb_build_object(
+            'id', pur.stripe_subscription_id, 'object', 'subscription', 'status', 'canceled')));
+    ELSIF r < 0.55 THEN
+        kind := 'stripe refund';
+        IF pp.id IS NULL THEN
+            RETURN;
+        END IF;
+        -- Cumulative: part of the rest, all of it, or (a late event) less than already refunded.
+        outcome := pg_temp.deliver(pg_temp.ev('charge.refunded', jsonb_build_object(
+            'id', COALESCE(pp.charge, 'ch_' || n), 'object', 'charge', 'amount', pp.amount_cents,
+            'amount_refunded', CASE WHEN random() < 0.15 THEN floor(random() * (pp.refunded_cents + 1))::bigint
+                                    WHEN random() < 0.3 THEN pp.amount_cents - pp.dispute_lost_cents
+                                    ELSE pp.refunded_cents + 1 + floor(random() * rest)::bigint END,
+            'payment_intent', pp.payment_intent, 'invoice', CASE WHEN pp.stripe_ref LIKE 'in\_%' THEN pp.stripe_ref END)));
+    ELSIF r < 0.72 THEN
+        kind := 'dispute opened';
+        IF pp.id IS NULL OR (pp.charge IS NULL AND pp.payment_intent IS NULL) THEN
+            RETURN;
+        END IF;
+        outcome := pg_temp.deliver(pg_temp.ev('charge.dispute.created', jsonb_build_object(
+            'id', 'dp_' || n, 'object', 'dispute', 'charge', pp.charge, 'payment_intent', pp.payment_intent,
+            'amount', CASE WHEN random() < 0.6 THEN rest ELSE 1 + floor(random() * rest)::bigint END,
+            'status', 'needs_response')));
+    ELSIF r < 0.85 THEN
+        kind := 'dispute closed';
+        SELECT z.* INTO d FROM agentmarket_private.disputes z JOIN agentmarket.purchases y ON y.id = z.purchase_id
+         WHERE y.user_id = u AND z.outcome IS NULL ORDER BY random() LIMIT 1;
+        IF d.stripe_dispute_id IS NULL THEN
+            RETURN;
+        END IF;
+        SELECT x.* INTO pp FROM agentmarket_private.purchase_payments x WHERE x.id = d.payment_id;
+        outcome := pg_temp.deliver(pg_temp.ev('charge.dispute.closed', jsonb_build_object(
+            'id', d.stripe_dispute_id, 'object', 'dispute', 'charge', pp.charge, 'payment_intent', pp.payment_intent,
+            'amount', d.amount_cents, 'status', (ARRAY['won', 'lost', 'lost', 'warning_closed'])[1 + floor(random() * 4)::int])));
+    ELSE
+        kind := 'transfer reversed';
+        SELECT x.* INTO p FROM agentmarket.payouts x WHERE x.status = 'paid' AND x.reversed_cents < x.transfer_cents
+         ORDER BY random() LIMIT 1;
+        IF p.id IS NULL THEN
+            RETURN;
+        END IF;
+        outcome := pg_temp.deliver(pg_temp.ev('transfer.reversed', jsonb_build_object(
+            'id', p.stripe_transfer_id, 'object', 'transfer', 'amount', p.transfer_cents,
+            'amount_reversed', CASE WHEN random() < 0.3 THEN p.transfer_cents
+                                    ELSE p.reversed_cents + 1 + floor(random() * (p.transfer_cents - p.reversed_cents))::bigint END)));
+    END IF;
+END $$;
 CREATE FUNCTION pg_temp.journeys(steps int) RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
-    i int; r float8; u uuid; kind text; s uuid; p agentmarket.payouts; j agentmarket_private.jobs; h uuid; b text;
+    i int; r float8; u uuid; kind text; s uuid; p agentmarket.payouts; j agentmarket_private.jobs; h uuid; b text; o text;
 BEGIN
     FOR i IN 1 .. steps LOOP
         r := random();
         u := pg_temp.uid(10 + floor(random() * 8)::int);
         BEGIN
-            IF r < 0.12 THEN
+            IF random() < 0.25 THEN
+                SELECT x.kind, x.outcome INTO kind, o FROM pg_temp.lifecycle(u) x;
+                CONTINUE WHEN o = 'none';
+                IF o <> 'applied' THEN
+                    kind := kind || ' ' || o;
+                END IF;
+            ELSIF r < 0.12 THEN
                 kind := 'buy';
                 PERFORM pg_temp.buy(u, (ARRAY['topup_s', 'topup_m', 'topup_l', 'pro_monthly'])[1 + floor(random() * 4)::int]);
             ELSIF r < 0.50 THEN
@@ -238,11 +334,18 @@ BEGIN
     END LOOP;
 END $$;
 SELECT count(pg_temp.new_user(n)) FROM generate_series(10, 17) n;
-SELECT pg_temp.journeys(400);
+SELECT pg_temp.journeys(600);
 SELECT is((SELECT COALESCE(min(step || ' ' || op || ': ' || books), '') FROM journal), '',
-    'verify_books() is empty after every one of 400 random steps');
-SELECT ok((SELECT bool_and(n >= 5) AND count(*) >= 8 FROM op_count WHERE op NOT LIKE '% refused'),
-    'every kind of step ran several times');
+    'verify_books() is empty after every one of 600 random steps');
+SELECT ok((SELECT bool_and(n >= 5) AND count(*) >= 14 FROM op_count
+            WHERE op NOT LIKE '% refused' AND op NOT LIKE '% ignored' AND op NOT LIKE '% deferred'),
+    'every kind of step ran several times (each lifecycle event applied at least 5 times)');
+SELECT ok((SELECT count(*) FILTER (WHERE outcome = 'won') > 0 AND count(*) FILTER (WHERE outcome = 'lost') > 0
+             FROM agentmarket_private.disputes)
+          AND (SELECT count(*) FROM agentmarket_private.payout_reversals) > 0
+          AND (SELECT count(*) FROM payouts WHERE status = 'reversed') > 0
+          AND (SELECT count(*) FROM agentmarket_private.purchase_payments WHERE refunded_cents BETWEEN 1 AND amount_cents - 1) > 0,
+    'disputes were won and lost, transfers reversed in part and in whole, payments refunded in part');
 SELECT ok((SELECT count(*) FROM payouts WHERE status = 'paid') > 0 AND (SELECT count(*) FROM agentmarket_private.creator_clawbacks) > 0,
     'payouts were paid and refunds of paid sessions were clawed back');
 SELECT ok((SELECT sum(creator_amount) FROM creator_earnings)

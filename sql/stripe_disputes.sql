@@ -16,12 +16,6 @@ SET search_path = agentmarket, public;
 BEGIN;
 SELECT plan(46);
 
-SELECT agentmarket.configure('free_trial_credits', '0') \g /dev/null
-SELECT agentmarket.configure('stripe_webhook_secret', 'whsec_life') \g /dev/null
-SELECT agentmarket.configure('stripe_connect_webhook_secret', 'whsec_connect') \g /dev/null
-SELECT agentmarket.configure('payout_holding_days', '0') \g /dev/null
-SELECT agentmarket.configure('payout_minimum_usd', '0') \g /dev/null
-
 \ir test/fixtures/stripe_events.sql
 
 INSERT INTO users (id, email, role, stripe_connect_account_id) VALUES

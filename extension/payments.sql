@@ -105,30 +105,47 @@ COMMENT ON FUNCTION agentmarket.credit_packs() IS
     'The packs on sale (top-ups first, then plans), for the pricing page.';
 GRANT EXECUTE ON FUNCTION agentmarket.credit_packs() TO anon, authenticated, service_role;
 
+-- The signed-in user, locked (FOR NO KEY UPDATE) so that concurrent calls of
+-- one user are serialized; 42501 when there is none.
+CREATE FUNCTION agentmarket_private.signed_in_user_locked(p_action text)
+RETURNS agentmarket.users
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    uid uuid := agentmarket.current_user_id();
+    u agentmarket.users;
+BEGIN
+    IF uid IS NOT NULL THEN
+        SELECT * INTO u FROM agentmarket.users x WHERE x.id OPERATOR(pg_catalog.=) uid FOR NO KEY UPDATE;
+    END IF;
+    IF u.id IS NULL THEN
+        RAISE EXCEPTION 'not signed in' USING ERRCODE = '42501',
+            DETAIL = CASE WHEN uid IS NULL THEN p_action || ' needs a signed-in user.'
+                          ELSE 'The signed-in user has no account.' END;
+    END IF;
+    RETURN u;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.signed_in_user_locked(text) IS
+    'The signed-in user''s row, locked FOR NO KEY UPDATE (one call of a user at a time); 42501 "not signed in" when there is no user id or no such user (p_action names what needed one, for the DETAIL).';
+REVOKE ALL ON FUNCTION agentmarket_private.signed_in_user_locked(text) FROM PUBLIC;
+
 CREATE FUNCTION agentmarket.buy_credits(pack text)
 RETURNS agentmarket.purchases
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    uid uuid := agentmarket.current_user_id();
-    u agentmarket.users;
+    u agentmarket.users := agentmarket_private.signed_in_user_locked('Buying credits');
+    uid uuid := u.id;
     p agentmarket_private.credit_packs;
     pur agentmarket.purchases;
     meta jsonb;
     params jsonb;
     price jsonb;
 BEGIN
-    IF uid IS NULL THEN
-        RAISE EXCEPTION 'not signed in' USING ERRCODE = '42501',
-            DETAIL = 'Buying credits needs a signed-in user.';
-    END IF;
-    -- The user row is locked: concurrent calls of one user reuse one purchase.
-    SELECT * INTO u FROM agentmarket.users x WHERE x.id OPERATOR(pg_catalog.=) uid FOR NO KEY UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'not signed in' USING ERRCODE = '42501',
-            DETAIL = 'The signed-in user has no account.';
-    END IF;
+    -- The user row is locked (above): concurrent calls of one user reuse one purchase.
     SELECT * INTO p FROM agentmarket_private.credit_packs c
      WHERE c.code OPERATOR(pg_catalog.=) pg_catalog.left(buy_credits.pack, 100) AND c.active;
     IF NOT FOUND THEN
@@ -436,3 +453,156 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.webhook_checkout_ended(jsonb, text) IS
     'Ends a pending purchase whose Checkout session expired (expired) or whose delayed payment failed (failed).';
+
+------------------------------------------------------------------------------
+-- Billing portal: the user manages their plan and payment method at Stripe
+------------------------------------------------------------------------------
+
+INSERT INTO agentmarket_private.setting_definitions
+    (key, kind, default_value, min_value, max_value, pattern, description) VALUES
+  ('billing_portal_return_url', 'text', 'https://agentmarket.example/billing', NULL, NULL,
+   '^https://[^[:space:]]+$',
+   'Where the Stripe billing portal sends the user back (https).');
+
+-- One row per portal session asked for; the sidecar's answer fills it in.
+CREATE TABLE agentmarket_private.billing_portal_sessions (
+  job_id BIGINT PRIMARY KEY REFERENCES agentmarket_private.jobs(id) ON DELETE CASCADE,
+  user_id UUID NOT NULL REFERENCES agentmarket.users(id) ON DELETE CASCADE,
+  status TEXT NOT NULL DEFAULT 'pending'
+    CONSTRAINT billing_portal_sessions_status_check CHECK (status IN ('pending', 'ready', 'failed')),
+  stripe_session_id TEXT CONSTRAINT billing_portal_sessions_id_format CHECK (stripe_session_id ~ '^bps_[A-Za-z0-9_]+$'),
+  url TEXT CONSTRAINT billing_portal_sessions_url_check CHECK (url ~ '^https://[^[:space:]]+$'),
+  error TEXT,
+  created_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+  ready_at TIMESTAMPTZ,
+  CONSTRAINT billing_portal_sessions_ready_consistent
+    CHECK ((status = 'ready') = (url IS NOT NULL AND stripe_session_id IS NOT NULL AND ready_at IS NOT NULL))
+);
+COMMENT ON TABLE agentmarket_private.billing_portal_sessions IS
+    'Stripe billing portal sessions asked for by users (open_billing_portal): pending until the sidecar''s answer stores the url, failed when the job died.';
+CREATE INDEX billing_portal_sessions_user ON agentmarket_private.billing_portal_sessions (user_id, created_at);
+REVOKE ALL ON TABLE agentmarket_private.billing_portal_sessions FROM PUBLIC;
+SELECT pg_catalog.pg_extension_config_dump('agentmarket_private.billing_portal_sessions', '');
+
+CREATE FUNCTION agentmarket.open_billing_portal()
+RETURNS bigint
+LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    -- The user row is locked: concurrent calls of one user make one session.
+    u agentmarket.users := agentmarket_private.signed_in_user_locked('The billing portal');
+    uid uuid := u.id;
+    recent bigint;
+    new_job bigint;
+BEGIN
+    IF u.stripe_customer_id IS NULL THEN
+        RAISE EXCEPTION 'no billing account' USING ERRCODE = 'P0002',
+            DETAIL = 'The billing portal manages a Stripe customer, and this user has none yet.',
+            HINT = 'A first purchase (agentmarket.buy_credits) makes the customer.';
+    END IF;
+    -- Bounded work per caller: a session being made, or made within the last
+    -- minute, is returned again rather than asking Stripe for another.
+    SELECT s.job_id INTO recent FROM agentmarket_private.billing_portal_sessions s
+     WHERE s.user_id OPERATOR(pg_catalog.=) uid
+       AND (s.status OPERATOR(pg_catalog.=) 'pending'
+            OR (s.status OPERATOR(pg_catalog.=) 'ready'
+                AND s.ready_at OPERATOR(pg_catalog.>) (pg_catalog.now() OPERATOR(pg_catalog.-) interval '1 minute')))
+     ORDER BY s.job_id DESC LIMIT 1;
+    IF recent IS NOT NULL THEN
+        RETURN recent;
+    END IF;
+    new_job := agentmarket_private.enqueue_stripe_job('stripe.create_billing_portal_session',
+        pg_catalog.jsonb_build_object('customer', u.stripe_customer_id,
+                                      'return_url', agentmarket_private.setting('billing_portal_return_url')),
+        'billing_portal:' || uid::text || ':' || pg_catalog.gen_random_uuid()::text,
+        pg_catalog.jsonb_build_object('user_id', uid));
+    INSERT INTO agentmarket_private.billing_portal_sessions (job_id, user_id) VALUES (new_job, uid);
+    RETURN new_job;
+END
+$$;
+COMMENT ON FUNCTION agentmarket.open_billing_portal() IS
+    'Signed-in users: asks Stripe for a billing portal session of the caller''s customer (cancel the plan, change the payment method) through a stripe.create_billing_portal_session job; returns the job id (a session pending or made within the last minute is returned again). my_billing_portal() gives its url. 42501 without a signed-in user, P0002 when the user has no Stripe customer yet.';
+GRANT EXECUTE ON FUNCTION agentmarket.open_billing_portal() TO authenticated;
+
+CREATE FUNCTION agentmarket.my_billing_portal(OUT status text, OUT url text, OUT expires_at timestamptz, OUT error text)
+RETURNS record
+LANGUAGE plpgsql STABLE SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    uid uuid := agentmarket.current_user_id();
+    s agentmarket_private.billing_portal_sessions;
+BEGIN
+    IF uid IS NULL THEN
+        RAISE EXCEPTION 'not signed in' USING ERRCODE = '42501';
+    END IF;
+    SELECT * INTO s FROM agentmarket_private.billing_portal_sessions x
+     WHERE x.user_id OPERATOR(pg_catalog.=) uid ORDER BY x.job_id DESC LIMIT 1;
+    IF NOT FOUND THEN
+        status := 'none';
+    ELSIF s.status OPERATOR(pg_catalog.<>) 'ready' THEN
+        status := s.status;
+        error := s.error;
+    ELSE
+        -- Stripe's portal sessions are short-lived: open the url at once.
+        url := s.url;
+        expires_at := s.ready_at OPERATOR(pg_catalog.+) interval '5 minutes';
+        status := CASE WHEN expires_at OPERATOR(pg_catalog.<) pg_catalog.now() THEN 'expired' ELSE 'ready' END;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION agentmarket.my_billing_portal() IS
+    'The caller''s latest billing portal session: status none, pending, ready (url to open, until expires_at), expired (call open_billing_portal again) or failed (error). 42501 without a signed-in user.';
+GRANT EXECUTE ON FUNCTION agentmarket.my_billing_portal() TO authenticated;
+
+-- stripe.create_billing_portal_session succeeded: the session's url is stored.
+CREATE FUNCTION agentmarket_private.finish_billing_portal_session(p_job agentmarket_private.jobs, p_result jsonb)
+RETURNS void
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    s agentmarket_private.billing_portal_sessions;
+BEGIN
+    SELECT * INTO s FROM agentmarket_private.billing_portal_sessions x
+     WHERE x.job_id OPERATOR(pg_catalog.=) (p_job).id FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN;     -- enqueued by hand: the result stays on the job
+    END IF;
+    IF NOT (p_result OPERATOR(pg_catalog.->>) 'id') ~ '^bps_[A-Za-z0-9_]+$'
+       OR NOT (p_result OPERATOR(pg_catalog.->>) 'url') ~ '^https://[^[:space:]]+$' THEN
+        RAISE EXCEPTION 'billing portal result of job % has no session', (p_job).id
+            USING ERRCODE = '22023', DETAIL = 'The result must be the created portal session with its https url.';
+    END IF;
+    IF (p_result OPERATOR(pg_catalog.->>) 'customer') IS DISTINCT FROM ((p_job).payload OPERATOR(pg_catalog.#>>) '{params,customer}') THEN
+        RAISE EXCEPTION 'billing portal result of job % is for another customer', (p_job).id
+            USING ERRCODE = '22023';
+    END IF;
+    UPDATE agentmarket_private.billing_portal_sessions x
+       SET status = 'ready', stripe_session_id = p_result OPERATOR(pg_catalog.->>) 'id',
+           url = p_result OPERATOR(pg_catalog.->>) 'url', ready_at = pg_catalog.now(), error = NULL
+     WHERE x.job_id OPERATOR(pg_catalog.=) (p_job).id;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.finish_billing_portal_session(agentmarket_private.jobs, jsonb) IS
+    'Handler of stripe.create_billing_portal_session: stores the session id and url for the user who asked (22023 when the answer is not a portal session of the job''s customer).';
+
+-- The session could not be made: the user is told.
+CREATE FUNCTION agentmarket_private.billing_portal_session_dead(p_job agentmarket_private.jobs)
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    UPDATE agentmarket_private.billing_portal_sessions x
+       SET status = 'failed', error = pg_catalog.left(COALESCE((p_job).last_error, 'the portal session could not be made'), 500)
+     WHERE x.job_id OPERATOR(pg_catalog.=) (p_job).id AND x.status OPERATOR(pg_catalog.=) 'pending';
+$$;
+COMMENT ON FUNCTION agentmarket_private.billing_portal_session_dead(agentmarket_private.jobs) IS
+    'Dead handler of stripe.create_billing_portal_session: the pending session failed, with the job''s last error.';
+
+INSERT INTO agentmarket_private.job_kinds (kind, provider, endpoint, handler, dead_handler, max_attempts, description)
+VALUES ('stripe.create_billing_portal_session', 'stripe', '/v1/billing_portal/sessions',
+        'agentmarket_private.finish_billing_portal_session(agentmarket_private.jobs,jsonb)',
+        'agentmarket_private.billing_portal_session_dead(agentmarket_private.jobs)', 8,
+        'Create a Stripe billing portal session for a user''s customer; stores its url (billing_portal_sessions).');

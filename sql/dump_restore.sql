@@ -74,6 +74,11 @@ INSERT INTO agentmarket_private.revenue_reversals (purchase_id, lot_id, session_
 SELECT id, 1, '30000000-0000-4000-8000-0000000000f1', 0.01 FROM purchases WHERE stripe_checkout_session_id = 'cs_dump';
 INSERT INTO agentmarket_private.processed_webhook_events (event_id, type, outcome, result)
 VALUES ('evt_dump', 'invoice.paid', 'ignored', '{"outcome": "ignored"}');
+INSERT INTO agentmarket_private.disputes (stripe_dispute_id, payment_id, purchase_id, amount_cents, status)
+SELECT 'dp_dump', pp.id, pp.purchase_id, 100, 'needs_response' FROM agentmarket_private.purchase_payments pp
+ WHERE pp.stripe_ref = 'cs_dump';
+INSERT INTO agentmarket_private.payout_reversals (payout_id, creator_id, amount_usd)
+VALUES ('30000000-0000-4000-8000-0000000000f9', '30000000-0000-4000-8000-000000000001', 0.05);
 SELECT agentmarket.set_ssh_config('30000000-0000-4000-8000-0000000000d1', 'h.internal', 22, 'agent',
     E'-----BEGIN OPENSSH PRIVATE KEY-----\nZHVtcC1rZXk=\n-----END OPENSSH PRIVATE KEY-----', 'SHA256:' || repeat('B', 43)) IS NOT NULL AS ssh_set;
 -- A pending relay connection with a token: its code and its secret.
@@ -97,6 +102,9 @@ SELECT count(*) AS recorded FROM agentmarket.record_usage('[{"instance_id": "300
   "compute_seconds": 5, "idempotency_key": "dump-usage-2"}]');
 SELECT agentmarket_private.enqueue_job('fly.provision_instance', '{"instance_id": "30000000-0000-4000-8000-0000000000d1"}', 'dump-job-1') > 0 AS enqueued;
 SELECT agentmarket_private.enqueue_job('fly.stop_machine', '{"instance_id": "30000000-0000-4000-8000-0000000000d1"}', 'dump-job-2') > 0 AS enqueued;
+INSERT INTO agentmarket_private.billing_portal_sessions (job_id, user_id)
+SELECT agentmarket_private.enqueue_stripe_job('stripe.create_billing_portal_session', '{"customer": "cus_dump"}', 'dump-portal-1'),
+       '30000000-0000-4000-8000-000000000002';
 
 -- A fingerprint of every data table of the extension, in a plain table that
 -- pg_dump carries over as it is.

@@ -774,6 +774,17 @@ class StripeServer(StandinServer):
                      "livemode": False, "pending_webhooks": 1,
                      "request": {"id": None, "idempotency_key": None}, "type": "account.updated"}
             return json_response(200, dict(self.signed(event, body["webhook_secret"]), account=a))
+        if rest == "events" and req.method == "POST":
+            # An event Stripe sends on its own (a renewal's invoice.paid, a
+            # refund made in the dashboard, a dispute), signed for an endpoint.
+            if (not isinstance(body.get("type"), str) or not isinstance(body.get("object"), dict)
+                    or not body.get("webhook_secret")):
+                return json_response(400, {"error": "type, object and webhook_secret are required"})
+            event = {"id": sid("evt_"), "object": "event", "api_version": STRIPE_API_VERSION,
+                     "created": int(time.time()), "data": {"object": body["object"]}, "livemode": False,
+                     "pending_webhooks": 1, "request": {"id": None, "idempotency_key": None},
+                     "type": body["type"]}
+            return json_response(200, self.signed(event, body["webhook_secret"]))
         if rest == "payment_intents" and req.method == "POST":
             amount = body.get("amount")
             if not isinstance(amount, int) or amount <= 0:

@@ -594,7 +594,7 @@ DECLARE
     ev_type text := p_event ->> 'type';
     created bigint := COALESCE((p_event ->> 'created')::bigint, 0);
     st text := dp ->> 'status';
-    amount bigint;
+    amount numeric;
     pay agentmarket_private.purchase_payments;
     pur agentmarket.purchases;
     d agentmarket_private.disputes;
@@ -609,7 +609,7 @@ BEGIN
     IF dp_id IS NULL OR dp_id !~ '^(dp|du)_[A-Za-z0-9_]+$' OR pg_catalog.jsonb_typeof(dp -> 'amount') IS DISTINCT FROM 'number' THEN
         RETURN pg_catalog.jsonb_build_object('outcome', 'rejected', 'reason', 'no dispute in the event');
     END IF;
-    amount := GREATEST((dp ->> 'amount')::numeric, 0)::bigint;
+    amount := GREATEST((dp ->> 'amount')::numeric, 0);
     pay := agentmarket_private.webhook_payment(dp ->> 'charge', dp ->> 'payment_intent', NULL);
     IF pay.id IS NULL OR pay.lot_id IS NULL THEN
         RETURN agentmarket_private.webhook_deferred(COALESCE(dp ->> 'payment_intent', dp ->> 'charge'),
@@ -637,7 +637,7 @@ BEGIN
     IF d.stripe_dispute_id IS NULL THEN
         -- Whatever event comes first opens the dispute: the unspent credits of
         -- the payment's lot, up to the disputed share, are frozen.
-        open_cents := LEAST(amount, pay.amount_cents - pay.refunded_cents - pay.dispute_lost_cents);
+        open_cents := LEAST(amount, pay.amount_cents - pay.refunded_cents - pay.dispute_lost_cents)::bigint;
         share := CASE WHEN pay.amount_cents = 0 THEN 0 ELSE (l.credits::bigint * open_cents / pay.amount_cents)::integer END;
         SELECT b.subscription_credits + b.topup_credits - b.held_credits INTO available
           FROM agentmarket.credit_balances b WHERE b.user_id = pur.user_id;

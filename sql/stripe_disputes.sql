@@ -14,7 +14,7 @@
 SET client_min_messages = warning;
 SET search_path = agentmarket, public;
 BEGIN;
-SELECT plan(46);
+SELECT plan(48);
 
 \ir test/fixtures/stripe_events.sql
 
@@ -150,13 +150,20 @@ SELECT is(pg_temp.books(), '', 'the books balance after a dispute lost');
 -- Order, bad input
 ------------------------------------------------------------------------------
 INSERT INTO ids VALUES ('early', pg_temp.purchase('d0000000-0000-4000-8000-0000000000e1', 'topup_s'));
-SELECT is(pg_temp.deliver(pg_temp.dispute('evt_e1', 'charge.dispute.created', 'dp_early', 'pi_early', 99999999999, 'warning_needs_response')) ->> 'outcome',
+SELECT is(pg_temp.deliver(pg_temp.dispute('evt_e1', 'charge.dispute.created', 'dp_early', 'pi_early', 99999999999999999999999, 'warning_needs_response')) ->> 'outcome',
     'deferred', 'a dispute before its payment is known is kept, deferred');
 SELECT pg_temp.deliver(pg_temp.completed('evt_e0', (SELECT id FROM ids WHERE name = 'early'), 'early')) \g /dev/null
 SELECT is((SELECT frozen_credits || ' ' || amount_cents FROM agentmarket_private.disputes WHERE stripe_dispute_id = 'dp_early'),
     '500 500', 'the completion applies it: an absurd disputed amount freezes no more than the payment''s credits');
 SELECT is(pg_temp.deliver(pg_temp.dispute('evt_e2', 'charge.dispute.closed', 'dp_early', 'pi_early', 500, 'warning_closed')) ->> 'credits_released',
     '500', 'an inquiry closed without a chargeback releases the credits');
+INSERT INTO ids VALUES ('first', pg_temp.purchase('d0000000-0000-4000-8000-0000000000e1', 'topup_s'));
+SELECT pg_temp.deliver(pg_temp.completed('evt_f0', (SELECT id FROM ids WHERE name = 'first'), 'first')) \g /dev/null
+SELECT is(pg_temp.deliver(pg_temp.dispute('evt_f2', 'charge.dispute.closed', 'dp_first', 'pi_first', 500, 'lost', 1790000900))
+            ->> 'credits_taken_back', '500',
+    'a dispute whose first event is its close (lost) is opened and lost at once: the payment''s 500 credits are taken back');
+SELECT is(pg_temp.deliver(pg_temp.dispute('evt_f1', 'charge.dispute.created', 'dp_first', 'pi_first', 500, 'needs_response', 1790000800)) ->> 'reason',
+    'the dispute is closed (lost)', 'its creation arriving after the close changes nothing');
 SELECT is(pg_temp.deliver(pg_temp.dispute('evt_x1', 'charge.dispute.created', 'dp_eur', 'pi_won', 1000, 'needs_response')
             #- '{data,object,currency}' || '{}'::jsonb) ->> 'outcome', 'rejected',
     'a dispute in another currency than the purchase is rejected');

@@ -129,7 +129,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.signed_in_user_locked(text) IS
     'The signed-in user''s row, locked FOR NO KEY UPDATE (one call of a user at a time); 42501 "not signed in" when there is no user id or no such user (p_action names what needed one, for the DETAIL).';
-REVOKE ALL ON FUNCTION agentmarket_private.signed_in_user_locked(text) FROM PUBLIC;
 
 CREATE FUNCTION agentmarket.buy_credits(pack text)
 RETURNS agentmarket.purchases

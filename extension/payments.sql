@@ -600,8 +600,10 @@ $$;
 COMMENT ON FUNCTION agentmarket_private.billing_portal_session_dead(agentmarket_private.jobs) IS
     'Dead handler of stripe.create_billing_portal_session: the pending session failed, with the job''s last error.';
 
-INSERT INTO agentmarket_private.job_kinds (kind, provider, endpoint, handler, dead_handler, max_attempts, description)
+INSERT INTO agentmarket_private.job_kinds
+    (kind, provider, endpoint, request_function, handler, dead_handler, max_attempts, description)
 VALUES ('stripe.create_billing_portal_session', 'stripe', '/v1/billing_portal/sessions',
+        'agentmarket_private.stripe_request(agentmarket_private.jobs)',
         'agentmarket_private.finish_billing_portal_session(agentmarket_private.jobs,jsonb)',
         'agentmarket_private.billing_portal_session_dead(agentmarket_private.jobs)', 8,
         'Create a Stripe billing portal session for a user''s customer; stores its url (billing_portal_sessions).');

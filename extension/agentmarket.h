@@ -18,4 +18,19 @@ extern char *am_setting(const char *key);
 /* Defines agentmarket.secret_key_file (secrets.c); called from _PG_init. */
 extern void am_secrets_init(void);
 
+/* The scoring constants of search.c (search_scoring() in SQL). */
+typedef struct AmScoring
+{
+	double		name_weight;
+	double		head_weight;
+	double		body_weight;
+	double		typo_factor;
+	double		completion_factor;
+	double		text_share;
+} AmScoring;
+extern void am_search_scoring(AmScoring *scoring);
+
+/* search.c: the lexemes of a tsquery outside any NOT (search_prepare.c uses it). */
+extern Datum search_positive_lexemes(PG_FUNCTION_ARGS);
+
 #endif							/* AGENTMARKET_H */

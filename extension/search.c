@@ -26,14 +26,16 @@
 #include "utils/builtins.h"
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
+#include "utils/uuid.h"
 
 #include "agentmarket.h"
 
 /*
  * The scoring constants.  This is their one source: the scorer below uses
- * them, and search_scoring() hands them to search_prepare, whose per-word
- * bounds (where search_agents may stop early) must never be below a score
- * this file computes (sql/search_bounds checks it).
+ * them, search_prepare (search_prepare.c) bounds per-word values with them
+ * (where search_agents may stop early; never below a score this file
+ * computes, sql/search_bounds checks it), and search_scoring() shows them
+ * to SQL.
  */
 /* Weight of an occurrence in the name (A), tagline or tags (B), description (C). */
 #define AM_NAME_WEIGHT 1.0
@@ -92,6 +94,7 @@ PG_FUNCTION_INFO_V1(search_static_score);
 PG_FUNCTION_INFO_V1(search_blend);
 PG_FUNCTION_INFO_V1(search_positive_lexemes);
 PG_FUNCTION_INFO_V1(search_scoring);
+PG_FUNCTION_INFO_V1(search_cursor);
 
 /* Rounds a text score to a fixed grid so equal scores compare equal. */
 static inline double
@@ -507,16 +510,29 @@ search_positive_lexemes(PG_FUNCTION_ARGS)
 	PG_RETURN_ARRAYTYPE_P(construct_array(out, nout, TEXTOID, -1, false, TYPALIGN_INT));
 }
 
+/* The scoring constants, for the C that bounds scores (search_prepare.c). */
+void
+am_search_scoring(AmScoring *scoring)
+{
+	scoring->name_weight = AM_NAME_WEIGHT;
+	scoring->head_weight = AM_HEAD_WEIGHT;
+	scoring->body_weight = AM_BODY_WEIGHT;
+	scoring->typo_factor = AM_TYPO_FACTOR;
+	scoring->completion_factor = AM_PREFIX_COMPLETION_FACTOR;
+	scoring->text_share = AM_TEXT_SHARE;
+}
+
 /*
- * search_scoring: the constants the scorer uses, for the SQL that bounds
- * scores (search_prepare): field weights, the typo and completion factors and
- * the text share of the blend.
+ * search_scoring: the constants the scorer uses, for the SQL that works with
+ * scores: field weights, the typo and completion factors and the text share
+ * of the blend.
  */
 /* SQL function: search_scoring */
 Datum
 search_scoring(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
+	AmScoring	w;
 	Datum		values[6];
 	bool		nulls[6] = {false, false, false, false, false, false};
 
@@ -525,11 +541,81 @@ search_scoring(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("search_scoring must return a row")));
 	tupdesc = BlessTupleDesc(tupdesc);
-	values[0] = Float8GetDatum(AM_NAME_WEIGHT);
-	values[1] = Float8GetDatum(AM_HEAD_WEIGHT);
-	values[2] = Float8GetDatum(AM_BODY_WEIGHT);
-	values[3] = Float8GetDatum(AM_TYPO_FACTOR);
-	values[4] = Float8GetDatum(AM_PREFIX_COMPLETION_FACTOR);
-	values[5] = Float8GetDatum(AM_TEXT_SHARE);
+	am_search_scoring(&w);
+	values[0] = Float8GetDatum(w.name_weight);
+	values[1] = Float8GetDatum(w.head_weight);
+	values[2] = Float8GetDatum(w.body_weight);
+	values[3] = Float8GetDatum(w.typo_factor);
+	values[4] = Float8GetDatum(w.completion_factor);
+	values[5] = Float8GetDatum(w.text_share);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
+
+/* Appends a text argument, or nothing when it is NULL. */
+static void
+am_append_text_arg(StringInfo out, FunctionCallInfo fcinfo, int arg)
+{
+	if (!PG_ARGISNULL(arg))
+	{
+		text	   *t = PG_GETARG_TEXT_PP(arg);
+
+		appendBinaryStringInfo(out, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+	}
+}
+
+/*
+ * search_cursor: the opaque page cursor of a row, base64url (no padding) of
+ * "sort|key|key2|id"; a NULL key is empty.  search_cursor_parts decodes it.
+ * (In C: it is computed for every row returned, and the SQL version's
+ * convert_to is not immutable, so it never inlined.)
+ */
+/* SQL function: search_cursor */
+Datum
+search_cursor(PG_FUNCTION_ARGS)
+{
+	static const char alphabet[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	StringInfoData raw;
+	StringInfoData out;
+	const unsigned char *bytes;
+	int			i;
+
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(3))
+		PG_RETURN_NULL();
+	initStringInfo(&raw);
+	am_append_text_arg(&raw, fcinfo, 0);
+	appendStringInfoChar(&raw, '|');
+	am_append_text_arg(&raw, fcinfo, 1);
+	appendStringInfoChar(&raw, '|');
+	am_append_text_arg(&raw, fcinfo, 2);
+	appendStringInfoChar(&raw, '|');
+	appendStringInfoString(&raw, DatumGetCString(DirectFunctionCall1(uuid_out, PG_GETARG_DATUM(3))));
+
+	initStringInfo(&out);
+	bytes = (const unsigned char *) raw.data;
+	for (i = 0; i + 2 < raw.len; i += 3)
+	{
+		uint32		v = (bytes[i] << 16) | (bytes[i + 1] << 8) | bytes[i + 2];
+
+		appendStringInfoChar(&out, alphabet[(v >> 18) & 63]);
+		appendStringInfoChar(&out, alphabet[(v >> 12) & 63]);
+		appendStringInfoChar(&out, alphabet[(v >> 6) & 63]);
+		appendStringInfoChar(&out, alphabet[v & 63]);
+	}
+	if (raw.len - i == 1)
+	{
+		uint32		v = bytes[i] << 16;
+
+		appendStringInfoChar(&out, alphabet[(v >> 18) & 63]);
+		appendStringInfoChar(&out, alphabet[(v >> 12) & 63]);
+	}
+	else if (raw.len - i == 2)
+	{
+		uint32		v = (bytes[i] << 16) | (bytes[i + 1] << 8);
+
+		appendStringInfoChar(&out, alphabet[(v >> 18) & 63]);
+		appendStringInfoChar(&out, alphabet[(v >> 12) & 63]);
+		appendStringInfoChar(&out, alphabet[(v >> 6) & 63]);
+	}
+	PG_RETURN_TEXT_P(cstring_to_text_with_len(out.data, out.len));
 }

@@ -127,10 +127,13 @@ AS $$
                    ARRAY[' category ' OPERATOR(pg_catalog.||) p_category, ' pricing ' OPERATOR(pg_catalog.||) p_pricing_model]
                    OPERATOR(pg_catalog.||) ARRAY(SELECT ' relay ' OPERATOR(pg_catalog.||) r FROM pg_catalog.unnest(p_relays) r)
                    OPERATOR(pg_catalog.||) ARRAY(SELECT ' model ' OPERATOR(pg_catalog.||) m FROM pg_catalog.unnest(p_models) m)) x
-         WHERE x IS NOT NULL))
+         WHERE x IS NOT NULL
+           -- A lexeme has at most 2047 bytes: a longer category is no token
+           -- (search_agents refuses a category filter over 1000 bytes).
+           AND pg_catalog.octet_length(x) OPERATOR(pg_catalog.<) 2048))
 $$;
 COMMENT ON FUNCTION agentmarket_private.search_filter_tokens(text, text, text[], text[]) IS
-    'The filter lexemes of a listing (category, pricing model, each relay and model), each with a leading space no query word has.';
+    'The filter lexemes of a listing (category, pricing model, each relay and model), each with a leading space no query word has; values too long for a lexeme are left out.';
 
 -- A definer: it runs on a creator's own INSERT or UPDATE of their listing,
 -- and callers have no USAGE on agentmarket_private.
@@ -414,151 +417,11 @@ AS $$
 $$;
 COMMENT ON FUNCTION agentmarket_private.search_quote(text) IS 'A lexeme quoted as a tsquery operand.';
 
+-- In C (search_prepare.c): every search starts here, and kept SPI plans for
+-- the vocabulary lookups cost less than planning them per call.
 CREATE FUNCTION agentmarket_private.search_prepare(p_query text)
 RETURNS agentmarket_private.search_plan
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, agentmarket_private, pg_temp
-AS $$
-DECLARE
-    p agentmarket_private.search_plan;
-    q0 tsquery;
-    positives text[];
-    tail text;
-    last_lexeme text;
-    published bigint;
-    r record;
-    scoring agentmarket_private.search_scoring := search_scoring();
-BEGIN
-    p.ngroups := 0;
-    IF p_query IS NULL OR pg_catalog.btrim(p_query) OPERATOR(pg_catalog.=) '' THEN
-        RETURN p;
-    END IF;
-    -- websearch syntax never raises a syntax error; long input is cut.
-    q0 := pg_catalog.websearch_to_tsquery('english'::regconfig, pg_catalog.left(p_query, 512));
-    IF pg_catalog.numnode(q0) OPERATOR(pg_catalog.=) 0 THEN
-        RETURN p;               -- only stop words
-    END IF;
-    p.query := q0;
-    positives := search_positive_lexemes(q0);
-    IF pg_catalog.cardinality(positives) OPERATOR(pg_catalog.=) 0 THEN
-        RETURN p;               -- only exclusions: a filter without a text score
-    END IF;
-    -- The last word is matched as a prefix when the query ends inside it.
-    tail := pg_catalog.substring(p_query, '([[:alnum:]]+)$');
-    IF tail IS NOT NULL THEN
-        SELECT t INTO last_lexeme
-          FROM pg_catalog.unnest(pg_catalog.tsvector_to_array(pg_catalog.to_tsvector('english'::regconfig, tail))) t
-         LIMIT 1;
-        IF NOT (last_lexeme OPERATOR(pg_catalog.=) ANY (positives)) THEN
-            last_lexeme := NULL;
-        END IF;
-    END IF;
-    SELECT c.published INTO published FROM search_corpus c;
-
-    WITH words AS (
-        SELECT t.w, t.g::integer AS g FROM pg_catalog.unnest(positives) WITH ORDINALITY t(w, g)
-    ), terms AS (
-        SELECT words.g, words.w AS lexeme, 1.0::float8 AS factor,
-               COALESCE(words.w OPERATOR(pg_catalog.=) last_lexeme, false) AS prefix, 0 AS kind
-          FROM words
-        UNION ALL
-        -- One typo in words of five letters or more: candidates share a
-        -- deletion key; the C check keeps those exactly one edit away.
-        SELECT words.g, c.lexeme, scoring.typo_factor, false, 1
-          FROM words CROSS JOIN LATERAL (
-                SELECT t.lexeme FROM search_typo_index t
-                  JOIN search_vocabulary v ON v.lexeme OPERATOR(pg_catalog.=) t.lexeme
-                 WHERE t.key OPERATOR(pg_catalog.=) ANY (search_typo_keys(words.w))
-                   AND t.lexeme OPERATOR(pg_catalog.<>) words.w
-                   AND v.ndoc OPERATOR(pg_catalog.>) 0
-                   AND search_is_one_typo(words.w, t.lexeme)
-                 GROUP BY t.lexeme, v.ndoc
-                 ORDER BY v.ndoc DESC, t.lexeme LIMIT 8) c
-         WHERE pg_catalog.char_length(words.w) BETWEEN 5 AND 64
-    ), stats AS (
-        -- Vocabulary counts of each term: the exact word, and for a prefix its
-        -- completions (the range (w, w || U+10FFFF)), which score
-        -- completion_factor of it.  Each bound is the best value a term can
-        -- have in a field: the scorer's weight of the field times its factor.
-        -- A last word that no word of the vocabulary extends is matched
-        -- exactly (a GIN prefix scan costs more than a lookup).
-        SELECT terms.g, terms.lexeme, terms.factor, terms.prefix AND COALESCE(x.ndoc, 0) OPERATOR(pg_catalog.>) 0 AS prefix,
-               terms.kind, e.ndoc OPERATOR(pg_catalog.+) COALESCE(x.ndoc, 0) AS ndoc,
-               e.n_a OPERATOR(pg_catalog.+) COALESCE(x.n_a, 0) AS n_a,
-               e.n_b OPERATOR(pg_catalog.+) COALESCE(x.n_b, 0) AS n_b,
-               e.n_c OPERATOR(pg_catalog.+) COALESCE(x.n_c, 0) AS n_c,
-               GREATEST(CASE WHEN e.n_a OPERATOR(pg_catalog.>) 0 THEN terms.factor * scoring.name_weight ELSE 0 END,
-                        CASE WHEN x.n_a OPERATOR(pg_catalog.>) 0 THEN terms.factor * scoring.completion_factor * scoring.name_weight ELSE 0 END) AS name_bound,
-               GREATEST(CASE WHEN e.n_b OPERATOR(pg_catalog.>) 0 THEN terms.factor * scoring.head_weight ELSE 0 END,
-                        CASE WHEN x.n_b OPERATOR(pg_catalog.>) 0 THEN terms.factor * scoring.completion_factor * scoring.head_weight ELSE 0 END) AS head_bound,
-               GREATEST(CASE WHEN e.ndoc OPERATOR(pg_catalog.>) 0 THEN terms.factor * scoring.body_weight ELSE 0 END,
-                        CASE WHEN x.ndoc OPERATOR(pg_catalog.>) 0 THEN terms.factor * scoring.completion_factor * scoring.body_weight ELSE 0 END) AS body_bound
-          FROM terms
-          CROSS JOIN LATERAL (
-                SELECT COALESCE(pg_catalog.max(v.ndoc), 0) AS ndoc, COALESCE(pg_catalog.max(v.n_a), 0) AS n_a,
-                       COALESCE(pg_catalog.max(v.n_b), 0) AS n_b, COALESCE(pg_catalog.max(v.n_c), 0) AS n_c
-                  FROM search_vocabulary v WHERE v.lexeme OPERATOR(pg_catalog.=) (terms.lexeme COLLATE "C")) e
-          LEFT JOIN LATERAL (
-                SELECT pg_catalog.sum(v.ndoc) AS ndoc, pg_catalog.sum(v.n_a) AS n_a, pg_catalog.sum(v.n_b) AS n_b,
-                       pg_catalog.sum(v.n_c) AS n_c
-                  FROM search_vocabulary v
-                 WHERE terms.prefix
-                   AND v.lexeme OPERATOR(pg_catalog.>) (terms.lexeme COLLATE "C")
-                   AND v.lexeme OPERATOR(pg_catalog.<) ((terms.lexeme OPERATOR(pg_catalog.||) pg_catalog.chr(1114111)) COLLATE "C")) x ON true
-    ), per_group AS (
-        SELECT st.g,
-               pg_catalog.max(st.name_bound) AS name_bound,
-               pg_catalog.max(st.head_bound) AS head_bound,
-               pg_catalog.max(st.body_bound) AS body_bound,
-               LEAST(pg_catalog.sum(st.ndoc), published) AS ndoc,
-               pg_catalog.sum(st.n_a) AS name_docs,
-               pg_catalog.sum(st.n_b) AS head_docs,
-               pg_catalog.sum(st.n_c) AS body_docs,
-               pg_catalog.string_agg(search_quote(st.lexeme) OPERATOR(pg_catalog.||)
-                                     CASE WHEN st.prefix THEN ':*' ELSE '' END, ' | ' ORDER BY st.kind, st.lexeme) AS alternatives,
-               pg_catalog.string_agg(search_quote('a/' OPERATOR(pg_catalog.||) st.lexeme) OPERATOR(pg_catalog.||)
-                                     CASE WHEN st.prefix THEN ':*' ELSE '' END, ' | ' ORDER BY st.kind, st.lexeme) AS name_terms,
-               pg_catalog.string_agg(search_quote('b/' OPERATOR(pg_catalog.||) st.lexeme) OPERATOR(pg_catalog.||)
-                                     CASE WHEN st.prefix THEN ':*' ELSE '' END, ' | ' ORDER BY st.kind, st.lexeme) AS head_terms,
-               pg_catalog.count(*) OPERATOR(pg_catalog.>) 1 OR pg_catalog.bool_or(st.prefix) AS expanded
-          FROM stats st GROUP BY st.g
-    )
-    SELECT (SELECT pg_catalog.array_agg(st.lexeme ORDER BY st.g, st.kind, st.lexeme) FROM stats st) AS lexemes,
-           (SELECT pg_catalog.array_agg(st.g ORDER BY st.g, st.kind, st.lexeme) FROM stats st) AS groups,
-           (SELECT pg_catalog.array_agg(st.factor ORDER BY st.g, st.kind, st.lexeme) FROM stats st) AS factors,
-           (SELECT pg_catalog.array_agg(st.prefix ORDER BY st.g, st.kind, st.lexeme) FROM stats st) AS prefixes,
-           pg_catalog.count(*)::integer AS ngroups,
-           CASE WHEN q0::text OPERATOR(pg_catalog.~~) '%|%' THEN pg_catalog.sum(pg.ndoc)
-                ELSE pg_catalog.min(pg.ndoc) END AS estimate,
-           pg_catalog.array_agg(pg.alternatives ORDER BY pg.g) AS group_terms,
-           pg_catalog.array_agg(pg.name_terms ORDER BY pg.g) AS group_name_terms,
-           pg_catalog.array_agg(pg.head_terms ORDER BY pg.g) AS group_head_terms,
-           pg_catalog.array_agg(pg.ndoc::bigint ORDER BY pg.g) AS group_docs,
-           pg_catalog.array_agg(pg.name_docs::bigint ORDER BY pg.g) AS group_name_docs,
-           pg_catalog.array_agg(pg.head_docs::bigint ORDER BY pg.g) AS group_head_docs,
-           pg_catalog.array_agg(pg.body_docs::bigint ORDER BY pg.g) AS group_body_docs,
-           pg_catalog.array_agg(pg.name_bound::float8 ORDER BY pg.g) AS group_name_bound,
-           pg_catalog.array_agg(pg.head_bound::float8 ORDER BY pg.g) AS group_head_bound,
-           pg_catalog.array_agg(pg.body_bound::float8 ORDER BY pg.g) AS group_body_bound,
-           pg_catalog.array_agg(pg.alternatives ORDER BY pg.g) FILTER (WHERE pg.expanded) AS rewrites,
-           pg_catalog.array_agg(positives[pg.g] ORDER BY pg.g) FILTER (WHERE pg.expanded) AS rewritten
-      INTO r FROM per_group pg;
-
-    p.lexemes := r.lexemes; p.groups := r.groups; p.factors := r.factors; p.prefixes := r.prefixes;
-    p.ngroups := r.ngroups; p.estimate := r.estimate; p.group_terms := r.group_terms;
-    p.group_name_terms := r.group_name_terms; p.group_head_terms := r.group_head_terms;
-    p.published := published; p.any_word := q0::text OPERATOR(pg_catalog.~~) '%|%';
-    p.group_docs := r.group_docs;
-    p.group_name_docs := r.group_name_docs; p.group_head_docs := r.group_head_docs;
-    p.group_body_docs := r.group_body_docs;
-    p.group_name_bound := r.group_name_bound; p.group_head_bound := r.group_head_bound;
-    p.group_body_bound := r.group_body_bound;
-    -- Each word becomes (word | typo | ... ) or word:* wherever it occurs.
-    FOR i IN 1 .. COALESCE(pg_catalog.cardinality(r.rewrites), 0) LOOP
-        p.query := pg_catalog.ts_rewrite(p.query, search_quote(r.rewritten[i])::tsquery, r.rewrites[i]::tsquery);
-    END LOOP;
-    RETURN p;
-END
-$$;
+AS 'MODULE_PATHNAME', 'search_prepare'
+LANGUAGE C STABLE;
 COMMENT ON FUNCTION agentmarket_private.search_prepare(text) IS
-    'Turns a user''s query into a search plan: websearch syntax, one-typo and last-word-prefix alternatives from the vocabulary, estimates and score bounds.';
+    'Turns a user''s query into a search plan: websearch syntax, one-typo and last-word-prefix alternatives from the vocabulary, estimates and score bounds; 22023 for a query over 4,096 characters or with more than 12 words.';

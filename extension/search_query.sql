@@ -16,19 +16,12 @@
 ------------------------------------------------------------------------------
 -- Cursors
 ------------------------------------------------------------------------------
--- An opaque page cursor: base64url of "sort|key|key2|id".  (Only immutable
--- functions inside, or it would not inline.) (No SET clause, every name
--- qualified or in pg_catalog: it inlines, and is only called by the search
--- functions, whose search_path it runs under.)
+-- An opaque page cursor: base64url of "sort|key|key2|id", without padding.
+-- (C: it is computed for every row a search returns.)
 CREATE FUNCTION agentmarket_private.search_cursor(p_sort text, p_key text, p_key2 text, p_id uuid)
 RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$
-    SELECT pg_catalog.rtrim(pg_catalog.translate(pg_catalog.encode(pg_catalog.convert_to(
-               p_sort OPERATOR(pg_catalog.||) '|' OPERATOR(pg_catalog.||) COALESCE(p_key, '') OPERATOR(pg_catalog.||) '|'
-               OPERATOR(pg_catalog.||) COALESCE(p_key2, '') OPERATOR(pg_catalog.||) '|' OPERATOR(pg_catalog.||) p_id::text, 'UTF8'),
-               'base64'), E'+/\n', '-_'), '=')
-$$;
+AS 'MODULE_PATHNAME', 'search_cursor'
+LANGUAGE C IMMUTABLE PARALLEL SAFE;
 COMMENT ON FUNCTION agentmarket_private.search_cursor(text, text, text, uuid) IS
     'Encodes a keyset position as an opaque URL-safe cursor.';
 
@@ -129,10 +122,15 @@ COMMENT ON TYPE agentmarket.agent_search_result IS
 -- (No SET clause: called on every search, it runs under the search_path of
 -- the search function calling it; every name is qualified or in pg_catalog.)
 CREATE FUNCTION agentmarket_private.search_check_filters(
-    INOUT p_tags text[], INOUT p_relays text[], INOUT p_models text[], p_pricing_model text)
+    INOUT p_tags text[], INOUT p_relays text[], INOUT p_models text[], p_pricing_model text, p_category text)
 LANGUAGE plpgsql IMMUTABLE
 AS $$
 BEGIN
+    -- The category is a lexeme of the GIN query: it must fit one.
+    IF pg_catalog.octet_length(p_category) OPERATOR(pg_catalog.>) 1000 THEN
+        RAISE EXCEPTION 'category too long' USING ERRCODE = '22023',
+            DETAIL = 'A category filter has at most 1000 bytes.';
+    END IF;
     IF p_pricing_model IS NOT NULL AND p_pricing_model NOT IN ('per_session', 'per_task', 'free') THEN
         RAISE EXCEPTION 'unknown pricing model "%"', p_pricing_model USING ERRCODE = '22023',
             HINT = 'Use per_session, per_task or free.';
@@ -150,8 +148,8 @@ BEGIN
     IF pg_catalog.cardinality(p_models) OPERATOR(pg_catalog.=) 0 THEN p_models := NULL; END IF;
 END
 $$;
-COMMENT ON FUNCTION agentmarket_private.search_check_filters(text[], text[], text[], text) IS
-    'Validates search filters (22023 on an unknown relay, model or pricing model); empty arrays mean no filter.';
+COMMENT ON FUNCTION agentmarket_private.search_check_filters(text[], text[], text[], text, text) IS
+    'Validates search filters (22023 on an unknown relay, model or pricing model, or a category over 1000 bytes); empty arrays mean no filter.';
 
 -- A search's arguments, checked and decoded, with its plan and the
 -- estimates the strategies are chosen from: what each step of search_agents
@@ -224,7 +222,7 @@ BEGIN
             HINT = 'Sort by relevance, rating, popular or newest.';
     END IF;
     SELECT x.p_tags, x.p_relays, x.p_models INTO f_tags, f_relays, f_models
-      FROM search_check_filters(f_tags, f_relays, f_models, f_pricing) x;
+      FROM search_check_filters(f_tags, f_relays, f_models, f_pricing, f_category) x;
     IF page_after IS NOT NULL THEN
         c := search_cursor_parts(page_after, f_sort);
         BEGIN
@@ -234,6 +232,11 @@ BEGIN
                 WHEN 'rating' THEN c_n := c[2]::numeric; c_i := c[3]::bigint;
                 ELSE c_i := c[2]::bigint;
             END CASE;
+            -- Reviews and hires are integers: a key beyond them is no cursor
+            -- of ours (and must not fail later with another SQLSTATE).
+            IF f_sort IN ('rating', 'popular') THEN
+                c_i := c_i::integer;
+            END IF;
             c_t := 'epoch'::timestamptz OPERATOR(pg_catalog.+) (c_i::double precision OPERATOR(pg_catalog.*) '1 microsecond'::interval);
         EXCEPTION WHEN OTHERS THEN
             RAISE EXCEPTION 'invalid page cursor' USING ERRCODE = '22023',
@@ -292,6 +295,9 @@ CREATE FUNCTION agentmarket_private.search_sorted(r agentmarket_private.search_r
 RETURNS uuid[]
 LANGUAGE plpgsql STABLE
 SET search_path = pg_catalog, agentmarket, agentmarket_private, pg_temp
+-- Planned for this request's sort and filters: the ORDER BY and the filters
+-- fold to the sort's index walk (a generic plan would sort every listing).
+SET plan_cache_mode = force_custom_plan
 AS $$
 DECLARE
     p agentmarket_private.search_plan := r.plan;
@@ -383,7 +389,6 @@ CREATE FUNCTION agentmarket.search_agents(
 RETURNS SETOF agentmarket.agent_search_result
 LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, agentmarket, agentmarket_private, pg_temp
-SET plan_cache_mode = force_custom_plan
 SET jit = off
 SET max_parallel_workers_per_gather = 0
 SET extra_float_digits = 3
@@ -476,7 +481,7 @@ DECLARE
     p agentmarket_private.search_plan;
 BEGIN
     SELECT x.p_tags, x.p_relays, x.p_models INTO f_tags, f_relays, f_models
-      FROM search_check_filters(f_tags, f_relays, f_models, f_pricing) x;
+      FROM search_check_filters(f_tags, f_relays, f_models, f_pricing, f_category) x;
     p := search_prepare(agent_facets.query);
     RETURN QUERY
     WITH hits AS MATERIALIZED (

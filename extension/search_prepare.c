@@ -1,0 +1,518 @@
+/*-------------------------------------------------------------------------
+ * search_prepare.c
+ *	  Query planning of marketplace search in C: a user's query becomes a
+ *	  search_plan (search.sql) of expanded terms, estimates and score
+ *	  bounds.
+ *
+ * Every search calls this first, so it runs with saved SPI plans for its
+ * four vocabulary lookups (the exact word, its typo candidates, the
+ * completions of a prefix, the corpus size) instead of planning a statement
+ * per call.  The bounds use the scoring constants of search.c
+ * (am_search_scoring), so they are never below a score the scorer
+ * gives (sql/search_bounds).
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
+#include "tsearch/ts_type.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgrprotos.h"
+#include "utils/lsyscache.h"
+#include "utils/regproc.h"
+
+#include "agentmarket.h"
+
+/* Queries are cut to this many characters before parsing. */
+#define AM_QUERY_PARSED_CHARS 512
+/* Longer queries are refused. */
+#define AM_QUERY_MAX_CHARS 4096
+/* Queries with more distinct words than this are refused. */
+#define AM_QUERY_MAX_WORDS 12
+/* Typo candidates per word, and the word lengths that get them. */
+#define AM_TYPO_CANDIDATES 8
+#define AM_TYPO_MIN_CHARS 5
+#define AM_TYPO_MAX_CHARS 64
+
+/* One term of a word: the word itself or a typo of it, with its counts. */
+typedef struct AmPrepTerm
+{
+	char	   *lexeme;
+	int			kind;			/* 0 the word typed, 1 a typo */
+	double		factor;
+	bool		prefix;
+	int64		ndoc,
+				n_a,
+				n_b,
+				n_c;
+	double		name_bound,
+				head_bound,
+				body_bound;
+} AmPrepTerm;
+
+PG_FUNCTION_INFO_V1(search_prepare);
+
+static SPIPlanPtr am_plan_exact;
+static SPIPlanPtr am_plan_typos;
+static SPIPlanPtr am_plan_completions;
+static SPIPlanPtr am_plan_corpus;
+static Oid	am_english_oid = InvalidOid;
+
+/* Prepares and keeps a statement the first time it is needed. */
+static SPIPlanPtr
+am_keep_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes)
+{
+	if (*slot == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "search_prepare: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		if (SPI_keepplan(plan) != 0)
+			elog(ERROR, "search_prepare: SPI_keepplan failed");
+		*slot = plan;
+	}
+	return *slot;
+}
+
+/* Runs a kept plan with one text argument; the rows are in SPI_tuptable. */
+static void
+am_run_text(SPIPlanPtr plan, const char *arg)
+{
+	Datum		values[1];
+	int			rc;
+
+	values[0] = CStringGetTextDatum(arg);
+	rc = SPI_execute_plan(plan, values, NULL, true, 0);
+	if (rc != SPI_OK_SELECT)
+		elog(ERROR, "search_prepare: lookup failed: %s", SPI_result_code_string(rc));
+}
+
+/* An int8 column of the current SPI row (NULL as 0). */
+static int64
+am_col_int(int row, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, &isnull);
+
+	return isnull ? 0 : DatumGetInt64(d);
+}
+
+/* A lexeme quoted as a tsquery operand, with a prefix ('a/', 'b/' or ''). */
+static void
+am_append_quoted(StringInfo out, const char *field, const char *lexeme, bool prefix)
+{
+	const char *c;
+
+	appendStringInfoChar(out, '\'');
+	appendStringInfoString(out, field);
+	for (c = lexeme; *c; c++)
+	{
+		if (*c == '\\' || *c == '\'')
+			appendStringInfoChar(out, *c);
+		appendStringInfoChar(out, *c);
+	}
+	appendStringInfoChar(out, '\'');
+	if (prefix)
+		appendStringInfoString(out, ":*");
+}
+
+/* Orders terms as the plan lists them: the word, then its typos by lexeme. */
+static int
+am_term_cmp(const void *a, const void *b)
+{
+	const AmPrepTerm *x = (const AmPrepTerm *) a;
+	const AmPrepTerm *y = (const AmPrepTerm *) b;
+
+	if (x->kind != y->kind)
+		return x->kind - y->kind;
+	return strcmp(x->lexeme, y->lexeme);
+}
+
+/* The last run of letters and digits the query ends with, or NULL. */
+static text *
+am_query_tail(text *query)
+{
+	LOCAL_FCINFO(call, 2);
+	Datum		tail;
+
+	/* called directly: no match is a NULL result */
+	InitFunctionCallInfoData(*call, NULL, 2, DEFAULT_COLLATION_OID, NULL, NULL);
+	call->args[0].value = PointerGetDatum(query);
+	call->args[0].isnull = false;
+	call->args[1].value = CStringGetTextDatum("([[:alnum:]]+)$");
+	call->args[1].isnull = false;
+	tail = textregexsubstr(call);
+	return call->isnull ? NULL : DatumGetTextPP(tail);
+}
+
+/* The first lexeme of a text under the english configuration, or NULL. */
+static char *
+am_first_lexeme(text *t)
+{
+	TSVector	v;
+	WordEntry  *e;
+
+	v = DatumGetTSVector(DirectFunctionCall2(to_tsvector_byid, ObjectIdGetDatum(am_english_oid),
+											 PointerGetDatum(t)));
+	if (v->size == 0)
+		return NULL;
+	e = ARRPTR(v);
+	return pnstrdup(STRPTR(v) + e->pos, e->len);
+}
+
+/* Reads a word's vocabulary counts and bounds into a term (in SPI). */
+static void
+am_term_stats(AmPrepTerm *t, const AmScoring *w)
+{
+	int64		x_ndoc = 0,
+				x_a = 0,
+				x_b = 0,
+				x_c = 0;
+	double		e_name,
+				e_head,
+				e_body;
+
+	am_run_text(am_plan_exact, t->lexeme);
+	if (SPI_processed > 0)
+	{
+		t->ndoc = am_col_int(0, 1);
+		t->n_a = am_col_int(0, 2);
+		t->n_b = am_col_int(0, 3);
+		t->n_c = am_col_int(0, 4);
+	}
+	if (t->prefix)
+	{
+		am_run_text(am_plan_completions, t->lexeme);
+		x_ndoc = am_col_int(0, 1);
+		x_a = am_col_int(0, 2);
+		x_b = am_col_int(0, 3);
+		x_c = am_col_int(0, 4);
+	}
+	/* a last word no word of the vocabulary extends is matched exactly */
+	t->prefix = t->prefix && x_ndoc > 0;
+	e_name = t->n_a > 0 ? t->factor * w->name_weight : 0;
+	e_head = t->n_b > 0 ? t->factor * w->head_weight : 0;
+	e_body = t->ndoc > 0 ? t->factor * w->body_weight : 0;
+	t->name_bound = Max(e_name, x_a > 0 ? t->factor * w->completion_factor * w->name_weight : 0);
+	t->head_bound = Max(e_head, x_b > 0 ? t->factor * w->completion_factor * w->head_weight : 0);
+	t->body_bound = Max(e_body, x_ndoc > 0 ? t->factor * w->completion_factor * w->body_weight : 0);
+	t->ndoc += x_ndoc;
+	t->n_a += x_a;
+	t->n_b += x_b;
+	t->n_c += x_c;
+}
+
+/* Builds a one-dimensional array of int8, float8, text or bool Datums. */
+static Datum
+am_array(Datum *values, int n, Oid type)
+{
+	int16		typlen;
+	bool		byval;
+	char		align;
+
+	get_typlenbyvalalign(type, &typlen, &byval, &align);
+	return PointerGetDatum(construct_array(values, n, type, typlen, byval, align));
+}
+
+/*
+ * search_prepare: websearch syntax (cut to 512 characters), the distinct
+ * words outside any NOT, each with up to eight one-typo alternatives (words
+ * of 5 to 64 characters) and the last word as a prefix when the query ends
+ * inside it; vocabulary counts per word and field, the estimate (the rarest
+ * word, or all words under OR) and per word the best value a term can have
+ * in a name, tagline/tags or description.  The query is rewritten so each
+ * word matches any of its terms.  22023 for a query over 4,096 characters or
+ * with more than 12 words.
+ */
+/* SQL function: search_prepare */
+Datum
+search_prepare(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[19];
+	bool		nulls[19];
+	text	   *query;
+	const char *qdata;
+	int			qbytes;
+	int			i,
+				g;
+	TSQuery		q0;
+	ArrayType  *positives;
+	Datum	   *words;
+	bool	   *word_nulls;
+	int			nwords;
+	char	   *last_lexeme = NULL;
+	text	   *tail;
+	AmScoring	w;
+	MemoryContext caller = CurrentMemoryContext;
+	AmPrepTerm **terms;
+	int		   *nterms;
+	int64		published = 0;
+	char	   *qtext;
+	bool		any_word;
+	Oid			text_arg[1] = {TEXTOID};
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("search_prepare must return a row")));
+	tupdesc = BlessTupleDesc(tupdesc);
+	memset(nulls, true, sizeof(nulls));
+	nulls[5] = false;
+	values[5] = Int32GetDatum(0);
+
+	if (PG_ARGISNULL(0))
+		PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+	query = PG_GETARG_TEXT_PP(0);
+	qdata = VARDATA_ANY(query);
+	qbytes = VARSIZE_ANY_EXHDR(query);
+	for (i = 0; i < qbytes && qdata[i] == ' '; i++)
+		;
+	if (i == qbytes)
+		PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+	if (pg_mbstrlen_with_len(qdata, qbytes) > AM_QUERY_MAX_CHARS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("search query too long"),
+				 errdetail("A query may have up to %d characters; only the first %d are searched.",
+						   AM_QUERY_MAX_CHARS, AM_QUERY_PARSED_CHARS)));
+
+	if (!OidIsValid(am_english_oid))
+		am_english_oid = get_ts_config_oid(stringToQualifiedNameList("pg_catalog.english"), false);
+	/*
+	 * websearch syntax never raises a syntax error; long input is cut (and a
+	 * word cut there is the last word, a prefix)
+	 */
+	query = cstring_to_text_with_len(qdata, pg_mbcharcliplen(qdata, qbytes, AM_QUERY_PARSED_CHARS));
+	q0 = DatumGetTSQuery(DirectFunctionCall2(websearch_to_tsquery_byid, ObjectIdGetDatum(am_english_oid),
+											 PointerGetDatum(query)));
+	if (q0->size == 0)			/* only stop words */
+		PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+	values[0] = PointerGetDatum(q0);
+	nulls[0] = false;
+	positives = DatumGetArrayTypeP(DirectFunctionCall1(search_positive_lexemes, PointerGetDatum(q0)));
+	deconstruct_array(positives, TEXTOID, -1, false, TYPALIGN_INT, &words, &word_nulls, &nwords);
+	if (nwords == 0)			/* only exclusions: a filter without a text score */
+		PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+	if (nwords > AM_QUERY_MAX_WORDS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("too many words in search query"),
+				 errdetail("A query may have up to %d distinct words; this one has %d.", AM_QUERY_MAX_WORDS, nwords),
+				 errhint("Leave out some words.")));
+
+	/* The last word is matched as a prefix when the query ends inside it. */
+	tail = am_query_tail(query);
+	if (tail != NULL)
+	{
+		last_lexeme = am_first_lexeme(tail);
+		if (last_lexeme != NULL)
+		{
+			bool		found = false;
+
+			for (g = 0; g < nwords && !found; g++)
+				found = strcmp(TextDatumGetCString(words[g]), last_lexeme) == 0;
+			if (!found)
+				last_lexeme = NULL;
+		}
+	}
+	am_search_scoring(&w);
+	qtext = DatumGetCString(DirectFunctionCall1(tsqueryout, PointerGetDatum(q0)));
+	any_word = strchr(qtext, '|') != NULL;
+
+	terms = palloc0(sizeof(AmPrepTerm *) * nwords);
+	nterms = palloc0(sizeof(int) * nwords);
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "search_prepare: SPI_connect failed");
+	am_keep_plan(&am_plan_corpus, "SELECT c.published::bigint FROM agentmarket_private.search_corpus c", 0, NULL);
+	am_keep_plan(&am_plan_exact,
+				 "SELECT v.ndoc::bigint, v.n_a::bigint, v.n_b::bigint, v.n_c::bigint"
+				 "  FROM agentmarket_private.search_vocabulary v WHERE v.lexeme OPERATOR(pg_catalog.=) ($1 COLLATE \"C\")",
+				 1, text_arg);
+	am_keep_plan(&am_plan_completions,
+				 "SELECT pg_catalog.sum(v.ndoc)::bigint, pg_catalog.sum(v.n_a)::bigint,"
+				 "       pg_catalog.sum(v.n_b)::bigint, pg_catalog.sum(v.n_c)::bigint"
+				 "  FROM agentmarket_private.search_vocabulary v"
+				 " WHERE v.lexeme OPERATOR(pg_catalog.>) ($1 COLLATE \"C\")"
+				 "   AND v.lexeme OPERATOR(pg_catalog.<) (($1 OPERATOR(pg_catalog.||) pg_catalog.chr(1114111)) COLLATE \"C\")",
+				 1, text_arg);
+	/* candidates share a deletion key; the C check keeps those one edit away */
+	am_keep_plan(&am_plan_typos,
+				 "SELECT t.lexeme::text FROM agentmarket_private.search_typo_index t"
+				 "  JOIN agentmarket_private.search_vocabulary v ON v.lexeme OPERATOR(pg_catalog.=) t.lexeme"
+				 " WHERE t.key OPERATOR(pg_catalog.=) ANY (agentmarket_private.search_typo_keys($1))"
+				 "   AND t.lexeme OPERATOR(pg_catalog.<>) ($1 COLLATE \"C\") AND v.ndoc OPERATOR(pg_catalog.>) 0"
+				 "   AND agentmarket_private.search_is_one_typo($1, t.lexeme)"
+				 " GROUP BY t.lexeme, v.ndoc ORDER BY v.ndoc DESC, t.lexeme LIMIT 8",
+				 1, text_arg);
+
+	if (SPI_execute_plan(am_plan_corpus, NULL, NULL, true, 1) == SPI_OK_SELECT && SPI_processed > 0)
+		published = am_col_int(0, 1);
+	for (g = 0; g < nwords; g++)
+	{
+		char	   *word;
+		int			wchars;
+		int			ncand = 0;
+		int			k;
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+
+		word = TextDatumGetCString(words[g]);
+		wchars = pg_mbstrlen_with_len(word, strlen(word));
+		terms[g] = palloc0(sizeof(AmPrepTerm) * (1 + AM_TYPO_CANDIDATES));
+		MemoryContextSwitchTo(spi);
+		if (wchars >= AM_TYPO_MIN_CHARS && wchars <= AM_TYPO_MAX_CHARS)
+		{
+			am_run_text(am_plan_typos, word);
+			ncand = Min((int) SPI_processed, AM_TYPO_CANDIDATES);
+		}
+		terms[g][0].lexeme = word;
+		terms[g][0].kind = 0;
+		terms[g][0].factor = 1.0;
+		terms[g][0].prefix = last_lexeme != NULL && strcmp(word, last_lexeme) == 0;
+		for (k = 0; k < ncand; k++)
+		{
+			char	   *candidate = SPI_getvalue(SPI_tuptable->vals[k], SPI_tuptable->tupdesc, 1);
+
+			terms[g][1 + k].lexeme = MemoryContextStrdup(caller, candidate);
+			terms[g][1 + k].kind = 1;
+			terms[g][1 + k].factor = w.typo_factor;
+			terms[g][1 + k].prefix = false;
+		}
+		nterms[g] = 1 + ncand;
+		for (k = 0; k < nterms[g]; k++)
+			am_term_stats(&terms[g][k], &w);
+		qsort(terms[g], nterms[g], sizeof(AmPrepTerm), am_term_cmp);
+	}
+	SPI_finish();
+
+	{
+		int			total = 0,
+					t = 0;
+		Datum	   *lexemes,
+				   *groups,
+				   *factors,
+				   *prefixes;
+		Datum		group_terms[AM_QUERY_MAX_WORDS],
+					group_name_terms[AM_QUERY_MAX_WORDS],
+					group_head_terms[AM_QUERY_MAX_WORDS],
+					group_docs[AM_QUERY_MAX_WORDS],
+					group_name_docs[AM_QUERY_MAX_WORDS],
+					group_head_docs[AM_QUERY_MAX_WORDS],
+					group_body_docs[AM_QUERY_MAX_WORDS],
+					group_name_bound[AM_QUERY_MAX_WORDS],
+					group_head_bound[AM_QUERY_MAX_WORDS],
+					group_body_bound[AM_QUERY_MAX_WORDS];
+		int64		estimate = 0;
+		Datum		rewritten = PointerGetDatum(q0);
+
+		for (g = 0; g < nwords; g++)
+			total += nterms[g];
+		lexemes = palloc(sizeof(Datum) * total);
+		groups = palloc(sizeof(Datum) * total);
+		factors = palloc(sizeof(Datum) * total);
+		prefixes = palloc(sizeof(Datum) * total);
+		for (g = 0; g < nwords; g++)
+		{
+			StringInfoData alt,
+						name,
+						head;
+			int64		ndoc = 0,
+						n_a = 0,
+						n_b = 0,
+						n_c = 0;
+			double		nb = 0,
+						hb = 0,
+						bb = 0;
+			bool		expanded = nterms[g] > 1;
+			int			k;
+
+			initStringInfo(&alt);
+			initStringInfo(&name);
+			initStringInfo(&head);
+			for (k = 0; k < nterms[g]; k++)
+			{
+				AmPrepTerm *term = &terms[g][k];
+
+				lexemes[t] = CStringGetTextDatum(term->lexeme);
+				groups[t] = Int32GetDatum(g + 1);
+				factors[t] = Float8GetDatum(term->factor);
+				prefixes[t] = BoolGetDatum(term->prefix);
+				t++;
+				if (k > 0)
+				{
+					appendStringInfoString(&alt, " | ");
+					appendStringInfoString(&name, " | ");
+					appendStringInfoString(&head, " | ");
+				}
+				am_append_quoted(&alt, "", term->lexeme, term->prefix);
+				am_append_quoted(&name, "a/", term->lexeme, term->prefix);
+				am_append_quoted(&head, "b/", term->lexeme, term->prefix);
+				ndoc += term->ndoc;
+				n_a += term->n_a;
+				n_b += term->n_b;
+				n_c += term->n_c;
+				nb = Max(nb, term->name_bound);
+				hb = Max(hb, term->head_bound);
+				bb = Max(bb, term->body_bound);
+				expanded = expanded || term->prefix;
+			}
+			ndoc = Min(ndoc, published);
+			if (any_word)
+				estimate += ndoc;
+			else if (g == 0 || ndoc < estimate)
+				estimate = ndoc;
+			group_terms[g] = CStringGetTextDatum(alt.data);
+			group_name_terms[g] = CStringGetTextDatum(name.data);
+			group_head_terms[g] = CStringGetTextDatum(head.data);
+			group_docs[g] = Int64GetDatum(ndoc);
+			group_name_docs[g] = Int64GetDatum(n_a);
+			group_head_docs[g] = Int64GetDatum(n_b);
+			group_body_docs[g] = Int64GetDatum(n_c);
+			group_name_bound[g] = Float8GetDatum(nb);
+			group_head_bound[g] = Float8GetDatum(hb);
+			group_body_bound[g] = Float8GetDatum(bb);
+			/* each word becomes (word | typo | ...) or word:* wherever it occurs */
+			if (expanded)
+			{
+				StringInfoData target;
+
+				initStringInfo(&target);
+				am_append_quoted(&target, "", TextDatumGetCString(words[g]), false);
+				rewritten = DirectFunctionCall3(tsquery_rewrite, rewritten,
+												DirectFunctionCall1(tsqueryin, CStringGetDatum(target.data)),
+												DirectFunctionCall1(tsqueryin, CStringGetDatum(alt.data)));
+			}
+		}
+		memset(nulls, false, sizeof(nulls));
+		values[0] = rewritten;
+		values[1] = am_array(lexemes, total, TEXTOID);
+		values[2] = am_array(groups, total, INT4OID);
+		values[3] = am_array(factors, total, FLOAT8OID);
+		values[4] = am_array(prefixes, total, BOOLOID);
+		values[5] = Int32GetDatum(nwords);
+		values[6] = Int64GetDatum(estimate);
+		values[7] = Int64GetDatum(published);
+		values[8] = BoolGetDatum(any_word);
+		values[9] = am_array(group_terms, nwords, TEXTOID);
+		values[10] = am_array(group_name_terms, nwords, TEXTOID);
+		values[11] = am_array(group_head_terms, nwords, TEXTOID);
+		values[12] = am_array(group_docs, nwords, INT8OID);
+		values[13] = am_array(group_name_docs, nwords, INT8OID);
+		values[14] = am_array(group_head_docs, nwords, INT8OID);
+		values[15] = am_array(group_body_docs, nwords, INT8OID);
+		values[16] = am_array(group_name_bound, nwords, FLOAT8OID);
+		values[17] = am_array(group_head_bound, nwords, FLOAT8OID);
+		values[18] = am_array(group_body_bound, nwords, FLOAT8OID);
+	}
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}

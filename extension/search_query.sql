@@ -431,7 +431,7 @@ BEGIN
     -- listings (the exhaustive limit, 2000 by default), or the filters keep
     -- at most L listings (their lexemes are intersected in the GIN scan), every
     -- match is scored (GIN).  Otherwise listings are walked
-    -- in descending static score; the first 256 that pass the filters are a
+    -- in descending static score; the first 64 that pass the filters are a
     -- sample of how dense the matches are.  When that projects at most L
     -- matches (words common apart but rare together), every match is scored.  Otherwise
     -- the matches are split into tiers by where each word occurs (name,

@@ -135,7 +135,7 @@ BEGIN
     tier_limit := GREATEST(1500, pg_catalog.sqrt(k OPERATOR(pg_catalog.*) published OPERATOR(pg_catalog./) r.filter_share));
     SELECT pg_catalog.max(x.bound) INTO dense_bound FROM search_tiers(p) x
      WHERE x.driver IS NULL OR x.estimate OPERATOR(pg_catalog.>) tier_limit;
-    m := 256;
+    m := 64;
     LOOP
         -- The next m listings in static order (the static-score index, or
         -- the category's; continuing after the last one seen), scored

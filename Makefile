@@ -18,11 +18,11 @@ OBJS = $(patsubst %.c,%.o,$(sort $(wildcard extension/*.c)))
 # fixed order.  Every extension/*.sql but the header and the upgrade scripts
 # is a part, and the order must name each exactly once: the build stops when
 # it names a missing part or leaves one out.
-SQL_PART_ORDER = schema config identity queue queue_protocol stripe instances queue_leases security credits credit_holds credit_upkeep lots marketplace search search_query search_relevance \
+SQL_PART_ORDER = schema config schedules identity queue queue_protocol stripe instances queue_leases security credits credit_holds credit_upkeep lots marketplace search search_query search_relevance \
                  sessions earnings payments payouts reconcile lifecycle webhooks books secrets \
                  metering relays workspaces \
                  billing runtime spend \
-                 pricing upgrades retention schedules analytics hardening footer
+                 pricing upgrades retention analytics hardening footer
 SQL_PARTS = $(patsubst %,extension/%.sql,$(SQL_PART_ORDER))
 SQL_PARTS_ON_DISK = $(filter-out extension/header.sql extension/$(EXTENSION)--%.sql,$(wildcard extension/*.sql))
 ifneq ($(words $(SQL_PART_ORDER)),$(words $(sort $(SQL_PART_ORDER))))

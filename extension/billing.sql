@@ -162,6 +162,8 @@ COMMENT ON FUNCTION agentmarket.verify_metering() IS
     'Consistency of metering, empty when all holds: every session''s totals equal its folded usage rows (record_usage rows the rollup has folded, and end_session''s own), and an ended, fully folded session counts at least the tokens of its messages.';
 
 GRANT EXECUTE ON FUNCTION agentmarket.run_billing_rollup(integer), agentmarket.verify_metering() TO service_role;
+-- Periodic (schedules.sql): job agentmarket.billing_rollup, setting schedule_billing_rollup.
+SELECT agentmarket_private.declare_scheduled_task('billing_rollup', 'SELECT agentmarket.run_billing_rollup()', '* * * * *');
 
 ------------------------------------------------------------------------------
 -- Session lifecycle: the sweep
@@ -216,3 +218,5 @@ $$;
 COMMENT ON FUNCTION agentmarket.end_idle_sessions(integer) IS
     'For pg_cron (scheduled by schedule_jobs()): ends (with settlement, as end_session) at most max_sessions open sessions with no message for session_idle_minutes, and per_session sessions older than session_max_minutes; returns how many. Sessions another transaction holds are skipped.';
 GRANT EXECUTE ON FUNCTION agentmarket.end_idle_sessions(integer) TO service_role;
+-- Periodic (schedules.sql): job agentmarket.end_idle_sessions, setting schedule_end_idle_sessions.
+SELECT agentmarket_private.declare_scheduled_task('end_idle_sessions', 'SELECT agentmarket.end_idle_sessions()', '* * * * *');

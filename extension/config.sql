@@ -2,8 +2,9 @@
 --
 -- Every key is declared in agentmarket_private.setting_definitions with its
 -- kind, bounds and default; agentmarket.configure(key, value) refuses unknown
--- keys and bad values.  A capability adds its keys by inserting definition
--- rows in its own part of the install script.
+-- keys and bad values.  A capability declares its own keys by inserting
+-- definition rows in its own part of the install script; this part names
+-- none of them.
 
 CREATE TABLE agentmarket_private.setting_definitions (
   key TEXT PRIMARY KEY CONSTRAINT setting_definitions_key_format CHECK (key ~ '^[a-z][a-z0-9_]*$'),
@@ -13,6 +14,7 @@ CREATE TABLE agentmarket_private.setting_definitions (
   default_value TEXT, -- NULL: no default (the setting is unset until configured)
   min_value NUMERIC, -- integer and numeric kinds
   max_value NUMERIC,
+  scale INTEGER CONSTRAINT setting_definitions_scale_check CHECK (scale BETWEEN 0 AND 20), -- numeric kind: at most this many decimals
   pattern TEXT, -- text and secret kinds: the value must match
   description TEXT NOT NULL
 );
@@ -32,27 +34,6 @@ SELECT pg_catalog.pg_extension_config_dump('agentmarket_private.settings', '');
 -- Definitions are part of the extension's code: recreated by CREATE
 -- EXTENSION, dumped without rows.
 SELECT pg_catalog.pg_extension_config_dump('agentmarket_private.setting_definitions', 'WHERE false');
-
-INSERT INTO agentmarket_private.setting_definitions
-    (key, kind, default_value, min_value, max_value, pattern, description) VALUES
-  ('creator_rate', 'numeric', '0.85', 0, 1, NULL,
-   'Share of (gross - compute cost) paid to the creator, 0 to 1 with two decimals.'),
-  ('free_trial_credits', 'integer', '100', 0, 1000000, NULL,
-   'Credits granted once to every new user.'),
-  ('payout_minimum_usd', 'numeric', '25.00', 0, 1000000, NULL,
-   'Unpaid earnings below this amount (USD) wait for the next payout run.'),
-  ('payout_holding_days', 'integer', '14', 0, 365, NULL,
-   'Earnings become payable this many days after the session that produced them.'),
-  ('hold_expiry_minutes', 'integer', '60', 1, 10080, NULL,
-   'A credit hold that is neither captured nor released expires after this many minutes.'),
-  ('idle_suspend_minutes', 'integer', '15', 1, 10080, NULL,
-   'A running instance with no activity for this long is suspended.'),
-  ('stripe_webhook_secret', 'secret', NULL, NULL, NULL, '^whsec_[A-Za-z0-9]+$',
-   'Signing secret of the Stripe webhook endpoint (whsec_...).'),
-  ('stripe_connect_webhook_secret', 'secret', NULL, NULL, NULL, '^whsec_[A-Za-z0-9]+$',
-   'Signing secret of the Stripe Connect webhook endpoint (whsec_...).'),
-  ('webhook_tolerance_seconds', 'integer', '300', 1, 3600, NULL,
-   'Webhook signatures older or newer than this many seconds are refused.');
 
 -- Validate one value for a key; raises 22023 with a reason, returns nothing.
 CREATE FUNCTION agentmarket_private.check_setting(p_key text, p_value text)
@@ -87,9 +68,9 @@ BEGIN
                 USING ERRCODE = '22023',
                       DETAIL = format('The value must be between %s and %s.', d.min_value, d.max_value);
         END IF;
-        IF p_key = 'creator_rate' AND n <> round(n, 2) THEN
+        IF d.scale IS NOT NULL AND n <> round(n, d.scale) THEN
             RAISE EXCEPTION 'invalid value for setting "%"', p_key
-                USING ERRCODE = '22023', DETAIL = 'The creator rate has at most two decimals.';
+                USING ERRCODE = '22023', DETAIL = format('The value has at most %s decimals.', d.scale);
         END IF;
     ELSIF d.kind = 'boolean' THEN
         IF lower(p_value) NOT IN ('true', 'false', 'on', 'off', 'yes', 'no', '1', '0') THEN

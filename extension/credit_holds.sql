@@ -1,5 +1,10 @@
 -- credit_holds.sql: credits reserved for metered work, captured or released later (the
 -- ledger itself is in credits.sql).
+
+INSERT INTO agentmarket_private.setting_definitions
+    (key, kind, default_value, min_value, max_value, pattern, description) VALUES
+  ('hold_expiry_minutes', 'integer', '60', 1, 10080, NULL,
+   'A credit hold that is neither captured nor released expires after this many minutes.');
 ------------------------------------------------------------------------------
 -- Holds
 ------------------------------------------------------------------------------
@@ -261,4 +266,6 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket.release_expired_holds() IS
     'Sweep for pg_cron: marks every active hold past its expiry expired and frees its credits; returns how many.';
+-- Periodic (schedules.sql): job agentmarket.release_expired_holds, setting schedule_release_expired_holds.
+SELECT agentmarket_private.declare_scheduled_task('release_expired_holds', 'SELECT agentmarket.release_expired_holds()', '* * * * *');
 

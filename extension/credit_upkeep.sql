@@ -143,7 +143,9 @@ GRANT EXECUTE ON FUNCTION agentmarket_private.credit_transaction_shape_ok(text, 
 INSERT INTO agentmarket_private.setting_definitions
     (key, kind, default_value, min_value, max_value, pattern, description) VALUES
   ('credit_idempotency_retention_days', 'integer', '90', 7, 3650, NULL,
-   'Idempotency records of credit operations older than this many days are removed by agentmarket.prune_credit_idempotency(); a key reused after that acts anew.');
+   'Idempotency records of credit operations older than this many days are removed by agentmarket.prune_credit_idempotency(); a key reused after that acts anew.'),
+  ('free_trial_credits', 'integer', '100', 0, 1000000, NULL,
+   'Credits granted once to every new user.');
 CREATE INDEX credit_idempotency_created ON agentmarket_private.credit_idempotency (created_at);
 
 CREATE FUNCTION agentmarket.prune_credit_idempotency(max_rows integer DEFAULT 10000)
@@ -173,3 +175,5 @@ $$;
 COMMENT ON FUNCTION agentmarket.prune_credit_idempotency(integer) IS
     'For pg_cron: removes up to max_rows idempotency records older than credit_idempotency_retention_days (oldest first); returns how many.';
 GRANT EXECUTE ON FUNCTION agentmarket.prune_credit_idempotency(integer) TO service_role;
+-- Periodic (schedules.sql): job agentmarket.prune_credit_idempotency, setting schedule_prune_credit_idempotency.
+SELECT agentmarket_private.declare_scheduled_task('prune_credit_idempotency', 'SELECT agentmarket.prune_credit_idempotency()', '23 4 * * *');

@@ -2,6 +2,11 @@
 -- The split itself is C (earnings.c): exact integer arithmetic, so
 -- creator_amount + platform_amount = gross_revenue always.
 
+INSERT INTO agentmarket_private.setting_definitions
+    (key, kind, default_value, min_value, max_value, scale, pattern, description) VALUES
+  ('creator_rate', 'numeric', '0.85', 0, 1, 2, NULL,
+   'Share of (gross - compute cost) paid to the creator, 0 to 1 with two decimals.');
+
 CREATE FUNCTION agentmarket.split_earnings(
     credits integer, compute_cost numeric, creator_rate numeric,
     OUT gross_revenue numeric, OUT creator_amount numeric, OUT platform_amount numeric)

@@ -21,7 +21,11 @@ INSERT INTO agentmarket_private.setting_definitions
    'Where Stripe sends a creator whose onboarding link expired (https).'),
   ('connect_return_url', 'text', 'https://agentmarket.example/creator/payouts/return', NULL, NULL,
    '^https://[^[:space:]]+$',
-   'Where Stripe sends a creator after onboarding (https).');
+   'Where Stripe sends a creator after onboarding (https).'),
+  ('payout_minimum_usd', 'numeric', '25.00', 0, 1000000, NULL,
+   'Unpaid earnings below this amount (USD) wait for the next payout run.'),
+  ('payout_holding_days', 'integer', '14', 0, 365, NULL,
+   'Earnings become payable this many days after the session that produced them.');
 
 ------------------------------------------------------------------------------
 -- Payouts
@@ -385,6 +389,8 @@ $$;
 COMMENT ON FUNCTION agentmarket.run_payouts() IS
     'service_role / pg_cron: for every creator with a payable Connect account and no payout in flight, claims the unpaid earnings older than payout_holding_days (less unsettled clawbacks, plus partial transfer reversals owed again) when they add up to payout_minimum_usd, makes one pending payout (their exact sum plus the carried remainder, whole cents transferred) and enqueues its stripe.create_transfer (Idempotency-Key transfer:<payout id>); returns the payouts made. 42501 for anyone else.';
 GRANT EXECUTE ON FUNCTION agentmarket.run_payouts() TO service_role;
+-- Periodic (schedules.sql): job agentmarket.run_payouts, setting schedule_run_payouts.
+SELECT agentmarket_private.declare_scheduled_task('run_payouts', 'SELECT agentmarket.run_payouts()', '0 6 * * 1');
 
 -- stripe.create_transfer succeeded: the payout and its earnings are paid.
 CREATE FUNCTION agentmarket_private.finish_payout_transfer(p_job agentmarket_private.jobs, p_result jsonb)

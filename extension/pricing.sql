@@ -149,6 +149,8 @@ $$;
 COMMENT ON FUNCTION agentmarket.apply_due_price_changes() IS
     'service_role / pg_cron: applies every scheduled price change whose notice has passed; returns how many.';
 GRANT EXECUTE ON FUNCTION agentmarket.apply_due_price_changes() TO service_role;
+-- Periodic (schedules.sql): job agentmarket.apply_due_price_changes, setting schedule_apply_due_price_changes.
+SELECT agentmarket_private.declare_scheduled_task('apply_due_price_changes', 'SELECT agentmarket.apply_due_price_changes()', '7 * * * *');
 
 CREATE FUNCTION agentmarket.approve_price_change(agent_id uuid)
 RETURNS agentmarket.agents

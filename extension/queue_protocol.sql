@@ -472,6 +472,8 @@ $$;
 COMMENT ON FUNCTION agentmarket_private.prune_jobs(integer) IS
     'Deletes up to limit succeeded jobs older than job_retention_days and dead jobs older than dead_job_retention_days; returns how many. For pg_cron.';
 GRANT EXECUTE ON FUNCTION agentmarket_private.prune_jobs(integer) TO service_role;
+-- Periodic (schedules.sql): job agentmarket.prune_jobs, setting schedule_prune_jobs.
+SELECT agentmarket_private.declare_scheduled_task('prune_jobs', 'SELECT agentmarket_private.prune_jobs()', '17 3 * * *');
 
 ------------------------------------------------------------------------------
 -- Operations views

@@ -80,6 +80,8 @@ $$;
 COMMENT ON FUNCTION agentmarket.prune_credit_holds(integer) IS
     'For pg_cron: removes up to max_rows credit holds resolved more than credit_hold_retention_days ago (oldest first; active holds never); returns how many. 22023 for max_rows below 1.';
 GRANT EXECUTE ON FUNCTION agentmarket.prune_credit_holds(integer) TO service_role;
+-- Periodic (schedules.sql): job agentmarket.prune_credit_holds, setting schedule_prune_credit_holds.
+SELECT agentmarket_private.declare_scheduled_task('prune_credit_holds', 'SELECT agentmarket.prune_credit_holds()', '35 4 * * *');
 
 CREATE FUNCTION agentmarket.prune_usage_keys(max_rows integer DEFAULT 10000)
 RETURNS integer
@@ -92,6 +94,8 @@ $$;
 COMMENT ON FUNCTION agentmarket.prune_usage_keys(integer) IS
     'For pg_cron: removes up to max_rows usage-event idempotency keys older than usage_key_retention_days (oldest first; the usage_events rows stay); returns how many. 22023 for max_rows below 1.';
 GRANT EXECUTE ON FUNCTION agentmarket.prune_usage_keys(integer) TO service_role;
+-- Periodic (schedules.sql): job agentmarket.prune_usage_keys, setting schedule_prune_usage_keys.
+SELECT agentmarket_private.declare_scheduled_task('prune_usage_keys', 'SELECT agentmarket.prune_usage_keys()', '41 4 * * *');
 
 CREATE FUNCTION agentmarket.prune_notifications(max_rows integer DEFAULT 10000)
 RETURNS integer
@@ -104,6 +108,8 @@ $$;
 COMMENT ON FUNCTION agentmarket.prune_notifications(integer) IS
     'For pg_cron: removes up to max_rows spend notifications older than notification_retention_days, sent or not (oldest first); returns how many. 22023 for max_rows below 1.';
 GRANT EXECUTE ON FUNCTION agentmarket.prune_notifications(integer) TO service_role;
+-- Periodic (schedules.sql): job agentmarket.prune_notifications, setting schedule_prune_notifications.
+SELECT agentmarket_private.declare_scheduled_task('prune_notifications', 'SELECT agentmarket.prune_notifications()', '47 4 * * *');
 
 CREATE FUNCTION agentmarket.table_retention()
 RETURNS TABLE (table_name text, kind text, retention_setting text, job text, note text)
@@ -153,6 +159,7 @@ AS $$
         ('agentmarket_private.settings', 'shipped', NULL, NULL, 'one per configured key'),
         ('agentmarket_private.setting_definitions', 'shipped', NULL, NULL, 'the known keys'),
         ('agentmarket_private.job_kinds', 'shipped', NULL, NULL, 'the kinds of queued job'),
+        ('agentmarket_private.scheduled_tasks', 'shipped', NULL, NULL, 'the periodic tasks'),
         ('agentmarket_private.relay_kinds', 'shipped', NULL, NULL, 'the relays'),
         ('agentmarket_private.credit_packs', 'shipped', NULL, NULL, 'the packs on sale'),
         ('agentmarket_private.machine_price_list', 'shipped', NULL, NULL, 'Fly''s published prices'),

@@ -13,48 +13,40 @@
 --
 -- schedule_jobs() and unschedule_jobs() run with the caller's rights, not as
 -- a definer: pg_cron runs each job as the role that scheduled it, and the
--- definer role (agentmarket_definer, hardening.sql) cannot log in.  The
+-- definer role (agentmarket_definer, footer.sql) cannot log in.  The
 -- caller is a superuser or a LOGIN member of service_role with USAGE on
 -- schema cron; its jobs are its own (cron.job is filtered by owner).
 
-INSERT INTO agentmarket_private.setting_definitions
-    (key, kind, default_value, min_value, max_value, pattern, description) VALUES
-  ('schedule_billing_rollup', 'text', '* * * * *', NULL, NULL,
-   '^(off|[0-9*/,-]+( [0-9*/,-]+){4})$',
-   'pg_cron schedule of job agentmarket.billing_rollup (agentmarket.run_billing_rollup()); off: not scheduled.'),
-  ('schedule_end_idle_sessions', 'text', '* * * * *', NULL, NULL,
-   '^(off|[0-9*/,-]+( [0-9*/,-]+){4})$',
-   'pg_cron schedule of job agentmarket.end_idle_sessions (agentmarket.end_idle_sessions()); off: not scheduled.'),
-  ('schedule_suspend_idle_instances', 'text', '* * * * *', NULL, NULL,
-   '^(off|[0-9*/,-]+( [0-9*/,-]+){4})$',
-   'pg_cron schedule of job agentmarket.suspend_idle_instances (agentmarket.suspend_idle_instances()); off: not scheduled.'),
-  ('schedule_release_expired_holds', 'text', '* * * * *', NULL, NULL,
-   '^(off|[0-9*/,-]+( [0-9*/,-]+){4})$',
-   'pg_cron schedule of job agentmarket.release_expired_holds (agentmarket.release_expired_holds()); off: not scheduled.'),
-  ('schedule_apply_due_price_changes', 'text', '7 * * * *', NULL, NULL,
-   '^(off|[0-9*/,-]+( [0-9*/,-]+){4})$',
-   'pg_cron schedule of job agentmarket.apply_due_price_changes (agentmarket.apply_due_price_changes()); off: not scheduled.'),
-  ('schedule_run_payouts', 'text', '0 6 * * 1', NULL, NULL,
-   '^(off|[0-9*/,-]+( [0-9*/,-]+){4})$',
-   'pg_cron schedule of job agentmarket.run_payouts (agentmarket.run_payouts()); off: not scheduled.'),
-  ('schedule_prune_jobs', 'text', '17 3 * * *', NULL, NULL,
-   '^(off|[0-9*/,-]+( [0-9*/,-]+){4})$',
-   'pg_cron schedule of job agentmarket.prune_jobs (agentmarket_private.prune_jobs()); off: not scheduled.'),
-  ('schedule_prune_credit_idempotency', 'text', '23 4 * * *', NULL, NULL,
-   '^(off|[0-9*/,-]+( [0-9*/,-]+){4})$',
-   'pg_cron schedule of job agentmarket.prune_credit_idempotency (agentmarket.prune_credit_idempotency()); off: not scheduled.'),
-  ('schedule_prune_webhook_events', 'text', '29 4 * * *', NULL, NULL,
-   '^(off|[0-9*/,-]+( [0-9*/,-]+){4})$',
-   'pg_cron schedule of job agentmarket.prune_webhook_events (agentmarket.prune_webhook_events()); off: not scheduled.'),
-  ('schedule_prune_credit_holds', 'text', '35 4 * * *', NULL, NULL,
-   '^(off|[0-9*/,-]+( [0-9*/,-]+){4})$',
-   'pg_cron schedule of job agentmarket.prune_credit_holds (agentmarket.prune_credit_holds()); off: not scheduled.'),
-  ('schedule_prune_usage_keys', 'text', '41 4 * * *', NULL, NULL,
-   '^(off|[0-9*/,-]+( [0-9*/,-]+){4})$',
-   'pg_cron schedule of job agentmarket.prune_usage_keys (agentmarket.prune_usage_keys()); off: not scheduled.'),
-  ('schedule_prune_notifications', 'text', '47 4 * * *', NULL, NULL,
-   '^(off|[0-9*/,-]+( [0-9*/,-]+){4})$',
-   'pg_cron schedule of job agentmarket.prune_notifications (agentmarket.prune_notifications()); off: not scheduled.');
+-- The registry: a capability declares each of its periodic tasks in its own
+-- part with agentmarket_private.declare_scheduled_task(task, command,
+-- default schedule); this part names none of them.
+CREATE TABLE agentmarket_private.scheduled_tasks (
+  task TEXT PRIMARY KEY CONSTRAINT scheduled_tasks_task_format CHECK (task ~ '^[a-z][a-z0-9_]{0,50}$'),
+  command TEXT NOT NULL CONSTRAINT scheduled_tasks_command_format CHECK (command ~ '^SELECT [a-z_]+\.[a-z_]+\(\)$')
+);
+COMMENT ON TABLE agentmarket_private.scheduled_tasks IS
+    'Every periodic task of the extension (declared by the part that owns it) and the command its pg_cron job runs; its cadence is setting schedule_<task>.';
+REVOKE ALL ON TABLE agentmarket_private.scheduled_tasks FROM PUBLIC;
+-- Part of the extension's code: recreated by CREATE EXTENSION, dumped without rows.
+SELECT pg_catalog.pg_extension_config_dump('agentmarket_private.scheduled_tasks', 'WHERE false');
+
+-- Declares a periodic task and its setting schedule_<task> (a pg_cron
+-- schedule or 'off').  Called by the install script only.
+CREATE FUNCTION agentmarket_private.declare_scheduled_task(p_task text, p_command text, p_default_schedule text)
+RETURNS void
+LANGUAGE sql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    INSERT INTO agentmarket_private.scheduled_tasks (task, command) VALUES (p_task, p_command);
+    INSERT INTO agentmarket_private.setting_definitions
+        (key, kind, default_value, min_value, max_value, pattern, description)
+    VALUES ('schedule_' OPERATOR(pg_catalog.||) p_task, 'text', p_default_schedule, NULL, NULL,
+            '^(off|[0-9*/,-]+( [0-9*/,-]+){4})$',
+            pg_catalog.format('pg_cron schedule of job agentmarket.%s (%s); off: not scheduled.',
+                              p_task, pg_catalog.substr(p_command, 8)));
+$$;
+COMMENT ON FUNCTION agentmarket_private.declare_scheduled_task(text, text, text) IS
+    'Install script: declares periodic task agentmarket.<task> running command, and its setting schedule_<task> with the default schedule (cron syntax, or off).';
 
 -- The one list of periodic tasks: job name, current cadence, command.
 CREATE FUNCTION agentmarket.scheduled_jobs()
@@ -66,20 +58,7 @@ AS $$
            agentmarket_private.setting('schedule_' OPERATOR(pg_catalog.||) t.task),
            t.command,
            'schedule_' OPERATOR(pg_catalog.||) t.task
-      FROM (VALUES
-        ('billing_rollup', 'SELECT agentmarket.run_billing_rollup()'),
-        ('end_idle_sessions', 'SELECT agentmarket.end_idle_sessions()'),
-        ('suspend_idle_instances', 'SELECT agentmarket.suspend_idle_instances()'),
-        ('release_expired_holds', 'SELECT agentmarket.release_expired_holds()'),
-        ('apply_due_price_changes', 'SELECT agentmarket.apply_due_price_changes()'),
-        ('run_payouts', 'SELECT agentmarket.run_payouts()'),
-        ('prune_jobs', 'SELECT agentmarket_private.prune_jobs()'),
-        ('prune_credit_idempotency', 'SELECT agentmarket.prune_credit_idempotency()'),
-        ('prune_webhook_events', 'SELECT agentmarket.prune_webhook_events()'),
-        ('prune_credit_holds', 'SELECT agentmarket.prune_credit_holds()'),
-        ('prune_usage_keys', 'SELECT agentmarket.prune_usage_keys()'),
-        ('prune_notifications', 'SELECT agentmarket.prune_notifications()')
-      ) AS t(task, command)
+      FROM agentmarket_private.scheduled_tasks t
      ORDER BY 1
 $$;
 COMMENT ON FUNCTION agentmarket.scheduled_jobs() IS

@@ -8,6 +8,11 @@
 -- back earnings not yet paid out.  Every change here goes through the credit
 -- ledger's functions, so balance = sum of ledger holds throughout.
 
+INSERT INTO agentmarket_private.setting_definitions
+    (key, kind, default_value, min_value, max_value, pattern, description) VALUES
+  ('idle_suspend_minutes', 'integer', '15', 1, 10080, NULL,
+   'A running instance with no activity for this long is suspended.');
+
 ALTER TABLE agentmarket.sessions
   ADD COLUMN refunded_at TIMESTAMPTZ,
   ADD CONSTRAINT sessions_relay_check CHECK (relay IN ('web', 'telegram', 'whatsapp', 'slack', 'discord')),
@@ -404,3 +409,5 @@ GRANT EXECUTE ON FUNCTION agentmarket.refund_session(uuid, text) TO authenticate
 GRANT EXECUTE ON FUNCTION agentmarket.charge_task(uuid, text),
     agentmarket.end_session(uuid, integer, integer, integer, numeric),
     agentmarket.suspend_idle_instances() TO service_role;
+-- Periodic (schedules.sql): job agentmarket.suspend_idle_instances, setting schedule_suspend_idle_instances.
+SELECT agentmarket_private.declare_scheduled_task('suspend_idle_instances', 'SELECT agentmarket.suspend_idle_instances()', '* * * * *');

@@ -7,6 +7,17 @@
 -- previous one; records the event once; applies it; and, when the event made
 -- a Stripe object known, applies the deferred events that waited for it.
 
+-- The endpoints' signing secrets (kind secret: stored encrypted, config.sql);
+-- lifecycle.sql declares the previous ones kept during a rotation.
+INSERT INTO agentmarket_private.setting_definitions
+    (key, kind, default_value, min_value, max_value, pattern, description) VALUES
+  ('stripe_webhook_secret', 'secret', NULL, NULL, NULL, '^whsec_[A-Za-z0-9]+$',
+   'Signing secret of the Stripe webhook endpoint (whsec_...).'),
+  ('stripe_connect_webhook_secret', 'secret', NULL, NULL, NULL, '^whsec_[A-Za-z0-9]+$',
+   'Signing secret of the Stripe Connect webhook endpoint (whsec_...).'),
+  ('webhook_tolerance_seconds', 'integer', '300', 1, 3600, NULL,
+   'Webhook signatures older or newer than this many seconds are refused.');
+
 ------------------------------------------------------------------------------
 -- Connect: readiness and reversals
 ------------------------------------------------------------------------------
@@ -322,6 +333,8 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket.prune_webhook_events(integer) IS
     'For pg_cron: removes up to max_rows handled webhook events older than webhook_event_retention_days (oldest first; deferred ones are kept); returns how many. A pruned event delivered again is applied anew, so the retention must outlive Stripe''s retries (3 days).';
+-- Periodic (schedules.sql): job agentmarket.prune_webhook_events, setting schedule_prune_webhook_events.
+SELECT agentmarket_private.declare_scheduled_task('prune_webhook_events', 'SELECT agentmarket.prune_webhook_events()', '29 4 * * *');
 
 GRANT EXECUTE ON FUNCTION agentmarket.handle_stripe_webhook(text, text),
     agentmarket.handle_stripe_connect_webhook(text, text),

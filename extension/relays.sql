@@ -376,7 +376,6 @@ SET search_path = pg_catalog, agentmarket, agentmarket_private, pg_temp
 AS $$
 DECLARE
     conn agentmarket.relay_connections;
-    uid uuid := agentmarket.current_user_id();
 BEGIN
     IF disconnect_relay.connection_id IS NULL THEN
         RAISE EXCEPTION 'connection id must not be null' USING ERRCODE = '22023';
@@ -384,7 +383,7 @@ BEGIN
     SELECT c.* INTO conn FROM agentmarket.relay_connections c
       JOIN agentmarket.agent_instances i ON i.id OPERATOR(pg_catalog.=) c.instance_id
      WHERE c.id OPERATOR(pg_catalog.=) disconnect_relay.connection_id
-       AND (agentmarket_private.caller_is_service() OR (uid IS NOT NULL AND i.user_id OPERATOR(pg_catalog.=) uid))
+       AND agentmarket_private.caller_owns(i.user_id)
      FOR UPDATE OF c;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'relay connection % not found', disconnect_relay.connection_id USING ERRCODE = 'P0002';

@@ -230,34 +230,52 @@ COMMENT ON FUNCTION agentmarket.rotate_secret_key(text) IS
 -- The caller's instance
 ------------------------------------------------------------------------------
 
--- The instance, locked as asked, if the caller is its owner or the platform;
--- P0002 otherwise, so that other users' instances do not exist for them.
-CREATE FUNCTION agentmarket_private.instance_for_caller(p_instance_id uuid, p_lock boolean DEFAULT true)
+-- The owner check of every RPC that acts on a user's row (an instance, its
+-- relay connections, SSH access, team): the caller is the owner, or the
+-- platform (service_role) where p_platform_ok.  A row that fails it is
+-- reported as not found (P0002), so other users' rows do not exist for them.
+CREATE FUNCTION agentmarket_private.caller_owns(p_owner uuid, p_platform_ok boolean DEFAULT true)
+RETURNS boolean
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT (p_platform_ok AND agentmarket_private.caller_is_service())
+        OR COALESCE(p_owner OPERATOR(pg_catalog.=) agentmarket.current_user_id(), false)
+$$;
+COMMENT ON FUNCTION agentmarket_private.caller_owns(uuid, boolean) IS
+    'True when the caller is the user p_owner, or service_role when p_platform_ok: the owner check of the instance, relay, SSH and team RPCs.';
+
+-- The instance, locked as asked, if the caller passes the owner check (the
+-- platform too unless p_platform_ok is false); P0002 otherwise.  Another
+-- user's instance is never locked.
+CREATE FUNCTION agentmarket_private.instance_for_caller(p_instance_id uuid, p_lock boolean DEFAULT true,
+                                                        p_platform_ok boolean DEFAULT true)
 RETURNS agentmarket.agent_instances
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     inst agentmarket.agent_instances;
-    uid uuid := agentmarket.current_user_id();
 BEGIN
     IF p_instance_id IS NULL THEN
         RAISE EXCEPTION 'instance id must not be null' USING ERRCODE = '22023';
     END IF;
     IF p_lock THEN
-        SELECT * INTO inst FROM agentmarket.agent_instances i WHERE i.id OPERATOR(pg_catalog.=) p_instance_id FOR UPDATE;
+        SELECT * INTO inst FROM agentmarket.agent_instances i
+         WHERE i.id OPERATOR(pg_catalog.=) p_instance_id AND agentmarket_private.caller_owns(i.user_id, p_platform_ok)
+           FOR UPDATE;
     ELSE
-        SELECT * INTO inst FROM agentmarket.agent_instances i WHERE i.id OPERATOR(pg_catalog.=) p_instance_id;
+        SELECT * INTO inst FROM agentmarket.agent_instances i
+         WHERE i.id OPERATOR(pg_catalog.=) p_instance_id AND agentmarket_private.caller_owns(i.user_id, p_platform_ok);
     END IF;
-    IF NOT FOUND OR NOT (agentmarket_private.caller_is_service()
-                         OR (uid IS NOT NULL AND inst.user_id OPERATOR(pg_catalog.=) uid)) THEN
+    IF NOT FOUND THEN
         RAISE EXCEPTION 'instance % not found', p_instance_id USING ERRCODE = 'P0002';
     END IF;
     RETURN inst;
 END
 $$;
-COMMENT ON FUNCTION agentmarket_private.instance_for_caller(uuid, boolean) IS
-    'The instance (locked FOR UPDATE unless asked not to) if the caller owns it or is service_role; P0002 otherwise.';
+COMMENT ON FUNCTION agentmarket_private.instance_for_caller(uuid, boolean, boolean) IS
+    'The instance (locked FOR UPDATE unless asked not to) if the caller owns it or, unless p_platform_ok is false, is service_role; 22023 for a NULL id, P0002 otherwise.';
 
 ------------------------------------------------------------------------------
 -- SSH access

@@ -319,15 +319,10 @@ SET search_path = pg_catalog, agentmarket, agentmarket_private, pg_temp
 AS $$
 DECLARE
     caller uuid := agentmarket_private.require_caller();
-    inst agentmarket.agent_instances;
+    -- The owner's own instance: the platform does not move instances between teams.
+    inst agentmarket.agent_instances := agentmarket_private.instance_for_caller(set_instance_team.instance_id, true, false);
     t agentmarket.teams;
 BEGIN
-    SELECT * INTO inst FROM agentmarket.agent_instances i
-     WHERE i.id OPERATOR(pg_catalog.=) set_instance_team.instance_id AND i.user_id OPERATOR(pg_catalog.=) caller
-     FOR UPDATE;
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'instance % not found', set_instance_team.instance_id USING ERRCODE = 'P0002';
-    END IF;
     IF set_instance_team.team_id IS NOT NULL THEN
         t := agentmarket_private.own_team(set_instance_team.team_id);
     END IF;

@@ -23,12 +23,12 @@ COMMENT ON TABLE agentmarket_private.setting_definitions IS
 
 CREATE TABLE agentmarket_private.settings (
   key TEXT PRIMARY KEY REFERENCES agentmarket_private.setting_definitions(key) ON DELETE CASCADE,
-  value TEXT NOT NULL,
+  value TEXT NOT NULL, -- kind secret: the id of its agentmarket_private.secrets row, never the value
   updated_at TIMESTAMPTZ NOT NULL DEFAULT now(),
   updated_by NAME NOT NULL DEFAULT session_user
 );
 COMMENT ON TABLE agentmarket_private.settings IS
-    'Configured values; a key without a row has its default.';
+    'Configured values; a key without a row has its default. A secret is stored encrypted in agentmarket_private.secrets; its row here holds that secret''s id.';
 REVOKE ALL ON TABLE agentmarket_private.setting_definitions, agentmarket_private.settings FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('agentmarket_private.settings', '');
 -- Definitions are part of the extension's code: recreated by CREATE
@@ -100,31 +100,66 @@ RETURNS void
 LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, agentmarket_private, pg_temp
 AS $$
+DECLARE
+    is_secret boolean;
+    stored text;
 BEGIN
     IF key IS NULL THEN
         RAISE EXCEPTION 'setting key must not be null' USING ERRCODE = '22023';
     END IF;
-    IF NOT EXISTS (SELECT FROM agentmarket_private.setting_definitions d
-                   WHERE d.key OPERATOR(pg_catalog.=) configure.key) THEN
+    SELECT d.kind OPERATOR(pg_catalog.=) 'secret' INTO is_secret
+      FROM agentmarket_private.setting_definitions d WHERE d.key OPERATOR(pg_catalog.=) configure.key;
+    IF NOT FOUND THEN
         RAISE EXCEPTION 'unknown setting "%"', key
             USING ERRCODE = '22023',
                   HINT = 'The keys are listed by agentmarket.configuration() and in the README.';
     END IF;
     IF value IS NULL THEN
-        -- NULL resets the key to its default.
-        DELETE FROM agentmarket_private.settings s WHERE s.key OPERATOR(pg_catalog.=) configure.key;
+        -- NULL resets the key to its default; a secret's ciphertext goes too.
+        DELETE FROM agentmarket_private.settings s WHERE s.key OPERATOR(pg_catalog.=) configure.key
+        RETURNING s.value INTO stored;
+        IF is_secret AND stored IS NOT NULL THEN
+            DELETE FROM agentmarket_private.secrets x WHERE x.id OPERATOR(pg_catalog.=) stored::uuid;
+        END IF;
         RETURN;
     END IF;
     PERFORM agentmarket_private.check_setting(key, value);
+    stored := value;
+    IF is_secret THEN
+        -- Encrypted at rest (secrets.sql: Vault, or pgcrypto under a key kept
+        -- outside every table and dump); the settings row keeps the secret's
+        -- id, and a new value replaces the ciphertext under the same id.
+        SELECT s.value INTO stored FROM agentmarket_private.settings s
+         WHERE s.key OPERATOR(pg_catalog.=) configure.key FOR UPDATE;
+        stored := agentmarket_private.put_secret(
+            'setting/' OPERATOR(pg_catalog.||) configure.key, configure.value,
+            'Setting ' OPERATOR(pg_catalog.||) configure.key OPERATOR(pg_catalog.||) ' (agentmarket.configure).',
+            stored::uuid)::text;
+    END IF;
     INSERT INTO agentmarket_private.settings AS s (key, value)
-        VALUES (configure.key, configure.value)
+        VALUES (configure.key, stored)
         ON CONFLICT ON CONSTRAINT settings_pkey
         DO UPDATE SET value = EXCLUDED.value, updated_at = now(), updated_by = session_user;
 END
 $$;
 COMMENT ON FUNCTION agentmarket.configure(text, text) IS
-    'Sets a configuration key (NULL resets it to its default); unknown keys and bad values raise 22023. Superuser and service_role only.';
+    'Sets a configuration key (NULL resets it to its default); unknown keys and bad values raise 22023. A secret is stored encrypted (Vault, or pgcrypto under agentmarket.secret_key_file; 55000 with neither). Superuser and service_role only.';
 GRANT EXECUTE ON FUNCTION agentmarket.configure(text, text) TO service_role;
+
+-- A secret setting's value, decrypted.  PL/pgSQL, so that the call to
+-- get_secret (secrets.sql, later in the install script) is resolved when it
+-- runs.
+CREATE FUNCTION agentmarket_private.secret_setting_value(p_secret_id text)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN agentmarket_private.get_secret(p_secret_id::uuid);
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.secret_setting_value(text) IS
+    'The decrypted value of a setting of kind secret, from the secret id its settings row holds.';
 
 -- The value of a key, or its default; NULL when unset without default.
 CREATE FUNCTION agentmarket_private.setting(p_key text)
@@ -132,13 +167,15 @@ RETURNS text
 LANGUAGE sql STABLE PARALLEL SAFE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT COALESCE(s.value, d.default_value)
+    SELECT CASE WHEN d.kind OPERATOR(pg_catalog.=) 'secret' AND s.value IS NOT NULL
+                THEN agentmarket_private.secret_setting_value(s.value)
+                ELSE COALESCE(s.value, d.default_value) END
       FROM agentmarket_private.setting_definitions d
       LEFT JOIN agentmarket_private.settings s ON s.key OPERATOR(pg_catalog.=) d.key
      WHERE d.key OPERATOR(pg_catalog.=) p_key
 $$;
 COMMENT ON FUNCTION agentmarket_private.setting(text) IS
-    'Current value of a configuration key (its default when not configured).';
+    'Current value of a configuration key (its default when not configured); a secret decrypted.';
 
 -- Operators' view of the configuration; secrets are shown as set or not.
 CREATE FUNCTION agentmarket.configuration()

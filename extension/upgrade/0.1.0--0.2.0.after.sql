@@ -18,3 +18,12 @@ SELECT l.lot_id, l.user_id, l.credit_type,
 SELECT pg_catalog.setval('agentmarket_private.credit_lots_id_seq',
                          GREATEST(COALESCE((SELECT pg_catalog.max(l.id) FROM agentmarket_private.credit_lots l), 0), 1),
                          (SELECT pg_catalog.count(*) > 0 FROM agentmarket_private.credit_lots));
+
+-- 0.1.0 kept the settings of kind secret (the Stripe webhook signing
+-- secrets) in clear in agentmarket_private.settings: they are stored
+-- encrypted now (config.sql), the settings row holding the secret's id.
+UPDATE agentmarket_private.settings s
+   SET value = agentmarket_private.put_secret('setting/' OPERATOR(pg_catalog.||) s.key, s.value,
+                   'Setting ' OPERATOR(pg_catalog.||) s.key OPERATOR(pg_catalog.||) ' (agentmarket.configure).')::text
+  FROM agentmarket_private.setting_definitions d
+ WHERE d.key OPERATOR(pg_catalog.=) s.key AND d.kind OPERATOR(pg_catalog.=) 'secret';

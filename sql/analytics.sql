@@ -5,11 +5,7 @@
 -- daily_credits, agent_margin, creator_balances and queue_health as
 -- agentmarket_analyst, and every figure is checked against the ledger, the
 -- lots and the earnings it summarises.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 SET search_path = agentmarket, public;
 BEGIN;
 SELECT plan(21);

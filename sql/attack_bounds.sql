@@ -9,11 +9,7 @@
 --   * message content is limited (message_max_bytes), tokens_used is the
 --     platform's; listing, review and profile text is limited;
 --   * a taken slug answers the same whoever holds it.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 SET search_path = public, pg_catalog;
 BEGIN;
 SELECT plan(32);
@@ -34,28 +30,10 @@ INSERT INTO agentmarket.agents (creator_id, slug, name, tagline, description, ca
   ('00000000-0000-4000-8000-0000b0dec0c2', 'bounds-hidden-draft', 'Hidden', 'b', 'b', 'research', 'https://github.com/bob/d', 'draft'),
   ('00000000-0000-4000-8000-0000b0dec0c2', 'bounds-bobs', 'Bob''s', 'b', 'b', 'research', 'https://github.com/bob/p', 'published');
 
--- One request as PostgREST makes it: the result as text, or the SQLSTATE.
--- Unlike a savepoint, the request's writes stay (the next call sees them).
-CREATE FUNCTION pg_temp.call(who uuid, stmt text) RETURNS text
-LANGUAGE plpgsql AS $$
-DECLARE
-    res text;
-BEGIN
-    PERFORM set_config('request.jwt.claims', json_build_object('sub', who, 'role', 'authenticated')::text, true);
-    PERFORM set_config('role', 'authenticated', true);
-    BEGIN
-        EXECUTE stmt INTO res;
-    EXCEPTION WHEN OTHERS THEN
-        res := 'error:' || SQLSTATE;
-    END;
-    PERFORM set_config('role', 'none', true);
-    RETURN coalesce(res, 'null');
-END
-$$;
 
 -- buy_credits ----------------------------------------------------------------
-SELECT pg_temp.call('00000000-0000-4000-8000-0000b0dee001', $$SELECT (agentmarket.buy_credits('topup_s')).id::text$$) AS first_purchase \gset
-SELECT is(pg_temp.call('00000000-0000-4000-8000-0000b0dee001', $$SELECT (agentmarket.buy_credits('topup_s')).id::text$$),
+SELECT pg_temp.as_user('00000000-0000-4000-8000-0000b0dee001', $$SELECT (agentmarket.buy_credits('topup_s')).id::text$$) AS first_purchase \gset
+SELECT is(pg_temp.as_user('00000000-0000-4000-8000-0000b0dee001', $$SELECT (agentmarket.buy_credits('topup_s')).id::text$$),
           :'first_purchase', 'buying the same pack again returns the pending purchase');
 SELECT is((SELECT count(*) FROM agentmarket.purchases WHERE user_id = '00000000-0000-4000-8000-0000b0dee001'), 1::bigint,
           'one purchase row');
@@ -63,28 +41,28 @@ SELECT is((SELECT count(*) FROM agentmarket_private.jobs WHERE kind = 'stripe.cr
              AND payload -> 'context' ->> 'user_id' = '00000000-0000-4000-8000-0000b0dee001'
               OR (kind = 'stripe.create_checkout_session' AND payload::text LIKE '%0000b0dee001%')), 1::bigint,
           'one Checkout job: nothing more goes to Stripe');
-SELECT isnt(pg_temp.call('00000000-0000-4000-8000-0000b0dee001', $$SELECT (agentmarket.buy_credits('topup_m')).id::text$$),
+SELECT isnt(pg_temp.as_user('00000000-0000-4000-8000-0000b0dee001', $$SELECT (agentmarket.buy_credits('topup_m')).id::text$$),
             'error:22023', 'another pack is another purchase');
-SELECT isnt(pg_temp.call('00000000-0000-4000-8000-0000b0dee001', $$SELECT (agentmarket.buy_credits('topup_l')).id::text$$),
+SELECT isnt(pg_temp.as_user('00000000-0000-4000-8000-0000b0dee001', $$SELECT (agentmarket.buy_credits('topup_l')).id::text$$),
             'error:22023', 'a third pending purchase is still allowed (max_pending_purchases = 3)');
-SELECT is(pg_temp.call('00000000-0000-4000-8000-0000b0dee001', $$SELECT (agentmarket.buy_credits('pro_monthly')).id::text$$),
+SELECT is(pg_temp.as_user('00000000-0000-4000-8000-0000b0dee001', $$SELECT (agentmarket.buy_credits('pro_monthly')).id::text$$),
           'error:22023', 'a fourth is refused');
 SELECT is((SELECT count(*) FROM agentmarket.purchases WHERE user_id = '00000000-0000-4000-8000-0000b0dee001'), 3::bigint,
           'and leaves nothing behind');
 UPDATE agentmarket.purchases SET status = 'expired' WHERE id = :'first_purchase';
-SELECT isnt(pg_temp.call('00000000-0000-4000-8000-0000b0dee001', $$SELECT (agentmarket.buy_credits('pro_monthly')).id::text$$),
+SELECT isnt(pg_temp.as_user('00000000-0000-4000-8000-0000b0dee001', $$SELECT (agentmarket.buy_credits('pro_monthly')).id::text$$),
             'error:22023', 'once one is no longer pending, the user may buy again');
-SELECT is(pg_temp.call('00000000-0000-4000-8000-0000b0dee001', $$SELECT (agentmarket.buy_credits(repeat('x', 1000000))).id::text$$),
+SELECT is(pg_temp.as_user('00000000-0000-4000-8000-0000b0dee001', $$SELECT (agentmarket.buy_credits(repeat('x', 1000000))).id::text$$),
           'error:22023', 'an absurd pack name is a plain 22023');
 
 -- live instances -------------------------------------------------------------
 SELECT agentmarket.configure('max_live_instances_per_user', '2') IS NULL AS capped;
-SELECT pg_temp.call('00000000-0000-4000-8000-0000b0dee001', $$SELECT (agentmarket.hire_agent('00000000-0000-4000-8000-0000b0dea001')).id::text$$) AS instance1 \gset
-SELECT isnt(pg_temp.call('00000000-0000-4000-8000-0000b0dee001', $$SELECT (agentmarket.hire_agent('00000000-0000-4000-8000-0000b0dea002')).id::text$$),
+SELECT pg_temp.as_user('00000000-0000-4000-8000-0000b0dee001', $$SELECT (agentmarket.hire_agent('00000000-0000-4000-8000-0000b0dea001')).id::text$$) AS instance1 \gset
+SELECT isnt(pg_temp.as_user('00000000-0000-4000-8000-0000b0dee001', $$SELECT (agentmarket.hire_agent('00000000-0000-4000-8000-0000b0dea002')).id::text$$),
             'error:22023', 'a second instance is allowed');
-SELECT is(pg_temp.call('00000000-0000-4000-8000-0000b0dee001', $$SELECT (agentmarket.hire_agent('00000000-0000-4000-8000-0000b0dea003')).id::text$$),
+SELECT is(pg_temp.as_user('00000000-0000-4000-8000-0000b0dee001', $$SELECT (agentmarket.hire_agent('00000000-0000-4000-8000-0000b0dea003')).id::text$$),
           'error:22023', 'a third live instance is refused (max_live_instances_per_user = 2)');
-SELECT is(pg_temp.call('00000000-0000-4000-8000-0000b0dee001', $$SELECT (agentmarket.hire_agent('00000000-0000-4000-8000-0000b0dea001')).id::text$$),
+SELECT is(pg_temp.as_user('00000000-0000-4000-8000-0000b0dee001', $$SELECT (agentmarket.hire_agent('00000000-0000-4000-8000-0000b0dea001')).id::text$$),
           :'instance1', 'hiring an agent one already has still returns that instance');
 SELECT is((SELECT count(*) FROM agentmarket.agent_instances WHERE user_id = '00000000-0000-4000-8000-0000b0dee001'), 2::bigint,
           'two instances, no more');
@@ -95,28 +73,28 @@ DELETE FROM agentmarket_private.jobs WHERE serial_key = :'instance1';
 CREATE FUNCTION pg_temp.queued(instance text) RETURNS text LANGUAGE sql AS $$
     SELECT coalesce(string_agg(kind, ',' ORDER BY id), '') FROM agentmarket_private.jobs
      WHERE serial_key = instance AND status = 'queued' $$;
-SELECT pg_temp.call('00000000-0000-4000-8000-0000b0dee001', format($$SELECT agentmarket.suspend_instance(%L)::text$$, :'instance1')) AS suspend_job \gset
-SELECT is(pg_temp.call('00000000-0000-4000-8000-0000b0dee001', format($$SELECT agentmarket.resume_instance(%L)::text$$, :'instance1')),
+SELECT pg_temp.as_user('00000000-0000-4000-8000-0000b0dee001', format($$SELECT agentmarket.suspend_instance(%L)::text$$, :'instance1')) AS suspend_job \gset
+SELECT is(pg_temp.as_user('00000000-0000-4000-8000-0000b0dee001', format($$SELECT agentmarket.resume_instance(%L)::text$$, :'instance1')),
           'null', 'resuming before the queued suspend ran cancels it (nothing to do)');
 SELECT is(pg_temp.queued(:'instance1'), '', 'no job is left queued');
 SELECT is((SELECT count(*) FROM generate_series(1, 50) g,
-                LATERAL (SELECT pg_temp.call('00000000-0000-4000-8000-0000b0dee001',
+                LATERAL (SELECT pg_temp.as_user('00000000-0000-4000-8000-0000b0dee001',
                            format($$SELECT agentmarket.%s_instance(%L)::text$$,
                                   CASE WHEN g % 2 = 1 THEN 'suspend' ELSE 'resume' END, :'instance1')) r) x
             WHERE x.r LIKE 'error:%'), 0::bigint,
           '50 alternating suspend/resume calls are all accepted');
 SELECT is(pg_temp.queued(:'instance1'), '', 'and queue nothing: each resume undid the suspend before it');
-SELECT ok(pg_temp.call('00000000-0000-4000-8000-0000b0dee001', format($$SELECT agentmarket.suspend_instance(%L)::text$$, :'instance1')) ~ '^[0-9]+$',
+SELECT ok(pg_temp.as_user('00000000-0000-4000-8000-0000b0dee001', format($$SELECT agentmarket.suspend_instance(%L)::text$$, :'instance1')) ~ '^[0-9]+$',
           'a suspend is queued');
-SELECT ok(pg_temp.call('00000000-0000-4000-8000-0000b0dee001', format($$SELECT agentmarket.destroy_instance(%L)::text$$, :'instance1')) ~ '^[0-9]+$',
+SELECT ok(pg_temp.as_user('00000000-0000-4000-8000-0000b0dee001', format($$SELECT agentmarket.destroy_instance(%L)::text$$, :'instance1')) ~ '^[0-9]+$',
           'a destroy replaces it');
 SELECT is(pg_temp.queued(:'instance1'), 'fly.destroy_instance', 'one job queued: the destroy');
-SELECT is(pg_temp.call('00000000-0000-4000-8000-0000b0dee001', format($$SELECT agentmarket.resume_instance(%L)::text$$, :'instance1')),
+SELECT is(pg_temp.as_user('00000000-0000-4000-8000-0000b0dee001', format($$SELECT agentmarket.resume_instance(%L)::text$$, :'instance1')),
           'error:22023', 'a queued destroy is never undone');
 
 -- onboarding -----------------------------------------------------------------
-SELECT pg_temp.call('00000000-0000-4000-8000-0000b0dec0c1', $$SELECT agentmarket.start_creator_onboarding()::text$$) AS link_job \gset
-SELECT is(pg_temp.call('00000000-0000-4000-8000-0000b0dec0c1', $$SELECT agentmarket.start_creator_onboarding()::text$$),
+SELECT pg_temp.as_user('00000000-0000-4000-8000-0000b0dec0c1', $$SELECT agentmarket.start_creator_onboarding()::text$$) AS link_job \gset
+SELECT is(pg_temp.as_user('00000000-0000-4000-8000-0000b0dec0c1', $$SELECT agentmarket.start_creator_onboarding()::text$$),
           :'link_job', 'asking again while the link is being made returns that job');
 SELECT is((SELECT count(*) FROM agentmarket_private.jobs WHERE kind = 'stripe.create_account_link'
              AND payload::text LIKE '%0000b0dec0c1%'), 1::bigint, 'one link job');
@@ -124,19 +102,19 @@ SELECT is((SELECT count(*) FROM agentmarket_private.jobs WHERE kind = 'stripe.cr
 -- messages -------------------------------------------------------------------
 UPDATE agentmarket.agent_instances SET status = 'running', fly_machine_id = 'm0123456789abd'
  WHERE user_id = '00000000-0000-4000-8000-0000b0dee001' AND id <> :'instance1';
-SELECT pg_temp.call('00000000-0000-4000-8000-0000b0dee001',
+SELECT pg_temp.as_user('00000000-0000-4000-8000-0000b0dee001',
     $$SELECT (agentmarket.start_session((SELECT id FROM agentmarket.agent_instances
                                           WHERE agent_id = '00000000-0000-4000-8000-0000b0dea002'))).id::text$$) AS session \gset
-SELECT ok(pg_temp.call('00000000-0000-4000-8000-0000b0dee001',
+SELECT ok(pg_temp.as_user('00000000-0000-4000-8000-0000b0dee001',
               format($$SELECT agentmarket.add_message(%L, 'user', repeat('a', 65536))::text$$, :'session')) ~ '^[0-9a-f-]{36}$',
           'a message of exactly message_max_bytes is accepted');
-SELECT is(pg_temp.call('00000000-0000-4000-8000-0000b0dee001',
+SELECT is(pg_temp.as_user('00000000-0000-4000-8000-0000b0dee001',
               format($$SELECT agentmarket.add_message(%L, 'user', repeat('a', 65537))::text$$, :'session')),
           'error:22023', 'one byte more is refused');
-SELECT is(pg_temp.call('00000000-0000-4000-8000-0000b0dee001',
+SELECT is(pg_temp.as_user('00000000-0000-4000-8000-0000b0dee001',
               format($$SELECT agentmarket.add_message(%L, 'user', repeat('é', 32769))::text$$, :'session')),
           'error:22023', 'the limit counts bytes, not characters');
-SELECT is(pg_temp.call('00000000-0000-4000-8000-0000b0dee001',
+SELECT is(pg_temp.as_user('00000000-0000-4000-8000-0000b0dee001',
               format($$SELECT agentmarket.add_message(%L, 'user', 'hi', NULL, 1000000)::text$$, :'session')),
           'error:42501', 'a user cannot report tokens_used for their own message');
 SET LOCAL ROLE service_role;
@@ -145,10 +123,10 @@ SELECT ok(agentmarket.add_message(:'session', 'assistant', 'hello', NULL, 42) IS
 RESET ROLE;
 
 -- listing text and slugs -----------------------------------------------------
-SELECT is(pg_temp.call('00000000-0000-4000-8000-0000b0dec0c1',
+SELECT is(pg_temp.as_user('00000000-0000-4000-8000-0000b0dec0c1',
               $$UPDATE agentmarket.agents SET description = repeat('d', 50001) WHERE slug = 'bounds-1' RETURNING id::text$$),
           'error:23514', 'a listing description beyond 50,000 characters is refused');
-SELECT is(pg_temp.call('00000000-0000-4000-8000-0000b0dec0c1',
+SELECT is(pg_temp.as_user('00000000-0000-4000-8000-0000b0dec0c1',
               $$UPDATE agentmarket.agents SET tags = array_fill('t'::text, ARRAY[33]) WHERE slug = 'bounds-1' RETURNING id::text$$),
           'error:23514', 'more than 32 tags are refused');
 -- The same answer whether the slug is the caller's own draft, someone else's

@@ -11,11 +11,7 @@
 -- The attacker's function counts its runs in a temporary sequence, which no
 -- rollback undoes: the count must stay 0.  A deliberately careless definer
 -- function (unqualified name) proves that the traps do spring.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 -- This session's own names: pg_catalog first, pg_temp last, so the traps
 -- below never catch the test itself.
 SET search_path = pg_catalog, public, pg_temp;

@@ -4,11 +4,7 @@
 -- sessions keep costing the old price until it is due or an admin approves
 -- it; a decrease applies at once and withdraws the increase; before the first
 -- publication any price applies at once; clients cannot write the schedule.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 SET search_path = public, pg_catalog;
 BEGIN;
 SELECT plan(17);
@@ -29,23 +25,6 @@ INSERT INTO agentmarket.agent_instances (id, user_id, agent_id, fly_app_name, fl
    'am-pricing', 'm0123456789abc', 'running');
 SELECT (agentmarket.grant_credits('00000000-0000-4000-8000-00009a1ce001', 1000, 'topup', 'topup_purchase')).topup_credits AS funded;
 
--- A request as PostgREST sends it; the statement's result as text.
-CREATE FUNCTION pg_temp.as_user(who uuid, stmt text) RETURNS text
-LANGUAGE plpgsql AS $$
-DECLARE
-    res text;
-BEGIN
-    PERFORM set_config('request.jwt.claims', json_build_object('sub', who, 'role', 'authenticated')::text, true);
-    PERFORM set_config('role', 'authenticated', true);
-    BEGIN
-        EXECUTE stmt INTO res;
-    EXCEPTION WHEN OTHERS THEN
-        res := 'error:' || SQLSTATE;
-    END;
-    PERFORM set_config('role', 'none', true);
-    RETURN coalesce(res, 'null');
-END
-$$;
 CREATE FUNCTION pg_temp.price(agent uuid) RETURNS text LANGUAGE sql AS $$
     SELECT pricing_model || '/' || coalesce(credits_per_session::text, '-') FROM agentmarket.agents WHERE id = agent $$;
 

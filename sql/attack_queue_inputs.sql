@@ -7,11 +7,7 @@
 --   * A job whose request cannot be built (a payload or a row that makes no
 --     sense) is handed out as refused, with the reason, and dies alone; every
 --     other job of the claim goes ahead.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 SET search_path = public, pg_catalog;
 BEGIN;
 SELECT plan(21);

@@ -6,11 +6,7 @@
 -- decided afresh.  A request that fails runs in a savepoint that is rolled
 -- back, as a client's failing transaction is (the old recorder committed its
 -- record in a worker, past any rollback).
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 SET search_path = public, pg_catalog;
 BEGIN;
 SELECT plan(8);

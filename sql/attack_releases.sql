@@ -4,11 +4,7 @@
 -- agent row's image that provisioning could fall back to; service_role and the
 -- superuser cannot either (a trigger, not a privilege).  A fix is a new
 -- version; publishing it freezes the agent's skills into it.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 SET search_path = public, pg_catalog;
 BEGIN;
 SELECT plan(19);

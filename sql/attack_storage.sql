@@ -6,11 +6,7 @@
 --     them): job kinds name their handlers by qualified signature (text),
 --     resolved when called, and a handler that does not exist is refused
 --     when it is written.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 SET search_path = public, pg_catalog;
 BEGIN;
 SELECT plan(9);

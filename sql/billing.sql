@@ -1,11 +1,7 @@
 -- billing: run_billing_rollup() folds recorded usage into session totals,
 -- instance costs and the settlement of ended sessions' unpaid earnings; it
 -- is bounded, idempotent, and verify_metering() checks the result.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 SET search_path = agentmarket, public;
 BEGIN;
 SELECT plan(30);

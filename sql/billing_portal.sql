@@ -4,11 +4,7 @@
 -- in flight, at most one a minute), its handler stores the url,
 -- my_billing_portal() shows it; anon, a caller without a user, a user without
 -- a customer and other users are refused or see nothing of it.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 SET search_path = agentmarket, public;
 BEGIN;
 SELECT plan(26);

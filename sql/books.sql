@@ -7,11 +7,7 @@
 -- cancellations, partial and full refunds, disputes opened, won and lost,
 -- partial and full transfer reversals, late events) with verify_books()
 -- checked empty after every step.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 SET search_path = agentmarket, public;
 BEGIN;
 SELECT plan(26);

@@ -3,11 +3,7 @@
 -- UPDATE ... WHERE id = ... RETURNING), and each request runs in a fresh
 -- transaction, so nothing a superuser ran earlier in the same transaction
 -- (a cached plan, a permission already checked) can hide a refusal.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 SET search_path = public, pg_catalog;
 SELECT plan(9);
 

@@ -3,11 +3,7 @@
 -- checked, every change is audited, and a real pg_dump | pg_restore keeps
 -- exactly what the operator set (packs and machine prices) without
 -- duplicating the packs that ship with the extension.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 DROP DATABASE IF EXISTS am_packs_src;
 DROP DATABASE IF EXISTS am_packs_dst;
 CREATE DATABASE am_packs_src;

@@ -1,10 +1,6 @@
 -- credits: the credit ledger's rules and every error path.  Each bad call
 -- is checked for its SQLSTATE and for changing nothing.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 BEGIN;
 SELECT plan(119);
 
@@ -43,16 +39,6 @@ CREATE FUNCTION pg_temp.fingerprint(u uuid) RETURNS text LANGUAGE sql AS $$
          (SELECT string_agg(h.status || coalesce(h.captured_amount::text, ''), ',' ORDER BY h.status, h.captured_amount)
             FROM agentmarket_private.credit_holds h WHERE h.user_id = u))
 $$;
--- The SQLSTATE and DETAIL a statement raises (or 'ok').
-CREATE FUNCTION pg_temp.error_of(q text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE d text;
-BEGIN
-  EXECUTE q;
-  RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL;
-  RETURN SQLSTATE || ': ' || SQLERRM || ' / ' || d;
-END $$;
 -- Run a query as a role with JWT claims; its single value, or its SQLSTATE.
 CREATE FUNCTION pg_temp.as_role(r text, claims text, q text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE res text;

@@ -4,11 +4,7 @@
 -- caller's transaction.  One rule for keys (1 to 255 characters) in C and SQL
 -- alike; a repeat returns the first outcome; errors recorded by 0.1.0 are
 -- raised again; the executor runs only credit operations its caller may run.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 SET search_path = agentmarket, public;
 BEGIN;
 SELECT plan(22);
@@ -21,16 +17,6 @@ INSERT INTO users (id, email) VALUES
 \set bob '''61000000-0000-4000-8000-000000000002'''
 SELECT (grant_credits(:ann, 1000, 'topup', 'topup_purchase')).topup_credits AS funded \gset
 
--- The SQLSTATE, message and DETAIL a statement raises (or 'ok').
-CREATE FUNCTION pg_temp.error_of(q text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE d text;
-BEGIN
-  EXECUTE q;
-  RETURN 'ok';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS d = PG_EXCEPTION_DETAIL;
-  RETURN SQLSTATE || ': ' || SQLERRM || ' / ' || d;
-END $$;
 -- Whether every row the user's last call wrote (the balance row, its newest
 -- ledger rows and holds) carries this transaction's own id: a subtransaction
 -- would have given them one of its own.

@@ -3,11 +3,7 @@
 -- in temp tables and computed here in PL/pgSQL, never by the extension's
 -- code; then every balance, hold and ledger sum is compared with the model
 -- and verify_ledger() must be empty.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 BEGIN;
 SELECT plan(7);
 

@@ -1,11 +1,7 @@
 -- credits_retention: idempotency records do not grow without bound.  Records
 -- older than credit_idempotency_retention_days are pruned oldest first, in
 -- batches; younger ones keep protecting retries.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 SET search_path = agentmarket, public;
 BEGIN;
 SELECT plan(9);

@@ -3,11 +3,7 @@
 -- constraint (with its ON DELETE) and index is listed below as PostgreSQL's
 -- catalog prints it (rows made by test/tools/seed_to_pgtap.py from the seed)
 -- and compared with the catalog.  Additions are allowed; drift is not.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 -- Unqualified catalog output must name the schema: keep it off the path.
 SET search_path = public, pg_catalog;
 BEGIN;

@@ -1,11 +1,7 @@
 -- dump_restore: pg_dump | pg_restore brings every row of every extension
 -- table back (pg_extension_config_dump), byte for byte, and the restored
 -- database keeps working (sequences continue, constraints hold).
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 DROP DATABASE IF EXISTS am_dump_src;
 DROP DATABASE IF EXISTS am_dump_dst;
 CREATE DATABASE am_dump_src;

@@ -1,11 +1,7 @@
 -- earnings: the split of shared/DESIGN.md is exact.  gross = credits x 0.01;
 -- creator = (gross - compute) x rate rounded down to 4 decimals, never below
 -- 0; platform = gross - creator; creator + platform = gross always.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 SET search_path = agentmarket, public;
 BEGIN;
 SELECT plan(21);

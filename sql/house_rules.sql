@@ -4,11 +4,7 @@
 -- registered for pg_dump, nothing granted to PUBLIC, definer functions owned
 -- by agentmarket_definer.  The second half adds objects that break a rule and
 -- checks that applying the rules fixes them or stops with 55000.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 SET search_path = public, pg_catalog;
 BEGIN;
 SELECT plan(16);

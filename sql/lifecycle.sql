@@ -1,11 +1,7 @@
 -- lifecycle: CREATE EXTENSION agentmarket CASCADE works in a fresh database,
 -- DROP EXTENSION agentmarket CASCADE leaves nothing behind (but the shared
 -- roles), and the extension can be created again.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 DROP DATABASE IF EXISTS am_lifecycle;
 CREATE DATABASE am_lifecycle;
 \c am_lifecycle

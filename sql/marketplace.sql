@@ -1,11 +1,7 @@
 -- marketplace: the listing lifecycle (draft -> review -> published/rejected
 -- -> archived), versions and skills, hiring (one instance per user and agent,
 -- provisioning job in the same transaction) and verified reviews.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 BEGIN;
 SELECT plan(80);
 

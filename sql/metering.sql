@@ -2,11 +2,7 @@
 -- record_usage(events): batches of usage events, each key recorded once,
 -- folded per instance and session, all or nothing.  Calls are made as
 -- PostgREST makes them.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 SET search_path = agentmarket, public;
 BEGIN;
 SELECT plan(48);

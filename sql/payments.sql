@@ -4,11 +4,7 @@
 -- endpoint: each event once, paid purchases granted once, amount/currency/
 -- mode/user checked, expiry, other events ignored.  Calls are made as
 -- PostgREST makes them.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 SET search_path = agentmarket, public;
 BEGIN;
 SELECT plan(101);

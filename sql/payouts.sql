@@ -4,11 +4,7 @@
 -- exact amount and the carried sub-cent remainder), the transfer job and its
 -- idempotency key, the finish and dead handlers, refunds while a payout is in
 -- flight, and who reads payouts.  Calls are made as PostgREST makes them.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 SET search_path = agentmarket, public;
 BEGIN;
 SELECT plan(57);

@@ -2,11 +2,7 @@
 -- finish through the kind's handler exactly once, fail with backoff and
 -- Retry-After, dead jobs and retry, views, pruning, and the owner-facing
 -- suspend/resume/destroy functions.  Concurrency is in test/specs/queue_*.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 BEGIN;
 SELECT plan(73);
 

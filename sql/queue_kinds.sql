@@ -8,11 +8,7 @@
 --     whose request cannot be built is refused alone.
 --   * A report applies the successes of held jobs together: each once, even
 --     when an id is reported twice.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 SET search_path = public, pg_catalog;
 BEGIN;
 SELECT plan(12);

@@ -1,11 +1,7 @@
 -- queue_leases: short leases renewed by heartbeat, jobs given back at a
 -- drain deadline, and the operator's view and release of jobs whose worker
 -- is gone.  Races are in test/specs/queue_lease_renewal.spec.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 BEGIN;
 SELECT plan(42);
 

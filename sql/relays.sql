@@ -4,11 +4,7 @@
 -- are routed into one open session per connection, opened under the agent's
 -- pricing and waking the instance; every failure has its own clear error.
 -- Calls are made as PostgREST makes them.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 SET search_path = agentmarket, public;
 BEGIN;
 SELECT plan(74);
@@ -33,10 +29,6 @@ INSERT INTO agent_instances (id, user_id, agent_id, fly_app_name, fly_machine_id
   ('72000000-0000-4000-8000-0000000000d4', '72000000-0000-4000-8000-00000000e002', '72000000-0000-4000-8000-0000000000a1', 'am-r4', 'm4', 'running');
 SELECT grant_credits('72000000-0000-4000-8000-00000000e001', 100, 'topup', 'topup_purchase') IS NOT NULL AS granted;
 
-CREATE FUNCTION pg_temp.act(r text, sub text DEFAULT NULL) RETURNS void LANGUAGE sql AS $$
-    SELECT set_config('role', r, true),
-           set_config('request.jwt.claims', COALESCE(json_build_object('sub', sub, 'role', r)::text, ''), true);
-$$;
 CREATE FUNCTION pg_temp.rows_containing(needle text) RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE t regclass; n bigint; total bigint := 0;
 BEGIN

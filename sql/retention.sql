@@ -6,11 +6,7 @@
 -- scheduled jobs' own commands: each table levels off at about a retention
 -- period's worth of rows instead of growing with the days, and what must
 -- stay (active holds, deferred events, the usage rows themselves) stays.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 SET search_path = agentmarket, public;
 BEGIN;
 SELECT plan(31);

@@ -4,11 +4,7 @@
 -- secrets (in no job row); every change enqueues one fly.update_runtime job
 -- whose request the sidecar gets at claim time; provisioning carries both.
 -- (test/suites/sidecar_runtime shows them reaching the Fly stand-in.)
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 SET search_path = agentmarket, public;
 BEGIN;
 SELECT plan(31);
@@ -34,10 +30,6 @@ INSERT INTO agent_instances (id, user_id, agent_id, fly_app_name, fly_machine_id
   ('74000000-0000-4000-8000-0000000000d3', '74000000-0000-4000-8000-00000000e002', '74000000-0000-4000-8000-0000000000a1',
    'am-rt3', 'mrt3', 'running', NULL);
 
-CREATE FUNCTION pg_temp.act(r text, sub text DEFAULT NULL) RETURNS void LANGUAGE sql AS $$
-    SELECT set_config('role', r, true),
-           set_config('request.jwt.claims', COALESCE(json_build_object('sub', sub, 'role', r)::text, ''), true);
-$$;
 CREATE FUNCTION pg_temp.updates(i uuid) RETURNS int LANGUAGE sql AS $$
     SELECT count(*)::int FROM agentmarket_private.jobs WHERE serial_key = i::text AND kind = 'fly.update_runtime'
 $$;

@@ -5,18 +5,10 @@
 -- test/run starts the cluster with cron.database_name = contrib_regression,
 -- so pg_cron can be created here (inside this suite's transaction) and the
 -- jobs are the real cron.job rows the scheduler would run.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 BEGIN;
 SELECT plan(34);
 
-CREATE FUNCTION pg_temp.act(r text, sub text DEFAULT NULL) RETURNS void LANGUAGE sql AS $$
-    SELECT set_config('role', r, true),
-           set_config('request.jwt.claims', COALESCE(json_build_object('sub', sub, 'role', r)::text, ''), true);
-$$;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA pg_temp TO PUBLIC;
 
 -- Every periodic function of the extension is scheduled: each prune_* and

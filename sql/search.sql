@@ -3,11 +3,7 @@
 -- never appear; filters, sorts and keyset paging are exact; bad arguments
 -- raise 22023 and no query text raises a syntax error.  On a generated corpus
 -- big enough for the early-stopping top-k, results equal exhaustive scoring.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 BEGIN;
 SELECT plan(56);
 -- The tiered top-k below needs more matches than the exhaustive limit.

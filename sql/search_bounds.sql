@@ -4,11 +4,7 @@
 -- score the scorer gives: for every match of many queries (exact words,
 -- typos, prefixes, several words, or, not), its text score is at most the
 -- plan's bound and at most the bound of the one tier it falls in.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 BEGIN;
 SELECT plan(9);
 

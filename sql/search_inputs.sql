@@ -3,11 +3,7 @@
 -- lengths, too many words, odd unicode, huge or negative page sizes, forged
 -- cursors (garbage, out-of-range keys, huge).  And the page cursor, now made
 -- in C, is byte for byte what the former SQL encoding made, and decodes back.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 BEGIN;
 SELECT plan(27);
 

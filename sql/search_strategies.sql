@@ -8,11 +8,7 @@
 -- capped sort walks.  The vocabulary and typo index shrink when listings
 -- leave, stay equal to a rebuild, follow a creator's own edit, and search
 -- works in a read-only transaction (as on a hot standby).
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 BEGIN;
 SELECT plan(26);
 SET LOCAL agentmarket.search_exhaustive_limit = 300;

@@ -3,11 +3,7 @@
 -- by the instance's owner and the platform only, re-encrypted on rotation and
 -- deleted with their config and instance; without a key nothing is stored.
 -- (test/suites/secrets_at_rest checks pg_dump output and the server log.)
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 SET search_path = agentmarket, public;
 BEGIN;
 SELECT plan(54);
@@ -26,11 +22,6 @@ INSERT INTO agent_instances (id, user_id, agent_id, fly_app_name, fly_machine_id
   ('70000000-0000-4000-8000-0000000000d2', '70000000-0000-4000-8000-00000000e001', '70000000-0000-4000-8000-0000000000a2', 'am-s2', 'm2', 'running'),
   ('70000000-0000-4000-8000-0000000000d3', '70000000-0000-4000-8000-00000000e002', '70000000-0000-4000-8000-0000000000a1', 'am-s3', 'm3', 'running');
 
--- Act as PostgREST does: a role and the JWT claims (sub NULL: no user).
-CREATE FUNCTION pg_temp.act(r text, sub text DEFAULT NULL) RETURNS void LANGUAGE sql AS $$
-    SELECT set_config('role', r, true),
-           set_config('request.jwt.claims', COALESCE(json_build_object('sub', sub, 'role', r)::text, ''), true);
-$$;
 CREATE FUNCTION pg_temp.pem(body text) RETURNS text LANGUAGE sql AS $$
     SELECT E'-----BEGIN OPENSSH PRIVATE KEY-----\n' || body || E'\n-----END OPENSSH PRIVATE KEY-----\n'
 $$;

@@ -1,11 +1,7 @@
 -- security_grants: what each role may reach at all.  The checks are written
 -- over the catalog, so a function or table added later that forgets its
 -- REVOKE, its pinned search_path or its RLS is caught here.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 SET search_path = public, pg_catalog;
 BEGIN;
 SELECT plan(34);

@@ -2,11 +2,7 @@
 -- as Supabase's auth.uid() does (legacy request.jwt.claim.sub first, then the
 -- sub of request.jwt.claims; empty is no user; no JWT is no user), and
 -- agentmarket.current_user_is_admin() says whether that user is an admin.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 SET search_path = public, pg_catalog;
 BEGIN;
 SELECT plan(24);

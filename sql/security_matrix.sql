@@ -10,11 +10,7 @@
 -- 'not:42501' means only that privileges and RLS let it through (another
 -- capability's integrity rules may still refuse a hand-made money row).
 -- Then the attacks of the issue, one by one.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 SET search_path = public, pg_catalog;
 BEGIN;
 

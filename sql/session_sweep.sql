@@ -1,11 +1,7 @@
 -- session_sweep: end_idle_sessions() ends open sessions idle past
 -- session_idle_minutes and per_session sessions older than
 -- session_max_minutes, settling them as end_session does; others stay open.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 SET search_path = agentmarket, public;
 BEGIN;
 SELECT plan(10);

@@ -3,11 +3,7 @@
 -- metered when the platform ends it, and becomes the creator's earnings with
 -- the exact split; a refund returns the credits and claws back unpaid
 -- earnings.  Calls are made as PostgREST makes them.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 SET search_path = agentmarket, public;
 BEGIN;
 SELECT plan(59);

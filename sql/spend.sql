@@ -1,11 +1,7 @@
 -- spend: a session cap and a monthly cap per user, checked with every charge
 -- (PT402 with a DETAIL naming the cap, nothing charged), and notifications
 -- of low balance and cap crossings, once per crossing.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 SET search_path = agentmarket, public;
 BEGIN;
 SELECT plan(30);

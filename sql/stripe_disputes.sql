@@ -7,11 +7,7 @@
 -- the user's other credits, then a debt).  A partial transfer.reversed owes
 -- exactly the reversed cents to the creator again, added to the next payout.
 -- verify_books() is empty after every step.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 SET search_path = agentmarket, public;
 BEGIN;
 SELECT plan(48);

@@ -6,11 +6,7 @@
 -- debt), Connect readiness (account.updated on its own endpoint and secret,
 -- secret rotation), transfer reversals, early events kept until their
 -- referent arrives, pruning; verify_books() empty throughout.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 SET search_path = agentmarket, public;
 BEGIN;
 SELECT plan(49);

@@ -3,11 +3,7 @@
 -- instance joins a team of its own owner only, and team membership has one
 -- source of truth (agent_instances.team_id) that team_agents mirrors whichever
 -- is written.  Calls are made as PostgREST makes them.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 SET search_path = agentmarket, public;
 BEGIN;
 SELECT plan(55);
@@ -24,10 +20,6 @@ INSERT INTO agent_instances (id, user_id, agent_id, fly_app_name, fly_machine_id
   ('73000000-0000-4000-8000-0000000000d2', '73000000-0000-4000-8000-00000000e001', '73000000-0000-4000-8000-0000000000a2', 'am-w2', 'm2', 'suspended', NULL),
   ('73000000-0000-4000-8000-0000000000d3', '73000000-0000-4000-8000-00000000e002', '73000000-0000-4000-8000-0000000000a1', 'am-w3', 'm3', 'running', NULL);
 
-CREATE FUNCTION pg_temp.act(r text, sub text DEFAULT NULL) RETURNS void LANGUAGE sql AS $$
-    SELECT set_config('role', r, true),
-           set_config('request.jwt.claims', COALESCE(json_build_object('sub', sub, 'role', r)::text, ''), true);
-$$;
 CREATE TEMP TABLE ids (name text PRIMARY KEY, id uuid);
 GRANT ALL ON ids TO PUBLIC;
 CREATE FUNCTION pg_temp.id(n text) RETURNS uuid LANGUAGE sql AS $$ SELECT id FROM ids WHERE name = n $$;

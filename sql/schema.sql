@@ -1,14 +1,11 @@
--- foundation: the safety nets every capability relies on: roles, the private
--- schema, RLS on every table, pg_dump registration, updated_at triggers,
--- comments, and the settings store behind agentmarket.configure().
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+-- schema: the safety nets every capability relies on (schema.sql and the
+-- house rules of footer.sql): roles, the private schema, RLS on every table,
+-- pg_dump registration, comments, no function executable by PUBLIC, pinned
+-- search_path, updated_at triggers.
+\ir test/fixture.sql
 SET search_path = agentmarket, public;
 BEGIN;
-SELECT plan(42);
+SELECT plan(19);
 
 -- Roles, as in Supabase.
 SELECT has_role('anon', 'role anon exists');
@@ -74,45 +71,5 @@ SELECT is(updated_at, now(), 'an UPDATE sets updated_at to the transaction time'
 SELECT is(created_at, now(), 'created_at is the insert time and is left alone')
   FROM users WHERE id = '20000000-0000-4000-8000-000000000001';
 
--- Settings store.
-SELECT is(agentmarket_private.setting('creator_rate'), '0.85', 'creator_rate defaults to 0.85');
-SELECT lives_ok($$SELECT agentmarket.configure('creator_rate', '0.80')$$, 'a valid value is accepted');
-SELECT is(agentmarket_private.setting('creator_rate'), '0.80', 'the configured value is read back');
-SELECT is((SELECT is_default FROM agentmarket.configuration() WHERE key = 'creator_rate'), false,
-    'configuration() shows the key as changed');
-SELECT lives_ok($$SELECT agentmarket.configure('creator_rate', NULL)$$, 'NULL resets a key');
-SELECT is(agentmarket_private.setting('creator_rate'), '0.85', 'a reset key has its default again');
-SELECT throws_ok($$SELECT agentmarket.configure('no_such_key', '1')$$, '22023', 'unknown setting "no_such_key"',
-    'unknown keys are refused');
-SELECT throws_ok($$SELECT agentmarket.configure('no_such_key', NULL)$$, '22023', 'unknown setting "no_such_key"',
-    'unknown keys are refused on reset too');
-SELECT throws_ok($$SELECT agentmarket.configure(NULL, '1')$$, '22023', NULL, 'a NULL key is refused');
-SELECT throws_ok($$SELECT agentmarket.configure('creator_rate', 'lots')$$, '22023', NULL, 'a number must be a number');
-SELECT throws_ok($$SELECT agentmarket.configure('creator_rate', '1.5')$$, '22023', NULL, 'creator_rate is at most 1');
-SELECT throws_ok($$SELECT agentmarket.configure('creator_rate', '0.855')$$, '22023', NULL, 'creator_rate has two decimals (NUMERIC(3,2))');
-SELECT throws_ok($$SELECT agentmarket.configure('free_trial_credits', '2.5')$$, '22023', NULL, 'an integer key takes whole numbers');
-SELECT throws_ok($$SELECT agentmarket.configure('free_trial_credits', '-1')$$, '22023', NULL, 'free_trial_credits is not negative');
-SELECT throws_ok($$SELECT agentmarket.configure('payout_minimum_usd', 'NaN')$$, '22023', NULL, 'NaN is not a number here');
-SELECT throws_ok($$SELECT agentmarket.configure('stripe_webhook_secret', 'hunter2')$$, '22023', NULL, 'a webhook secret must look like whsec_...');
-SELECT lives_ok($$SELECT agentmarket.configure('stripe_webhook_secret', 'whsec_abc123')$$, 'a webhook secret is stored');
-SELECT is((SELECT value FROM agentmarket.configuration() WHERE key = 'stripe_webhook_secret'), '(set)',
-    'configuration() never shows a secret');
-SELECT is((SELECT count(*)::int FROM agentmarket_private.settings WHERE key = 'stripe_webhook_secret'), 1,
-    'the secret is in the private settings table');
-
-SET LOCAL ROLE service_role;
-SELECT lives_ok($$SELECT agentmarket.configure('idle_suspend_minutes', '30')$$, 'service_role may configure');
-RESET ROLE;
-SET LOCAL ROLE authenticated;
-SELECT throws_ok($$SELECT agentmarket.configure('idle_suspend_minutes', '30')$$, '42501', NULL,
-    'authenticated may not configure');
-SELECT throws_ok($$SELECT * FROM agentmarket_private.settings$$, '42501', NULL,
-    'authenticated cannot read the settings table');
-RESET ROLE;
-SET LOCAL ROLE anon;
-SELECT throws_ok($$SELECT * FROM agentmarket.configuration()$$, '42501', NULL,
-    'anon cannot list the configuration');
-RESET ROLE;
-ROLLBACK TO 
 SELECT * FROM finish();
 ROLLBACK;

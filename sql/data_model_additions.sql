@@ -1,11 +1,7 @@
--- new_tables: the five tables the seed names without DDL behave as a
+-- data_model_additions: the five tables the seed names without DDL behave as a
 -- production marketplace needs: keys, checks, uniqueness, cascades, and the
 -- SSH private key kept out of client-visible tables.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 SET search_path = agentmarket, public;
 BEGIN;
 SELECT plan(45);

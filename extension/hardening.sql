@@ -176,17 +176,11 @@ COMMENT ON FUNCTION agentmarket_private.job_request_or_refusal(agentmarket_priva
     'job_request, or {"refuse": reason} when the job''s request cannot be built, so that the job fails alone.';
 
 ------------------------------------------------------------------------------
--- Bounds per caller (read by buy_credits, hire_agent, add_message)
+-- Bounds on what a client writes (the bounds per caller are settings of the
+-- parts that read them: max_pending_purchases in payments.sql,
+-- max_live_instances_per_user in marketplace.sql, message_max_bytes in
+-- sessions.sql)
 ------------------------------------------------------------------------------
-INSERT INTO agentmarket_private.setting_definitions
-    (key, kind, default_value, min_value, max_value, pattern, description) VALUES
-  ('max_pending_purchases', 'integer', '3', 1, 100, NULL,
-   'A user may have at most this many purchases waiting for payment (buy_credits reuses a pending one of the same pack).'),
-  ('max_live_instances_per_user', 'integer', '10', 1, 10000, NULL,
-   'A user may have at most this many instances that are not destroyed (hire_agent).'),
-  ('message_max_bytes', 'integer', '65536', 1024, 1048576, NULL,
-   'Longest message content (and tool_use) add_message accepts, in bytes.');
-
 -- Text a client writes by hand has a length limit (23514 beyond it).
 ALTER TABLE agentmarket.agents
   ADD CONSTRAINT agents_text_lengths CHECK (

@@ -5,6 +5,11 @@
 -- and checks the caller itself: agentmarket.current_user_id() (NULL raises
 -- 42501), agentmarket.current_user_is_admin(), and the agent's creator_id.
 
+INSERT INTO agentmarket_private.setting_definitions
+    (key, kind, default_value, min_value, max_value, pattern, description) VALUES
+  ('max_live_instances_per_user', 'integer', '10', 1, 10000, NULL,
+   'A user may have at most this many instances that are not destroyed (hire_agent).');
+
 ------------------------------------------------------------------------------
 -- Constraints added to the seed's agents table (the seed's own stay as given)
 ------------------------------------------------------------------------------

@@ -13,7 +13,9 @@ INSERT INTO agentmarket_private.setting_definitions
    'Where Stripe Checkout sends the user after paying (https; may hold {CHECKOUT_SESSION_ID}).'),
   ('checkout_cancel_url', 'text', 'https://agentmarket.example/billing/cancel', NULL, NULL,
    '^https://[^[:space:]]+$',
-   'Where Stripe Checkout sends the user who cancels (https).');
+   'Where Stripe Checkout sends the user who cancels (https).'),
+  ('max_pending_purchases', 'integer', '3', 1, 100, NULL,
+   'A user may have at most this many purchases waiting for payment (buy_credits reuses a pending one of the same pack).');
 
 ------------------------------------------------------------------------------
 -- Packs, purchases, processed events

@@ -11,7 +11,9 @@
 INSERT INTO agentmarket_private.setting_definitions
     (key, kind, default_value, min_value, max_value, pattern, description) VALUES
   ('idle_suspend_minutes', 'integer', '15', 1, 10080, NULL,
-   'A running instance with no activity for this long is suspended.');
+   'A running instance with no activity for this long is suspended.'),
+  ('message_max_bytes', 'integer', '65536', 1024, 1048576, NULL,
+   'Longest message content (and tool_use) add_message accepts, in bytes.');
 
 ALTER TABLE agentmarket.sessions
   ADD COLUMN refunded_at TIMESTAMPTZ,

@@ -100,19 +100,10 @@ COMMENT ON TABLE agentmarket_private.relay_connection_secrets IS
 REVOKE ALL ON TABLE agentmarket_private.relay_connection_secrets FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('agentmarket_private.relay_connection_secrets', '');
 
-CREATE FUNCTION agentmarket_private.drop_relay_secret() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER
-SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    DELETE FROM agentmarket_private.secrets s WHERE s.id OPERATOR(pg_catalog.=) OLD.secret_id;
-    RETURN NULL;
-END
-$$;
-COMMENT ON FUNCTION agentmarket_private.drop_relay_secret() IS
-    'Trigger: a relay connection''s secret goes when its reference goes (disconnect, deleted connection or instance).';
+-- The secret goes when its reference goes (disconnect, deleted connection or
+-- instance).
 CREATE TRIGGER relay_connection_secrets_drop AFTER DELETE ON agentmarket_private.relay_connection_secrets
-    FOR EACH ROW EXECUTE FUNCTION agentmarket_private.drop_relay_secret();
+    FOR EACH ROW EXECUTE FUNCTION agentmarket_private.drop_referenced_secret('secret_id');
 
 ------------------------------------------------------------------------------
 -- Checks

@@ -399,20 +399,24 @@ COMMENT ON TABLE agentmarket.ssh_configs IS
 COMMENT ON COLUMN agentmarket.ssh_configs.private_key_secret_id IS
     'Reference to the private key in agentmarket_private.secrets; the key itself is never stored here.';
 
--- A deleted SSH config takes its private key with it.
-CREATE FUNCTION agentmarket_private.drop_ssh_secret() RETURNS trigger
-LANGUAGE plpgsql
+-- A deleted row that references a secret takes the secret with it: the
+-- column that holds the reference is the trigger's argument.  A definer: the
+-- deleter (service_role, or a cascade from a deleted instance or connection)
+-- has no privilege on agentmarket_private.secrets.
+CREATE FUNCTION agentmarket_private.drop_referenced_secret() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    DELETE FROM agentmarket_private.secrets s WHERE s.id OPERATOR(pg_catalog.=) OLD.private_key_secret_id;
+    DELETE FROM agentmarket_private.secrets s
+     WHERE s.id OPERATOR(pg_catalog.=) (pg_catalog.to_jsonb(OLD) OPERATOR(pg_catalog.->>) TG_ARGV[0])::uuid;
     RETURN NULL;
 END
 $$;
-COMMENT ON FUNCTION agentmarket_private.drop_ssh_secret() IS
-    'Trigger: deletes the private key secret of a deleted ssh_configs row.';
+COMMENT ON FUNCTION agentmarket_private.drop_referenced_secret() IS
+    'Trigger (AFTER DELETE, argument: the column holding a secret id): deletes the secret the deleted row referenced.';
 CREATE TRIGGER ssh_configs_drop_secret AFTER DELETE ON agentmarket.ssh_configs
-    FOR EACH ROW EXECUTE FUNCTION agentmarket_private.drop_ssh_secret();
+    FOR EACH ROW EXECUTE FUNCTION agentmarket_private.drop_referenced_secret('private_key_secret_id');
 
 ------------------------------------------------------------------------------
 -- Indexes on foreign keys the seed leaves without one

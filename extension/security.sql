@@ -42,11 +42,6 @@ GRANT USAGE ON SCHEMA agentmarket TO anon, authenticated, service_role;
 REVOKE ALL ON SCHEMA agentmarket_private FROM anon, authenticated, service_role, agentmarket_analyst;
 GRANT USAGE ON SCHEMA agentmarket_private TO service_role;
 
--- A deleted SSH config deletes its private key from agentmarket_private.secrets,
--- which its deleter (service_role, or a cascade from a deleted instance) has
--- no privilege on: the trigger runs as the extension owner instead.  Its
--- search_path is already pinned to pg_catalog.
-ALTER FUNCTION agentmarket_private.drop_ssh_secret() SECURITY DEFINER;
 
 ------------------------------------------------------------------------------
 -- Table privileges

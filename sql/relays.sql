@@ -29,17 +29,6 @@ INSERT INTO agent_instances (id, user_id, agent_id, fly_app_name, fly_machine_id
   ('72000000-0000-4000-8000-0000000000d4', '72000000-0000-4000-8000-00000000e002', '72000000-0000-4000-8000-0000000000a1', 'am-r4', 'm4', 'running');
 SELECT grant_credits('72000000-0000-4000-8000-00000000e001', 100, 'topup', 'topup_purchase') IS NOT NULL AS granted;
 
-CREATE FUNCTION pg_temp.rows_containing(needle text) RETURNS bigint LANGUAGE plpgsql AS $$
-DECLARE t regclass; n bigint; total bigint := 0;
-BEGIN
-    FOR t IN SELECT c.oid FROM pg_class c
-              WHERE c.relnamespace IN ('agentmarket'::regnamespace, 'agentmarket_private'::regnamespace)
-                AND c.relkind = 'r' LOOP
-        EXECUTE format('SELECT count(*) FROM %s r WHERE strpos(r::text, $1) > 0', t) INTO n USING needle;
-        total := total + n;
-    END LOOP;
-    RETURN total;
-END $$;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA pg_temp TO PUBLIC;
 CREATE TEMP TABLE got (name text PRIMARY KEY, connection_id uuid, code text, expires_at timestamptz);
 GRANT ALL ON got TO PUBLIC;

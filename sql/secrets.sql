@@ -25,18 +25,6 @@ INSERT INTO agent_instances (id, user_id, agent_id, fly_app_name, fly_machine_id
 CREATE FUNCTION pg_temp.pem(body text) RETURNS text LANGUAGE sql AS $$
     SELECT E'-----BEGIN OPENSSH PRIVATE KEY-----\n' || body || E'\n-----END OPENSSH PRIVATE KEY-----\n'
 $$;
--- How many rows of every table of the extension's schemas contain needle.
-CREATE FUNCTION pg_temp.rows_containing(needle text) RETURNS bigint LANGUAGE plpgsql AS $$
-DECLARE t regclass; n bigint; total bigint := 0;
-BEGIN
-    FOR t IN SELECT c.oid FROM pg_class c
-              WHERE c.relnamespace IN ('agentmarket'::regnamespace, 'agentmarket_private'::regnamespace)
-                AND c.relkind = 'r' LOOP
-        EXECUTE format('SELECT count(*) FROM %s r WHERE strpos(r::text, $1) > 0', t) INTO n USING needle;
-        total := total + n;
-    END LOOP;
-    RETURN total;
-END $$;
 GRANT EXECUTE ON ALL FUNCTIONS IN SCHEMA pg_temp TO PUBLIC;
 CREATE TEMP TABLE saved (name text PRIMARY KEY, value text);
 GRANT ALL ON saved TO PUBLIC;

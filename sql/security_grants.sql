@@ -50,8 +50,8 @@ SELECT is((SELECT executors FROM am_functions WHERE oid = 'agentmarket.configure
 SELECT is((SELECT executors FROM am_functions WHERE oid = 'agentmarket.configuration()'::regprocedure),
           (SELECT string_agg(r, ',' ORDER BY r) FROM unnest(ARRAY['agentmarket_definer', 'service_role']) r),
           'configuration: its owner (agentmarket_definer) and service_role only');
-SELECT is((SELECT prosecdef FROM pg_proc WHERE oid = 'agentmarket_private.drop_ssh_secret()'::regprocedure), true,
-          'the trigger that deletes an SSH key runs as the extension owner (its deleter has no access to secrets)');
+SELECT is((SELECT prosecdef FROM pg_proc WHERE oid = 'agentmarket_private.drop_referenced_secret()'::regprocedure), true,
+          'the trigger that deletes an SSH key or relay token with its reference runs as the extension owner (its deleter has no access to secrets)');
 
 -- Schemas
 SELECT is_empty($$

@@ -4,7 +4,7 @@
 \ir test/fixture.sql
 SET search_path = agentmarket, public;
 BEGIN;
-SELECT plan(28);
+SELECT plan(29);
 
 -- Settings store.
 SELECT is(agentmarket_private.setting('creator_rate'), '0.85', 'creator_rate defaults to 0.85');
@@ -52,6 +52,7 @@ SELECT is((SELECT x.secret LIKE '-----BEGIN PGP MESSAGE-----%' FROM agentmarket_
              JOIN agentmarket_private.secrets x ON x.id::text = s.value WHERE s.key = 'stripe_webhook_secret'), true,
     'the settings row holds the id of the secret''s ciphertext, not the value');
 SELECT is(agentmarket_private.setting('stripe_webhook_secret'), 'whsec_abc123', 'setting() reads the secret decrypted');
+SELECT is(pg_temp.rows_containing('whsec_abc123'), 0::bigint, 'the secret''s value is in no row of the extension''s tables');
 SELECT is((SELECT value FROM agentmarket_private.settings WHERE key = 'stripe_webhook_secret') ||
           (SELECT count(*)::text FROM agentmarket_private.secrets WHERE name = 'setting/stripe_webhook_secret'),
           (SELECT value FROM agentmarket_private.settings WHERE key = 'stripe_webhook_secret') || '1',

@@ -48,4 +48,17 @@ BEGIN
     RETURN coalesce(res, 'null');
 END
 $$;
+
+-- How many rows of every table of the extension's schemas contain needle.
+CREATE FUNCTION pg_temp.rows_containing(needle text) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE t regclass; n bigint; total bigint := 0;
+BEGIN
+    FOR t IN SELECT c.oid FROM pg_class c
+              WHERE c.relnamespace IN ('agentmarket'::regnamespace, 'agentmarket_private'::regnamespace)
+                AND c.relkind = 'r' LOOP
+        EXECUTE format('SELECT count(*) FROM %s r WHERE strpos(r::text, $1) > 0', t) INTO n USING needle;
+        total := total + n;
+    END LOOP;
+    RETURN total;
+END $$;
 \set ECHO all

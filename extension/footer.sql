@@ -19,8 +19,10 @@
 --
 -- A rule that cannot be applied (an unregistered table, a table with
 -- policies but no RLS) stops the install with 55000 and names the objects.
--- An upgrade script ends with SELECT agentmarket_private.apply_house_rules();
--- so that what it adds obeys the same rules.
+-- The built upgrade scripts contain this part too (Makefile: every part of
+-- the new version, then the carry), so an upgrade ends under the same rules;
+-- a hand-written step that adds objects after it calls
+-- agentmarket_private.apply_house_rules() again.
 
 ------------------------------------------------------------------------------
 -- agentmarket_definer: definer functions run as this role (as pg_cron's jobs

@@ -173,7 +173,7 @@ INSERT INTO agentmarket_private.setting_definitions
   ('session_idle_minutes', 'integer', '30', 1, 10080, NULL,
    'An open session with no message for this long is ended by agentmarket.end_idle_sessions().'),
   ('session_max_minutes', 'integer', '240', 1, 43200, NULL,
-   'A per_session session (paid once, at its start) is ended by agentmarket.end_idle_sessions() after this long; the next start pays again.');
+   'A per_session session (its price held at the start, captured at its end) is ended by agentmarket.end_idle_sessions() after this long; the next start pays again. Its hold expires a day after this, should the sweep not run.');
 
 CREATE INDEX sessions_open_started ON agentmarket.sessions (started_at) WHERE ended_at IS NULL;
 

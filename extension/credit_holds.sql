@@ -54,10 +54,12 @@ BEGIN
         RAISE EXCEPTION 'insufficient credits' USING ERRCODE = 'PT402',
             DETAIL = pg_catalog.format('available %s, required %s', available, p_amount);
     END IF;
+    -- expires_at: a session's hold (spend.sql) names its end; otherwise expires_in from now.
     INSERT INTO agentmarket_private.credit_holds (user_id, amount, session_id, description, expires_at)
     VALUES (p_user, p_amount, p_session, p_arguments OPERATOR(pg_catalog.->>) 'description',
-            now() OPERATOR(pg_catalog.+) COALESCE((p_arguments OPERATOR(pg_catalog.->>) 'expires_in')::interval,
-                pg_catalog.make_interval(mins => agentmarket_private.setting('hold_expiry_minutes')::integer)))
+            COALESCE((p_arguments OPERATOR(pg_catalog.->>) 'expires_at')::timestamptz,
+                now() OPERATOR(pg_catalog.+) COALESCE((p_arguments OPERATOR(pg_catalog.->>) 'expires_in')::interval,
+                    pg_catalog.make_interval(mins => agentmarket_private.setting('hold_expiry_minutes')::integer))))
     RETURNING id INTO new_hold;
     PERFORM agentmarket_private.credit_apply(p_user, 0, 0, p_amount, 'session_deduct');
     RETURN pg_catalog.jsonb_build_object('hold_id', new_hold);
@@ -161,6 +163,34 @@ $$;
 COMMENT ON FUNCTION agentmarket_private.credit_hold_user(uuid) IS
     'The user of a hold (whose keys its capture and release use); 22023 for NULL, P0002 for an unknown hold.';
 
+-- Capture p_amount of a locked active hold (the rest is released): the hold
+-- resolves and frees its credits, and deduct_credits takes p_amount of them
+-- (the head lot when it covers them, else the lots in burn order) as
+-- session_deduct rows of the hold's session, under the balance row lock the
+-- caller holds.  The caller has checked the amount.
+CREATE FUNCTION agentmarket_private.credit_hold_capture(
+    h agentmarket_private.credit_holds, p_amount integer, p_description text)
+RETURNS agentmarket.credit_state
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    r agentmarket.credit_state;
+BEGIN
+    UPDATE agentmarket_private.credit_holds ch
+       SET status = 'captured', captured_amount = p_amount, resolved_at = now()
+     WHERE ch.id OPERATOR(pg_catalog.=) h.id;
+    r := agentmarket_private.credit_apply(h.user_id, 0, 0, OPERATOR(pg_catalog.-) h.amount, 'session_deduct');
+    IF p_amount OPERATOR(pg_catalog.>) 0 THEN
+        r := agentmarket.deduct_credits(h.user_id, p_amount, h.session_id, NULL,
+                                        COALESCE(p_description, h.description));
+    END IF;
+    RETURN r;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.credit_hold_capture(agentmarket_private.credit_holds, integer, text) IS
+    'Captures p_amount (0 up to its amount) of a hold the caller has locked and found active: the hold''s credits are freed and p_amount of them deducted (deduct_credits: session_deduct rows of the hold''s session, from the lots in burn order), the rest released; returns the credit_state.';
+
 CREATE FUNCTION agentmarket_private.capture_hold(p_user uuid, p_arguments jsonb)
 RETURNS jsonb
 LANGUAGE plpgsql VOLATILE
@@ -176,11 +206,8 @@ BEGIN
         RAISE EXCEPTION 'capture exceeds the hold' USING ERRCODE = '22023',
             DETAIL = pg_catalog.format('held %s, requested %s', h.amount, p_amount);
     END IF;
-    UPDATE agentmarket_private.credit_holds ch
-       SET status = 'captured', captured_amount = p_amount, resolved_at = now()
-     WHERE ch.id = p_hold;
-    RETURN pg_catalog.to_jsonb(agentmarket_private.credit_lot_take(p_user, p_amount, -h.amount,
-               COALESCE(p_arguments OPERATOR(pg_catalog.->>) 'description', h.description), h.session_id));
+    RETURN pg_catalog.to_jsonb(agentmarket_private.credit_hold_capture(h, p_amount,
+               p_arguments OPERATOR(pg_catalog.->>) 'description'));
 END
 $$;
 COMMENT ON FUNCTION agentmarket_private.capture_hold(uuid, jsonb) IS

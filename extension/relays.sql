@@ -526,8 +526,8 @@ BEGIN
         RETURNING * INTO s;
         UPDATE agentmarket.relay_connections c SET current_session_id = s.id WHERE c.id OPERATOR(pg_catalog.=) conn.id;
         IF ag.pricing_model OPERATOR(pg_catalog.=) 'per_session' AND COALESCE(ag.credits_per_session, 0) OPERATOR(pg_catalog.>) 0 THEN
-            PERFORM agentmarket_private.spend_deduct(inst.user_id, ag.credits_per_session, s.id,
-                                               'session:' || s.id::text, pg_catalog.format('Session with %s', ag.name));
+            PERFORM agentmarket_private.spend_charge(inst.user_id, ag.credits_per_session, s.id,
+                                               'session:' || s.id::text, pg_catalog.format('Session with %s', ag.name), true);
             UPDATE agentmarket.sessions x SET total_credits_consumed = ag.credits_per_session
              WHERE x.id OPERATOR(pg_catalog.=) s.id RETURNING * INTO s;
         END IF;

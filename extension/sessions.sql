@@ -1,8 +1,9 @@
 -- sessions.sql: talking to a hired agent and paying for it.
 --
 -- A session is opened on a running instance (by its owner, or by the platform
--- for a relay), paid in credits as the agent's pricing says (per_session: at
--- the start; per_task: for each task the platform reports; free: never),
+-- for a relay), paid in credits as the agent's pricing says (per_session: held
+-- at the start, captured at the end; per_task: for each task the platform
+-- reports; free: never),
 -- metered when it ends (usage_events), and turned into the creator's earnings
 -- with the exact split of earnings.c.  A refund returns the credits and claws
 -- back earnings not yet paid out.  Every change here goes through the credit
@@ -161,9 +162,10 @@ BEGIN
     VALUES (inst.id, inst.user_id, start_session.relay)
     RETURNING * INTO s;
     IF ag.pricing_model = 'per_session' AND COALESCE(ag.credits_per_session, 0) > 0 THEN
+        -- The price is held now and captured when the session ends (spend.sql).
         -- Not enough credits: PT402 from the ledger, and the session is not created.
-        PERFORM agentmarket_private.spend_deduct(inst.user_id, ag.credits_per_session, s.id,
-                                           'session:' || s.id::text, format('Session with %s', ag.name));
+        PERFORM agentmarket_private.spend_charge(inst.user_id, ag.credits_per_session, s.id,
+                                           'session:' || s.id::text, format('Session with %s', ag.name), true);
         UPDATE agentmarket.sessions x SET total_credits_consumed = ag.credits_per_session
          WHERE x.id OPERATOR(pg_catalog.=) s.id RETURNING * INTO s;
     END IF;
@@ -172,7 +174,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION agentmarket.start_session(uuid, text) IS
-    'Opens a session on the caller''s instance over a relay (web by default), waking a suspended or stopped machine (Fly start job); an open session on the same instance and relay is returned instead of a second one. A per_session agent is paid now (spend caps apply). PT402 without enough credits or over a cap, 22023 for a bad relay or an instance provisioning, failed or being destroyed, P0002 for an unknown instance.';
+    'Opens a session on the caller''s instance over a relay (web by default), waking a suspended or stopped machine (Fly start job); an open session on the same instance and relay is returned instead of a second one. A per_session agent''s price is held now (spend caps apply) and captured when the session ends. PT402 without enough credits or over a cap, 22023 for a bad relay or an instance provisioning, failed or being destroyed, P0002 for an unknown instance.';
 
 CREATE FUNCTION agentmarket.add_message(
     session_id uuid, role text, content text, tool_use jsonb DEFAULT NULL, tokens_used integer DEFAULT 0)
@@ -248,9 +250,9 @@ BEGIN
     IF NOT FOUND THEN
         RETURN s;    -- this task was charged before
     END IF;
-    PERFORM agentmarket_private.spend_deduct(s.user_id, ag.credits_per_session, s.id,
+    PERFORM agentmarket_private.spend_charge(s.user_id, ag.credits_per_session, s.id,
                                        'task:' || s.id::text || ':' || charge_task.idempotency_key,
-                                       'Task ' || charge_task.idempotency_key);
+                                       'Task ' || charge_task.idempotency_key, false);
     UPDATE agentmarket.sessions x SET total_credits_consumed = x.total_credits_consumed + ag.credits_per_session
      WHERE x.id OPERATOR(pg_catalog.=) s.id RETURNING * INTO s;
     RETURN s;
@@ -273,6 +275,7 @@ DECLARE
     final_cost numeric;
     session_cost numeric;
     final_usage_id uuid;
+    released integer;
 BEGIN
     IF NOT agentmarket_private.caller_is_service() THEN
         RAISE EXCEPTION 'only the platform ends sessions' USING ERRCODE = '42501',
@@ -286,6 +289,16 @@ BEGIN
         RAISE EXCEPTION 'metering values must be zero or more' USING ERRCODE = '22023';
     END IF;
     ag := agentmarket_private.session_agent(s);
+    -- A per_session price was held at the start: captured now, before the
+    -- revenue is valued, when the agent served the session (it answered, or
+    -- compute or tokens were metered); released when it never did.
+    released := agentmarket_private.spend_settle_hold(s,
+        end_session.compute_seconds > 0 OR end_session.input_tokens > 0 OR end_session.output_tokens > 0
+        OR EXISTS (SELECT FROM agentmarket.messages m
+                    WHERE m.session_id OPERATOR(pg_catalog.=) s.id AND m.role IN ('assistant', 'tool'))
+        OR EXISTS (SELECT FROM agentmarket.usage_events u
+                    WHERE u.session_id OPERATOR(pg_catalog.=) s.id
+                      AND (u.compute_seconds > 0 OR u.input_tokens > 0 OR u.output_tokens > 0)));
     -- Cost comes from the price table (metering.sql), never from the caller:
     -- cost_usd is ignored.  The session costs its final seconds plus every
     -- usage recorded for it before.
@@ -299,6 +312,7 @@ BEGIN
 
     UPDATE agentmarket.sessions x
        SET ended_at = now(),
+           total_credits_consumed = x.total_credits_consumed - released,
            compute_seconds = x.compute_seconds + end_session.compute_seconds,
            total_input_tokens = x.total_input_tokens + end_session.input_tokens,
            total_output_tokens = x.total_output_tokens + end_session.output_tokens
@@ -322,7 +336,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION agentmarket.end_session(uuid, integer, integer, integer, numeric) IS
-    'Platform only: closes a session with its final metering (compute seconds, tokens), records the usage event with its cost from the price table (cost_usd is ignored: cost never comes from the caller) and the creator''s earnings (exact split at the configured creator_rate, net of all the session''s recorded compute cost). Idempotent: a session that has ended is returned unchanged. 22023 for bad metering.';
+    'Platform only: closes a session with its final metering (compute seconds, tokens), captures a per_session hold (the whole price when the agent served the session: it answered or was metered; released when it never did), records the usage event with its cost from the price table (cost_usd is ignored: cost never comes from the caller) and the creator''s earnings (exact split at the configured creator_rate, net of all the session''s recorded compute cost). Idempotent: a session that has ended is returned unchanged. 22023 for bad metering.';
 
 CREATE FUNCTION agentmarket.refund_session(session_id uuid, reason text DEFAULT NULL)
 RETURNS agentmarket.sessions

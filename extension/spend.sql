@@ -1,10 +1,13 @@
 -- spend.sql: spend control.  A user may cap what one session may charge and
 -- what all their charges may take in a calendar month (UTC); every charge of
 -- a session (start_session's per_session price, charge_task's per_task
--- price) goes through spend_deduct(), which checks both caps and deducts in
--- one transaction while holding the user's spend row, so concurrent charges
--- never overshoot a cap.  A charge over a cap is refused with PT402 and a
--- DETAIL naming the cap.
+-- price) goes through spend_charge(), which checks both caps and deducts (or,
+-- for a per_session price, places the session's hold) in one transaction
+-- while holding the user's spend row, so concurrent charges never overshoot a
+-- cap.  A charge over a cap is refused with PT402 and a DETAIL naming the cap.
+-- A hold counts in the month's spend from its start; when the session ends,
+-- spend_settle_hold() captures it and gives back to the month what it
+-- released.
 --
 -- Notifications for the platform to tell the user (an outbox: one row each,
 -- plus NOTIFY agentmarket_notifications with the row's id):
@@ -119,12 +122,13 @@ $$;
 COMMENT ON FUNCTION agentmarket_private.spend_crosses(bigint, bigint, integer, integer) IS
     'Whether a spend from before to after crosses percent of cap.';
 
--- A session's charge: both caps checked and the credits deducted while the
--- user's spend row is held; then the notifications the charge crossed.  The
--- caller holds the session row (start_session created it, charge_task locked
--- it), so s.total_credits_consumed is current.
-CREATE FUNCTION agentmarket_private.spend_deduct(
-    p_user uuid, p_amount integer, p_session uuid, p_idempotency_key text, p_description text)
+-- A session's charge: both caps checked and the credits deducted (or held,
+-- p_hold) while the user's spend row is held; then the notifications the
+-- charge crossed.  The caller holds the session row (start_session created
+-- it, charge_task locked it), so s.total_credits_consumed is current.
+CREATE FUNCTION agentmarket_private.spend_charge(
+    p_user uuid, p_amount integer, p_session uuid, p_idempotency_key text, p_description text,
+    p_hold boolean)
 RETURNS agentmarket.credit_state
 LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
@@ -153,7 +157,20 @@ BEGIN
                                   sp.monthly_cap, sp.month_spent, to_char(sp.month, 'YYYY-MM'), p_amount),
                   HINT = 'Raise the cap with agentmarket.set_monthly_spend_cap(), or wait for the next month.';
     END IF;
-    st := agentmarket.deduct_credits(p_user, p_amount, p_session, p_idempotency_key, p_description);
+    IF p_hold THEN
+        -- The session's hold lives until the session ends (end_session or
+        -- end_idle_sessions, which ends it after session_max_minutes), with a
+        -- day's grace in case the sweep is late: then it expires like any hold.
+        PERFORM agentmarket_private.credit_execute('agentmarket_private.reserve_credits(uuid, jsonb)',
+            p_user, p_idempotency_key,
+            jsonb_build_object('amount', p_amount, 'session_id', p_session, 'expires_in', NULL,
+                'description', p_description,
+                'expires_at', now() + make_interval(mins => agentmarket_private.setting('session_max_minutes')::integer)
+                              + interval '1 day'));
+        st := agentmarket_private.credit_state_of(p_user);
+    ELSE
+        st := agentmarket.deduct_credits(p_user, p_amount, p_session, p_idempotency_key, p_description);
+    END IF;
     UPDATE agentmarket_private.user_spend x SET month_spent = x.month_spent + p_amount, updated_at = now()
      WHERE x.user_id OPERATOR(pg_catalog.=) p_user;
 
@@ -178,8 +195,50 @@ BEGIN
     RETURN st;
 END
 $$;
-COMMENT ON FUNCTION agentmarket_private.spend_deduct(uuid, integer, uuid, text, text) IS
-    'A session''s charge: refuses with PT402 (DETAIL naming the cap) when it would pass the session''s or the month''s cap, else deducts (deduct_credits), counts it in the month and emits the notifications it crossed.';
+COMMENT ON FUNCTION agentmarket_private.spend_charge(uuid, integer, uuid, text, text, boolean) IS
+    'A session''s charge: refuses with PT402 (DETAIL naming the cap) when it would pass the session''s or the month''s cap, else deducts (deduct_credits) or, with p_hold, places the session''s hold (reserve_credits'' body, lasting session_max_minutes and a day), counts it in the month and emits the notifications it crossed.';
+
+-- The end of a session's hold: captured whole when the agent served the
+-- session, else released; the month's spend gives back what was released
+-- (when the month is still the one the hold was counted in).  Locks the
+-- user's spend row before the balance row, as spend_charge does.  Returns the
+-- credits released (0 without an active hold: a session paid at its start
+-- before holds, or a hold released by hand, which waives the price).
+CREATE FUNCTION agentmarket_private.spend_settle_hold(s agentmarket.sessions, p_served boolean)
+RETURNS integer
+LANGUAGE plpgsql VOLATILE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    sp agentmarket_private.user_spend;
+    hold_id uuid;
+    h agentmarket_private.credit_holds;
+    released integer;
+BEGIN
+    SELECT ch.id INTO hold_id FROM agentmarket_private.credit_holds ch
+     WHERE ch.session_id OPERATOR(pg_catalog.=) s.id AND ch.status OPERATOR(pg_catalog.=) 'active'
+     ORDER BY ch.created_at LIMIT 1;
+    IF NOT FOUND THEN
+        RETURN 0;
+    END IF;
+    sp := agentmarket_private.spend_lock(s.user_id);
+    h := agentmarket_private.credit_lock_hold(hold_id);
+    IF h.status OPERATOR(pg_catalog.<>) 'active' THEN
+        RETURN 0;
+    END IF;
+    released := CASE WHEN p_served THEN 0 ELSE h.amount END;
+    PERFORM agentmarket_private.credit_hold_capture(h, h.amount OPERATOR(pg_catalog.-) released, NULL);
+    IF released OPERATOR(pg_catalog.>) 0
+       AND sp.month OPERATOR(pg_catalog.=) date_trunc('month', h.created_at AT TIME ZONE 'UTC')::date THEN
+        UPDATE agentmarket_private.user_spend x
+           SET month_spent = GREATEST(x.month_spent OPERATOR(pg_catalog.-) released, 0), updated_at = now()
+         WHERE x.user_id OPERATOR(pg_catalog.=) s.user_id;
+    END IF;
+    RETURN released;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.spend_settle_hold(agentmarket.sessions, boolean) IS
+    'Resolves the active hold of an ending session: captures it whole when p_served (the agent served the session), else releases it and gives the month''s spend back what it counted; returns the credits released (0 without an active hold).';
 
 CREATE FUNCTION agentmarket.set_session_cap(session_id uuid, credits integer)
 RETURNS agentmarket.sessions

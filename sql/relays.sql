@@ -162,8 +162,8 @@ SELECT is((SELECT role || ': ' || content FROM messages WHERE id = (SELECT (r->>
 INSERT INTO routed SELECT 'm2', to_jsonb(r) FROM route_relay_message('telegram', '1001', '50001', 'And again') r;
 SELECT is((SELECT (a.r->>'session_id') = (b.r->>'session_id') AND NOT (b.r->>'new_session')::boolean
              FROM routed a, routed b WHERE a.name = 'm1' AND b.name = 'm2'), true, 'the next message goes to the same session');
-SELECT is((SELECT subscription_credits + topup_credits FROM credit_balances WHERE user_id = '72000000-0000-4000-8000-00000000e001'), 90,
-    'the session was paid once');
+SELECT is((SELECT subscription_credits + topup_credits - held_credits FROM credit_balances WHERE user_id = '72000000-0000-4000-8000-00000000e001'), 90,
+    'the session was paid once (its price held until it ends)');
 SELECT is((SELECT count(*)::int FROM messages WHERE session_id = (SELECT (r->>'session_id')::uuid FROM routed WHERE name = 'm1')), 2,
     'both messages are in it');
 INSERT INTO routed SELECT 'm3', to_jsonb(r) FROM route_relay_message('telegram', '1001', '77777', 'from a group') r;

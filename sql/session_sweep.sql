@@ -4,7 +4,7 @@
 \ir test/fixture.sql
 SET search_path = agentmarket, public;
 BEGIN;
-SELECT plan(10);
+SELECT plan(11);
 
 SELECT agentmarket.configure('free_trial_credits', '0') \g /dev/null
 INSERT INTO users (id, email, role) VALUES
@@ -37,6 +37,8 @@ UPDATE sessions SET started_at = now() - interval '5 hours' WHERE id IN (SELECT 
 UPDATE sessions SET started_at = now() - interval '1 hour' WHERE id = (SELECT id FROM ids WHERE name = 'busy');
 INSERT INTO messages (session_id, role, content, created_at)
 SELECT id, 'user', 'still here', now() - interval '1 minute' FROM ids WHERE name IN ('long', 'free', 'busy');
+INSERT INTO messages (session_id, role, content, created_at)
+SELECT id, 'assistant', 'Here is your answer.', now() - interval '2 minutes' FROM ids WHERE name = 'long';
 
 SET LOCAL ROLE service_role;
 SELECT is(end_idle_sessions(), 2, 'the sweep ends two sessions');
@@ -48,8 +50,8 @@ SELECT ok((SELECT ended_at IS NULL FROM sessions WHERE id = (SELECT id FROM ids 
     'a free session that talks stays open, however old');
 SELECT ok((SELECT ended_at IS NULL FROM sessions WHERE id = (SELECT id FROM ids WHERE name = 'busy')),
     'a session that talked recently stays open');
-SELECT is((SELECT count(*)::int FROM creator_earnings WHERE session_id IN (SELECT id FROM ids WHERE name IN ('idle', 'long'))), 2,
-    'ended sessions are settled: their earnings are written');
+SELECT is((SELECT count(*)::int FROM creator_earnings WHERE session_id = (SELECT id FROM ids WHERE name = 'long')), 1,
+    'ended sessions are settled: the earnings of the one the agent served are written');
 SELECT is(end_idle_sessions(), 0, 'a second sweep finds nothing');
 SELECT isnt((start_session('90000000-0000-4000-8000-0000000000d1', 'telegram')).id, (SELECT id FROM ids WHERE name = 'long'),
     'the next start opens (and pays for) a new session');
@@ -59,6 +61,10 @@ SELECT set_config('role', 'authenticated', true),
        set_config('request.jwt.claims', '{"sub": "90000000-0000-4000-8000-00000000e001", "role": "authenticated"}', true) \g /dev/null
 SELECT throws_ok('SELECT end_idle_sessions()', '42501', NULL, 'a user cannot run the sweep');
 RESET ROLE;
+
+SELECT is((SELECT string_agg(s.name || ' ' || h.status || ' ' || h.captured_amount, ', ' ORDER BY s.name)
+             FROM agentmarket_private.credit_holds h JOIN ids s ON s.id = h.session_id WHERE s.name IN ('idle', 'long')),
+    'idle captured 0, long captured 10', 'their holds are resolved: the whole price where the agent answered, nothing where it never did');
 
 SELECT * FROM finish();
 ROLLBACK;

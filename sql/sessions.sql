@@ -43,8 +43,8 @@ GRANT ALL ON ids TO PUBLIC;
 SELECT set_config('role', 'authenticated', true),
        set_config('request.jwt.claims', '{"sub": "50000000-0000-4000-8000-00000000e001", "role": "authenticated"}', true);
 INSERT INTO ids SELECT 'web', (start_session('50000000-0000-4000-8000-0000000000d1')).id;
-SELECT is((SELECT subscription_credits || '/' || topup_credits FROM my_balance()), '75/50',
-    'a per_session agent is paid at the start, subscription credits first');
+SELECT is((SELECT subscription_credits || '/' || topup_credits || '/' || held_credits FROM my_balance()), '100/50/25',
+    'a per_session agent''s price is held at the start (captured when the session ends: sessions_hold)');
 SELECT is((SELECT relay FROM sessions WHERE id = (SELECT id FROM ids WHERE name = 'web')), 'web', 'the relay defaults to web');
 SELECT is((SELECT total_credits_consumed FROM sessions WHERE id = (SELECT id FROM ids WHERE name = 'web')), 25,
     'the session records the credits it took');
@@ -60,8 +60,8 @@ SELECT is((start_session('50000000-0000-4000-8000-0000000000d1')).id, (SELECT id
     'a second start on the same instance and relay returns the open session');
 SELECT is((SELECT count(*)::int FROM sessions WHERE instance_id = '50000000-0000-4000-8000-0000000000d1' AND relay = 'web'), 1,
     'and opens no other');
-SELECT is((SELECT subscription_credits || '/' || topup_credits FROM my_balance()), '50/50',
-    'nor charges again (25 for web, 25 for telegram)');
+SELECT is((SELECT subscription_credits || '/' || topup_credits || '/' || held_credits FROM my_balance()), '100/50/50',
+    'nor holds again (25 for web, 25 for telegram)');
 SELECT throws_ok($$SELECT start_session('50000000-0000-4000-8000-0000000000d4')$$, 'P0002', NULL,
     'another user''s instance does not exist for the caller');
 SELECT throws_ok($$SELECT start_session(NULL)$$, '22023', NULL, 'a NULL instance is a bad argument');
@@ -90,13 +90,13 @@ SELECT lives_ok($$INSERT INTO ids SELECT 'x1', (start_session('50000000-0000-400
 SELECT lives_ok($$INSERT INTO ids SELECT 'x2', (start_session('50000000-0000-4000-8000-0000000000d4', 'telegram')).id$$, '... 50 left');
 -- (one open session per instance and relay: the platform ends these two)
 SET LOCAL ROLE service_role;
-SELECT end_session(id, 0, 0, 0) FROM ids WHERE name IN ('x1', 'x2') \g /dev/null
+SELECT end_session(id, 1, 0, 0) FROM ids WHERE name IN ('x1', 'x2') \g /dev/null
 RESET ROLE;
 SELECT set_config('role', 'authenticated', true) \g /dev/null
 SELECT lives_ok($$INSERT INTO ids SELECT 'x3', (start_session('50000000-0000-4000-8000-0000000000d4')).id$$, '... 25 left');
 SELECT lives_ok($$INSERT INTO ids SELECT 'x4', (start_session('50000000-0000-4000-8000-0000000000d4', 'telegram')).id$$, '... none left');
 SET LOCAL ROLE service_role;
-SELECT end_session(id, 0, 0, 0) FROM ids WHERE name = 'x3' \g /dev/null
+SELECT end_session(id, 1, 0, 0) FROM ids WHERE name = 'x3' \g /dev/null
 RESET ROLE;
 SELECT set_config('role', 'authenticated', true) \g /dev/null
 SELECT throws_ok($$SELECT start_session('50000000-0000-4000-8000-0000000000d4')$$, 'PT402', NULL,
@@ -174,8 +174,8 @@ SELECT lives_ok($$SELECT refund_session((SELECT id FROM ids WHERE name = 'web'),
 SELECT throws_ok($$SELECT refund_session((SELECT id FROM ids WHERE name = 'web'))$$, '22023', NULL, 'a session is refunded once');
 RESET ROLE;
 SELECT set_config('request.jwt.claims', '', true);
-SELECT is((SELECT subscription_credits || '/' || topup_credits FROM credit_balances WHERE user_id = '50000000-0000-4000-8000-00000000e001'),
-    '55/50', 'the 25 credits went back to the subscription pot they came from');
+SELECT is((SELECT subscription_credits || '/' || topup_credits || '/' || held_credits FROM credit_balances WHERE user_id = '50000000-0000-4000-8000-00000000e001'),
+    '80/50/25', 'the 25 credits went back to the subscription pot they came from (the telegram session''s 25 are still held)');
 SELECT ok(NOT EXISTS (SELECT FROM creator_earnings WHERE session_id = (SELECT id FROM ids WHERE name = 'web')),
     'the unpaid earnings of the refunded session are clawed back');
 

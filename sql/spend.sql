@@ -104,8 +104,9 @@ SELECT throws_ok($$SELECT * FROM claim_notifications()$$, '42501', NULL, 'a user
 SELECT is((SELECT month_spent FROM my_spend()), 70::bigint, 'the month counts every charge: 30 + 4 tasks of 10');
 RESET ROLE;
 SELECT is_empty('SELECT * FROM agentmarket.verify_ledger()', 'the ledger is consistent');
-SELECT is((SELECT -sum(amount)::int FROM credit_transactions WHERE user_id = '80000000-0000-4000-8000-00000000e001' AND amount < 0), 70,
-    'the ledger took what the month counts');
+SELECT is((SELECT -sum(amount)::int FROM credit_transactions WHERE user_id = '80000000-0000-4000-8000-00000000e001' AND amount < 0)
+          + (SELECT held_credits FROM credit_balances WHERE user_id = '80000000-0000-4000-8000-00000000e001'), 70,
+    'the ledger took (or holds, for the open per_session session) what the month counts');
 
 SELECT * FROM finish();
 ROLLBACK;

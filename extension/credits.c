@@ -18,6 +18,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -26,6 +27,7 @@
 #include "utils/builtins.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/numeric.h"
 #include "utils/uuid.h"
 
@@ -68,6 +70,8 @@ static SPIPlanPtr session_plan = NULL;
 static SPIPlanPtr apply_plan = NULL;
 static SPIPlanPtr take_plan = NULL;
 static SPIPlanPtr head_plan = NULL;
+static SPIPlanPtr pots_lock_plan = NULL;
+static SPIPlanPtr pots_apply_plan = NULL;
 
 PG_FUNCTION_INFO_V1(deduct_credits);
 
@@ -102,6 +106,23 @@ credit_prepare(const char *sql, int nargs, Oid *argtypes)
 	"      ELSE pg_catalog.div(b.head_value_units::pg_catalog.numeric OPERATOR(pg_catalog.*) $2," \
 	"                          b.head_remaining::pg_catalog.numeric)::pg_catalog.int8 END)"
 
+/* The user and session lookups, the same on every schema (first call in a backend). */
+static void
+credit_prepare_lookups(void)
+{
+	Oid			uuid_arg[1] = {UUIDOID};
+
+	if (session_plan != NULL)
+		return;
+	user_plan = credit_prepare(
+		"SELECT 1 FROM agentmarket.users WHERE id OPERATOR(pg_catalog.=) $1",
+		1, uuid_arg);
+	/* Last: the others are ready once this is set. */
+	session_plan = credit_prepare(
+		"SELECT user_id FROM agentmarket.sessions WHERE id OPERATOR(pg_catalog.=) $1",
+		1, uuid_arg);
+}
+
 /* Prepare every statement deduct_credits uses (first call in a backend). */
 static void
 credit_prepare_plans(void)
@@ -113,12 +134,7 @@ credit_prepare_plans(void)
 
 	if (lock_plan != NULL)
 		return;
-	user_plan = credit_prepare(
-		"SELECT 1 FROM agentmarket.users WHERE id OPERATOR(pg_catalog.=) $1",
-		1, uuid_arg);
-	session_plan = credit_prepare(
-		"SELECT user_id FROM agentmarket.sessions WHERE id OPERATOR(pg_catalog.=) $1",
-		1, uuid_arg);
+	credit_prepare_lookups();
 	/*
 	 * The fast path: the whole amount from the head lot, the first lot in
 	 * burn order, whose remaining credits and value the balance row carries
@@ -276,6 +292,27 @@ credit_check_session(const DeductArgs *args)
 						   credit_uuid_text(args->user_id))));
 }
 
+/*
+ * No balance row: an unknown user (P0002), or a user who never had credits
+ * (PT402).  Does not return.
+ */
+static void
+credit_raise_no_balance(const DeductArgs *args)
+{
+	int			rc = SPI_execute_plan(user_plan, (Datum *) &args->user_id, NULL, true, 1);
+
+	if (rc != SPI_OK_SELECT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("user lookup failed: %s", SPI_result_code_string(rc))));
+	if (SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("user not found"),
+				 errdetail("No user has id %s.", credit_uuid_text(args->user_id))));
+	credit_raise_insufficient(0, args->amount);
+}
+
 /* The deduction itself: lock, decide, write.  Connected to SPI. */
 static CreditState
 credit_deduct(const DeductArgs *args)
@@ -322,20 +359,7 @@ credit_deduct(const DeductArgs *args)
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("balance lookup failed: %s", SPI_result_code_string(rc))));
 	if (SPI_processed == 0)
-	{
-		/* No balance row: an unknown user, or a user who never had credits. */
-		rc = SPI_execute_plan(user_plan, (Datum *) &args->user_id, NULL, true, 1);
-		if (rc != SPI_OK_SELECT)
-			ereport(ERROR,
-					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("user lookup failed: %s", SPI_result_code_string(rc))));
-		if (SPI_processed == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_NO_DATA_FOUND),
-					 errmsg("user not found"),
-					 errdetail("No user has id %s.", credit_uuid_text(args->user_id))));
-		credit_raise_insufficient(0, args->amount);
-	}
+		credit_raise_no_balance(args);
 	state.subscription = credit_int_column(0, 1);
 	state.topup = credit_int_column(0, 2);
 	state.held = credit_int_column(0, 3);
@@ -419,6 +443,104 @@ credit_deduct(const DeductArgs *args)
 	return state;
 }
 
+/*
+ * A database still on release 0.1.0.  The module serves every C symbol the
+ * released install script names (releases/agentmarket--0.1.0.sql), so that a
+ * database keeps working between installing this module and ALTER EXTENSION
+ * agentmarket UPDATE.  Only deduct_credits depends on the schema: 0.1.0's
+ * balance row carries no head lot and its ledger has no lots, so there it
+ * takes the credits from the two pots as 0.1.0 did, subscription first, one
+ * ledger row per pot touched.  Decided per call, so a backend that lives
+ * through the update follows it.
+ */
+static bool
+credit_schema_has_lots(void)
+{
+	Oid			schema = get_namespace_oid("agentmarket", true);
+	Oid			balances = OidIsValid(schema) ? get_relname_relid("credit_balances", schema) : InvalidOid;
+
+	return !OidIsValid(balances) || get_attnum(balances, "head_lot_id") != InvalidAttrNumber;
+}
+
+/* The 0.1.0 statements (first 0.1.0 call in a backend). */
+static void
+credit_prepare_pots_plans(void)
+{
+	Oid			uuid_arg[1] = {UUIDOID};
+	Oid			apply_args[5] = {UUIDOID, INT4OID, INT4OID, TEXTOID, UUIDOID};
+
+	if (pots_lock_plan != NULL)
+		return;
+	credit_prepare_lookups();
+	pots_apply_plan = credit_prepare(
+		"WITH balance AS ("
+		"  UPDATE agentmarket.credit_balances"
+		"     SET subscription_credits = subscription_credits OPERATOR(pg_catalog.-) $2,"
+		"         topup_credits = topup_credits OPERATOR(pg_catalog.-) $3"
+		"   WHERE user_id OPERATOR(pg_catalog.=) $1)"
+		" INSERT INTO agentmarket.credit_transactions"
+		"   (user_id, type, amount, credit_type, description, session_id)"
+		" SELECT $1, 'session_deduct', OPERATOR(pg_catalog.-) v.taken, v.pot, $4, $5"
+		"   FROM (VALUES ('subscription', $2), ('topup', $3)) v(pot, taken)"
+		"  WHERE v.taken OPERATOR(pg_catalog.>) 0",
+		5, apply_args);
+	/* Last: the others are ready once this is set. */
+	pots_lock_plan = credit_prepare(
+		"SELECT subscription_credits, topup_credits, held_credits"
+		"  FROM agentmarket.credit_balances"
+		" WHERE user_id OPERATOR(pg_catalog.=) $1 FOR UPDATE",
+		1, uuid_arg);
+}
+
+/* The 0.1.0 deduction: lock the balance row, split over the pots, write.  Connected to SPI. */
+static CreditState
+credit_deduct_pots(const DeductArgs *args)
+{
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	CreditState state;
+	int32		from_subscription;
+	int32		from_topup;
+	int64		available;
+	int			rc;
+
+	if (!args->session_isnull)
+		credit_check_session(args);
+	rc = SPI_execute_plan(pots_lock_plan, (Datum *) &args->user_id, NULL, false, 1);
+	if (rc != SPI_OK_SELECT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("balance lookup failed: %s", SPI_result_code_string(rc))));
+	if (SPI_processed == 0)
+		credit_raise_no_balance(args);
+	state.subscription = credit_int_column(0, 1);
+	state.topup = credit_int_column(0, 2);
+	state.held = credit_int_column(0, 3);
+	available = (int64) state.subscription + state.topup - state.held;
+	if (available < args->amount)
+		credit_raise_insufficient(available, args->amount);
+	from_subscription = Min(state.subscription, args->amount);
+	from_topup = args->amount - from_subscription;
+
+	values[0] = args->user_id;
+	values[1] = Int32GetDatum(from_subscription);
+	values[2] = Int32GetDatum(from_topup);
+	values[3] = args->description;
+	values[4] = args->session_id;
+	if (args->description_isnull)
+		nulls[3] = 'n';
+	if (args->session_isnull)
+		nulls[4] = 'n';
+	rc = SPI_execute_plan(pots_apply_plan, values, nulls, false, 0);
+	if (rc != SPI_OK_INSERT || SPI_processed != (uint64) ((from_subscription > 0) + (from_topup > 0)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("deduction was not applied: %s", SPI_result_code_string(rc))));
+	state.subscription -= from_subscription;
+	state.topup -= from_topup;
+	return state;
+}
+
 /* The arguments as the jsonb an idempotency key is bound to. */
 static Datum
 credit_arguments_jsonb(const DeductArgs *args)
@@ -487,8 +609,16 @@ credit_deduct_connected(const DeductArgs *args)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not connect to SPI")));
-	credit_prepare_plans();
-	state = credit_deduct(args);
+	if (credit_schema_has_lots())
+	{
+		credit_prepare_plans();
+		state = credit_deduct(args);
+	}
+	else
+	{
+		credit_prepare_pots_plans();
+		state = credit_deduct_pots(args);
+	}
 	SPI_finish();
 	return state;
 }

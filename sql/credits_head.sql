@@ -4,11 +4,7 @@
 -- step-by-step form after loading the head, and the lot-by-lot form.  Pro
 -- rata, rounded down to 1e-4 USD; the credit that empties a lot takes what is
 -- left.  The head lot rides on the balance row; the books stay exact.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 SET search_path = agentmarket, public;
 BEGIN;
 SELECT plan(9);

@@ -4,11 +4,7 @@
 -- the caps from the start and is not available to other spending; a session
 -- is charged once however it ends; verify_ledger() and verify_books() stay
 -- empty.
-\set QUIET 1
-\pset format unaligned
-\pset tuples_only true
-\pset pager off
-SET client_min_messages = warning;
+\ir test/fixture.sql
 SET search_path = agentmarket, public;
 BEGIN;
 SELECT plan(30);

@@ -31,16 +31,9 @@ INSERT INTO team_agents (team_id, instance_id) VALUES ('30000000-0000-4000-8000-
 SELECT (agentmarket.grant_credits('30000000-0000-4000-8000-000000000002', 100, 'topup', 'topup_purchase', 'pack topup_s',
                                   'upgrade-topup-1', 'cs_upgrade')).topup_credits AS topped_up;
 SELECT (agentmarket.refresh_subscription_credits('30000000-0000-4000-8000-000000000002', 40, 'upgrade-refresh-1')).subscription_credits AS refreshed;
--- The session's charge as 0.1.0's start_session wrote it (its deduct_credits
--- is C, and the current module serves 0.2.0's ledger: see the upgrade suite).
-INSERT INTO sessions (id, instance_id, user_id) VALUES
-  ('30000000-0000-4000-8000-0000000000f1', '30000000-0000-4000-8000-0000000000d1', '30000000-0000-4000-8000-000000000002');
-UPDATE credit_balances SET subscription_credits = subscription_credits - 25
- WHERE user_id = '30000000-0000-4000-8000-000000000002';
-INSERT INTO credit_transactions (user_id, type, amount, credit_type, description, session_id)
-VALUES ('30000000-0000-4000-8000-000000000002', 'session_deduct', -25, 'subscription', 'Session with Upgrade helper',
-        '30000000-0000-4000-8000-0000000000f1');
-UPDATE sessions SET total_credits_consumed = 25 WHERE id = '30000000-0000-4000-8000-0000000000f1';
+-- A session started by 0.1.0's start_session, charged by 0.1.0's
+-- deduct_credits: C, served by the current module on 0.1.0's pots.
+SELECT (agentmarket.start_session('30000000-0000-4000-8000-0000000000d1')).id IS NOT NULL AS started;
 SELECT agentmarket.add_message(s.id, 'user', 'hello', NULL, 3) IS NOT NULL AS said FROM sessions s;
 SELECT agentmarket.add_message(s.id, 'tool', 'result', '{"name": "web", "input": {"q": "x"}}', 5) IS NOT NULL AS said FROM sessions s;
 SELECT (agentmarket.end_session(s.id, 60, 100, 200, 0.012345)).ended_at IS NOT NULL AS ended FROM sessions s;

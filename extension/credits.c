@@ -313,6 +313,33 @@ credit_raise_no_balance(const DeductArgs *args)
 	credit_raise_insufficient(0, args->amount);
 }
 
+/*
+ * Lock the user's balance row with plan (its first columns: subscription,
+ * top-up, held) and check the amount is available: held credits are promised
+ * to holds.  The row stays the current SPI result for the caller.
+ */
+static CreditState
+credit_lock_balance(SPIPlanPtr plan, const DeductArgs *args)
+{
+	CreditState state;
+	int64		available;
+	int			rc = SPI_execute_plan(plan, (Datum *) &args->user_id, NULL, false, 1);
+
+	if (rc != SPI_OK_SELECT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("balance lookup failed: %s", SPI_result_code_string(rc))));
+	if (SPI_processed == 0)
+		credit_raise_no_balance(args);
+	state.subscription = credit_int_column(0, 1);
+	state.topup = credit_int_column(0, 2);
+	state.held = credit_int_column(0, 3);
+	available = (int64) state.subscription + state.topup - state.held;
+	if (available < args->amount)
+		credit_raise_insufficient(available, args->amount);
+	return state;
+}
+
 /* The deduction itself: lock, decide, write.  Connected to SPI. */
 static CreditState
 credit_deduct(const DeductArgs *args)
@@ -323,7 +350,6 @@ credit_deduct(const DeductArgs *args)
 	CreditState state;
 	int32		from_subscription;
 	int32		from_topup;
-	int64		available;
 	bool		applied = false;
 	int			rc;
 
@@ -353,22 +379,7 @@ credit_deduct(const DeductArgs *args)
 	}
 	nulls[2] = nulls[3] = ' ';
 
-	rc = SPI_execute_plan(lock_plan, (Datum *) &args->user_id, NULL, false, 1);
-	if (rc != SPI_OK_SELECT)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("balance lookup failed: %s", SPI_result_code_string(rc))));
-	if (SPI_processed == 0)
-		credit_raise_no_balance(args);
-	state.subscription = credit_int_column(0, 1);
-	state.topup = credit_int_column(0, 2);
-	state.held = credit_int_column(0, 3);
-
-	/* Held credits are promised to holds: not available here. */
-	available = (int64) state.subscription + state.topup - state.held;
-	if (available < args->amount)
-		credit_raise_insufficient(available, args->amount);
-
+	state = credit_lock_balance(lock_plan, args);
 	from_subscription = Min(state.subscription, args->amount);
 	from_topup = args->amount - from_subscription;
 
@@ -501,24 +512,11 @@ credit_deduct_pots(const DeductArgs *args)
 	CreditState state;
 	int32		from_subscription;
 	int32		from_topup;
-	int64		available;
 	int			rc;
 
 	if (!args->session_isnull)
 		credit_check_session(args);
-	rc = SPI_execute_plan(pots_lock_plan, (Datum *) &args->user_id, NULL, false, 1);
-	if (rc != SPI_OK_SELECT)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("balance lookup failed: %s", SPI_result_code_string(rc))));
-	if (SPI_processed == 0)
-		credit_raise_no_balance(args);
-	state.subscription = credit_int_column(0, 1);
-	state.topup = credit_int_column(0, 2);
-	state.held = credit_int_column(0, 3);
-	available = (int64) state.subscription + state.topup - state.held;
-	if (available < args->amount)
-		credit_raise_insufficient(available, args->amount);
+	state = credit_lock_balance(pots_lock_plan, args);
 	from_subscription = Min(state.subscription, args->amount);
 	from_topup = args->amount - from_subscription;
 

@@ -107,13 +107,6 @@ CREATE TRIGGER users_grant_free_trial AFTER INSERT ON agentmarket.users
 ------------------------------------------------------------------------------
 -- deduct_credits (C, credits.c)
 ------------------------------------------------------------------------------
--- Its one-statement form hands the value it took from the head lot from the
--- balance row's update to the ledger row's insert through this column
--- (UPDATE ... RETURNING sees only the new row).  No CHECK: see lots.sql.
-ALTER TABLE agentmarket.credit_balances ADD COLUMN head_taken_units BIGINT;
-COMMENT ON COLUMN agentmarket.credit_balances.head_taken_units IS
-    'The value (1e-4 USD) the last deduct_credits took from the head lot; only meaningful inside that statement.';
-
 CREATE FUNCTION agentmarket.deduct_credits(
     user_id uuid, amount integer, session_id uuid DEFAULT NULL,
     idempotency_key text DEFAULT NULL, description text DEFAULT NULL)

@@ -63,7 +63,6 @@ typedef struct DeductArgs
 } DeductArgs;
 
 /* Saved plans, prepared once per backend. */
-static SPIPlanPtr fast_plan = NULL;
 static SPIPlanPtr lock_plan = NULL;
 static SPIPlanPtr user_plan = NULL;
 static SPIPlanPtr session_plan = NULL;
@@ -93,19 +92,6 @@ credit_prepare(const char *sql, int nargs, Oid *argtypes)
 	return plan;
 }
 
-/*
- * The value (1e-4 USD) of $2 of the head lot's credits, as SQL over the
- * balance row b: pro rata, rounded down; all that is left when $2 empties
- * it.  In int8 while the product cannot overflow (value below 2^32 units,
- * amount below 2^31), else in numeric.
- */
-#define CREDIT_HEAD_SHARE \
-	"(CASE WHEN b.head_remaining OPERATOR(pg_catalog.=) $2 THEN b.head_value_units" \
-	"      WHEN b.head_value_units OPERATOR(pg_catalog.<=) 4294967295" \
-	"      THEN b.head_value_units OPERATOR(pg_catalog.*) $2 OPERATOR(pg_catalog./) b.head_remaining" \
-	"      ELSE pg_catalog.div(b.head_value_units::pg_catalog.numeric OPERATOR(pg_catalog.*) $2," \
-	"                          b.head_remaining::pg_catalog.numeric)::pg_catalog.int8 END)"
-
 /* The user and session lookups, the same on every schema (first call in a backend). */
 static void
 credit_prepare_lookups(void)
@@ -130,7 +116,6 @@ credit_prepare_plans(void)
 	Oid			uuid_arg[1] = {UUIDOID};
 	Oid			apply_args[8] = {UUIDOID, INT4OID, INT4OID, TEXTOID, UUIDOID, INT4OID, INT8OID, INT8OID};
 	Oid			take_args[4] = {UUIDOID, INT4OID, TEXTOID, UUIDOID};
-	Oid			fast_args[4] = {UUIDOID, INT4OID, TEXTOID, UUIDOID};
 
 	if (lock_plan != NULL)
 		return;
@@ -163,47 +148,6 @@ credit_prepare_plans(void)
 	take_plan = credit_prepare(
 		"SELECT agentmarket_private.credit_lot_take($1, $2, 0, $3, $4)",
 		4, take_args);
-	/*
-	 * The whole deduction in one statement, as the floor of bench/ledger
-	 * is: when the head lot covers the amount from its own pot and the
-	 * credits are available, update the balance row (it locks itself, and
-	 * under contention the conditions and values are evaluated again on the
-	 * newest version) and append the ledger row.  The value taken is the
-	 * head's pro rata share, rounded down to 1e-4 USD, the last credit
-	 * taking the rest; head_taken_units hands it from the update to the
-	 * insert (UPDATE ... RETURNING sees only the new row).  No row: the
-	 * step-by-step path below decides (and raises what there is to raise).
-	 */
-	fast_plan = credit_prepare(
-		"WITH balance AS ("
-		"  UPDATE agentmarket.credit_balances b"
-		"     SET subscription_credits = b.subscription_credits OPERATOR(pg_catalog.-)"
-		"             (CASE WHEN b.head_subscription THEN $2 ELSE 0 END),"
-		"         topup_credits = b.topup_credits OPERATOR(pg_catalog.-)"
-		"             (CASE WHEN b.head_subscription THEN 0 ELSE $2 END),"
-		"         head_remaining = b.head_remaining OPERATOR(pg_catalog.-) $2,"
-		"         head_value_units = b.head_value_units OPERATOR(pg_catalog.-) " CREDIT_HEAD_SHARE ","
-		"         head_taken_units = " CREDIT_HEAD_SHARE
-		"   WHERE b.user_id OPERATOR(pg_catalog.=) $1"
-		"     AND b.head_remaining OPERATOR(pg_catalog.>=) $2"
-		"     AND b.subscription_credits::pg_catalog.int8 OPERATOR(pg_catalog.+) b.topup_credits"
-		"         OPERATOR(pg_catalog.-) b.held_credits OPERATOR(pg_catalog.>=) $2"
-		"     AND CASE WHEN b.head_subscription THEN b.subscription_credits OPERATOR(pg_catalog.>=) $2"
-		"              ELSE b.subscription_credits OPERATOR(pg_catalog.=) 0 END"
-		"  RETURNING b.subscription_credits, b.topup_credits, b.held_credits,"
-		"            b.head_lot_id, b.head_subscription, b.head_taken_units),"
-		" ledger AS ("
-		"  INSERT INTO agentmarket.credit_transactions"
-		"    (user_id, type, amount, credit_type, description, session_id, lot_id, value_usd)"
-		"  SELECT $1, 'session_deduct', OPERATOR(pg_catalog.-) $2,"
-		"         CASE WHEN balance.head_subscription THEN 'subscription' ELSE 'topup' END,"
-		"         $3, $4, balance.head_lot_id,"
-		"         balance.head_taken_units OPERATOR(pg_catalog./) -10000::pg_catalog.numeric"
-		"    FROM balance"
-		"  RETURNING 1)"
-		" SELECT balance.subscription_credits, balance.topup_credits, balance.held_credits"
-		"   FROM balance, ledger",
-		4, fast_args);
 	/* Last: the others are ready once this is set. */
 	lock_plan = credit_prepare(
 		"SELECT subscription_credits, topup_credits, held_credits,"
@@ -355,29 +299,6 @@ credit_deduct(const DeductArgs *args)
 
 	if (!args->session_isnull)
 		credit_check_session(args);
-
-	/* One statement when the head lot covers it (nearly always). */
-	values[0] = args->user_id;
-	values[1] = Int32GetDatum(args->amount);
-	values[2] = args->description;
-	values[3] = args->session_id;
-	if (args->description_isnull)
-		nulls[2] = 'n';
-	if (args->session_isnull)
-		nulls[3] = 'n';
-	rc = SPI_execute_plan(fast_plan, values, nulls, false, 0);
-	if (rc != SPI_OK_SELECT)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("deduction failed: %s", SPI_result_code_string(rc))));
-	if (SPI_processed == 1)
-	{
-		state.subscription = credit_int_column(0, 1);
-		state.topup = credit_int_column(0, 2);
-		state.held = credit_int_column(0, 3);
-		return state;
-	}
-	nulls[2] = nulls[3] = ' ';
 
 	state = credit_lock_balance(lock_plan, args);
 	from_subscription = Min(state.subscription, args->amount);

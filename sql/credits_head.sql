@@ -1,6 +1,6 @@
 -- credits_head: deduct_credits takes the same value from a lot whichever way
--- it goes: the one-statement form (the head lot covers the amount; in int8,
--- or in numeric for a lot worth 2^32 units of 1e-4 USD or more), the
+-- it goes: from the head lot (it covers the amount; in int128 arithmetic,
+-- also for a lot worth 2^32 units of 1e-4 USD or more), the
 -- step-by-step form after loading the head, and the lot-by-lot form.  Pro
 -- rata, rounded down to 1e-4 USD; the credit that empties a lot takes what is
 -- left.  The head lot rides on the balance row; the books stay exact.
@@ -27,7 +27,7 @@ SELECT is((SELECT string_agg(-value_usd || '', ' ' ORDER BY value_usd DESC) FROM
 SELECT count(deduct_credits(:u, 7)) FROM generate_series(1, 3) \g /dev/null
 SELECT is((SELECT array_agg(-value_usd ORDER BY value_usd) FROM credit_transactions
             WHERE user_id = :u AND type = 'session_deduct' AND amount = -7), ARRAY[2.3333, 2.3333, 2.3333]::numeric[],
-          'lot by lot, after loading the head, and in one statement: 7 credits of the 333.3333 lot are worth 2.3333 each time');
+          'lot by lot, after loading the head, and from the loaded head: 7 credits of the 333.3333 lot are worth 2.3333 each time');
 SELECT is((SELECT remaining || ' ' || remaining_value_usd FROM agentmarket_private.credit_lots_now
             WHERE user_id = :u AND credits = 1000), '979 326.3334', 'the lot keeps the rest of its credits and value');
 SELECT is((SELECT l.remaining || ' ' || n.is_head FROM agentmarket_private.credit_lots l

@@ -76,9 +76,14 @@ am_keep_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes)
 		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
 
 		if (plan == NULL)
-			elog(ERROR, "search_prepare: SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not prepare a search statement: %s",
+							SPI_result_code_string(SPI_result))));
 		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "search_prepare: SPI_keepplan failed");
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not keep a search statement")));
 		*slot = plan;
 	}
 	return *slot;
@@ -94,7 +99,9 @@ am_run_text(SPIPlanPtr plan, const char *arg)
 	values[0] = CStringGetTextDatum(arg);
 	rc = SPI_execute_plan(plan, values, NULL, true, 0);
 	if (rc != SPI_OK_SELECT)
-		elog(ERROR, "search_prepare: lookup failed: %s", SPI_result_code_string(rc));
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("search estimate lookup failed: %s", SPI_result_code_string(rc))));
 }
 
 /* An int8 column of the current SPI row (NULL as 0). */
@@ -333,7 +340,9 @@ search_prepare(PG_FUNCTION_ARGS)
 	terms = palloc0(sizeof(AmPrepTerm *) * nwords);
 	nterms = palloc0(sizeof(int) * nwords);
 	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "search_prepare: SPI_connect failed");
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not connect to SPI")));
 	am_keep_plan(&am_plan_corpus, "SELECT c.published::bigint FROM agentmarket_private.search_corpus c", 0, NULL);
 	am_keep_plan(&am_plan_exact,
 				 "SELECT v.ndoc::bigint, v.n_a::bigint, v.n_b::bigint, v.n_c::bigint"

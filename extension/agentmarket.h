@@ -8,6 +8,8 @@
 
 #include "postgres.h"
 
+#include "access/tupdesc.h"
+
 /* SQLSTATEs of shared/DESIGN.md that PostgreSQL has no name for. */
 #define AM_ERRCODE_INSUFFICIENT_CREDITS	MAKE_SQLSTATE('P','T','4','0','2')
 #define AM_ERRCODE_BAD_SIGNATURE		MAKE_SQLSTATE('P','T','4','0','1')
@@ -32,5 +34,11 @@ extern void am_search_scoring(AmScoring *scoring);
 
 /* search.c: the lexemes of a tsquery outside any NOT (search_prepare.c uses it). */
 extern Datum search_positive_lexemes(PG_FUNCTION_ARGS);
+
+/* search.c: a row's page cursor ("sort|key|key2|id", base64url). */
+extern text *am_search_cursor(const char *sort, const char *key, const char *key2, Datum id);
+
+/* search_prepare.c: the search_plan of a query (NULL: none), as a row of tupdesc. */
+extern Datum am_search_prepare(text *query, TupleDesc tupdesc);
 
 #endif							/* AGENTMARKET_H */

@@ -563,9 +563,63 @@ am_append_text_arg(StringInfo out, FunctionCallInfo fcinfo, int arg)
 	}
 }
 
+/* base64url (no padding) of len bytes, as a text. */
+static text *
+am_base64url(const char *data, int len)
+{
+	static const char alphabet[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	StringInfoData out;
+	const unsigned char *bytes = (const unsigned char *) data;
+	int			i;
+
+	initStringInfo(&out);
+	for (i = 0; i + 2 < len; i += 3)
+	{
+		uint32		v = (bytes[i] << 16) | (bytes[i + 1] << 8) | bytes[i + 2];
+
+		appendStringInfoChar(&out, alphabet[(v >> 18) & 63]);
+		appendStringInfoChar(&out, alphabet[(v >> 12) & 63]);
+		appendStringInfoChar(&out, alphabet[(v >> 6) & 63]);
+		appendStringInfoChar(&out, alphabet[v & 63]);
+	}
+	if (len - i == 1)
+	{
+		uint32		v = bytes[i] << 16;
+
+		appendStringInfoChar(&out, alphabet[(v >> 18) & 63]);
+		appendStringInfoChar(&out, alphabet[(v >> 12) & 63]);
+	}
+	else if (len - i == 2)
+	{
+		uint32		v = (bytes[i] << 16) | (bytes[i + 1] << 8);
+
+		appendStringInfoChar(&out, alphabet[(v >> 18) & 63]);
+		appendStringInfoChar(&out, alphabet[(v >> 12) & 63]);
+		appendStringInfoChar(&out, alphabet[(v >> 6) & 63]);
+	}
+	return cstring_to_text_with_len(out.data, out.len);
+}
+
+/*
+ * The page cursor of a row for C callers (search_agents.c): what
+ * search_cursor(sort, key, key2, id) returns; a NULL key is empty.
+ */
+text *
+am_search_cursor(const char *sort, const char *key, const char *key2, Datum id)
+{
+	StringInfoData raw;
+
+	initStringInfo(&raw);
+	appendStringInfo(&raw, "%s|%s|%s|%s", sort, key ? key : "", key2 ? key2 : "",
+					 DatumGetCString(DirectFunctionCall1(uuid_out, id)));
+	return am_base64url(raw.data, raw.len);
+}
+
 /*
  * search_cursor: the opaque page cursor of a row, base64url (no padding) of
- * "sort|key|key2|id"; a NULL key is empty.  search_cursor_parts decodes it.
+ * "sort|key|key2|id"; a NULL key is empty.  search_agents decodes it
+ * (search_agents.c; search_cursor_parts in SQL).
  * (In C: it is computed for every row returned, and the SQL version's
  * convert_to is not immutable, so it never inlined.)
  */
@@ -573,12 +627,7 @@ am_append_text_arg(StringInfo out, FunctionCallInfo fcinfo, int arg)
 Datum
 search_cursor(PG_FUNCTION_ARGS)
 {
-	static const char alphabet[] =
-		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 	StringInfoData raw;
-	StringInfoData out;
-	const unsigned char *bytes;
-	int			i;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(3))
 		PG_RETURN_NULL();
@@ -590,32 +639,5 @@ search_cursor(PG_FUNCTION_ARGS)
 	am_append_text_arg(&raw, fcinfo, 2);
 	appendStringInfoChar(&raw, '|');
 	appendStringInfoString(&raw, DatumGetCString(DirectFunctionCall1(uuid_out, PG_GETARG_DATUM(3))));
-
-	initStringInfo(&out);
-	bytes = (const unsigned char *) raw.data;
-	for (i = 0; i + 2 < raw.len; i += 3)
-	{
-		uint32		v = (bytes[i] << 16) | (bytes[i + 1] << 8) | bytes[i + 2];
-
-		appendStringInfoChar(&out, alphabet[(v >> 18) & 63]);
-		appendStringInfoChar(&out, alphabet[(v >> 12) & 63]);
-		appendStringInfoChar(&out, alphabet[(v >> 6) & 63]);
-		appendStringInfoChar(&out, alphabet[v & 63]);
-	}
-	if (raw.len - i == 1)
-	{
-		uint32		v = bytes[i] << 16;
-
-		appendStringInfoChar(&out, alphabet[(v >> 18) & 63]);
-		appendStringInfoChar(&out, alphabet[(v >> 12) & 63]);
-	}
-	else if (raw.len - i == 2)
-	{
-		uint32		v = (bytes[i] << 16) | (bytes[i + 1] << 8);
-
-		appendStringInfoChar(&out, alphabet[(v >> 18) & 63]);
-		appendStringInfoChar(&out, alphabet[(v >> 12) & 63]);
-		appendStringInfoChar(&out, alphabet[(v >> 6) & 63]);
-	}
-	PG_RETURN_TEXT_P(cstring_to_text_with_len(out.data, out.len));
+	PG_RETURN_TEXT_P(am_base64url(raw.data, raw.len));
 }

@@ -73,7 +73,8 @@ am_keep_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes)
 {
 	if (*slot == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+		/* generic: a custom plan per call would cost more than the lookup */
+		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
 
 		if (plan == NULL)
 			ereport(ERROR,
@@ -102,6 +103,16 @@ am_run_text(SPIPlanPtr plan, const char *arg)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("search estimate lookup failed: %s", SPI_result_code_string(rc))));
+}
+
+/* An int8 column of a row of SPI rows (NULL as 0). */
+static int64
+am_rows_int(SPITupleTable *rows, int row, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(rows->vals[row], rows->tupdesc, col, &isnull);
+
+	return isnull ? 0 : DatumGetInt64(d);
 }
 
 /* An int8 column of the current SPI row (NULL as 0). */
@@ -177,7 +188,10 @@ am_first_lexeme(text *t)
 	return pnstrdup(STRPTR(v) + e->pos, e->len);
 }
 
-/* Reads a word's vocabulary counts and bounds into a term (in SPI). */
+/*
+ * Completes a term whose own counts are read: the counts of its completions
+ * when it is a prefix (in SPI), and its bounds.
+ */
 static void
 am_term_stats(AmPrepTerm *t, const AmScoring *w)
 {
@@ -189,14 +203,6 @@ am_term_stats(AmPrepTerm *t, const AmScoring *w)
 				e_head,
 				e_body;
 
-	am_run_text(am_plan_exact, t->lexeme);
-	if (SPI_processed > 0)
-	{
-		t->ndoc = am_col_int(0, 1);
-		t->n_a = am_col_int(0, 2);
-		t->n_b = am_col_int(0, 3);
-		t->n_c = am_col_int(0, 4);
-	}
 	if (t->prefix)
 	{
 		am_run_text(am_plan_completions, t->lexeme);
@@ -217,6 +223,16 @@ am_term_stats(AmPrepTerm *t, const AmScoring *w)
 	t->n_a += x_a;
 	t->n_b += x_b;
 	t->n_c += x_c;
+}
+
+/* Reads the counts of a row (lexeme, ndoc, n_a, n_b, n_c) into a term. */
+static void
+am_term_counts(AmPrepTerm *t, SPITupleTable *rows, int row)
+{
+	t->ndoc = am_rows_int(rows, row, 2);
+	t->n_a = am_rows_int(rows, row, 3);
+	t->n_b = am_rows_int(rows, row, 4);
+	t->n_c = am_rows_int(rows, row, 5);
 }
 
 /* Builds a one-dimensional array of int8, float8, text or bool Datums. */
@@ -246,9 +262,24 @@ Datum
 search_prepare(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("search_prepare must return a row")));
+	PG_RETURN_DATUM(am_search_prepare(PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0),
+									  BlessTupleDesc(tupdesc)));
+}
+
+/*
+ * The body of search_prepare, for C callers too (search_agents.c): the plan
+ * of a query (NULL: no query) as a search_plan row of this descriptor.
+ */
+Datum
+am_search_prepare(text *query, TupleDesc tupdesc)
+{
 	Datum		values[19];
 	bool		nulls[19];
-	text	   *query;
 	const char *qdata;
 	int			qbytes;
 	int			i,
@@ -265,28 +296,25 @@ search_prepare(PG_FUNCTION_ARGS)
 	AmPrepTerm **terms;
 	int		   *nterms;
 	int64		published = 0;
+	SPITupleTable *exact_rows = NULL;
+	uint64		nexact = 0;
 	char	   *qtext;
 	bool		any_word;
 	Oid			text_arg[1] = {TEXTOID};
+	Oid			text_array_arg[1] = {TEXTARRAYOID};
 
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("search_prepare must return a row")));
-	tupdesc = BlessTupleDesc(tupdesc);
 	memset(nulls, true, sizeof(nulls));
 	nulls[5] = false;
 	values[5] = Int32GetDatum(0);
 
-	if (PG_ARGISNULL(0))
-		PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
-	query = PG_GETARG_TEXT_PP(0);
+	if (query == NULL)
+		return HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
 	qdata = VARDATA_ANY(query);
 	qbytes = VARSIZE_ANY_EXHDR(query);
 	for (i = 0; i < qbytes && qdata[i] == ' '; i++)
 		;
 	if (i == qbytes)
-		PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+		return HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
 	if (pg_mbstrlen_with_len(qdata, qbytes) > AM_QUERY_MAX_CHARS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -304,13 +332,13 @@ search_prepare(PG_FUNCTION_ARGS)
 	q0 = DatumGetTSQuery(DirectFunctionCall2(websearch_to_tsquery_byid, ObjectIdGetDatum(am_english_oid),
 											 PointerGetDatum(query)));
 	if (q0->size == 0)			/* only stop words */
-		PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+		return HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
 	values[0] = PointerGetDatum(q0);
 	nulls[0] = false;
 	positives = DatumGetArrayTypeP(DirectFunctionCall1(search_positive_lexemes, PointerGetDatum(q0)));
 	deconstruct_array(positives, TEXTOID, -1, false, TYPALIGN_INT, &words, &word_nulls, &nwords);
 	if (nwords == 0)			/* only exclusions: a filter without a text score */
-		PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+		return HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
 	if (nwords > AM_QUERY_MAX_WORDS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -344,10 +372,12 @@ search_prepare(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not connect to SPI")));
 	am_keep_plan(&am_plan_corpus, "SELECT c.published::bigint FROM agentmarket_private.search_corpus c", 0, NULL);
+	/* the words typed, all at once */
 	am_keep_plan(&am_plan_exact,
-				 "SELECT v.ndoc::bigint, v.n_a::bigint, v.n_b::bigint, v.n_c::bigint"
-				 "  FROM agentmarket_private.search_vocabulary v WHERE v.lexeme OPERATOR(pg_catalog.=) ($1 COLLATE \"C\")",
-				 1, text_arg);
+				 "SELECT v.lexeme::text, v.ndoc::bigint, v.n_a::bigint, v.n_b::bigint, v.n_c::bigint"
+				 "  FROM agentmarket_private.search_vocabulary v"
+				 " WHERE v.lexeme OPERATOR(pg_catalog.=) ANY ($1 COLLATE \"C\")",
+				 1, text_array_arg);
 	am_keep_plan(&am_plan_completions,
 				 "SELECT pg_catalog.sum(v.ndoc)::bigint, pg_catalog.sum(v.n_a)::bigint,"
 				 "       pg_catalog.sum(v.n_b)::bigint, pg_catalog.sum(v.n_c)::bigint"
@@ -357,16 +387,28 @@ search_prepare(PG_FUNCTION_ARGS)
 				 1, text_arg);
 	/* candidates share a deletion key; the C check keeps those one edit away */
 	am_keep_plan(&am_plan_typos,
-				 "SELECT t.lexeme::text FROM agentmarket_private.search_typo_index t"
+				 "SELECT t.lexeme::text, v.ndoc::bigint, v.n_a::bigint, v.n_b::bigint, v.n_c::bigint"
+				 "  FROM agentmarket_private.search_typo_index t"
 				 "  JOIN agentmarket_private.search_vocabulary v ON v.lexeme OPERATOR(pg_catalog.=) t.lexeme"
 				 " WHERE t.key OPERATOR(pg_catalog.=) ANY (agentmarket_private.search_typo_keys($1))"
 				 "   AND t.lexeme OPERATOR(pg_catalog.<>) ($1 COLLATE \"C\") AND v.ndoc OPERATOR(pg_catalog.>) 0"
 				 "   AND agentmarket_private.search_is_one_typo($1, t.lexeme)"
-				 " GROUP BY t.lexeme, v.ndoc ORDER BY v.ndoc DESC, t.lexeme LIMIT 8",
+				 " GROUP BY t.lexeme, v.ndoc, v.n_a, v.n_b, v.n_c ORDER BY v.ndoc DESC, t.lexeme LIMIT 8",
 				 1, text_arg);
 
 	if (SPI_execute_plan(am_plan_corpus, NULL, NULL, true, 1) == SPI_OK_SELECT && SPI_processed > 0)
 		published = am_col_int(0, 1);
+	{
+		Datum		arg[1];
+
+		arg[0] = PointerGetDatum(construct_array(words, nwords, TEXTOID, -1, false, TYPALIGN_INT));
+		if (SPI_execute_plan(am_plan_exact, arg, NULL, true, 0) != SPI_OK_SELECT)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("search estimate lookup failed")));
+		exact_rows = SPI_tuptable;
+		nexact = SPI_processed;
+	}
 	for (g = 0; g < nwords; g++)
 	{
 		char	   *word;
@@ -396,7 +438,12 @@ search_prepare(PG_FUNCTION_ARGS)
 			terms[g][1 + k].kind = 1;
 			terms[g][1 + k].factor = w.typo_factor;
 			terms[g][1 + k].prefix = false;
+			am_term_counts(&terms[g][1 + k], SPI_tuptable, k);
 		}
+		/* the word's own counts, from the lookup of all words */
+		for (k = 0; k < (int) nexact; k++)
+			if (strcmp(SPI_getvalue(exact_rows->vals[k], exact_rows->tupdesc, 1), word) == 0)
+				am_term_counts(&terms[g][0], exact_rows, k);
 		nterms[g] = 1 + ncand;
 		for (k = 0; k < nterms[g]; k++)
 			am_term_stats(&terms[g][k], &w);
@@ -523,5 +570,5 @@ search_prepare(PG_FUNCTION_ARGS)
 		values[17] = am_array(group_head_bound, nwords, FLOAT8OID);
 		values[18] = am_array(group_body_bound, nwords, FLOAT8OID);
 	}
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+	return HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls));
 }

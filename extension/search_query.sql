@@ -1,10 +1,9 @@
--- search_query.sql: the search functions clients call, search_agents and
--- agent_facets, with their cursors, the filter predicate, and the steps of
--- search_agents: search_request (arguments, cursor, plan, estimates) and
--- search_sorted (a page sorted by a column).  The relevance walk and
--- exhaustive scoring are in search_relevance.sql; the listing's search
--- columns, the vocabulary and query planning (search_prepare) in search.sql;
--- the scoring functions in search.c.
+-- search_query.sql: the search functions clients call, search_agents (its
+-- driver in C: search_agents.c) and agent_facets, with their cursors, the
+-- filter predicate and the request search_walk reads.  The relevance walk is
+-- in search_relevance.sql; the listing's search columns, the vocabulary and
+-- query planning (search_prepare) in search.sql; the scoring functions in
+-- search.c.
 --
 -- search_agents picks a strategy per query from estimates (posting-list
 -- sizes in the vocabulary, filter counts), before reading any listing:
@@ -152,8 +151,8 @@ COMMENT ON FUNCTION agentmarket_private.search_check_filters(text[], text[], tex
     'Validates search filters (22023 on an unknown relay, model or pricing model, or a category over 1000 bytes); empty arrays mean no filter.';
 
 -- A search's arguments, checked and decoded, with its plan and the
--- estimates the strategies are chosen from: what each step of search_agents
--- reads.
+-- estimates the strategies are chosen from: what search_walk reads
+-- (search_agents.c builds it).
 CREATE TYPE agentmarket_private.search_request AS (
   category text,                  -- filters (NULL: none; empty arrays become NULL)
   tags text[],
@@ -178,286 +177,26 @@ CREATE TYPE agentmarket_private.search_request AS (
 COMMENT ON TYPE agentmarket_private.search_request IS
     'A search_agents call checked and decoded: filters, sort, page, cursor, the search plan and the estimates its strategy is chosen from.';
 
--- Step 1 of search_agents: checks the arguments (22023), decodes the
--- cursor, prepares the query and estimates, before any listing is read.
-CREATE FUNCTION agentmarket_private.search_request(
-    p_query text, p_category text, p_tags text[], p_relays text[], p_models text[], p_pricing_model text,
-    p_sort text, p_page_size integer, page_after text)
-RETURNS agentmarket_private.search_request
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, agentmarket, agentmarket_private, pg_temp
-AS $$
-DECLARE
-    f_category text := p_category;
-    f_tags text[] := p_tags;
-    f_relays text[] := p_relays;
-    f_models text[] := p_models;
-    f_pricing text := p_pricing_model;
-    f_sort text := p_sort;
-    k integer := p_page_size;
-    p agentmarket_private.search_plan;
-    c text[];
-    c_f double precision;
-    c_n numeric;
-    c_i bigint;
-    c_id uuid;
-    c_t timestamptz;
-    -- Matches up to which scoring them all beats any walk (a tuning knob;
-    -- every strategy returns the same rows).
-    exhaustive_setting text := pg_catalog.current_setting('agentmarket.search_exhaustive_limit', true);
-    exhaustive_limit double precision := CASE WHEN exhaustive_setting OPERATOR(pg_catalog.~) '^[0-9]{1,7}$'
-                                              THEN exhaustive_setting::integer ELSE 2000 END;
-    joint double precision;
-    fsel double precision;
-    published double precision;
-    filter_text text;
-    gin_query tsquery;
-    expected double precision;
-BEGIN
-    IF k IS NULL OR k OPERATOR(pg_catalog.<) 1 OR k OPERATOR(pg_catalog.>) 100 THEN
-        RAISE EXCEPTION 'page_size must be between 1 and 100' USING ERRCODE = '22023';
-    END IF;
-    IF f_sort IS NULL OR f_sort NOT IN ('relevance', 'rating', 'popular', 'newest') THEN
-        RAISE EXCEPTION 'unknown sort "%"', f_sort USING ERRCODE = '22023',
-            HINT = 'Sort by relevance, rating, popular or newest.';
-    END IF;
-    SELECT x.p_tags, x.p_relays, x.p_models INTO f_tags, f_relays, f_models
-      FROM search_check_filters(f_tags, f_relays, f_models, f_pricing, f_category) x;
-    IF page_after IS NOT NULL THEN
-        c := search_cursor_parts(page_after, f_sort);
-        BEGIN
-            c_id := c[4]::uuid;
-            CASE f_sort
-                WHEN 'relevance' THEN c_f := c[2]::double precision;
-                WHEN 'rating' THEN c_n := c[2]::numeric; c_i := c[3]::bigint;
-                ELSE c_i := c[2]::bigint;
-            END CASE;
-            -- Reviews and hires are integers: a key beyond them is no cursor
-            -- of ours (and must not fail later with another SQLSTATE).
-            IF f_sort IN ('rating', 'popular') THEN
-                c_i := c_i::integer;
-            END IF;
-            c_t := 'epoch'::timestamptz OPERATOR(pg_catalog.+) (c_i::double precision OPERATOR(pg_catalog.*) '1 microsecond'::interval);
-        EXCEPTION WHEN OTHERS THEN
-            RAISE EXCEPTION 'invalid page cursor' USING ERRCODE = '22023',
-                DETAIL = 'page_after must be the cursor of a row returned by search_agents.';
-        END;
-    END IF;
-    p := search_prepare(p_query);
-
-    -- Estimates from the vocabulary, before any listing is read.  joint: the
-    -- matches if the words were independent (at most p.estimate, the rarest
-    -- word's postings).  The filters are lexemes of the document too (see
-    -- search_filter_tokens): gin_query intersects them with the words in one
-    -- GIN scan, and their counts give fsel, the share of listings they keep
-    -- (tags: a guess of 10%).  expected: the matches that pass the filters.
-    published := p.published;
-    IF published IS NULL THEN
-        SELECT c.published INTO published FROM search_corpus c;
-    END IF;
-    published := GREATEST(published, 1);
-    joint := p.estimate;
-    IF p.ngroups OPERATOR(pg_catalog.>) 1 AND NOT p.any_word THEN
-        SELECT LEAST(p.estimate, published OPERATOR(pg_catalog.*) pg_catalog.exp(pg_catalog.sum(pg_catalog.ln(
-                   GREATEST(d, 1)::double precision OPERATOR(pg_catalog./) published))))
-          INTO joint FROM pg_catalog.unnest(p.group_docs) d;
-    END IF;
-    fsel := 1;
-    IF f_category IS NOT NULL OR f_pricing IS NOT NULL OR f_relays IS NOT NULL OR f_models IS NOT NULL THEN
-        SELECT pg_catalog.string_agg('(' OPERATOR(pg_catalog.||) g.alternatives OPERATOR(pg_catalog.||) ')', ' & '),
-               COALESCE(pg_catalog.exp(pg_catalog.sum(pg_catalog.ln(GREATEST(LEAST(g.n OPERATOR(pg_catalog./) published, 1), 1e-9)))), 1)
-          INTO filter_text, fsel
-          FROM (SELECT x.grp, pg_catalog.string_agg(search_quote(x.token), ' | ') AS alternatives,
-                       pg_catalog.sum(COALESCE(v.ndoc, 0))::double precision AS n
-                  FROM (SELECT 1 AS grp, ' category ' OPERATOR(pg_catalog.||) f_category AS token WHERE f_category IS NOT NULL
-                        UNION ALL SELECT 2, ' pricing ' OPERATOR(pg_catalog.||) f_pricing WHERE f_pricing IS NOT NULL
-                        UNION ALL SELECT 3, ' relay ' OPERATOR(pg_catalog.||) fr.v FROM pg_catalog.unnest(f_relays) fr(v)
-                        UNION ALL SELECT 4, ' model ' OPERATOR(pg_catalog.||) fm.v FROM pg_catalog.unnest(f_models) fm(v)) x
-                  LEFT JOIN search_vocabulary v ON v.lexeme OPERATOR(pg_catalog.=) (x.token COLLATE "C")
-                 GROUP BY x.grp) g;
-    END IF;
-    IF f_tags IS NOT NULL THEN
-        fsel := fsel OPERATOR(pg_catalog.*) 0.1;
-    END IF;
-    gin_query := CASE WHEN filter_text IS NULL THEN p.query
-                      WHEN p.query IS NULL THEN filter_text::tsquery
-                      ELSE p.query OPERATOR(pg_catalog.&&) filter_text::tsquery END;
-    expected := CASE WHEN p.query IS NULL THEN published ELSE joint END OPERATOR(pg_catalog.*) fsel;
-    RETURN ROW(f_category, f_tags, f_relays, f_models, f_pricing, f_sort, k, c_f, c_n, c_i, c_t, c_id,
-               p, published, joint, fsel, gin_query, expected, exhaustive_limit)::agentmarket_private.search_request;
-END
-$$;
-COMMENT ON FUNCTION agentmarket_private.search_request(text, text, text[], text[], text[], text, text, integer, text) IS
-    'Checks and decodes search_agents arguments (22023 on bad ones), prepares the query and the estimates its strategy is chosen from.';
-
--- Step 2, sorted by a column (or no words): the ids of the page.
-CREATE FUNCTION agentmarket_private.search_sorted(r agentmarket_private.search_request)
-RETURNS uuid[]
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, agentmarket, agentmarket_private, pg_temp
--- Planned for this request's sort and filters: the ORDER BY and the filters
--- fold to the sort's index walk (a generic plan would sort every listing).
-SET plan_cache_mode = force_custom_plan
-AS $$
-DECLARE
-    p agentmarket_private.search_plan := r.plan;
-    k integer := r.page_size;
-    published double precision := r.published;
-    by_gin boolean;
-    cap integer;
-    n integer;
-    top_ids uuid[] := '{}';
-BEGIN
-    -- Sorted by a column, keyset after the cursor.  Few expected matches
-    -- (under L/3): they are found through GIN and sorted.  Otherwise the
-    -- sort's index is walked for a bounded number of listings, three
-    -- times as many as should hold a page of matches; when that does not
-    -- fill the page, GIN and sort after all.
-    by_gin := r.gin_query IS NOT NULL AND r.expected IS NOT NULL
-              AND r.expected OPERATOR(pg_catalog.<) (r.exhaustive_limit OPERATOR(pg_catalog./) 3);
-    IF NOT by_gin THEN
-        cap := CASE WHEN p.query IS NULL THEN k WHEN r.joint IS NULL THEN 4096
-                    ELSE LEAST(4096, pg_catalog.ceil(3 OPERATOR(pg_catalog.*) k OPERATOR(pg_catalog.*) published
-                                                     OPERATOR(pg_catalog./) GREATEST(r.joint, 1)))::integer END;
-        SELECT pg_catalog.count(*)::integer,
-               COALESCE((pg_catalog.array_agg(w.id ORDER BY
-                    CASE WHEN r.sort OPERATOR(pg_catalog.=) 'relevance' THEN w.search_static END DESC,
-                    CASE WHEN r.sort OPERATOR(pg_catalog.=) 'rating' THEN w.rating END DESC,
-                    CASE WHEN r.sort OPERATOR(pg_catalog.=) 'rating' THEN w.total_reviews END DESC,
-                    CASE WHEN r.sort OPERATOR(pg_catalog.=) 'popular' THEN w.total_hires END DESC,
-                    CASE WHEN r.sort OPERATOR(pg_catalog.=) 'newest' THEN w.published_at END DESC,
-                    w.id DESC) FILTER (WHERE w.hit))[1:k], '{}')
-          INTO n, top_ids
-          FROM (SELECT a.id, a.search_static, COALESCE(a.avg_rating, 0) AS rating, a.total_reviews,
-                       a.total_hires, a.published_at,
-                       (p.query IS NULL OR a.search_document OPERATOR(pg_catalog.@@) p.query) AS hit
-                  FROM agentmarket.agents a
-                 WHERE a.status OPERATOR(pg_catalog.=) 'published'
-                   AND search_filter_match(r.category, r.tags, r.relays, r.models, r.pricing_model,
-                                           a.category, a.tags, a.supported_relays, a.supported_models, a.pricing_model)
-                   AND (r.after_id IS NULL OR CASE r.sort
-                         WHEN 'relevance' THEN (a.search_static, a.id) OPERATOR(pg_catalog.<) (r.after_score, r.after_id)
-                         WHEN 'rating' THEN (COALESCE(a.avg_rating, 0), a.total_reviews, a.id) OPERATOR(pg_catalog.<) (r.after_rating, r.after_count::integer, r.after_id)
-                         WHEN 'popular' THEN (a.total_hires, a.id) OPERATOR(pg_catalog.<) (r.after_count::integer, r.after_id)
-                         ELSE (a.published_at, a.id) OPERATOR(pg_catalog.<) (r.after_time, r.after_id) END)
-                 ORDER BY CASE WHEN r.sort OPERATOR(pg_catalog.=) 'relevance' THEN a.search_static END DESC,
-                          CASE WHEN r.sort OPERATOR(pg_catalog.=) 'rating' THEN COALESCE(a.avg_rating, 0) END DESC,
-                          CASE WHEN r.sort OPERATOR(pg_catalog.=) 'rating' THEN a.total_reviews END DESC,
-                          CASE WHEN r.sort OPERATOR(pg_catalog.=) 'popular' THEN a.total_hires END DESC,
-                          CASE WHEN r.sort OPERATOR(pg_catalog.=) 'newest' THEN a.published_at END DESC,
-                          a.id DESC
-                 LIMIT cap) w;
-        by_gin := pg_catalog.cardinality(top_ids) OPERATOR(pg_catalog.<) k AND n OPERATOR(pg_catalog.=) cap
-                  AND p.query IS NOT NULL;
-    END IF;
-    IF by_gin THEN
-        -- Materialized: the planner cannot turn it back into an index walk.
-        WITH hits AS MATERIALIZED (
-            SELECT a.id, a.search_static, COALESCE(a.avg_rating, 0) AS rating, a.total_reviews,
-                   a.total_hires, a.published_at
-              FROM agentmarket.agents a
-             WHERE a.status OPERATOR(pg_catalog.=) 'published'
-               AND a.search_document OPERATOR(pg_catalog.@@) r.gin_query
-               AND search_filter_match(r.category, r.tags, r.relays, r.models, r.pricing_model,
-                                       a.category, a.tags, a.supported_relays, a.supported_models, a.pricing_model))
-        SELECT COALESCE(pg_catalog.array_agg(w.id ORDER BY w.o), '{}') INTO top_ids
-          FROM (SELECT w.id, pg_catalog.row_number() OVER (ORDER BY
-                    CASE WHEN r.sort OPERATOR(pg_catalog.=) 'relevance' THEN w.search_static END DESC,
-                    CASE WHEN r.sort OPERATOR(pg_catalog.=) 'rating' THEN w.rating END DESC,
-                    CASE WHEN r.sort OPERATOR(pg_catalog.=) 'rating' THEN w.total_reviews END DESC,
-                    CASE WHEN r.sort OPERATOR(pg_catalog.=) 'popular' THEN w.total_hires END DESC,
-                    CASE WHEN r.sort OPERATOR(pg_catalog.=) 'newest' THEN w.published_at END DESC,
-                    w.id DESC) AS o
-                  FROM hits w
-                 WHERE r.after_id IS NULL OR CASE r.sort
-                         WHEN 'relevance' THEN (w.search_static, w.id) OPERATOR(pg_catalog.<) (r.after_score, r.after_id)
-                         WHEN 'rating' THEN (w.rating, w.total_reviews, w.id) OPERATOR(pg_catalog.<) (r.after_rating, r.after_count::integer, r.after_id)
-                         WHEN 'popular' THEN (w.total_hires, w.id) OPERATOR(pg_catalog.<) (r.after_count::integer, r.after_id)
-                         ELSE (w.published_at, w.id) OPERATOR(pg_catalog.<) (r.after_time, r.after_id) END
-                 ORDER BY 2 LIMIT k) w;
-    END IF;
-    RETURN top_ids;
-END
-$$;
-COMMENT ON FUNCTION agentmarket_private.search_sorted(agentmarket_private.search_request) IS
-    'The page of a search sorted by a column (or without words): a capped walk of the sort''s index, or GIN and sort.';
-
+-- search_agents is C (search_agents.c): it checks the arguments (22023 on
+-- bad ones, as search_check_filters and search_cursor_parts do), plans the
+-- query (search_prepare), estimates and picks the strategy from the
+-- estimates, and runs each strategy's statement as a kept SPI plan made for
+-- its shape (sort, filters given, cursor or not).  Sorted by a column (or no
+-- words): a capped walk of the sort's index, or GIN and sort.  Relevance:
+-- every match scored through one GIN scan of the words and filter lexemes,
+-- or search_walk (search_relevance.sql).
 CREATE FUNCTION agentmarket.search_agents(
     query text DEFAULT NULL, category text DEFAULT NULL, tags text[] DEFAULT NULL,
     relays text[] DEFAULT NULL, models text[] DEFAULT NULL, pricing_model text DEFAULT NULL,
     sort text DEFAULT 'relevance', page_size integer DEFAULT 20, page_after text DEFAULT NULL)
 RETURNS SETOF agentmarket.agent_search_result
-LANGUAGE plpgsql STABLE SECURITY DEFINER
+AS 'MODULE_PATHNAME', 'search_agents'
+LANGUAGE C STABLE SECURITY DEFINER
 SET search_path = pg_catalog, agentmarket, agentmarket_private, pg_temp
 SET jit = off
 SET max_parallel_workers_per_gather = 0
 SET extra_float_digits = 3
-AS $$
-DECLARE
-    r agentmarket_private.search_request;
-    p agentmarket_private.search_plan;
-    exact boolean;
-    top_ids uuid[] := '{}';
-    top_scores double precision[] := '{}';
-BEGIN
-    r := search_request(search_agents.query, search_agents.category, search_agents.tags, search_agents.relays,
-                        search_agents.models, search_agents.pricing_model, search_agents.sort,
-                        search_agents.page_size, search_agents.page_after);
-    p := r.plan;
-    IF r.sort OPERATOR(pg_catalog.<>) 'relevance' OR p.ngroups OPERATOR(pg_catalog.=) 0 THEN
-        top_ids := search_sorted(r);
-        RETURN QUERY
-        SELECT a.id, a.slug, a.name, a.tagline, a.icon_url, a.category, a.pricing_model,
-               a.credits_per_session, a.avg_rating, a.total_reviews, a.total_hires,
-               a.supported_relays, a.supported_models, a.tags, a.published_at, x.score,
-               search_cursor(r.sort,
-                   CASE r.sort WHEN 'relevance' THEN a.search_static::text
-                               WHEN 'rating' THEN COALESCE(a.avg_rating, 0)::text
-                               WHEN 'popular' THEN a.total_hires::text
-                               ELSE ((EXTRACT(epoch FROM a.published_at) OPERATOR(pg_catalog.*) 1000000)::bigint)::text END,
-                   CASE r.sort WHEN 'rating' THEN a.total_reviews::text END, a.id)
-          FROM ROWS FROM (pg_catalog.unnest(top_ids)) WITH ORDINALITY t(id, o)
-          JOIN agentmarket.agents a ON a.id OPERATOR(pg_catalog.=) t.id
-          CROSS JOIN LATERAL (SELECT CASE WHEN p.ngroups OPERATOR(pg_catalog.>) 0 THEN
-                    search_blend(search_text_score(a.search_document, p.lexemes, p.groups, p.factors, p.prefixes, p.ngroups), a.search_static)
-                    ELSE a.search_static END AS score) x
-         ORDER BY t.o;
-        RETURN;
-    END IF;
-
-    -- Relevance.  The strategy is chosen from estimates before any listing
-    -- is scored.  The vocabulary gives each word's posting-list size: when
-    -- the rarest word (or, under OR, all words together) is in at most L
-    -- listings (the exhaustive limit, 2000 by default), or the filters keep
-    -- at most L listings (their lexemes are intersected in the GIN scan), every
-    -- match is scored (GIN).  Otherwise listings are walked
-    -- in descending static score; the first 64 that pass the filters are a
-    -- sample of how dense the matches are.  When that projects at most L
-    -- matches (words common apart but rare together), every match is scored.  Otherwise
-    -- the matches are split into tiers by where each word occurs (name,
-    -- tagline/tags, description): small tiers that a GIN index finds are
-    -- scored whole, best bound first, and the walk goes on until nothing
-    -- further down can enter the page (a listing there scores at most
-    -- blend(best bound of the rest, static)), or until it has cost as much as
-    -- scoring the projected matches would (then those are scored).
-    exact := LEAST(p.estimate, r.published OPERATOR(pg_catalog.*) r.filter_share) OPERATOR(pg_catalog.<=) r.exhaustive_limit
-             OR p.ngroups OPERATOR(pg_catalog.>) 3;
-    IF NOT exact THEN
-        SELECT w.top_ids, w.top_scores, w.exact INTO top_ids, top_scores, exact FROM search_walk(r) w;
-    END IF;
-    IF exact THEN
-        SELECT x.top_ids, x.top_scores INTO top_ids, top_scores FROM search_score_all(r) x;
-    END IF;
-    RETURN QUERY
-    SELECT a.id, a.slug, a.name, a.tagline, a.icon_url, a.category, a.pricing_model,
-           a.credits_per_session, a.avg_rating, a.total_reviews, a.total_hires,
-           a.supported_relays, a.supported_models, a.tags, a.published_at, t.score,
-           search_cursor('relevance', t.score::text, NULL, a.id)
-      FROM ROWS FROM (pg_catalog.unnest(top_ids), pg_catalog.unnest(top_scores)) WITH ORDINALITY t(id, score, o)
-      JOIN agentmarket.agents a ON a.id OPERATOR(pg_catalog.=) t.id
-     ORDER BY t.o;
-END
-$$;
+ROWS 20;
 COMMENT ON FUNCTION agentmarket.search_agents(text, text, text[], text[], text[], text, text, integer, text) IS
     'Searches published agents: websearch syntax with one-typo tolerance and a prefix last word; filters by category, all tags, any relay, any model, pricing model; sorts relevance, rating, popular, newest; keyset pages of 1 to 100 rows via each row''s cursor.';
 GRANT EXECUTE ON FUNCTION agentmarket.search_agents(text, text, text[], text[], text[], text, text, integer, text)

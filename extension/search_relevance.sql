@@ -1,8 +1,7 @@
 -- search_relevance.sql: the top-k by relevance of search_agents when some
 -- words are common: the walk in static-score order with tiers fetched
--- through GIN and an early stop (search_walk), and scoring every match
--- (search_score_all).  search_agents (search_query.sql) picks between them
--- from estimates; the per-word bounds the tiers use come from search_prepare
+-- through GIN and an early stop (search_walk).  search_agents
+-- (search_agents.c) picks it, or scoring every match, from estimates; the per-word bounds the tiers use come from search_prepare
 -- (search.sql), whose constants are the scorer's (search.c).
 
 -- The tiers of a query with up to three words: every combination of where
@@ -95,7 +94,7 @@ COMMENT ON FUNCTION agentmarket_private.search_merge_top(uuid[], double precisio
     'The k best (id, score) of two lists, best first (ties by id), a listing in both counted once.';
 
 -- Step 3 (common words): the walk in static-score order.  exact: it stopped
--- because scoring every match is cheaper (search_score_all then answers).
+-- because scoring every match is cheaper (search_agents then does).
 CREATE FUNCTION agentmarket_private.search_walk(r agentmarket_private.search_request,
     OUT top_ids uuid[], OUT top_scores double precision[], OUT exact boolean)
 LANGUAGE plpgsql STABLE
@@ -215,32 +214,3 @@ END
 $$;
 COMMENT ON FUNCTION agentmarket_private.search_walk(agentmarket_private.search_request) IS
     'The relevance top-k of a search with common words: a walk in static-score order, tiers fetched through GIN, an early stop on the tier bounds; exact when scoring every match is cheaper.';
-
--- Step 3 (few matches): every match scored, through one GIN scan of the words
--- and filter lexemes.
-CREATE FUNCTION agentmarket_private.search_score_all(r agentmarket_private.search_request,
-    OUT top_ids uuid[], OUT top_scores double precision[])
-LANGUAGE plpgsql STABLE
-SET search_path = pg_catalog, agentmarket, agentmarket_private, pg_temp
-AS $$
-DECLARE
-    p agentmarket_private.search_plan := r.plan;
-    k integer := r.page_size;
-BEGIN
-    SELECT pg_catalog.array_agg(y.id ORDER BY y.score DESC, y.id DESC),
-           pg_catalog.array_agg(y.score ORDER BY y.score DESC, y.id DESC)
-      INTO top_ids, top_scores
-      FROM (SELECT x.id, x.score FROM (
-              SELECT a.id, search_blend(search_text_score(a.search_document, p.lexemes, p.groups,
-                                        p.factors, p.prefixes, p.ngroups), a.search_static) AS score
-                FROM agentmarket.agents a
-               WHERE a.status OPERATOR(pg_catalog.=) 'published'
-                 AND a.search_document OPERATOR(pg_catalog.@@) r.gin_query
-                 AND search_filter_match(r.category, r.tags, r.relays, r.models, r.pricing_model,
-                                         a.category, a.tags, a.supported_relays, a.supported_models, a.pricing_model)) x
-             WHERE r.after_id IS NULL OR (x.score, x.id) OPERATOR(pg_catalog.<) (r.after_score, r.after_id)
-             ORDER BY x.score DESC, x.id DESC LIMIT k) y;
-END
-$$;
-COMMENT ON FUNCTION agentmarket_private.search_score_all(agentmarket_private.search_request) IS
-    'The relevance top-k of a search by scoring every match found through GIN.';

@@ -255,18 +255,31 @@ am_term_cache(FunctionCallInfo fcinfo)
 				n4,
 				i;
 
+	/* the same arrays as the last call (every row of a search): compared in place */
+	if (cache != NULL &&
+		VARSIZE(cache->key) - VARHDRSZ == VARSIZE(lexemes) + VARSIZE(groups) + VARSIZE(factors) +
+		VARSIZE(prefixes) + sizeof(ngroups))
+	{
+		const char *at = VARDATA(cache->key);
+		bool		same = true;
+
+		same = same && memcmp(at, lexemes, VARSIZE(lexemes)) == 0;
+		at += VARSIZE(lexemes);
+		same = same && memcmp(at, groups, VARSIZE(groups)) == 0;
+		at += VARSIZE(groups);
+		same = same && memcmp(at, factors, VARSIZE(factors)) == 0;
+		at += VARSIZE(factors);
+		same = same && memcmp(at, prefixes, VARSIZE(prefixes)) == 0;
+		at += VARSIZE(prefixes);
+		if (same && memcmp(at, &ngroups, sizeof(ngroups)) == 0)
+			return cache;
+	}
 	initStringInfo(&key);
 	am_key_append(&key, lexemes);
 	am_key_append(&key, groups);
 	am_key_append(&key, factors);
 	am_key_append(&key, prefixes);
 	appendBinaryStringInfo(&key, (char *) &ngroups, sizeof(ngroups));
-	if (cache != NULL && (int) (VARSIZE(cache->key) - VARHDRSZ) == key.len &&
-		memcmp(VARDATA(cache->key), key.data, key.len) == 0)
-	{
-		pfree(key.data);
-		return cache;
-	}
 
 	deconstruct_array(lexemes, TEXTOID, -1, false, TYPALIGN_INT, &lex_d, &lex_n, &n);
 	deconstruct_array(groups, INT4OID, 4, true, TYPALIGN_INT, &grp_d, &grp_n, &n2);

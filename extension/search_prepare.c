@@ -4,10 +4,10 @@
  *	  search_plan (search.sql) of expanded terms, estimates and score
  *	  bounds.
  *
- * Every search calls this first, so it runs with saved SPI plans for its
- * four vocabulary lookups (the exact word, its typo candidates, the
- * completions of a prefix, the corpus size) instead of planning a statement
- * per call.  The bounds use the scoring constants of search.c
+ * Every search calls this first, so it reads the vocabulary in one
+ * statement with a kept generic plan (the corpus size, the words' counts,
+ * the completions of a prefix, the typo candidates) instead of planning a
+ * statement, or running one per word, per call.  The bounds use the scoring constants of search.c
  * (am_search_scoring), so they are never below a score the scorer
  * gives (sql/search_bounds).
  *-------------------------------------------------------------------------
@@ -61,10 +61,7 @@ typedef struct AmPrepTerm
 
 PG_FUNCTION_INFO_V1(search_prepare);
 
-static SPIPlanPtr am_plan_exact;
-static SPIPlanPtr am_plan_typos;
-static SPIPlanPtr am_plan_completions;
-static SPIPlanPtr am_plan_corpus;
+static SPIPlanPtr am_plan_lookup;
 static Oid	am_english_oid = InvalidOid;
 
 /* Prepares and keeps a statement the first time it is needed. */
@@ -90,37 +87,12 @@ am_keep_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes)
 	return *slot;
 }
 
-/* Runs a kept plan with one text argument; the rows are in SPI_tuptable. */
-static void
-am_run_text(SPIPlanPtr plan, const char *arg)
-{
-	Datum		values[1];
-	int			rc;
-
-	values[0] = CStringGetTextDatum(arg);
-	rc = SPI_execute_plan(plan, values, NULL, true, 0);
-	if (rc != SPI_OK_SELECT)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("search estimate lookup failed: %s", SPI_result_code_string(rc))));
-}
-
 /* An int8 column of a row of SPI rows (NULL as 0). */
 static int64
 am_rows_int(SPITupleTable *rows, int row, int col)
 {
 	bool		isnull;
 	Datum		d = SPI_getbinval(rows->vals[row], rows->tupdesc, col, &isnull);
-
-	return isnull ? 0 : DatumGetInt64(d);
-}
-
-/* An int8 column of the current SPI row (NULL as 0). */
-static int64
-am_col_int(int row, int col)
-{
-	bool		isnull;
-	Datum		d = SPI_getbinval(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col, &isnull);
 
 	return isnull ? 0 : DatumGetInt64(d);
 }
@@ -189,11 +161,12 @@ am_first_lexeme(text *t)
 }
 
 /*
- * Completes a term whose own counts are read: the counts of its completions
- * when it is a prefix (in SPI), and its bounds.
+ * Completes a term whose own counts are read: adds the counts of its
+ * completions when it is a prefix (x: ndoc, n_a, n_b, n_c of the words it
+ * extends to), and sets its bounds.
  */
 static void
-am_term_stats(AmPrepTerm *t, const AmScoring *w)
+am_term_stats(AmPrepTerm *t, const AmScoring *w, const int64 *x)
 {
 	int64		x_ndoc = 0,
 				x_a = 0,
@@ -205,11 +178,10 @@ am_term_stats(AmPrepTerm *t, const AmScoring *w)
 
 	if (t->prefix)
 	{
-		am_run_text(am_plan_completions, t->lexeme);
-		x_ndoc = am_col_int(0, 1);
-		x_a = am_col_int(0, 2);
-		x_b = am_col_int(0, 3);
-		x_c = am_col_int(0, 4);
+		x_ndoc = x[0];
+		x_a = x[1];
+		x_b = x[2];
+		x_c = x[3];
 	}
 	/* a last word no word of the vocabulary extends is matched exactly */
 	t->prefix = t->prefix && x_ndoc > 0;
@@ -225,14 +197,14 @@ am_term_stats(AmPrepTerm *t, const AmScoring *w)
 	t->n_c += x_c;
 }
 
-/* Reads the counts of a row (lexeme, ndoc, n_a, n_b, n_c) into a term. */
+/* Reads the counts of a lookup row (kind, word, lexeme, ndoc, n_a, n_b, n_c) into a term. */
 static void
 am_term_counts(AmPrepTerm *t, SPITupleTable *rows, int row)
 {
-	t->ndoc = am_rows_int(rows, row, 2);
-	t->n_a = am_rows_int(rows, row, 3);
-	t->n_b = am_rows_int(rows, row, 4);
-	t->n_c = am_rows_int(rows, row, 5);
+	t->ndoc = am_rows_int(rows, row, 4);
+	t->n_a = am_rows_int(rows, row, 5);
+	t->n_b = am_rows_int(rows, row, 6);
+	t->n_c = am_rows_int(rows, row, 7);
 }
 
 /* Builds a one-dimensional array of int8, float8, text or bool Datums. */
@@ -296,12 +268,11 @@ am_search_prepare(text *query, TupleDesc tupdesc)
 	AmPrepTerm **terms;
 	int		   *nterms;
 	int64		published = 0;
-	SPITupleTable *exact_rows = NULL;
-	uint64		nexact = 0;
+	SPITupleTable *rows;
+	int64		completions[4] = {0, 0, 0, 0};
 	char	   *qtext;
 	bool		any_word;
-	Oid			text_arg[1] = {TEXTOID};
-	Oid			text_array_arg[1] = {TEXTARRAYOID};
+	Oid			lookup_args[3] = {TEXTARRAYOID, TEXTOID, TEXTARRAYOID};
 
 	memset(nulls, true, sizeof(nulls));
 	nulls[5] = false;
@@ -371,82 +342,116 @@ am_search_prepare(text *query, TupleDesc tupdesc)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not connect to SPI")));
-	am_keep_plan(&am_plan_corpus, "SELECT c.published::bigint FROM agentmarket_private.search_corpus c", 0, NULL);
-	/* the words typed, all at once */
-	am_keep_plan(&am_plan_exact,
-				 "SELECT v.lexeme::text, v.ndoc::bigint, v.n_a::bigint, v.n_b::bigint, v.n_c::bigint"
+
+	/*
+	 * One statement reads what the plan needs from the vocabulary: the corpus
+	 * size (0), the counts of the words typed (1), of the completions of the
+	 * last word when it is a prefix (2), and the typo candidates of each word
+	 * of 5 to 64 characters (3): those sharing a deletion key, checked in C
+	 * to be one edit away, the eight in most listings.
+	 */
+	am_keep_plan(&am_plan_lookup,
+				 "SELECT 0, NULL::text, NULL::text, c.published::bigint, 0::bigint, 0::bigint, 0::bigint"
+				 "  FROM agentmarket_private.search_corpus c"
+				 " UNION ALL "
+				 "SELECT 1, v.lexeme::text, v.lexeme::text, v.ndoc::bigint, v.n_a::bigint, v.n_b::bigint, v.n_c::bigint"
 				 "  FROM agentmarket_private.search_vocabulary v"
-				 " WHERE v.lexeme OPERATOR(pg_catalog.=) ANY ($1 COLLATE \"C\")",
-				 1, text_array_arg);
-	am_keep_plan(&am_plan_completions,
-				 "SELECT pg_catalog.sum(v.ndoc)::bigint, pg_catalog.sum(v.n_a)::bigint,"
+				 " WHERE v.lexeme OPERATOR(pg_catalog.=) ANY ($1 COLLATE \"C\")"
+				 " UNION ALL "
+				 "SELECT 2, $2, NULL, pg_catalog.sum(v.ndoc)::bigint, pg_catalog.sum(v.n_a)::bigint,"
 				 "       pg_catalog.sum(v.n_b)::bigint, pg_catalog.sum(v.n_c)::bigint"
 				 "  FROM agentmarket_private.search_vocabulary v"
-				 " WHERE v.lexeme OPERATOR(pg_catalog.>) ($1 COLLATE \"C\")"
-				 "   AND v.lexeme OPERATOR(pg_catalog.<) (($1 OPERATOR(pg_catalog.||) pg_catalog.chr(1114111)) COLLATE \"C\")",
-				 1, text_arg);
-	/* candidates share a deletion key; the C check keeps those one edit away */
-	am_keep_plan(&am_plan_typos,
-				 "SELECT t.lexeme::text, v.ndoc::bigint, v.n_a::bigint, v.n_b::bigint, v.n_c::bigint"
-				 "  FROM agentmarket_private.search_typo_index t"
-				 "  JOIN agentmarket_private.search_vocabulary v ON v.lexeme OPERATOR(pg_catalog.=) t.lexeme"
-				 " WHERE t.key OPERATOR(pg_catalog.=) ANY (agentmarket_private.search_typo_keys($1))"
-				 "   AND t.lexeme OPERATOR(pg_catalog.<>) ($1 COLLATE \"C\") AND v.ndoc OPERATOR(pg_catalog.>) 0"
-				 "   AND agentmarket_private.search_is_one_typo($1, t.lexeme)"
-				 " GROUP BY t.lexeme, v.ndoc, v.n_a, v.n_b, v.n_c ORDER BY v.ndoc DESC, t.lexeme LIMIT 8",
-				 1, text_arg);
-
-	if (SPI_execute_plan(am_plan_corpus, NULL, NULL, true, 1) == SPI_OK_SELECT && SPI_processed > 0)
-		published = am_col_int(0, 1);
+				 " WHERE v.lexeme OPERATOR(pg_catalog.>) ($2 COLLATE \"C\")"
+				 "   AND v.lexeme OPERATOR(pg_catalog.<) (($2 OPERATOR(pg_catalog.||) pg_catalog.chr(1114111)) COLLATE \"C\")"
+				 " UNION ALL "
+				 "SELECT 3, w.word, c.lexeme, c.ndoc, c.n_a, c.n_b, c.n_c"
+				 "  FROM pg_catalog.unnest($3) w(word) CROSS JOIN LATERAL ("
+				 "    SELECT t.lexeme::text AS lexeme, v.ndoc::bigint AS ndoc, v.n_a::bigint AS n_a,"
+				 "           v.n_b::bigint AS n_b, v.n_c::bigint AS n_c"
+				 "      FROM agentmarket_private.search_typo_index t"
+				 "      JOIN agentmarket_private.search_vocabulary v ON v.lexeme OPERATOR(pg_catalog.=) t.lexeme"
+				 "     WHERE t.key OPERATOR(pg_catalog.=) ANY (agentmarket_private.search_typo_keys(w.word))"
+				 "       AND t.lexeme OPERATOR(pg_catalog.<>) (w.word COLLATE \"C\") AND v.ndoc OPERATOR(pg_catalog.>) 0"
+				 "       AND agentmarket_private.search_is_one_typo(w.word, t.lexeme)"
+				 "     GROUP BY t.lexeme, v.ndoc, v.n_a, v.n_b, v.n_c ORDER BY v.ndoc DESC, t.lexeme LIMIT 8) c",
+				 3, lookup_args);
 	{
-		Datum		arg[1];
+		Datum		arg[3];
+		char		arg_nulls[3] = {' ', 'n', ' '};
+		Datum	   *typo_words = palloc(sizeof(Datum) * nwords);
+		int			ntypo = 0;
 
+		for (g = 0; g < nwords; g++)
+		{
+			char	   *word = TextDatumGetCString(words[g]);
+			int			wchars = pg_mbstrlen_with_len(word, strlen(word));
+
+			if (wchars >= AM_TYPO_MIN_CHARS && wchars <= AM_TYPO_MAX_CHARS)
+				typo_words[ntypo++] = words[g];
+		}
 		arg[0] = PointerGetDatum(construct_array(words, nwords, TEXTOID, -1, false, TYPALIGN_INT));
-		if (SPI_execute_plan(am_plan_exact, arg, NULL, true, 0) != SPI_OK_SELECT)
+		if (last_lexeme != NULL)
+		{
+			arg[1] = CStringGetTextDatum(last_lexeme);
+			arg_nulls[1] = ' ';
+		}
+		arg[2] = PointerGetDatum(construct_array(typo_words, ntypo, TEXTOID, -1, false, TYPALIGN_INT));
+		if (SPI_execute_plan(am_plan_lookup, arg, arg_nulls, true, 0) != SPI_OK_SELECT)
 			ereport(ERROR,
 					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("search estimate lookup failed")));
-		exact_rows = SPI_tuptable;
-		nexact = SPI_processed;
+					 errmsg("search vocabulary lookup failed")));
 	}
+	rows = SPI_tuptable;
 	for (g = 0; g < nwords; g++)
 	{
-		char	   *word;
-		int			wchars;
+		MemoryContext spi = MemoryContextSwitchTo(caller);
+		char	   *word = TextDatumGetCString(words[g]);
 		int			ncand = 0;
 		int			k;
-		MemoryContext spi = MemoryContextSwitchTo(caller);
+		uint64		r;
 
-		word = TextDatumGetCString(words[g]);
-		wchars = pg_mbstrlen_with_len(word, strlen(word));
 		terms[g] = palloc0(sizeof(AmPrepTerm) * (1 + AM_TYPO_CANDIDATES));
-		MemoryContextSwitchTo(spi);
-		if (wchars >= AM_TYPO_MIN_CHARS && wchars <= AM_TYPO_MAX_CHARS)
-		{
-			am_run_text(am_plan_typos, word);
-			ncand = Min((int) SPI_processed, AM_TYPO_CANDIDATES);
-		}
 		terms[g][0].lexeme = word;
 		terms[g][0].kind = 0;
 		terms[g][0].factor = 1.0;
 		terms[g][0].prefix = last_lexeme != NULL && strcmp(word, last_lexeme) == 0;
-		for (k = 0; k < ncand; k++)
+		MemoryContextSwitchTo(spi);
+		for (r = 0; r < SPI_processed; r++)
 		{
-			char	   *candidate = SPI_getvalue(SPI_tuptable->vals[k], SPI_tuptable->tupdesc, 1);
+			int64		kind = am_rows_int(rows, r, 1);
+			char	   *of;
 
-			terms[g][1 + k].lexeme = MemoryContextStrdup(caller, candidate);
-			terms[g][1 + k].kind = 1;
-			terms[g][1 + k].factor = w.typo_factor;
-			terms[g][1 + k].prefix = false;
-			am_term_counts(&terms[g][1 + k], SPI_tuptable, k);
+			if (kind == 0)
+			{
+				published = am_rows_int(rows, r, 4);
+				continue;
+			}
+			of = SPI_getvalue(rows->vals[r], rows->tupdesc, 2);
+			if (of == NULL || strcmp(of, word) != 0)
+				continue;
+			if (kind == 1)
+				am_term_counts(&terms[g][0], rows, r);
+			else if (kind == 2)
+			{
+				completions[0] = am_rows_int(rows, r, 4);
+				completions[1] = am_rows_int(rows, r, 5);
+				completions[2] = am_rows_int(rows, r, 6);
+				completions[3] = am_rows_int(rows, r, 7);
+			}
+			else if (ncand < AM_TYPO_CANDIDATES)
+			{
+				AmPrepTerm *t = &terms[g][1 + ncand++];
+
+				t->lexeme = MemoryContextStrdup(caller, SPI_getvalue(rows->vals[r], rows->tupdesc, 3));
+				t->kind = 1;
+				t->factor = w.typo_factor;
+				t->prefix = false;
+				am_term_counts(t, rows, r);
+			}
 		}
-		/* the word's own counts, from the lookup of all words */
-		for (k = 0; k < (int) nexact; k++)
-			if (strcmp(SPI_getvalue(exact_rows->vals[k], exact_rows->tupdesc, 1), word) == 0)
-				am_term_counts(&terms[g][0], exact_rows, k);
 		nterms[g] = 1 + ncand;
 		for (k = 0; k < nterms[g]; k++)
-			am_term_stats(&terms[g][k], &w);
+			am_term_stats(&terms[g][k], &w, completions);
 		qsort(terms[g], nterms[g], sizeof(AmPrepTerm), am_term_cmp);
 	}
 	SPI_finish();

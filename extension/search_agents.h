@@ -1,0 +1,79 @@
+/*-------------------------------------------------------------------------
+ * search_agents.h
+ *	  A search_agents request, shared by the C driver of search
+ *	  (search_agents.c: strategies, statements, result rows) and the code
+ *	  that checks, decodes and plans it (search_request.c).
+ *-------------------------------------------------------------------------
+ */
+#ifndef SEARCH_AGENTS_H
+#define SEARCH_AGENTS_H
+
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "utils/timestamp.h"
+
+/* Sorts, in the order of their names below. */
+#define AM_SORT_RELEVANCE 0
+#define AM_SORT_RATING 1
+#define AM_SORT_POPULAR 2
+#define AM_SORT_NEWEST 3
+extern const char *const am_sort_names[];
+
+/* Filters, as bits of a statement shape. */
+#define AM_F_CATEGORY 0x01
+#define AM_F_TAGS 0x02
+#define AM_F_RELAYS 0x04
+#define AM_F_MODELS 0x08
+#define AM_F_PRICING 0x10
+
+/* Matches up to which every one is scored, unless the setting says. */
+#define AM_EXHAUSTIVE_LIMIT 2000
+/* Words in at most this many listings are found through GIN without the filters. */
+#define AM_WORDS_ALONE 256
+/* The longest walk of a sort's index, in listings. */
+#define AM_SORTED_CAP 4096
+
+/* A search_agents call checked and decoded, with its plan and estimates. */
+typedef struct AmSearch
+{
+	Datum		category;		/* filters; NULL flags in nulls[] */
+	Datum		tags;
+	Datum		relays;
+	Datum		models;
+	Datum		pricing;
+	int			filters;		/* AM_F_* of the filters given */
+	int			sort;
+	int			k;
+	bool		after;			/* a cursor was given */
+	double		after_score;
+	Datum		after_rating;
+	int64		after_count;
+	TimestampTz after_time;
+	Datum		after_id;
+	Datum		plan;			/* search_plan row */
+	Datum		plan_values[19];
+	bool		plan_nulls[19];
+	int			ngroups;
+	bool		has_query;		/* plan.query is not NULL */
+	double		published;
+	bool		joint_null;
+	double		joint;
+	double		filter_share;
+	bool		gin_null;
+	Datum		gin_query;
+	bool		expected_null;
+	double		expected;
+	double		exhaustive_limit;
+} AmSearch;
+
+/* search_request.c */
+extern void am_check_arguments(FunctionCallInfo fcinfo, AmSearch *s);
+extern void am_plan(AmSearch *s, text *query);
+extern SPIPlanPtr am_prepare_kept(const char *sql, int nargs, Oid *types);
+extern void am_run(SPIPlanPtr plan, Datum *values, const char *nulls, long max_rows);
+extern double am_float_col(HeapTuple row, int col, bool *isnull);
+extern Oid	am_private_type(const char *name);
+
+#endif							/* SEARCH_AGENTS_H */

@@ -370,9 +370,9 @@ am_emit_all(ReturnSetInfo *rsinfo, AmSearch *s, uint64 max)
 /*
  * Sorted by a column, or relevance without words: keyset after the cursor.
  * Few expected matches (under L/3): they are found through GIN and sorted.
- * Otherwise the sort's index is walked for at most three times as many
- * listings as should hold a page of matches; when that does not fill the
- * page, GIN and sort after all.
+ * Otherwise the sort's index is walked, until the page is full, for at
+ * most three times as many listings as should hold a page of matches; when
+ * that does not fill the page, GIN and sort after all.
  */
 static void
 am_sorted(ReturnSetInfo *rsinfo, AmSearch *s)
@@ -387,8 +387,10 @@ am_sorted(ReturnSetInfo *rsinfo, AmSearch *s)
 	{
 		int			cap;
 		int			limit = 16;
+		long		chunk;
 		uint64		hits = 0;
-		uint64		i;
+		uint64		seen = 0;
+		Portal		walk;
 
 		if (!s->has_query)
 			cap = s->k;
@@ -398,20 +400,36 @@ am_sorted(ReturnSetInfo *rsinfo, AmSearch *s)
 			cap = (int) Min((double) AM_SORTED_CAP, ceil(3.0 * s->k * s->published / Max(s->joint, 1)));
 		while (limit < cap)
 			limit *= 2;
-		am_run(am_shape_plan(AM_KIND_SORTED_WALK, s->sort, s->filters, s->after, s->has_query, words, limit),
-			   values, nulls, cap);
-		for (i = 0; i < SPI_processed; i++)
+		/* read in chunks (first: what should hold a page), up to cap; stop at a full page */
+		chunk = Max(16, cap / 3);
+		walk = SPI_cursor_open(NULL, am_shape_plan(AM_KIND_SORTED_WALK, s->sort, s->filters, s->after,
+												   s->has_query, words, limit),
+							   values, nulls, true);
+		while (hits < (uint64) s->k && seen < (uint64) cap)
 		{
-			bool		isnull;
-			Datum		hit = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, AM_NCARD + 3, &isnull);
+			uint64		i;
 
-			if (!isnull && DatumGetBool(hit) && hits < (uint64) s->k)
+			SPI_cursor_fetch(walk, true, Min(chunk, (long) (cap - seen)));
+			if (SPI_processed == 0)
+				break;
+			for (i = 0; i < SPI_processed && hits < (uint64) s->k; i++)
 			{
-				am_emit(rsinfo, s, SPI_tuptable->vals[i]);
-				hits++;
+				bool		isnull;
+				Datum		hit = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+											   AM_NCARD + 3, &isnull);
+
+				if (!isnull && DatumGetBool(hit))
+				{
+					am_emit(rsinfo, s, SPI_tuptable->vals[i]);
+					hits++;
+				}
 			}
+			seen += SPI_processed;
+			SPI_freetuptable(SPI_tuptable);
+			chunk *= 2;
 		}
-		by_gin = hits < (uint64) s->k && SPI_processed == (uint64) cap && s->has_query;
+		SPI_cursor_close(walk);
+		by_gin = hits < (uint64) s->k && seen == (uint64) cap && s->has_query;
 		if (by_gin)
 			tuplestore_clear(rsinfo->setResult);
 	}
@@ -436,7 +454,7 @@ am_relevance(ReturnSetInfo *rsinfo, AmSearch *s)
 	Datum		values[AM_NPARAMS];
 	char		nulls[AM_NPARAMS];
 	double		estimate = s->plan_nulls[6] ? 0 : (double) DatumGetInt64(s->plan_values[6]);
-	bool		exact = Min(estimate, s->published * s->filter_share) <= s->exhaustive_limit || s->ngroups > 3;
+	bool		exact = Min(estimate, s->published * s->filter_share) <= s->exhaustive_limit;
 
 	if (!exact)
 	{

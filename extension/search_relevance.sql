@@ -4,12 +4,13 @@
 -- (search_agents.c) picks it, or scoring every match, from estimates; the per-word bounds the tiers use come from search_prepare
 -- (search.sql), whose constants are the scorer's (search.c).
 
--- The tiers of a query with up to three words: every combination of where
--- each word matches (name; tagline or tags but not the name; neither), with
--- the best text score a listing in the tier can have, its size estimated as
--- if words were independent and, when some word must be in a name, tagline
--- or tags, the search_fields condition that selects the tier through its GIN
--- index.  Tiers nothing can be in are left out.
+-- The tiers of a query: every combination of where each of its first three
+-- words matches (name; tagline or tags but not the name; neither), with
+-- the best text score a listing in the tier can have (a further word counts
+-- at its best value anywhere), its size estimated as if words were
+-- independent and, when some word must be in a name, tagline or tags, the
+-- search_fields condition that selects the tier through its GIN index.
+-- Tiers nothing can be in are left out.
 CREATE FUNCTION agentmarket_private.search_tiers(p agentmarket_private.search_plan)
 RETURNS TABLE (bound double precision, estimate double precision, driver text, condition text)
 LANGUAGE plpgsql IMMUTABLE
@@ -25,13 +26,13 @@ DECLARE
     n double precision := GREATEST(p.published, 1);
     possible boolean;
 BEGIN
-    IF p.ngroups NOT BETWEEN 1 AND 3 THEN
-        RAISE EXCEPTION 'search tiers need one to three words' USING ERRCODE = '22023';
+    IF p.ngroups OPERATOR(pg_catalog.<) 1 THEN
+        RAISE EXCEPTION 'search tiers need a word' USING ERRCODE = '22023';
     END IF;
-    FOR t IN 0 .. (3 OPERATOR(pg_catalog.^) p.ngroups)::integer OPERATOR(pg_catalog.-) 1 LOOP
+    FOR t IN 0 .. (3 OPERATOR(pg_catalog.^) LEAST(p.ngroups, 3))::integer OPERATOR(pg_catalog.-) 1 LOOP
         code := t; bounds := '{}'; parts := '{}'; required := '{}'; positive := false;
         estimate := n; possible := true;
-        FOR g IN 1 .. p.ngroups LOOP
+        FOR g IN 1 .. LEAST(p.ngroups, 3) LOOP
             level := code OPERATOR(pg_catalog.%) 3;
             code := code OPERATOR(pg_catalog./) 3;
             IF level OPERATOR(pg_catalog.=) 0 THEN          -- in the name
@@ -61,6 +62,14 @@ BEGIN
                          pg_catalog.format('!(%s) & !(%s)', p.group_name_terms[g], p.group_head_terms[g]);
             END IF;
         END LOOP;
+        -- Words after the third: their best value anywhere, in every tier.
+        FOR g IN 4 .. p.ngroups LOOP
+            bounds := bounds OPERATOR(pg_catalog.||)
+                      GREATEST(p.group_name_bound[g], p.group_head_bound[g], p.group_body_bound[g]);
+            IF NOT p.any_word THEN
+                estimate := estimate OPERATOR(pg_catalog.*) p.group_docs[g] OPERATOR(pg_catalog./) n;
+            END IF;
+        END LOOP;
         CONTINUE WHEN NOT possible;
         bound := search_text_bound(bounds);
         -- The GIN scan intersects the words that must be present (the
@@ -73,7 +82,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION agentmarket_private.search_tiers(agentmarket_private.search_plan) IS
-    'The possible tiers of a one- to three-word query (where each word matches), with their best text score, estimated size, GIN condition and full condition on search_fields.';
+    'The possible tiers of a query (where each of its first three words matches), with their best text score, estimated size, GIN condition and full condition on search_fields.';
 
 -- The k best of two lists of (id, score), best first; a listing in both
 -- counts once.  (No SET clause, every name qualified: it inlines.)

@@ -54,7 +54,8 @@ SELECT 'sb-' || i, '77777777-0000-4000-8000-000000000001', w[1] || ' ' || w[2], 
 CREATE TEMP TABLE bound_queries (q text);
 INSERT INTO bound_queries VALUES ('invoice'), ('invoise'), ('inv'), ('budget studio'), ('podcsat studio'),
   ('github dep'), ('garden travel recipe'), ('mortgage or recipe'), ('deploy -garden'), ('"invoice budget"'),
-  ('gardening travller'), ('agent budg'), ('recipe invoice deploy podcast'), ('stud');
+  ('gardening travller'), ('agent budg'), ('recipe invoice deploy podcast'), ('stud'),
+  ('garden travel recipe fitness'), ('travel recipe garden or fitness'), ('garden travel recipe fitn');
 
 -- Every match's text score against the plan's bound: the mean over words of
 -- the best value a word's terms can have in any field.
@@ -81,8 +82,8 @@ DECLARE
 BEGIN
     above := 0; in_tiers := 0;
     SELECT count(*) INTO matches FROM agentmarket.agents x
-     WHERE x.status = 'published' AND x.search_document @@ p.query AND p.ngroups BETWEEN 1 AND 3;
-    FOR t IN SELECT * FROM agentmarket_private.search_tiers(p) WHERE p.ngroups BETWEEN 1 AND 3 LOOP
+     WHERE x.status = 'published' AND x.search_document @@ p.query AND p.ngroups >= 1;
+    FOR t IN SELECT * FROM agentmarket_private.search_tiers(p) WHERE p.ngroups >= 1 LOOP
         EXECUTE format($q$SELECT count(*), count(*) FILTER (WHERE agentmarket_private.search_text_score(
                               a.search_document, $2, $3, $4, $5, $6) > $7)
                             FROM agentmarket.agents a

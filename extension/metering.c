@@ -23,6 +23,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -34,6 +35,7 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
+#include "utils/resowner.h"
 #include "utils/uuid.h"
 
 #include "agentmarket.h"
@@ -82,6 +84,7 @@ typedef struct UsageKeyEntry
 
 static SPIPlanPtr groups_plan = NULL;
 static SPIPlanPtr keys_plan = NULL;
+static SPIPlanPtr keys_fast_plan = NULL;
 static SPIPlanPtr rows_plan = NULL;
 static SPIPlanPtr service_plan = NULL;
 
@@ -137,6 +140,11 @@ usage_prepare_plans(void)
 			"INSERT INTO agentmarket_private.usage_keys AS k (idempotency_key, usage_event_id)"
 			" SELECT * FROM unnest($1, $2)"
 			" ON CONFLICT DO NOTHING RETURNING k.idempotency_key",
+			2, keys_args);
+	if (keys_fast_plan == NULL)
+		keys_fast_plan = usage_prepare(
+			"INSERT INTO agentmarket_private.usage_keys (idempotency_key, usage_event_id)"
+			" SELECT * FROM unnest($1, $2)",
 			2, keys_args);
 	if (rows_plan == NULL)
 		rows_plan = usage_prepare(
@@ -302,6 +310,70 @@ usage_parse_event(JsonbValue *elem, int i, UsageEvent *ev)
 		usage_malformed(i, "instance_id must be a UUID");
 	if (ev->key == NULL)
 		usage_malformed(i, "idempotency_key must be a string of 1 to 200 characters");
+}
+
+/* The events being sorted by usage_key_order (qsort has no context). */
+static UsageEvent *usage_sort_events = NULL;
+
+/* Byte order of two events' keys (as COLLATE "C" compares them). */
+static int
+usage_key_order(const void *a, const void *b)
+{
+	text	   *ka = usage_sort_events[*(const int *) a].key;
+	text	   *kb = usage_sort_events[*(const int *) b].key;
+	int			la = VARSIZE_ANY_EXHDR(ka);
+	int			lb = VARSIZE_ANY_EXHDR(kb);
+	int			c = memcmp(VARDATA_ANY(ka), VARDATA_ANY(kb), Min(la, lb));
+
+	if (c != 0)
+		return c;
+	return (la > lb) - (la < lb);
+}
+
+/*
+ * Insert the batch's keys with a plain INSERT, in a subtransaction: true when
+ * every key was new.  A key recorded before (or by a concurrent batch that
+ * commits while this one waits for it) makes it false and leaves nothing:
+ * the caller then inserts with ON CONFLICT DO NOTHING to learn which keys are
+ * new.  A plain insert is the common case's cheapest path: no speculative
+ * insertion (a second index probe and WAL record per key), no RETURNING.
+ */
+static bool
+usage_insert_new_keys(Datum *args)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	volatile bool all_new = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		if (SPI_execute_plan(keys_fast_plan, args, NULL, false, 0) != SPI_OK_INSERT)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not record the usage events' keys")));
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		if (edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION)
+			ReThrowError(edata);
+		FreeErrorData(edata);
+		all_new = false;
+	}
+	PG_END_TRY();
+	return all_new;
 }
 
 /* A one-dimensional array of n datums of a by-reference or by-value type. */
@@ -502,36 +574,50 @@ record_usage(PG_FUNCTION_ARGS)
 			group_ids[i] = DirectFunctionCall1(gen_random_uuid, (Datum) 0);
 	}
 
-	/* 2. The keys: those returned are new. */
+	/* 2. The keys, in byte order: those inserted are new. */
 	{
+		int		   *order = palloc(sizeof(int) * nfirst);
 		Datum	   *keys = palloc(sizeof(Datum) * nfirst);
 		Datum	   *key_groups = palloc(sizeof(Datum) * nfirst);
 		Datum		args[2];
 		int			k = 0;
-		uint64		r;
 
 		for (i = 0; i < n; i++)
 			if (ev[i].first)
-			{
-				keys[k] = PointerGetDatum(ev[i].key);
-				key_groups[k++] = group_ids[ev[i].group];
-			}
+				order[k++] = i;
+		usage_sort_events = ev;
+		qsort(order, nfirst, sizeof(int), usage_key_order);
+		for (k = 0; k < nfirst; k++)
+		{
+			keys[k] = PointerGetDatum(ev[order[k]].key);
+			key_groups[k] = group_ids[ev[order[k]].group];
+		}
 		args[0] = usage_array(keys, NULL, nfirst, TEXTOID);
 		args[1] = usage_array(key_groups, NULL, nfirst, UUIDOID);
-		if (SPI_execute_plan(keys_plan, args, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
-			ereport(ERROR,
-					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("could not record the usage events' keys")));
-		for (r = 0; r < SPI_processed; r++)
+		if (usage_insert_new_keys(args))
 		{
-			char	   *keystr = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1);
-			UsageKeyEntry *ke = hash_search(key_hash, keystr, HASH_FIND, NULL);
+			for (k = 0; k < nfirst; k++)
+				ev[order[k]].recorded = true;
+		}
+		else
+		{
+			uint64		r;
 
-			if (ke == NULL)
+			if (SPI_execute_plan(keys_plan, args, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
 				ereport(ERROR,
 						(errcode(ERRCODE_INTERNAL_ERROR),
-						 errmsg("a recorded usage key is not in the batch")));
-			ev[ke->event].recorded = true;
+						 errmsg("could not record the usage events' keys")));
+			for (r = 0; r < SPI_processed; r++)
+			{
+				char	   *keystr = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1);
+				UsageKeyEntry *ke = hash_search(key_hash, keystr, HASH_FIND, NULL);
+
+				if (ke == NULL)
+					ereport(ERROR,
+							(errcode(ERRCODE_INTERNAL_ERROR),
+							 errmsg("a recorded usage key is not in the batch")));
+				ev[ke->event].recorded = true;
+			}
 		}
 	}
 

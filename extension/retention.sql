@@ -30,7 +30,9 @@ INSERT INTO agentmarket_private.setting_definitions
    'Spend notifications older than this many days, sent or not, are removed by agentmarket.prune_notifications().');
 
 CREATE INDEX credit_holds_resolved_at ON agentmarket_private.credit_holds (resolved_at) WHERE resolved_at IS NOT NULL;
-CREATE INDEX usage_keys_recorded_at ON agentmarket_private.usage_keys (recorded_at);
+-- BRIN: keys arrive in time order, and a btree entry per key would cost
+-- record_usage() a second index insertion per event.
+CREATE INDEX usage_keys_recorded_at ON agentmarket_private.usage_keys USING brin (recorded_at);
 CREATE INDEX notifications_created_at ON agentmarket_private.notifications (created_at);
 
 -- The one prune: deletes the oldest rows of a table whose age column is

@@ -5,20 +5,26 @@
  *
  *	  One pass over the JSON array validates every event (a bad one raises
  *	  22023 naming its 1-based position, before anything is written) and
- *	  folds the events per (instance, session) in memory.  Then three saved
- *	  statements do the writing, each over arrays:
+ *	  folds the events per (instance, session) in memory.  Then a few saved
+ *	  statements do the writing, each over arrays, once per batch:
  *
  *	    1. look up every (instance, session) group once: does the instance
  *	       exist, does the session belong to it, whose is it, and what does a
  *	       second of its machine cost now;
- *	    2. insert the batch's idempotency keys into usage_keys with ON
- *	       CONFLICT DO NOTHING: the keys it returns are the new events;
- *	    3. insert one usage_events row per group that has new events (their
- *	       sums, and cost = rate x seconds rounded to 6 decimals), and queue
- *	       it in usage_pending for the rollup.
+ *	    2. lock each group's open usage_events row (one of earlier batches
+ *	       that the rollup has not folded yet: its usage_pending row has the
+ *	       instance), in uuid order;
+ *	    3. insert the batch's idempotency keys into usage_keys, in byte
+ *	       order, with a plain INSERT (ON CONFLICT DO NOTHING only when a key
+ *	       is known already): the keys inserted are the new events;
+ *	    4. add each group's new events to its open row (an UPDATE that
+ *	       changes no key and no indexed column: no foreign-key check, no
+ *	       index entry), or insert one new usage_events row for it, which
+ *	       stays open for later batches until the rollup folds it.
  *
- *	  So the foreign-keyed, indexed usage_events takes one row per instance
- *	  and session per batch, and each event costs one narrow key row.
+ *	  So the foreign-keyed, indexed usage_events takes at most one row per
+ *	  instance and session per rollup, and each event costs one narrow key
+ *	  row with one btree entry.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -31,6 +37,7 @@
 #include "mb/pg_wchar.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/hsearch.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -39,28 +46,9 @@
 #include "utils/uuid.h"
 
 #include "agentmarket.h"
+#include "metering.h"
 
 PG_FUNCTION_INFO_V1(record_usage);
-
-#define USAGE_MAX_EVENTS	2000
-#define USAGE_MAX_KEY_CHARS	200
-#define USAGE_MAX_SECONDS	86400
-#define USAGE_MAX_TOKENS	1000000
-
-/* One parsed event. */
-typedef struct UsageEvent
-{
-	pg_uuid_t	instance_id;
-	pg_uuid_t	session_id;
-	bool		has_session;
-	int32		compute_seconds;
-	int32		input_tokens;
-	int32		output_tokens;
-	text	   *key;
-	int			group;			/* index into the batch's groups */
-	bool		first;			/* first event of the batch with its key */
-	bool		recorded;		/* new: its key was not known before */
-} UsageEvent;
 
 /* Hash entry: an (instance, session) pair of the batch. */
 typedef struct UsageGroupKey
@@ -86,6 +74,10 @@ static SPIPlanPtr groups_plan = NULL;
 static SPIPlanPtr keys_plan = NULL;
 static SPIPlanPtr keys_fast_plan = NULL;
 static SPIPlanPtr rows_plan = NULL;
+static SPIPlanPtr open_plan = NULL;
+static SPIPlanPtr update_plan = NULL;
+static SPIPlanPtr close_plan = NULL;
+static SPIPlanPtr closed_pending_plan = NULL;
 static SPIPlanPtr service_plan = NULL;
 
 /* Prepare a statement once and keep it for the life of the backend. */
@@ -114,6 +106,10 @@ usage_prepare_plans(void)
 	Oid			keys_args[2] = {TEXTARRAYOID, UUIDARRAYOID};
 	Oid			rows_args[8] = {UUIDARRAYOID, UUIDARRAYOID, UUIDARRAYOID, UUIDARRAYOID,
 	INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, NUMERICARRAYOID};
+	Oid			open_args[6] = {UUIDARRAYOID, UUIDARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
+	NUMERICARRAYOID};
+	Oid			update_args[5] = {UUIDARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, NUMERICARRAYOID};
+	Oid			one_uuids[1] = {UUIDARRAYOID};
 
 	if (service_plan == NULL)
 		service_plan = usage_prepare("SELECT agentmarket_private.caller_is_service()", 0, NULL);
@@ -154,162 +150,49 @@ usage_prepare_plans(void)
 			"  SELECT r.id, r.user_id, r.instance_id, r.session_id, r.secs, r.ins, r.outs,"
 			"         pg_catalog.round(r.rate OPERATOR(pg_catalog.*) r.secs, 6)"
 			"    FROM unnest($1, $2, $3, $4, $5, $6, $7, $8) r(id, user_id, instance_id, session_id, secs, ins, outs, rate)"
-			"  RETURNING e.id, e.session_id)"
-			" INSERT INTO agentmarket_private.usage_pending (usage_event_id, session_id)"
-			" SELECT folded.id, folded.session_id FROM folded",
+			"  RETURNING e.id, e.instance_id, e.session_id)"
+			" INSERT INTO agentmarket_private.usage_pending AS p (usage_event_id, session_id, instance_id)"
+			" SELECT folded.id, folded.session_id, folded.instance_id FROM folded"
+			"  ORDER BY folded.instance_id, folded.session_id"
+			" ON CONFLICT DO NOTHING RETURNING p.usage_event_id",
 			8, rows_args);
-}
-
-/* Raise 22023 for the event at (0-based) index i. */
-static void pg_attribute_noreturn()
-usage_malformed(int i, const char *problem)
-{
-	ereport(ERROR,
-			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-			 errmsg("usage event %d is malformed: %s", i + 1, problem),
-			 errdetail("Nothing of the batch was recorded.")));
-}
-
-/* Value of one hex digit, or -1. */
-static inline int
-usage_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Parse a UUID written as 32 hex digits, with or without the four hyphens. */
-static bool
-usage_parse_uuid(const char *s, int len, pg_uuid_t *out)
-{
-	int			digits = 0;
-	int			i;
-
-	if (len != 32 && len != 36)
-		return false;
-	for (i = 0; i < len; i++)
-	{
-		int			hi,
-					lo;
-
-		if (len == 36 && (i == 8 || i == 13 || i == 18 || i == 23))
-		{
-			if (s[i] != '-')
-				return false;
-			continue;
-		}
-		if (i + 1 >= len || digits >= UUID_LEN)
-			return false;
-		hi = usage_hexval(s[i]);
-		lo = usage_hexval(s[i + 1]);
-		if (hi < 0 || lo < 0)
-			return false;
-		out->data[digits++] = (unsigned char) (hi << 4 | lo);
-		i++;
-	}
-	return digits == UUID_LEN;
-}
-
-/* A whole number from 0 to max, or -1. */
-static int32
-usage_count(JsonbValue *v, int32 max)
-{
-	char	   *digits;
-	int64		n = 0;
-	char	   *p;
-
-	if (v->type != jbvNumeric)
-		return -1;
-	digits = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
-	if (*digits == '\0')
-		return -1;
-	for (p = digits; *p; p++)
-	{
-		if (*p < '0' || *p > '9' || p - digits >= 10)
-			return -1;
-		n = n * 10 + (*p - '0');
-	}
-	pfree(digits);
-	return n <= max ? (int32) n : -1;
-}
-
-/* Parse and check the event at index i into ev. */
-static void
-usage_parse_event(JsonbValue *elem, int i, UsageEvent *ev)
-{
-	JsonbIterator *it;
-	JsonbValue	k,
-				v;
-	JsonbIteratorToken tok;
-	bool		has_instance = false;
-
-	memset(ev, 0, sizeof(UsageEvent));
-	if (elem->type != jbvBinary || !JsonContainerIsObject(elem->val.binary.data))
-		usage_malformed(i, "it is not a JSON object");
-
-	it = JsonbIteratorInit(elem->val.binary.data);
-	tok = JsonbIteratorNext(&it, &k, true); /* WJB_BEGIN_OBJECT */
-	while ((tok = JsonbIteratorNext(&it, &k, true)) == WJB_KEY)
-	{
-		const char *name = k.val.string.val;
-		int			namelen = k.val.string.len;
-
-		tok = JsonbIteratorNext(&it, &v, true); /* WJB_VALUE */
-#define USAGE_FIELD(lit) (namelen == (int) strlen(lit) && memcmp(name, lit, namelen) == 0)
-		if (USAGE_FIELD("instance_id"))
-		{
-			if (v.type != jbvString || !usage_parse_uuid(v.val.string.val, v.val.string.len, &ev->instance_id))
-				usage_malformed(i, "instance_id must be a UUID");
-			has_instance = true;
-		}
-		else if (USAGE_FIELD("session_id"))
-		{
-			if (v.type == jbvNull)
-				continue;
-			if (v.type != jbvString || !usage_parse_uuid(v.val.string.val, v.val.string.len, &ev->session_id))
-				usage_malformed(i, "session_id must be a UUID or null");
-			ev->has_session = true;
-		}
-		else if (USAGE_FIELD("compute_seconds"))
-		{
-			if (v.type != jbvNull && (ev->compute_seconds = usage_count(&v, USAGE_MAX_SECONDS)) < 0)
-				usage_malformed(i, "compute_seconds must be a whole number from 0 to 86400");
-		}
-		else if (USAGE_FIELD("input_tokens"))
-		{
-			if (v.type != jbvNull && (ev->input_tokens = usage_count(&v, USAGE_MAX_TOKENS)) < 0)
-				usage_malformed(i, "input_tokens must be a whole number from 0 to 1000000");
-		}
-		else if (USAGE_FIELD("output_tokens"))
-		{
-			if (v.type != jbvNull && (ev->output_tokens = usage_count(&v, USAGE_MAX_TOKENS)) < 0)
-				usage_malformed(i, "output_tokens must be a whole number from 0 to 1000000");
-		}
-		else if (USAGE_FIELD("idempotency_key"))
-		{
-			int			chars;
-
-			if (v.type != jbvString)
-				usage_malformed(i, "idempotency_key must be a string of 1 to 200 characters");
-			chars = pg_mbstrlen_with_len(v.val.string.val, v.val.string.len);
-			if (chars < 1 || chars > USAGE_MAX_KEY_CHARS)
-				usage_malformed(i, "idempotency_key must be a string of 1 to 200 characters");
-			ev->key = cstring_to_text_with_len(v.val.string.val, v.val.string.len);
-		}
-		else
-			usage_malformed(i, "it has a field other than instance_id, session_id, compute_seconds, "
-							"input_tokens, output_tokens and idempotency_key");
-#undef USAGE_FIELD
-	}
-	if (!has_instance)
-		usage_malformed(i, "instance_id must be a UUID");
-	if (ev->key == NULL)
-		usage_malformed(i, "idempotency_key must be a string of 1 to 200 characters");
+	if (open_plan == NULL)
+		open_plan = usage_prepare(
+			"SELECT g.n::integer, p.usage_event_id,"
+			"       e.compute_seconds::bigint OPERATOR(pg_catalog.+) g.secs OPERATOR(pg_catalog.<=) 2147483647"
+			"   AND e.input_tokens::bigint OPERATOR(pg_catalog.+) g.ins OPERATOR(pg_catalog.<=) 2147483647"
+			"   AND e.output_tokens::bigint OPERATOR(pg_catalog.+) g.outs OPERATOR(pg_catalog.<=) 2147483647"
+			"   AND e.cost_usd OPERATOR(pg_catalog.+) pg_catalog.round(g.rate OPERATOR(pg_catalog.*) g.secs, 6)"
+			"       OPERATOR(pg_catalog.<) 10000"
+			"  FROM unnest($1, $2, $3, $4, $5, $6) WITH ORDINALITY g(instance_id, session_id, secs, ins, outs, rate, n)"
+			"  JOIN agentmarket_private.usage_pending p"
+			"    ON p.instance_id OPERATOR(pg_catalog.=) g.instance_id"
+			"   AND COALESCE(p.session_id, '" USAGE_NO_SESSION "'::pg_catalog.uuid)"
+			"       OPERATOR(pg_catalog.=) COALESCE(g.session_id, '" USAGE_NO_SESSION "'::pg_catalog.uuid)"
+			"  JOIN agentmarket.usage_events e ON e.id OPERATOR(pg_catalog.=) p.usage_event_id"
+			" ORDER BY g.n"
+			"   FOR UPDATE OF p",
+			6, open_args);
+	if (update_plan == NULL)
+		update_plan = usage_prepare(
+			"UPDATE agentmarket.usage_events e"
+			"   SET compute_seconds = e.compute_seconds OPERATOR(pg_catalog.+) r.secs,"
+			"       input_tokens = e.input_tokens OPERATOR(pg_catalog.+) r.ins,"
+			"       output_tokens = e.output_tokens OPERATOR(pg_catalog.+) r.outs,"
+			"       cost_usd = e.cost_usd OPERATOR(pg_catalog.+) pg_catalog.round(r.rate OPERATOR(pg_catalog.*) r.secs, 6)"
+			"  FROM unnest($1, $2, $3, $4, $5) r(id, secs, ins, outs, rate)"
+			" WHERE e.id OPERATOR(pg_catalog.=) r.id",
+			5, update_args);
+	if (close_plan == NULL)
+		close_plan = usage_prepare(
+			"UPDATE agentmarket_private.usage_pending SET instance_id = NULL"
+			" WHERE usage_event_id OPERATOR(pg_catalog.=) ANY ($1)",
+			1, one_uuids);
+	if (closed_pending_plan == NULL)
+		closed_pending_plan = usage_prepare(
+			"INSERT INTO agentmarket_private.usage_pending (usage_event_id, session_id)"
+			" SELECT * FROM unnest($1, $2)",
+			2, two_uuids);
 }
 
 /* The events being sorted by usage_key_order (qsort has no context). */
@@ -396,6 +279,182 @@ usage_uuid_string(pg_uuid_t *u)
 	return DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(u)));
 }
 
+/* Is the group's session the "no session" all-zero uuid? */
+static inline bool
+usage_group_has_session(const UsageGroupKey *g)
+{
+	static const pg_uuid_t zero;
+
+	return memcmp(&g->session_id, &zero, sizeof(zero)) != 0;
+}
+
+/* A one-dimensional bigint array. */
+static Datum
+usage_int8_array(int64 *values, int n)
+{
+	Datum	   *d = palloc(sizeof(Datum) * n);
+	int			i;
+
+	for (i = 0; i < n; i++)
+		d[i] = Int64GetDatum(values[i]);
+	return usage_array(d, NULL, n, INT8OID);
+}
+
+/*
+ * Write the sums of each group's new (recorded) events: added to the group's
+ * open row, or into a new usage_events row that opens for later batches
+ * (queued in usage_pending with its instance).  A group whose open row is
+ * full closes it first (it stays queued, and takes nothing more).  A new
+ * row that finds another open one for its group (a concurrent batch opened
+ * it first) is queued closed.
+ */
+static void
+usage_write_rows(UsageEvent *ev, int n, UsageGroupKey *groups, int ngroups, Datum *group_ids,
+				 Datum *user_ids, Datum *rates, bool *open_row, bool *close_row, Datum *full_ids)
+{
+	int64	   *secs = palloc0(sizeof(int64) * ngroups);
+	int64	   *ins = palloc0(sizeof(int64) * ngroups);
+	int64	   *outs = palloc0(sizeof(int64) * ngroups);
+	bool	   *used = palloc0(sizeof(bool) * ngroups);
+	Datum	   *cols[8];
+	bool	   *session_nulls = palloc(sizeof(bool) * ngroups);
+	int			nnew = 0,
+				nadd = 0,
+				nclose = 0,
+				i,
+				c;
+
+	for (i = 0; i < n; i++)
+		if (ev[i].recorded)
+		{
+			secs[ev[i].group] += ev[i].compute_seconds;
+			ins[ev[i].group] += ev[i].input_tokens;
+			outs[ev[i].group] += ev[i].output_tokens;
+			used[ev[i].group] = true;
+		}
+	for (c = 0; c < 8; c++)
+		cols[c] = palloc(sizeof(Datum) * ngroups);
+
+	/* Open rows that take this batch's sums. */
+	for (i = 0; i < ngroups; i++)
+	{
+		if (!used[i] || !open_row[i])
+			continue;
+		cols[0][nadd] = group_ids[i];
+		/* At most 2,000 events of at most 1,000,000 each: fits int4. */
+		cols[4][nadd] = Int32GetDatum((int32) secs[i]);
+		cols[5][nadd] = Int32GetDatum((int32) ins[i]);
+		cols[6][nadd] = Int32GetDatum((int32) outs[i]);
+		cols[7][nadd] = rates[i];
+		nadd++;
+	}
+	if (nadd > 0)
+	{
+		Datum		args[5];
+
+		args[0] = usage_array(cols[0], NULL, nadd, UUIDOID);
+		args[1] = usage_array(cols[4], NULL, nadd, INT4OID);
+		args[2] = usage_array(cols[5], NULL, nadd, INT4OID);
+		args[3] = usage_array(cols[6], NULL, nadd, INT4OID);
+		args[4] = usage_array(cols[7], NULL, nadd, NUMERICOID);
+		if (SPI_execute_plan(update_plan, args, NULL, false, 0) != SPI_OK_UPDATE || SPI_processed != (uint64) nadd)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not add to the open usage rows")));
+	}
+
+	/* Full open rows of groups that open a new one: closed. */
+	for (i = 0; i < ngroups; i++)
+		if (used[i] && close_row[i])
+			cols[0][nclose++] = full_ids[i];
+	if (nclose > 0)
+	{
+		Datum		args[1];
+
+		args[0] = usage_array(cols[0], NULL, nclose, UUIDOID);
+		if (SPI_execute_plan(close_plan, args, NULL, false, 0) != SPI_OK_UPDATE)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not close the full usage rows")));
+	}
+
+	/* New rows. */
+	for (i = 0; i < ngroups; i++)
+	{
+		if (!used[i] || open_row[i])
+			continue;
+		cols[0][nnew] = group_ids[i];
+		cols[1][nnew] = user_ids[i];
+		cols[2][nnew] = UUIDPGetDatum(&groups[i].instance_id);
+		cols[3][nnew] = UUIDPGetDatum(&groups[i].session_id);
+		session_nulls[nnew] = !usage_group_has_session(&groups[i]);
+		cols[4][nnew] = Int32GetDatum((int32) secs[i]);
+		cols[5][nnew] = Int32GetDatum((int32) ins[i]);
+		cols[6][nnew] = Int32GetDatum((int32) outs[i]);
+		cols[7][nnew] = rates[i];
+		nnew++;
+	}
+	if (nnew > 0)
+	{
+		Datum		args[8];
+		int			nclosed = 0;
+
+		args[0] = usage_array(cols[0], NULL, nnew, UUIDOID);
+		args[1] = usage_array(cols[1], NULL, nnew, UUIDOID);
+		args[2] = usage_array(cols[2], NULL, nnew, UUIDOID);
+		args[3] = usage_array(cols[3], session_nulls, nnew, UUIDOID);
+		args[4] = usage_array(cols[4], NULL, nnew, INT4OID);
+		args[5] = usage_array(cols[5], NULL, nnew, INT4OID);
+		args[6] = usage_array(cols[6], NULL, nnew, INT4OID);
+		args[7] = usage_array(cols[7], NULL, nnew, NUMERICOID);
+		if (SPI_execute_plan(rows_plan, args, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not record the usage rows")));
+		if (SPI_processed < (uint64) nnew)
+		{
+			/* Rows queued open, in the order given: the others go closed. */
+			bool	   *queued = palloc0(sizeof(bool) * nnew);
+			uint64		r;
+			int			k;
+
+			for (r = 0; r < SPI_processed; r++)
+			{
+				bool		id_null;
+				Datum		id = SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &id_null);
+
+				for (k = 0; k < nnew; k++)
+					if (!queued[k] && memcmp(DatumGetUUIDP(id), DatumGetUUIDP(cols[0][k]), UUID_LEN) == 0)
+					{
+						queued[k] = true;
+						break;
+					}
+			}
+			for (k = 0; k < nnew; k++)
+				if (!queued[k])
+				{
+					cols[0][nclosed] = cols[0][k];
+					cols[3][nclosed] = cols[3][k];
+					session_nulls[nclosed] = session_nulls[k];
+					nclosed++;
+				}
+			args[0] = usage_array(cols[0], NULL, nclosed, UUIDOID);
+			args[1] = usage_array(cols[3], session_nulls, nclosed, UUIDOID);
+			if (SPI_execute_plan(closed_pending_plan, args, NULL, false, 0) != SPI_OK_INSERT)
+				ereport(ERROR,
+						(errcode(ERRCODE_INTERNAL_ERROR),
+						 errmsg("could not queue the usage rows")));
+		}
+	}
+}
+
+/* memcmp order of two groups: uuid order, instance first (qsort). */
+static int
+usage_group_order(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(UsageGroupKey));
+}
+
 /* SQL function: agentmarket.record_usage(events jsonb) */
 Datum
 record_usage(PG_FUNCTION_ARGS)
@@ -405,13 +464,18 @@ record_usage(PG_FUNCTION_ARGS)
 	int			n,
 				i,
 				ngroups = 0,
-				nfirst = 0,
-				nrows = 0;
+				nfirst = 0;
 	UsageEvent *ev;
 	UsageGroupKey *groups;
-	Datum	   *group_ids;
+	Datum	   *instance_ids;	/* per group */
+	Datum	   *session_ids;
+	bool	   *no_session;
+	Datum	   *group_ids;		/* the row each group's new events go into */
 	Datum	   *user_ids;
 	Datum	   *rates;
+	bool	   *open_row;		/* group_ids[g] is an open row it adds to */
+	bool	   *close_row;		/* the open row is full: close it, open another */
+	Datum	   *full_ids;
 	HASHCTL		ctl;
 	HTAB	   *group_hash,
 			   *key_hash;
@@ -451,14 +515,8 @@ record_usage(PG_FUNCTION_ARGS)
 		PG_RETURN_NULL();
 	}
 
-	/* Parse, check, and find the groups and each key's first event. */
+	/* Parse, check, and find each key's first event. */
 	ev = palloc(sizeof(UsageEvent) * n);
-	groups = palloc(sizeof(UsageGroupKey) * n);
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(UsageGroupKey);
-	ctl.entrysize = sizeof(UsageGroupEntry);
-	ctl.hcxt = CurrentMemoryContext;
-	group_hash = hash_create("usage groups", n, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(((UsageKeyEntry *) NULL)->key);
 	ctl.entrysize = sizeof(UsageKeyEntry);
@@ -467,24 +525,11 @@ record_usage(PG_FUNCTION_ARGS)
 	for (i = 0; i < n; i++)
 	{
 		JsonbValue *elem = getIthJsonbValueFromContainer(&events->root, i);
-		UsageGroupKey gk;
-		UsageGroupEntry *ge;
 		UsageKeyEntry *ke;
 		bool		found;
 		char	   *keystr;
 
 		usage_parse_event(elem, i, &ev[i]);
-		memset(&gk, 0, sizeof(gk));
-		gk.instance_id = ev[i].instance_id;
-		if (ev[i].has_session)
-			gk.session_id = ev[i].session_id;
-		ge = hash_search(group_hash, &gk, HASH_ENTER, &found);
-		if (!found)
-		{
-			ge->index = ngroups;
-			groups[ngroups++] = gk;
-		}
-		ev[i].group = ge->index;
 		keystr = text_to_cstring(ev[i].key);
 		ke = hash_search(key_hash, keystr, HASH_ENTER, &found);
 		if (!found)
@@ -496,30 +541,71 @@ record_usage(PG_FUNCTION_ARGS)
 		pfree(keystr);
 	}
 
-	/* 1. Every group: instance and session exist and match; who and what rate. */
+	/*
+	 * The groups, in uuid order: every batch locks open rows and creates them
+	 * in this one order, so two batches never wait for each other in a
+	 * circle.
+	 */
+	groups = palloc(sizeof(UsageGroupKey) * n);
+	for (i = 0; i < n; i++)
+	{
+		memset(&groups[i], 0, sizeof(UsageGroupKey));
+		groups[i].instance_id = ev[i].instance_id;
+		if (ev[i].has_session)
+			groups[i].session_id = ev[i].session_id;
+	}
+	qsort(groups, n, sizeof(UsageGroupKey), usage_group_order);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(UsageGroupKey);
+	ctl.entrysize = sizeof(UsageGroupEntry);
+	ctl.hcxt = CurrentMemoryContext;
+	group_hash = hash_create("usage groups", n, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
+	for (i = 0; i < n; i++)
+	{
+		UsageGroupEntry *ge;
+		bool		found;
+
+		if (i > 0 && memcmp(&groups[i], &groups[ngroups - 1], sizeof(UsageGroupKey)) == 0)
+			continue;
+		groups[ngroups] = groups[i];
+		ge = hash_search(group_hash, &groups[ngroups], HASH_ENTER, &found);
+		ge->index = ngroups++;
+	}
+	for (i = 0; i < n; i++)
+	{
+		UsageGroupKey gk;
+
+		memset(&gk, 0, sizeof(gk));
+		gk.instance_id = ev[i].instance_id;
+		if (ev[i].has_session)
+			gk.session_id = ev[i].session_id;
+		ev[i].group = ((UsageGroupEntry *) hash_search(group_hash, &gk, HASH_FIND, NULL))->index;
+	}
+	instance_ids = palloc(sizeof(Datum) * ngroups);
+	session_ids = palloc(sizeof(Datum) * ngroups);
+	no_session = palloc(sizeof(bool) * ngroups);
 	group_ids = palloc(sizeof(Datum) * ngroups);
 	user_ids = palloc(sizeof(Datum) * ngroups);
 	rates = palloc(sizeof(Datum) * ngroups);
+	open_row = palloc0(sizeof(bool) * ngroups);
+	close_row = palloc0(sizeof(bool) * ngroups);
+	full_ids = palloc(sizeof(Datum) * ngroups);
+	for (i = 0; i < ngroups; i++)
+	{
+		instance_ids[i] = UUIDPGetDatum(&groups[i].instance_id);
+		session_ids[i] = UUIDPGetDatum(&groups[i].session_id);
+		no_session[i] = !usage_group_has_session(&groups[i]);
+	}
+
+	/* 1. Every group: instance and session exist and match; who and what rate. */
 	{
 		Datum		args[2];
-		bool	   *session_nulls = palloc(sizeof(bool) * ngroups);
-		char		nulls[2] = {' ', ' '};
 		int			first_bad = n;
-		const char *problem = NULL;
 		char	   *bad_text = NULL;
 
-		for (i = 0; i < ngroups; i++)
-		{
-			pg_uuid_t	zero;
-
-			memset(&zero, 0, sizeof(zero));
-			group_ids[i] = UUIDPGetDatum(&groups[i].instance_id);
-			session_nulls[i] = memcmp(&groups[i].session_id, &zero, sizeof(zero)) == 0;
-			user_ids[i] = UUIDPGetDatum(&groups[i].session_id);
-		}
-		args[0] = usage_array(group_ids, NULL, ngroups, UUIDOID);
-		args[1] = usage_array(user_ids, session_nulls, ngroups, UUIDOID);
-		if (SPI_execute_plan(groups_plan, args, nulls, false, 0) != SPI_OK_SELECT || SPI_processed != (uint64) ngroups)
+		args[0] = usage_array(instance_ids, NULL, ngroups, UUIDOID);
+		args[1] = usage_array(session_ids, no_session, ngroups, UUIDOID);
+		if (SPI_execute_plan(groups_plan, args, NULL, false, 0) != SPI_OK_SELECT || SPI_processed != (uint64) ngroups)
 			ereport(ERROR,
 					(errcode(ERRCODE_INTERNAL_ERROR),
 					 errmsg("could not look up the usage events' instances")));
@@ -531,50 +617,93 @@ record_usage(PG_FUNCTION_ARGS)
 			bool		instance_ok = DatumGetBool(SPI_getbinval(tup, desc, 2, &isnull));
 			bool		session_ok;
 			Datum		d;
+			int			j;
 
 			d = SPI_getbinval(tup, desc, 3, &isnull);
 			session_ok = !isnull && DatumGetBool(d);
-			if (!instance_ok || !session_ok)
+			if (instance_ok && session_ok)
 			{
-				int			j;
-
-				for (j = 0; j < n && ev[j].group != g; j++);
-				if (j < first_bad)
-				{
-					first_bad = j;
-					bad_text = !instance_ok
-						? psprintf("instance %s not found", usage_uuid_string(&groups[g].instance_id))
-						: psprintf("session %s is not a session of instance %s",
-								   usage_uuid_string(&groups[g].session_id),
-								   usage_uuid_string(&groups[g].instance_id));
-				}
+				user_ids[g] = SPI_getbinval(tup, desc, 4, &isnull);
+				rates[g] = SPI_getbinval(tup, desc, 5, &isnull);
+				if (!isnull)
+					continue;
+			}
+			for (j = 0; j < n && ev[j].group != g; j++);
+			if (j >= first_bad)
 				continue;
-			}
-			user_ids[g] = SPI_getbinval(tup, desc, 4, &isnull);
-			rates[g] = SPI_getbinval(tup, desc, 5, &isnull);
-			if (isnull)
-			{
-				int			j;
-
-				for (j = 0; j < n && ev[j].group != g; j++);
-				if (j < first_bad)
-				{
-					first_bad = j;
-					bad_text = psprintf("no price for machine %s with %s MB",
-										SPI_getvalue(tup, desc, 6), SPI_getvalue(tup, desc, 7));
-				}
-			}
+			first_bad = j;
+			if (!instance_ok)
+				bad_text = psprintf("instance %s not found", usage_uuid_string(&groups[g].instance_id));
+			else if (!session_ok)
+				bad_text = psprintf("session %s is not a session of instance %s",
+									usage_uuid_string(&groups[g].session_id),
+									usage_uuid_string(&groups[g].instance_id));
+			else
+				bad_text = psprintf("no price for machine %s with %s MB",
+									SPI_getvalue(tup, desc, 6), SPI_getvalue(tup, desc, 7));
 		}
 		if (first_bad < n)
-		{
-			problem = bad_text;
-			usage_malformed(first_bad, problem);
-		}
-		for (i = 0; i < ngroups; i++)
-			group_ids[i] = DirectFunctionCall1(gen_random_uuid, (Datum) 0);
+			usage_malformed(first_bad, bad_text);
 	}
 
-	/* 2. The keys, in byte order: those inserted are new. */
+	/*
+	 * 2. Each group's open row (a usage_events row of earlier batches that
+	 * the rollup has not folded yet), locked: the rollup skips it until this
+	 * transaction ends.  A group without one, or whose row could not take
+	 * this batch's amounts, gets a new row.
+	 */
+	{
+		int64	   *secs = palloc0(sizeof(int64) * ngroups);
+		int64	   *ins = palloc0(sizeof(int64) * ngroups);
+		int64	   *outs = palloc0(sizeof(int64) * ngroups);
+		Datum		args[6];
+		uint64		r;
+
+		/* Bounds: every event counted, duplicates too. */
+		for (i = 0; i < n; i++)
+		{
+			secs[ev[i].group] += ev[i].compute_seconds;
+			ins[ev[i].group] += ev[i].input_tokens;
+			outs[ev[i].group] += ev[i].output_tokens;
+		}
+		args[0] = usage_array(instance_ids, NULL, ngroups, UUIDOID);
+		args[1] = usage_array(session_ids, no_session, ngroups, UUIDOID);
+		args[2] = usage_int8_array(secs, ngroups);
+		args[3] = usage_int8_array(ins, ngroups);
+		args[4] = usage_int8_array(outs, ngroups);
+		args[5] = usage_array(rates, NULL, ngroups, NUMERICOID);
+		if (SPI_execute_plan(open_plan, args, NULL, false, 0) != SPI_OK_SELECT)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not look up the usage events' open rows")));
+		for (i = 0; i < ngroups; i++)
+			group_ids[i] = (Datum) 0;
+		for (r = 0; r < SPI_processed; r++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[r];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			int			g = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull)) - 1;
+			Datum		id = SPI_getbinval(tup, desc, 2, &isnull);
+			bool		fits = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
+
+			id = datumCopy(id, false, UUID_LEN);
+			if (fits)
+			{
+				group_ids[g] = id;
+				open_row[g] = true;
+			}
+			else
+			{
+				full_ids[g] = id;
+				close_row[g] = true;
+			}
+		}
+		for (i = 0; i < ngroups; i++)
+			if (!open_row[i])
+				group_ids[i] = DirectFunctionCall1(gen_random_uuid, (Datum) 0);
+	}
+
+	/* 3. The keys, in byte order: those inserted are new. */
 	{
 		int		   *order = palloc(sizeof(int) * nfirst);
 		Datum	   *keys = palloc(sizeof(Datum) * nfirst);
@@ -621,61 +750,8 @@ record_usage(PG_FUNCTION_ARGS)
 		}
 	}
 
-	/* 3. One usage_events row per group with new events. */
-	{
-		int64	   *secs = palloc0(sizeof(int64) * ngroups);
-		int64	   *ins = palloc0(sizeof(int64) * ngroups);
-		int64	   *outs = palloc0(sizeof(int64) * ngroups);
-		bool	   *used = palloc0(sizeof(bool) * ngroups);
-		Datum	   *cols[8];
-		bool	   *session_nulls = palloc(sizeof(bool) * ngroups);
-		Datum		args[8];
-		int			c;
-		pg_uuid_t	zero;
-
-		memset(&zero, 0, sizeof(zero));
-		for (i = 0; i < n; i++)
-			if (ev[i].recorded)
-			{
-				secs[ev[i].group] += ev[i].compute_seconds;
-				ins[ev[i].group] += ev[i].input_tokens;
-				outs[ev[i].group] += ev[i].output_tokens;
-				used[ev[i].group] = true;
-			}
-		for (c = 0; c < 8; c++)
-			cols[c] = palloc(sizeof(Datum) * ngroups);
-		for (i = 0; i < ngroups; i++)
-		{
-			if (!used[i])
-				continue;
-			cols[0][nrows] = group_ids[i];
-			cols[1][nrows] = user_ids[i];
-			cols[2][nrows] = UUIDPGetDatum(&groups[i].instance_id);
-			cols[3][nrows] = UUIDPGetDatum(&groups[i].session_id);
-			session_nulls[nrows] = memcmp(&groups[i].session_id, &zero, sizeof(zero)) == 0;
-			/* At most 2,000 events of at most 1,000,000 each: fits int4. */
-			cols[4][nrows] = Int32GetDatum((int32) secs[i]);
-			cols[5][nrows] = Int32GetDatum((int32) ins[i]);
-			cols[6][nrows] = Int32GetDatum((int32) outs[i]);
-			cols[7][nrows] = rates[i];
-			nrows++;
-		}
-		if (nrows > 0)
-		{
-			args[0] = usage_array(cols[0], NULL, nrows, UUIDOID);
-			args[1] = usage_array(cols[1], NULL, nrows, UUIDOID);
-			args[2] = usage_array(cols[2], NULL, nrows, UUIDOID);
-			args[3] = usage_array(cols[3], session_nulls, nrows, UUIDOID);
-			args[4] = usage_array(cols[4], NULL, nrows, INT4OID);
-			args[5] = usage_array(cols[5], NULL, nrows, INT4OID);
-			args[6] = usage_array(cols[6], NULL, nrows, INT4OID);
-			args[7] = usage_array(cols[7], NULL, nrows, NUMERICOID);
-			if (SPI_execute_plan(rows_plan, args, NULL, false, 0) != SPI_OK_INSERT)
-				ereport(ERROR,
-						(errcode(ERRCODE_INTERNAL_ERROR),
-						 errmsg("could not record the usage rows")));
-		}
-	}
+	/* 4. The new events' sums: added to open rows, or in new rows. */
+	usage_write_rows(ev, n, groups, ngroups, group_ids, user_ids, rates, open_row, close_row, full_ids);
 
 	/* What happened to each event, in order. */
 	for (i = 0; i < n; i++)

@@ -8,13 +8,17 @@
 --
 -- record_usage(events) takes the platform's usage reports in batches.  Each
 -- event's idempotency key is kept (usage_keys: one narrow row per event, no
--- foreign key), and the batch's new events are folded per (instance,
--- session) into ONE usage_events row each, so the foreign-keyed, indexed
--- table takes a row per instance and session per batch, not per event.  A
--- usage_events row therefore means "what one batch reported for one instance
--- and session"; usage_keys says which row each event went into.  New rows
--- wait in usage_pending until run_billing_rollup() folds them into session
--- totals and instance costs (billing.sql).
+-- foreign key), and the new events are folded per (instance, session) before
+-- they touch the foreign-keyed, indexed usage_events: into the group's OPEN
+-- row when it has one (a row of earlier batches the rollup has not folded
+-- yet), or into one new row, which then stays open for later batches.  A
+-- usage_events row therefore means "what was reported for one instance and
+-- session between two rollups" (one row per instance and session per minute
+-- with the rollup scheduled); usage_keys says which row each event went into.
+-- Adding to an open row changes no key and no indexed column: no foreign-key
+-- check, no index entry.  Rows wait in usage_pending until
+-- run_billing_rollup() folds them into session totals and instance costs
+-- (billing.sql); a pending row is open while its instance_id is set.
 
 -- Fly's published prices (https://fly.io/docs/about/pricing/), per month of
 -- 30 days, turned into USD per second (month / 2,592,000 s, 10 decimals).
@@ -209,9 +213,16 @@ SELECT pg_catalog.pg_extension_config_dump('agentmarket_private.usage_keys', '')
 CREATE TABLE agentmarket_private.usage_pending (
   usage_event_id UUID PRIMARY KEY, -- no foreign key: the row is inserted beside it, and checking costs
   session_id UUID,
-  fold_session BOOLEAN NOT NULL DEFAULT true -- false: the session's totals already count it (end_session)
+  fold_session BOOLEAN NOT NULL DEFAULT true, -- false: the session's totals already count it (end_session)
+  instance_id UUID -- set while the row is open: record_usage() adds its instance and session's later batches to it
 );
 CREATE INDEX usage_pending_session ON agentmarket_private.usage_pending (session_id) WHERE session_id IS NOT NULL;
+-- At most one open row per instance and session (no session spelled as the
+-- all-zero uuid): how record_usage() finds it, and what stops two batches
+-- opening two.
+CREATE UNIQUE INDEX usage_pending_open ON agentmarket_private.usage_pending
+    (instance_id, COALESCE(session_id, '00000000-0000-0000-0000-000000000000'::pg_catalog.uuid))
+    WHERE instance_id IS NOT NULL;
 COMMENT ON TABLE agentmarket_private.usage_pending IS
     'Usage rows not yet folded into session totals and instance costs by run_billing_rollup().';
 REVOKE ALL ON TABLE agentmarket_private.usage_pending FROM PUBLIC;

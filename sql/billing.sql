@@ -4,7 +4,7 @@
 \ir test/fixture.sql
 SET search_path = agentmarket, public;
 BEGIN;
-SELECT plan(30);
+SELECT plan(31);
 
 SELECT agentmarket.configure('free_trial_credits', '0') \g /dev/null
 -- Granted credits worth list price, so gross = credits x 0.01 here (lots.sql).
@@ -84,8 +84,13 @@ SELECT is((SELECT compute_cost FROM creator_earnings WHERE session_id = (SELECT 
 -- Bounded per call.
 SELECT is((SELECT count(*)::int FROM generate_series(1, 3) g,
                  LATERAL record_usage(jsonb_build_array(jsonb_build_object('instance_id', '70000000-0000-4000-8000-0000000000d1',
+                                                                          'session_id', CASE WHEN g = 1 THEN (SELECT id FROM ids WHERE name = 'a') END,
                                                                           'compute_seconds', 1, 'idempotency_key', 'bound-' || g)))),
-          3, 'three calls, three usage rows');
+          3, 'three calls: one for the session, two for the instance alone');
+RESET ROLE;
+SELECT is((SELECT count(*)::int FROM agentmarket_private.usage_pending), 2,
+    'two usage rows wait: the third call added to the instance''s open row');
+SET LOCAL ROLE service_role;
 SELECT is((SELECT usage_rows FROM run_billing_rollup(1)), 1, 'a rollup takes at most max_rows rows');
 SELECT is_empty('SELECT * FROM verify_metering()', 'consistent between bounded runs');
 SELECT throws_ok('SELECT * FROM run_billing_rollup(0)', '22023', NULL, 'max_rows must be positive');

@@ -1,0 +1,43 @@
+/*-------------------------------------------------------------------------
+ * metering.h
+ *	  What the C parts of record_usage share: one parsed usage event, and
+ *	  the parser that checks it (metering_events.c).
+ *-------------------------------------------------------------------------
+ */
+#ifndef AGENTMARKET_METERING_H
+#define AGENTMARKET_METERING_H
+
+#include "postgres.h"
+
+#include "utils/jsonb.h"
+#include "utils/uuid.h"
+
+#define USAGE_MAX_EVENTS	2000
+#define USAGE_MAX_KEY_CHARS	200
+#define USAGE_MAX_SECONDS	86400
+#define USAGE_MAX_TOKENS	1000000
+/* How an open row's missing session is spelled in usage_pending_open. */
+#define USAGE_NO_SESSION	"00000000-0000-0000-0000-000000000000"
+
+/* One parsed event. */
+typedef struct UsageEvent
+{
+	pg_uuid_t	instance_id;
+	pg_uuid_t	session_id;
+	bool		has_session;
+	int32		compute_seconds;
+	int32		input_tokens;
+	int32		output_tokens;
+	text	   *key;
+	int			group;			/* index into the batch's groups */
+	bool		first;			/* first event of the batch with its key */
+	bool		recorded;		/* new: its key was not known before */
+} UsageEvent;
+
+/* Raise 22023 "usage event N is malformed: problem" for index i (0-based). */
+extern void usage_malformed(int i, const char *problem) pg_attribute_noreturn();
+
+/* Parse and check the event at index i into ev (22023 when malformed). */
+extern void usage_parse_event(JsonbValue *elem, int i, UsageEvent *ev);
+
+#endif							/* AGENTMARKET_METERING_H */

@@ -1,0 +1,170 @@
+/*-------------------------------------------------------------------------
+ * metering_events.c
+ *	  One usage event of a record_usage batch, read straight from the jsonb
+ *	  binary (no text round trip) and checked: a bad one raises 22023
+ *	  naming its 1-based position.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+#include "mb/pg_wchar.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/numeric.h"
+#include "utils/uuid.h"
+
+#include "metering.h"
+
+/* Raise 22023 for the event at (0-based) index i. */
+void
+usage_malformed(int i, const char *problem)
+{
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("usage event %d is malformed: %s", i + 1, problem),
+			 errdetail("Nothing of the batch was recorded.")));
+}
+
+/* Value of one hex digit, or -1. */
+static inline int
+usage_hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+/* Parse a UUID written as 32 hex digits, with or without the four hyphens. */
+static bool
+usage_parse_uuid(const char *s, int len, pg_uuid_t *out)
+{
+	int			digits = 0;
+	int			i;
+
+	if (len != 32 && len != 36)
+		return false;
+	for (i = 0; i < len; i++)
+	{
+		int			hi,
+					lo;
+
+		if (len == 36 && (i == 8 || i == 13 || i == 18 || i == 23))
+		{
+			if (s[i] != '-')
+				return false;
+			continue;
+		}
+		if (i + 1 >= len || digits >= UUID_LEN)
+			return false;
+		hi = usage_hexval(s[i]);
+		lo = usage_hexval(s[i + 1]);
+		if (hi < 0 || lo < 0)
+			return false;
+		out->data[digits++] = (unsigned char) (hi << 4 | lo);
+		i++;
+	}
+	return digits == UUID_LEN;
+}
+
+/* A whole number from 0 to max, or -1. */
+static int32
+usage_count(JsonbValue *v, int32 max)
+{
+	char	   *digits;
+	int64		n = 0;
+	char	   *p;
+
+	if (v->type != jbvNumeric)
+		return -1;
+	digits = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
+	if (*digits == '\0')
+		return -1;
+	for (p = digits; *p; p++)
+	{
+		if (*p < '0' || *p > '9' || p - digits >= 10)
+			return -1;
+		n = n * 10 + (*p - '0');
+	}
+	pfree(digits);
+	return n <= max ? (int32) n : -1;
+}
+
+/* Parse and check the event at index i into ev. */
+void
+usage_parse_event(JsonbValue *elem, int i, UsageEvent *ev)
+{
+	JsonbIterator *it;
+	JsonbValue	k,
+				v;
+	JsonbIteratorToken tok;
+	bool		has_instance = false;
+
+	memset(ev, 0, sizeof(UsageEvent));
+	if (elem->type != jbvBinary || !JsonContainerIsObject(elem->val.binary.data))
+		usage_malformed(i, "it is not a JSON object");
+
+	it = JsonbIteratorInit(elem->val.binary.data);
+	tok = JsonbIteratorNext(&it, &k, true); /* WJB_BEGIN_OBJECT */
+	while ((tok = JsonbIteratorNext(&it, &k, true)) == WJB_KEY)
+	{
+		const char *name = k.val.string.val;
+		int			namelen = k.val.string.len;
+
+		tok = JsonbIteratorNext(&it, &v, true); /* WJB_VALUE */
+#define USAGE_FIELD(lit) (namelen == (int) strlen(lit) && memcmp(name, lit, namelen) == 0)
+		if (USAGE_FIELD("instance_id"))
+		{
+			if (v.type != jbvString || !usage_parse_uuid(v.val.string.val, v.val.string.len, &ev->instance_id))
+				usage_malformed(i, "instance_id must be a UUID");
+			has_instance = true;
+		}
+		else if (USAGE_FIELD("session_id"))
+		{
+			if (v.type == jbvNull)
+				continue;
+			if (v.type != jbvString || !usage_parse_uuid(v.val.string.val, v.val.string.len, &ev->session_id))
+				usage_malformed(i, "session_id must be a UUID or null");
+			ev->has_session = true;
+		}
+		else if (USAGE_FIELD("compute_seconds"))
+		{
+			if (v.type != jbvNull && (ev->compute_seconds = usage_count(&v, USAGE_MAX_SECONDS)) < 0)
+				usage_malformed(i, "compute_seconds must be a whole number from 0 to 86400");
+		}
+		else if (USAGE_FIELD("input_tokens"))
+		{
+			if (v.type != jbvNull && (ev->input_tokens = usage_count(&v, USAGE_MAX_TOKENS)) < 0)
+				usage_malformed(i, "input_tokens must be a whole number from 0 to 1000000");
+		}
+		else if (USAGE_FIELD("output_tokens"))
+		{
+			if (v.type != jbvNull && (ev->output_tokens = usage_count(&v, USAGE_MAX_TOKENS)) < 0)
+				usage_malformed(i, "output_tokens must be a whole number from 0 to 1000000");
+		}
+		else if (USAGE_FIELD("idempotency_key"))
+		{
+			int			chars;
+
+			if (v.type != jbvString)
+				usage_malformed(i, "idempotency_key must be a string of 1 to 200 characters");
+			chars = pg_mbstrlen_with_len(v.val.string.val, v.val.string.len);
+			if (chars < 1 || chars > USAGE_MAX_KEY_CHARS)
+				usage_malformed(i, "idempotency_key must be a string of 1 to 200 characters");
+			ev->key = cstring_to_text_with_len(v.val.string.val, v.val.string.len);
+		}
+		else
+			usage_malformed(i, "it has a field other than instance_id, session_id, compute_seconds, "
+							"input_tokens, output_tokens and idempotency_key");
+#undef USAGE_FIELD
+	}
+	if (!has_instance)
+		usage_malformed(i, "instance_id must be a UUID");
+	if (ev->key == NULL)
+		usage_malformed(i, "idempotency_key must be a string of 1 to 200 characters");
+}
+

@@ -119,17 +119,18 @@ usage_prepare_plans(void)
 			"       g.session_id IS NULL OR s.instance_id OPERATOR(pg_catalog.=) g.instance_id,"
 			"       i.user_id,"
 			"       CASE WHEN i.status IN ('suspended', 'stopped', 'destroyed') THEN 0"
-			"            ELSE COALESCE((SELECT m.usd_per_second FROM agentmarket_private.machine_prices m"
-			"                            WHERE m.machine_size OPERATOR(pg_catalog.=) a.fly_machine_size"
-			"                              AND m.memory_mb OPERATOR(pg_catalog.=) a.fly_machine_memory_mb),"
-			"                          (SELECT l.usd_per_second FROM agentmarket_private.machine_price_list l"
-			"                            WHERE l.machine_size OPERATOR(pg_catalog.=) a.fly_machine_size"
-			"                              AND l.memory_mb OPERATOR(pg_catalog.=) a.fly_machine_memory_mb)) END,"
+			"            ELSE COALESCE(m.usd_per_second, l.usd_per_second) END,"
 			"       a.fly_machine_size, a.fly_machine_memory_mb"
 			"  FROM unnest($1, $2) WITH ORDINALITY g(instance_id, session_id, n)"
 			"  LEFT JOIN agentmarket.agent_instances i ON i.id OPERATOR(pg_catalog.=) g.instance_id"
 			"  LEFT JOIN agentmarket.agents a ON a.id OPERATOR(pg_catalog.=) i.agent_id"
-			"  LEFT JOIN agentmarket.sessions s ON s.id OPERATOR(pg_catalog.=) g.session_id",
+			"  LEFT JOIN agentmarket.sessions s ON s.id OPERATOR(pg_catalog.=) g.session_id"
+			"  LEFT JOIN agentmarket_private.machine_prices m"
+			"    ON m.machine_size OPERATOR(pg_catalog.=) a.fly_machine_size"
+			"   AND m.memory_mb OPERATOR(pg_catalog.=) a.fly_machine_memory_mb"
+			"  LEFT JOIN agentmarket_private.machine_price_list l"
+			"    ON l.machine_size OPERATOR(pg_catalog.=) a.fly_machine_size"
+			"   AND l.memory_mb OPERATOR(pg_catalog.=) a.fly_machine_memory_mb",
 			2, two_uuids);
 	if (keys_plan == NULL)
 		keys_plan = usage_prepare(

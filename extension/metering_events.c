@@ -71,27 +71,27 @@ usage_parse_uuid(const char *s, int len, pg_uuid_t *out)
 	return digits == UUID_LEN;
 }
 
-/* A whole number from 0 to max, or -1. */
+/*
+ * A whole number from 0 to max, or -1.  Read from the numeric itself, no
+ * text: a display scale above 0 ("1.5", and "1.0" too) is not whole.
+ */
 static int32
 usage_count(JsonbValue *v, int32 max)
 {
-	char	   *digits;
-	int64		n = 0;
-	char	   *p;
+	Datum		num;
+	bool		error = false;
+	int32		n;
 
 	if (v->type != jbvNumeric)
 		return -1;
-	digits = DatumGetCString(DirectFunctionCall1(numeric_out, NumericGetDatum(v->val.numeric)));
-	if (*digits == '\0')
+	num = NumericGetDatum(v->val.numeric);
+	if (numeric_is_nan(v->val.numeric) || numeric_is_inf(v->val.numeric)
+		|| DatumGetInt32(DirectFunctionCall1(numeric_scale, num)) != 0)
 		return -1;
-	for (p = digits; *p; p++)
-	{
-		if (*p < '0' || *p > '9' || p - digits >= 10)
-			return -1;
-		n = n * 10 + (*p - '0');
-	}
-	pfree(digits);
-	return n <= max ? (int32) n : -1;
+	n = numeric_int4_opt_error(v->val.numeric, &error);
+	if (error || n < 0 || n > max)
+		return -1;
+	return n;
 }
 
 /* Parse and check the event at index i into ev. */

@@ -754,17 +754,22 @@ record_usage(PG_FUNCTION_ARGS)
 	/* 4. The new events' sums: added to open rows, or in new rows. */
 	usage_write_rows(ev, n, groups, ngroups, group_ids, user_ids, rates, open_row, close_row, full_ids);
 
-	/* What happened to each event, in order. */
-	for (i = 0; i < n; i++)
+	/* What happened to each event, in order, into the tuplestore at once. */
 	{
-		Datum		values[4];
-		bool		nulls[4] = {false, false, false, !ev[i].recorded};
+		Datum		recorded = CStringGetTextDatum("recorded");
+		Datum		duplicate = CStringGetTextDatum("duplicate");
 
-		values[0] = Int32GetDatum(i + 1);
-		values[1] = PointerGetDatum(ev[i].key);
-		values[2] = CStringGetTextDatum(ev[i].recorded ? "recorded" : "duplicate");
-		values[3] = group_ids[ev[i].group];
-		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		for (i = 0; i < n; i++)
+		{
+			Datum		values[4];
+			bool		nulls[4] = {false, false, false, !ev[i].recorded};
+
+			values[0] = Int32GetDatum(i + 1);
+			values[1] = PointerGetDatum(ev[i].key);
+			values[2] = ev[i].recorded ? recorded : duplicate;
+			values[3] = ev[i].recorded ? group_ids[ev[i].group] : (Datum) 0;
+			tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+		}
 	}
 	SPI_finish();
 	PG_RETURN_NULL();

@@ -131,7 +131,7 @@ AS $$
         ('agentmarket.agent_instances', 'record', NULL, NULL, 'hires, one per user and agent'),
         ('agentmarket.sessions', 'record', NULL, NULL, 'every session'),
         ('agentmarket.messages', 'record', NULL, NULL, 'conversation history: the largest table; its retention is the operator''s policy'),
-        ('agentmarket.usage_events', 'record', NULL, NULL, 'metered usage, one row per batch, instance and session'),
+        ('agentmarket.usage_events', 'record', NULL, NULL, 'metered usage, one row per instance and session between two rollups'),
         ('agentmarket.credit_transactions', 'record', NULL, NULL, 'the ledger'),
         ('agentmarket.creator_earnings', 'record', NULL, NULL, 'one per settled session'),
         ('agentmarket.payouts', 'record', NULL, NULL, 'transfers to creators'),

@@ -105,10 +105,16 @@ queue_notice(void *arg, const PGresult *res)
 
 static void queue_pending_lost(void);
 
-/* The database went away: close, log once, try again after the backoff. */
+/*
+ * The database went away: close, log once, try again after the backoff.  why
+ * may be PQerrorMessage(conn), which PQfinish frees: it is copied first.
+ */
 static void
 queue_went_down(const char *what, const char *why)
 {
+	char		reason[sizeof(down_reason)];
+
+	clean_message(reason, sizeof(reason), why);
 	if (conn != NULL)
 	{
 		PQfinish(conn);

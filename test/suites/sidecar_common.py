@@ -8,8 +8,10 @@ import json
 import os
 import signal
 import socket
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 
@@ -239,6 +241,21 @@ SELECT i.id, agentmarket_private.enqueue_instance_job(i.id, 'fly.provision_insta
   FROM i JOIN u ON u.id = i.user_id ORDER BY u.email;
 """, offset, count, region)
     return [r[0] for r in rows]
+
+
+def fresh_logdir(suite):
+    """A new, empty directory for a suite's daemon logs.  The logs are opened
+    for appending, so a directory named after the process id would, once ids
+    wrap around, hand this run the lines of an earlier run with the same id."""
+    return tempfile.mkdtemp(prefix="%s-" % suite)
+
+
+def drop_logdir(logdir, checks):
+    """Remove a suite's log directory, unless a check failed (kept to read)."""
+    if checks.failed:
+        print("# daemon logs kept in %s" % logdir)
+    else:
+        shutil.rmtree(logdir, ignore_errors=True)
 
 
 def vm_hwm_kb(pid):

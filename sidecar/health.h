@@ -28,6 +28,7 @@ typedef struct sidecar_status
 	int			report_backlog; /* ended jobs whose outcome is not reported yet */
 	double		queue_lag_s;	/* age of the job due longest, at the last heartbeat */
 	long long	outages;
+	double		statement_seconds;	/* time with a claim or report in flight */
 } sidecar_status;
 
 extern sidecar_status status;

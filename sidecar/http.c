@@ -39,6 +39,16 @@ static CURLSH *share;
 static int	in_flight;
 static http_call *calls;
 
+/*
+ * Ended calls kept for the next ones: their easy handle (reset, so no
+ * option of the last request survives) and their answer buffer, so a call
+ * costs no handle set-up nor buffer growth.  Connections live in the multi
+ * handle either way.
+ */
+static http_call *spare;
+static int	spare_count;
+#define SPARE_BODY_MAX (64 * 1024)	/* a buffer grown larger is not kept */
+
 /* Set up libcurl once for the process. */
 int
 http_init(void)
@@ -61,6 +71,16 @@ http_init(void)
 void
 http_cleanup(void)
 {
+	while (spare != NULL)
+	{
+		http_call  *call = spare;
+
+		spare = call->next;
+		curl_easy_cleanup(call->easy);
+		free(call->body);
+		free(call);
+	}
+	spare_count = 0;
 	if (multi != NULL)
 		curl_multi_cleanup(multi);
 	if (share != NULL)
@@ -168,7 +188,7 @@ http_write_header(char *data, size_t size, size_t n, void *userdata)
 	return len;
 }
 
-/* Free a call and everything it owns. */
+/* Free a call and what it owns, keeping its handle and buffer as a spare when there is room. */
 static void
 http_call_free(http_call *call)
 {
@@ -179,14 +199,53 @@ http_call_free(http_call *call)
 	if (call->next != NULL)
 		call->next->prev = call->prev;
 	if (call->easy != NULL)
-	{
 		curl_multi_remove_handle(multi, call->easy);
-		curl_easy_cleanup(call->easy);
-	}
 	curl_slist_free_all(call->headers);
 	free(call->request_body);
+	if (call->easy != NULL && spare_count < config.concurrency + 8 && call->body_cap <= SPARE_BODY_MAX)
+	{
+		CURL	   *easy = call->easy;
+		char	   *body = call->body;
+		size_t		body_cap = call->body_cap;
+
+		curl_easy_reset(easy);
+		memset(call, 0, sizeof(*call));
+		call->easy = easy;
+		call->body = body;
+		call->body_cap = body_cap;
+		call->next = spare;
+		spare = call;
+		spare_count++;
+		return;
+	}
+	if (call->easy != NULL)
+		curl_easy_cleanup(call->easy);
 	free(call->body);
 	free(call);
+}
+
+/* A call to fill: a spare one, or a new one; NULL when out of memory. */
+static http_call *
+http_call_new(void)
+{
+	http_call  *call = spare;
+
+	if (call != NULL)
+	{
+		spare = call->next;
+		spare_count--;
+		call->next = NULL;
+		if (call->body != NULL)
+			call->body[0] = '\0';
+		return call;
+	}
+	call = calloc(1, sizeof(http_call));
+	if (call != NULL && (call->easy = curl_easy_init()) == NULL)
+	{
+		free(call);
+		call = NULL;
+	}
+	return call;
 }
 
 /*
@@ -199,7 +258,7 @@ int
 http_send(job *j, const char *method, const char *url, struct curl_slist *headers,
 		  const char *body, long timeout_ms, int fresh_connection, http_done_fn done)
 {
-	http_call  *call = calloc(1, sizeof(http_call));
+	http_call  *call = http_call_new();
 	CURL	   *easy;
 	int			ok = 1;
 
@@ -213,12 +272,7 @@ http_send(job *j, const char *method, const char *url, struct curl_slist *header
 	call->done = done;
 	call->retry_after_s = -1;
 	call->should_retry = -1;
-	easy = call->easy = curl_easy_init();
-	if (easy == NULL)
-	{
-		http_call_free(call);
-		return -1;
-	}
+	easy = call->easy;
 	if (body != NULL)
 	{
 		call->request_body = strdup(body);
@@ -351,7 +405,8 @@ http_run(int timeout_ms, struct curl_waitfd *fds, unsigned int nfds)
 		if (msg->data.result == CURLE_OK &&
 			curl_easy_getinfo(msg->easy_handle, CURLINFO_RESPONSE_CODE, &r.status) == CURLE_OK)
 		{
-			r.body = call->body;
+			/* A reused buffer may hold an earlier answer: only what this one wrote counts. */
+			r.body = call->body_len > 0 ? call->body : NULL;
 			r.body_len = call->body_len;
 		}
 		else if (msg->data.result == CURLE_OK)

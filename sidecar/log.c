@@ -38,6 +38,13 @@ log_set_level(const char *level)
 	return 0;
 }
 
+/* Whether lines of this level are printed (callers skip building their fields). */
+int
+log_enabled(const char *level)
+{
+	return level_rank(level) >= min_rank;
+}
+
 /* Print {"ts","level","event",...fields} as one line; takes fields' reference. */
 void
 log_event(const char *level, const char *event, json_t *fields)

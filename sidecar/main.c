@@ -49,12 +49,18 @@ static int	reporting_count;
 static job *ready;				/* claimed ahead, started as soon as a slot frees */
 static int	ready_count;
 static int	claim_threshold;	/* claims wait for this much room (a quarter batch) */
+static int	claim_ahead;		/* jobs claimed ahead of the free slots (half a batch) */
 
 /* The loop's claim state, also moved by the claimed callback. */
 static int	wake = 1;			/* claim at once */
 static double next_claim;		/* else claim at least at this time */
 static int	claim_wanted;		/* size of the claim in flight */
 static long long claimed_total;
+static long long exchanges;		/* statements that reported and/or claimed */
+static double busy_slot_seconds;	/* calls in flight integrated over time */
+static double started_at;
+static double last_tick;		/* the loop's last turn, and the calls then in flight */
+static int	last_active;
 static int	exit_status;
 static int	once_drained;		/* --once: a claim found nothing and nothing is left */
 
@@ -353,16 +359,26 @@ move_jobs(job *list, job **to, int *count)
 	}
 }
 
-/* Send the backlog's outcomes (report_jobs); the reported callback gets the verdict. */
-static void
-report_backlog(void)
+/*
+ * Send one exchange: the backlog's outcomes when report is set, and a claim
+ * of claim jobs (0: none).  The reported callback gets the verdict, the
+ * claimed callback the jobs.  Returns 0 when sent.
+ */
+static int
+exchange(int report, int claim)
 {
-	if (backlog == NULL || queue_report_send(backlog) != 0)
-		return;
-	reporting = backlog;
-	reporting_count = backlog_count;
-	backlog = NULL;
-	backlog_count = 0;
+	if (queue_exchange_send(report ? backlog : NULL, claim) != 0)
+		return -1;
+	exchanges++;
+	claim_wanted = claim;
+	if (report)
+	{
+		reporting = backlog;
+		reporting_count = backlog_count;
+		backlog = NULL;
+		backlog_count = 0;
+	}
+	return 0;
 }
 
 /*
@@ -387,9 +403,9 @@ reported(job *list, int rc)
 }
 
 /*
- * Start claimed-ahead jobs while a slot is free.  Up to claim_threshold jobs
- * are claimed ahead of the free slots, so a slot whose call ended starts its
- * next job at once instead of waiting for a claim's round trip.
+ * Start claimed-ahead jobs while a slot is free.  Up to half a batch is
+ * claimed ahead of the free slots, so a slot whose call ended starts its next
+ * job at once instead of waiting for a claim's round trip.
  */
 static void
 start_ready(void)
@@ -617,10 +633,18 @@ main(int argc, char **argv)
 	int			was_up = 0;
 
 	configure(argc, argv);
+	started_at = last_tick = now_seconds();
 	queue_set_callbacks(reported, claimed);
 	claim_threshold = (config.batch < config.concurrency ? config.batch : config.concurrency) / 4;
 	if (claim_threshold < 1)
 		claim_threshold = 1;
+	/*
+	 * Enough claimed ahead to refill the slots whose calls end while one
+	 * round trip to the database (a commit: a WAL flush) is under way.
+	 */
+	claim_ahead = (config.batch < config.concurrency ? config.batch : config.concurrency) / 2;
+	if (claim_ahead < 1)
+		claim_ahead = 1;
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_handler = on_stop_signal;
 	sigemptyset(&sa.sa_mask);
@@ -661,6 +685,8 @@ main(int argc, char **argv)
 		int			up = queue_connect_when_due();
 
 		now = now_seconds();
+		busy_slot_seconds += last_active * (now - last_tick);
+		last_tick = now;
 		/* Back after an outage: renew and report before claiming anything. */
 		if (up && !was_up)
 			next_heartbeat = 0;
@@ -676,9 +702,6 @@ main(int argc, char **argv)
 		collect_ended();
 		if (!stop_requested)
 			start_ready();
-		/* Sent without waiting; the verdict comes to reported(). */
-		if (queue_up() && !queue_busy() && report_due())
-			report_backlog();
 		if (once_drained)
 			break;
 
@@ -707,19 +730,31 @@ main(int argc, char **argv)
 
 		/*
 		 * A slot is free as soon as its call ended: reporting is separate.
-		 * Outcomes piling up (the database slow or away) hold claims back.
-		 * Claims wait for a quarter batch of room, so that each statement
-		 * carries many jobs, unless nothing is in flight.
+		 * Outcomes piling up (the database slow or away: more than two
+		 * batches' worth) hold claims back.  Claims wait for a quarter batch
+		 * of room, so that each statement carries many jobs, unless nothing
+		 * is in flight or a report goes anyway.
 		 */
-		room = backlog_count + reporting_count >= config.concurrency ? 0 :
-			config.concurrency + claim_threshold - active - ready_count;
-		if (!stop_requested && queue_up() && !queue_busy() && room > 0 &&
-			(room >= claim_threshold || active == 0) && (wake || now >= next_claim))
+		room = backlog_count + reporting_count >= 2 * config.concurrency ? 0 :
+			config.concurrency + claim_ahead - active - ready_count;
+		if (queue_up() && !queue_busy())
 		{
-			/* Sent without waiting; the jobs come to claimed(). */
-			claim_wanted = room < config.batch ? room : config.batch;
-			if (queue_claim_send(claim_wanted) != 0)
+			/*
+			 * One statement reports and claims (exchange_jobs): a report
+			 * that is due takes whatever room there is along, a claim that
+			 * is due takes the ended outcomes along.  Sent without waiting;
+			 * the verdict comes to reported(), the jobs to claimed().
+			 */
+			int			claim_due = !stop_requested && room > 0 && (wake || now >= next_claim);
+			int			report = backlog_count > 0 && (report_due() || (claim_due && room >= claim_threshold));
+			int			claim = claim_due && (report || room >= claim_threshold || active == 0) ?
+				(room < config.batch ? room : config.batch) : 0;
+
+			if ((report || claim > 0) && exchange(report, claim) != 0 && claim > 0)
+			{
+				claim_wanted = claim;
 				claimed(NULL, -1);
+			}
 		}
 		status.in_flight = active;
 		status.report_backlog = backlog_count + reporting_count;
@@ -744,13 +779,25 @@ main(int argc, char **argv)
 			fds[nfds++].revents = 0;
 		}
 		nfds += health_wait_fds(fds + nfds, 16 - nfds);
+		last_active = active;
 		http_run(timeout_ms, fds, nfds);
 		/* NOTIFY, and the result of the statement in flight (handed to its callback). */
 		if (queue_poll() > 0)
 			wake = 1;
 		health_serve(fds, nfds);
 	}
-	log_event("info", "stopped", json_pack("{sssI}", "worker", config.worker, "claimed", (json_int_t) claimed_total));
+	/*
+	 * How full the slots were kept, how many round trips (reports and claims)
+	 * it took, and how much of the time one was under way.
+	 */
+	{
+		double		ran = now_seconds() - started_at > 0 ? now_seconds() - started_at : 1;
+
+		log_event("info", "stopped",
+				  json_pack("{sssIsIsfsf}", "worker", config.worker, "claimed", (json_int_t) claimed_total,
+							"round_trips", (json_int_t) exchanges, "mean_in_flight", busy_slot_seconds / ran,
+							"database_busy", status.statement_seconds / ran));
+	}
 	queue_close();
 	health_close();
 	http_cleanup();

@@ -35,20 +35,16 @@ static double next_connect_at;
 /*
  * The statement in flight, sent without waiting (PQsendQueryParams), so the
  * HTTP calls go on while the database works; its result is handed to the
- * callbacks by queue_poll.  At most one at a time; the synchronous calls
- * (heartbeat, release, lag) let it finish first (queue_settle).
+ * callbacks by queue_poll.  It is one exchange_jobs: the outcomes of ended
+ * jobs reported and free slots refilled in one round trip and one commit.
+ * At most one at a time; the synchronous calls (heartbeat, release, lag)
+ * let it finish first (queue_wait).
  */
-typedef enum pending_kind
-{
-	PENDING_NONE,
-	PENDING_REPORT,
-	PENDING_CLAIM
-} pending_kind;
-
-static pending_kind pending;
+static int	pending;			/* a statement is in flight */
 static PGresult *pending_result;	/* the statement's result, until the connection is idle */
-static job *pending_jobs;		/* PENDING_REPORT: the jobs reported */
-static double pending_sent;		/* PENDING_CLAIM: when it was sent (the lease's start) */
+static job *pending_jobs;		/* the jobs it reports (NULL: none) */
+static int	pending_claim;		/* how many it claims (0: none) */
+static double pending_sent;		/* when it was sent (a claimed lease's start) */
 static queue_reported_fn on_reported;
 static queue_claimed_fn on_claimed;
 static double reconnect_delay = RECONNECT_FIRST_S;
@@ -124,7 +120,7 @@ queue_went_down(const char *what, const char *why)
 	next_connect_at = now_seconds() + reconnect_delay;
 	if (status.database_up || status.database_changed_at == 0)
 	{
-		clean_message(down_reason, sizeof(down_reason), why);
+		memcpy(down_reason, reason, sizeof(down_reason));
 		log_event("error", "database_unavailable",
 				  json_pack("{ssss}", "during", what, "error", down_reason));
 		status.database_up = 0;
@@ -268,27 +264,35 @@ queue_connect_when_due(void)
 	return 1;
 }
 
-/* The claim statement: due jobs leased to this worker, with their requests. */
-#define CLAIM_SQL \
-	"SELECT job_id, kind, provider, attempt, idempotency_key, request::text " \
-	"FROM agentmarket_private.claim_jobs($1, $2::integer, pg_catalog.make_interval(secs => $3::integer))"
+/*
+ * The round trip: outcomes reported, then due jobs leased to this worker with
+ * their requests.  Reported rows carry an outcome, claimed rows a kind.
+ */
+#define EXCHANGE_SQL \
+	"SELECT job_id, outcome, kind, provider, attempt, idempotency_key, request::text " \
+	"FROM agentmarket_private.exchange_jobs($1, $2::jsonb, $3::integer, pg_catalog.make_interval(secs => $4::integer))"
+#define COL_OUTCOME 1
+#define COL_KIND 2
 
-/* Jobs from the rows of a claim sent at `sent`, prepended to *out; how many rows. */
+/* Jobs from the claimed rows of an exchange sent at `sent`, prepended to *out; how many rows. */
 static int
 queue_claimed(PGresult *res, double sent, job **out)
 {
-	int			n = PQntuples(res);
+	int			rows = PQntuples(res);
+	int			n = 0;
 	int			i;
 
 	status.last_claim_at = now_seconds();
-	if (n > 0)
-		status.last_job_claimed_at = status.last_claim_at;
-	for (i = 0; i < n; i++)
+	for (i = 0; i < rows; i++)
 	{
-		job		   *j = job_new(strtoll(PQgetvalue(res, i, 0), NULL, 10), PQgetvalue(res, i, 1),
-								PQgetvalue(res, i, 2), atoi(PQgetvalue(res, i, 3)),
-								PQgetvalue(res, i, 4), PQgetvalue(res, i, 5));
+		job		   *j;
 
+		if (PQgetisnull(res, i, COL_KIND))
+			continue;			/* a reported job */
+		n++;
+		j = job_new(strtoll(PQgetvalue(res, i, 0), NULL, 10), PQgetvalue(res, i, 2),
+					PQgetvalue(res, i, 3), atoi(PQgetvalue(res, i, 4)),
+					PQgetvalue(res, i, 5), PQgetvalue(res, i, 6));
 		if (j == NULL)
 			continue;			/* out of memory: its lease expires, it runs again */
 		j->lease_until = sent + config.lease_seconds;
@@ -296,6 +300,8 @@ queue_claimed(PGresult *res, double sent, job **out)
 		j->next = *out;
 		*out = j;
 	}
+	if (n > 0)
+		status.last_job_claimed_at = status.last_claim_at;
 	return n;
 }
 
@@ -311,35 +317,7 @@ queue_set_callbacks(queue_reported_fn reported, queue_claimed_fn claimed)
 int
 queue_busy(void)
 {
-	return pending != PENDING_NONE;
-}
-
-/*
- * Send a claim for up to max due jobs without waiting for it; the jobs come
- * to the claimed callback.  0 when sent, -1 when not (down, or busy).
- */
-int
-queue_claim_send(int max)
-{
-	char		max_text[16];
-	char		lease_text[16];
-	const char *params[3];
-
-	if (conn == NULL || pending != PENDING_NONE)
-		return -1;
-	snprintf(max_text, sizeof(max_text), "%d", max);
-	snprintf(lease_text, sizeof(lease_text), "%d", config.lease_seconds);
-	params[0] = config.worker;
-	params[1] = max_text;
-	params[2] = lease_text;
-	pending_sent = now_seconds();
-	if (!PQsendQueryParams(conn, CLAIM_SQL, 3, NULL, params, NULL, NULL, 0))
-	{
-		queue_went_down("claim_jobs", PQerrorMessage(conn));
-		return -1;
-	}
-	pending = PENDING_CLAIM;
-	return 0;
+	return pending;
 }
 
 /* Log one reported outcome and count it. */
@@ -351,9 +329,10 @@ queue_log_outcome(job *j, const char *outcome)
 	if (strcmp(outcome, "succeeded") == 0)
 	{
 		metrics_count(j->kind, METRIC_SUCCEEDED);
-		log_event("info", "job_succeeded",
-				  json_pack("{sIsssisi}", "job", (json_int_t) j->id, "kind", j->kind,
-							"attempt", j->attempt, "ms", ms));
+		if (log_enabled("info"))
+			log_event("info", "job_succeeded",
+					  json_pack("{sIsssisi}", "job", (json_int_t) j->id, "kind", j->kind,
+								"attempt", j->attempt, "ms", ms));
 	}
 	else if (strcmp(outcome, "lease_lost") == 0)
 	{
@@ -420,54 +399,76 @@ queue_send_outcomes(job *list, int only_first, int *rc)
 	return res;
 }
 
-/* Log the outcome of every job of list named in a report_jobs result. */
+/*
+ * Log the outcome of every job of list named in a report_jobs result (col:
+ * the outcome's column; rows without one are claimed jobs).  The result's
+ * rows come in id order, as the list's jobs are kept, so one pass matches
+ * them; a job out of order is looked up.
+ */
 static void
-queue_log_outcomes(PGresult *res, job *list)
+queue_log_outcomes(PGresult *res, job *list, int col)
 {
 	int			i;
 	job		   *j;
+	job		   *from = list;
 
 	for (i = 0; i < PQntuples(res); i++)
 	{
-		long long	id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		long long	id;
 
-		for (j = list; j != NULL; j = j->next)
-			if (j->id == id)
-			{
-				queue_log_outcome(j, PQgetvalue(res, i, 1));
-				break;
-			}
+		if (PQgetisnull(res, i, col))
+			continue;
+		id = strtoll(PQgetvalue(res, i, 0), NULL, 10);
+		for (j = from; j != NULL && j->id != id; j = j->next)
+			;
+		for (j = j ? j : list; j != NULL && j->id != id; j = j->next)
+			;
+		if (j != NULL)
+		{
+			queue_log_outcome(j, PQgetvalue(res, i, col));
+			from = j->next;
+		}
 	}
 }
 
 /*
- * Send the outcomes of every ended job of the list through report_jobs
- * without waiting: one round trip and one new transaction, while the calls
- * go on.  The reported callback gets the list back with the verdict.  0 when
- * sent, -1 when not (down, or busy: the caller keeps the list).
+ * Send one exchange_jobs without waiting: the outcomes of every ended job of
+ * list (NULL: none) reported and up to max due jobs claimed (0: none), in
+ * one round trip and one new transaction, while the calls go on.  The
+ * reported callback gets the list back with the verdict, the claimed
+ * callback the jobs.  0 when sent, -1 when not (down, or busy: the caller
+ * keeps the list).
  */
 int
-queue_report_send(job *list)
+queue_exchange_send(job *list, int max)
 {
-	const char *params[2];
+	char		max_text[16];
+	char		lease_text[16];
+	const char *params[4];
 	char	   *text;
 	int			sent;
 
-	if (conn == NULL || pending != PENDING_NONE)
+	if (conn == NULL || pending || (list == NULL && max <= 0))
 		return -1;
-	if ((text = queue_outcomes_text(list, 0)) == NULL)
+	if ((text = list ? queue_outcomes_text(list, 0) : strdup("[]")) == NULL)
 		return -1;
+	snprintf(max_text, sizeof(max_text), "%d", max > 0 ? max : 0);
+	snprintf(lease_text, sizeof(lease_text), "%d", config.lease_seconds);
 	params[0] = config.worker;
 	params[1] = text;
-	sent = PQsendQueryParams(conn, REPORT_SQL, 2, NULL, params, NULL, NULL, 0);
+	params[2] = max_text;
+	params[3] = lease_text;
+	pending_sent = now_seconds();
+	sent = PQsendQueryParams(conn, EXCHANGE_SQL, 4, NULL, params, NULL, NULL, 0);
 	free(text);
 	if (!sent)
 	{
-		queue_went_down("report_jobs", PQerrorMessage(conn));
+		queue_went_down("exchange_jobs", PQerrorMessage(conn));
 		return -1;
 	}
-	pending = PENDING_REPORT;
+	pending = 1;
 	pending_jobs = list;
+	pending_claim = max > 0 ? max : 0;
 	return 0;
 }
 
@@ -490,7 +491,7 @@ queue_report_each(job *list)
 	{
 		res = queue_send_outcomes(j, 1, &rc);
 		if (rc == 0)
-			queue_log_outcomes(res, list);
+			queue_log_outcomes(res, list, 1);
 		PQclear(res);
 		if (rc == -1)
 			return -1;
@@ -517,7 +518,7 @@ queue_report_all(job *list)
 		return -1;
 	res = queue_send_outcomes(list, 0, &rc);
 	if (rc == 0)
-		queue_log_outcomes(res, list);
+		queue_log_outcomes(res, list, 1);
 	PQclear(res);
 	return rc == -2 ? queue_report_each(list) : rc;
 }
@@ -643,52 +644,57 @@ queue_measure_lag(void)
 	PQclear(res);
 }
 
-/* Hand the finished statement's result to its callback (the connection is idle). */
+/*
+ * Hand the finished exchange's result to the callbacks (the connection is
+ * idle): the verdict of what it reported first, then the jobs it claimed.
+ */
 static void
 queue_deliver(PGresult *res)
 {
-	pending_kind kind = pending;
 	job		   *jobs = pending_jobs;
+	int			claim = pending_claim;
+	job		   *fresh = NULL;
+	int			n = -1;
 	int			rc;
 
-	pending = PENDING_NONE;
+	pending = 0;
 	pending_jobs = NULL;
-	if (kind == PENDING_CLAIM)
-	{
-		job		   *fresh = NULL;
-		int			n = -1;
-
-		if (queue_check(res, PGRES_TUPLES_OK, "claim_jobs") == 0)
-			n = queue_claimed(res, pending_sent, &fresh);
-		PQclear(res);
-		on_claimed(fresh, n);
-		return;
-	}
-	rc = queue_check(res, PGRES_TUPLES_OK, "report_jobs");
+	pending_claim = 0;
+	status.statement_seconds += now_seconds() - pending_sent;
+	rc = queue_check(res, PGRES_TUPLES_OK, "exchange_jobs");
 	if (rc == 0)
-		queue_log_outcomes(res, jobs);
+	{
+		if (jobs != NULL)
+			queue_log_outcomes(res, jobs, COL_OUTCOME);
+		if (claim > 0)
+			n = queue_claimed(res, pending_sent, &fresh);
+	}
 	PQclear(res);
-	on_reported(jobs, rc);
+	if (jobs != NULL)
+		on_reported(jobs, rc);
+	if (claim > 0)
+		on_claimed(fresh, n);
 }
 
-/* The connection was lost with a statement in flight: its callback learns it. */
+/* The connection was lost with a statement in flight: the callbacks learn it. */
 static void
 queue_pending_lost(void)
 {
-	pending_kind kind = pending;
 	job		   *jobs = pending_jobs;
+	int			claim = pending_claim;
 
-	if (kind == PENDING_NONE)
+	if (!pending)
 		return;
-	pending = PENDING_NONE;
+	pending = 0;
 	pending_jobs = NULL;
+	pending_claim = 0;
 	if (pending_result != NULL)
 		PQclear(pending_result);
 	pending_result = NULL;
-	if (kind == PENDING_CLAIM)
-		on_claimed(NULL, -1);
-	else
+	if (jobs != NULL)
 		on_reported(jobs, -1);
+	if (claim > 0)
+		on_claimed(NULL, -1);
 }
 
 /* NOTIFY messages consumed since queue_poll last said. */
@@ -709,8 +715,7 @@ queue_poll(void)
 		return 0;
 	if (PQconsumeInput(conn) == 0)
 	{
-		queue_went_down(pending == PENDING_CLAIM ? "claim_jobs" : pending == PENDING_REPORT ? "report_jobs" : "listen",
-						PQerrorMessage(conn));
+		queue_went_down(pending ? "exchange_jobs" : "listen", PQerrorMessage(conn));
 		return 0;
 	}
 	while ((n = PQnotifies(conn)) != NULL)
@@ -718,7 +723,7 @@ queue_poll(void)
 		notifications++;
 		PQfreemem(n);
 	}
-	while (conn != NULL && pending != PENDING_NONE && !PQisBusy(conn))
+	while (conn != NULL && pending && !PQisBusy(conn))
 	{
 		PGresult   *r = PQgetResult(conn);
 
@@ -744,7 +749,7 @@ queue_poll(void)
 void
 queue_wait(void)
 {
-	while (conn != NULL && pending != PENDING_NONE)
+	while (conn != NULL && pending)
 	{
 		struct pollfd p;
 

@@ -9,9 +9,10 @@
 #include "job.h"
 
 /*
- * Claims and reports are sent without waiting, so calls go on while the
- * database works; their results come to these callbacks from queue_poll
- * (or queue_wait), with the connection idle.  rc: 0 done, -1 database
+ * Claims and reports are sent without waiting, together in one statement
+ * (exchange_jobs), so calls go on while the database works; their results
+ * come to these callbacks from queue_poll (or queue_wait), with the
+ * connection idle.  rc: 0 done, -1 database
  * unreachable (the jobs were not reported / nothing was claimed), -2 the
  * database refused the statement.
  */
@@ -23,8 +24,7 @@ extern int	queue_up(void);
 extern int	queue_connect_when_due(void);
 extern int	queue_socket(void);
 extern int	queue_busy(void);
-extern int	queue_claim_send(int max);
-extern int	queue_report_send(job *list);
+extern int	queue_exchange_send(job *list, int max);
 extern int	queue_poll(void);
 extern void queue_wait(void);
 extern int	queue_report_each(job *list);

@@ -52,6 +52,10 @@ PG_FUNCTION_INFO_V1(search_agents);
 #define AM_KIND_SORTED_GIN 2	/* GIN, then sort */
 #define AM_KIND_SCORE_ALL 3		/* GIN, score every match */
 #define AM_KIND_ROWS 4			/* the cards of the walk's ids */
+#define AM_KIND_SAMPLE 5		/* the first listings of the walk, counted */
+
+/* Listings of the walk's first sample of the matches' density. */
+#define AM_SAMPLE 64
 
 /* The parameters every statement is prepared with (unused ones are fine). */
 #define AM_NPARAMS 18
@@ -225,6 +229,17 @@ am_shape_plan(int kind, int sort, int filters, bool after, bool query, bool word
 				appendStringInfo(&cte, ") %s", sql.data);
 				sql = cte;
 			}
+			break;
+		case AM_KIND_SAMPLE:
+			/* as search_walk starts: the best static scores passing the filters */
+			sql.len = 0;
+			sql.data[0] = '\0';
+			appendStringInfo(&sql, "SELECT pg_catalog.count(*)::integer,"
+							 " (pg_catalog.count(*) FILTER (WHERE a.search_document OPERATOR(pg_catalog.@@) $1))::integer"
+							 " FROM (SELECT a.search_document FROM agentmarket.agents a"
+							 " WHERE a.status OPERATOR(pg_catalog.=) 'published'");
+			am_append_filters(&sql, filters);
+			appendStringInfo(&sql, " ORDER BY a.search_static DESC, a.id DESC LIMIT %d) a", AM_SAMPLE);
 			break;
 		case AM_KIND_SCORE_ALL:
 			/* every match scored; the best after the cursor */
@@ -456,6 +471,27 @@ am_relevance(ReturnSetInfo *rsinfo, AmSearch *s)
 	double		estimate = s->plan_nulls[6] ? 0 : (double) DatumGetInt64(s->plan_values[6]);
 	bool		exact = Min(estimate, s->published * s->filter_share) <= s->exhaustive_limit;
 
+	am_bind(s, values, nulls);
+	if (!exact)
+	{
+		/*
+		 * The walk's first sample, read here: when the density of matches it
+		 * shows projects at most L (words common apart but rare together),
+		 * or scoring them would cost less than the walk read, every match is
+		 * scored without starting the walk.
+		 */
+		int32		walked,
+					hits;
+		double		projected;
+		bool		isnull;
+
+		am_run(am_shape_plan(AM_KIND_SAMPLE, AM_SORT_RELEVANCE, s->filters, false, true, true, 0),
+			   values, nulls, 0);
+		walked = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		hits = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		projected = walked > 0 ? (double) hits * s->published * s->filter_share / walked : 0;
+		exact = walked < AM_SAMPLE || projected <= s->exhaustive_limit || walked * 3.0 >= projected;
+	}
 	if (!exact)
 	{
 		Oid			request_type = am_private_type("search_request");
@@ -511,7 +547,6 @@ am_relevance(ReturnSetInfo *rsinfo, AmSearch *s)
 			return;
 		}
 	}
-	am_bind(s, values, nulls);
 	am_run(am_shape_plan(AM_KIND_SCORE_ALL, AM_SORT_RELEVANCE, s->filters, s->after, true, true, 0),
 		   values, nulls, 0);
 	am_emit_all(rsinfo, s, s->k);

@@ -32,6 +32,8 @@ extern const char *const am_sort_names[];
 #define AM_EXHAUSTIVE_LIMIT 2000
 /* Words in at most this many listings are found through GIN without the filters. */
 #define AM_WORDS_ALONE 256
+/* Filters that keep more than this share of listings are not intersected by GIN. */
+#define AM_FILTER_SCANNED 0.5
 /* The longest walk of a sort's index, in listings. */
 #define AM_SORTED_CAP 4096
 

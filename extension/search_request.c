@@ -541,13 +541,21 @@ am_filters(AmSearch *s, StringInfo filter_text, bool counted)
 	}
 	for (i = 0; i < 4; i++)
 	{
+		double		share = Max(Min(tokens.docs[i] / s->published, 1), 1e-9);
+
 		if (tokens.alternatives[i].len == 0)
+			continue;
+		if (counted)
+			s->filter_share *= share;
+		/*
+		 * A filter most listings pass stays out of the GIN scan: reading its
+		 * long posting list costs more than checking it on the rows.
+		 */
+		if (counted && share > AM_FILTER_SCANNED)
 			continue;
 		if (filter_text->len > 0)
 			appendStringInfoString(filter_text, " & ");
 		appendStringInfo(filter_text, "(%s)", tokens.alternatives[i].data);
-		if (counted)
-			s->filter_share *= Max(Min(tokens.docs[i] / s->published, 1), 1e-9);
 	}
 }
 

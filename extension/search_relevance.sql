@@ -124,6 +124,9 @@ DECLARE
     hits_seen integer;
     projected double precision;
     tiers_done boolean := false;
+    correction double precision;
+    share double precision := (search_scoring()).text_share;
+    static_floor double precision;
     tier_limit double precision;
     walk_ids uuid[];
     walk_scores double precision[];
@@ -141,8 +144,6 @@ BEGIN
     -- (t * fsel) to find k of in the walk: fetched up to the t where the
     -- two meet (at least 1,500; 7,800 at 1M listings with a one-third filter).
     tier_limit := GREATEST(1500, pg_catalog.sqrt(k OPERATOR(pg_catalog.*) published OPERATOR(pg_catalog./) r.filter_share));
-    SELECT pg_catalog.max(x.bound) INTO dense_bound FROM search_tiers(p) x
-     WHERE x.driver IS NULL OR x.estimate OPERATOR(pg_catalog.>) tier_limit;
     m := 64;
     LOOP
         -- The next m listings in static order (the static-score index, or
@@ -183,14 +184,28 @@ BEGIN
         END IF;
         IF NOT tiers_done THEN
             tiers_done := true;
+            -- Words that meet more often than if they were independent make
+            -- every tier that much larger: the density seen so far corrects
+            -- the tiers' estimates (words of one domain, say).
+            correction := GREATEST(1, hits::double precision OPERATOR(pg_catalog./) walked
+                                      OPERATOR(pg_catalog.*) published OPERATOR(pg_catalog./) GREATEST(r.joint, 1));
+            SELECT pg_catalog.max(x.bound) INTO dense_bound FROM search_tiers(p) x
+             WHERE x.driver IS NULL OR x.estimate OPERATOR(pg_catalog.*) correction OPERATOR(pg_catalog.>) tier_limit;
             FOR tier IN SELECT * FROM search_tiers(p) x ORDER BY x.bound DESC, x.estimate LOOP
-                IF tier.driver IS NULL OR tier.estimate OPERATOR(pg_catalog.>) tier_limit
+                IF tier.driver IS NULL OR tier.estimate OPERATOR(pg_catalog.*) correction OPERATOR(pg_catalog.>) tier_limit
                    OR tier.bound OPERATOR(pg_catalog.<=) dense_bound THEN
                     dense_bound := GREATEST(dense_bound, tier.bound);
                     CONTINUE;
                 END IF;
                 CONTINUE WHEN pg_catalog.cardinality(top_ids) OPERATOR(pg_catalog.=) k
                           AND top_scores[k] OPERATOR(pg_catalog.>) search_blend(tier.bound, max_static);
+                -- With the page full, only listings whose static score can lift
+                -- them to it are read: blend(bound, static) >= the k-th score
+                -- needs static >= (k-th - share * bound) / (1 - share), less a
+                -- margin for the blend's rounding.
+                static_floor := CASE WHEN pg_catalog.cardinality(top_ids) OPERATOR(pg_catalog.=) k THEN
+                    (top_scores[k] OPERATOR(pg_catalog.-) share OPERATOR(pg_catalog.*) tier.bound)
+                    OPERATOR(pg_catalog./) (1 OPERATOR(pg_catalog.-) share) OPERATOR(pg_catalog.-) 1e-6 END;
                 EXECUTE pg_catalog.format($q$
                     SELECT COALESCE(pg_catalog.array_agg(y.id ORDER BY y.score DESC, y.id DESC), '{}'),
                            COALESCE(pg_catalog.array_agg(y.score ORDER BY y.score DESC, y.id DESC), '{}')
@@ -198,13 +213,15 @@ BEGIN
                               SELECT a.id, agentmarket_private.search_blend(agentmarket_private.search_text_score(
                                          a.search_document, $2, $3, $4, $5, $6), a.search_static) AS score
                                 FROM agentmarket.agents a
-                               WHERE %s AND %s AND (%s AND a.search_document @@ $1) IS TRUE) x
+                               WHERE %s AND %s AND (%s AND a.search_document @@ $1) IS TRUE
+                                 AND ($15::float8 IS NULL OR a.search_static >= $15::float8)) x
                              WHERE $13::uuid IS NULL OR (x.score, x.id) < ($12::float8, $13::uuid)
                              ORDER BY x.score DESC, x.id DESC LIMIT $14) y$q$,
                     filters, tier.driver, tier.condition)
                 INTO walk_ids, walk_scores
                 USING p.query, p.lexemes, p.groups, p.factors, p.prefixes, p.ngroups,
-                      r.category, r.tags, r.relays, r.models, r.pricing_model, r.after_score, r.after_id, k;
+                      r.category, r.tags, r.relays, r.models, r.pricing_model, r.after_score, r.after_id, k,
+                      static_floor;
                 SELECT t.ids, t.scores INTO top_ids, top_scores
                   FROM search_merge_top(top_ids, top_scores, walk_ids, walk_scores, k) t;
             END LOOP;

@@ -28,6 +28,7 @@ void
 _PG_init(void)
 {
 	am_secrets_init();
+	am_credits_init();
 }
 
 static SPIPlanPtr am_setting_plan = NULL;

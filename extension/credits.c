@@ -11,6 +11,11 @@
  * deductions of different users never wait for each other, and deductions of
  * one user are serialized: no double spending, no pot below zero.
  *
+ * The head-lot case is written without statements when it can be
+ * (credit_direct.c: the same lock, rows, triggers, constraints and checks,
+ * at a fraction of the executor's start-up cost); the statements above are
+ * its fallback and the only path for everything else.
+ *
  * With an idempotency key, the deduction runs under the ledger's one
  * idempotency executor (credits_idempotency.c); without one, it runs alone.
  *-------------------------------------------------------------------------
@@ -32,6 +37,7 @@
 #include "utils/uuid.h"
 
 #include "agentmarket.h"
+#include "credit_direct.h"
 #include "credits.h"
 
 /* A user's balances after a deduction (the SQL type agentmarket.credit_state). */
@@ -284,6 +290,67 @@ credit_lock_balance(SPIPlanPtr plan, const DeductArgs *args)
 	return state;
 }
 
+#ifdef HAVE_INT128
+/* The value of amount credits taken from a head lot: pro rata, rounded down to 1e-4 USD; the last credit takes the rest. */
+static inline int64
+credit_head_value(int64 value_units, int32 remaining, int32 amount)
+{
+	return (remaining == amount) ? value_units
+		: (int64) (((int128) value_units * amount) / remaining);
+}
+
+/*
+ * The deduction through credit_direct.c: lock the row, and when the head lot
+ * covers the amount from its own pot, write both rows there.  Returns false
+ * when the statements must do it (the row may then be locked already).
+ */
+static bool
+credit_deduct_direct(const DeductArgs *args, CreditState *state)
+{
+	CreditBalanceRow row;
+	CreditDirect *direct;
+	CreditHeadTake take;
+	int64		available;
+
+	switch (credit_direct_lock(args->user_id, &row, &direct))
+	{
+		case CREDIT_NOT_DIRECT:
+			return false;
+		case CREDIT_NO_ROW:
+			credit_raise_no_balance(args);
+			break;
+		case CREDIT_LOCKED:
+			break;
+	}
+	available = (int64) row.subscription + row.topup - row.held;
+	if (available < args->amount)
+	{
+		credit_direct_end(direct);
+		credit_raise_insufficient(available, args->amount);
+	}
+	take.from_subscription = Min(row.subscription, args->amount);
+	take.from_topup = args->amount - take.from_subscription;
+	if (!row.has_head || row.head_lot == 0 || row.head_remaining < args->amount ||
+		(row.head_subscription ? take.from_topup != 0 : take.from_subscription != 0))
+	{
+		credit_direct_end(direct);
+		return false;
+	}
+	take.amount = args->amount;
+	take.value_units = credit_head_value(row.head_value_units, row.head_remaining, args->amount);
+	take.lot = row.head_lot;
+	take.description = args->description;
+	take.description_isnull = args->description_isnull;
+	take.session_id = args->session_id;
+	take.session_isnull = args->session_isnull;
+	credit_direct_apply(direct, &take);
+	state->subscription = row.subscription - take.from_subscription;
+	state->topup = row.topup - take.from_topup;
+	state->held = row.held;
+	return true;
+}
+#endif
+
 /* The deduction itself: lock, decide, write.  Connected to SPI. */
 static CreditState
 credit_deduct(const DeductArgs *args)
@@ -300,6 +367,10 @@ credit_deduct(const DeductArgs *args)
 	if (!args->session_isnull)
 		credit_check_session(args);
 
+#ifdef HAVE_INT128
+	if (credit_deduct_direct(args, &state))
+		return state;
+#endif
 	state = credit_lock_balance(lock_plan, args);
 	from_subscription = Min(state.subscription, args->amount);
 	from_topup = args->amount - from_subscription;
@@ -340,9 +411,7 @@ credit_deduct(const DeductArgs *args)
 	{
 		int64		value;
 
-		/* Pro rata, rounded down to 1e-4 USD; the last credit takes the rest. */
-		value = (head.remaining == args->amount) ? head.value_units
-			: (int64) (((int128) head.value_units * args->amount) / head.remaining);
+		value = credit_head_value(head.value_units, head.remaining, args->amount);
 		values[5] = Int32GetDatum(args->amount);
 		values[6] = Int64GetDatum(value);
 		values[7] = Int64GetDatum(head.lot);

@@ -251,25 +251,6 @@ credit_user_index(Relation balances, AttrNumber user_attno)
 	return result;
 }
 
-/* Whether every index of rel checks uniqueness at once (none is deferrable). */
-static bool
-credit_indexes_immediate(Relation rel)
-{
-	List	   *indexes = RelationGetIndexList(rel);
-	ListCell   *lc;
-	bool		immediate = true;
-
-	foreach(lc, indexes)
-	{
-		Relation	index = index_open(lfirst_oid(lc), AccessShareLock);
-
-		immediate = immediate && index->rd_index->indimmediate;
-		index_close(index, AccessShareLock);
-	}
-	list_free(indexes);
-	return immediate;
-}
-
 /*
  * Describe the foreign key constraint of ledger for this path: a
  * single-column, immediate key referencing a table through a btree; false
@@ -352,12 +333,17 @@ credit_compile_checks(Relation rel)
 	return checks;
 }
 
-/* The ledger's partial index predicates compiled in shape_context. */
-static void
+/*
+ * The ledger's partial index predicates compiled in shape_context; false when
+ * an index checks uniqueness at the end of the transaction (deferrable),
+ * which would need the after-trigger queue.
+ */
+static bool
 credit_compile_predicates(Relation ledger)
 {
 	List	   *indexes = RelationGetIndexList(ledger);
 	ListCell   *lc;
+	bool		immediate = true;
 	MemoryContext caller = MemoryContextSwitchTo(shape_context);
 
 	shape.npredicates = 0;
@@ -368,6 +354,7 @@ credit_compile_predicates(Relation ledger)
 		Relation	index = index_open(lfirst_oid(lc), AccessShareLock);
 		List	   *predicate = RelationGetIndexPredicate(index);
 
+		immediate = immediate && index->rd_index->indimmediate;
 		if (predicate != NIL)
 		{
 			shape.predicate_index[shape.npredicates] = RelationGetRelid(index);
@@ -379,6 +366,7 @@ credit_compile_predicates(Relation ledger)
 	}
 	MemoryContextSwitchTo(caller);
 	list_free(indexes);
+	return immediate;
 }
 
 /* Give an opened result relation the compiled predicates of its partial indexes. */
@@ -459,17 +447,13 @@ credit_shape_usable(Relation balances, Relation ledger)
 			!credit_add_foreign_key(ledger, trigger->tgconstraint))
 			return false;
 	}
-	/* Deferred uniqueness would need the after-trigger queue. */
-	if (!credit_indexes_immediate(ledger))
-		return false;
 	shape.user_index = credit_user_index(balances, shape.balance_attno[B_USER]);
 	if (!OidIsValid(shape.user_index))
 		return false;
 	shape.balance_checks = credit_compile_checks(balances);
 	shape.ledger_checks = credit_compile_checks(ledger);
-	credit_compile_predicates(ledger);
-	shape.usable = true;
-	return true;
+	shape.usable = credit_compile_predicates(ledger);
+	return shape.usable;
 }
 
 /* Whether the current user may write both tables directly, as statements would let it. */

@@ -268,10 +268,16 @@ am_shape_plan(int kind, int sort, int filters, bool after, bool query, bool word
 	{
 		Oid			types[2] = {UUIDARRAYOID, FLOAT8ARRAYOID};
 
-		plan = am_prepare_kept(sql.data, 2, types);
+		plan = am_prepare_kept(sql.data, 2, types, false);
 	}
 	else
-		plan = am_prepare_kept(sql.data, AM_NPARAMS, am_param_types);
+		plan = am_prepare_kept(sql.data, AM_NPARAMS, am_param_types,
+							   /*
+								* A walk in a sort's order with filters is planned
+								* with their values: a generic plan, guessing them
+								* selective, sorts all of a category's listings.
+								*/
+							   filters != 0 && (kind == AM_KIND_SORTED_WALK || kind == AM_KIND_SAMPLE));
 	if (am_nshapes < AM_MAX_SHAPES)
 	{
 		am_shapes[am_nshapes].key = key;
@@ -398,6 +404,33 @@ am_sorted(ReturnSetInfo *rsinfo, AmSearch *s)
 	bool		words = s->ngroups > 0;
 
 	am_bind(s, values, nulls);
+
+	/*
+	 * Words assumed independent may meet far more often (words of one
+	 * domain) or far less (of two): for several common words the first
+	 * listings in static order show the density; many matches are sorted
+	 * faster by walking the sort's index, few by GIN and sort.
+	 */
+	if (s->has_query && s->ngroups > 1 && !DatumGetBool(s->plan_values[8]) &&
+		!s->plan_nulls[6] && (double) DatumGetInt64(s->plan_values[6]) >= s->exhaustive_limit / 3)
+	{
+		int32		sampled;
+		int32		sample_hits;
+		bool		isnull;
+
+		am_run(am_shape_plan(AM_KIND_SAMPLE, AM_SORT_RELEVANCE, s->filters, false, true, true, 0),
+			   values, nulls, 0);
+		sampled = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		sample_hits = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		if (sampled == AM_SAMPLE)
+		{
+			double		density = (double) sample_hits / sampled;
+
+			by_gin = density * s->published * s->filter_share < s->exhaustive_limit / 3;
+			if (!by_gin)
+				s->joint = Max(s->joint, density * s->published);
+		}
+	}
 	if (!by_gin)
 	{
 		int			cap;
@@ -442,6 +475,13 @@ am_sorted(ReturnSetInfo *rsinfo, AmSearch *s)
 			seen += SPI_processed;
 			SPI_freetuptable(SPI_tuptable);
 			chunk *= 2;
+			/* at this density the rest of the walk would not fill the page: GIN now */
+			if (s->has_query && hits < (uint64) s->k && seen < (uint64) cap &&
+				hits + (double) hits / seen * (cap - seen) < s->k)
+			{
+				seen = cap;
+				break;
+			}
 		}
 		SPI_cursor_close(walk);
 		by_gin = hits < (uint64) s->k && seen == (uint64) cap && s->has_query;
@@ -510,7 +550,7 @@ am_relevance(ReturnSetInfo *rsinfo, AmSearch *s)
 		if (am_plan_walk == NULL)
 		{
 			am_plan_walk = am_prepare_kept("SELECT w.top_ids, w.top_scores, w.exact"
-										   "  FROM agentmarket_private.search_walk($1) w", 1, &request_type);
+										   "  FROM agentmarket_private.search_walk($1) w", 1, &request_type, false);
 			am_plan_walk_type = request_type;
 		}
 		memset(rn, true, sizeof(rn));

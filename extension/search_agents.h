@@ -73,7 +73,7 @@ typedef struct AmSearch
 /* search_request.c */
 extern void am_check_arguments(FunctionCallInfo fcinfo, AmSearch *s);
 extern void am_plan(AmSearch *s, text *query);
-extern SPIPlanPtr am_prepare_kept(const char *sql, int nargs, Oid *types);
+extern SPIPlanPtr am_prepare_kept(const char *sql, int nargs, Oid *types, bool custom);
 extern void am_run(SPIPlanPtr plan, Datum *values, const char *nulls, long max_rows);
 extern double am_float_col(HeapTuple row, int col, bool *isnull);
 extern Oid	am_private_type(const char *name);

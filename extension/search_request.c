@@ -387,11 +387,15 @@ am_check_arguments(FunctionCallInfo fcinfo, AmSearch *s)
 		am_decode_cursor(s, PG_GETARG_TEXT_PP(8));
 }
 
-/* Prepares (once per backend) and keeps a statement. */
+/*
+ * Prepares (once per backend) and keeps a statement: with a generic plan,
+ * or planned per call for the values given (custom).
+ */
 SPIPlanPtr
-am_prepare_kept(const char *sql, int nargs, Oid *types)
+am_prepare_kept(const char *sql, int nargs, Oid *types, bool custom)
 {
-	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, types, CURSOR_OPT_GENERIC_PLAN);
+	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, types,
+										  custom ? CURSOR_OPT_CUSTOM_PLAN : CURSOR_OPT_GENERIC_PLAN);
 
 	if (plan == NULL)
 		ereport(ERROR,
@@ -524,7 +528,7 @@ am_filters(AmSearch *s, StringInfo filter_text, bool counted)
 		if (am_plan_filter_counts == NULL)
 			am_plan_filter_counts = am_prepare_kept(
 				"SELECT v.lexeme::text, v.ndoc::float8 FROM agentmarket_private.search_vocabulary v"
-				" WHERE v.lexeme OPERATOR(pg_catalog.=) ANY ($1::text[] COLLATE \"C\")", 1, text_array);
+				" WHERE v.lexeme OPERATOR(pg_catalog.=) ANY ($1::text[] COLLATE \"C\")", 1, text_array, false);
 		param[0] = PointerGetDatum(construct_array(tokens.tokens, tokens.ntokens, TEXTOID, -1, false, TYPALIGN_INT));
 		am_run(am_plan_filter_counts, param, NULL, 0);
 		for (r = 0; r < SPI_processed; r++)
@@ -598,7 +602,7 @@ am_plan(AmSearch *s, text *query)
 	{
 		if (am_plan_corpus_size == NULL)
 			am_plan_corpus_size = am_prepare_kept("SELECT c.published::float8 FROM agentmarket_private.search_corpus c",
-												  0, NULL);
+												  0, NULL, false);
 		am_run(am_plan_corpus_size, NULL, NULL, 1);
 		if (SPI_processed > 0)
 		{

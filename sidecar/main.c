@@ -44,8 +44,7 @@ static job *active_jobs;		/* claimed, being performed */
 static int	active;
 static job *backlog;			/* ended, outcome not reported yet */
 static int	backlog_count;
-static job *reporting;			/* ended, outcome sent, verdict awaited */
-static int	reporting_count;
+static int	reporting_count;	/* ended, outcome sent, verdict awaited */
 static job *ready;				/* claimed ahead, started as soon as a slot frees */
 static int	ready_count;
 static int	claim_threshold;	/* claims wait for this much room (a quarter batch) */
@@ -54,7 +53,7 @@ static int	claim_ahead;		/* jobs claimed ahead of the free slots (half a batch) 
 /* The loop's claim state, also moved by the claimed callback. */
 static int	wake = 1;			/* claim at once */
 static double next_claim;		/* else claim at least at this time */
-static int	claim_wanted;		/* size of the claim in flight */
+static int	claiming;			/* jobs asked for by the claims in flight */
 static long long claimed_total;
 static long long exchanges;		/* statements that reported and/or claimed */
 static double busy_slot_seconds;	/* calls in flight integrated over time */
@@ -147,14 +146,15 @@ static void
 usage(FILE *out)
 {
 	fprintf(out,
-			"usage: agentmarket-sidecar [--once] [--concurrency N] [--batch N]\n"
+			"usage: agentmarket-sidecar [--once] [--concurrency N] [--batch N] [--database-connections 1|2]\n"
 			"         [--connect-timeout-ms N] [--request-timeout-ms N] [--fly-wait-seconds N]\n"
 			"         [--lease-seconds N] [--poll-ms N] [--no-listen] [--drain-seconds N]\n"
 			"         [--rate-limit-delay-seconds N] [--health-port N] [--health-address IP]\n"
 			"         [--worker NAME] [--log-level debug|info|warn|error] [--version]\n"
 			"environment: AGENTMARKET_DSN (or PG*), FLY_API_TOKEN, FLY_API_BASE_URL, FLY_ORG_SLUG,\n"
 			"  STRIPE_SECRET_KEY, STRIPE_API_BASE_URL (secrets also as NAME_FILE: a file holding it),\n"
-			"  AGENTMARKET_SIDECAR_CONCURRENCY, ..._BATCH, ..._CONNECT_TIMEOUT_MS, ..._REQUEST_TIMEOUT_MS,\n"
+			"  AGENTMARKET_SIDECAR_CONCURRENCY, ..._BATCH, ..._DATABASE_CONNECTIONS, ..._CONNECT_TIMEOUT_MS,\n"
+			"  ..._REQUEST_TIMEOUT_MS,\n"
 			"  ..._FLY_WAIT_SECONDS, ..._LEASE_SECONDS, ..._POLL_MS, ..._LISTEN, ..._DRAIN_SECONDS,\n"
 			"  ..._RATE_LIMIT_DELAY_SECONDS, ..._HEALTH_PORT, ..._HEALTH_ADDRESS, ..._LOG_LEVEL\n");
 }
@@ -167,6 +167,7 @@ configure(int argc, char **argv)
 		{"once", no_argument, NULL, 'o'},
 		{"concurrency", required_argument, NULL, 'c'},
 		{"batch", required_argument, NULL, 'b'},
+		{"database-connections", required_argument, NULL, 'D'},
 		{"connect-timeout-ms", required_argument, NULL, 'C'},
 		{"request-timeout-ms", required_argument, NULL, 'T'},
 		{"fly-wait-seconds", required_argument, NULL, 'W'},
@@ -196,6 +197,7 @@ configure(int argc, char **argv)
 	config.stripe_base_url = env_str("STRIPE_API_BASE_URL") ? env_str("STRIPE_API_BASE_URL") : "https://api.stripe.com";
 	config.concurrency = (int) env_long("AGENTMARKET_SIDECAR_CONCURRENCY", 32);
 	config.batch = (int) env_long("AGENTMARKET_SIDECAR_BATCH", 0);
+	config.database_connections = (int) env_long("AGENTMARKET_SIDECAR_DATABASE_CONNECTIONS", 2);
 	config.connect_timeout_ms = env_long("AGENTMARKET_SIDECAR_CONNECT_TIMEOUT_MS", 5000);
 	config.request_timeout_ms = env_long("AGENTMARKET_SIDECAR_REQUEST_TIMEOUT_MS", 30000);
 	config.fly_wait_seconds = (int) env_long("AGENTMARKET_SIDECAR_FLY_WAIT_SECONDS", 60);
@@ -220,6 +222,7 @@ configure(int argc, char **argv)
 			case 'o': config.once = 1; break;
 			case 'c': config.concurrency = atoi(optarg); break;
 			case 'b': config.batch = atoi(optarg); break;
+			case 'D': config.database_connections = atoi(optarg); break;
 			case 'C': config.connect_timeout_ms = atol(optarg); break;
 			case 'T': config.request_timeout_ms = atol(optarg); break;
 			case 'W': config.fly_wait_seconds = atoi(optarg); break;
@@ -254,6 +257,7 @@ configure(int argc, char **argv)
 	if (config.batch <= 0)
 		config.batch = config.concurrency;
 	if (config.concurrency < 1 || config.concurrency > 4096 || config.batch > 10000 ||
+		config.database_connections < 1 || config.database_connections > 2 ||
 		config.connect_timeout_ms < 1 || config.request_timeout_ms < 1 || config.fly_wait_seconds < 1 ||
 		config.fly_wait_seconds > 60 || config.lease_seconds < 3 || config.lease_seconds > 86400 ||
 		config.poll_ms < 1 || config.drain_seconds < 0 || config.drain_seconds > 86400 ||
@@ -370,11 +374,10 @@ exchange(int report, int claim)
 	if (queue_exchange_send(report ? backlog : NULL, claim) != 0)
 		return -1;
 	exchanges++;
-	claim_wanted = claim;
+	claiming += claim;
 	if (report)
 	{
-		reporting = backlog;
-		reporting_count = backlog_count;
+		reporting_count += backlog_count;
 		backlog = NULL;
 		backlog_count = 0;
 	}
@@ -389,8 +392,10 @@ exchange(int report, int claim)
 static void
 reported(job *list, int rc)
 {
-	reporting = NULL;
-	reporting_count = 0;
+	job		   *j;
+
+	for (j = list; j != NULL; j = j->next)
+		reporting_count--;
 	if (rc == -2)
 		rc = queue_report_each(list);
 	if (rc == 0)
@@ -451,12 +456,13 @@ release_ready(void)
 	ready_count = 0;
 }
 
-/* A claim's jobs (n < 0: the claim failed): started as slots allow. */
+/* A claim's jobs (n < 0: the claim failed; wanted: what it asked for): started as slots allow. */
 static void
-claimed(job *fresh, int n)
+claimed(job *fresh, int n, int wanted)
 {
 	double		now = now_seconds();
 
+	claiming -= wanted;
 	if (n < 0)
 	{
 		if (config.once)
@@ -472,10 +478,11 @@ claimed(job *fresh, int n)
 	if (!stop_requested)
 		start_ready();
 	/* A full batch means more may be due: claim again soon. */
-	wake = n == claim_wanted && n > 0;
+	wake = n == wanted && n > 0;
 	if (!wake)
 		next_claim = now + config.poll_ms / 1000.0;
-	if (config.once && n == 0 && active == 0 && ready_count == 0 && backlog_count == 0 && reporting_count == 0)
+	if (config.once && n == 0 && active == 0 && ready_count == 0 && backlog_count == 0 && reporting_count == 0 &&
+		claiming == 0)
 		once_drained = 1;
 	/* Jobs refused at once (no call) end now: report them soon. */
 	collect_ended();
@@ -736,8 +743,8 @@ main(int argc, char **argv)
 		 * is in flight or a report goes anyway.
 		 */
 		room = backlog_count + reporting_count >= 2 * config.concurrency ? 0 :
-			config.concurrency + claim_ahead - active - ready_count;
-		if (queue_up() && !queue_busy())
+			config.concurrency + claim_ahead - active - ready_count - claiming;
+		if (queue_up() && queue_can_send())
 		{
 			/*
 			 * One statement reports and claims (exchange_jobs): a report
@@ -752,14 +759,14 @@ main(int argc, char **argv)
 
 			if ((report || claim > 0) && exchange(report, claim) != 0 && claim > 0)
 			{
-				claim_wanted = claim;
-				claimed(NULL, -1);
+				claiming += claim;
+				claimed(NULL, -1, claim);
 			}
 		}
 		status.in_flight = active;
 		status.report_backlog = backlog_count + reporting_count;
 
-		if (wake && !stop_requested && queue_up() && !queue_busy() && room > 0 &&
+		if (wake && !stop_requested && queue_up() && queue_can_send() && room > 0 &&
 			(room >= claim_threshold || active == 0))
 			timeout_ms = 0;
 		else
@@ -772,11 +779,17 @@ main(int argc, char **argv)
 			if (timeout_ms > 250)
 				timeout_ms = 250;
 		}
-		if (queue_socket() >= 0)
 		{
-			fds[nfds].fd = queue_socket();
-			fds[nfds].events = CURL_WAIT_POLLIN;
-			fds[nfds++].revents = 0;
+			int			sockets[2];
+			int			n = queue_sockets(sockets, 2);
+			int			i;
+
+			for (i = 0; i < n; i++)
+			{
+				fds[nfds].fd = sockets[i];
+				fds[nfds].events = CURL_WAIT_POLLIN;
+				fds[nfds++].revents = 0;
+			}
 		}
 		nfds += health_wait_fds(fds + nfds, 16 - nfds);
 		last_active = active;

@@ -29,22 +29,28 @@
 #define RECONNECT_FIRST_S 0.25
 #define RECONNECT_MAX_S 5.0
 
-static PGconn *conn;
+/*
+ * conns[0] LISTENs and carries the heartbeat, releases and the lag probe;
+ * every connection carries exchanges, so that with two, one commits (a WAL
+ * flush) while the other's statement runs, on another core.
+ */
+#define MAX_CONNS 2
+static PGconn *conns[MAX_CONNS];
 static double next_connect_at;
 
 /*
- * The statement in flight, sent without waiting (PQsendQueryParams), so the
- * HTTP calls go on while the database works; its result is handed to the
- * callbacks by queue_poll.  It is one exchange_jobs: the outcomes of ended
- * jobs reported and free slots refilled in one round trip and one commit.
- * At most one at a time; the synchronous calls (heartbeat, release, lag)
- * let it finish first (queue_wait).
+ * The statements in flight, one per connection at most, sent without
+ * waiting (PQsendQueryParams), so the HTTP calls go on while the database
+ * works; their results are handed to the callbacks by queue_poll.  Each is
+ * one exchange_jobs: the outcomes of ended jobs reported and free slots
+ * refilled in one round trip and one commit.  The synchronous calls
+ * (heartbeat, release, lag) let them finish first (queue_wait).
  */
-static int	pending;			/* a statement is in flight */
-static PGresult *pending_result;	/* the statement's result, until the connection is idle */
-static job *pending_jobs;		/* the jobs it reports (NULL: none) */
-static int	pending_claim;		/* how many it claims (0: none) */
-static double pending_sent;		/* when it was sent (a claimed lease's start) */
+static int	pending[MAX_CONNS];	/* a statement is in flight */
+static PGresult *pending_result[MAX_CONNS];	/* its result, until the connection is idle */
+static job *pending_jobs[MAX_CONNS];	/* the jobs it reports (NULL: none) */
+static int	pending_claim[MAX_CONNS];	/* how many it claims (0: none) */
+static double pending_sent[MAX_CONNS];	/* when it was sent (a claimed lease's start) */
 static queue_reported_fn on_reported;
 static queue_claimed_fn on_claimed;
 static double reconnect_delay = RECONNECT_FIRST_S;
@@ -66,14 +72,14 @@ clean_message(char *dst, size_t size, const char *msg)
 			dst[n] = ' ';
 }
 
-/* Log a statement's error with the statement's purpose. */
+/* Log a statement's error (on connection c) with the statement's purpose. */
 static void
-queue_log_error(const char *what, PGresult *res)
+queue_log_error(PGconn *c, const char *what, PGresult *res)
 {
 	char		clean[512];
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
-	clean_message(clean, sizeof(clean), res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+	clean_message(clean, sizeof(clean), res ? PQresultErrorMessage(res) : c ? PQerrorMessage(c) : "connection closed");
 	log_event("error", "database_error", json_pack("{ssssss}", "during", what, "error", clean,
 												  "sqlstate", state ? state : ""));
 }
@@ -103,19 +109,22 @@ static void queue_pending_lost(void);
 
 /*
  * The database went away: close, log once, try again after the backoff.  why
- * may be PQerrorMessage(conn), which PQfinish frees: it is copied first.
+ * may be PQerrorMessage(conns[0]), which PQfinish frees: it is copied first.
  */
 static void
 queue_went_down(const char *what, const char *why)
 {
 	char		reason[sizeof(down_reason)];
 
+	int			i;
+
 	clean_message(reason, sizeof(reason), why);
-	if (conn != NULL)
-	{
-		PQfinish(conn);
-		conn = NULL;
-	}
+	for (i = 0; i < MAX_CONNS; i++)
+		if (conns[i] != NULL)
+		{
+			PQfinish(conns[i]);
+			conns[i] = NULL;
+		}
 	queue_pending_lost();
 	next_connect_at = now_seconds() + reconnect_delay;
 	if (status.database_up || status.database_changed_at == 0)
@@ -135,11 +144,11 @@ queue_went_down(const char *what, const char *why)
  * 08, and the shutdown and startup errors 57P01..57P03.
  */
 static int
-queue_lost(PGresult *res)
+queue_lost(PGconn *c, PGresult *res)
 {
 	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
 
-	if (conn == NULL || PQstatus(conn) != CONNECTION_OK || state == NULL)
+	if (c == NULL || PQstatus(c) != CONNECTION_OK || state == NULL)
 		return 1;
 	return strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 ||
 		strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0 || strcmp(state, "53300") == 0;
@@ -151,43 +160,61 @@ queue_lost(PGresult *res)
  * statement (logged).
  */
 static int
-queue_check(PGresult *res, ExecStatusType expect, const char *what)
+queue_check_on(PGconn *c, PGresult *res, ExecStatusType expect, const char *what)
 {
 	if (res != NULL && PQresultStatus(res) == expect)
 		return 0;
-	if (queue_lost(res))
+	if (queue_lost(c, res))
 	{
 		char		why[512];
 
-		clean_message(why, sizeof(why), res ? PQresultErrorMessage(res) : PQerrorMessage(conn));
+		clean_message(why, sizeof(why), res ? PQresultErrorMessage(res) : c ? PQerrorMessage(c) : "connection closed");
 		queue_went_down(what, why);
 		return -1;
 	}
-	queue_log_error(what, res);
+	queue_log_error(c, what, res);
 	return -2;
+}
+
+/* queue_check_on for a statement on the first connection. */
+static int
+queue_check(PGresult *res, ExecStatusType expect, const char *what)
+{
+	return queue_check_on(conns[0], res, expect, what);
 }
 
 /* Whether the connection is open and its last use succeeded. */
 int
 queue_up(void)
 {
-	return conn != NULL;
+	return conns[0] != NULL;
 }
 
-/* The connection's socket for the wait loop, -1 while down. */
+/* The connections' sockets for the wait loop (up to max); how many. */
 int
-queue_socket(void)
+queue_sockets(int *fds, int max)
 {
-	return conn ? PQsocket(conn) : -1;
+	int			n = 0;
+	int			i;
+
+	for (i = 0; i < MAX_CONNS && n < max; i++)
+		if (conns[i] != NULL && PQsocket(conns[i]) >= 0)
+			fds[n++] = PQsocket(conns[i]);
+	return n;
 }
 
-/* Close the connection (at exit). */
+/* Close the connections (at exit). */
 void
 queue_close(void)
 {
-	if (conn != NULL)
-		PQfinish(conn);
-	conn = NULL;
+	int			i;
+
+	for (i = 0; i < MAX_CONNS; i++)
+	{
+		if (conns[i] != NULL)
+			PQfinish(conns[i]);
+		conns[i] = NULL;
+	}
 }
 
 /*
@@ -203,8 +230,9 @@ queue_connect_when_due(void)
 	int			k = 0;
 	PGresult   *res;
 	double		now = now_seconds();
+	int			i;
 
-	if (conn != NULL)
+	if (conns[0] != NULL)
 		return 1;
 	if (now < next_connect_at)
 		return 0;
@@ -231,18 +259,18 @@ queue_connect_when_due(void)
 	values[k++] = "agentmarket-sidecar";
 	keys[k] = NULL;
 	values[k] = NULL;
-	conn = PQconnectdbParams(keys, values, 1);
-	if (conn == NULL || PQstatus(conn) != CONNECTION_OK)
+	conns[0] = PQconnectdbParams(keys, values, 1);
+	if (conns[0] == NULL || PQstatus(conns[0]) != CONNECTION_OK)
 	{
 		char		why[512];
 
-		clean_message(why, sizeof(why), conn ? PQerrorMessage(conn) : "out of memory");
+		clean_message(why, sizeof(why), conns[0] ? PQerrorMessage(conns[0]) : "out of memory");
 		queue_went_down("connect", why);
 		reconnect_delay = reconnect_delay * 2 > RECONNECT_MAX_S ? RECONNECT_MAX_S : reconnect_delay * 2;
 		return 0;
 	}
-	PQsetNoticeReceiver(conn, queue_notice, NULL);
-	res = PQexec(conn, config.listen ? "LISTEN agentmarket_jobs" : "SELECT 1");
+	PQsetNoticeReceiver(conns[0], queue_notice, NULL);
+	res = PQexec(conns[0], config.listen ? "LISTEN agentmarket_jobs" : "SELECT 1");
 	if (queue_check(res, config.listen ? PGRES_COMMAND_OK : PGRES_TUPLES_OK,
 					config.listen ? "listen" : "probe") != 0)
 	{
@@ -253,6 +281,21 @@ queue_connect_when_due(void)
 		return 0;
 	}
 	PQclear(res);
+	for (i = 1; i < config.database_connections; i++)
+	{
+		conns[i] = PQconnectdbParams(keys, values, 1);
+		if (conns[i] == NULL || PQstatus(conns[i]) != CONNECTION_OK)
+		{
+			char		why[512];
+
+			clean_message(why, sizeof(why), conns[i] ? PQerrorMessage(conns[i]) : "out of memory");
+			queue_went_down("connect", why);
+			next_connect_at = now + reconnect_delay;
+			reconnect_delay = reconnect_delay * 2 > RECONNECT_MAX_S ? RECONNECT_MAX_S : reconnect_delay * 2;
+			return 0;
+		}
+		PQsetNoticeReceiver(conns[i], queue_notice, NULL);
+	}
 	if (!status.database_up && status.database_changed_at != 0)
 		log_event("info", "database_available",
 				  json_pack("{sfsI}", "down_seconds", now_seconds() - status.database_changed_at,
@@ -317,7 +360,31 @@ queue_set_callbacks(queue_reported_fn reported, queue_claimed_fn claimed)
 int
 queue_busy(void)
 {
-	return pending;
+	int			i;
+
+	for (i = 0; i < MAX_CONNS; i++)
+		if (pending[i])
+			return 1;
+	return 0;
+}
+
+/* A connection that is up with no statement in flight, or -1. */
+static int
+queue_idle_connection(void)
+{
+	int			i;
+
+	for (i = 0; i < config.database_connections && i < MAX_CONNS; i++)
+		if (conns[i] != NULL && !pending[i])
+			return i;
+	return -1;
+}
+
+/* Whether an exchange can be sent now (a connection is up and idle). */
+int
+queue_can_send(void)
+{
+	return queue_idle_connection() >= 0;
 }
 
 /* Log one reported outcome and count it. */
@@ -393,7 +460,7 @@ queue_send_outcomes(job *list, int only_first, int *rc)
 
 	params[0] = config.worker;
 	params[1] = text;
-	res = PQexecParams(conn, REPORT_SQL, 2, NULL, params, NULL, NULL, 0);
+	res = PQexecParams(conns[0], REPORT_SQL, 2, NULL, params, NULL, NULL, 0);
 	free(text);
 	*rc = queue_check(res, PGRES_TUPLES_OK, "report_jobs");
 	return res;
@@ -447,8 +514,9 @@ queue_exchange_send(job *list, int max)
 	const char *params[4];
 	char	   *text;
 	int			sent;
+	int			c = queue_idle_connection();
 
-	if (conn == NULL || pending || (list == NULL && max <= 0))
+	if (c < 0 || (list == NULL && max <= 0))
 		return -1;
 	if ((text = list ? queue_outcomes_text(list, 0) : strdup("[]")) == NULL)
 		return -1;
@@ -458,17 +526,17 @@ queue_exchange_send(job *list, int max)
 	params[1] = text;
 	params[2] = max_text;
 	params[3] = lease_text;
-	pending_sent = now_seconds();
-	sent = PQsendQueryParams(conn, EXCHANGE_SQL, 4, NULL, params, NULL, NULL, 0);
+	pending_sent[c] = now_seconds();
+	sent = PQsendQueryParams(conns[c], EXCHANGE_SQL, 4, NULL, params, NULL, NULL, 0);
 	free(text);
 	if (!sent)
 	{
-		queue_went_down("exchange_jobs", PQerrorMessage(conn));
+		queue_went_down("exchange_jobs", PQerrorMessage(conns[c]));
 		return -1;
 	}
-	pending = 1;
-	pending_jobs = list;
-	pending_claim = max > 0 ? max : 0;
+	pending[c] = 1;
+	pending_jobs[c] = list;
+	pending_claim[c] = max > 0 ? max : 0;
 	return 0;
 }
 
@@ -485,7 +553,7 @@ queue_report_each(job *list)
 	int			rc;
 
 	queue_wait();
-	if (conn == NULL)
+	if (conns[0] == NULL)
 		return -1;
 	for (j = list; j != NULL; j = j->next)
 	{
@@ -514,7 +582,7 @@ queue_report_all(job *list)
 	int			rc;
 
 	queue_wait();
-	if (conn == NULL)
+	if (conns[0] == NULL)
 		return -1;
 	res = queue_send_outcomes(list, 0, &rc);
 	if (rc == 0)
@@ -557,7 +625,7 @@ queue_renew(job **jobs, int n)
 	double		sent = now_seconds();
 
 	queue_wait();
-	if (conn == NULL)
+	if (conns[0] == NULL)
 		return -1;
 	if (n == 0)
 		return 0;
@@ -567,7 +635,7 @@ queue_renew(job **jobs, int n)
 	params[0] = config.worker;
 	params[1] = ids;
 	params[2] = lease_text;
-	res = PQexecParams(conn,
+	res = PQexecParams(conns[0],
 					   "SELECT agentmarket_private.renew_leases($1, $2::bigint[], "
 					   "pg_catalog.make_interval(secs => $3::integer))",
 					   3, NULL, params, NULL, NULL, 0);
@@ -606,7 +674,7 @@ queue_release(job **jobs, int n, const char *reason)
 	int			released;
 
 	queue_wait();
-	if (conn == NULL)
+	if (conns[0] == NULL)
 		return -1;
 	if (n == 0)
 		return 0;
@@ -615,7 +683,7 @@ queue_release(job **jobs, int n, const char *reason)
 	params[0] = config.worker;
 	params[1] = ids;
 	params[2] = reason;
-	res = PQexecParams(conn, "SELECT agentmarket_private.release_jobs($1, $2::bigint[], $3)",
+	res = PQexecParams(conns[0], "SELECT agentmarket_private.release_jobs($1, $2::bigint[], $3)",
 					   3, NULL, params, NULL, NULL, 0);
 	free(ids);
 	if (queue_check(res, PGRES_TUPLES_OK, "release_jobs") != 0)
@@ -635,9 +703,9 @@ queue_measure_lag(void)
 	PGresult   *res;
 
 	queue_wait();
-	if (conn == NULL)
+	if (conns[0] == NULL)
 		return;
-	res = PQexec(conn, "SELECT COALESCE((SELECT pg_catalog.date_part('epoch', waiting) "
+	res = PQexec(conns[0], "SELECT COALESCE((SELECT pg_catalog.date_part('epoch', waiting) "
 				 "FROM agentmarket_private.queue_oldest_due), 0)");
 	if (queue_check(res, PGRES_TUPLES_OK, "queue_oldest_due") == 0)
 		status.queue_lag_s = strtod(PQgetvalue(res, 0, 0), NULL);
@@ -645,56 +713,62 @@ queue_measure_lag(void)
 }
 
 /*
- * Hand the finished exchange's result to the callbacks (the connection is
- * idle): the verdict of what it reported first, then the jobs it claimed.
+ * Hand the finished exchange on connection c to the callbacks (c is idle):
+ * the verdict of what it reported first, then the jobs it claimed.
  */
 static void
-queue_deliver(PGresult *res)
+queue_deliver(int c, PGresult *res)
 {
-	job		   *jobs = pending_jobs;
-	int			claim = pending_claim;
+	job		   *jobs = pending_jobs[c];
+	int			claim = pending_claim[c];
+	double		sent = pending_sent[c];
 	job		   *fresh = NULL;
 	int			n = -1;
 	int			rc;
 
-	pending = 0;
-	pending_jobs = NULL;
-	pending_claim = 0;
-	status.statement_seconds += now_seconds() - pending_sent;
-	rc = queue_check(res, PGRES_TUPLES_OK, "exchange_jobs");
+	pending[c] = 0;
+	pending_jobs[c] = NULL;
+	pending_claim[c] = 0;
+	status.statement_seconds += now_seconds() - sent;
+	rc = queue_check_on(conns[c], res, PGRES_TUPLES_OK, "exchange_jobs");
 	if (rc == 0)
 	{
 		if (jobs != NULL)
 			queue_log_outcomes(res, jobs, COL_OUTCOME);
 		if (claim > 0)
-			n = queue_claimed(res, pending_sent, &fresh);
+			n = queue_claimed(res, sent, &fresh);
 	}
 	PQclear(res);
 	if (jobs != NULL)
 		on_reported(jobs, rc);
 	if (claim > 0)
-		on_claimed(fresh, n);
+		on_claimed(fresh, n, claim);
 }
 
-/* The connection was lost with a statement in flight: the callbacks learn it. */
+/* The connections were lost with statements in flight: the callbacks learn it. */
 static void
 queue_pending_lost(void)
 {
-	job		   *jobs = pending_jobs;
-	int			claim = pending_claim;
+	int			c;
 
-	if (!pending)
-		return;
-	pending = 0;
-	pending_jobs = NULL;
-	pending_claim = 0;
-	if (pending_result != NULL)
-		PQclear(pending_result);
-	pending_result = NULL;
-	if (jobs != NULL)
-		on_reported(jobs, -1);
-	if (claim > 0)
-		on_claimed(NULL, -1);
+	for (c = 0; c < MAX_CONNS; c++)
+	{
+		job		   *jobs = pending_jobs[c];
+		int			claim = pending_claim[c];
+
+		if (!pending[c])
+			continue;
+		pending[c] = 0;
+		pending_jobs[c] = NULL;
+		pending_claim[c] = 0;
+		if (pending_result[c] != NULL)
+			PQclear(pending_result[c]);
+		pending_result[c] = NULL;
+		if (jobs != NULL)
+			on_reported(jobs, -1);
+		if (claim > 0)
+			on_claimed(NULL, -1, claim);
+	}
 }
 
 /* NOTIFY messages consumed since queue_poll last said. */
@@ -702,7 +776,7 @@ static int	notifications;
 
 /*
  * Read what the server sent, without waiting: NOTIFY messages, and the
- * result of the statement in flight, handed to its callback once the
+ * results of the statements in flight, each handed to its callbacks once its
  * connection is idle again.  Returns how many notifications arrived.
  */
 int
@@ -710,53 +784,64 @@ queue_poll(void)
 {
 	PGnotify   *n;
 	int			count;
+	int			c;
 
-	if (conn == NULL)
-		return 0;
-	if (PQconsumeInput(conn) == 0)
+	for (c = 0; c < MAX_CONNS; c++)
 	{
-		queue_went_down(pending ? "exchange_jobs" : "listen", PQerrorMessage(conn));
-		return 0;
-	}
-	while ((n = PQnotifies(conn)) != NULL)
-	{
-		notifications++;
-		PQfreemem(n);
-	}
-	while (conn != NULL && pending && !PQisBusy(conn))
-	{
-		PGresult   *r = PQgetResult(conn);
-
-		if (r == NULL)
+		if (conns[c] == NULL)
+			continue;
+		if (PQconsumeInput(conns[c]) == 0)
 		{
-			PGresult   *res = pending_result;
-
-			pending_result = NULL;
-			queue_deliver(res);
-			break;
+			queue_went_down(pending[c] ? "exchange_jobs" : "listen", PQerrorMessage(conns[c]));
+			return 0;
 		}
-		if (pending_result == NULL)
-			pending_result = r;
-		else
-			PQclear(r);
+		while ((n = PQnotifies(conns[c])) != NULL)
+		{
+			notifications++;
+			PQfreemem(n);
+		}
+		/* A callback may lose the connections (then every conns[] is NULL). */
+		while (conns[c] != NULL && pending[c] && !PQisBusy(conns[c]))
+		{
+			PGresult   *r = PQgetResult(conns[c]);
+
+			if (r == NULL)
+			{
+				PGresult   *res = pending_result[c];
+
+				pending_result[c] = NULL;
+				queue_deliver(c, res);
+				break;
+			}
+			if (pending_result[c] == NULL)
+				pending_result[c] = r;
+			else
+				PQclear(r);
+		}
 	}
 	count = notifications;
 	notifications = 0;
 	return count;
 }
 
-/* Wait until no statement is in flight (its callback has run), or the connection is lost. */
+/* Wait until no statement is in flight (their callbacks have run), or the connections are lost. */
 void
 queue_wait(void)
 {
-	while (conn != NULL && pending)
+	while (conns[0] != NULL && queue_busy())
 	{
-		struct pollfd p;
+		struct pollfd p[MAX_CONNS];
+		int			np = 0;
+		int			c;
 
-		p.fd = PQsocket(conn);
-		p.events = POLLIN;
-		p.revents = 0;
-		if (PQisBusy(conn) && poll(&p, 1, 1000) < 0 && errno != EINTR)
+		for (c = 0; c < MAX_CONNS; c++)
+			if (conns[c] != NULL && pending[c] && PQisBusy(conns[c]))
+			{
+				p[np].fd = PQsocket(conns[c]);
+				p[np].events = POLLIN;
+				p[np++].revents = 0;
+			}
+		if (np > 0 && poll(p, (nfds_t) np, 1000) < 0 && errno != EINTR)
 		{
 			queue_went_down("wait", strerror(errno));
 			return;

@@ -17,13 +17,14 @@
  * database refused the statement.
  */
 typedef void (*queue_reported_fn) (job *list, int rc);
-typedef void (*queue_claimed_fn) (job *fresh, int n);	/* n < 0: the claim failed */
+typedef void (*queue_claimed_fn) (job *fresh, int n, int wanted);	/* n < 0: the claim failed */
 
 extern void queue_set_callbacks(queue_reported_fn reported, queue_claimed_fn claimed);
 extern int	queue_up(void);
 extern int	queue_connect_when_due(void);
-extern int	queue_socket(void);
+extern int	queue_sockets(int *fds, int max);
 extern int	queue_busy(void);
+extern int	queue_can_send(void);
 extern int	queue_exchange_send(job *list, int max);
 extern int	queue_poll(void);
 extern void queue_wait(void);

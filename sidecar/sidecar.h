@@ -25,6 +25,7 @@ typedef struct sidecar_config
 	char		worker[128];	/* lease owner name, unique per process */
 	int			concurrency;	/* jobs in flight at once */
 	int			batch;			/* most jobs claimed at once */
+	int			database_connections;	/* 1 or 2: exchanges in flight at once */
 	long		connect_timeout_ms;
 	long		request_timeout_ms;
 	int			fly_wait_seconds;	/* timeout of Fly's wait endpoint */

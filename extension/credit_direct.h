@@ -48,14 +48,16 @@ typedef enum CreditLockResult
 typedef struct CreditDirect CreditDirect;
 
 /*
- * Lock the user's balance row as SELECT ... FOR UPDATE would and read it.
+ * Lock the user's balance row as SELECT ... FOR UPDATE would and read it
+ * (the user's and the session's rows locked first for the ledger row's
+ * foreign keys; CREDIT_NO_ROW when there is no such user).
  * Returns CREDIT_NOT_DIRECT (nothing locked, nothing open) when the tables
  * are not as this path expects them or the caller may not write them
  * directly; then the caller uses the saved statements.  On CREDIT_LOCKED
  * the caller must call credit_direct_apply() or credit_direct_end().
  */
-extern CreditLockResult credit_direct_lock(Datum user_id, CreditBalanceRow *row,
-										   CreditDirect **direct);
+extern CreditLockResult credit_direct_lock(Datum user_id, Datum session_id, bool session_isnull,
+										   CreditBalanceRow *row, CreditDirect **direct);
 
 /* Update the locked row and append the ledger row of take; then ends. */
 extern void credit_direct_apply(CreditDirect *direct, const CreditHeadTake *take);

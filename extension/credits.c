@@ -312,7 +312,7 @@ credit_deduct_direct(const DeductArgs *args, CreditState *state)
 	CreditHeadTake take;
 	int64		available;
 
-	switch (credit_direct_lock(args->user_id, &row, &direct))
+	switch (credit_direct_lock(args->user_id, args->session_id, args->session_isnull, &row, &direct))
 	{
 		case CREDIT_NOT_DIRECT:
 			return false;

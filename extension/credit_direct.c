@@ -62,17 +62,36 @@
 #include "utils/fmgroids.h"
 #include "utils/fmgrprotos.h"
 #include "utils/guc.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
 #include "utils/snapmgr.h"
+#include "utils/syscache.h"
 
 #include "agentmarket.h"
 #include "credit_direct.h"
 #include "credit_shape.h"
 
 static bool credit_direct_enabled = true;	/* agentmarket.credit_direct_path */
+
+/*
+ * The two tables and whether the current user may write them directly, kept
+ * until a change to either table (its privileges, row security, owner, name),
+ * to any schema or to any role or role membership.
+ */
+typedef struct CreditAccess
+{
+	bool		valid;
+	Oid			user;
+	Oid			balances;
+	Oid			ledger;
+	bool		may_write;
+} CreditAccess;
+
+static CreditAccess credit_access = {false};
+static bool access_callbacks = false;
 
 /* One deduction in progress (between credit_direct_lock and its end). */
 struct CreditDirect
@@ -109,19 +128,55 @@ am_credits_init(void)
 							 NULL, NULL, NULL);
 }
 
-/* Whether the current user may write both tables directly, as statements would let it. */
+static void
+credit_access_relcache(Datum arg, Oid relid)
+{
+	if (!OidIsValid(relid) || relid == credit_access.balances || relid == credit_access.ledger)
+		credit_access.valid = false;
+}
+
+static void
+credit_access_syscache(Datum arg, int cacheid, uint32 hashvalue)
+{
+	credit_access.valid = false;
+}
+
+/*
+ * The two tables, and whether the current user may write them directly as
+ * statements would let it (privileges; row security does not apply to it).
+ * False when either table is missing.
+ */
 static bool
-credit_caller_may_write(Oid balances, Oid ledger)
+credit_caller_may_write(Oid *balances, Oid *ledger)
 {
 	Oid			user = GetUserId();
+	Oid			schema;
 
-	if (pg_class_aclmask(balances, user, ACL_SELECT | ACL_UPDATE, ACLMASK_ALL) !=
-		(ACL_SELECT | ACL_UPDATE) ||
-		pg_class_aclmask(ledger, user, ACL_INSERT, ACLMASK_ALL) != ACL_INSERT)
-		return false;
-	/* Row security: the policies would be applied by statements only. */
-	return check_enable_rls(balances, InvalidOid, true) != RLS_ENABLED &&
-		check_enable_rls(ledger, InvalidOid, true) != RLS_ENABLED;
+	if (!access_callbacks)
+	{
+		CacheRegisterRelcacheCallback(credit_access_relcache, (Datum) 0);
+		CacheRegisterSyscacheCallback(NAMESPACEOID, credit_access_syscache, (Datum) 0);
+		CacheRegisterSyscacheCallback(AUTHOID, credit_access_syscache, (Datum) 0);
+		CacheRegisterSyscacheCallback(AUTHMEMROLEMEM, credit_access_syscache, (Datum) 0);
+		access_callbacks = true;
+	}
+	if (!credit_access.valid || credit_access.user != user)
+	{
+		schema = get_namespace_oid("agentmarket", true);
+		credit_access.user = user;
+		credit_access.balances = OidIsValid(schema) ? get_relname_relid("credit_balances", schema) : InvalidOid;
+		credit_access.ledger = OidIsValid(schema) ? get_relname_relid("credit_transactions", schema) : InvalidOid;
+		credit_access.may_write = OidIsValid(credit_access.balances) && OidIsValid(credit_access.ledger) &&
+			pg_class_aclmask(credit_access.balances, user, ACL_SELECT | ACL_UPDATE, ACLMASK_ALL) ==
+			(ACL_SELECT | ACL_UPDATE) &&
+			pg_class_aclmask(credit_access.ledger, user, ACL_INSERT, ACLMASK_ALL) == ACL_INSERT &&
+			check_enable_rls(credit_access.balances, InvalidOid, true) != RLS_ENABLED &&
+			check_enable_rls(credit_access.ledger, InvalidOid, true) != RLS_ENABLED;
+		credit_access.valid = true;
+	}
+	*balances = credit_access.balances;
+	*ledger = credit_access.ledger;
+	return credit_access.may_write;
 }
 
 /* A range table entry for one of the two tables, with the columns the command sets. */
@@ -191,7 +246,7 @@ credit_direct_prepare(CreditDirect *direct)
 	estate->es_snapshot = GetActiveSnapshot();
 	direct->balance_info->ri_ConstraintExprs = shape->balance_checks;
 	direct->ledger_info->ri_ConstraintExprs = shape->ledger_checks;
-	ExecOpenIndices(direct->balance_info, false);
+	/* The balance row's indexes are opened only if its update cannot be HOT. */
 	ExecOpenIndices(direct->ledger_info, false);
 	credit_use_predicates(shape, direct->ledger_info);
 	EvalPlanQualInit(&direct->epqstate, estate, NULL, NIL, -1);
@@ -225,9 +280,10 @@ credit_direct_close(CreditDirect *direct)
 
 /*
  * Find the row of a foreign key's referenced table that holds key and lock
- * it FOR KEY SHARE, as the foreign key's own check does (a fresh snapshot
- * under READ COMMITTED, the transaction's under REPEATABLE READ, where a row
- * changed since is a serialization failure).  False when there is none.
+ * it FOR KEY SHARE, as the foreign key's own check does (with the
+ * deduction's snapshot: fresh under READ COMMITTED, the transaction's under
+ * REPEATABLE READ, where a row changed since is a serialization failure).
+ * False when there is none.
  */
 static bool
 credit_lock_referenced(const CreditForeignKey *fk, Datum key, Relation *referenced_out)
@@ -235,7 +291,7 @@ credit_lock_referenced(const CreditForeignKey *fk, Datum key, Relation *referenc
 	Relation	referenced = table_open(fk->referenced, RowShareLock);
 	Relation	index = index_open(fk->index, AccessShareLock);
 	TupleTableSlot *row = table_slot_create(referenced, NULL);
-	Snapshot	snapshot = RegisterSnapshot(GetTransactionSnapshot());
+	Snapshot	snapshot = GetActiveSnapshot();
 	IndexScanDesc scan;
 	ScanKeyData scankey;
 	TM_FailureData tmfd;
@@ -276,7 +332,6 @@ credit_lock_referenced(const CreditForeignKey *fk, Datum key, Relation *referenc
 				break;
 		}
 	}
-	UnregisterSnapshot(snapshot);
 	ExecDropSingleTupleTableSlot(row);
 	index_close(index, NoLock);
 	if (referenced_out != NULL)
@@ -335,7 +390,6 @@ CreditLockResult
 credit_direct_lock(Datum user_id, Datum session_id, bool session_isnull,
 				   CreditBalanceRow *row, CreditDirect **result)
 {
-	Oid			schema;
 	Oid			balances_id;
 	Oid			ledger_id;
 	CreditDirect *direct;
@@ -353,11 +407,7 @@ credit_direct_lock(Datum user_id, Datum session_id, bool session_isnull,
 	if (!credit_direct_enabled || XactReadOnly || RecoveryInProgress() || IsInParallelMode() ||
 		SessionReplicationRole != SESSION_REPLICATION_ROLE_ORIGIN)
 		return CREDIT_NOT_DIRECT;
-	schema = get_namespace_oid("agentmarket", true);
-	balances_id = OidIsValid(schema) ? get_relname_relid("credit_balances", schema) : InvalidOid;
-	ledger_id = OidIsValid(schema) ? get_relname_relid("credit_transactions", schema) : InvalidOid;
-	if (!OidIsValid(balances_id) || !OidIsValid(ledger_id) ||
-		!credit_caller_may_write(balances_id, ledger_id))
+	if (!credit_caller_may_write(&balances_id, &ledger_id))
 		return CREDIT_NOT_DIRECT;
 
 	direct = palloc0(sizeof(CreditDirect));
@@ -456,6 +506,38 @@ credit_direct_lock(Datum user_id, Datum session_id, bool session_isnull,
 }
 
 /*
+ * Update the locked balance row to newrow as ExecSimpleRelationUpdate does
+ * (before-row triggers, constraints, the new version, index entries unless
+ * the update is HOT, after-row triggers), opening the indexes only when the
+ * new version needs entries in them.
+ */
+static void
+credit_update_row(CreditDirect *direct)
+{
+	ResultRelInfo *info = direct->balance_info;
+	EState	   *estate = direct->estate;
+	ItemPointer tid = &direct->row->tts_tid;
+	List	   *recheck = NIL;
+	bool		update_indexes;
+
+	CheckCmdReplicaIdentity(direct->balances, CMD_UPDATE);
+	if (info->ri_TrigDesc != NULL && info->ri_TrigDesc->trig_update_before_row &&
+		!ExecBRUpdateTriggers(estate, &direct->epqstate, info, tid, NULL, direct->newrow, NULL))
+		return;					/* a trigger said "do nothing" */
+	if (RelationGetDescr(direct->balances)->constr != NULL)
+		ExecConstraints(info, direct->newrow, estate);
+	simple_table_tuple_update(direct->balances, tid, direct->newrow, estate->es_snapshot,
+							  &update_indexes);
+	if (update_indexes)
+	{
+		ExecOpenIndices(info, false);
+		recheck = ExecInsertIndexTuples(info, direct->newrow, estate, true, false, NULL, NIL);
+	}
+	ExecARUpdateTriggers(estate, info, NULL, NULL, tid, NULL, direct->newrow, recheck, NULL, false);
+	list_free(recheck);
+}
+
+/*
  * Append the ledger row as ExecSimpleRelationInsert does (before-row
  * triggers, constraints, the row, its index entries), with the foreign key
  * checks run here at once instead of queued as after-row triggers (those of
@@ -519,8 +601,7 @@ credit_direct_apply(CreditDirect *direct, const CreditHeadTake *take)
 		Int64GetDatum(DatumGetInt64(newrow->tts_values[shape->balance_attno[B_HEAD_VALUE] - 1]) -
 					  take->value_units);
 	ExecStoreVirtualTuple(newrow);
-	ExecSimpleRelationUpdate(direct->balance_info, direct->estate, &direct->epqstate,
-							 direct->row, newrow);
+	credit_update_row(direct);
 
 	/* The ledger row, every column given (the defaults the DDL names, written out). */
 	ExecClearTuple(entry);

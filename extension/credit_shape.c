@@ -302,8 +302,10 @@ credit_shape(Relation balances, Relation ledger)
 		(lt->trig_insert_before_statement || lt->trig_insert_after_statement ||
 		 lt->trig_insert_instead_row || lt->trig_insert_new_table))
 		return NULL;
-	if (RelationGetDescr(ledger)->constr != NULL &&
-		RelationGetDescr(ledger)->constr->has_generated_stored)
+	if ((RelationGetDescr(ledger)->constr != NULL &&
+		 RelationGetDescr(ledger)->constr->has_generated_stored) ||
+		(RelationGetDescr(balances)->constr != NULL &&
+		 RelationGetDescr(balances)->constr->has_generated_stored))
 		return NULL;
 	/* After-row insert triggers: only foreign key checks, which this path runs itself. */
 	shape.nforeign_keys = 0;

@@ -368,7 +368,8 @@ credit_deduct(const DeductArgs *args)
 		credit_check_session(args);
 
 #ifdef HAVE_INT128
-	if (credit_deduct_direct(args, &state))
+	/* (Without a session, credit_deduct_connected tried it already.) */
+	if (!args->session_isnull && credit_deduct_direct(args, &state))
 		return state;
 #endif
 	state = credit_lock_balance(lock_plan, args);
@@ -597,6 +598,18 @@ credit_deduct_connected(const DeductArgs *args)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not connect to SPI")));
+#ifdef HAVE_INT128
+	/* Without a session to check, the direct path first: it needs no plan. */
+	if (args->session_isnull)
+	{
+		credit_prepare_lookups();
+		if (credit_deduct_direct(args, &state))
+		{
+			SPI_finish();
+			return state;
+		}
+	}
+#endif
 	if (credit_schema_has_lots())
 	{
 		credit_prepare_plans();

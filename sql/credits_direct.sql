@@ -11,7 +11,7 @@
 \ir test/fixture.sql
 SET search_path = agentmarket, public;
 BEGIN;
-SELECT plan(25);
+SELECT plan(27);
 
 SELECT configure('free_trial_credits', '0') \g /dev/null
 INSERT INTO users (id, email) VALUES ('64000000-0000-4000-8000-00000000000a', 'direct@credits.example'),
@@ -149,6 +149,15 @@ SET LOCAL agentmarket.credit_direct_path = on;
 SELECT is(pg_temp.scans_of(:a, 1, 'known'), 1::bigint, 'a row that is there: the direct path writes');
 SELECT is(pg_temp.scans_of(:a, 1), 1::bigint, 'a null key references nothing');
 ALTER TABLE credit_transactions DROP CONSTRAINT credits_direct_word;
+
+-- An index on a column the deduction changes: the update cannot be HOT, and the new version
+-- gets its entries in every index of the balance row (opened only then).
+CREATE INDEX credits_direct_topup ON credit_balances (head_remaining);
+SELECT is(pg_temp.scans_of(:a, 1), 1::bigint, 'an index on a changed column keeps the direct path');
+SELECT is((SELECT count(*) FROM pg_index i, LATERAL bt_index_check(i.indexrelid, true)
+            WHERE i.indrelid = 'agentmarket.credit_balances'::regclass), 3::bigint,
+          'and the three indexes of credit_balances hold the new version');
+DROP INDEX credits_direct_topup;
 
 -- A read-only transaction is refused as the statements refuse it.
 SET LOCAL transaction_read_only = on;

@@ -42,4 +42,17 @@ extern text *am_search_cursor(const char *sort, const char *key, const char *key
 /* search_prepare.c: the search_plan of a query (NULL: none), as a row of tupdesc. */
 extern Datum am_search_prepare(text *query, TupleDesc tupdesc);
 
+/* The value of one hex digit, or -1. */
+static inline int
+am_hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
 #endif							/* AGENTMARKET_H */

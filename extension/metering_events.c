@@ -14,6 +14,7 @@
 #include "utils/numeric.h"
 #include "utils/uuid.h"
 
+#include "agentmarket.h"
 #include "metering.h"
 
 /* Raise 22023 for the event at (0-based) index i. */
@@ -24,19 +25,6 @@ usage_malformed(int i, const char *problem)
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("usage event %d is malformed: %s", i + 1, problem),
 			 errdetail("Nothing of the batch was recorded.")));
-}
-
-/* Value of one hex digit, or -1. */
-static inline int
-usage_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
 }
 
 /* Parse a UUID written as 32 hex digits, with or without the four hyphens. */
@@ -61,8 +49,8 @@ usage_parse_uuid(const char *s, int len, pg_uuid_t *out)
 		}
 		if (i + 1 >= len || digits >= UUID_LEN)
 			return false;
-		hi = usage_hexval(s[i]);
-		lo = usage_hexval(s[i + 1]);
+		hi = am_hexval(s[i]);
+		lo = am_hexval(s[i + 1]);
 		if (hi < 0 || lo < 0)
 			return false;
 		out->data[digits++] = (unsigned char) (hi << 4 | lo);

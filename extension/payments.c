@@ -56,19 +56,6 @@ sig_hmac(const uint8 *key, size_t keylen,
 				 errdetail("The cryptographic library refused the computation.")));
 }
 
-/* sig_hexval: value of one hex digit, or -1. */
-static int
-sig_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 /*
  * sig_matches: whether the hex string hex (len characters) is the digest,
  * compared in time independent of where they differ.
@@ -84,8 +71,8 @@ sig_matches(const char *hex, size_t len, const uint8 *digest)
 		return false;
 	for (i = 0; i < SIG_DIGEST_LEN; i++)
 	{
-		int			hi = sig_hexval(hex[2 * i]);
-		int			lo = sig_hexval(hex[2 * i + 1]);
+		int			hi = am_hexval(hex[2 * i]);
+		int			lo = am_hexval(hex[2 * i + 1]);
 
 		if (hi < 0 || lo < 0)
 			wellformed = false;

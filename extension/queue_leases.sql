@@ -12,10 +12,7 @@ LANGUAGE plpgsql IMMUTABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF p_worker IS NULL OR p_worker !~ '^[A-Za-z0-9._:@/-]{1,200}$' THEN
-        RAISE EXCEPTION 'invalid worker name' USING ERRCODE = '22023',
-            DETAIL = 'A worker name has 1 to 200 letters, digits and ._:@/- characters.';
-    END IF;
+    PERFORM agentmarket_private.check_worker_name(p_worker);
     IF p_job_ids IS NULL THEN
         RAISE EXCEPTION 'job ids must not be null' USING ERRCODE = '22023';
     END IF;

@@ -7,6 +7,22 @@
 -- A job's request: its kind's flow, method, endpoint and wait state, merged
 -- with the fields the kind's request function built.  Plain SQL without SET
 -- (every name qualified), so that a claim's statement inlines it.
+-- A worker (sidecar) names itself in every call: 1 to 200 of these characters.
+CREATE FUNCTION agentmarket_private.check_worker_name(p_worker text)
+RETURNS void
+LANGUAGE plpgsql IMMUTABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF p_worker IS NULL OR p_worker !~ '^[A-Za-z0-9._:@/-]{1,200}$' THEN
+        RAISE EXCEPTION 'invalid worker name' USING ERRCODE = '22023',
+            DETAIL = 'A worker name has 1 to 200 letters, digits and ._:@/- characters.';
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION agentmarket_private.check_worker_name(text) IS
+    'Validates a worker name (1 to 200 letters, digits and ._:@/- characters); 22023 otherwise.';
+
 CREATE FUNCTION agentmarket_private.kind_request(p_kind agentmarket_private.job_kinds, p_fields jsonb)
 RETURNS jsonb
 LANGUAGE sql STABLE
@@ -183,10 +199,7 @@ DECLARE
     ids bigint[];
     claimed agentmarket_private.jobs[];
 BEGIN
-    IF p_worker IS NULL OR p_worker !~ '^[A-Za-z0-9._:@/-]{1,200}$' THEN
-        RAISE EXCEPTION 'invalid worker name' USING ERRCODE = '22023',
-            DETAIL = 'A worker name has 1 to 200 letters, digits and ._:@/- characters.';
-    END IF;
+    PERFORM agentmarket_private.check_worker_name(p_worker);
     IF p_max IS NULL OR p_max NOT BETWEEN 1 AND 10000 THEN
         RAISE EXCEPTION 'claim size must be between 1 and 10000' USING ERRCODE = '22023';
     END IF;
@@ -470,10 +483,7 @@ LANGUAGE plpgsql VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF p_worker IS NULL OR p_worker !~ '^[A-Za-z0-9._:@/-]{1,200}$' THEN
-        RAISE EXCEPTION 'invalid worker name' USING ERRCODE = '22023',
-            DETAIL = 'A worker name has 1 to 200 letters, digits and ._:@/- characters.';
-    END IF;
+    PERFORM agentmarket_private.check_worker_name(p_worker);
     IF p_max IS NULL OR p_max NOT BETWEEN 0 AND 10000 THEN
         RAISE EXCEPTION 'claim size must be between 0 and 10000' USING ERRCODE = '22023';
     END IF;

@@ -11,12 +11,12 @@
  * SELECT ... FOR UPDATE locks it (waiting, then following the row to its
  * newest version under READ COMMITTED; a concurrent update is a
  * serialization failure under REPEATABLE READ), and both rows are written
- * through the executor's single-row routines that logical replication
- * applies changes with (ExecSimpleRelationUpdate; for the ledger row the
- * same steps as ExecSimpleRelationInsert): row triggers fire
- * (touch_updated_at), check and not-null constraints are checked (compiled
- * once, not parsed from text per statement), every index is maintained (HOT
- * when it can be), as a statement would.  The ledger's foreign keys are
+ * with the steps of the executor's single-row routines that logical
+ * replication applies changes with (ExecSimpleRelationUpdate,
+ * ExecSimpleRelationInsert): row triggers fire (touch_updated_at), check and
+ * not-null constraints are checked (compiled once, not parsed from text per
+ * statement), every index is maintained (the balance row's indexes are
+ * opened only when its update cannot be HOT), as a statement would.  The ledger's foreign keys are
  * checked here at once, as their own check does it (the referenced row found
  * through its unique index and locked FOR KEY SHARE, 23503 when missing),
  * instead of being queued as after-row triggers that would run an SPI query
@@ -30,10 +30,10 @@
  * fills every column), a plain unique btree on user_id, no deferrable index
  * on the ledger, no statement-level or transition-table triggers for these
  * commands (those belong to statements), and no after-row insert trigger on
- * the ledger but single-column, immediate foreign key checks.  Otherwise, or when anything
- * unusual happens while locking (the row moved to another user, was deleted,
- * was changed later in this transaction), the caller falls back to the
- * saved statements, which decide as the executor does.
+ * the ledger but single-column, immediate foreign key checks.  Otherwise,
+ * or when anything unusual happens while locking (the row moved to another
+ * user, was deleted, was changed later in this transaction), the caller
+ * falls back to the saved statements, which decide as the executor does.
  *
  * What the tables look like is checked once per table definition
  * (credit_shape.c).  Everything that does not need the balance row (the

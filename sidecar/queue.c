@@ -1,15 +1,13 @@
 /*-------------------------------------------------------------------------
  * queue.c
- *	  The database side: claim a batch (one statement, committed at once, so
- *	  no transaction is open while calls are in flight), renew the leases of
- *	  what runs (heartbeat), and report outcomes afterwards in a new
- *	  transaction.  LISTEN agentmarket_jobs lets enqueues wake the sidecar
- *	  (off through a transaction pooler, where polling takes over).
- *
- *	  The connection may be lost at any time (a restart, a failover, a
- *	  pooler that lost its server).  Then it is closed, tried again with
- *	  backoff, and the loss and the recovery are each logged once.  Every
- *	  statement is a single call with parameters and no session state.
+ *	  The database side's statements: claim a batch and report outcomes in
+ *	  one statement (exchange_jobs, committed at once, so no transaction is
+ *	  open while calls are in flight), renew the leases of what runs
+ *	  (heartbeat), release, measure the lag.  LISTEN agentmarket_jobs lets
+ *	  enqueues wake the sidecar (off through a transaction pooler, where
+ *	  polling takes over).  Every statement is a single call with parameters
+ *	  and no session state.  The connections themselves, lost and found
+ *	  again, are queue_conn.c's.
  *-------------------------------------------------------------------------
  */
 #include <errno.h>
@@ -24,19 +22,10 @@
 #include "health.h"
 #include "log.h"
 #include "queue.h"
+#include "queue_conn.h"
 #include "sidecar.h"
 
-#define RECONNECT_FIRST_S 0.25
-#define RECONNECT_MAX_S 5.0
 
-/*
- * conns[0] LISTENs and carries the heartbeat, releases and the lag probe;
- * every connection carries exchanges, so that with two, one commits (a WAL
- * flush) while the other's statement runs, on another core.
- */
-#define MAX_CONNS 2
-static PGconn *conns[MAX_CONNS];
-static double next_connect_at;
 
 /*
  * The statements in flight, one per connection at most, sent without
@@ -46,266 +35,13 @@ static double next_connect_at;
  * refilled in one round trip and one commit.  The synchronous calls
  * (heartbeat, release, lag) let them finish first (queue_wait).
  */
-static int	pending[MAX_CONNS];	/* a statement is in flight */
-static PGresult *pending_result[MAX_CONNS];	/* its result, until the connection is idle */
-static job *pending_jobs[MAX_CONNS];	/* the jobs it reports (NULL: none) */
-static int	pending_claim[MAX_CONNS];	/* how many it claims (0: none) */
-static double pending_sent[MAX_CONNS];	/* when it was sent (a claimed lease's start) */
+static int	pending[QUEUE_MAX_CONNS];	/* a statement is in flight */
+static PGresult *pending_result[QUEUE_MAX_CONNS];	/* its result, until the connection is idle */
+static job *pending_jobs[QUEUE_MAX_CONNS];	/* the jobs it reports (NULL: none) */
+static int	pending_claim[QUEUE_MAX_CONNS];	/* how many it claims (0: none) */
+static double pending_sent[QUEUE_MAX_CONNS];	/* when it was sent (a claimed lease's start) */
 static queue_reported_fn on_reported;
 static queue_claimed_fn on_claimed;
-static double reconnect_delay = RECONNECT_FIRST_S;
-static long long connect_attempts;
-static char down_reason[512];
-
-/* A libpq message without its trailing newlines and spaces. */
-static void
-clean_message(char *dst, size_t size, const char *msg)
-{
-	size_t		n;
-
-	snprintf(dst, size, "%s", msg && *msg ? msg : "unknown error");
-	n = strlen(dst);
-	while (n > 0 && (dst[n - 1] == '\n' || dst[n - 1] == ' '))
-		dst[--n] = '\0';
-	for (n = 0; dst[n]; n++)
-		if (dst[n] == '\n')
-			dst[n] = ' ';
-}
-
-/* Log a statement's error (on connection c) with the statement's purpose. */
-static void
-queue_log_error(PGconn *c, const char *what, PGresult *res)
-{
-	char		clean[512];
-	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-
-	clean_message(clean, sizeof(clean), res ? PQresultErrorMessage(res) : c ? PQerrorMessage(c) : "connection closed");
-	log_event("error", "database_error", json_pack("{ssssss}", "during", what, "error", clean,
-												  "sqlstate", state ? state : ""));
-}
-
-/* libpq notices (RAISE NOTICE, WARNING) become log lines like the others. */
-static void
-queue_notice(void *arg, const PGresult *res)
-{
-	const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
-	const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-	const char *detail = PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL);
-	char		message[512];
-	json_t	   *fields;
-
-	(void) arg;
-	clean_message(message, sizeof(message), PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY));
-	fields = json_pack("{ssssss}", "severity", severity ? severity : "NOTICE",
-					   "sqlstate", state ? state : "", "message", message);
-	if (detail != NULL)
-		json_object_set_new(fields, "detail", json_string(detail));
-	log_event(severity && strcmp(severity, "WARNING") == 0 ? "warn" :
-			  severity && strcmp(severity, "DEBUG") == 0 ? "debug" : "info",
-			  "database_notice", fields);
-}
-
-static void queue_pending_lost(void);
-
-/*
- * The database went away: close, log once, try again after the backoff.  why
- * may be PQerrorMessage(conns[0]), which PQfinish frees: it is copied first.
- */
-static void
-queue_went_down(const char *what, const char *why)
-{
-	char		reason[sizeof(down_reason)];
-
-	int			i;
-
-	clean_message(reason, sizeof(reason), why);
-	for (i = 0; i < MAX_CONNS; i++)
-		if (conns[i] != NULL)
-		{
-			PQfinish(conns[i]);
-			conns[i] = NULL;
-		}
-	queue_pending_lost();
-	next_connect_at = now_seconds() + reconnect_delay;
-	if (status.database_up || status.database_changed_at == 0)
-	{
-		memcpy(down_reason, reason, sizeof(down_reason));
-		log_event("error", "database_unavailable",
-				  json_pack("{ssss}", "during", what, "error", down_reason));
-		status.database_up = 0;
-		status.database_changed_at = now_seconds();
-		status.outages++;
-	}
-}
-
-/*
- * Whether a failed statement means the database is unreachable (rather than
- * that it refused the statement): no answer at all, the connection classes
- * 08, and the shutdown and startup errors 57P01..57P03.
- */
-static int
-queue_lost(PGconn *c, PGresult *res)
-{
-	const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
-
-	if (c == NULL || PQstatus(c) != CONNECTION_OK || state == NULL)
-		return 1;
-	return strncmp(state, "08", 2) == 0 || strcmp(state, "57P01") == 0 ||
-		strcmp(state, "57P02") == 0 || strcmp(state, "57P03") == 0 || strcmp(state, "53300") == 0;
-}
-
-/*
- * Handle a statement that did not return expect: 0 when it did, -1 when the
- * database is unreachable (now marked down), -2 when it refused the
- * statement (logged).
- */
-static int
-queue_check_on(PGconn *c, PGresult *res, ExecStatusType expect, const char *what)
-{
-	if (res != NULL && PQresultStatus(res) == expect)
-		return 0;
-	if (queue_lost(c, res))
-	{
-		char		why[512];
-
-		clean_message(why, sizeof(why), res ? PQresultErrorMessage(res) : c ? PQerrorMessage(c) : "connection closed");
-		queue_went_down(what, why);
-		return -1;
-	}
-	queue_log_error(c, what, res);
-	return -2;
-}
-
-/* queue_check_on for a statement on the first connection. */
-static int
-queue_check(PGresult *res, ExecStatusType expect, const char *what)
-{
-	return queue_check_on(conns[0], res, expect, what);
-}
-
-/* Whether the connection is open and its last use succeeded. */
-int
-queue_up(void)
-{
-	return conns[0] != NULL;
-}
-
-/* The connections' sockets for the wait loop (up to max); how many. */
-int
-queue_sockets(int *fds, int max)
-{
-	int			n = 0;
-	int			i;
-
-	for (i = 0; i < MAX_CONNS && n < max; i++)
-		if (conns[i] != NULL && PQsocket(conns[i]) >= 0)
-			fds[n++] = PQsocket(conns[i]);
-	return n;
-}
-
-/* Close the connections (at exit). */
-void
-queue_close(void)
-{
-	int			i;
-
-	for (i = 0; i < MAX_CONNS; i++)
-	{
-		if (conns[i] != NULL)
-			PQfinish(conns[i]);
-		conns[i] = NULL;
-	}
-}
-
-/*
- * Connect when down and the backoff allows (AGENTMARKET_DSN, else libpq's
- * PG* variables), then prove the server answers (LISTEN, or a probe through
- * a pooler).  Returns 1 when up.
- */
-int
-queue_connect_when_due(void)
-{
-	const char *keys[8];
-	const char *values[8];
-	int			k = 0;
-	PGresult   *res;
-	double		now = now_seconds();
-	int			i;
-
-	if (conns[0] != NULL)
-		return 1;
-	if (now < next_connect_at)
-		return 0;
-	connect_attempts++;
-	/* A host that does not answer must not hold the loop (and the calls) for long. */
-	if (getenv("PGCONNECT_TIMEOUT") == NULL)
-	{
-		keys[k] = "connect_timeout";
-		values[k++] = "10";
-	}
-	/* A server that vanished without a word (failover, a cut network) is noticed in about 25 s. */
-	keys[k] = "keepalives_idle";
-	values[k++] = "10";
-	keys[k] = "keepalives_interval";
-	values[k++] = "5";
-	keys[k] = "keepalives_count";
-	values[k++] = "3";
-	if (config.dsn != NULL)
-	{
-		keys[k] = "dbname";
-		values[k++] = config.dsn;
-	}
-	keys[k] = "fallback_application_name";
-	values[k++] = "agentmarket-sidecar";
-	keys[k] = NULL;
-	values[k] = NULL;
-	conns[0] = PQconnectdbParams(keys, values, 1);
-	if (conns[0] == NULL || PQstatus(conns[0]) != CONNECTION_OK)
-	{
-		char		why[512];
-
-		clean_message(why, sizeof(why), conns[0] ? PQerrorMessage(conns[0]) : "out of memory");
-		queue_went_down("connect", why);
-		reconnect_delay = reconnect_delay * 2 > RECONNECT_MAX_S ? RECONNECT_MAX_S : reconnect_delay * 2;
-		return 0;
-	}
-	PQsetNoticeReceiver(conns[0], queue_notice, NULL);
-	res = PQexec(conns[0], config.listen ? "LISTEN agentmarket_jobs" : "SELECT 1");
-	if (queue_check(res, config.listen ? PGRES_COMMAND_OK : PGRES_TUPLES_OK,
-					config.listen ? "listen" : "probe") != 0)
-	{
-		PQclear(res);
-		queue_close();
-		next_connect_at = now + reconnect_delay;
-		reconnect_delay = reconnect_delay * 2 > RECONNECT_MAX_S ? RECONNECT_MAX_S : reconnect_delay * 2;
-		return 0;
-	}
-	PQclear(res);
-	for (i = 1; i < config.database_connections; i++)
-	{
-		conns[i] = PQconnectdbParams(keys, values, 1);
-		if (conns[i] == NULL || PQstatus(conns[i]) != CONNECTION_OK)
-		{
-			char		why[512];
-
-			clean_message(why, sizeof(why), conns[i] ? PQerrorMessage(conns[i]) : "out of memory");
-			queue_went_down("connect", why);
-			next_connect_at = now + reconnect_delay;
-			reconnect_delay = reconnect_delay * 2 > RECONNECT_MAX_S ? RECONNECT_MAX_S : reconnect_delay * 2;
-			return 0;
-		}
-		PQsetNoticeReceiver(conns[i], queue_notice, NULL);
-	}
-	if (!status.database_up && status.database_changed_at != 0)
-		log_event("info", "database_available",
-				  json_pack("{sfsI}", "down_seconds", now_seconds() - status.database_changed_at,
-							"attempts", (json_int_t) connect_attempts));
-	status.database_up = 1;
-	status.database_changed_at = now_seconds();
-	reconnect_delay = RECONNECT_FIRST_S;
-	connect_attempts = 0;
-	return 1;
-}
 
 /*
  * The round trip: outcomes reported, then due jobs leased to this worker with
@@ -362,7 +98,7 @@ queue_busy(void)
 {
 	int			i;
 
-	for (i = 0; i < MAX_CONNS; i++)
+	for (i = 0; i < QUEUE_MAX_CONNS; i++)
 		if (pending[i])
 			return 1;
 	return 0;
@@ -374,8 +110,8 @@ queue_idle_connection(void)
 {
 	int			i;
 
-	for (i = 0; i < config.database_connections && i < MAX_CONNS; i++)
-		if (conns[i] != NULL && !pending[i])
+	for (i = 0; i < config.database_connections && i < QUEUE_MAX_CONNS; i++)
+		if (queue_conns[i] != NULL && !pending[i])
 			return i;
 	return -1;
 }
@@ -460,7 +196,7 @@ queue_send_outcomes(job *list, int only_first, int *rc)
 
 	params[0] = config.worker;
 	params[1] = text;
-	res = PQexecParams(conns[0], REPORT_SQL, 2, NULL, params, NULL, NULL, 0);
+	res = PQexecParams(queue_conns[0], REPORT_SQL, 2, NULL, params, NULL, NULL, 0);
 	free(text);
 	*rc = queue_check(res, PGRES_TUPLES_OK, "report_jobs");
 	return res;
@@ -527,11 +263,11 @@ queue_exchange_send(job *list, int max)
 	params[2] = max_text;
 	params[3] = lease_text;
 	pending_sent[c] = now_seconds();
-	sent = PQsendQueryParams(conns[c], EXCHANGE_SQL, 4, NULL, params, NULL, NULL, 0);
+	sent = PQsendQueryParams(queue_conns[c], EXCHANGE_SQL, 4, NULL, params, NULL, NULL, 0);
 	free(text);
 	if (!sent)
 	{
-		queue_went_down("exchange_jobs", PQerrorMessage(conns[c]));
+		queue_went_down("exchange_jobs", PQerrorMessage(queue_conns[c]));
 		return -1;
 	}
 	pending[c] = 1;
@@ -553,7 +289,7 @@ queue_report_each(job *list)
 	int			rc;
 
 	queue_wait();
-	if (conns[0] == NULL)
+	if (queue_conns[0] == NULL)
 		return -1;
 	for (j = list; j != NULL; j = j->next)
 	{
@@ -582,7 +318,7 @@ queue_report_all(job *list)
 	int			rc;
 
 	queue_wait();
-	if (conns[0] == NULL)
+	if (queue_conns[0] == NULL)
 		return -1;
 	res = queue_send_outcomes(list, 0, &rc);
 	if (rc == 0)
@@ -625,7 +361,7 @@ queue_renew(job **jobs, int n)
 	double		sent = now_seconds();
 
 	queue_wait();
-	if (conns[0] == NULL)
+	if (queue_conns[0] == NULL)
 		return -1;
 	if (n == 0)
 		return 0;
@@ -635,7 +371,7 @@ queue_renew(job **jobs, int n)
 	params[0] = config.worker;
 	params[1] = ids;
 	params[2] = lease_text;
-	res = PQexecParams(conns[0],
+	res = PQexecParams(queue_conns[0],
 					   "SELECT agentmarket_private.renew_leases($1, $2::bigint[], "
 					   "pg_catalog.make_interval(secs => $3::integer))",
 					   3, NULL, params, NULL, NULL, 0);
@@ -674,7 +410,7 @@ queue_release(job **jobs, int n, const char *reason)
 	int			released;
 
 	queue_wait();
-	if (conns[0] == NULL)
+	if (queue_conns[0] == NULL)
 		return -1;
 	if (n == 0)
 		return 0;
@@ -683,7 +419,7 @@ queue_release(job **jobs, int n, const char *reason)
 	params[0] = config.worker;
 	params[1] = ids;
 	params[2] = reason;
-	res = PQexecParams(conns[0], "SELECT agentmarket_private.release_jobs($1, $2::bigint[], $3)",
+	res = PQexecParams(queue_conns[0], "SELECT agentmarket_private.release_jobs($1, $2::bigint[], $3)",
 					   3, NULL, params, NULL, NULL, 0);
 	free(ids);
 	if (queue_check(res, PGRES_TUPLES_OK, "release_jobs") != 0)
@@ -703,9 +439,9 @@ queue_measure_lag(void)
 	PGresult   *res;
 
 	queue_wait();
-	if (conns[0] == NULL)
+	if (queue_conns[0] == NULL)
 		return;
-	res = PQexec(conns[0], "SELECT COALESCE((SELECT pg_catalog.date_part('epoch', waiting) "
+	res = PQexec(queue_conns[0], "SELECT COALESCE((SELECT pg_catalog.date_part('epoch', waiting) "
 				 "FROM agentmarket_private.queue_oldest_due), 0)");
 	if (queue_check(res, PGRES_TUPLES_OK, "queue_oldest_due") == 0)
 		status.queue_lag_s = strtod(PQgetvalue(res, 0, 0), NULL);
@@ -730,7 +466,7 @@ queue_deliver(int c, PGresult *res)
 	pending_jobs[c] = NULL;
 	pending_claim[c] = 0;
 	status.statement_seconds += now_seconds() - sent;
-	rc = queue_check_on(conns[c], res, PGRES_TUPLES_OK, "exchange_jobs");
+	rc = queue_check_on(queue_conns[c], res, PGRES_TUPLES_OK, "exchange_jobs");
 	if (rc == 0)
 	{
 		if (jobs != NULL)
@@ -746,12 +482,12 @@ queue_deliver(int c, PGresult *res)
 }
 
 /* The connections were lost with statements in flight: the callbacks learn it. */
-static void
+void
 queue_pending_lost(void)
 {
 	int			c;
 
-	for (c = 0; c < MAX_CONNS; c++)
+	for (c = 0; c < QUEUE_MAX_CONNS; c++)
 	{
 		job		   *jobs = pending_jobs[c];
 		int			claim = pending_claim[c];
@@ -786,24 +522,24 @@ queue_poll(void)
 	int			count;
 	int			c;
 
-	for (c = 0; c < MAX_CONNS; c++)
+	for (c = 0; c < QUEUE_MAX_CONNS; c++)
 	{
-		if (conns[c] == NULL)
+		if (queue_conns[c] == NULL)
 			continue;
-		if (PQconsumeInput(conns[c]) == 0)
+		if (PQconsumeInput(queue_conns[c]) == 0)
 		{
-			queue_went_down(pending[c] ? "exchange_jobs" : "listen", PQerrorMessage(conns[c]));
+			queue_went_down(pending[c] ? "exchange_jobs" : "listen", PQerrorMessage(queue_conns[c]));
 			return 0;
 		}
-		while ((n = PQnotifies(conns[c])) != NULL)
+		while ((n = PQnotifies(queue_conns[c])) != NULL)
 		{
 			notifications++;
 			PQfreemem(n);
 		}
-		/* A callback may lose the connections (then every conns[] is NULL). */
-		while (conns[c] != NULL && pending[c] && !PQisBusy(conns[c]))
+		/* A callback may lose the connections (then every queue_conns[] is NULL). */
+		while (queue_conns[c] != NULL && pending[c] && !PQisBusy(queue_conns[c]))
 		{
-			PGresult   *r = PQgetResult(conns[c]);
+			PGresult   *r = PQgetResult(queue_conns[c]);
 
 			if (r == NULL)
 			{
@@ -828,16 +564,16 @@ queue_poll(void)
 void
 queue_wait(void)
 {
-	while (conns[0] != NULL && queue_busy())
+	while (queue_conns[0] != NULL && queue_busy())
 	{
-		struct pollfd p[MAX_CONNS];
+		struct pollfd p[QUEUE_MAX_CONNS];
 		int			np = 0;
 		int			c;
 
-		for (c = 0; c < MAX_CONNS; c++)
-			if (conns[c] != NULL && pending[c] && PQisBusy(conns[c]))
+		for (c = 0; c < QUEUE_MAX_CONNS; c++)
+			if (queue_conns[c] != NULL && pending[c] && PQisBusy(queue_conns[c]))
 			{
-				p[np].fd = PQsocket(conns[c]);
+				p[np].fd = PQsocket(queue_conns[c]);
 				p[np].events = POLLIN;
 				p[np++].revents = 0;
 			}

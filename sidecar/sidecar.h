@@ -40,6 +40,9 @@ typedef struct sidecar_config
 } sidecar_config;
 
 extern sidecar_config config;
+
+/* config.c: read the settings (flags over environment over defaults); exits 2 on a bad one. */
+extern void sidecar_configure(int argc, char **argv);
 extern volatile sig_atomic_t stop_requested;	/* 1: drain; 2: a second signal, stop now */
 
 #endif							/* AGENTMARKET_SIDECAR_H */

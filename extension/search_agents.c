@@ -389,6 +389,21 @@ am_emit_all(ReturnSetInfo *rsinfo, AmSearch *s, uint64 max)
 }
 
 /*
+ * The density sample: the first AM_SAMPLE listings in static order (within
+ * the filters), how many were read (*walked) and how many match (*hits).
+ */
+static void
+am_sample(AmSearch *s, Datum *values, const char *nulls, int32 *walked, int32 *hits)
+{
+	bool		isnull;
+
+	am_run(am_shape_plan(AM_KIND_SAMPLE, AM_SORT_RELEVANCE, s->filters, false, true, true, 0),
+		   values, nulls, 0);
+	*walked = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	*hits = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+}
+
+/*
  * Sorted by a column, or relevance without words: keyset after the cursor.
  * Few expected matches (under L/3): they are found through GIN and sorted.
  * Otherwise the sort's index is walked, until the page is full, for at
@@ -416,12 +431,8 @@ am_sorted(ReturnSetInfo *rsinfo, AmSearch *s)
 	{
 		int32		sampled;
 		int32		sample_hits;
-		bool		isnull;
 
-		am_run(am_shape_plan(AM_KIND_SAMPLE, AM_SORT_RELEVANCE, s->filters, false, true, true, 0),
-			   values, nulls, 0);
-		sampled = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		sample_hits = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		am_sample(s, values, nulls, &sampled, &sample_hits);
 		if (sampled == AM_SAMPLE)
 		{
 			double		density = (double) sample_hits / sampled;
@@ -523,12 +534,8 @@ am_relevance(ReturnSetInfo *rsinfo, AmSearch *s)
 		int32		walked,
 					hits;
 		double		projected;
-		bool		isnull;
 
-		am_run(am_shape_plan(AM_KIND_SAMPLE, AM_SORT_RELEVANCE, s->filters, false, true, true, 0),
-			   values, nulls, 0);
-		walked = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		hits = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+		am_sample(s, values, nulls, &walked, &hits);
 		projected = walked > 0 ? (double) hits * s->published * s->filter_share / walked : 0;
 		exact = walked < AM_SAMPLE || projected <= s->exhaustive_limit || walked * 3.0 >= projected;
 	}

@@ -532,12 +532,9 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    uid uuid := agentmarket.current_user_id();
+    uid uuid := agentmarket_private.require_caller();
     s agentmarket_private.billing_portal_sessions;
 BEGIN
-    IF uid IS NULL THEN
-        RAISE EXCEPTION 'not signed in' USING ERRCODE = '42501';
-    END IF;
     SELECT * INTO s FROM agentmarket_private.billing_portal_sessions x
      WHERE x.user_id OPERATOR(pg_catalog.=) uid ORDER BY x.job_id DESC LIMIT 1;
     IF NOT FOUND THEN

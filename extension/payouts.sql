@@ -244,12 +244,9 @@ LANGUAGE plpgsql STABLE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    uid uuid := agentmarket.current_user_id();
+    uid uuid := agentmarket_private.require_caller();
     j agentmarket_private.jobs;
 BEGIN
-    IF uid IS NULL THEN
-        RAISE EXCEPTION 'not signed in' USING ERRCODE = '42501';
-    END IF;
     SELECT u.stripe_connect_account_id INTO stripe_connect_account_id
       FROM agentmarket.users u WHERE u.id OPERATOR(pg_catalog.=) uid;
     -- The latest onboarding job of either kind says where onboarding is.

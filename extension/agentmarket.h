@@ -20,6 +20,7 @@ extern char *am_setting(const char *key);
 /* Defines agentmarket.secret_key_file (secrets.c); called from _PG_init. */
 extern void am_secrets_init(void);
 extern void am_credits_init(void);
+extern void am_metering_init(void);
 
 /* The scoring constants of search.c (search_scoring() in SQL). */
 typedef struct AmScoring

@@ -223,7 +223,7 @@ usage_key_order(const void *a, const void *b)
  * insertion (a second index probe and WAL record per key), no RETURNING.
  */
 static bool
-usage_insert_new_keys(Datum *args)
+usage_insert_new_keys(Datum *args, Datum *keys, Datum *event_ids, int n)
 {
 	MemoryContext oldcontext = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
@@ -233,7 +233,9 @@ usage_insert_new_keys(Datum *args)
 	MemoryContextSwitchTo(oldcontext);
 	PG_TRY();
 	{
-		if (SPI_execute_plan(keys_fast_plan, args, NULL, false, 0) != SPI_OK_INSERT)
+		if (usage_direct_path && usage_keys_insert_direct(keys, event_ids, n))
+			 /* written as COPY writes rows */ ;
+		else if (SPI_execute_plan(keys_fast_plan, args, NULL, false, 0) != SPI_OK_INSERT)
 			ereport(ERROR,
 					(errcode(ERRCODE_INTERNAL_ERROR),
 					 errmsg("could not record the usage events' keys")));
@@ -724,7 +726,7 @@ record_usage(PG_FUNCTION_ARGS)
 		}
 		args[0] = usage_array(keys, NULL, nfirst, TEXTOID);
 		args[1] = usage_array(key_groups, NULL, nfirst, UUIDOID);
-		if (usage_insert_new_keys(args))
+		if (usage_insert_new_keys(args, keys, key_groups, nfirst))
 		{
 			for (k = 0; k < nfirst; k++)
 				ev[order[k]].recorded = true;

@@ -40,4 +40,14 @@ extern void usage_malformed(int i, const char *problem) pg_attribute_noreturn();
 /* Parse and check the event at index i into ev (22023 when malformed). */
 extern void usage_parse_event(JsonbValue *elem, int i, UsageEvent *ev);
 
+/*
+ * Insert n sorted, distinct keys and their usage_events rows into usage_keys
+ * without a statement (metering_keys.c); false when that path does not apply
+ * and nothing was written.  A key recorded before raises unique_violation.
+ */
+extern bool usage_keys_insert_direct(Datum *keys, Datum *event_ids, int n);
+
+/* agentmarket.usage_direct_path: off sends every batch's keys to the statement. */
+extern bool usage_direct_path;
+
 #endif							/* AGENTMARKET_METERING_H */

@@ -1,0 +1,151 @@
+/*-------------------------------------------------------------------------
+ * metering_keys.c
+ *	  A record_usage batch's idempotency keys written into usage_keys the
+ *	  way COPY writes rows: every tuple of the batch in one
+ *	  table_multi_insert (one WAL record per page instead of one per row, no
+ *	  executor per row), then each key's index entries, in key order.
+ *
+ *	  It writes exactly what the saved INSERT would, or nothing: the table
+ *	  must still have the three columns record_usage knows, no trigger, no
+ *	  check constraint and no row security in force, and the caller must be
+ *	  allowed to insert; otherwise usage_keys_insert_direct() returns false
+ *	  and the caller runs the statement.  A key seen before raises
+ *	  unique_violation from the primary key's check, exactly as the
+ *	  statement would (the caller's subtransaction catches it).
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "access/xact.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_type.h"
+#include "executor/executor.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/rls.h"
+#include "utils/timestamp.h"
+
+#include "agentmarket.h"
+#include "metering.h"
+
+bool		usage_direct_path = true;
+
+/*
+ * am_metering_init: define agentmarket.usage_direct_path, a switch for tests
+ * and benchmarks: off, every batch's keys take the saved INSERT.  It changes
+ * speed, never results.
+ */
+void
+am_metering_init(void)
+{
+	DefineCustomBoolVariable("agentmarket.usage_direct_path",
+							 "Lets record_usage write a batch's idempotency keys without a statement.",
+							 "Off: the keys go through the saved INSERT (same rows, slower).",
+							 &usage_direct_path,
+							 true,
+							 PGC_USERSET,
+							 GUC_NOT_IN_SAMPLE,
+							 NULL, NULL, NULL);
+}
+
+/* Does usage_keys still have exactly the columns this path writes? */
+static bool
+usage_keys_shape_ok(Relation rel)
+{
+	TupleDesc	desc = RelationGetDescr(rel);
+	static const struct
+	{
+		const char *name;
+		Oid			type;
+	}			columns[3] = {
+		{"idempotency_key", TEXTOID},
+		{"usage_event_id", UUIDOID},
+		{"recorded_at", TIMESTAMPTZOID}
+	};
+
+	if (rel->rd_rel->relkind != RELKIND_RELATION || desc->natts != 3 || rel->trigdesc != NULL
+		|| (desc->constr != NULL && desc->constr->num_check > 0))
+		return false;
+	for (int i = 0; i < 3; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+
+		if (att->attisdropped || att->atttypid != columns[i].type || att->attgenerated != '\0'
+			|| strcmp(NameStr(att->attname), columns[i].name) != 0)
+			return false;
+	}
+	return true;
+}
+
+/*
+ * Insert n keys (sorted in byte order, no two equal) with the usage_events
+ * row each went into, recorded_at as the column's default (now()).  False:
+ * the path does not apply and nothing was written.
+ */
+bool
+usage_keys_insert_direct(Datum *keys, Datum *event_ids, int n)
+{
+	Oid			relid;
+	Relation	rel;
+	EState	   *estate;
+	ResultRelInfo *info;
+	TupleDesc	desc;
+	TupleTableSlot **slots;
+	MemoryContext caller;
+	Datum		now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+
+	relid = get_relname_relid("usage_keys", get_namespace_oid("agentmarket_private", false));
+	if (!OidIsValid(relid)
+		|| pg_class_aclcheck(relid, GetUserId(), ACL_INSERT) != ACLCHECK_OK
+		|| check_enable_rls(relid, InvalidOid, true) == RLS_ENABLED
+		|| XactReadOnly)
+		return false;
+	rel = table_open(relid, RowExclusiveLock);
+	if (!usage_keys_shape_ok(rel))
+	{
+		table_close(rel, RowExclusiveLock);
+		return false;
+	}
+
+	estate = CreateExecutorState();
+	caller = MemoryContextSwitchTo(estate->es_query_cxt);
+	info = makeNode(ResultRelInfo);
+	InitResultRelInfo(info, rel, 1, NULL, 0);
+	estate->es_output_cid = GetCurrentCommandId(true);
+	ExecOpenIndices(info, false);
+
+	/*
+	 * The slots share an unpinned copy of the descriptor: a thousand pins of
+	 * the relation's own, each remembered by the resource owner, cost more
+	 * than the heap insert itself.
+	 */
+	desc = CreateTupleDescCopy(RelationGetDescr(rel));
+	slots = palloc(sizeof(TupleTableSlot *) * n);
+	for (int i = 0; i < n; i++)
+	{
+		Datum		values[3] = {keys[i], event_ids[i], now};
+		bool		nulls[3] = {false, false, false};
+
+		slots[i] = ExecInitExtraTupleSlot(estate, desc, &TTSOpsHeapTuple);
+		ExecStoreHeapTuple(heap_form_tuple(desc, values, nulls), slots[i], true);
+	}
+	table_multi_insert(rel, slots, n, estate->es_output_cid, 0, NULL);
+	for (int i = 0; i < n; i++)
+	{
+		ResetPerTupleExprContext(estate);
+		list_free(ExecInsertIndexTuples(info, slots[i], estate, false, false, NULL, NIL));
+	}
+
+	ExecCloseIndices(info);
+	ExecResetTupleTable(estate->es_tupleTable, false);
+	MemoryContextSwitchTo(caller);
+	FreeExecutorState(estate);
+	table_close(rel, NoLock);	/* the lock is kept to the end of the transaction */
+	return true;
+}

@@ -92,6 +92,14 @@ ALTER TABLE agentmarket.agents
   ADD COLUMN search_fields tsvector,
   ADD COLUMN search_document tsvector,
   ADD COLUMN search_static double precision NOT NULL DEFAULT 0;
+-- The documents stay in the row (compressed if need be, moved out to TOAST
+-- only as a last resort): every match search scores or checks reads its
+-- document, and a TOAST fetch is an index probe and a heap read more per
+-- listing (it more than doubled the cost of scoring a rare word's matches
+-- in bench/search).  Long descriptions and other columns go out first.
+ALTER TABLE agentmarket.agents
+  ALTER COLUMN search_fields SET STORAGE MAIN,
+  ALTER COLUMN search_document SET STORAGE MAIN;
 COMMENT ON COLUMN agentmarket.agents.search_fields IS
     'Search: the words of the name as a/word and of the tagline and tags as b/word (no positions), so one GIN index finds where a word occurs. Kept by a trigger.';
 COMMENT ON COLUMN agentmarket.agents.search_document IS

@@ -6,12 +6,17 @@
  *	  http and https are allowed, and no header or body is ever logged.
  *-------------------------------------------------------------------------
  */
+#include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <ctype.h>
 #include <stdio.h>
+#include <unistd.h>
+#include <sys/epoll.h>
 
+#include "clock.h"
 #include "http.h"
 #include "log.h"
 #include "sidecar.h"
@@ -40,6 +45,16 @@ static int	in_flight;
 static http_call *calls;
 
 /*
+ * libcurl's socket interface: libcurl says which sockets to watch (the
+ * socket callback keeps them in an epoll set) and when its next timeout is
+ * due (the timer callback), and each readiness is handed back for that one
+ * socket (curl_multi_socket_action).  So a turn of the loop costs what its
+ * ready sockets cost, not a pass over every transfer in flight.
+ */
+static int	epfd = -1;
+static double timer_due = -1;	/* when libcurl wants its timeout run; -1: no timer */
+
+/*
  * Ended calls kept for the next ones: their easy handle (reset, so no
  * option of the last request survives) and their answer buffer, so a call
  * costs no handle set-up nor buffer growth.  Connections live in the multi
@@ -49,6 +64,46 @@ static http_call *spare;
 static int	spare_count;
 #define SPARE_BODY_MAX (64 * 1024)	/* a buffer grown larger is not kept */
 
+/* libcurl's socket callback: watch s for what it asks (or no longer). */
+static int
+http_socket_changed(CURL *easy, curl_socket_t s, int what, void *userp, void *socketp)
+{
+	struct epoll_event ev;
+
+	(void) easy;
+	(void) userp;
+	memset(&ev, 0, sizeof(ev));
+	ev.data.fd = s;
+	if (what == CURL_POLL_REMOVE)
+	{
+		/* libcurl may have closed it already: then the set forgot it too. */
+		epoll_ctl(epfd, EPOLL_CTL_DEL, s, NULL);
+		return 0;
+	}
+	ev.events = (what & CURL_POLL_IN ? EPOLLIN : 0) | (what & CURL_POLL_OUT ? EPOLLOUT : 0);
+	/* socketp: non-NULL once the socket is in the set. */
+	if (socketp == NULL)
+	{
+		if (epoll_ctl(epfd, EPOLL_CTL_ADD, s, &ev) != 0 &&
+			(errno != EEXIST || epoll_ctl(epfd, EPOLL_CTL_MOD, s, &ev) != 0))
+			return -1;
+		curl_multi_assign(multi, s, &epfd);
+	}
+	else if (epoll_ctl(epfd, EPOLL_CTL_MOD, s, &ev) != 0)
+		return -1;
+	return 0;
+}
+
+/* libcurl's timer callback: run its timeout in timeout_ms (-1: none). */
+static int
+http_timer_changed(CURLM *m, long timeout_ms, void *userp)
+{
+	(void) m;
+	(void) userp;
+	timer_due = timeout_ms < 0 ? -1 : now_seconds() + timeout_ms / 1000.0;
+	return 0;
+}
+
 /* Set up libcurl once for the process. */
 int
 http_init(void)
@@ -57,7 +112,11 @@ http_init(void)
 		return -1;
 	multi = curl_multi_init();
 	share = curl_share_init();
-	if (multi == NULL || share == NULL)
+	epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (multi == NULL || share == NULL || epfd < 0)
+		return -1;
+	if (curl_multi_setopt(multi, CURLMOPT_SOCKETFUNCTION, http_socket_changed) != CURLM_OK ||
+		curl_multi_setopt(multi, CURLMOPT_TIMERFUNCTION, http_timer_changed) != CURLM_OK)
 		return -1;
 	/* DNS answers and TLS sessions are reused across the transfers. */
 	if (curl_share_setopt(share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK ||
@@ -85,6 +144,9 @@ http_cleanup(void)
 		curl_multi_cleanup(multi);
 	if (share != NULL)
 		curl_share_cleanup(share);
+	if (epfd >= 0)
+		close(epfd);
+	epfd = -1;
 	curl_global_cleanup();
 }
 
@@ -359,31 +421,13 @@ http_cancel(job *j)
 	return n;
 }
 
-/*
- * Drive the transfers for up to timeout_ms (less when one completes), also
- * waking when one of fds (the database socket, the health endpoint) is
- * ready, with its revents set; calls the done callback of every completed
- * transfer.
- */
-void
-http_run(int timeout_ms, struct curl_waitfd *fds, unsigned int nfds)
+/* Hand every completed transfer to its done callback; returns how many. */
+static int
+http_collect(void)
 {
-	int			running = 0;
-	int			numfds = 0;
 	CURLMsg    *msg;
 	int			left;
-	CURLMcode	mc;
-	unsigned int i;
-
-	for (i = 0; i < nfds; i++)
-		fds[i].revents = 0;
-	mc = curl_multi_perform(multi, &running);
-	if (mc == CURLM_OK)
-		mc = curl_multi_poll(multi, nfds > 0 ? fds : NULL, nfds, timeout_ms, &numfds);
-	if (mc == CURLM_OK)
-		mc = curl_multi_perform(multi, &running);
-	if (mc != CURLM_OK)
-		log_event("error", "curl_multi_failed", json_pack("{ss}", "error", curl_multi_strerror(mc)));
+	int			n = 0;
 
 	while ((msg = curl_multi_info_read(multi, &left)) != NULL)
 	{
@@ -421,10 +465,105 @@ http_run(int timeout_ms, struct curl_waitfd *fds, unsigned int nfds)
 			r.curl_error = call->errbuf[0] ? call->errbuf : curl_easy_strerror(msg->data.result);
 		}
 		in_flight--;
+		n++;
 		/* done may start the job's next request; this call is freed after. */
 		call->done(call->owner, &r);
 		http_call_free(call);
 	}
+	return n;
+}
+
+/* Run libcurl's timeout when it is due (new transfers start there); 0 or -1. */
+static int
+http_run_timer(void)
+{
+	int			running;
+
+	if (timer_due < 0 || now_seconds() < timer_due)
+		return 0;
+	timer_due = -1;
+	return curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running) == CURLM_OK ? 0 : -1;
+}
+
+/*
+ * Start the transfers added since the last turn now (their requests go out
+ * at once, not after whatever else the caller does first).  Completions are
+ * left for http_run.
+ */
+void
+http_kick(void)
+{
+	if (http_run_timer() != 0)
+		log_event("error", "curl_multi_failed", json_pack("{ss}", "error", "curl_multi_socket_action"));
+}
+
+/*
+ * Drive the transfers for up to timeout_ms (less when one completes or
+ * libcurl's timer is due), also waking when one of fds (the database
+ * socket, the health endpoint) is ready, with its revents set; calls the
+ * done callback of every completed transfer.  Transfers that completed
+ * while the caller was busy are handed back without waiting.
+ */
+void
+http_run(int timeout_ms, struct curl_waitfd *fds, unsigned int nfds)
+{
+	struct pollfd p[17];
+	struct epoll_event ev[64];
+	unsigned int np = 0;
+	unsigned int i;
+	int			n;
+	int			ready;
+	int			failed = http_run_timer();
+
+	if (http_collect() > 0)
+		timeout_ms = 0;
+	if (timer_due >= 0)
+	{
+		double		until = (timer_due - now_seconds()) * 1000.0;
+		int			t = until <= 0 ? 0 : (int) until + 1;
+
+		if (t < timeout_ms)
+			timeout_ms = t;
+	}
+	p[np].fd = epfd;
+	p[np].events = POLLIN;
+	p[np++].revents = 0;
+	for (i = 0; i < nfds && np < sizeof(p) / sizeof(p[0]); i++)
+	{
+		fds[i].revents = 0;
+		p[np].fd = fds[i].fd;
+		p[np].events = (fds[i].events & CURL_WAIT_POLLIN ? POLLIN : 0) | (fds[i].events & CURL_WAIT_POLLOUT ? POLLOUT : 0);
+		p[np++].revents = 0;
+	}
+	ready = poll(p, np, timeout_ms);
+	if (ready < 0 && errno != EINTR)
+		failed = -1;
+	for (i = 1; i < np; i++)
+		fds[i - 1].revents = (p[i].revents & (POLLIN | POLLHUP | POLLERR) ? CURL_WAIT_POLLIN : 0) |
+			(p[i].revents & POLLOUT ? CURL_WAIT_POLLOUT : 0);
+	/* The sockets that are ready, each handed to libcurl alone. */
+	while (p[0].revents != 0 && (n = epoll_wait(epfd, ev, 64, 0)) > 0)
+	{
+		for (i = 0; i < (unsigned int) n; i++)
+		{
+			int			what = (ev[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR) ? CURL_CSELECT_IN : 0) |
+				(ev[i].events & EPOLLOUT ? CURL_CSELECT_OUT : 0) | (ev[i].events & EPOLLERR ? CURL_CSELECT_ERR : 0);
+			int			running;
+
+			if (curl_multi_socket_action(multi, ev[i].data.fd, what, &running) != CURLM_OK)
+				failed = -1;
+		}
+		if (n < 64)
+			break;
+	}
+	/* Nothing was ready: run libcurl's timeouts anyway (a lost timer cannot stall a transfer). */
+	if (ready == 0 && in_flight > 0)
+		timer_due = 0;
+	if (http_run_timer() != 0)
+		failed = -1;
+	if (failed)
+		log_event("error", "curl_multi_failed", NULL);
+	http_collect();
 }
 
 /*

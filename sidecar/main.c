@@ -277,6 +277,7 @@ claimed(job *fresh, int n, int wanted)
 	move_jobs(fresh, &ready, &ready_count);
 	if (!stop_requested)
 		start_ready();
+	http_kick();				/* their requests go out now */
 	/* A full batch means more may be due: claim again soon. */
 	wake = n == wanted && n > 0;
 	if (!wake)
@@ -509,6 +510,7 @@ main(int argc, char **argv)
 		collect_ended();
 		if (!stop_requested)
 			start_ready();
+		http_kick();
 		if (once_drained)
 			break;
 

@@ -33,6 +33,9 @@ typedef struct AmScoring
 	double		text_share;
 } AmScoring;
 extern void am_search_scoring(AmScoring *scoring);
+/* search.c: the blended score (search_blend), and a text score's bound from per-word bounds (search_text_bound). */
+extern double am_blend(double text_score, double static_score);
+extern double am_group_mean(const double *values, int ngroups);
 
 /* search.c: the lexemes of a tsquery outside any NOT (search_prepare.c uses it). */
 extern Datum search_positive_lexemes(PG_FUNCTION_ARGS);

@@ -360,7 +360,7 @@ am_lower_bound(TSVector doc, const char *lexeme, int len)
 }
 
 /* Sums per-group values in group order and quantizes the mean. */
-static double
+double
 am_group_mean(const double *values, int ngroups)
 {
 	double		sum = 0;
@@ -466,8 +466,15 @@ search_blend(PG_FUNCTION_ARGS)
 	double		text_score = PG_GETARG_FLOAT8(0);
 	double		static_score = PG_GETARG_FLOAT8(1);
 
+	PG_RETURN_FLOAT8(am_blend(text_score, static_score));
+}
+
+/* The score of a listing from its text and static scores (search_blend). */
+double
+am_blend(double text_score, double static_score)
+{
 	/* on a 1e-9 grid: still monotone, and prints without float noise */
-	PG_RETURN_FLOAT8(rint((AM_TEXT_SHARE * text_score + (1 - AM_TEXT_SHARE) * static_score) * 1e9) / 1e9);
+	return rint((AM_TEXT_SHARE * text_score + (1 - AM_TEXT_SHARE) * static_score) * 1e9) / 1e9;
 }
 
 /* Collects the lexemes of a tsquery that are not under a NOT. */

@@ -9,8 +9,7 @@
  * filters are given, a cursor or not, words or not), prepared once per
  * backend and kept with a generic plan, so a search that reads a handful of
  * listings costs about what those reads cost; no statement is planned per
- * call.  Only the walk of a relevance search over common words stays in
- * PL/pgSQL (search_walk, search_relevance.sql): its work is the reading.
+ * call.  The walk of a relevance search over common words is search_walk.c.
  * Every strategy returns exactly what scoring (or sorting) every match
  * returns (sql/search_strategies).
  *-------------------------------------------------------------------------
@@ -58,8 +57,7 @@ PG_FUNCTION_INFO_V1(search_agents);
 #define AM_SAMPLE 64
 
 /* The parameters every statement is prepared with (unused ones are fine). */
-#define AM_NPARAMS 18
-static Oid	am_param_types[AM_NPARAMS] = {
+Oid			am_param_types[AM_NPARAMS] = {
 	TSQUERYOID,					/* $1 the query */
 	TEXTARRAYOID,				/* $2 lexemes */
 	INT4ARRAYOID,				/* $3 groups */
@@ -77,7 +75,12 @@ static Oid	am_param_types[AM_NPARAMS] = {
 	NUMERICOID,					/* $15 cursor: rating */
 	INT4OID,					/* $16 cursor: reviews or hires */
 	TIMESTAMPTZOID,				/* $17 cursor: publication */
-	INT4OID						/* $18 rows wanted */
+	INT4OID,					/* $18 rows wanted */
+	FLOAT8OID,					/* $19 walk: static score of the last listing read */
+	UUIDOID,					/* $20 walk: its id */
+	TSQUERYOID,					/* $21 walk: words a tier's listings have in search_fields */
+	TSQUERYOID,					/* $22 walk: the tier's whole condition on search_fields */
+	FLOAT8OID					/* $23 walk: the least static score that can reach the page */
 };
 
 /* The card columns every statement returns first, then score and static. */
@@ -98,12 +101,9 @@ typedef struct AmShape
 static AmShape am_shapes[AM_MAX_SHAPES];
 static int	am_nshapes;
 
-static SPIPlanPtr am_plan_walk;
-static Oid	am_plan_walk_type = InvalidOid;
-
 
 /* The filters of a shape, on listing alias a. */
-static void
+void
 am_append_filters(StringInfo sql, int filters)
 {
 	if (filters & AM_F_CATEGORY)
@@ -288,7 +288,7 @@ am_shape_plan(int kind, int sort, int filters, bool after, bool query, bool word
 }
 
 /* The parameters of the shape statements, from the request. */
-static void
+void
 am_bind(AmSearch *s, Datum *values, char *nulls)
 {
 	memset(nulls, 'n', AM_NPARAMS);
@@ -511,8 +511,9 @@ am_sorted(ReturnSetInfo *rsinfo, AmSearch *s)
  * Relevance with words.  When the rarest word (all words under OR) is in at
  * most L listings, or the filters keep at most L, every match is scored
  * (one GIN scan of the words and filter lexemes).  Otherwise the walk in
- * static-score order with tiers (search_walk), which may find scoring every
- * match cheaper after all.
+ * static-score order with tiers (am_walk, search_walk.c), which may find
+ * scoring every match cheaper after all (its first chunk is the sample of
+ * the matches' density).
  */
 static void
 am_relevance(ReturnSetInfo *rsinfo, AmSearch *s)
@@ -525,70 +526,11 @@ am_relevance(ReturnSetInfo *rsinfo, AmSearch *s)
 	am_bind(s, values, nulls);
 	if (!exact)
 	{
-		/*
-		 * The walk's first sample, read here: when the density of matches it
-		 * shows projects at most L (words common apart but rare together),
-		 * or scoring them would cost less than the walk read, every match is
-		 * scored without starting the walk.
-		 */
-		int32		walked,
-					hits;
-		double		projected;
+		Datum		ids[2];
 
-		am_sample(s, values, nulls, &walked, &hits);
-		projected = walked > 0 ? (double) hits * s->published * s->filter_share / walked : 0;
-		exact = walked < AM_SAMPLE || projected <= s->exhaustive_limit || walked * 3.0 >= projected;
-	}
-	if (!exact)
-	{
-		Oid			request_type = am_private_type("search_request");
-		TupleDesc	request_desc = lookup_rowtype_tupdesc_copy(request_type, -1);
-		Datum		r[19];
-		bool		rn[19];
-		Datum		walk_values[1];
-		bool		isnull;
-		HeapTuple	row;
-
-		if (am_plan_walk != NULL && am_plan_walk_type != request_type)
-		{
-			SPI_freeplan(am_plan_walk);
-			am_plan_walk = NULL;
-		}
-		if (am_plan_walk == NULL)
-		{
-			am_plan_walk = am_prepare_kept("SELECT w.top_ids, w.top_scores, w.exact"
-										   "  FROM agentmarket_private.search_walk($1) w", 1, &request_type, false);
-			am_plan_walk_type = request_type;
-		}
-		memset(rn, true, sizeof(rn));
-#define AM_FIELD(i, datum, present) do { if (present) { r[i] = (datum); rn[i] = false; } } while (0)
-		AM_FIELD(0, s->category, s->filters & AM_F_CATEGORY);
-		AM_FIELD(1, s->tags, s->filters & AM_F_TAGS);
-		AM_FIELD(2, s->relays, s->filters & AM_F_RELAYS);
-		AM_FIELD(3, s->models, s->filters & AM_F_MODELS);
-		AM_FIELD(4, s->pricing, s->filters & AM_F_PRICING);
-		AM_FIELD(5, CStringGetTextDatum(am_sort_names[s->sort]), true);
-		AM_FIELD(6, Int32GetDatum(s->k), true);
-		AM_FIELD(7, Float8GetDatum(s->after_score), s->after);
-		AM_FIELD(11, s->after_id, s->after);
-		AM_FIELD(12, s->plan, true);
-		AM_FIELD(13, Float8GetDatum(s->published), true);
-		AM_FIELD(14, Float8GetDatum(s->joint), !s->joint_null);
-		AM_FIELD(15, Float8GetDatum(s->filter_share), true);
-		AM_FIELD(16, s->gin_query, !s->gin_null);
-		AM_FIELD(17, Float8GetDatum(s->expected), !s->expected_null);
-		AM_FIELD(18, Float8GetDatum(s->exhaustive_limit), true);
-#undef AM_FIELD
-		walk_values[0] = HeapTupleGetDatum(heap_form_tuple(request_desc, r, rn));
-		am_run(am_plan_walk, walk_values, NULL, 1);
-		row = SPI_tuptable->vals[0];
-		exact = DatumGetBool(SPI_getbinval(row, SPI_tuptable->tupdesc, 3, &isnull));
+		exact = am_walk(s, values, nulls, &ids[0], &ids[1]);
 		if (!exact)
 		{
-			Datum		ids[2];
-
-			ids[0] = SPI_getbinval(row, SPI_tuptable->tupdesc, 1, &isnull);
-			ids[1] = SPI_getbinval(row, SPI_tuptable->tupdesc, 2, &isnull);
 			am_run(am_shape_plan(AM_KIND_ROWS, 0, 0, false, false, false, 0), ids, NULL, 0);
 			am_emit_all(rsinfo, s, s->k);
 			return;
@@ -611,6 +553,7 @@ search_agents(PG_FUNCTION_ARGS)
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	AmSearch	s;
 
+	am_walk_reset();
 	am_check_arguments(fcinfo, &s);
 	InitMaterializedSRF(fcinfo, 0);
 	if (SPI_connect() != SPI_OK_CONNECT)

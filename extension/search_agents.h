@@ -12,6 +12,7 @@
 
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "utils/timestamp.h"
 
 /* Sorts, in the order of their names below. */
@@ -36,6 +37,8 @@ extern const char *const am_sort_names[];
 #define AM_FILTER_SCANNED 0.5
 /* The longest walk of a sort's index, in listings. */
 #define AM_SORTED_CAP 4096
+/* The parameters of the statements ($1 to $23, see am_param_types). */
+#define AM_NPARAMS 23
 
 /* A search_agents call checked and decoded, with its plan and estimates. */
 typedef struct AmSearch
@@ -77,5 +80,14 @@ extern SPIPlanPtr am_prepare_kept(const char *sql, int nargs, Oid *types, bool c
 extern void am_run(SPIPlanPtr plan, Datum *values, const char *nulls, long max_rows);
 extern double am_float_col(HeapTuple row, int col, bool *isnull);
 extern Oid	am_private_type(const char *name);
+
+/* search_agents.c */
+extern Oid	am_param_types[AM_NPARAMS];
+extern void am_append_filters(StringInfo sql, int filters);
+extern void am_bind(AmSearch *s, Datum *values, char *nulls);
+
+/* search_walk.c: the relevance walk; false with the page's ids and scores, true to score every match. */
+extern bool am_walk(AmSearch *s, Datum *values, char *nulls, Datum *ids, Datum *scores);
+extern void am_walk_reset(void);
 
 #endif							/* SEARCH_AGENTS_H */

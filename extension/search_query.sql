@@ -1,7 +1,7 @@
 -- search_query.sql: the search functions clients call, search_agents (its
 -- driver in C: search_agents.c) and agent_facets, with their cursors, the
--- filter predicate and the request search_walk reads.  The relevance walk is
--- in search_relevance.sql; the listing's search columns, the vocabulary and
+-- filter predicate.  The relevance walk is C (search_walk.c; its tiers are
+-- search_tiers, search_relevance.sql); the listing's search columns, the vocabulary and
 -- query planning (search_prepare) in search.sql; the scoring functions in
 -- search.c.
 --
@@ -78,20 +78,6 @@ $$;
 COMMENT ON FUNCTION agentmarket_private.search_filter_match(text, text[], text[], text[], text, text, text[], text[], text[], text) IS
     'The search filters (category, all tags, any relay, any model, pricing model; NULL: no filter) applied to a listing''s values.';
 
--- The filters of the dynamic walk and tier queries, on the parameters $7 to
--- $11 they bind.
--- (No SET clause: called on every search, it runs under the search_path of
--- the search function calling it; every name is qualified or in pg_catalog.)
-CREATE FUNCTION agentmarket_private.search_filter_sql()
-RETURNS text
-LANGUAGE sql IMMUTABLE PARALLEL SAFE
-AS $$
-    SELECT 'a.status = ''published'' AND agentmarket_private.search_filter_match($7::text, $8::text[], $9::text[],'
-        ' $10::text[], $11::text, a.category, a.tags, a.supported_relays, a.supported_models, a.pricing_model)'
-$$;
-COMMENT ON FUNCTION agentmarket_private.search_filter_sql() IS
-    'The WHERE clause of the search filters, with the parameters search_agents binds.';
-
 ------------------------------------------------------------------------------
 -- search_agents and agent_facets
 ------------------------------------------------------------------------------
@@ -150,33 +136,6 @@ $$;
 COMMENT ON FUNCTION agentmarket_private.search_check_filters(text[], text[], text[], text, text) IS
     'Validates search filters (22023 on an unknown relay, model or pricing model, or a category over 1000 bytes); empty arrays mean no filter.';
 
--- A search's arguments, checked and decoded, with its plan and the
--- estimates the strategies are chosen from: what search_walk reads
--- (search_agents.c builds it).
-CREATE TYPE agentmarket_private.search_request AS (
-  category text,                  -- filters (NULL: none; empty arrays become NULL)
-  tags text[],
-  relays text[],
-  models text[],
-  pricing_model text,
-  sort text,                      -- relevance, rating, popular or newest
-  page_size integer,
-  after_score double precision,   -- the page cursor's key: relevance (or static) score,
-  after_rating numeric,           -- ... rating,
-  after_count bigint,             -- ... reviews, hires, or microseconds of publication,
-  after_time timestamptz,         -- ... that time,
-  after_id uuid,                  -- ... and listing (NULL: the first page)
-  plan agentmarket_private.search_plan,
-  published double precision,     -- published listings (at least 1)
-  joint double precision,         -- matches if the words were independent
-  filter_share double precision,  -- share of listings the filters keep
-  gin_query tsquery,              -- the words and the filter lexemes, for one GIN scan
-  expected double precision,      -- matches expected to pass the filters
-  exhaustive_limit double precision  -- matches up to which all are scored
-);
-COMMENT ON TYPE agentmarket_private.search_request IS
-    'A search_agents call checked and decoded: filters, sort, page, cursor, the search plan and the estimates its strategy is chosen from.';
-
 -- search_agents is C (search_agents.c): it checks the arguments (22023 on
 -- bad ones, as search_check_filters and search_cursor_parts do), plans the
 -- query (search_prepare), estimates and picks the strategy from the
@@ -184,7 +143,7 @@ COMMENT ON TYPE agentmarket_private.search_request IS
 -- its shape (sort, filters given, cursor or not).  Sorted by a column (or no
 -- words): a capped walk of the sort's index, or GIN and sort.  Relevance:
 -- every match scored through one GIN scan of the words and filter lexemes,
--- or search_walk (search_relevance.sql).
+-- or the walk in static-score order (search_walk.c).
 CREATE FUNCTION agentmarket.search_agents(
     query text DEFAULT NULL, category text DEFAULT NULL, tags text[] DEFAULT NULL,
     relays text[] DEFAULT NULL, models text[] DEFAULT NULL, pricing_model text DEFAULT NULL,

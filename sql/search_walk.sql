@@ -1,0 +1,118 @@
+-- search_walk: the relevance walk in C (search_walk.c) over words common
+-- apart and together: it answers (not scoring every match), reads fewer
+-- listings than there are, fetches tiers through GIN, lets the walk take
+-- over tiers when walking down to their static floor is cheaper, and every
+-- page (filtered, second pages by cursor) equals exhaustive scoring.  The
+-- tiers it computes are search_tiers' (also checked in search_bounds).
+\ir test/fixture.sql
+BEGIN;
+SELECT plan(10);
+SET LOCAL agentmarket.search_exhaustive_limit = 30;
+
+INSERT INTO agentmarket.users (id, email, role) VALUES
+  ('66666666-1000-4000-8000-000000000001', 'maker@sw.test', 'creator');
+-- Four domains of five hub words each (most of a domain's listings have
+-- some), "agent" nearly everywhere; names, taglines, tags and descriptions
+-- drawn from them, so words of one domain meet far more often than chance.
+SELECT setseed(0.29);
+INSERT INTO agentmarket.agents (slug, creator_id, name, tagline, description, category, status, pricing_model,
+                                github_repo_url, supported_relays, supported_models, tags,
+                                total_hires, avg_rating, total_reviews, published_at)
+SELECT 'sw-' || i, '66666666-1000-4000-8000-000000000001',
+       initcap(w.w[1] || CASE WHEN i % 4 = 0 THEN ' ' || w.w[2] ELSE '' END),
+       initcap(w.w[3] || ' ' || w.w[4]),
+       CASE WHEN i % 10 = 0 THEN 'It handles ' ELSE 'This agent handles ' END || array_to_string(w.w[5:12], ' '),
+       (ARRAY['finance','writing','coding','research'])[1 + (i * 7 + i / 5) % 4],
+       'published', (ARRAY['per_session','per_task','free'])[1 + i % 3], 'https://g/sw' || i,
+       (ARRAY['{slack}','{telegram,discord}','{whatsapp}','{}'])[1 + (i / 3) % 4]::text[],
+       (ARRAY['{claude}','{gpt,gemini}','{gemini}'])[1 + (i / 2) % 3]::text[],
+       ARRAY[w.w[13]],
+       (i * 7919) % 700, ((i * 31) % 41) / 10.0 + 1, (i * 13) % 60,
+       '2026-01-01'::timestamptz + (i % 1000) * interval '1 hour'
+  FROM generate_series(1, 2000) i,
+       LATERAL (SELECT 1 + i % 4 AS d) d,
+       LATERAL (SELECT array_agg(CASE WHEN z.r < 0.55
+                                      THEN (ARRAY[ARRAY['invoice','budget','expense','payroll','ledger'],
+                                                  ARRAY['podcast','video','music','playlist','studio'],
+                                                  ARRAY['github','deploy','server','database','debug'],
+                                                  ARRAY['recipe','fitness','travel','garden','pet']])[d.d][1 + floor(z.r2 * 5)::int]
+                                      ELSE (ARRAY['email','inbox','calendar','notes','summary','report','blog','support'])[1 + floor(z.r2 * 8)::int]
+                                 END ORDER BY z.j) AS w
+                  FROM (SELECT j, random() AS r, random() AS r2 FROM generate_series(1, 13 + 0 * i) j) z) w;
+ANALYZE agentmarket.agents;
+
+-- All matches scored, best first, after the cursor: what a page must equal.
+CREATE FUNCTION pg_temp.exhaustive(p_query text, p_category text, p_relays text[], p_k int, p_after text DEFAULT NULL)
+RETURNS uuid[] LANGUAGE sql AS $$
+    WITH p AS MATERIALIZED (SELECT agentmarket_private.search_prepare(p_query) AS p),
+    c AS MATERIALIZED (SELECT split_part(t, '|', 2)::float8 AS f, split_part(t, '|', 4)::uuid AS id
+                         FROM (SELECT convert_from(decode(rpad(translate(p_after, '-_', '+/'),
+                                   (length(p_after) + 3) / 4 * 4, '='), 'base64'), 'UTF8') AS t
+                                WHERE p_after IS NOT NULL) x)
+    SELECT COALESCE(array_agg(y.id ORDER BY y.score DESC, y.id DESC), '{}') FROM (
+      SELECT x.id, x.score FROM (
+        SELECT a.id, agentmarket_private.search_blend(agentmarket_private.search_text_score(a.search_document,
+                   (p.p).lexemes, (p.p).groups, (p.p).factors, (p.p).prefixes, (p.p).ngroups), a.search_static) AS score
+          FROM agentmarket.agents a, p
+         WHERE a.status = 'published' AND a.search_document @@ (p.p).query
+           AND (p_category IS NULL OR a.category = p_category)
+           AND (p_relays IS NULL OR a.supported_relays && p_relays)) x
+       WHERE NOT EXISTS (SELECT FROM c) OR EXISTS (SELECT FROM c WHERE (x.score, x.id) < (c.f, c.id))
+       ORDER BY x.score DESC, x.id DESC LIMIT p_k) y
+$$;
+
+-- Each query, plain, by category, by relay, with pages of 5 and 20, and its
+-- second page: the page, what the walk did, and the exhaustive page.
+CREATE TEMP TABLE runs (q text, category text, relays text[], k int, after text, got uuid[], want uuid[],
+                        walked bigint, tiers_fetched int, walked_over boolean, scored_all boolean);
+CREATE FUNCTION pg_temp.run(p_q text, p_category text, p_relays text[], p_k int, p_after text) RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+    got uuid[];
+    w record;
+BEGIN
+    got := (SELECT COALESCE(array_agg(s.id), '{}')
+              FROM agentmarket.search_agents(p_q, p_category, NULL, p_relays, NULL, NULL, 'relevance', p_k, p_after) s);
+    w := agentmarket_private.search_walk_last();
+    INSERT INTO runs VALUES (p_q, p_category, p_relays, p_k, p_after, got,
+                             pg_temp.exhaustive(p_q, p_category, p_relays, p_k, p_after),
+                             w.walked, w.tiers_fetched, w.walked_over, w.scored_all);
+END $$;
+SELECT pg_temp.run(q.q, v.category, v.relays, k.k, NULL)
+  FROM (VALUES ('invoice budget'), ('github deploy server'), ('recipe fitness travel garden'), ('agent github'),
+               ('podcast music'), ('email inbox'), ('agent handles')) q(q),
+       (VALUES (NULL, NULL::text[]), ('finance', NULL), (NULL, '{slack}')) v(category, relays),
+       (VALUES (5), (20)) k(k) \g /dev/null
+SELECT pg_temp.run(r.q, r.category, r.relays, r.k,
+                   (SELECT s.cursor FROM agentmarket.search_agents(r.q, r.category, NULL, r.relays, NULL, NULL, 'relevance', r.k) s
+                     ORDER BY s.score, s.id LIMIT 1))
+  FROM runs r \g /dev/null
+
+SELECT is((SELECT count(*)::int FROM runs), 84, 'every query, filter, page size and page ran');
+SELECT is((SELECT array_agg(DISTINCT r.q || ' ' || COALESCE(r.category, '') || COALESCE(r.relays::text, '') || ' k=' || r.k
+                            || CASE WHEN r.after IS NULL THEN '' ELSE ' page 2' END)
+             FROM runs r WHERE r.got IS DISTINCT FROM r.want),
+          NULL, 'every page equals exhaustive scoring (filters, page sizes, second pages by cursor)');
+SELECT ok((SELECT count(*) FROM runs r WHERE cardinality(r.got) = r.k) >= 80, 'and nearly every page is full');
+SELECT ok((SELECT count(*) FROM runs r WHERE r.walked IS NOT NULL AND NOT r.scored_all) >= 30,
+          'the walk answers many of them (common words: not by scoring every match)');
+SELECT ok((SELECT bool_and(r.walked < 2000) FROM runs r WHERE r.walked IS NOT NULL AND NOT r.scored_all),
+          'reading fewer listings than there are');
+SELECT ok((SELECT count(*) FROM runs r WHERE r.tiers_fetched > 0 AND NOT r.scored_all) >= 20,
+          'fetching tiers through GIN');
+SELECT ok((SELECT count(*) FROM runs r WHERE r.walked_over) >= 1,
+          'and walking down over tiers whose static floor is near the top');
+
+-- The tiers of a word in names, taglines and descriptions: one per field,
+-- bounds by the field weights; the GIN condition of the name's tier.
+SELECT is((SELECT array_agg(t.bound ORDER BY t.bound DESC)
+             FROM agentmarket_private.search_tiers(agentmarket_private.search_prepare('invoice')) t),
+          ARRAY[1, 0.5, 0.25]::float8[], 'a word''s tiers: name, tagline or tags, description only');
+SELECT is((SELECT t.driver FROM agentmarket_private.search_tiers(agentmarket_private.search_prepare('invoice')) t
+            WHERE t.bound = 1),
+          $$a.search_fields @@ '(''a/invoic'')'::tsquery$$, 'found through the name words of search_fields');
+SELECT count(*) FROM agentmarket.search_agents('zzzzunknown');
+SELECT ok(agentmarket_private.search_walk_last() IS NULL, 'a search that does not walk leaves nothing behind');
+
+SELECT * FROM finish();
+ROLLBACK;

@@ -98,12 +98,11 @@ static struct
 static SPIPlanPtr am_plan_static_count;
 
 /*
- * Listings with a static score of at least floor, counted up to cap: what
- * the walk reads to get there (within the category's listings when
- * filtered by one: their share of them).
+ * Listings with a static score of at least static_floor, counted up to cap: what
+ * the walk reads to get there.
  */
 static double
-am_static_count(AmSearch *s, double floor, double cap)
+am_static_count(double static_floor, double cap)
 {
 	Datum		values[2];
 	bool		isnull;
@@ -118,8 +117,8 @@ am_static_count(AmSearch *s, double floor, double cap)
 			" WHERE a.status OPERATOR(pg_catalog.=) 'published' AND a.search_static OPERATOR(pg_catalog.>=) $1"
 			" ORDER BY a.search_static DESC, a.id DESC LIMIT $2) x", 2, types, false);
 	}
-	values[0] = Float8GetDatum(floor);
-	values[1] = Int64GetDatum((int64) ceil(cap) + 1);
+	values[0] = Float8GetDatum(static_floor);
+	values[1] = Int64GetDatum((int64) ceil(cap));
 	am_run(am_plan_static_count, values, NULL, 1);
 	count = am_float_col(SPI_tuptable->vals[0], 1, &isnull);
 	SPI_freetuptable(SPI_tuptable);
@@ -418,6 +417,11 @@ am_walk_plan(bool tier, int filters, bool continued, int limit)
 		appendStringInfo(&sql, "SELECT x.id, x.score FROM (SELECT a.id, %s AS score FROM agentmarket.agents a"
 						 " WHERE a.status OPERATOR(pg_catalog.=) 'published'", score);
 		am_append_filters(&sql, filters);
+		/*
+		 * GIN intersects the words the tier's listings must have ($21) with
+		 * its whole condition ($22: the exclusions' short posting lists
+		 * too), so only the tier's listings are read.
+		 */
 		appendStringInfoString(&sql, " AND a.search_fields OPERATOR(pg_catalog.@@) $21"
 							   " AND a.search_fields OPERATOR(pg_catalog.@@) $22"
 							   " AND a.search_document OPERATOR(pg_catalog.@@) $1"
@@ -484,6 +488,15 @@ am_walk(AmSearch *s, Datum *values, char *nulls, Datum *ids, Datum *scores)
 	double		dense_bound = 0;
 	pg_uuid_t	last_id;
 	double		last_static = 0;
+	/* a static floor with more listings above it than the walk would take over */
+	bool		have_deep = false;
+	double		deep_floor = 0;
+	/*
+	 * The share of the listings above a static score the walk reads: the
+	 * category's when that is the only filter (the walk reads its index),
+	 * all of them otherwise (it checks the other filters on each).
+	 */
+	double		walk_share = s->filters == AM_F_CATEGORY ? s->filter_share : 1;
 	bool		continued = false;
 	int			i;
 
@@ -601,24 +614,36 @@ am_walk(AmSearch *s, Datum *values, char *nulls, Datum *ids, Datum *scores)
 				 */
 				if (top->n == k)
 				{
-					double		floor = (top->scores[k - 1] - w.text_share * tier->bound) /
+					double		static_floor = (top->scores[k - 1] - w.text_share * tier->bound) /
 						(1 - w.text_share) - 1e-6;
 					double		size = tier->estimate * correction;
 
 					/*
-					 * When fewer listings lie above that floor than the tier
-					 * holds, walking down to it costs less than fetching this
-					 * tier and the ones after it (their bounds are no
-					 * higher): the walk takes them all over.
+					 * When the walk would read fewer listings to get down to
+					 * that floor than the tier holds, walking costs less than
+					 * fetching this tier and the ones after it (their bounds
+					 * are no higher): the walk takes them all over.  The
+					 * count stops at the tier's size (and a lower floor than
+					 * one found too deep is not counted again), so it costs
+					 * no more than the fetch it may save.
 					 */
-					if (s->filter_share * am_static_count(s, floor, size / s->filter_share) <= size)
+					bool		deep = have_deep && static_floor <= deep_floor;
+					double		limit = floor(Min(size / walk_share, AM_WALK_MAX_CHUNK));
+
+					if (!deep && am_static_count(static_floor, limit + 1) > limit)
+					{
+						have_deep = true;
+						deep_floor = static_floor;
+						deep = true;
+					}
+					if (!deep)
 					{
 						dense_bound = have_dense ? Max(dense_bound, tier->bound) : tier->bound;
 						have_dense = true;
 						am_last_walk.walked_over = true;
 						break;
 					}
-					values[22] = Float8GetDatum(floor);
+					values[22] = Float8GetDatum(static_floor);
 					nulls[22] = ' ';
 				}
 				else

@@ -6,10 +6,11 @@
  *	  executor per row), then each key's index entries, in key order.
  *
  *	  It writes exactly what the saved INSERT would, or nothing: the table
- *	  must still have the three columns record_usage knows, no trigger, no
- *	  check constraint and no row security in force, and the caller must be
- *	  allowed to insert; otherwise usage_keys_insert_direct() returns false
- *	  and the caller runs the statement.  A key seen before raises
+ *	  must still have the three columns record_usage knows, no trigger (a
+ *	  deferrable unique key's check is one), no check constraint and no row
+ *	  security in force, and the caller must be allowed to insert; otherwise
+ *	  usage_keys_insert_direct() returns false and the caller runs the
+ *	  statement.  A key seen before raises
  *	  unique_violation from the primary key's check, exactly as the
  *	  statement would (the caller's subtransaction catches it).
  *-------------------------------------------------------------------------

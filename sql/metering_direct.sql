@@ -6,7 +6,7 @@
 \ir test/fixture.sql
 SET search_path = agentmarket, public;
 BEGIN;
-SELECT plan(16);
+SELECT plan(17);
 
 SELECT agentmarket.configure('free_trial_credits', '0') \g /dev/null
 INSERT INTO users (id, email, role) VALUES
@@ -100,6 +100,18 @@ SELECT :widened_recorded || ' recorded, ' ||
        AS widened \gset
 ROLLBACK TO SAVEPOINT widened;
 SELECT is(:'widened'::text, '20 recorded, 20 with the default', 'a column added to usage_keys gets its default for every new key');
+
+-- A deferrable unique key instead of the primary key: its check is a
+-- trigger, so the statement runs and queues it; it fails once constraints
+-- are checked.
+SAVEPOINT deferred;
+ALTER TABLE agentmarket_private.usage_keys DROP CONSTRAINT usage_keys_pkey,
+    ADD CONSTRAINT usage_keys_deferred UNIQUE (idempotency_key) DEFERRABLE INITIALLY DEFERRED;
+SELECT count(*) AS deferred_recorded FROM record_usage(pg_temp.batch(1, 'k-', 3)) WHERE outcome = 'recorded' \gset
+SELECT pg_temp.error_of('SET CONSTRAINTS ALL IMMEDIATE') AS deferred_error \gset
+ROLLBACK TO SAVEPOINT deferred;
+SELECT alike(:'deferred_recorded' || ' / ' || :'deferred_error', '3 / 23505: %usage_keys_deferred%',
+    'a deferred unique key: the keys go in, and the queued check refuses them when it runs');
 
 -- Read-only: refused as the statement refuses it, nothing written.
 SAVEPOINT readonly;

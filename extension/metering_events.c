@@ -82,77 +82,57 @@ usage_count(JsonbValue *v, int32 max)
 	return n;
 }
 
-/* Parse and check the event at index i into ev. */
+/*
+ * Parse and check the event at index i into ev.  Each known field is found
+ * by the container's own binary search (no iterator, nothing allocated but
+ * the key); a field count above the known ones found means another field.
+ */
 void
 usage_parse_event(JsonbValue *elem, int i, UsageEvent *ev)
 {
-	JsonbIterator *it;
-	JsonbValue	k,
-				v;
-	JsonbIteratorToken tok;
-	bool		has_instance = false;
+	JsonbContainer *obj;
+	JsonbValue	v;
+	int			found = 0;
 
 	memset(ev, 0, sizeof(UsageEvent));
 	if (elem->type != jbvBinary || !JsonContainerIsObject(elem->val.binary.data))
 		usage_malformed(i, "it is not a JSON object");
+	obj = elem->val.binary.data;
+#define USAGE_FIELD(lit) (getKeyJsonValueFromContainer(obj, lit, sizeof(lit) - 1, &v) != NULL && ++found)
 
-	it = JsonbIteratorInit(elem->val.binary.data);
-	tok = JsonbIteratorNext(&it, &k, true); /* WJB_BEGIN_OBJECT */
-	while ((tok = JsonbIteratorNext(&it, &k, true)) == WJB_KEY)
-	{
-		const char *name = k.val.string.val;
-		int			namelen = k.val.string.len;
-
-		tok = JsonbIteratorNext(&it, &v, true); /* WJB_VALUE */
-#define USAGE_FIELD(lit) (namelen == (int) strlen(lit) && memcmp(name, lit, namelen) == 0)
-		if (USAGE_FIELD("instance_id"))
-		{
-			if (v.type != jbvString || !usage_parse_uuid(v.val.string.val, v.val.string.len, &ev->instance_id))
-				usage_malformed(i, "instance_id must be a UUID");
-			has_instance = true;
-		}
-		else if (USAGE_FIELD("session_id"))
-		{
-			if (v.type == jbvNull)
-				continue;
-			if (v.type != jbvString || !usage_parse_uuid(v.val.string.val, v.val.string.len, &ev->session_id))
-				usage_malformed(i, "session_id must be a UUID or null");
-			ev->has_session = true;
-		}
-		else if (USAGE_FIELD("compute_seconds"))
-		{
-			if (v.type != jbvNull && (ev->compute_seconds = usage_count(&v, USAGE_MAX_SECONDS)) < 0)
-				usage_malformed(i, "compute_seconds must be a whole number from 0 to 86400");
-		}
-		else if (USAGE_FIELD("input_tokens"))
-		{
-			if (v.type != jbvNull && (ev->input_tokens = usage_count(&v, USAGE_MAX_TOKENS)) < 0)
-				usage_malformed(i, "input_tokens must be a whole number from 0 to 1000000");
-		}
-		else if (USAGE_FIELD("output_tokens"))
-		{
-			if (v.type != jbvNull && (ev->output_tokens = usage_count(&v, USAGE_MAX_TOKENS)) < 0)
-				usage_malformed(i, "output_tokens must be a whole number from 0 to 1000000");
-		}
-		else if (USAGE_FIELD("idempotency_key"))
-		{
-			int			chars;
-
-			if (v.type != jbvString)
-				usage_malformed(i, "idempotency_key must be a string of 1 to 200 characters");
-			chars = pg_mbstrlen_with_len(v.val.string.val, v.val.string.len);
-			if (chars < 1 || chars > USAGE_MAX_KEY_CHARS)
-				usage_malformed(i, "idempotency_key must be a string of 1 to 200 characters");
-			ev->key = cstring_to_text_with_len(v.val.string.val, v.val.string.len);
-		}
-		else
-			usage_malformed(i, "it has a field other than instance_id, session_id, compute_seconds, "
-							"input_tokens, output_tokens and idempotency_key");
-#undef USAGE_FIELD
-	}
-	if (!has_instance)
+	if (!USAGE_FIELD("instance_id") || v.type != jbvString
+		|| !usage_parse_uuid(v.val.string.val, v.val.string.len, &ev->instance_id))
 		usage_malformed(i, "instance_id must be a UUID");
+	if (USAGE_FIELD("session_id") && v.type != jbvNull)
+	{
+		if (v.type != jbvString || !usage_parse_uuid(v.val.string.val, v.val.string.len, &ev->session_id))
+			usage_malformed(i, "session_id must be a UUID or null");
+		ev->has_session = true;
+	}
+	if (USAGE_FIELD("compute_seconds") && v.type != jbvNull
+		&& (ev->compute_seconds = usage_count(&v, USAGE_MAX_SECONDS)) < 0)
+		usage_malformed(i, "compute_seconds must be a whole number from 0 to 86400");
+	if (USAGE_FIELD("input_tokens") && v.type != jbvNull
+		&& (ev->input_tokens = usage_count(&v, USAGE_MAX_TOKENS)) < 0)
+		usage_malformed(i, "input_tokens must be a whole number from 0 to 1000000");
+	if (USAGE_FIELD("output_tokens") && v.type != jbvNull
+		&& (ev->output_tokens = usage_count(&v, USAGE_MAX_TOKENS)) < 0)
+		usage_malformed(i, "output_tokens must be a whole number from 0 to 1000000");
+	if (USAGE_FIELD("idempotency_key"))
+	{
+		int			chars;
+
+		if (v.type != jbvString)
+			usage_malformed(i, "idempotency_key must be a string of 1 to 200 characters");
+		chars = pg_mbstrlen_with_len(v.val.string.val, v.val.string.len);
+		if (chars < 1 || chars > USAGE_MAX_KEY_CHARS)
+			usage_malformed(i, "idempotency_key must be a string of 1 to 200 characters");
+		ev->key = cstring_to_text_with_len(v.val.string.val, v.val.string.len);
+	}
+#undef USAGE_FIELD
+	if ((int) JsonContainerSize(obj) > found)
+		usage_malformed(i, "it has a field other than instance_id, session_id, compute_seconds, "
+						"input_tokens, output_tokens and idempotency_key");
 	if (ev->key == NULL)
 		usage_malformed(i, "idempotency_key must be a string of 1 to 200 characters");
 }
-

@@ -50,13 +50,6 @@
 
 PG_FUNCTION_INFO_V1(record_usage);
 
-/* Hash entry: an (instance, session) pair of the batch. */
-typedef struct UsageGroupKey
-{
-	pg_uuid_t	instance_id;
-	pg_uuid_t	session_id;		/* all zero when there is no session */
-} UsageGroupKey;
-
 typedef struct UsageGroupEntry
 {
 	UsageGroupKey key;
@@ -282,15 +275,6 @@ usage_uuid_string(pg_uuid_t *u)
 	return DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(u)));
 }
 
-/* Is the group's session the "no session" all-zero uuid? */
-static inline bool
-usage_group_has_session(const UsageGroupKey *g)
-{
-	static const pg_uuid_t zero;
-
-	return memcmp(&g->session_id, &zero, sizeof(zero)) != 0;
-}
-
 /* A one-dimensional bigint array. */
 static Datum
 usage_int8_array(int64 *values, int n)
@@ -313,7 +297,8 @@ usage_int8_array(int64 *values, int n)
  */
 static void
 usage_write_rows(UsageEvent *ev, int n, UsageGroupKey *groups, int ngroups, Datum *group_ids,
-				 Datum *user_ids, Datum *rates, bool *open_row, bool *close_row, Datum *full_ids)
+				 Datum *user_ids, Datum *rates, bool *open_row, bool *close_row, Datum *full_ids,
+				 UsageOpenRows *direct)
 {
 	int64	   *secs = palloc0(sizeof(int64) * ngroups);
 	int64	   *ins = palloc0(sizeof(int64) * ngroups);
@@ -338,8 +323,27 @@ usage_write_rows(UsageEvent *ev, int n, UsageGroupKey *groups, int ngroups, Datu
 	for (c = 0; c < 8; c++)
 		cols[c] = palloc(sizeof(Datum) * ngroups);
 
-	/* Open rows that take this batch's sums. */
-	for (i = 0; i < ngroups; i++)
+	/* Open rows that take this batch's sums: locked already, or by the statement. */
+	if (direct != NULL)
+	{
+		bool	   *add = palloc(sizeof(bool) * ngroups);
+		int32	   *add_secs = palloc(sizeof(int32) * ngroups);
+		int32	   *add_ins = palloc(sizeof(int32) * ngroups);
+		int32	   *add_outs = palloc(sizeof(int32) * ngroups);
+		Datum	   *add_cost = palloc(sizeof(Datum) * ngroups);
+
+		for (i = 0; i < ngroups; i++)
+		{
+			add[i] = used[i] && open_row[i];
+			/* At most 2,000 events of at most 1,000,000 each: fits int4. */
+			add_secs[i] = (int32) secs[i];
+			add_ins[i] = (int32) ins[i];
+			add_outs[i] = (int32) outs[i];
+			add_cost[i] = add[i] ? usage_batch_cost(rates[i], secs[i]) : (Datum) 0;
+		}
+		usage_open_rows_add(direct, add, add_secs, add_ins, add_outs, add_cost);
+	}
+	for (i = 0; i < ngroups && direct == NULL; i++)
 	{
 		if (!used[i] || !open_row[i])
 			continue;
@@ -451,6 +455,44 @@ usage_write_rows(UsageEvent *ev, int n, UsageGroupKey *groups, int ngroups, Datu
 	}
 }
 
+/*
+ * Each group's open row, locked by the statement: open[g] with its id in
+ * ids[g] when it can take the batch's sums (every event counted), else
+ * full[g] with the id of the row to close.
+ */
+static void
+usage_lock_by_statement(int ngroups, Datum *instance_ids, Datum *session_ids, bool *no_session,
+						int64 *secs, int64 *ins, int64 *outs, Datum *rates,
+						bool *open, bool *full, Datum *ids)
+{
+	Datum		args[6];
+	uint64		r;
+
+	args[0] = usage_array(instance_ids, NULL, ngroups, UUIDOID);
+	args[1] = usage_array(session_ids, no_session, ngroups, UUIDOID);
+	args[2] = usage_int8_array(secs, ngroups);
+	args[3] = usage_int8_array(ins, ngroups);
+	args[4] = usage_int8_array(outs, ngroups);
+	args[5] = usage_array(rates, NULL, ngroups, NUMERICOID);
+	if (SPI_execute_plan(open_plan, args, NULL, false, 0) != SPI_OK_SELECT)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not look up the usage events' open rows")));
+	for (r = 0; r < SPI_processed; r++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[r];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		bool		isnull;
+		int			g = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull)) - 1;
+
+		ids[g] = datumCopy(SPI_getbinval(tup, desc, 2, &isnull), false, UUID_LEN);
+		if (DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull)))
+			open[g] = true;
+		else
+			full[g] = true;
+	}
+}
+
 /* memcmp order of two groups: uuid order, instance first (qsort). */
 static int
 usage_group_order(const void *a, const void *b)
@@ -479,6 +521,11 @@ record_usage(PG_FUNCTION_ARGS)
 	bool	   *open_row;		/* group_ids[g] is an open row it adds to */
 	bool	   *close_row;		/* the open row is full: close it, open another */
 	Datum	   *full_ids;
+	UsageOpenRows *direct;		/* the open rows locked without statements, or NULL */
+	int64	   *cur_secs,
+			   *cur_ins,
+			   *cur_outs;
+	Datum	   *cur_cost;
 	HASHCTL		ctl;
 	HTAB	   *group_hash,
 			   *key_hash;
@@ -593,6 +640,10 @@ record_usage(PG_FUNCTION_ARGS)
 	open_row = palloc0(sizeof(bool) * ngroups);
 	close_row = palloc0(sizeof(bool) * ngroups);
 	full_ids = palloc(sizeof(Datum) * ngroups);
+	cur_secs = palloc(sizeof(int64) * ngroups);
+	cur_ins = palloc(sizeof(int64) * ngroups);
+	cur_outs = palloc(sizeof(int64) * ngroups);
+	cur_cost = palloc(sizeof(Datum) * ngroups);
 	for (i = 0; i < ngroups; i++)
 	{
 		instance_ids[i] = UUIDPGetDatum(&groups[i].instance_id);
@@ -659,8 +710,6 @@ record_usage(PG_FUNCTION_ARGS)
 		int64	   *secs = palloc0(sizeof(int64) * ngroups);
 		int64	   *ins = palloc0(sizeof(int64) * ngroups);
 		int64	   *outs = palloc0(sizeof(int64) * ngroups);
-		Datum		args[6];
-		uint64		r;
 
 		/* Bounds: every event counted, duplicates too. */
 		for (i = 0; i < n; i++)
@@ -669,41 +718,15 @@ record_usage(PG_FUNCTION_ARGS)
 			ins[ev[i].group] += ev[i].input_tokens;
 			outs[ev[i].group] += ev[i].output_tokens;
 		}
-		args[0] = usage_array(instance_ids, NULL, ngroups, UUIDOID);
-		args[1] = usage_array(session_ids, no_session, ngroups, UUIDOID);
-		args[2] = usage_int8_array(secs, ngroups);
-		args[3] = usage_int8_array(ins, ngroups);
-		args[4] = usage_int8_array(outs, ngroups);
-		args[5] = usage_array(rates, NULL, ngroups, NUMERICOID);
-		if (SPI_execute_plan(open_plan, args, NULL, false, 0) != SPI_OK_SELECT)
-			ereport(ERROR,
-					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("could not look up the usage events' open rows")));
+		direct = usage_open_rows_lock(groups, ngroups, open_row, full_ids, cur_secs, cur_ins, cur_outs, cur_cost);
+		if (direct != NULL)
+			usage_bound_locked(ngroups, open_row, close_row, cur_secs, cur_ins, cur_outs, cur_cost,
+							   secs, ins, outs, rates);
+		else
+			usage_lock_by_statement(ngroups, instance_ids, session_ids, no_session, secs, ins, outs, rates,
+									open_row, close_row, full_ids);
 		for (i = 0; i < ngroups; i++)
-			group_ids[i] = (Datum) 0;
-		for (r = 0; r < SPI_processed; r++)
-		{
-			HeapTuple	tup = SPI_tuptable->vals[r];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
-			int			g = DatumGetInt32(SPI_getbinval(tup, desc, 1, &isnull)) - 1;
-			Datum		id = SPI_getbinval(tup, desc, 2, &isnull);
-			bool		fits = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
-
-			id = datumCopy(id, false, UUID_LEN);
-			if (fits)
-			{
-				group_ids[g] = id;
-				open_row[g] = true;
-			}
-			else
-			{
-				full_ids[g] = id;
-				close_row[g] = true;
-			}
-		}
-		for (i = 0; i < ngroups; i++)
-			if (!open_row[i])
-				group_ids[i] = DirectFunctionCall1(gen_random_uuid, (Datum) 0);
+			group_ids[i] = open_row[i] ? full_ids[i] : DirectFunctionCall1(gen_random_uuid, (Datum) 0);
 	}
 
 	/* 3. The keys, in byte order: those inserted are new. */
@@ -754,7 +777,7 @@ record_usage(PG_FUNCTION_ARGS)
 	}
 
 	/* 4. The new events' sums: added to open rows, or in new rows. */
-	usage_write_rows(ev, n, groups, ngroups, group_ids, user_ids, rates, open_row, close_row, full_ids);
+	usage_write_rows(ev, n, groups, ngroups, group_ids, user_ids, rates, open_row, close_row, full_ids, direct);
 
 	/* What happened to each event, in order, into the tuplestore at once. */
 	{

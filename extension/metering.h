@@ -34,6 +34,42 @@ typedef struct UsageEvent
 	bool		recorded;		/* new: its key was not known before */
 } UsageEvent;
 
+/* An (instance, session) group of a batch; a hash key, and in uuid order the lock order. */
+typedef struct UsageGroupKey
+{
+	pg_uuid_t	instance_id;
+	pg_uuid_t	session_id;		/* all zero when there is no session */
+} UsageGroupKey;
+
+/* Is the group's session set (not the "no session" all-zero uuid)? */
+static inline bool
+usage_group_has_session(const UsageGroupKey *g)
+{
+	static const pg_uuid_t zero;
+
+	return memcmp(&g->session_id, &zero, sizeof(zero)) != 0;
+}
+
+/*
+ * The groups' open rows, found, locked and added to without statements
+ * (metering_rows.c).  usage_open_rows_lock() returns NULL when that path does
+ * not apply (the caller runs its statements); otherwise the caller ends it
+ * with usage_open_rows_add().
+ */
+typedef struct UsageOpenRows UsageOpenRows;
+extern UsageOpenRows *usage_open_rows_lock(const UsageGroupKey *groups, int ngroups, bool *open, Datum *ids,
+										   int64 *secs, int64 *ins, int64 *outs, Datum *cost);
+extern void usage_open_rows_add(UsageOpenRows *rows, const bool *add, const int32 *secs, const int32 *ins,
+								const int32 *outs, const Datum *cost_add);
+
+/* round(rate * seconds, 6): what a batch's seconds cost, as the statements compute it. */
+extern Datum usage_batch_cost(Datum rate, int64 seconds);
+
+/* The statements' bounds on the locked open rows: a row the batch would overflow is full instead. */
+extern void usage_bound_locked(int ngroups, bool *open, bool *full,
+							   int64 *cur_secs, int64 *cur_ins, int64 *cur_outs, Datum *cur_cost,
+							   int64 *secs, int64 *ins, int64 *outs, Datum *rates);
+
 /* Raise 22023 "usage event N is malformed: problem" for index i (0-based). */
 extern void usage_malformed(int i, const char *problem) pg_attribute_noreturn();
 
@@ -47,7 +83,7 @@ extern void usage_parse_event(JsonbValue *elem, int i, UsageEvent *ev);
  */
 extern bool usage_keys_insert_direct(Datum *keys, Datum *event_ids, int n);
 
-/* agentmarket.usage_direct_path: off sends every batch's keys to the statement. */
+/* agentmarket.usage_direct_path: off sends every batch's keys and open rows to the statements. */
 extern bool usage_direct_path;
 
 #endif							/* AGENTMARKET_METERING_H */

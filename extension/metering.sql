@@ -208,6 +208,14 @@ COMMENT ON TABLE agentmarket_private.usage_keys IS
 REVOKE ALL ON TABLE agentmarket_private.usage_keys FROM PUBLIC;
 SELECT pg_catalog.pg_extension_config_dump('agentmarket_private.usage_keys', '');
 
+-- An open usage_events row is updated by every batch of its instance and
+-- session until the rollup folds it: half of each page is left free so that
+-- those updates stay HOT (the new version on the same page, no index entry;
+-- pruning makes room again once free space falls below half), however many
+-- open rows share a page.  Rows are few (one per instance and session per
+-- rollup), so the room costs little.
+ALTER TABLE agentmarket.usage_events SET (fillfactor = 50);
+
 -- usage_events rows recorded by record_usage() that the rollup has not
 -- folded yet.
 CREATE TABLE agentmarket_private.usage_pending (

@@ -39,15 +39,16 @@ bool		usage_direct_path = true;
 
 /*
  * am_metering_init: define agentmarket.usage_direct_path, a switch for tests
- * and benchmarks: off, every batch's keys take the saved INSERT.  It changes
- * speed, never results.
+ * and benchmarks: off, every batch takes its saved statements for its keys
+ * (metering_keys.c) and its open rows (metering_rows.c).  It changes speed,
+ * never results.
  */
 void
 am_metering_init(void)
 {
 	DefineCustomBoolVariable("agentmarket.usage_direct_path",
-							 "Lets record_usage write a batch's idempotency keys without a statement.",
-							 "Off: the keys go through the saved INSERT (same rows, slower).",
+							 "Lets record_usage write a batch's keys and add to its open rows without statements.",
+							 "Off: the batch runs its saved statements (same rows, slower).",
 							 &usage_direct_path,
 							 true,
 							 PGC_USERSET,

@@ -274,11 +274,14 @@ usage_open_rows_lock(const UsageGroupKey *groups, int ngroups, bool *open, Datum
 		}
 		d->rows[g] = ExecCopySlotHeapTuple(eslot);
 		open[g] = true;
-		ids[g] = datumCopy(event_id, false, UUID_LEN);
+		/* ids and cost outlive the path's memory: kept in the caller's. */
+		ids[g] = PointerGetDatum(memcpy(MemoryContextAlloc(caller, UUID_LEN), DatumGetPointer(event_id), UUID_LEN));
 		secs[g] = DatumGetInt32(slot_getattr(eslot, d->e_attno[E_SECONDS], &isnull));
 		ins[g] = DatumGetInt32(slot_getattr(eslot, d->e_attno[E_INPUT], &isnull));
 		outs[g] = DatumGetInt32(slot_getattr(eslot, d->e_attno[E_OUTPUT], &isnull));
+		MemoryContextSwitchTo(caller);
 		cost[g] = datumCopy(slot_getattr(eslot, d->e_attno[E_COST], &isnull), false, -1);
+		MemoryContextSwitchTo(d->cxt);
 	}
 	ExecDropSingleTupleTableSlot(pslot);
 	ExecDropSingleTupleTableSlot(eslot);
@@ -288,13 +291,6 @@ usage_open_rows_lock(const UsageGroupKey *groups, int ngroups, bool *open, Datum
 		usage_open_rows_close(d, NoLock);
 		return NULL;
 	}
-	/* ids and cost outlive the path's memory: copied into the caller's. */
-	for (int g = 0; g < ngroups; g++)
-		if (open[g])
-		{
-			ids[g] = datumCopy(ids[g], false, UUID_LEN);
-			cost[g] = datumCopy(cost[g], false, -1);
-		}
 	return d;
 }
 

@@ -39,6 +39,9 @@ extern double am_group_mean(const double *values, int ngroups);
 
 /* search.c: the lexemes of a tsquery outside any NOT (search_prepare.c uses it). */
 extern Datum search_positive_lexemes(PG_FUNCTION_ARGS);
+/* search.c: a word's deletion keys, and whether a word is one edit from another (search_prepare.c). */
+extern Datum search_typo_keys(PG_FUNCTION_ARGS);
+extern Datum search_is_one_typo(PG_FUNCTION_ARGS);
 
 /* search.c: a row's page cursor ("sort|key|key2|id", base64url). */
 extern text *am_search_cursor(const char *sort, const char *key, const char *key2, Datum id);

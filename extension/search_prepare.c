@@ -4,17 +4,23 @@
  *	  search_plan (search.sql) of expanded terms, estimates and score
  *	  bounds.
  *
- * Every search calls this first, so it reads the vocabulary in one
- * statement with a kept generic plan (the corpus size, the words' counts,
- * the completions of a prefix, the typo candidates) instead of planning a
- * statement, or running one per word, per call.  The bounds use the scoring constants of search.c
- * (am_search_scoring), so they are never below a score the scorer
+ * Every search calls this first, so it reads the vocabulary directly
+ * through its btree indexes (the corpus size, the words' counts, the
+ * completions of a prefix, the typo candidates through the deletion index):
+ * a handful of index probes, where starting the executor for one statement
+ * cost more than all of them (sql/search_prepare compares the plans with
+ * the same lookups in SQL).  The bounds use the scoring constants of
+ * search.c (am_search_scoring), so they are never below a score the scorer
  * gives (sql/search_bounds).
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
@@ -23,12 +29,18 @@
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
+#include "miscadmin.h"
 #include "tsearch/ts_type.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/lsyscache.h"
+#include "utils/acl.h"
+#include "utils/fmgroids.h"
+#include "utils/lsyscache.h"
 #include "utils/regproc.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 
 #include "agentmarket.h"
 
@@ -61,40 +73,275 @@ typedef struct AmPrepTerm
 
 PG_FUNCTION_INFO_V1(search_prepare);
 
-static SPIPlanPtr am_plan_lookup;
 static Oid	am_english_oid = InvalidOid;
 
-/* Prepares and keeps a statement the first time it is needed. */
-static SPIPlanPtr
-am_keep_plan(SPIPlanPtr *slot, const char *sql, int nargs, Oid *argtypes)
+/*
+ * A row of what the plan reads from the vocabulary: the corpus size (kind
+ * 0), a word's counts (1), the summed counts of a prefix's completions (2),
+ * a typo candidate of a word (3).
+ */
+typedef struct AmLookupRow
 {
-	if (*slot == NULL)
-	{
-		/* generic: a custom plan per call would cost more than the lookup */
-		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
+	int			kind;
+	char	   *of;				/* the word it is for */
+	char	   *lexeme;			/* the candidate (kind 3) */
+	int64		counts[4];		/* ndoc, n_a, n_b, n_c */
+} AmLookupRow;
 
-		if (plan == NULL)
-			ereport(ERROR,
-					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("could not prepare a search statement: %s",
-							SPI_result_code_string(SPI_result))));
-		if (SPI_keepplan(plan) != 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("could not keep a search statement")));
-		*slot = plan;
-	}
-	return *slot;
+/* The vocabulary's relations, open for one lookup. */
+typedef struct AmVocabulary
+{
+	Relation	vocabulary;
+	Relation	vocabulary_pkey;
+	Relation	typo;
+	Relation	typo_pkey;
+	Relation	corpus;
+	TupleTableSlot *vocabulary_slot;
+	TupleTableSlot *typo_slot;
+	Snapshot	snapshot;
+} AmVocabulary;
+
+/* A relation of agentmarket_private by name, open with AccessShareLock. */
+static Relation
+am_private_relation(Oid schema, const char *name, bool index)
+{
+	Oid			relid = get_relname_relid(name, schema);
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation agentmarket_private.%s does not exist", name)));
+	return index ? index_open(relid, AccessShareLock) : table_open(relid, AccessShareLock);
 }
 
-/* An int8 column of a row of SPI rows (NULL as 0). */
+static void
+am_vocabulary_open(AmVocabulary *v)
+{
+	Oid			schema = get_namespace_oid("agentmarket_private", false);
+
+	v->vocabulary = am_private_relation(schema, "search_vocabulary", false);
+	/* read directly, not through SQL: the caller must be allowed to read it */
+	if (pg_class_aclcheck(RelationGetRelid(v->vocabulary), GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table search_vocabulary")));
+	v->vocabulary_pkey = am_private_relation(schema, "search_vocabulary_pkey", true);
+	v->typo = am_private_relation(schema, "search_typo_index", false);
+	v->typo_pkey = am_private_relation(schema, "search_typo_index_pkey", true);
+	v->corpus = am_private_relation(schema, "search_corpus", false);
+	v->vocabulary_slot = table_slot_create(v->vocabulary, NULL);
+	v->typo_slot = table_slot_create(v->typo, NULL);
+	v->snapshot = GetActiveSnapshot();
+}
+
+static void
+am_vocabulary_close(AmVocabulary *v)
+{
+	ExecDropSingleTupleTableSlot(v->vocabulary_slot);
+	ExecDropSingleTupleTableSlot(v->typo_slot);
+	table_close(v->corpus, AccessShareLock);
+	index_close(v->typo_pkey, AccessShareLock);
+	table_close(v->typo, AccessShareLock);
+	index_close(v->vocabulary_pkey, AccessShareLock);
+	table_close(v->vocabulary, AccessShareLock);
+}
+
+/* An int4 column of a slot (NULL as 0). */
 static int64
-am_rows_int(SPITupleTable *rows, int row, int col)
+am_slot_int(TupleTableSlot *slot, int col)
 {
 	bool		isnull;
-	Datum		d = SPI_getbinval(rows->vals[row], rows->tupdesc, col, &isnull);
+	Datum		d = slot_getattr(slot, col, &isnull);
 
-	return isnull ? 0 : DatumGetInt64(d);
+	return isnull ? 0 : DatumGetInt32(d);
+}
+
+/* A text scan key on the first column of a vocabulary index, in the C collation. */
+static void
+am_text_key(ScanKey key, StrategyNumber strategy, RegProcedure proc, const char *value)
+{
+	ScanKeyEntryInitialize(key, 0, 1, strategy, InvalidOid, C_COLLATION_OID, proc,
+						   PointerGetDatum(cstring_to_text(value)));
+}
+
+/*
+ * The vocabulary's counts of a word (false: not in it), or the sums over
+ * the words a prefix extends to (prefix: the words after it sharing it).
+ */
+static bool
+am_vocabulary_counts(AmVocabulary *v, const char *word, bool prefix, int64 *counts)
+{
+	ScanKeyData keys[2];
+	IndexScanDesc scan;
+	bool		found = false;
+
+	memset(counts, 0, sizeof(int64) * 4);
+	if (prefix)
+	{
+		/* lexeme > word AND lexeme < word || U+10FFFF, as the btree orders them */
+		am_text_key(&keys[0], BTGreaterStrategyNumber, F_TEXT_GT, word);
+		am_text_key(&keys[1], BTLessStrategyNumber, F_TEXT_LT, psprintf("%s\xf4\x8f\xbf\xbf", word));
+	}
+	else
+		am_text_key(&keys[0], BTEqualStrategyNumber, F_TEXTEQ, word);
+	scan = index_beginscan(v->vocabulary, v->vocabulary_pkey, v->snapshot, prefix ? 2 : 1, 0);
+	index_rescan(scan, keys, prefix ? 2 : 1, NULL, 0);
+	while (index_getnext_slot(scan, ForwardScanDirection, v->vocabulary_slot))
+	{
+		int			c;
+
+		for (c = 0; c < 4; c++)
+			counts[c] += am_slot_int(v->vocabulary_slot, 2 + c);
+		found = true;
+		if (!prefix)
+			break;
+	}
+	index_endscan(scan);
+	return found;
+}
+
+/* Orders typo candidates as the plan takes them: in most listings first, then by lexeme. */
+static int
+am_candidate_cmp(const void *a, const void *b)
+{
+	const AmLookupRow *x = (const AmLookupRow *) a;
+	const AmLookupRow *y = (const AmLookupRow *) b;
+
+	if (x->counts[0] != y->counts[0])
+		return x->counts[0] > y->counts[0] ? -1 : 1;
+	return strcmp(x->lexeme, y->lexeme);
+}
+
+/*
+ * The typo candidates of a word: the vocabulary's words sharing a deletion
+ * key with it (the typo index), one edit away, in a published listing, the
+ * eight in most listings (ties by lexeme), appended to rows.
+ */
+static void
+am_typo_candidates(AmVocabulary *v, text *word, AmLookupRow **rows, int *nrows, int *size)
+{
+	char	   *w = text_to_cstring(word);
+	ArrayType  *keys = DatumGetArrayTypeP(DirectFunctionCall1(search_typo_keys, PointerGetDatum(word)));
+	Datum	   *key_datums;
+	bool	   *key_nulls;
+	int			nkeys,
+				i,
+				ncand = 0;
+	AmLookupRow *cand = NULL;
+	int			cand_size = 0;
+
+	deconstruct_array(keys, TEXTOID, -1, false, TYPALIGN_INT, &key_datums, &key_nulls, &nkeys);
+	for (i = 0; i < nkeys; i++)
+	{
+		ScanKeyData key;
+		IndexScanDesc scan;
+
+		ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid, C_COLLATION_OID, F_TEXTEQ,
+							   key_datums[i]);
+		scan = index_beginscan(v->typo, v->typo_pkey, v->snapshot, 1, 0);
+		index_rescan(scan, &key, 1, NULL, 0);
+		while (index_getnext_slot(scan, ForwardScanDirection, v->typo_slot))
+		{
+			bool		isnull;
+			text	   *lexeme = DatumGetTextPP(slot_getattr(v->typo_slot, 2, &isnull));
+			char	   *l = text_to_cstring(lexeme);
+			int64		counts[4];
+			int			j;
+			bool		seen = false;
+
+			if (strcmp(l, w) == 0)
+				continue;
+			for (j = 0; j < ncand && !seen; j++)
+				seen = strcmp(cand[j].lexeme, l) == 0;
+			if (seen)
+				continue;
+			if (!DatumGetBool(DirectFunctionCall2(search_is_one_typo, PointerGetDatum(word),
+												  PointerGetDatum(lexeme))))
+				continue;
+			if (!am_vocabulary_counts(v, l, false, counts) || counts[0] <= 0)
+				continue;
+			if (ncand == cand_size)
+			{
+				cand_size = Max(8, cand_size * 2);
+				cand = cand == NULL ? palloc(sizeof(AmLookupRow) * cand_size)
+					: repalloc(cand, sizeof(AmLookupRow) * cand_size);
+			}
+			cand[ncand].kind = 3;
+			cand[ncand].of = w;
+			cand[ncand].lexeme = l;
+			memcpy(cand[ncand].counts, counts, sizeof(counts));
+			ncand++;
+		}
+		index_endscan(scan);
+	}
+	if (ncand > 1)
+		qsort(cand, ncand, sizeof(AmLookupRow), am_candidate_cmp);
+	for (i = 0; i < ncand && i < AM_TYPO_CANDIDATES; i++)
+	{
+		if (*nrows == *size)
+		{
+			*size *= 2;
+			*rows = repalloc(*rows, sizeof(AmLookupRow) * *size);
+		}
+		(*rows)[(*nrows)++] = cand[i];
+	}
+}
+
+/*
+ * What the plan needs from the vocabulary, read directly through its
+ * indexes (a statement's executor start cost more than these few probes):
+ * the corpus size, the counts of the words typed, of the completions of
+ * the last word when it is a prefix, and the typo candidates of the words
+ * of 5 to 64 characters.
+ */
+static AmLookupRow *
+am_vocabulary_lookup(Datum *words, int nwords, const char *last_lexeme, int *nrows)
+{
+	AmVocabulary v;
+	int			size = 16 + nwords * (2 + AM_TYPO_CANDIDATES);
+	AmLookupRow *rows = palloc0(sizeof(AmLookupRow) * size);
+	TableScanDesc scan;
+	int			g;
+
+	*nrows = 0;
+	am_vocabulary_open(&v);
+	rows[0].kind = 0;
+	scan = table_beginscan(v.corpus, v.snapshot, 0, NULL);
+	{
+		TupleTableSlot *slot = table_slot_create(v.corpus, NULL);
+
+		if (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+			rows[0].counts[0] = am_slot_int(slot, 2);
+		ExecDropSingleTupleTableSlot(slot);
+	}
+	table_endscan(scan);
+	*nrows = 1;
+	for (g = 0; g < nwords; g++)
+	{
+		char	   *word = TextDatumGetCString(words[g]);
+		int			wchars = pg_mbstrlen_with_len(word, strlen(word));
+		int64		counts[4];
+
+		if (am_vocabulary_counts(&v, word, false, counts))
+		{
+			rows[*nrows].kind = 1;
+			rows[*nrows].of = word;
+			memcpy(rows[*nrows].counts, counts, sizeof(counts));
+			(*nrows)++;
+		}
+		if (last_lexeme != NULL && strcmp(word, last_lexeme) == 0)
+		{
+			am_vocabulary_counts(&v, word, true, counts);
+			rows[*nrows].kind = 2;
+			rows[*nrows].of = word;
+			memcpy(rows[*nrows].counts, counts, sizeof(counts));
+			(*nrows)++;
+		}
+		if (wchars >= AM_TYPO_MIN_CHARS && wchars <= AM_TYPO_MAX_CHARS)
+			am_typo_candidates(&v, DatumGetTextPP(words[g]), &rows, nrows, &size);
+	}
+	am_vocabulary_close(&v);
+	return rows;
 }
 
 /* A lexeme quoted as a tsquery operand, with a prefix ('a/', 'b/' or ''). */
@@ -197,14 +444,14 @@ am_term_stats(AmPrepTerm *t, const AmScoring *w, const int64 *x)
 	t->n_c += x_c;
 }
 
-/* Reads the counts of a lookup row (kind, word, lexeme, ndoc, n_a, n_b, n_c) into a term. */
+/* Reads the counts of a lookup row into a term. */
 static void
-am_term_counts(AmPrepTerm *t, SPITupleTable *rows, int row)
+am_term_counts(AmPrepTerm *t, const AmLookupRow *row)
 {
-	t->ndoc = am_rows_int(rows, row, 4);
-	t->n_a = am_rows_int(rows, row, 5);
-	t->n_b = am_rows_int(rows, row, 6);
-	t->n_c = am_rows_int(rows, row, 7);
+	t->ndoc = row->counts[0];
+	t->n_a = row->counts[1];
+	t->n_b = row->counts[2];
+	t->n_c = row->counts[3];
 }
 
 /* Builds a one-dimensional array of int8, float8, text or bool Datums. */
@@ -264,15 +511,14 @@ am_search_prepare(text *query, TupleDesc tupdesc)
 	char	   *last_lexeme = NULL;
 	text	   *tail;
 	AmScoring	w;
-	MemoryContext caller = CurrentMemoryContext;
 	AmPrepTerm **terms;
 	int		   *nterms;
 	int64		published = 0;
-	SPITupleTable *rows;
+	AmLookupRow *rows;
+	int			nrows;
 	int64		completions[4] = {0, 0, 0, 0};
 	char	   *qtext;
 	bool		any_word;
-	Oid			lookup_args[3] = {TEXTARRAYOID, TEXTOID, TEXTARRAYOID};
 
 	memset(nulls, true, sizeof(nulls));
 	nulls[5] = false;
@@ -338,115 +584,41 @@ am_search_prepare(text *query, TupleDesc tupdesc)
 
 	terms = palloc0(sizeof(AmPrepTerm *) * nwords);
 	nterms = palloc0(sizeof(int) * nwords);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		ereport(ERROR,
-				(errcode(ERRCODE_INTERNAL_ERROR),
-				 errmsg("could not connect to SPI")));
-
-	/*
-	 * One statement reads what the plan needs from the vocabulary: the corpus
-	 * size (0), the counts of the words typed (1), of the completions of the
-	 * last word when it is a prefix (2), and the typo candidates of each word
-	 * of 5 to 64 characters (3): those sharing a deletion key, checked in C
-	 * to be one edit away, the eight in most listings.
-	 */
-	am_keep_plan(&am_plan_lookup,
-				 "SELECT 0, NULL::text, NULL::text, c.published::bigint, 0::bigint, 0::bigint, 0::bigint"
-				 "  FROM agentmarket_private.search_corpus c"
-				 " UNION ALL "
-				 "SELECT 1, v.lexeme::text, v.lexeme::text, v.ndoc::bigint, v.n_a::bigint, v.n_b::bigint, v.n_c::bigint"
-				 "  FROM agentmarket_private.search_vocabulary v"
-				 " WHERE v.lexeme OPERATOR(pg_catalog.=) ANY ($1 COLLATE \"C\")"
-				 " UNION ALL "
-				 "SELECT 2, $2, NULL, pg_catalog.sum(v.ndoc)::bigint, pg_catalog.sum(v.n_a)::bigint,"
-				 "       pg_catalog.sum(v.n_b)::bigint, pg_catalog.sum(v.n_c)::bigint"
-				 "  FROM agentmarket_private.search_vocabulary v"
-				 " WHERE v.lexeme OPERATOR(pg_catalog.>) ($2 COLLATE \"C\")"
-				 "   AND v.lexeme OPERATOR(pg_catalog.<) (($2 OPERATOR(pg_catalog.||) pg_catalog.chr(1114111)) COLLATE \"C\")"
-				 " UNION ALL "
-				 "SELECT 3, w.word, c.lexeme, c.ndoc, c.n_a, c.n_b, c.n_c"
-				 "  FROM pg_catalog.unnest($3) w(word) CROSS JOIN LATERAL ("
-				 "    SELECT t.lexeme::text AS lexeme, v.ndoc::bigint AS ndoc, v.n_a::bigint AS n_a,"
-				 "           v.n_b::bigint AS n_b, v.n_c::bigint AS n_c"
-				 "      FROM agentmarket_private.search_typo_index t"
-				 "      JOIN agentmarket_private.search_vocabulary v ON v.lexeme OPERATOR(pg_catalog.=) t.lexeme"
-				 "     WHERE t.key OPERATOR(pg_catalog.=) ANY (agentmarket_private.search_typo_keys(w.word))"
-				 "       AND t.lexeme OPERATOR(pg_catalog.<>) (w.word COLLATE \"C\") AND v.ndoc OPERATOR(pg_catalog.>) 0"
-				 "       AND agentmarket_private.search_is_one_typo(w.word, t.lexeme)"
-				 "     GROUP BY t.lexeme, v.ndoc, v.n_a, v.n_b, v.n_c ORDER BY v.ndoc DESC, t.lexeme LIMIT 8) c",
-				 3, lookup_args);
-	{
-		Datum		arg[3];
-		char		arg_nulls[3] = {' ', 'n', ' '};
-		Datum	   *typo_words = palloc(sizeof(Datum) * nwords);
-		int			ntypo = 0;
-
-		for (g = 0; g < nwords; g++)
-		{
-			char	   *word = TextDatumGetCString(words[g]);
-			int			wchars = pg_mbstrlen_with_len(word, strlen(word));
-
-			if (wchars >= AM_TYPO_MIN_CHARS && wchars <= AM_TYPO_MAX_CHARS)
-				typo_words[ntypo++] = words[g];
-		}
-		arg[0] = PointerGetDatum(construct_array(words, nwords, TEXTOID, -1, false, TYPALIGN_INT));
-		if (last_lexeme != NULL)
-		{
-			arg[1] = CStringGetTextDatum(last_lexeme);
-			arg_nulls[1] = ' ';
-		}
-		arg[2] = PointerGetDatum(construct_array(typo_words, ntypo, TEXTOID, -1, false, TYPALIGN_INT));
-		if (SPI_execute_plan(am_plan_lookup, arg, arg_nulls, true, 0) != SPI_OK_SELECT)
-			ereport(ERROR,
-					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("search vocabulary lookup failed")));
-	}
-	rows = SPI_tuptable;
+	rows = am_vocabulary_lookup(words, nwords, last_lexeme, &nrows);
 	for (g = 0; g < nwords; g++)
 	{
-		MemoryContext spi = MemoryContextSwitchTo(caller);
 		char	   *word = TextDatumGetCString(words[g]);
 		int			ncand = 0;
 		int			k;
-		uint64		r;
+		int			r;
 
 		terms[g] = palloc0(sizeof(AmPrepTerm) * (1 + AM_TYPO_CANDIDATES));
 		terms[g][0].lexeme = word;
 		terms[g][0].kind = 0;
 		terms[g][0].factor = 1.0;
 		terms[g][0].prefix = last_lexeme != NULL && strcmp(word, last_lexeme) == 0;
-		MemoryContextSwitchTo(spi);
-		for (r = 0; r < SPI_processed; r++)
+		for (r = 0; r < nrows; r++)
 		{
-			int64		kind = am_rows_int(rows, r, 1);
-			char	   *of;
-
-			if (kind == 0)
+			if (rows[r].kind == 0)
 			{
-				published = am_rows_int(rows, r, 4);
+				published = rows[r].counts[0];
 				continue;
 			}
-			of = SPI_getvalue(rows->vals[r], rows->tupdesc, 2);
-			if (of == NULL || strcmp(of, word) != 0)
+			if (strcmp(rows[r].of, word) != 0)
 				continue;
-			if (kind == 1)
-				am_term_counts(&terms[g][0], rows, r);
-			else if (kind == 2)
-			{
-				completions[0] = am_rows_int(rows, r, 4);
-				completions[1] = am_rows_int(rows, r, 5);
-				completions[2] = am_rows_int(rows, r, 6);
-				completions[3] = am_rows_int(rows, r, 7);
-			}
+			if (rows[r].kind == 1)
+				am_term_counts(&terms[g][0], &rows[r]);
+			else if (rows[r].kind == 2)
+				memcpy(completions, rows[r].counts, sizeof(completions));
 			else if (ncand < AM_TYPO_CANDIDATES)
 			{
 				AmPrepTerm *t = &terms[g][1 + ncand++];
 
-				t->lexeme = MemoryContextStrdup(caller, SPI_getvalue(rows->vals[r], rows->tupdesc, 3));
+				t->lexeme = rows[r].lexeme;
 				t->kind = 1;
 				t->factor = w.typo_factor;
 				t->prefix = false;
-				am_term_counts(t, rows, r);
+				am_term_counts(t, &rows[r]);
 			}
 		}
 		nterms[g] = 1 + ncand;
@@ -454,7 +626,6 @@ am_search_prepare(text *query, TupleDesc tupdesc)
 			am_term_stats(&terms[g][k], &w, completions);
 		qsort(terms[g], nterms[g], sizeof(AmPrepTerm), am_term_cmp);
 	}
-	SPI_finish();
 
 	{
 		int			total = 0,

@@ -1,0 +1,81 @@
+-- search_prepare: the plan of a query reads the vocabulary directly through
+-- its indexes (search_prepare.c); what it reads equals the same lookups in
+-- SQL: each word's counts, the summed counts of the completions of a last
+-- word typed as a prefix, and each word's typo candidates (one edit away
+-- through the deletion index, in a published listing, the eight in most
+-- listings, ties by lexeme), for words of every length, unknown words,
+-- prefixes with no or many completions, and a word with more than eight
+-- candidates.
+\ir test/fixture.sql
+BEGIN;
+SELECT plan(5);
+
+INSERT INTO agentmarket.users (id, email, role) VALUES
+  ('66666666-2000-4000-8000-000000000001', 'maker@sp.test', 'creator');
+-- Names of one edit from "planer" and "boxes", and words sharing a prefix.
+INSERT INTO agentmarket.agents (slug, creator_id, name, tagline, description, category, status, github_repo_url)
+SELECT 'sp-' || i, '66666666-2000-4000-8000-000000000001', w.name, 'Tagline ' || w.name,
+       'Description of ' || w.name || ' with words ' || repeat('invoic ', i % 3), 'personal',
+       CASE WHEN i % 7 = 0 THEN 'draft' ELSE 'published' END, 'https://g/sp' || i
+  FROM generate_series(1, 300) i,
+       LATERAL (SELECT (ARRAY['planer','planet','planed','planes','plane','planker','plaier','plnaer','plaxer','plawer',
+                              'plamer','planers','boxes','boxed','boxer','foxes','bowes','inventory','invest','invoice',
+                              'invite','involve','zylofant'])[1 + i % 23] AS name) w;
+
+-- The plan's terms per word: lexeme and factor, in plan order.
+CREATE FUNCTION pg_temp.plan_terms(p_query text) RETURNS text[] LANGUAGE sql AS $$
+    SELECT array_agg(t.g || ':' || t.lexeme || ':' || t.factor ORDER BY t.o)
+      FROM (SELECT agentmarket_private.search_prepare(p_query) AS p) x,
+           unnest((x.p).lexemes, (x.p).groups, (x.p).factors) WITH ORDINALITY t(lexeme, g, factor, o)
+$$;
+-- What the terms must be: per distinct word (in plan order), the word, then
+-- its typo candidates by lexeme.
+CREATE FUNCTION pg_temp.expected_terms(p_words text[]) RETURNS text[] LANGUAGE sql AS $$
+    SELECT array_agg(g || ':' || lexeme || ':' || factor ORDER BY g, kind, lexeme COLLATE "C")
+      FROM (SELECT w.g, 0 AS kind, w.word AS lexeme, 1::float8 AS factor
+              FROM unnest(p_words) WITH ORDINALITY w(word, g)
+            UNION ALL
+            SELECT w.g, 1, c.lexeme, 0.5
+              FROM unnest(p_words) WITH ORDINALITY w(word, g),
+                   LATERAL (SELECT t.lexeme::text AS lexeme
+                              FROM agentmarket_private.search_typo_index t
+                              JOIN agentmarket_private.search_vocabulary v ON v.lexeme = t.lexeme
+                             WHERE char_length(w.word) BETWEEN 5 AND 64
+                               AND t.key = ANY (agentmarket_private.search_typo_keys(w.word))
+                               AND t.lexeme <> (w.word COLLATE "C") AND v.ndoc > 0
+                               AND agentmarket_private.search_is_one_typo(w.word, t.lexeme)
+                             GROUP BY t.lexeme, v.ndoc ORDER BY v.ndoc DESC, t.lexeme LIMIT 8) c) x
+$$;
+
+SELECT ok((SELECT count(*) FROM agentmarket_private.search_typo_index t
+             JOIN agentmarket_private.search_vocabulary v ON v.lexeme = t.lexeme
+            WHERE t.key = ANY (agentmarket_private.search_typo_keys('planer')) AND v.ndoc > 0
+              AND agentmarket_private.search_is_one_typo('planer', t.lexeme) AND t.lexeme <> 'planer') > 8,
+          'a word with more than eight typo candidates');
+SELECT is((SELECT array_agg(q) FROM (VALUES ('planer'), ('boxes'), ('plane'), ('zylofant'), ('zylofanx'), ('qqqqqqq'),
+                                            ('planer boxes'), ('box planer'), ('invent'), ('inventory tool'))
+                                    v(q)
+            WHERE pg_temp.plan_terms(q) IS DISTINCT FROM pg_temp.expected_terms(
+                      agentmarket_private.search_positive_lexemes(websearch_to_tsquery('english', q)))),
+          NULL, 'each word''s terms: the word and its typo candidates, as the SQL lookup finds them');
+
+-- Counts: a word's own and its typo candidates', and with a prefix its
+-- completions' summed in.
+SELECT is((SELECT (p.p).group_docs[1]::bigint FROM (SELECT agentmarket_private.search_prepare('planer tool') AS p) p),
+          (SELECT LEAST(sum(v.ndoc)::bigint, (SELECT published::bigint FROM agentmarket_private.search_corpus))
+             FROM (SELECT agentmarket_private.search_prepare('planer tool') AS p) p,
+                  unnest((p.p).lexemes, (p.p).groups) u(lexeme, g)
+                  JOIN agentmarket_private.search_vocabulary v ON v.lexeme = u.lexeme
+            WHERE u.g = 1),
+          'a word''s listings: its own and its typo candidates''');
+SELECT is((SELECT (agentmarket_private.search_prepare('tool inv')).group_docs[2]::bigint),
+          LEAST((SELECT COALESCE(sum(v.ndoc), 0)::bigint FROM agentmarket_private.search_vocabulary v
+                  WHERE v.lexeme COLLATE "C" >= 'inv' AND v.lexeme COLLATE "C" < 'inv' || chr(1114111)),
+                (SELECT published::bigint FROM agentmarket_private.search_corpus)),
+          'a prefix''s listings: the word''s own and its completions''');
+SELECT is((SELECT (agentmarket_private.search_prepare('planer')).published::bigint),
+          (SELECT count(*) FROM agentmarket.agents WHERE status = 'published'),
+          'the corpus size');
+
+SELECT * FROM finish();
+ROLLBACK;

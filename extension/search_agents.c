@@ -446,21 +446,33 @@ am_sorted(ReturnSetInfo *rsinfo, AmSearch *s)
 	{
 		int			cap;
 		int			limit = 16;
+		int			page_rows;
 		long		chunk;
 		uint64		hits = 0;
 		uint64		seen = 0;
 		Portal		walk;
 
+		/* three times the listings that should hold a page */
 		if (!s->has_query)
-			cap = s->k;
+			page_rows = s->k;
 		else if (s->joint_null)
-			cap = AM_SORTED_CAP;
+			page_rows = AM_SORTED_CAP;
 		else
-			cap = (int) Min((double) AM_SORTED_CAP, ceil(3.0 * s->k * s->published / Max(s->joint, 1)));
+			page_rows = (int) Min((double) AM_SORTED_CAP, ceil(3.0 * s->k * s->published / Max(s->joint, 1)));
+
+		/*
+		 * The walk reads up to that, and up to half the matches GIN and sort
+		 * would read instead: the top of the sort's order may not be like the
+		 * rest (a burst of new listings of other words), and sorting many
+		 * matches costs more than walking past them.
+		 */
+		cap = page_rows;
+		if (s->has_query && !s->expected_null)
+			cap = (int) Min((double) AM_SORTED_CAP, Max(cap, s->expected / 2));
 		while (limit < cap)
 			limit *= 2;
 		/* read in chunks (first: what should hold a page), up to cap; stop at a full page */
-		chunk = Max(16, cap / 3);
+		chunk = Max(16, page_rows / 3);
 		walk = SPI_cursor_open(NULL, am_shape_plan(AM_KIND_SORTED_WALK, s->sort, s->filters, s->after,
 												   s->has_query, words, limit),
 							   values, nulls, true);
@@ -486,8 +498,15 @@ am_sorted(ReturnSetInfo *rsinfo, AmSearch *s)
 			seen += SPI_processed;
 			SPI_freetuptable(SPI_tuptable);
 			chunk *= 2;
-			/* at this density the rest of the walk would not fill the page: GIN now */
+			/*
+			 * At this density the rest of the walk would not fill the page:
+			 * GIN now, when GIN and sort is cheap (few matches expected).
+			 * With many, the top of the sort's order may just not be like
+			 * the rest (a burst of new listings of other words first):
+			 * walking on to the cap costs less than sorting them all.
+			 */
 			if (s->has_query && hits < (uint64) s->k && seen < (uint64) cap &&
+				!s->expected_null && s->expected <= s->exhaustive_limit &&
 				hits + (double) hits / seen * (cap - seen) < s->k)
 			{
 				seen = cap;
@@ -496,6 +515,7 @@ am_sorted(ReturnSetInfo *rsinfo, AmSearch *s)
 		}
 		SPI_cursor_close(walk);
 		by_gin = hits < (uint64) s->k && seen == (uint64) cap && s->has_query;
+		am_walk_sorted(seen, hits, by_gin);
 		if (by_gin)
 			tuplestore_clear(rsinfo->setResult);
 	}

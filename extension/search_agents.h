@@ -89,5 +89,6 @@ extern void am_bind(AmSearch *s, Datum *values, char *nulls);
 /* search_walk.c: the relevance walk; false with the page's ids and scores, true to score every match. */
 extern bool am_walk(AmSearch *s, Datum *values, char *nulls, Datum *ids, Datum *scores);
 extern void am_walk_reset(void);
+extern void am_walk_sorted(double walked, double matches, bool then_gin);
 
 #endif							/* SEARCH_AGENTS_H */

@@ -30,4 +30,4 @@ RETURNS record
 AS 'MODULE_PATHNAME', 'search_walk_last'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION agentmarket_private.search_walk_last() IS
-    'What the last search_agents call of this session walked: listings read in static order, matches among them, tiers fetched through GIN, whether the walk took over the remaining tiers, whether it stopped to score every match; NULL when it did not walk.';
+    'What the last search_agents call of this session walked: listings read in static order (or in the sort''s order), matches among them, tiers fetched through GIN, whether the walk took over the remaining tiers, whether it stopped to score (or sort) every match; NULL when it did not walk.';

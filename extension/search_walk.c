@@ -316,6 +316,19 @@ search_tiers(PG_FUNCTION_ARGS)
 	return (Datum) 0;
 }
 
+/*
+ * A walk of a sort's index read walked listings, matches of them, and gave
+ * way to GIN and sort (search_walk_last).
+ */
+void
+am_walk_sorted(double walked, double matches, bool then_gin)
+{
+	am_last_walk.ran = true;
+	am_last_walk.walked = walked;
+	am_last_walk.matches = matches;
+	am_last_walk.scored_all = then_gin;
+}
+
 /* A search_agents call begins: nothing walked yet. */
 void
 am_walk_reset(void)
@@ -325,9 +338,9 @@ am_walk_reset(void)
 
 /*
  * search_walk_last: what the backend's last search_agents call walked
- * (listings read in static order, matches among them, tiers fetched,
- * whether the walk took over tiers, whether it stopped to score every
- * match), or NULL when it did not walk.  For tests: which strategy
+ * (listings read in static order, or in the sort's order, matches among
+ * them, tiers fetched, whether the walk took over tiers, whether it stopped
+ * to score, or sort, every match), or NULL when it did not walk.  For tests: which strategy
  * answered is invisible in the rows.
  */
 /* SQL function: search_walk_last */

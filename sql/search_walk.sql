@@ -6,7 +6,7 @@
 -- tiers it computes are search_tiers' (also checked in search_bounds).
 \ir test/fixture.sql
 BEGIN;
-SELECT plan(10);
+SELECT plan(12);
 SET LOCAL agentmarket.search_exhaustive_limit = 30;
 
 INSERT INTO agentmarket.users (id, email, role) VALUES
@@ -111,6 +111,23 @@ SELECT is((SELECT array_agg(t.bound ORDER BY t.bound DESC)
 SELECT is((SELECT t.driver FROM agentmarket_private.search_tiers(agentmarket_private.search_prepare('invoice')) t
             WHERE t.bound = 1),
           $$a.search_fields @@ '(''a/invoic'')'::tsquery$$, 'found through the name words of search_fields');
+-- Sorted by a column: a burst of new listings of other words at the top of
+-- the newest order.  The walk of the sort's index reads past them (many
+-- matches expected: sorting them all costs more) instead of giving up for
+-- GIN and sort at the first empty chunk.
+INSERT INTO agentmarket.agents (slug, creator_id, name, tagline, description, category, status,
+                                github_repo_url, published_at)
+SELECT 'sw-new-' || i, '66666666-1000-4000-8000-000000000001', 'Fresh Thing ' || i, 'Brand new',
+       'Nothing of the domains here.', 'research', 'published', 'https://g/swn' || i,
+       '2030-01-01'::timestamptz + i * interval '1 minute'
+  FROM generate_series(1, 250) i;
+SELECT is((SELECT array_agg(s.id) FROM agentmarket.search_agents('handles', sort => 'newest') s),
+          (SELECT (array_agg(a.id ORDER BY a.published_at DESC, a.id DESC))[1:20] FROM agentmarket.agents a
+            WHERE a.status = 'published' AND a.search_document @@ (agentmarket_private.search_prepare('handles')).query),
+          'sorted by newest past a burst of new listings: the newest matches');
+SELECT ok((SELECT w.walked > 250 AND NOT w.scored_all FROM agentmarket_private.search_walk_last() w),
+          'found by walking past the burst, not by sorting every match');
+
 SELECT count(*) FROM agentmarket.search_agents('zzzzunknown');
 SELECT ok(agentmarket_private.search_walk_last() IS NULL, 'a search that does not walk leaves nothing behind');
 

@@ -25,7 +25,9 @@
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
+#include "rewrite/rewriteHandler.h"
 #include "utils/acl.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
@@ -61,6 +63,7 @@ static bool
 usage_keys_shape_ok(Relation rel)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
+	Node	   *recorded_default;
 	static const struct
 	{
 		const char *name;
@@ -82,7 +85,10 @@ usage_keys_shape_ok(Relation rel)
 			|| strcmp(NameStr(att->attname), columns[i].name) != 0)
 			return false;
 	}
-	return true;
+	/* recorded_at is written as its default, now(): it must still be that. */
+	recorded_default = build_column_default(rel, 3);
+	return recorded_default != NULL && IsA(recorded_default, FuncExpr)
+		&& ((FuncExpr *) recorded_default)->funcid == F_NOW;
 }
 
 /*

@@ -6,7 +6,7 @@
 \ir test/fixture.sql
 SET search_path = agentmarket, public;
 BEGIN;
-SELECT plan(17);
+SELECT plan(18);
 
 SELECT agentmarket.configure('free_trial_credits', '0') \g /dev/null
 INSERT INTO users (id, email, role) VALUES
@@ -113,13 +113,23 @@ ROLLBACK TO SAVEPOINT deferred;
 SELECT alike(:'deferred_recorded' || ' / ' || :'deferred_error', '3 / 23505: %usage_keys_deferred%',
     'a deferred unique key: the keys go in, and the queued check refuses them when it runs');
 
+-- Another default for recorded_at: the statement writes it.
+SAVEPOINT redefault;
+ALTER TABLE agentmarket_private.usage_keys ALTER COLUMN recorded_at SET DEFAULT '2001-02-03 04:05:06+00';
+SELECT count(*) AS redefault_recorded FROM record_usage(pg_temp.batch(1, 'd-', 5)) WHERE outcome = 'recorded' \gset
+SELECT :redefault_recorded || ' recorded, ' ||
+       (SELECT count(*) FROM agentmarket_private.usage_keys WHERE idempotency_key LIKE 'd-%' AND recorded_at = '2001-02-03 04:05:06+00')
+       || ' at the new default' AS redefault \gset
+ROLLBACK TO SAVEPOINT redefault;
+SELECT is(:'redefault'::text, '5 recorded, 5 at the new default', 'a changed default of recorded_at is what the keys get');
+
 -- Read-only: refused as the statement refuses it, nothing written.
 SAVEPOINT readonly;
 SET LOCAL transaction_read_only = on;
 SELECT pg_temp.error_of($$SELECT * FROM agentmarket.record_usage(pg_temp.batch(1, 'r-', 5))$$) AS readonly_error \gset
 ROLLBACK TO SAVEPOINT readonly;
 SELECT alike(:'readonly_error'::text, '25006: %', 'a read-only transaction cannot record usage');
-SELECT is((SELECT count(*)::int FROM agentmarket_private.usage_keys WHERE idempotency_key ~ '^[cwr]-'), 0, 'none of those keys stayed');
+SELECT is((SELECT count(*)::int FROM agentmarket_private.usage_keys WHERE idempotency_key ~ '^[cwrd]-'), 0, 'none of those keys stayed');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -52,6 +52,7 @@ static http_call *calls;
  * ready sockets cost, not a pass over every transfer in flight.
  */
 static int	epfd = -1;
+static void (*ended_hook) (void);	/* after each completed transfer */
 static double timer_due = -1;	/* when libcurl wants its timeout run; -1: no timer */
 
 /*
@@ -421,6 +422,16 @@ http_cancel(job *j)
 	return n;
 }
 
+/*
+ * fn runs after each completed transfer's done callback, so that a slot
+ * whose call ended takes its next job before the next answer is read.
+ */
+void
+http_on_ended(void (*fn) (void))
+{
+	ended_hook = fn;
+}
+
 /* Hand every completed transfer to its done callback; returns how many. */
 static int
 http_collect(void)
@@ -469,6 +480,8 @@ http_collect(void)
 		/* done may start the job's next request; this call is freed after. */
 		call->done(call->owner, &r);
 		http_call_free(call);
+		if (ended_hook != NULL)
+			ended_hook();
 	}
 	return n;
 }
@@ -552,6 +565,8 @@ http_run(int timeout_ms, struct curl_waitfd *fds, unsigned int nfds)
 
 			if (curl_multi_socket_action(multi, ev[i].data.fd, what, &running) != CURLM_OK)
 				failed = -1;
+			/* What this socket completed is handed back before the next one is read. */
+			http_collect();
 		}
 		if (n < 64)
 			break;

@@ -32,6 +32,7 @@ extern int	http_send(job *j, const char *method, const char *url, struct curl_sl
 					  const char *body, long timeout_ms, int fresh_connection, http_done_fn done);
 extern void http_run(int timeout_ms, struct curl_waitfd *fds, unsigned int nfds);
 extern void http_kick(void);
+extern void http_on_ended(void (*fn) (void));
 extern int	http_cancel(job *j);
 extern int	http_in_flight(void);
 extern char *http_escape(const char *s);

@@ -229,6 +229,20 @@ start_ready(void)
 }
 
 /*
+ * A call ended (http_run hands its answer over): when that ended its job,
+ * the slot takes its next claimed-ahead job and that job's request goes out
+ * now, before the other answers of the turn are read.
+ */
+static void
+call_ended(void)
+{
+	collect_ended();
+	if (!stop_requested)
+		start_ready();
+	http_kick();
+}
+
+/*
  * Stopping: claimed-ahead jobs were never started, so they go back at once
  * (release_jobs); when the database cannot take them, their leases run out
  * and another sidecar claims them, nobody having performed them.
@@ -443,6 +457,7 @@ main(int argc, char **argv)
 	sidecar_configure(argc, argv);
 	started_at = last_tick = now_seconds();
 	queue_set_callbacks(reported, claimed);
+	http_on_ended(call_ended);
 	claim_threshold = (config.batch < config.concurrency ? config.batch : config.concurrency) / 4;
 	if (claim_threshold < 1)
 		claim_threshold = 1;

@@ -169,22 +169,29 @@ COMMENT ON FUNCTION agentmarket_private.lock_due_jobs(integer) IS
     'Locks and returns the ids of up to max due jobs (expired leases first, then queued by due time; serial keys one at a time), reading the due indexes in order whatever the statistics say.';
 
 -- Up to 100 running jobs whose last allowed attempt lost its lease, locked;
--- pinned to the lease index as lock_due_jobs is.
+-- pinned to the lease index as lock_due_jobs is.  PL/pgSQL, so that its plan
+-- is kept for the session: as a SQL function it was parsed and planned again
+-- by every claim (each claim is a new transaction), ~0.3 ms of a claim.
 CREATE FUNCTION agentmarket_private.lock_spent_jobs()
 RETURNS bigint[]
-LANGUAGE sql VOLATILE
+LANGUAGE plpgsql VOLATILE
 SET search_path = pg_catalog, pg_temp
 SET enable_seqscan = off
 SET enable_bitmapscan = off
 SET enable_sort = off
 AS $$
-    SELECT COALESCE(pg_catalog.array_agg(s.id), '{}') FROM (
+DECLARE
+    ids bigint[];
+BEGIN
+    SELECT COALESCE(pg_catalog.array_agg(s.id), '{}') INTO ids FROM (
         SELECT e.id FROM agentmarket_private.jobs e
          WHERE e.status OPERATOR(pg_catalog.=) 'running'
            AND e.lease_expires_at OPERATOR(pg_catalog.<=) pg_catalog.now()
            AND e.attempts OPERATOR(pg_catalog.>=) e.max_attempts
          ORDER BY e.lease_expires_at
-         LIMIT 100 FOR UPDATE SKIP LOCKED) s
+         LIMIT 100 FOR UPDATE SKIP LOCKED) s;
+    RETURN ids;
+END
 $$;
 COMMENT ON FUNCTION agentmarket_private.lock_spent_jobs() IS
     'Locks and returns the ids of up to 100 running jobs whose lease ran out on their last allowed attempt (claim_jobs makes them dead).';

@@ -13,6 +13,7 @@
 
 #include "clock.h"
 #include "job.h"
+#include "json_text.h"
 
 /* A string member of a JSON object, or NULL when absent or not a string. */
 const char *
@@ -64,6 +65,7 @@ job_free(job *j)
 	free(j->idempotency_key);
 	json_decref(j->request);
 	json_decref(j->result);
+	free(j->result_text);
 	free(j->error);
 	free(j->machine_id);
 	free(j->volume_id);
@@ -82,6 +84,32 @@ job_succeed(job *j, json_t *result)
 	j->state = JOB_SUCCEEDED;
 	j->ended_at = now_seconds();
 	j->result = result ? result : json_object();
+}
+
+/*
+ * End the job successfully with text[0..len) as its result, kept as it is
+ * (no tree built, nothing printed again: the database parses it once).
+ * -1, and nothing changed, when the text is not one JSON object that jsonb
+ * takes or memory runs out.
+ */
+int
+job_succeed_text(job *j, const char *text, size_t len)
+{
+	char	   *copy;
+
+	if (!json_text_is_object(text, len) || (copy = malloc(len + 1)) == NULL)
+		return -1;
+	if (j->state != JOB_ACTIVE)
+	{
+		free(copy);
+		return 0;
+	}
+	memcpy(copy, text, len);
+	copy[len] = '\0';
+	j->state = JOB_SUCCEEDED;
+	j->ended_at = now_seconds();
+	j->result_text = copy;
+	return 0;
 }
 
 /* End the job with a failure; retry_after_s < 0 means "no floor". */

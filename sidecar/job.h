@@ -27,7 +27,8 @@ typedef struct job
 	json_t	   *request;		/* what claim_jobs says to do */
 
 	job_state	state;
-	json_t	   *result;			/* JOB_SUCCEEDED */
+	json_t	   *result;			/* JOB_SUCCEEDED (or result_text) */
+	char	   *result_text;	/* JOB_SUCCEEDED: the answer's own text, one JSON object */
 	char	   *error;			/* JOB_FAILED */
 	int			retry_after_s;	/* JOB_FAILED: floor of the next attempt, -1 none */
 	int			permanent;		/* JOB_FAILED: do not retry */
@@ -52,6 +53,7 @@ extern job *job_new(long long id, const char *kind, const char *provider, int at
 					const char *idempotency_key, const char *request_text);
 extern void job_free(job *j);
 extern void job_succeed(job *j, json_t *result);
+extern int	job_succeed_text(job *j, const char *text, size_t len);
 extern void job_fail(job *j, int permanent, int retry_after_s, const char *fmt,...)
 			__attribute__((format(printf, 4, 5)));
 extern const char *json_str(json_t *obj, const char *key);

@@ -171,19 +171,73 @@ queue_outcome_json(job *j)
 
 #define REPORT_SQL "SELECT job_id, outcome FROM agentmarket_private.report_jobs($1, $2::jsonb)"
 
-/* The outcomes of the jobs of list as report_jobs takes them; caller frees. */
+/* Append n bytes of s to the growing text *buf (*len used, *cap allocated); -1 when out of memory. */
+static int
+queue_append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+{
+	if (*len + n + 1 > *cap)
+	{
+		size_t		grown_cap = *cap ? *cap : 4096;
+		char	   *grown;
+
+		while (*len + n + 1 > grown_cap)
+			grown_cap *= 2;
+		if ((grown = realloc(*buf, grown_cap)) == NULL)
+			return -1;
+		*buf = grown;
+		*cap = grown_cap;
+	}
+	memcpy(*buf + *len, s, n);
+	*len += n;
+	(*buf)[*len] = '\0';
+	return 0;
+}
+
+/*
+ * The outcomes of the jobs of list as report_jobs takes them (a JSON array);
+ * caller frees; NULL when out of memory.  A result kept as the answer's own
+ * text (job_succeed_text, checked to be one JSON object) goes in as it is.
+ */
 static char *
 queue_outcomes_text(job *list, int only_first)
 {
-	json_t	   *outcomes = json_array();
+	char	   *buf = NULL;
+	size_t		len = 0;
+	size_t		cap = 0;
+	int			ok;
 	job		   *j;
-	char	   *text;
 
-	for (j = list; j != NULL; j = only_first ? NULL : j->next)
-		json_array_append_new(outcomes, queue_outcome_json(j));
-	text = json_dumps(outcomes, JSON_COMPACT);
-	json_decref(outcomes);
-	return text;
+	ok = queue_append(&buf, &len, &cap, "[", 1) == 0;
+	for (j = list; j != NULL && ok; j = only_first ? NULL : j->next)
+	{
+		if (j != list)
+			ok = queue_append(&buf, &len, &cap, ",", 1) == 0;
+		if (j->state == JOB_SUCCEEDED && j->result_text != NULL)
+		{
+			char		head[64];
+			int			n = snprintf(head, sizeof(head), "{\"id\":%lld,\"ok\":true,\"result\":", j->id);
+
+			ok = ok && queue_append(&buf, &len, &cap, head, (size_t) n) == 0 &&
+				queue_append(&buf, &len, &cap, j->result_text, strlen(j->result_text)) == 0 &&
+				queue_append(&buf, &len, &cap, "}", 1) == 0;
+		}
+		else
+		{
+			json_t	   *o = queue_outcome_json(j);
+			char	   *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+
+			ok = ok && text != NULL && queue_append(&buf, &len, &cap, text, strlen(text)) == 0;
+			free(text);
+			json_decref(o);
+		}
+	}
+	ok = ok && queue_append(&buf, &len, &cap, "]", 1) == 0;
+	if (!ok)
+	{
+		free(buf);
+		return NULL;
+	}
+	return buf;
 }
 
 /* Send outcomes through report_jobs and wait; the result, *rc as queue_check says. */

@@ -29,7 +29,6 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -42,7 +41,6 @@
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/numeric.h"
-#include "utils/resowner.h"
 #include "utils/uuid.h"
 
 #include "agentmarket.h"
@@ -56,16 +54,7 @@ typedef struct UsageGroupEntry
 	int			index;
 } UsageGroupEntry;
 
-/* Hash entry: an idempotency key of the batch and its first event. */
-typedef struct UsageKeyEntry
-{
-	char		key[USAGE_MAX_KEY_CHARS * MAX_MULTIBYTE_CHAR_LEN + 1];
-	int			event;
-} UsageKeyEntry;
-
 static SPIPlanPtr groups_plan = NULL;
-static SPIPlanPtr keys_plan = NULL;
-static SPIPlanPtr keys_fast_plan = NULL;
 static SPIPlanPtr rows_plan = NULL;
 static SPIPlanPtr open_plan = NULL;
 static SPIPlanPtr update_plan = NULL;
@@ -74,7 +63,7 @@ static SPIPlanPtr closed_pending_plan = NULL;
 static SPIPlanPtr service_plan = NULL;
 
 /* Prepare a statement once and keep it for the life of the backend. */
-static SPIPlanPtr
+SPIPlanPtr
 usage_prepare(const char *sql, int nargs, Oid *argtypes)
 {
 	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
@@ -96,7 +85,6 @@ static void
 usage_prepare_plans(void)
 {
 	Oid			two_uuids[2] = {UUIDARRAYOID, UUIDARRAYOID};
-	Oid			keys_args[2] = {TEXTARRAYOID, UUIDARRAYOID};
 	Oid			rows_args[8] = {UUIDARRAYOID, UUIDARRAYOID, UUIDARRAYOID, UUIDARRAYOID,
 	INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, NUMERICARRAYOID};
 	Oid			open_args[6] = {UUIDARRAYOID, UUIDARRAYOID, INT8ARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
@@ -125,17 +113,6 @@ usage_prepare_plans(void)
 			"    ON l.machine_size OPERATOR(pg_catalog.=) a.fly_machine_size"
 			"   AND l.memory_mb OPERATOR(pg_catalog.=) a.fly_machine_memory_mb",
 			2, two_uuids);
-	if (keys_plan == NULL)
-		keys_plan = usage_prepare(
-			"INSERT INTO agentmarket_private.usage_keys AS k (idempotency_key, usage_event_id)"
-			" SELECT * FROM unnest($1, $2)"
-			" ON CONFLICT DO NOTHING RETURNING k.idempotency_key",
-			2, keys_args);
-	if (keys_fast_plan == NULL)
-		keys_fast_plan = usage_prepare(
-			"INSERT INTO agentmarket_private.usage_keys (idempotency_key, usage_event_id)"
-			" SELECT * FROM unnest($1, $2)",
-			2, keys_args);
 	if (rows_plan == NULL)
 		rows_plan = usage_prepare(
 			"WITH folded AS ("
@@ -189,74 +166,8 @@ usage_prepare_plans(void)
 			2, two_uuids);
 }
 
-/* The events being sorted by usage_key_order (qsort has no context). */
-static UsageEvent *usage_sort_events = NULL;
-
-/* Byte order of two events' keys (as COLLATE "C" compares them). */
-static int
-usage_key_order(const void *a, const void *b)
-{
-	text	   *ka = usage_sort_events[*(const int *) a].key;
-	text	   *kb = usage_sort_events[*(const int *) b].key;
-	int			la = VARSIZE_ANY_EXHDR(ka);
-	int			lb = VARSIZE_ANY_EXHDR(kb);
-	int			c = memcmp(VARDATA_ANY(ka), VARDATA_ANY(kb), Min(la, lb));
-
-	if (c != 0)
-		return c;
-	return (la > lb) - (la < lb);
-}
-
-/*
- * Insert the batch's keys with a plain INSERT, in a subtransaction: true when
- * every key was new.  A key recorded before (or by a concurrent batch that
- * commits while this one waits for it) makes it false and leaves nothing:
- * the caller then inserts with ON CONFLICT DO NOTHING to learn which keys are
- * new.  A plain insert is the common case's cheapest path: no speculative
- * insertion (a second index probe and WAL record per key), no RETURNING.
- */
-static bool
-usage_insert_new_keys(Datum *args, Datum *keys, Datum *event_ids, int n)
-{
-	MemoryContext oldcontext = CurrentMemoryContext;
-	ResourceOwner oldowner = CurrentResourceOwner;
-	volatile bool all_new = true;
-
-	BeginInternalSubTransaction(NULL);
-	MemoryContextSwitchTo(oldcontext);
-	PG_TRY();
-	{
-		if (usage_direct_path && usage_keys_insert_direct(keys, event_ids, n))
-			 /* written as COPY writes rows */ ;
-		else if (SPI_execute_plan(keys_fast_plan, args, NULL, false, 0) != SPI_OK_INSERT)
-			ereport(ERROR,
-					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("could not record the usage events' keys")));
-		ReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
-	}
-	PG_CATCH();
-	{
-		ErrorData  *edata;
-
-		MemoryContextSwitchTo(oldcontext);
-		edata = CopyErrorData();
-		FlushErrorState();
-		RollbackAndReleaseCurrentSubTransaction();
-		MemoryContextSwitchTo(oldcontext);
-		CurrentResourceOwner = oldowner;
-		if (edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION)
-			ReThrowError(edata);
-		FreeErrorData(edata);
-		all_new = false;
-	}
-	PG_END_TRY();
-	return all_new;
-}
-
 /* A one-dimensional array of n datums of a by-reference or by-value type. */
-static Datum
+Datum
 usage_array(Datum *values, bool *nulls, int n, Oid type)
 {
 	int16		typlen;
@@ -730,51 +641,7 @@ record_usage(PG_FUNCTION_ARGS)
 	}
 
 	/* 3. The keys, in byte order: those inserted are new. */
-	{
-		int		   *order = palloc(sizeof(int) * nfirst);
-		Datum	   *keys = palloc(sizeof(Datum) * nfirst);
-		Datum	   *key_groups = palloc(sizeof(Datum) * nfirst);
-		Datum		args[2];
-		int			k = 0;
-
-		for (i = 0; i < n; i++)
-			if (ev[i].first)
-				order[k++] = i;
-		usage_sort_events = ev;
-		qsort(order, nfirst, sizeof(int), usage_key_order);
-		for (k = 0; k < nfirst; k++)
-		{
-			keys[k] = PointerGetDatum(ev[order[k]].key);
-			key_groups[k] = group_ids[ev[order[k]].group];
-		}
-		args[0] = usage_array(keys, NULL, nfirst, TEXTOID);
-		args[1] = usage_array(key_groups, NULL, nfirst, UUIDOID);
-		if (usage_insert_new_keys(args, keys, key_groups, nfirst))
-		{
-			for (k = 0; k < nfirst; k++)
-				ev[order[k]].recorded = true;
-		}
-		else
-		{
-			uint64		r;
-
-			if (SPI_execute_plan(keys_plan, args, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
-				ereport(ERROR,
-						(errcode(ERRCODE_INTERNAL_ERROR),
-						 errmsg("could not record the usage events' keys")));
-			for (r = 0; r < SPI_processed; r++)
-			{
-				char	   *keystr = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1);
-				UsageKeyEntry *ke = hash_search(key_hash, keystr, HASH_FIND, NULL);
-
-				if (ke == NULL)
-					ereport(ERROR,
-							(errcode(ERRCODE_INTERNAL_ERROR),
-							 errmsg("a recorded usage key is not in the batch")));
-				ev[ke->event].recorded = true;
-			}
-		}
-	}
+	usage_record_keys(ev, n, nfirst, group_ids, key_hash);
 
 	/* 4. The new events' sums: added to open rows, or in new rows. */
 	usage_write_rows(ev, n, groups, ngroups, group_ids, user_ids, rates, open_row, close_row, full_ids, direct);

@@ -9,6 +9,9 @@
 
 #include "postgres.h"
 
+#include "executor/spi.h"
+#include "mb/pg_wchar.h"
+#include "utils/hsearch.h"
 #include "utils/jsonb.h"
 #include "utils/uuid.h"
 
@@ -76,12 +79,21 @@ extern void usage_malformed(int i, const char *problem) pg_attribute_noreturn();
 /* Parse and check the event at index i into ev (22023 when malformed). */
 extern void usage_parse_event(JsonbValue *elem, int i, UsageEvent *ev);
 
+/* Hash entry: an idempotency key of the batch and its first event. */
+typedef struct UsageKeyEntry
+{
+	char		key[USAGE_MAX_KEY_CHARS * MAX_MULTIBYTE_CHAR_LEN + 1];
+	int			event;
+} UsageKeyEntry;
 /*
- * Insert n sorted, distinct keys and their usage_events rows into usage_keys
- * without a statement (metering_keys.c); false when that path does not apply
- * and nothing was written.  A key recorded before raises unique_violation.
+ * Record a batch's keys (metering_keys.c): as COPY writes rows when it can,
+ * else by the saved INSERT; ev[i].recorded for the events whose key was new.
  */
-extern bool usage_keys_insert_direct(Datum *keys, Datum *event_ids, int n);
+extern void usage_record_keys(UsageEvent *ev, int n, int nfirst, Datum *group_ids, HTAB *key_hash);
+
+/* Saved statements and their array arguments (metering.c). */
+extern SPIPlanPtr usage_prepare(const char *sql, int nargs, Oid *argtypes);
+extern Datum usage_array(Datum *values, bool *nulls, int n, Oid type);
 
 /* agentmarket.usage_direct_path: off sends every batch's keys and open rows to the statements. */
 extern bool usage_direct_path;

@@ -1,6 +1,7 @@
 /*-------------------------------------------------------------------------
  * metering_keys.c
- *	  A record_usage batch's idempotency keys written into usage_keys the
+ *	  A record_usage batch's idempotency keys, recorded in byte order: a key
+ *	  recorded before is a duplicate.  They are written into usage_keys the
  *	  way COPY writes rows: every tuple of the batch in one
  *	  table_multi_insert (one WAL record per page instead of one per row, no
  *	  executor per row), then each key's index entries, in key order.
@@ -30,6 +31,7 @@
 #include "utils/fmgroids.h"
 #include "utils/guc.h"
 #include "utils/lsyscache.h"
+#include "utils/resowner.h"
 #include "utils/rel.h"
 #include "utils/rls.h"
 #include "utils/timestamp.h"
@@ -96,7 +98,7 @@ usage_keys_shape_ok(Relation rel)
  * row each went into, recorded_at as the column's default (now()).  False:
  * the path does not apply and nothing was written.
  */
-bool
+static bool
 usage_keys_insert_direct(Datum *keys, Datum *event_ids, int n)
 {
 	Oid			relid;
@@ -156,4 +158,139 @@ usage_keys_insert_direct(Datum *keys, Datum *event_ids, int n)
 	FreeExecutorState(estate);
 	table_close(rel, NoLock);	/* the lock is kept to the end of the transaction */
 	return true;
+}
+
+static SPIPlanPtr keys_plan = NULL;
+static SPIPlanPtr keys_fast_plan = NULL;
+
+/* The events being sorted by usage_key_order (qsort has no context). */
+static UsageEvent *usage_sort_events = NULL;
+
+/* Byte order of two events' keys (as COLLATE "C" compares them). */
+static int
+usage_key_order(const void *a, const void *b)
+{
+	text	   *ka = usage_sort_events[*(const int *) a].key;
+	text	   *kb = usage_sort_events[*(const int *) b].key;
+	int			la = VARSIZE_ANY_EXHDR(ka);
+	int			lb = VARSIZE_ANY_EXHDR(kb);
+	int			c = memcmp(VARDATA_ANY(ka), VARDATA_ANY(kb), Min(la, lb));
+
+	if (c != 0)
+		return c;
+	return (la > lb) - (la < lb);
+}
+
+/*
+ * Insert the batch's keys with a plain INSERT, in a subtransaction: true when
+ * every key was new.  A key recorded before (or by a concurrent batch that
+ * commits while this one waits for it) makes it false and leaves nothing:
+ * the caller then inserts with ON CONFLICT DO NOTHING to learn which keys are
+ * new.  A plain insert is the common case's cheapest path: no speculative
+ * insertion (a second index probe and WAL record per key), no RETURNING.
+ */
+static bool
+usage_insert_new_keys(Datum *args, Datum *keys, Datum *event_ids, int n)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	volatile bool all_new = true;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		if (usage_direct_path && usage_keys_insert_direct(keys, event_ids, n))
+			 /* written as COPY writes rows */ ;
+		else if (SPI_execute_plan(keys_fast_plan, args, NULL, false, 0) != SPI_OK_INSERT)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not record the usage events' keys")));
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		ErrorData  *edata;
+
+		MemoryContextSwitchTo(oldcontext);
+		edata = CopyErrorData();
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		if (edata->sqlerrcode != ERRCODE_UNIQUE_VIOLATION)
+			ReThrowError(edata);
+		FreeErrorData(edata);
+		all_new = false;
+	}
+	PG_END_TRY();
+	return all_new;
+}
+
+/*
+ * Record the batch's keys (nfirst of its n events are the first with their
+ * key), in byte order, each naming its group's row: those inserted are new
+ * (ev[i].recorded).  key_hash finds a key's event when some were known.
+ */
+void
+usage_record_keys(UsageEvent *ev, int n, int nfirst, Datum *group_ids, HTAB *key_hash)
+{
+	Oid			keys_args[2] = {TEXTARRAYOID, UUIDARRAYOID};
+	int			i;
+	int		   *order = palloc(sizeof(int) * nfirst);
+	Datum	   *keys = palloc(sizeof(Datum) * nfirst);
+	Datum	   *key_groups = palloc(sizeof(Datum) * nfirst);
+	Datum		args[2];
+	int			k = 0;
+
+	if (keys_plan == NULL)
+		keys_plan = usage_prepare(
+			"INSERT INTO agentmarket_private.usage_keys AS k (idempotency_key, usage_event_id)"
+			" SELECT * FROM unnest($1, $2)"
+			" ON CONFLICT DO NOTHING RETURNING k.idempotency_key",
+			2, keys_args);
+	if (keys_fast_plan == NULL)
+		keys_fast_plan = usage_prepare(
+			"INSERT INTO agentmarket_private.usage_keys (idempotency_key, usage_event_id)"
+			" SELECT * FROM unnest($1, $2)",
+			2, keys_args);
+	for (i = 0; i < n; i++)
+		if (ev[i].first)
+			order[k++] = i;
+	usage_sort_events = ev;
+	qsort(order, nfirst, sizeof(int), usage_key_order);
+	for (k = 0; k < nfirst; k++)
+	{
+		keys[k] = PointerGetDatum(ev[order[k]].key);
+		key_groups[k] = group_ids[ev[order[k]].group];
+	}
+	args[0] = usage_array(keys, NULL, nfirst, TEXTOID);
+	args[1] = usage_array(key_groups, NULL, nfirst, UUIDOID);
+	if (usage_insert_new_keys(args, keys, key_groups, nfirst))
+	{
+		for (k = 0; k < nfirst; k++)
+			ev[order[k]].recorded = true;
+	}
+	else
+	{
+		uint64		r;
+
+		if (SPI_execute_plan(keys_plan, args, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not record the usage events' keys")));
+		for (r = 0; r < SPI_processed; r++)
+		{
+			char	   *keystr = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1);
+			UsageKeyEntry *ke = hash_search(key_hash, keystr, HASH_FIND, NULL);
+
+			if (ke == NULL)
+				ereport(ERROR,
+						(errcode(ERRCODE_INTERNAL_ERROR),
+						 errmsg("a recorded usage key is not in the batch")));
+			ev[ke->event].recorded = true;
+		}
+	}
 }

@@ -181,6 +181,16 @@ usage_key_order(const void *a, const void *b)
 	return (la > lb) - (la < lb);
 }
 
+/* The statements' two arrays (keys, their rows), built once and only when a statement runs. */
+static void
+usage_keys_args(Datum *args, Datum *keys, Datum *event_ids, int n)
+{
+	if (args[0] != (Datum) 0)
+		return;
+	args[0] = usage_array(keys, NULL, n, TEXTOID);
+	args[1] = usage_array(event_ids, NULL, n, UUIDOID);
+}
+
 /*
  * Insert the batch's keys with a plain INSERT, in a subtransaction: true when
  * every key was new.  A key recorded before (or by a concurrent batch that
@@ -200,12 +210,15 @@ usage_insert_new_keys(Datum *args, Datum *keys, Datum *event_ids, int n)
 	MemoryContextSwitchTo(oldcontext);
 	PG_TRY();
 	{
-		if (usage_direct_path && usage_keys_insert_direct(keys, event_ids, n))
-			 /* written as COPY writes rows */ ;
-		else if (SPI_execute_plan(keys_fast_plan, args, NULL, false, 0) != SPI_OK_INSERT)
-			ereport(ERROR,
-					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("could not record the usage events' keys")));
+		/* Written as COPY writes rows, or else by the statement. */
+		if (!(usage_direct_path && usage_keys_insert_direct(keys, event_ids, n)))
+		{
+			usage_keys_args(args, keys, event_ids, n);
+			if (SPI_execute_plan(keys_fast_plan, args, NULL, false, 0) != SPI_OK_INSERT)
+				ereport(ERROR,
+						(errcode(ERRCODE_INTERNAL_ERROR),
+						 errmsg("could not record the usage events' keys")));
+		}
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcontext);
 		CurrentResourceOwner = oldowner;
@@ -242,7 +255,7 @@ usage_record_keys(UsageEvent *ev, int n, int nfirst, Datum *group_ids, HTAB *key
 	int		   *order = palloc(sizeof(int) * nfirst);
 	Datum	   *keys = palloc(sizeof(Datum) * nfirst);
 	Datum	   *key_groups = palloc(sizeof(Datum) * nfirst);
-	Datum		args[2];
+	Datum		args[2] = {(Datum) 0, (Datum) 0};
 	int			k = 0;
 
 	if (keys_plan == NULL)
@@ -266,8 +279,6 @@ usage_record_keys(UsageEvent *ev, int n, int nfirst, Datum *group_ids, HTAB *key
 		keys[k] = PointerGetDatum(ev[order[k]].key);
 		key_groups[k] = group_ids[ev[order[k]].group];
 	}
-	args[0] = usage_array(keys, NULL, nfirst, TEXTOID);
-	args[1] = usage_array(key_groups, NULL, nfirst, UUIDOID);
 	if (usage_insert_new_keys(args, keys, key_groups, nfirst))
 	{
 		for (k = 0; k < nfirst; k++)
@@ -277,6 +288,7 @@ usage_record_keys(UsageEvent *ev, int n, int nfirst, Datum *group_ids, HTAB *key
 	{
 		uint64		r;
 
+		usage_keys_args(args, keys, key_groups, nfirst);
 		if (SPI_execute_plan(keys_plan, args, NULL, false, 0) != SPI_OK_INSERT_RETURNING)
 			ereport(ERROR,
 					(errcode(ERRCODE_INTERNAL_ERROR),

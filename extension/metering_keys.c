@@ -23,6 +23,7 @@
 #include "access/tableam.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_am_d.h"
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "miscadmin.h"
@@ -93,6 +94,58 @@ usage_keys_shape_ok(Relation rel)
 		&& ((FuncExpr *) recorded_default)->funcid == F_NOW;
 }
 
+/* Is the i-th index of info a plain BRIN index on recorded_at (column 3) alone? */
+static bool
+usage_brin_on_recorded_at(ResultRelInfo *info, int i)
+{
+	IndexInfo  *ii = info->ri_IndexRelationInfo[i];
+
+	if (info->ri_IndexRelationDescs[i]->rd_rel->relam != BRIN_AM_OID
+		|| ii->ii_Expressions != NIL || ii->ii_Predicate != NIL)
+		return false;
+	for (int k = 0; k < ii->ii_NumIndexAttrs; k++)
+		if (ii->ii_IndexAttrNumbers[k] != 3)
+			return false;
+	return true;
+}
+
+/*
+ * The batch's indexes without its BRIN indexes on recorded_at alone, or NULL
+ * if there are none.  Every key of a batch has the same recorded_at (its
+ * transaction's start), so once one of them is in a BRIN index's summary of
+ * a block range, inserting the others changes nothing.  The caller inserts
+ * into every index the first key of the batch on each heap page (a range
+ * is whole pages, so that is at least the first key in each range) and any
+ * key that opens a page (where brininsert asks for the range before it to be
+ * summarized), and the others into these indexes only.
+ */
+static ResultRelInfo *
+usage_keys_lean_indexes(ResultRelInfo *info)
+{
+	ResultRelInfo *lean = NULL;
+	int			kept = 0;
+
+	for (int i = 0; i < info->ri_NumIndices && lean == NULL; i++)
+		if (usage_brin_on_recorded_at(info, i))
+		{
+			lean = palloc(sizeof(ResultRelInfo));
+			*lean = *info;
+			lean->ri_IndexRelationDescs = palloc(sizeof(Relation) * info->ri_NumIndices);
+			lean->ri_IndexRelationInfo = palloc(sizeof(IndexInfo *) * info->ri_NumIndices);
+		}
+	if (lean == NULL)
+		return NULL;
+	for (int i = 0; i < info->ri_NumIndices; i++)
+	{
+		if (usage_brin_on_recorded_at(info, i))
+			continue;
+		lean->ri_IndexRelationDescs[kept] = info->ri_IndexRelationDescs[i];
+		lean->ri_IndexRelationInfo[kept++] = info->ri_IndexRelationInfo[i];
+	}
+	lean->ri_NumIndices = kept;
+	return lean;
+}
+
 /*
  * Insert n keys (sorted in byte order, no two equal) with the usage_events
  * row each went into, recorded_at as the column's default (now()).  False:
@@ -109,6 +162,8 @@ usage_keys_insert_direct(Datum *keys, Datum *event_ids, int n)
 	TupleTableSlot **slots;
 	MemoryContext caller;
 	Datum		now = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());
+	ResultRelInfo *lean;
+	BlockNumber last_block = InvalidBlockNumber;
 
 	relid = get_relname_relid("usage_keys", get_namespace_oid("agentmarket_private", false));
 	if (!OidIsValid(relid)
@@ -146,10 +201,16 @@ usage_keys_insert_direct(Datum *keys, Datum *event_ids, int n)
 		ExecStoreHeapTuple(heap_form_tuple(desc, values, nulls), slots[i], true);
 	}
 	table_multi_insert(rel, slots, n, estate->es_output_cid, 0, NULL);
+	lean = usage_keys_lean_indexes(info);
 	for (int i = 0; i < n; i++)
 	{
+		BlockNumber blk = ItemPointerGetBlockNumber(&slots[i]->tts_tid);
+		bool		full = lean == NULL || blk != last_block
+			|| ItemPointerGetOffsetNumber(&slots[i]->tts_tid) == FirstOffsetNumber;
+
+		last_block = blk;
 		ResetPerTupleExprContext(estate);
-		list_free(ExecInsertIndexTuples(info, slots[i], estate, false, false, NULL, NIL));
+		list_free(ExecInsertIndexTuples(full ? info : lean, slots[i], estate, false, false, NULL, NIL));
 	}
 
 	ExecCloseIndices(info);

@@ -11,6 +11,8 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "miscadmin.h"
+#include "utils/acl.h"
 #include "utils/builtins.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
@@ -78,6 +80,24 @@ am_setting(const char *key)
 		strcpy(copy, str);
 		return copy;
 	}
+}
+
+/*
+ * am_caller_is_service: agentmarket_private.caller_is_service() in C, for
+ * the hot paths that ran it as a statement (a SQL function with SET is
+ * parsed and planned again on every call).  The caller is the role SET ROLE
+ * chose (PostgREST switches to it), or the session's login role when there
+ * is none, exactly as current_setting('role') tells it; SECURITY DEFINER
+ * changes neither.  True when that role is a member of service_role, as
+ * pg_has_role(..., 'MEMBER') answers (a superuser is a member of every role).
+ */
+bool
+am_caller_is_service(void)
+{
+	Oid			service = get_role_oid("service_role", true);
+	Oid			caller = OidIsValid(GetCurrentRoleId()) ? GetCurrentRoleId() : GetSessionUserId();
+
+	return OidIsValid(service) && is_member_of_role(caller, service);
 }
 
 PG_FUNCTION_INFO_V1(touch_updated_at);

@@ -16,6 +16,7 @@
 
 /* Current value of a configuration key (its default), or NULL; needs SPI. */
 extern char *am_setting(const char *key);
+extern bool am_caller_is_service(void);
 
 /* Defines agentmarket.secret_key_file (secrets.c); called from _PG_init. */
 extern void am_secrets_init(void);

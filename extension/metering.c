@@ -60,13 +60,18 @@ static SPIPlanPtr open_plan = NULL;
 static SPIPlanPtr update_plan = NULL;
 static SPIPlanPtr close_plan = NULL;
 static SPIPlanPtr closed_pending_plan = NULL;
-static SPIPlanPtr service_plan = NULL;
 
-/* Prepare a statement once and keep it for the life of the backend. */
+/*
+ * Prepare a statement once and keep it for the life of the backend, with
+ * one generic plan: the plan cache would otherwise plan every call again
+ * whenever a plan for the batch's actual arrays looks cheaper (it did, for
+ * the groups' look-up), and a plan for 10 array elements (index probes) is
+ * the one that stays right however large the tables grow.
+ */
 SPIPlanPtr
 usage_prepare(const char *sql, int nargs, Oid *argtypes)
 {
-	SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, CURSOR_OPT_GENERIC_PLAN);
 
 	if (plan == NULL)
 		ereport(ERROR,
@@ -92,8 +97,6 @@ usage_prepare_plans(void)
 	Oid			update_args[5] = {UUIDARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, NUMERICARRAYOID};
 	Oid			one_uuids[1] = {UUIDARRAYOID};
 
-	if (service_plan == NULL)
-		service_plan = usage_prepare("SELECT agentmarket_private.caller_is_service()", 0, NULL);
 	if (groups_plan == NULL)
 		groups_plan = usage_prepare(
 			"SELECT g.n::integer, i.id IS NOT NULL,"
@@ -465,8 +468,7 @@ record_usage(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not connect to SPI")));
 	usage_prepare_plans();
-	if (SPI_execute_plan(service_plan, NULL, NULL, true, 1) != SPI_OK_SELECT || SPI_processed != 1
-		|| !DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+	if (!am_caller_is_service())
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("only the platform records usage")));

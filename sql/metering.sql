@@ -5,7 +5,7 @@
 \ir test/fixture.sql
 SET search_path = agentmarket, public;
 BEGIN;
-SELECT plan(48);
+SELECT plan(53);
 
 -- Fixture.
 SELECT agentmarket.configure('free_trial_credits', '0') \g /dev/null
@@ -72,6 +72,22 @@ RESET ROLE;
 SELECT set_config('role', 'anon', true), set_config('request.jwt.claims', '', true) \g /dev/null
 SELECT throws_ok($$SELECT * FROM record_usage('[]')$$, '42501', NULL, 'anon cannot record usage');
 RESET ROLE;
+-- The function's own check (the caller's role, from SET ROLE or the login):
+-- a role an operator granted EXECUTE is still refused unless it is a member
+-- of service_role, as agentmarket_private.caller_is_service() answers.
+CREATE ROLE metering_exec NOLOGIN;
+CREATE ROLE metering_ops NOLOGIN NOINHERIT IN ROLE service_role;
+GRANT EXECUTE ON FUNCTION record_usage(jsonb), agentmarket_private.caller_is_service() TO metering_exec, metering_ops;
+GRANT USAGE ON SCHEMA agentmarket, agentmarket_private TO metering_exec, metering_ops;
+SET LOCAL ROLE metering_exec;
+SELECT throws_ok($$SELECT * FROM record_usage('[]')$$, '42501', 'only the platform records usage',
+    'a role granted EXECUTE but not in service_role is refused by the function itself');
+SELECT is(agentmarket_private.caller_is_service(), false, 'as caller_is_service() says');
+SET LOCAL ROLE metering_ops;
+SELECT lives_ok($$SELECT * FROM record_usage('[]')$$, 'a member of service_role (even NOINHERIT) may record');
+SELECT is(agentmarket_private.caller_is_service(), true, 'as caller_is_service() says');
+RESET ROLE;
+SELECT lives_ok($$SELECT * FROM record_usage('[]')$$, 'the login role, a superuser, may record');
 
 -- Recording usage, as the platform.
 SET LOCAL ROLE service_role;

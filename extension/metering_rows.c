@@ -184,17 +184,16 @@ usage_open_rows_open(void)
 	return d;
 }
 
-/* The one tuple of rel visible to snapshot with key in index, or false. */
+/*
+ * The one tuple visible to the scan's snapshot with keys in its index, or
+ * false.  One scan per index serves the whole batch, started again with each
+ * group's keys: starting a btree scan allocates its position arrays.
+ */
 static bool
-usage_fetch(Relation rel, Relation index, Snapshot snapshot, ScanKey keys, int nkeys, TupleTableSlot *slot)
+usage_fetch(IndexScanDesc scan, ScanKey keys, int nkeys, TupleTableSlot *slot)
 {
-	IndexScanDesc scan = index_beginscan(rel, index, snapshot, nkeys, 0);
-	bool		found;
-
 	index_rescan(scan, keys, nkeys, NULL, 0);
-	found = index_getnext_slot(scan, ForwardScanDirection, slot);
-	index_endscan(scan);
-	return found;
+	return index_getnext_slot(scan, ForwardScanDirection, slot);
 }
 
 /* Lock the tuple in slot (following it to its newest version): true if it is there. */
@@ -229,6 +228,8 @@ usage_open_rows_lock(const UsageGroupKey *groups, int ngroups, bool *open, Datum
 	UsageOpenRows *d;
 	TupleTableSlot *pslot,
 			   *eslot;
+	IndexScanDesc pscan,
+				escan;
 	MemoryContext caller;
 	bool		unusual = false;
 
@@ -240,6 +241,8 @@ usage_open_rows_lock(const UsageGroupKey *groups, int ngroups, bool *open, Datum
 	d->rows = palloc0(sizeof(HeapTuple) * ngroups);
 	pslot = table_slot_create(d->pending, NULL);
 	eslot = table_slot_create(d->events, NULL);
+	pscan = index_beginscan(d->pending, d->open_index, d->snapshot, 2, 0);
+	escan = index_beginscan(d->events, d->events_key, d->snapshot, 1, 0);
 	for (int g = 0; g < ngroups && !unusual; g++)
 	{
 		ScanKeyData keys[2];
@@ -251,7 +254,7 @@ usage_open_rows_lock(const UsageGroupKey *groups, int ngroups, bool *open, Datum
 		open[g] = false;
 		ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_UUID_EQ, UUIDPGetDatum(&groups[g].instance_id));
 		ScanKeyInit(&keys[1], 2, BTEqualStrategyNumber, F_UUID_EQ, UUIDPGetDatum(&groups[g].session_id));
-		if (!usage_fetch(d->pending, d->open_index, d->snapshot, keys, 2, pslot)
+		if (!usage_fetch(pscan, keys, 2, pslot)
 			|| !usage_lock(d->pending, pslot, d->snapshot, LockTupleExclusive, &unusual))
 			continue;
 		/* Still open, for this group, in its newest version? */
@@ -266,7 +269,7 @@ usage_open_rows_lock(const UsageGroupKey *groups, int ngroups, bool *open, Datum
 		if (isnull)
 			continue;
 		ScanKeyInit(&keys[0], 1, BTEqualStrategyNumber, F_UUID_EQ, event_id);
-		if (!usage_fetch(d->events, d->events_key, d->snapshot, keys, 1, eslot)
+		if (!usage_fetch(escan, keys, 1, eslot)
 			|| !usage_lock(d->events, eslot, d->snapshot, LockTupleNoKeyExclusive, &unusual))
 		{
 			unusual = true;		/* a queued row without its usage row */
@@ -283,6 +286,8 @@ usage_open_rows_lock(const UsageGroupKey *groups, int ngroups, bool *open, Datum
 		cost[g] = datumCopy(slot_getattr(eslot, d->e_attno[E_COST], &isnull), false, -1);
 		MemoryContextSwitchTo(d->cxt);
 	}
+	index_endscan(pscan);
+	index_endscan(escan);
 	ExecDropSingleTupleTableSlot(pslot);
 	ExecDropSingleTupleTableSlot(eslot);
 	MemoryContextSwitchTo(caller);

@@ -485,14 +485,13 @@ record_usage(PG_FUNCTION_ARGS)
 	ctl.entrysize = sizeof(UsageKeyEntry);
 	ctl.hcxt = CurrentMemoryContext;
 	key_hash = hash_create("usage keys", n, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	usage_parse_events(events, n, ev);
 	for (i = 0; i < n; i++)
 	{
-		JsonbValue *elem = getIthJsonbValueFromContainer(&events->root, i);
 		UsageKeyEntry *ke;
 		bool		found;
 		char	   *keystr;
 
-		usage_parse_event(elem, i, &ev[i]);
 		keystr = text_to_cstring(ev[i].key);
 		ke = hash_search(key_hash, keystr, HASH_ENTER, &found);
 		if (!found)

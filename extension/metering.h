@@ -77,7 +77,7 @@ extern void usage_bound_locked(int ngroups, bool *open, bool *full,
 extern void usage_malformed(int i, const char *problem) pg_attribute_noreturn();
 
 /* Parse and check the event at index i into ev (22023 when malformed). */
-extern void usage_parse_event(JsonbValue *elem, int i, UsageEvent *ev);
+extern void usage_parse_events(Jsonb *events, int n, UsageEvent *ev);
 
 /* Hash entry: an idempotency key of the batch and its first event. */
 typedef struct UsageKeyEntry

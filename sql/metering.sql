@@ -5,7 +5,7 @@
 \ir test/fixture.sql
 SET search_path = agentmarket, public;
 BEGIN;
-SELECT plan(53);
+SELECT plan(58);
 
 -- Fixture.
 SELECT agentmarket.configure('free_trial_credits', '0') \g /dev/null
@@ -155,6 +155,35 @@ SELECT throws_ok(format($$SELECT * FROM record_usage('[{"instance_id": "60000000
     '22023', 'usage event 1 is malformed: idempotency_key must be a string of 1 to 200 characters', 'a key of 201 characters is refused');
 SELECT throws_ok($$SELECT * FROM record_usage('[{"instance_id": "not-a-uuid", "idempotency_key": "x"}]')$$,
     '22023', 'usage event 1 is malformed: instance_id must be a UUID', 'a bad instance id');
+SELECT throws_ok($$SELECT * FROM record_usage('[{"instance_id": "600000000000400080000000000000FF", "idempotency_key": "x"}]')$$,
+    '22023', 'usage event 1 is malformed: instance 60000000-0000-4000-8000-0000000000ff not found',
+    'a UUID as 32 upper-case hex digits is read as the same UUID');
+SELECT is(array_agg(pg_temp.error_of(format($$SELECT * FROM record_usage('[{"instance_id": "%s", "idempotency_key": "x"}]')$$, u)) ORDER BY u),
+          array_fill('22023: usage event 1 is malformed: instance_id must be a UUID / Nothing of the batch was recorded.'::text, ARRAY[6]),
+          'misplaced hyphens, a non-hex digit first or last, 35 or 37 characters, 36 without hyphens: not a UUID')
+  FROM unnest(ARRAY['6000000-00000-4000-8000-0000000000d1', '60000000-0000-4000-8000-0000000000dg', 'g0000000-0000-4000-8000-0000000000d1',
+                    '60000000-0000-4000-8000-0000000000d', '60000000-0000-4000-8000-0000000000d11', '600000000000400080000000000000d1abcd']) u;
+-- Fields are read in one pass over the object, then checked in a fixed order.
+SELECT is(pg_temp.error_of(format('SELECT * FROM record_usage(%L)', jsonb_build_array(
+              (SELECT jsonb_object_agg('f' || g, g) FROM generate_series(1, 40) g)
+              || '{"instance_id": "60000000-0000-4000-8000-0000000000d1", "session_id": null, "idempotency_key": "wide"}'))),
+          '22023: usage event 1 is malformed: it has a field other than instance_id, session_id, compute_seconds, input_tokens, output_tokens and idempotency_key / Nothing of the batch was recorded.',
+          'an event of 43 fields: its known ones are read past the 40 others (the instance id parsed), then the others refused');
+SELECT is(pg_temp.error_of(format('SELECT * FROM record_usage(%L)', jsonb_build_array(
+              (SELECT jsonb_object_agg('f' || g, g) FROM generate_series(1, 40) g)
+              || '{"instance_id": "60000000-0000-4000-8000-0000000000d1", "compute_seconds": -1, "idempotency_key": "wide"}'))),
+          '22023: usage event 1 is malformed: compute_seconds must be a whole number from 0 to 86400 / Nothing of the batch was recorded.',
+          'with other fields beside, a bad known field is the error, as it is without them');
+SELECT is(array_agg(pg_temp.error_of(format('SELECT * FROM record_usage(%L)', jsonb_build_array(e))) ORDER BY e::text),
+          ARRAY['22023: usage event 1 is malformed: compute_seconds must be a whole number from 0 to 86400 / Nothing of the batch was recorded.',
+                '22023: usage event 1 is malformed: idempotency_key must be a string of 1 to 200 characters / Nothing of the batch was recorded.',
+                '22023: usage event 1 is malformed: instance_id must be a UUID / Nothing of the batch was recorded.',
+                '22023: usage event 1 is malformed: session_id must be a UUID or null / Nothing of the batch was recorded.'],
+          'a container, a boolean or a number where a field wants something else is refused, naming the field')
+  FROM unnest(ARRAY['{"instance_id": "60000000-0000-4000-8000-0000000000d1", "compute_seconds": [1], "idempotency_key": "x"}',
+                    '{"instance_id": "60000000-0000-4000-8000-0000000000d1", "idempotency_key": true}',
+                    '{"instance_id": {"id": "60000000-0000-4000-8000-0000000000d1"}, "idempotency_key": "x"}',
+                    '{"instance_id": "60000000-0000-4000-8000-0000000000d1", "session_id": 7, "idempotency_key": "x"}']::jsonb[]) e;
 SELECT throws_ok($$SELECT * FROM record_usage('[{"instance_id": "60000000-0000-4000-8000-0000000000d1", "cost_usd": 0, "idempotency_key": "x"}]')$$,
     '22023', NULL, 'a cost sent by the caller is refused: cost comes from the price table');
 SELECT throws_ok($$SELECT * FROM record_usage('[{"instance_id": "60000000-0000-4000-8000-0000000000d1", "idempotency_key": "x"}, 7]')$$,

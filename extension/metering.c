@@ -30,6 +30,7 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "common/hashfn.h"
 #include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -167,6 +168,45 @@ usage_prepare_plans(void)
 			"INSERT INTO agentmarket_private.usage_pending (usage_event_id, session_id)"
 			" SELECT * FROM unnest($1, $2)",
 			2, two_uuids);
+}
+
+/* A key's hash and equality for the batch's key table: by its bytes. */
+static uint32
+usage_key_hash(const void *key, Size keysize)
+{
+	text	   *t = *(text *const *) key;
+
+	return hash_bytes((const unsigned char *) VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+}
+
+static int
+usage_key_match(const void *a, const void *b, Size keysize)
+{
+	text	   *ta = *(text *const *) a;
+	text	   *tb = *(text *const *) b;
+
+	return VARSIZE_ANY_EXHDR(ta) == VARSIZE_ANY_EXHDR(tb)
+		&& memcmp(VARDATA_ANY(ta), VARDATA_ANY(tb), VARSIZE_ANY_EXHDR(ta)) == 0 ? 0 : 1;
+}
+
+/*
+ * A table of n of the batch's keys, each entry pointing at its event's
+ * text: nothing copied (an entry holding the key itself must be as large as
+ * the longest key allowed, 800 bytes, which a thousand times over cost more
+ * than the keys' whole insert).
+ */
+HTAB *
+usage_key_hash_create(int n)
+{
+	HASHCTL		ctl;
+
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = sizeof(text *);
+	ctl.entrysize = sizeof(UsageKeyEntry);
+	ctl.hash = usage_key_hash;
+	ctl.match = usage_key_match;
+	ctl.hcxt = CurrentMemoryContext;
+	return hash_create("usage keys", n, &ctl, HASH_ELEM | HASH_FUNCTION | HASH_COMPARE | HASH_CONTEXT);
 }
 
 /* A one-dimensional array of n datums of a by-reference or by-value type. */
@@ -480,27 +520,20 @@ record_usage(PG_FUNCTION_ARGS)
 
 	/* Parse, check, and find each key's first event. */
 	ev = palloc(sizeof(UsageEvent) * n);
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = sizeof(((UsageKeyEntry *) NULL)->key);
-	ctl.entrysize = sizeof(UsageKeyEntry);
-	ctl.hcxt = CurrentMemoryContext;
-	key_hash = hash_create("usage keys", n, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	key_hash = usage_key_hash_create(n);
 	usage_parse_events(events, n, ev);
 	for (i = 0; i < n; i++)
 	{
 		UsageKeyEntry *ke;
 		bool		found;
-		char	   *keystr;
 
-		keystr = text_to_cstring(ev[i].key);
-		ke = hash_search(key_hash, keystr, HASH_ENTER, &found);
+		ke = hash_search(key_hash, &ev[i].key, HASH_ENTER, &found);
 		if (!found)
 		{
 			ke->event = i;
 			ev[i].first = true;
 			nfirst++;
 		}
-		pfree(keystr);
 	}
 
 	/*

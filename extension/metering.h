@@ -79,12 +79,16 @@ extern void usage_malformed(int i, const char *problem) pg_attribute_noreturn();
 /* Parse and check the event at index i into ev (22023 when malformed). */
 extern void usage_parse_events(Jsonb *events, int n, UsageEvent *ev);
 
-/* Hash entry: an idempotency key of the batch and its first event. */
+/*
+ * Hash entry: an idempotency key of the batch (the event's own text, hashed
+ * and compared by its bytes: usage_key_hash_create) and its first event.
+ */
 typedef struct UsageKeyEntry
 {
-	char		key[USAGE_MAX_KEY_CHARS * MAX_MULTIBYTE_CHAR_LEN + 1];
+	text	   *key;
 	int			event;
 } UsageKeyEntry;
+extern HTAB *usage_key_hash_create(int n);
 /*
  * Record a batch's keys (metering_keys.c): as COPY writes rows when it can,
  * else by the saved INSERT; ev[i].recorded for the events whose key was new.

@@ -356,8 +356,9 @@ usage_record_keys(UsageEvent *ev, int n, int nfirst, Datum *group_ids, HTAB *key
 					 errmsg("could not record the usage events' keys")));
 		for (r = 0; r < SPI_processed; r++)
 		{
-			char	   *keystr = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1);
-			UsageKeyEntry *ke = hash_search(key_hash, keystr, HASH_FIND, NULL);
+			bool		isnull;
+			text	   *key = DatumGetTextPP(SPI_getbinval(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1, &isnull));
+			UsageKeyEntry *ke = hash_search(key_hash, &key, HASH_FIND, NULL);
 
 			if (ke == NULL)
 				ereport(ERROR,

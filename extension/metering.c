@@ -466,6 +466,7 @@ record_usage(PG_FUNCTION_ARGS)
 				nfirst = 0;
 	UsageEvent *ev;
 	UsageGroupKey *groups;
+	UsageGroupEntry **group_of;	/* per event */
 	Datum	   *instance_ids;	/* per group */
 	Datum	   *session_ids;
 	bool	   *no_session;
@@ -542,14 +543,7 @@ record_usage(PG_FUNCTION_ARGS)
 	 * circle.
 	 */
 	groups = palloc(sizeof(UsageGroupKey) * n);
-	for (i = 0; i < n; i++)
-	{
-		memset(&groups[i], 0, sizeof(UsageGroupKey));
-		groups[i].instance_id = ev[i].instance_id;
-		if (ev[i].has_session)
-			groups[i].session_id = ev[i].session_id;
-	}
-	qsort(groups, n, sizeof(UsageGroupKey), usage_group_order);
+	group_of = palloc(sizeof(UsageGroupEntry *) * n);
 	memset(&ctl, 0, sizeof(ctl));
 	ctl.keysize = sizeof(UsageGroupKey);
 	ctl.entrysize = sizeof(UsageGroupEntry);
@@ -557,25 +551,23 @@ record_usage(PG_FUNCTION_ARGS)
 	group_hash = hash_create("usage groups", n, &ctl, HASH_ELEM | HASH_BLOBS | HASH_CONTEXT);
 	for (i = 0; i < n; i++)
 	{
-		UsageGroupEntry *ge;
-		bool		found;
-
-		if (i > 0 && memcmp(&groups[i], &groups[ngroups - 1], sizeof(UsageGroupKey)) == 0)
-			continue;
-		groups[ngroups] = groups[i];
-		ge = hash_search(group_hash, &groups[ngroups], HASH_ENTER, &found);
-		ge->index = ngroups++;
-	}
-	for (i = 0; i < n; i++)
-	{
 		UsageGroupKey gk;
+		bool		found;
 
 		memset(&gk, 0, sizeof(gk));
 		gk.instance_id = ev[i].instance_id;
 		if (ev[i].has_session)
 			gk.session_id = ev[i].session_id;
-		ev[i].group = ((UsageGroupEntry *) hash_search(group_hash, &gk, HASH_FIND, NULL))->index;
+		group_of[i] = hash_search(group_hash, &gk, HASH_ENTER, &found);
+		if (!found)
+			groups[ngroups++] = gk;
 	}
+	/* Only the distinct groups are sorted; each entry then learns its place. */
+	qsort(groups, ngroups, sizeof(UsageGroupKey), usage_group_order);
+	for (i = 0; i < ngroups; i++)
+		((UsageGroupEntry *) hash_search(group_hash, &groups[i], HASH_FIND, NULL))->index = i;
+	for (i = 0; i < n; i++)
+		ev[i].group = group_of[i]->index;
 	instance_ids = palloc(sizeof(Datum) * ngroups);
 	session_ids = palloc(sizeof(Datum) * ngroups);
 	no_session = palloc(sizeof(bool) * ngroups);

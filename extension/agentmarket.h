@@ -17,6 +17,7 @@
 /* Current value of a configuration key (its default), or NULL; needs SPI. */
 extern char *am_setting(const char *key);
 extern bool am_caller_is_service(void);
+extern Datum am_random_uuid(void);
 
 /* Defines agentmarket.secret_key_file (secrets.c); called from _PG_init. */
 extern void am_secrets_init(void);

@@ -583,7 +583,6 @@ credit_direct_apply(CreditDirect *direct, const CreditHeadTake *take)
 	MemoryContext caller = MemoryContextSwitchTo(direct->estate->es_query_cxt);
 	Numeric		value;
 	bool		user_isnull;
-	LOCAL_FCINFO(uuid_call, 0);
 
 	/* The balance row: the pots and the head lot change by what is taken. */
 	slot_getallattrs(direct->row);
@@ -609,8 +608,7 @@ credit_direct_apply(CreditDirect *direct, const CreditHeadTake *take)
 #define SET_COLUMN(column, datum) \
 	(entry->tts_values[shape->ledger_attno[column] - 1] = (datum), \
 	 entry->tts_isnull[shape->ledger_attno[column] - 1] = false)
-	InitFunctionCallInfoData(*uuid_call, NULL, 0, InvalidOid, NULL, NULL);
-	SET_COLUMN(L_ID, gen_random_uuid(uuid_call));
+	SET_COLUMN(L_ID, am_random_uuid());
 	SET_COLUMN(L_USER, slot_getattr(direct->row, shape->balance_attno[B_USER], &user_isnull));
 	SET_COLUMN(L_TYPE, CStringGetTextDatum("session_deduct"));
 	SET_COLUMN(L_AMOUNT, Int32GetDatum(-take->amount));

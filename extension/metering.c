@@ -663,7 +663,7 @@ record_usage(PG_FUNCTION_ARGS)
 			usage_lock_by_statement(ngroups, instance_ids, session_ids, no_session, secs, ins, outs, rates,
 									open_row, close_row, full_ids);
 		for (i = 0; i < ngroups; i++)
-			group_ids[i] = open_row[i] ? full_ids[i] : DirectFunctionCall1(gen_random_uuid, (Datum) 0);
+			group_ids[i] = open_row[i] ? full_ids[i] : am_random_uuid();
 	}
 
 	/* 3. The keys, in byte order: those inserted are new. */

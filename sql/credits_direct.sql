@@ -11,7 +11,7 @@
 \ir test/fixture.sql
 SET search_path = agentmarket, public;
 BEGIN;
-SELECT plan(27);
+SELECT plan(30);
 
 SELECT configure('free_trial_credits', '0') \g /dev/null
 INSERT INTO users (id, email) VALUES ('64000000-0000-4000-8000-00000000000a', 'direct@credits.example'),
@@ -158,6 +158,23 @@ SELECT is((SELECT count(*) FROM pg_index i, LATERAL bt_index_check(i.indexrelid,
             WHERE i.indrelid = 'agentmarket.credit_balances'::regclass), 3::bigint,
           'and the three indexes of credit_balances hold the new version');
 DROP INDEX credits_direct_topup;
+
+-- The ledger rows' ids (am_random_uuid: random bytes taken 4 kB at a time):
+-- version 4 UUIDs, as gen_random_uuid() makes them, none twice, over more
+-- than one buffer's worth.
+SELECT agentmarket_private.credit_lot_grant(:a, 'topup', 1000, 'topup_purchase', 1.0) \g /dev/null
+SELECT count(*) FROM generate_series(1, 600) g, LATERAL agentmarket.deduct_credits(:a, 1, description => 'uuid ' || g) d \g /dev/null
+SELECT is(pg_temp.scans_of(:a, 1), 1::bigint, 'these deductions take the direct path');
+SELECT results_eq(
+    $$SELECT count(*)::int, count(DISTINCT id)::int,
+             bool_and(substr(id::text, 15, 1) = '4' AND substr(id::text, 20, 1) IN ('8', '9', 'a', 'b'))
+        FROM credit_transactions WHERE user_id = '64000000-0000-4000-8000-00000000000a' AND type = 'session_deduct'$$,
+    $$SELECT count(*)::int, count(*)::int, true FROM credit_transactions
+       WHERE user_id = '64000000-0000-4000-8000-00000000000a' AND type = 'session_deduct'$$,
+    'the direct path''s ledger ids are distinct version 4 UUIDs');
+SELECT cmp_ok((SELECT count(DISTINCT substr(id::text, 1, 2))::int FROM credit_transactions
+                WHERE user_id = '64000000-0000-4000-8000-00000000000a' AND type = 'session_deduct'), '>', 200,
+              'and their first byte takes most of its 256 values (random, not a counter)');
 
 -- A read-only transaction is refused as the statements refuse it.
 SET LOCAL transaction_read_only = on;

@@ -184,6 +184,8 @@ usage_parse_event(JsonbContainer *obj, int i, UsageEvent *ev)
 		}
 		JBE_ADVANCE_OFFSET(offset, obj->children[k]);
 	}
+	if (field_of != few)
+		pfree(field_of);
 	v = &fields[F_INSTANCE];
 	if (!has[F_INSTANCE] || v->type != jbvString
 		|| !usage_parse_uuid(v->val.string.val, v->val.string.len, &ev->instance_id))

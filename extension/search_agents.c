@@ -390,14 +390,14 @@ am_emit_all(ReturnSetInfo *rsinfo, AmSearch *s, uint64 max)
 
 /*
  * The density sample: the first AM_SAMPLE listings in static order (within
- * the filters), how many were read (*walked) and how many match (*hits).
+ * filters), how many were read (*walked) and how many match (*hits).
  */
 static void
-am_sample(AmSearch *s, Datum *values, const char *nulls, int32 *walked, int32 *hits)
+am_sample(int filters, Datum *values, const char *nulls, int32 *walked, int32 *hits)
 {
 	bool		isnull;
 
-	am_run(am_shape_plan(AM_KIND_SAMPLE, AM_SORT_RELEVANCE, s->filters, false, true, true, 0),
+	am_run(am_shape_plan(AM_KIND_SAMPLE, AM_SORT_RELEVANCE, filters, false, true, true, 0),
 		   values, nulls, 0);
 	*walked = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	*hits = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
@@ -432,7 +432,7 @@ am_sorted(ReturnSetInfo *rsinfo, AmSearch *s)
 		int32		sampled;
 		int32		sample_hits;
 
-		am_sample(s, values, nulls, &sampled, &sample_hits);
+		am_sample(s->filters, values, nulls, &sampled, &sample_hits);
 		if (sampled == AM_SAMPLE)
 		{
 			double		density = (double) sample_hits / sampled;
@@ -544,6 +544,27 @@ am_relevance(ReturnSetInfo *rsinfo, AmSearch *s)
 	bool		exact = Min(estimate, s->published * s->filter_share) <= s->exhaustive_limit;
 
 	am_bind(s, values, nulls);
+
+	/*
+	 * Filters that keep few listings, of which the words may still match
+	 * most (a common word with all four filters; words of the category's
+	 * domain): walked when the walk reads fewer listings than scoring every
+	 * match would.  How many match is counted on the first listings of the
+	 * walk's index (the category's, or all), the other filters assumed
+	 * independent of the words: the vocabulary does not count words per
+	 * category, and words of a domain crowd its category.
+	 */
+	if (exact && estimate > s->exhaustive_limit &&
+		am_walk_pays(s, s->published * s->filter_share, 1.5, 0))
+	{
+		int32		sampled;
+		int32		sample_hits;
+
+		am_sample(s->filters & AM_F_CATEGORY, values, nulls, &sampled, &sample_hits);
+		if (sampled == AM_SAMPLE &&
+			am_walk_pays(s, (double) sample_hits / sampled * s->published * s->filter_share, 1.5, 0))
+			exact = false;
+	}
 	if (!exact)
 	{
 		Datum		ids[2];

@@ -66,6 +66,7 @@ typedef struct AmSearch
 	bool		joint_null;
 	double		joint;
 	double		filter_share;
+	double		category_share;	/* the category filter's share of listings (1: none, or not counted) */
 	bool		gin_null;
 	Datum		gin_query;
 	bool		expected_null;
@@ -90,5 +91,6 @@ extern void am_bind(AmSearch *s, Datum *values, char *nulls);
 extern bool am_walk(AmSearch *s, Datum *values, char *nulls, Datum *ids, Datum *scores);
 extern void am_walk_reset(void);
 extern void am_walk_sorted(double walked, double matches, bool then_gin);
+extern bool am_walk_pays(const AmSearch *s, double matches, double margin, double extra);
 
 #endif							/* SEARCH_AGENTS_H */

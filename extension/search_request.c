@@ -551,6 +551,8 @@ am_filters(AmSearch *s, StringInfo filter_text, bool counted)
 			continue;
 		if (counted)
 			s->filter_share *= share;
+		if (counted && i == 0)
+			s->category_share = share;
 		/*
 		 * A filter most listings pass stays out of the GIN scan: reading its
 		 * long posting list costs more than checking it on the rows.
@@ -636,6 +638,7 @@ am_plan(AmSearch *s, text *query)
 	/* the words alone rare enough for GIN: every strategy scores or sorts every match */
 	words_decide = s->has_query && !s->plan_nulls[6] && estimate <= s->exhaustive_limit / 3;
 	s->filter_share = 1;
+	s->category_share = 1;
 	initStringInfo(&filter_text);
 	if (s->filters & (AM_F_CATEGORY | AM_F_PRICING | AM_F_RELAYS | AM_F_MODELS))
 		am_filters(s, &filter_text, !words_decide);

@@ -329,6 +329,79 @@ am_walk_sorted(double walked, double matches, bool then_gin)
 	am_last_walk.scored_all = then_gin;
 }
 
+/*
+ * What the GIN scan of scoring every match reads, in listings: its words'
+ * posting lists, about 100 entries for a listing read; a prefix's
+ * completions are merged into a bitmap first, about 15 for one ('inv:*',
+ * 28,000 entries: 10 ms at 100k).
+ */
+static double
+am_gin_cost(const AmSearch *s)
+{
+	int			n,
+				i;
+	Datum	   *docs = am_plan_array(s->plan_values, 12, INT8OID, &n);
+	Datum	   *prefixes = am_plan_array(s->plan_values, 4, BOOLOID, &i);
+	bool		prefix = false;
+	double		entries = 0;
+
+	while (i-- > 0)
+		prefix = prefix || DatumGetBool(prefixes[i]);
+	for (i = 0; i < n; i++)
+		entries += (double) DatumGetInt64(docs[i]);
+	return entries / (prefix ? 15 : 100);
+}
+
+/*
+ * Whether walking to a page costs less than scoring every one of matches
+ * (expected matches, within the filters).  Both read listings from the
+ * heap: scoring reads every match, the walk reads its index's listings
+ * (the category's when filtered by one, every listing otherwise), of which
+ * matches / (published * walk share) match, until k of them and about as
+ * many again before its bounds stop it.  Before walking, the walk must read
+ * at most 2/3 of what scoring reads (margin 1.5); once walking, no more
+ * (margin 1: its first listings are read already).  Dense matches within
+ * few filtered listings (a common word with all four filters) are walked,
+ * where scoring them cost 10-19 ms and the walk 1-2 (bench/search, 100k).
+ * extra: listings the walk reads besides (its tiers); scoring reads the
+ * GIN posting lists too (am_gin_cost).
+ */
+bool
+am_walk_pays(const AmSearch *s, double matches, double margin, double extra)
+{
+	double		walk_share = (s->filters & AM_F_CATEGORY) ? s->category_share : 1;
+	double		walk_rows = 2.0 * s->k * s->published * walk_share / Max(matches, 1);
+
+	return margin * walk_rows + extra < matches + am_gin_cost(s);
+}
+
+/*
+ * What fetching the tiers the walk would fetch costs, in listings read (a
+ * statement costs about 50; tiers sorted by bound): the tiers GIN finds
+ * cheaply, above every tier that is walked.  Their static floors are not
+ * known yet: every listing of a tier counts.
+ */
+static double
+am_tiers_cost(const AmTier *tiers, int ntiers, double correction, double tier_limit)
+{
+	bool		have_dense = false;
+	double		dense_bound = 0;
+	double		cost = 0;
+	int			i;
+
+	for (i = 0; i < ntiers; i++)
+		if (tiers[i].required == NULL || tiers[i].estimate * correction > tier_limit)
+		{
+			dense_bound = have_dense ? Max(dense_bound, tiers[i].bound) : tiers[i].bound;
+			have_dense = true;
+		}
+	for (i = 0; i < ntiers; i++)
+		if (!(tiers[i].required == NULL || tiers[i].estimate * correction > tier_limit ||
+			  (have_dense && tiers[i].bound <= dense_bound)))
+			cost += 50 + tiers[i].estimate * correction;
+	return cost;
+}
+
 /* A search_agents call begins: nothing walked yet. */
 void
 am_walk_reset(void)
@@ -497,6 +570,9 @@ am_walk(AmSearch *s, Datum *values, char *nulls, Datum *ids, Datum *scores)
 	double		walked = 0,
 				hits = 0;
 	bool		tiers_done = false;
+	AmTier		tiers[AM_MAX_TIERS];
+	int			ntiers = 0;
+	double		correction = 1;
 	bool		have_dense = false;
 	double		dense_bound = 0;
 	pg_uuid_t	last_id;
@@ -572,11 +648,30 @@ am_walk(AmSearch *s, Datum *values, char *nulls, Datum *ids, Datum *scores)
 		 * meet far more often, and scoring thousands costs more than walking
 		 * on a little).
 		 */
+		if (!tiers_done)
+		{
+			ntiers = am_tiers(s->plan_values, tiers);
+
+			/*
+			 * Words that meet more often than if they were independent make
+			 * every tier that much larger: the density seen so far corrects
+			 * the tiers' estimates (words of one domain, say).
+			 */
+			correction = Max(1, hits / walked * s->published / Max(s->joint_null ? 0 : s->joint, 1));
+			qsort(tiers, ntiers, sizeof(AmTier), am_tier_cmp);
+		}
 		{
 			double		projected = hits * s->published * s->filter_share / walked;
 			bool		rare_apart = !s->joint_null && s->joint * s->filter_share <= s->exhaustive_limit;
 
-			if ((projected <= s->exhaustive_limit && (hits >= AM_WALK_TRUSTED_HITS || rare_apart)) ||
+			/*
+			 * Walking on reads listings down to k matches and fetches the
+			 * tiers: more than scoring every one of a few matches, unless
+			 * they are dense and few tiers are fetched.
+			 */
+			if ((projected <= s->exhaustive_limit && (hits >= AM_WALK_TRUSTED_HITS || rare_apart) &&
+				 !am_walk_pays(s, projected, 1,
+							   tiers_done ? 0 : am_tiers_cost(tiers, ntiers, correction, tier_limit))) ||
 				walked * 3 >= projected)
 			{
 				am_last_walk.scored_all = true;
@@ -585,18 +680,7 @@ am_walk(AmSearch *s, Datum *values, char *nulls, Datum *ids, Datum *scores)
 		}
 		if (!tiers_done)
 		{
-			AmTier		tiers[AM_MAX_TIERS];
-			int			ntiers = am_tiers(s->plan_values, tiers);
-
-			/*
-			 * Words that meet more often than if they were independent make
-			 * every tier that much larger: the density seen so far corrects
-			 * the tiers' estimates (words of one domain, say).
-			 */
-			double		correction = Max(1, hits / walked * s->published / Max(s->joint_null ? 0 : s->joint, 1));
-
 			tiers_done = true;
-			qsort(tiers, ntiers, sizeof(AmTier), am_tier_cmp);
 			/* tiers no index finds cheaply are walked, and so is every tier bounded no higher */
 			for (i = 0; i < ntiers; i++)
 				if (tiers[i].required == NULL || tiers[i].estimate * correction > tier_limit)

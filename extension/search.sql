@@ -170,10 +170,13 @@ BEGIN
             pg_catalog.setweight(pg_catalog.to_tsvector('english'::regconfig, NEW.description), 'C'))
             OPERATOR(pg_catalog.||) agentmarket_private.search_filter_tokens(NEW.category, NEW.pricing_model,
                                                                              NEW.supported_relays, NEW.supported_models);
+        -- With the filter lexemes: a tier's GIN scan intersects them too.
         NEW.search_fields := pg_catalog.array_to_tsvector(ARRAY(
             SELECT 'a/' OPERATOR(pg_catalog.||) l FROM pg_catalog.unnest(pg_catalog.tsvector_to_array(name_vector)) l
             UNION
-            SELECT 'b/' OPERATOR(pg_catalog.||) l FROM pg_catalog.unnest(pg_catalog.tsvector_to_array(head_vector)) l));
+            SELECT 'b/' OPERATOR(pg_catalog.||) l FROM pg_catalog.unnest(pg_catalog.tsvector_to_array(head_vector)) l))
+            OPERATOR(pg_catalog.||) agentmarket_private.search_filter_tokens(NEW.category, NEW.pricing_model,
+                                                                             NEW.supported_relays, NEW.supported_models);
     ELSE
         NEW.search_fields := OLD.search_fields;
         NEW.search_document := OLD.search_document;

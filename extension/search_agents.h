@@ -67,6 +67,7 @@ typedef struct AmSearch
 	double		joint;
 	double		filter_share;
 	double		category_share;	/* the category filter's share of listings (1: none, or not counted) */
+	char	   *filter_text;	/* tsquery text of the filter lexemes GIN intersects; NULL: none */
 	bool		gin_null;
 	Datum		gin_query;
 	bool		expected_null;

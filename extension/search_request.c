@@ -664,6 +664,7 @@ am_plan(AmSearch *s, text *query)
 			? DirectFunctionCall2(tsquery_and, s->plan_values[0], filter_query)
 			: filter_query;
 	}
+	s->filter_text = filter_text.len > 0 ? filter_text.data : NULL;
 	s->expected_null = s->has_query && s->joint_null;
 	s->expected = (s->has_query ? s->joint : s->published) * s->filter_share;
 }

@@ -402,6 +402,23 @@ am_tiers_cost(const AmTier *tiers, int ntiers, double correction, double tier_li
 	return cost;
 }
 
+/*
+ * What GIN intersects to find a tier's listings in search_fields: the words
+ * they have in a name, tagline or tags, and the filter lexemes the
+ * request's GIN scan intersects (search_fields holds them too), so that a
+ * filtered tier reads only its listings within the filters ('agent pod' by
+ * category read a tier of 2,254 listings for the 280 in the category: the
+ * search took 15.7 ms, now 10, at 100k).  With GIN doing the filtering,
+ * the tier's statement keeps a generic plan (no planning per tier).
+ */
+static char *
+am_tier_driver(const AmSearch *s, const AmTier *tier)
+{
+	if (s->filter_text == NULL)
+		return tier->required;
+	return psprintf("(%s) & (%s)", tier->required, s->filter_text);
+}
+
 /* A search_agents call begins: nothing walked yet. */
 void
 am_walk_reset(void)
@@ -520,7 +537,7 @@ am_walk_plan(bool tier, int filters, bool continued, int limit)
 	 * Planned with the values: the filters' and tiers' selectivity decides
 	 * the index (a generic plan guesses it).
 	 */
-	plan = am_prepare_kept(sql.data, AM_NPARAMS, am_param_types, filters != 0);
+	plan = am_prepare_kept(sql.data, AM_NPARAMS, am_param_types, filters != 0 && !tier);
 	if (am_nwalk_plans < AM_MAX_WALK_PLANS)
 	{
 		am_walk_plans[am_nwalk_plans].key = key;
@@ -745,7 +762,7 @@ am_walk(AmSearch *s, Datum *values, char *nulls, Datum *ids, Datum *scores)
 				}
 				else
 					nulls[22] = 'n';
-				values[20] = DirectFunctionCall1(tsqueryin, CStringGetDatum(tier->required));
+				values[20] = DirectFunctionCall1(tsqueryin, CStringGetDatum(am_tier_driver(s, tier)));
 				values[21] = DirectFunctionCall1(tsqueryin, CStringGetDatum(tier->condition));
 				nulls[20] = nulls[21] = ' ';
 				{

@@ -7,7 +7,7 @@
 -- equals exhaustive scoring (search_walk_last tells which path answered).
 \ir test/fixture.sql
 BEGIN;
-SELECT plan(9);
+SELECT plan(13);
 -- The finance and slack filters together keep 750 of 3,000 listings: under
 -- this limit, so the filters alone would choose scoring every match.
 SET LOCAL agentmarket.search_exhaustive_limit = 800;
@@ -60,7 +60,7 @@ RETURNS uuid[] LANGUAGE sql AS $$
 $$;
 
 CREATE TEMP TABLE runs (q text, category text, relays text[], models text[], pricing text, k int, after text,
-                        got uuid[], want uuid[], walked bigint, scored_all boolean);
+                        got uuid[], want uuid[], walked bigint, scored_all boolean, tiers int);
 CREATE FUNCTION pg_temp.run(p_q text, p_category text, p_relays text[], p_models text[], p_pricing text,
                             p_k int, p_after text) RETURNS void
 LANGUAGE plpgsql AS $$
@@ -68,14 +68,15 @@ DECLARE
     got uuid[];
     w_walked bigint;
     w_scored boolean;
+    w_tiers int;
 BEGIN
     got := (SELECT COALESCE(array_agg(s.id), '{}')
               FROM agentmarket.search_agents(p_q, p_category, NULL, p_relays, p_models, p_pricing, 'relevance',
                                              p_k, p_after) s);
-    SELECT w.walked, w.scored_all INTO w_walked, w_scored FROM agentmarket_private.search_walk_last() w;
+    SELECT w.walked, w.scored_all, w.tiers_fetched INTO w_walked, w_scored, w_tiers FROM agentmarket_private.search_walk_last() w;
     INSERT INTO runs VALUES (p_q, p_category, p_relays, p_models, p_pricing, p_k, p_after, got,
                              pg_temp.exhaustive(p_q, p_category, p_relays, p_models, p_pricing, p_k, p_after),
-                             w_walked, w_scored);
+                             w_walked, w_scored, w_tiers);
 END $$;
 SELECT pg_temp.run(q.q, v.category, v.relays, v.models, v.pricing, k.k, NULL)
   FROM (VALUES ('agent'), ('handles'), ('agnet'), ('hand'), ('deploy'), ('deploy server'), ('ledger'),
@@ -119,6 +120,37 @@ SELECT ok((SELECT bool_and(r.walked IS NULL OR r.scored_all) FROM runs r
           'with all four filters in a small corpus, every match is scored');
 SELECT ok((SELECT count(*) FROM runs r WHERE r.walked IS NOT NULL AND NOT r.scored_all AND r.after IS NOT NULL) >= 8,
           'second pages are walked too');
+
+-- A tier's listings are found by GIN within the filters: search_fields
+-- holds the filter lexemes too (kept by the trigger), and a filtered walk
+-- that fetches tiers returns what exhaustive scoring does.
+-- Sixty listings named Zephyr, low in static order: their tier is fetched.
+INSERT INTO agentmarket.agents (slug, creator_id, name, tagline, description, category, status, pricing_model,
+                                github_repo_url, supported_relays, supported_models)
+SELECT 'st-z-' || i, '66666666-2000-4000-8000-000000000001', 'Zephyr ' || i, 'Works nightly',
+       'This agent handles notes', CASE WHEN i % 2 = 1 THEN 'coding' ELSE 'finance' END, 'published',
+       (ARRAY['per_session','per_task','free'])[1 + i % 3], 'https://g/stz' || i,
+       CASE WHEN (i / 2) % 2 = 0 THEN '{slack}' ELSE '{telegram}' END::text[], (ARRAY['{claude}','{gpt}'])[1 + (i / 4) % 2]::text[]
+  FROM generate_series(1, 60) i;
+SET LOCAL agentmarket.search_exhaustive_limit = 30;
+TRUNCATE runs;
+SELECT pg_temp.run(q.q, v.category, v.relays, v.models, v.pricing, 5, NULL)
+  FROM (VALUES ('alpha agent'), ('bravo handles'), ('zephyr or agent'), ('zephyr or handles'), ('alpha quick')) q(q),
+       (VALUES ('finance', NULL::text[], NULL::text[], NULL), ('coding', '{slack}', NULL, NULL),
+               ('finance', '{slack}', '{claude}', 'free')) v(category, relays, models, pricing) \g /dev/null
+SELECT is((SELECT array_agg(r.q || ' ' || r.category) FROM runs r WHERE r.got IS DISTINCT FROM r.want), NULL,
+          'filtered walks that fetch tiers equal exhaustive scoring');
+SELECT ok((SELECT count(*) FROM runs r WHERE r.tiers > 0 AND NOT r.scored_all) >= 3,
+          'and some of them walk, fetching tiers within the filters');
+SELECT is((SELECT array_agg(l ORDER BY l) FROM agentmarket.agents a, unnest(tsvector_to_array(a.search_fields)) l
+            WHERE a.slug = 'st-4' AND l LIKE ' %'),
+          ARRAY[' category finance', ' model gpt', ' pricing per_task', ' relay slack'],
+          'search_fields holds the listing''s filter lexemes');
+UPDATE agentmarket.agents SET category = 'coding', supported_relays = '{discord,slack}' WHERE slug = 'st-4';
+SELECT is((SELECT array_agg(l ORDER BY l) FROM agentmarket.agents a, unnest(tsvector_to_array(a.search_fields)) l
+            WHERE a.slug = 'st-4' AND l LIKE ' %'),
+          ARRAY[' category coding', ' model gpt', ' pricing per_task', ' relay discord', ' relay slack'],
+          'and follows an edit of the filters');
 
 SELECT * FROM finish();
 ROLLBACK;

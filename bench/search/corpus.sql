@@ -108,7 +108,8 @@ SELECT r.*,
            setweight(to_tsvector('english', r.description), 'C'))
          || agentmarket_private.search_filter_tokens(r.category, r.pricing_model, r.supported_relays, r.supported_models),
        array_to_tsvector(ARRAY(SELECT 'a/' || l FROM unnest(tsvector_to_array(v.name_vector)) l
-                               UNION SELECT 'b/' || l FROM unnest(tsvector_to_array(v.head_vector)) l)),
+                               UNION SELECT 'b/' || l FROM unnest(tsvector_to_array(v.head_vector)) l))
+         || agentmarket_private.search_filter_tokens(r.category, r.pricing_model, r.supported_relays, r.supported_models),
        agentmarket_private.search_static_score(r.avg_rating, r.total_reviews, r.total_hires)
   FROM bench_rows r,
        LATERAL (SELECT setweight(to_tsvector('english', r.name), 'A') AS name_vector,

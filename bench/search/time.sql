@@ -105,3 +105,9 @@ SELECT 'goal (every class p99 <= 10 ms and <= the better of RUM and GIN): '
   JOIN summary o ON (o.class, o.variant, o.contender) = (s.class, s.variant, 'ours')
   JOIN (SELECT class, variant, least(min(p99) FILTER (WHERE contender = 'rum'), min(p99) FILTER (WHERE contender = 'gin')) AS best
           FROM summary GROUP BY 1, 2) b ON (b.class, b.variant) = (s.class, s.variant);
+\echo 'ours: the 15 slowest single queries (p99 over their runs), for finding where the tails come from'
+SELECT t.class, t.variant, t.q,
+       to_char(percentile_cont(0.5) WITHIN GROUP (ORDER BY t.ms), 'FM99990.00') AS p50,
+       to_char(percentile_cont(0.99) WITHIN GROUP (ORDER BY t.ms), 'FM99990.00') AS p99
+  FROM timings t WHERE t.contender = 'ours'
+ GROUP BY 1, 2, 3 ORDER BY percentile_cont(0.99) WITHIN GROUP (ORDER BY t.ms) DESC LIMIT 15;

@@ -9,6 +9,7 @@
 #include "postgres.h"
 
 #include "access/tupdesc.h"
+#include "tsearch/ts_type.h"
 
 /* SQLSTATEs of shared/DESIGN.md that PostgreSQL has no name for. */
 #define AM_ERRCODE_INSUFFICIENT_CREDITS	MAKE_SQLSTATE('P','T','4','0','2')
@@ -44,6 +45,11 @@ extern Datum search_positive_lexemes(PG_FUNCTION_ARGS);
 /* search.c: a word's deletion keys, and whether a word is one edit from another (search_prepare.c). */
 extern Datum search_typo_keys(PG_FUNCTION_ARGS);
 extern Datum search_is_one_typo(PG_FUNCTION_ARGS);
+
+/* search.c: the parsed terms of a search_plan, and a document's text score (search_text_score). */
+typedef struct AmTermCache AmTermCache;
+extern AmTermCache *am_terms(Datum lexemes, Datum groups, Datum factors, Datum prefixes, int32 ngroups);
+extern double am_text_score(AmTermCache *cache, TSVector doc);
 
 /* search.c: a row's page cursor ("sort|key|key2|id", base64url). */
 extern text *am_search_cursor(const char *sort, const char *key, const char *key2, Datum id);

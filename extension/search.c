@@ -77,14 +77,14 @@ typedef struct AmTerm
 } AmTerm;
 
 /* The parsed term arrays of search_text_score, cached across calls. */
-typedef struct AmTermCache
+struct AmTermCache
 {
 	bytea	   *key;			/* the four arrays' bytes, concatenated */
 	int			nterms;
 	int			ngroups;
 	AmTerm	   *terms;
 	double	   *group_best;		/* scratch, one per group */
-} AmTermCache;
+};
 
 PG_FUNCTION_INFO_V1(search_typo_keys);
 PG_FUNCTION_INFO_V1(search_is_one_typo);
@@ -229,18 +229,15 @@ am_key_append(StringInfo key, ArrayType *array)
 	appendBinaryStringInfo(key, (char *) array, VARSIZE(array));
 }
 
-/* Parses (or finds in the cache) the term arrays of search_text_score. */
+/*
+ * Parses the term arrays of search_text_score (in the current memory
+ * context; key: the bytes the cache compares, or NULL).
+ */
 static AmTermCache *
-am_term_cache(FunctionCallInfo fcinfo)
+am_terms_parse(ArrayType *lexemes, ArrayType *groups, ArrayType *factors, ArrayType *prefixes,
+			   int32 ngroups, StringInfo key)
 {
-	ArrayType  *lexemes = PG_GETARG_ARRAYTYPE_P(1);
-	ArrayType  *groups = PG_GETARG_ARRAYTYPE_P(2);
-	ArrayType  *factors = PG_GETARG_ARRAYTYPE_P(3);
-	ArrayType  *prefixes = PG_GETARG_ARRAYTYPE_P(4);
-	int32		ngroups = PG_GETARG_INT32(5);
-	AmTermCache *cache = (AmTermCache *) fcinfo->flinfo->fn_extra;
-	StringInfoData key;
-	MemoryContext old;
+	AmTermCache *cache;
 	Datum	   *lex_d,
 			   *grp_d,
 			   *fac_d,
@@ -254,6 +251,67 @@ am_term_cache(FunctionCallInfo fcinfo)
 				n3,
 				n4,
 				i;
+
+	deconstruct_array(lexemes, TEXTOID, -1, false, TYPALIGN_INT, &lex_d, &lex_n, &n);
+	deconstruct_array(groups, INT4OID, 4, true, TYPALIGN_INT, &grp_d, &grp_n, &n2);
+	deconstruct_array(factors, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &fac_d, &fac_n, &n3);
+	deconstruct_array(prefixes, BOOLOID, 1, true, TYPALIGN_CHAR, &pre_d, &pre_n, &n4);
+	if (n != n2 || n != n3 || n != n4 || ngroups < 1 || ngroups > 1000)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("inconsistent search terms"),
+				 errdetail("The term arrays must have equal lengths and at least one group.")));
+
+	cache = palloc0(sizeof(AmTermCache));
+	if (key != NULL)
+	{
+		cache->key = (bytea *) palloc(VARHDRSZ + key->len);
+		SET_VARSIZE(cache->key, VARHDRSZ + key->len);
+		memcpy(VARDATA(cache->key), key->data, key->len);
+	}
+	cache->nterms = n;
+	cache->ngroups = ngroups;
+	cache->terms = palloc0(sizeof(AmTerm) * Max(n, 1));
+	cache->group_best = palloc0(sizeof(double) * ngroups);
+	for (i = 0; i < n; i++)
+	{
+		AmTerm	   *t = &cache->terms[i];
+
+		if (lex_n[i] || grp_n[i] || fac_n[i] || pre_n[i] ||
+			DatumGetInt32(grp_d[i]) < 1 || DatumGetInt32(grp_d[i]) > ngroups)
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid search term %d", i + 1),
+					 errdetail("Terms are not null and name a group between 1 and %d.", ngroups)));
+		t->lexeme = text_to_cstring(DatumGetTextPP(lex_d[i]));
+		t->len = strlen(t->lexeme);
+		t->group = DatumGetInt32(grp_d[i]) - 1;
+		t->factor = DatumGetFloat8(fac_d[i]);
+		t->prefix = DatumGetBool(pre_d[i]);
+	}
+	return cache;
+}
+
+/* The terms of a search_plan's arrays, for C callers (search_direct.c). */
+AmTermCache *
+am_terms(Datum lexemes, Datum groups, Datum factors, Datum prefixes, int32 ngroups)
+{
+	return am_terms_parse(DatumGetArrayTypeP(lexemes), DatumGetArrayTypeP(groups),
+						  DatumGetArrayTypeP(factors), DatumGetArrayTypeP(prefixes), ngroups, NULL);
+}
+
+/* Parses (or finds in the cache) the term arrays of search_text_score. */
+static AmTermCache *
+am_term_cache(FunctionCallInfo fcinfo)
+{
+	ArrayType  *lexemes = PG_GETARG_ARRAYTYPE_P(1);
+	ArrayType  *groups = PG_GETARG_ARRAYTYPE_P(2);
+	ArrayType  *factors = PG_GETARG_ARRAYTYPE_P(3);
+	ArrayType  *prefixes = PG_GETARG_ARRAYTYPE_P(4);
+	int32		ngroups = PG_GETARG_INT32(5);
+	AmTermCache *cache = (AmTermCache *) fcinfo->flinfo->fn_extra;
+	StringInfoData key;
+	MemoryContext old;
 
 	/* the same arrays as the last call (every row of a search): compared in place */
 	if (cache != NULL &&
@@ -280,42 +338,8 @@ am_term_cache(FunctionCallInfo fcinfo)
 	am_key_append(&key, factors);
 	am_key_append(&key, prefixes);
 	appendBinaryStringInfo(&key, (char *) &ngroups, sizeof(ngroups));
-
-	deconstruct_array(lexemes, TEXTOID, -1, false, TYPALIGN_INT, &lex_d, &lex_n, &n);
-	deconstruct_array(groups, INT4OID, 4, true, TYPALIGN_INT, &grp_d, &grp_n, &n2);
-	deconstruct_array(factors, FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &fac_d, &fac_n, &n3);
-	deconstruct_array(prefixes, BOOLOID, 1, true, TYPALIGN_CHAR, &pre_d, &pre_n, &n4);
-	if (n != n2 || n != n3 || n != n4 || ngroups < 1 || ngroups > 1000)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("inconsistent search terms"),
-				 errdetail("The term arrays must have equal lengths and at least one group.")));
-
 	old = MemoryContextSwitchTo(fcinfo->flinfo->fn_mcxt);
-	cache = palloc0(sizeof(AmTermCache));
-	cache->key = (bytea *) palloc(VARHDRSZ + key.len);
-	SET_VARSIZE(cache->key, VARHDRSZ + key.len);
-	memcpy(VARDATA(cache->key), key.data, key.len);
-	cache->nterms = n;
-	cache->ngroups = ngroups;
-	cache->terms = palloc0(sizeof(AmTerm) * Max(n, 1));
-	cache->group_best = palloc0(sizeof(double) * ngroups);
-	for (i = 0; i < n; i++)
-	{
-		AmTerm	   *t = &cache->terms[i];
-
-		if (lex_n[i] || grp_n[i] || fac_n[i] || pre_n[i] ||
-			DatumGetInt32(grp_d[i]) < 1 || DatumGetInt32(grp_d[i]) > ngroups)
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid search term %d", i + 1),
-					 errdetail("Terms are not null and name a group between 1 and %d.", ngroups)));
-		t->lexeme = text_to_cstring(DatumGetTextPP(lex_d[i]));
-		t->len = strlen(t->lexeme);
-		t->group = DatumGetInt32(grp_d[i]) - 1;
-		t->factor = DatumGetFloat8(fac_d[i]);
-		t->prefix = DatumGetBool(pre_d[i]);
-	}
+	cache = am_terms_parse(lexemes, groups, factors, prefixes, ngroups, &key);
 	MemoryContextSwitchTo(old);
 	pfree(key.data);
 	fcinfo->flinfo->fn_extra = cache;
@@ -381,7 +405,14 @@ Datum
 search_text_score(PG_FUNCTION_ARGS)
 {
 	TSVector	doc = PG_GETARG_TSVECTOR(0);
-	AmTermCache *cache = am_term_cache(fcinfo);
+
+	PG_RETURN_FLOAT8(am_text_score(am_term_cache(fcinfo), doc));
+}
+
+/* The text score of a document (search_text_score), for C callers too. */
+double
+am_text_score(AmTermCache *cache, TSVector doc)
+{
 	WordEntry  *entries = ARRPTR(doc);
 	char	   *strings = STRPTR(doc);
 	int			i;
@@ -408,7 +439,7 @@ search_text_score(PG_FUNCTION_ARGS)
 				break;
 		}
 	}
-	PG_RETURN_FLOAT8(am_group_mean(cache->group_best, cache->ngroups));
+	return am_group_mean(cache->group_best, cache->ngroups);
 }
 
 /* SQL function: search_text_bound */

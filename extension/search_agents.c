@@ -88,7 +88,6 @@ Oid			am_param_types[AM_NPARAMS] = {
 	"%1$s.id, %1$s.slug, %1$s.name, %1$s.tagline, %1$s.icon_url, %1$s.category, %1$s.pricing_model," \
 	" %1$s.credits_per_session, %1$s.avg_rating, %1$s.total_reviews, %1$s.total_hires," \
 	" %1$s.supported_relays, %1$s.supported_models, %1$s.tags, %1$s.published_at"
-#define AM_NCARD 15
 
 /* A kept statement of one shape. */
 typedef struct AmShape
@@ -340,17 +339,16 @@ am_bind(AmSearch *s, Datum *values, char *nulls)
 	nulls[17] = ' ';
 }
 
-/* Puts one result row (card columns of an SPI row, score, cursor) in the tuplestore. */
-static void
-am_emit(ReturnSetInfo *rsinfo, AmSearch *s, HeapTuple row)
+/*
+ * Puts one result row in the tuplestore: values and nulls hold the card
+ * columns and the score (AM_NCARD + 3 slots); the cursor is added.
+ */
+void
+am_emit_values(ReturnSetInfo *rsinfo, AmSearch *s, Datum *values, bool *nulls)
 {
-	Datum		values[AM_NCARD + 3];
-	bool		nulls[AM_NCARD + 3];
 	char	   *key = NULL;
 	char	   *key2 = NULL;
 
-	Assert(SPI_tuptable->tupdesc->natts <= AM_NCARD + 3);
-	heap_deform_tuple(row, SPI_tuptable->tupdesc, values, nulls);
 	switch (s->sort)
 	{
 		case AM_SORT_RELEVANCE:
@@ -376,6 +374,18 @@ am_emit(ReturnSetInfo *rsinfo, AmSearch *s, HeapTuple row)
 	values[AM_NCARD + 1] = PointerGetDatum(am_search_cursor(am_sort_names[s->sort], key, key2, values[0]));
 	nulls[AM_NCARD + 1] = false;
 	tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
+}
+
+/* Puts one result row (card columns of an SPI row, score, cursor) in the tuplestore. */
+static void
+am_emit(ReturnSetInfo *rsinfo, AmSearch *s, HeapTuple row)
+{
+	Datum		values[AM_NCARD + 3];
+	bool		nulls[AM_NCARD + 3];
+
+	Assert(SPI_tuptable->tupdesc->natts <= AM_NCARD + 3);
+	heap_deform_tuple(row, SPI_tuptable->tupdesc, values, nulls);
+	am_emit_values(rsinfo, s, values, nulls);
 }
 
 /* Emits the rows of the last statement, up to max. */
@@ -519,7 +529,7 @@ am_sorted(ReturnSetInfo *rsinfo, AmSearch *s)
 		if (by_gin)
 			tuplestore_clear(rsinfo->setResult);
 	}
-	if (by_gin)
+	if (by_gin && !am_direct_gin(rsinfo, s, false))
 	{
 		am_run(am_shape_plan(AM_KIND_SORTED_GIN, s->sort, s->filters, s->after, s->has_query, words, 0),
 			   values, nulls, 0);
@@ -577,6 +587,8 @@ am_relevance(ReturnSetInfo *rsinfo, AmSearch *s)
 			return;
 		}
 	}
+	if (am_direct_gin(rsinfo, s, true))
+		return;
 	am_run(am_shape_plan(AM_KIND_SCORE_ALL, AM_SORT_RELEVANCE, s->filters, s->after, true, true, 0),
 		   values, nulls, 0);
 	am_emit_all(rsinfo, s, s->k);
@@ -595,6 +607,7 @@ search_agents(PG_FUNCTION_ARGS)
 	AmSearch	s;
 
 	am_walk_reset();
+	am_direct_reset();
 	am_check_arguments(fcinfo, &s);
 	InitMaterializedSRF(fcinfo, 0);
 	if (SPI_connect() != SPI_OK_CONNECT)

@@ -12,6 +12,7 @@
 
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "utils/timestamp.h"
 
@@ -37,6 +38,8 @@ extern const char *const am_sort_names[];
 #define AM_FILTER_SCANNED 0.5
 /* The longest walk of a sort's index, in listings. */
 #define AM_SORTED_CAP 4096
+/* The card columns of a result row (id to published_at), before score and cursor. */
+#define AM_NCARD 15
 /* The parameters of the statements ($1 to $23, see am_param_types). */
 #define AM_NPARAMS 23
 
@@ -87,6 +90,11 @@ extern Oid	am_private_type(const char *name);
 extern Oid	am_param_types[AM_NPARAMS];
 extern void am_append_filters(StringInfo sql, int filters);
 extern void am_bind(AmSearch *s, Datum *values, char *nulls);
+extern void am_emit_values(ReturnSetInfo *rsinfo, AmSearch *s, Datum *values, bool *nulls);
+
+/* search_direct.c: every match read through GIN in C, the page emitted; false when it is off. */
+extern bool am_direct_gin(ReturnSetInfo *rsinfo, AmSearch *s, bool scored);
+extern void am_direct_reset(void);
 
 /* search_walk.c: the relevance walk; false with the page's ids and scores, true to score every match. */
 extern bool am_walk(AmSearch *s, Datum *values, char *nulls, Datum *ids, Datum *scores);

@@ -1,0 +1,515 @@
+/*-------------------------------------------------------------------------
+ * search_direct.c
+ *	  Every match of a search read through the GIN index in C: the bitmap
+ *	  of the words and filter lexemes, the listings on it checked, scored
+ *	  (or keyed by the sort), the page kept as it goes and emitted.
+ *
+ * This is what the statements "score every match" and "GIN, then sort"
+ * (search_agents.c) compute, without a statement: for a search that reads
+ * a few dozen listings, starting the executor, sorting every match's card
+ * columns and copying the rows through SPI cost more than the reads.  Only
+ * the page's listings become result rows (cards, cursors).  The rows are
+ * byte for byte those of the statements: sql/search_direct compares both
+ * paths (agentmarket.search_direct = off takes the statements), and
+ * search_direct_last() says which answered.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/relscan.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/namespace.h"
+#include "catalog/pg_collation.h"
+#include "catalog/pg_type.h"
+#include "executor/tuptable.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/tidbitmap.h"
+#include "tsearch/ts_type.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/float.h"
+#include "utils/guc.h"
+#include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
+#include "agentmarket.h"
+#include "search_agents.h"
+
+PG_FUNCTION_INFO_V1(search_direct_last);
+
+/* The columns of agents the direct path reads. */
+enum
+{
+	AM_COL_STATUS = AM_NCARD,
+	AM_COL_DOCUMENT,
+	AM_COL_STATIC,
+	AM_NCOLS
+};
+
+/* By name: the card columns in result order, then the others. */
+static const char *const am_col_names[AM_NCOLS] = {
+	"id", "slug", "name", "tagline", "icon_url", "category", "pricing_model", "credits_per_session",
+	"avg_rating", "total_reviews", "total_hires", "supported_relays", "supported_models", "tags",
+	"published_at", "status", "search_document", "search_static"
+};
+
+/* Card columns a filter or sort reads (indexes into am_col_names). */
+#define AM_CARD_ID 0
+#define AM_CARD_CATEGORY 5
+#define AM_CARD_PRICING 6
+#define AM_CARD_RATING 8
+#define AM_CARD_REVIEWS 9
+#define AM_CARD_HIRES 10
+#define AM_CARD_RELAYS 11
+#define AM_CARD_MODELS 12
+#define AM_CARD_TAGS 13
+#define AM_CARD_PUBLISHED 14
+
+/* A listing on the page so far: its keys and a copy of its row. */
+typedef struct AmCandidate
+{
+	double		score;			/* relevance: the score; else the static score */
+	Datum		key;			/* rating (numeric), hires, publication */
+	bool		key_null;
+	int32		key2;			/* reviews */
+	pg_uuid_t	id;
+	HeapTuple	tuple;
+} AmCandidate;
+
+/* One direct read: the request, the relation's columns, the filters' functions. */
+typedef struct AmDirect
+{
+	AmSearch   *s;
+	bool		scored;			/* relevance by score; else the sort's keys */
+	AttrNumber	attnums[AM_NCOLS];
+	FmgrInfo	contains;		/* tags @> */
+	FmgrInfo	overlaps;		/* relays &&, models && */
+	AmTermCache *terms;
+	AmCandidate *page;
+	int			n;
+	MemoryContext page_cxt;		/* the page's copies; each row's work is in a context reset after it */
+	Datum		published;		/* 'published' */
+} AmDirect;
+
+/* What the backend's last search_agents call read directly (search_direct_last). */
+static struct
+{
+	bool		ran;
+	bool		scored;
+	int64		checked;		/* listings the bitmap held, read */
+	int64		matches;		/* of them matches (after the cursor) */
+}			am_last_direct;
+
+/* A search_agents call begins: nothing read directly yet. */
+void
+am_direct_reset(void)
+{
+	memset(&am_last_direct, 0, sizeof(am_last_direct));
+}
+
+/* A column of the slot by our index. */
+static inline Datum
+am_col(AmDirect *d, TupleTableSlot *slot, int col, bool *isnull)
+{
+	return slot_getattr(slot, d->attnums[col], isnull);
+}
+
+/* Whether a text column equals a value (texteq: the default collation, deterministic). */
+static bool
+am_text_equal(Datum column, Datum value)
+{
+	return DatumGetBool(DirectFunctionCall2Coll(texteq, DEFAULT_COLLATION_OID, column, value));
+}
+
+/* The filters of the request on a listing (NULL columns fail them, as in SQL). */
+static bool
+am_filters_pass(AmDirect *d, TupleTableSlot *slot)
+{
+	AmSearch   *s = d->s;
+	bool		isnull;
+	Datum		v;
+
+	if (s->filters & AM_F_CATEGORY)
+	{
+		v = am_col(d, slot, AM_CARD_CATEGORY, &isnull);
+		if (isnull || !am_text_equal(v, s->category))
+			return false;
+	}
+	if (s->filters & AM_F_TAGS)
+	{
+		v = am_col(d, slot, AM_CARD_TAGS, &isnull);
+		if (isnull || !DatumGetBool(FunctionCall2Coll(&d->contains, DEFAULT_COLLATION_OID, v, s->tags)))
+			return false;
+	}
+	if (s->filters & AM_F_RELAYS)
+	{
+		v = am_col(d, slot, AM_CARD_RELAYS, &isnull);
+		if (isnull || !DatumGetBool(FunctionCall2Coll(&d->overlaps, DEFAULT_COLLATION_OID, v, s->relays)))
+			return false;
+	}
+	if (s->filters & AM_F_MODELS)
+	{
+		v = am_col(d, slot, AM_CARD_MODELS, &isnull);
+		if (isnull || !DatumGetBool(FunctionCall2Coll(&d->overlaps, DEFAULT_COLLATION_OID, v, s->models)))
+			return false;
+	}
+	if (s->filters & AM_F_PRICING)
+	{
+		v = am_col(d, slot, AM_CARD_PRICING, &isnull);
+		if (isnull || !am_text_equal(v, s->pricing))
+			return false;
+	}
+	return true;
+}
+
+/*
+ * a against b in the page's order: < 0 when a comes first.  Relevance:
+ * score (or static score) descending; rating: COALESCE(avg_rating, 0),
+ * reviews; popular: hires; newest: publication (NULL first, as DESC puts
+ * it); then id, all descending.
+ */
+static int
+am_candidate_cmp(AmDirect *d, const AmCandidate *a, const AmCandidate *b)
+{
+	int			c = 0;
+
+	switch (d->s->sort)
+	{
+		case AM_SORT_RELEVANCE:
+			c = -float8_cmp_internal(a->score, b->score);
+			break;
+		case AM_SORT_RATING:
+			c = -DatumGetInt32(DirectFunctionCall2(numeric_cmp, a->key, b->key));
+			if (c == 0 && a->key2 != b->key2)
+				c = a->key2 > b->key2 ? -1 : 1;
+			break;
+		case AM_SORT_POPULAR:
+			if (DatumGetInt32(a->key) != DatumGetInt32(b->key))
+				c = DatumGetInt32(a->key) > DatumGetInt32(b->key) ? -1 : 1;
+			break;
+		default:
+			if (a->key_null != b->key_null)
+				c = a->key_null ? -1 : 1;
+			else if (!a->key_null && DatumGetTimestampTz(a->key) != DatumGetTimestampTz(b->key))
+				c = DatumGetTimestampTz(a->key) > DatumGetTimestampTz(b->key) ? -1 : 1;
+			break;
+	}
+	if (c == 0)
+		c = -memcmp(a->id.data, b->id.data, UUID_LEN);
+	return c;
+}
+
+/*
+ * Whether a listing comes after the cursor: the keyset row comparison
+ * (keys..., id) < (cursor's keys..., id) of the statements, where a NULL
+ * key makes it NULL (not after).
+ */
+static bool
+am_after_cursor(AmDirect *d, const AmCandidate *c)
+{
+	AmSearch   *s = d->s;
+	int			cmp = 0;
+
+	switch (s->sort)
+	{
+		case AM_SORT_RELEVANCE:
+			cmp = float8_cmp_internal(c->score, s->after_score);
+			break;
+		case AM_SORT_RATING:
+			cmp = DatumGetInt32(DirectFunctionCall2(numeric_cmp, c->key, s->after_rating));
+			if (cmp == 0 && (int64) c->key2 != s->after_count)
+				cmp = (int64) c->key2 < s->after_count ? -1 : 1;
+			break;
+		case AM_SORT_POPULAR:
+			if ((int64) DatumGetInt32(c->key) != s->after_count)
+				cmp = (int64) DatumGetInt32(c->key) < s->after_count ? -1 : 1;
+			break;
+		default:
+			if (c->key_null)
+				return false;
+			if (DatumGetTimestampTz(c->key) != s->after_time)
+				cmp = DatumGetTimestampTz(c->key) < s->after_time ? -1 : 1;
+			break;
+	}
+	if (cmp == 0)
+		cmp = memcmp(c->id.data, DatumGetUUIDP(s->after_id)->data, UUID_LEN);
+	return cmp < 0;
+}
+
+/* Puts a match on the page (best first, at most k), copying its row, unless it falls below. */
+static void
+am_page_add(AmDirect *d, AmCandidate *c, TupleTableSlot *slot)
+{
+	int			k = d->s->k;
+	int			at;
+	MemoryContext old;
+
+	if (d->n == k && am_candidate_cmp(d, c, &d->page[k - 1]) >= 0)
+		return;
+	if (d->n == k)
+	{
+		heap_freetuple(d->page[k - 1].tuple);
+		if (d->s->sort == AM_SORT_RATING)
+			pfree(DatumGetPointer(d->page[k - 1].key));
+		d->n--;
+	}
+	for (at = d->n; at > 0 && am_candidate_cmp(d, c, &d->page[at - 1]) < 0; at--)
+		d->page[at] = d->page[at - 1];
+	old = MemoryContextSwitchTo(d->page_cxt);
+	c->tuple = ExecCopySlotHeapTuple(slot);
+	if (d->s->sort == AM_SORT_RATING)
+		c->key = PointerGetDatum(PG_DETOAST_DATUM_COPY(c->key));
+	MemoryContextSwitchTo(old);
+	d->page[at] = *c;
+	d->n++;
+}
+
+/*
+ * A listing the bitmap holds: checked (published, the words when the
+ * bitmap asks to recheck, the filters), keyed, after the cursor, and put
+ * on the page when it belongs there.
+ */
+static void
+am_direct_row(AmDirect *d, TupleTableSlot *slot, bool recheck, Datum query)
+{
+	AmSearch   *s = d->s;
+	AmCandidate c;
+	bool		isnull;
+	Datum		v;
+	TSVector	doc = NULL;
+
+	v = am_col(d, slot, AM_COL_STATUS, &isnull);
+	if (isnull || !am_text_equal(v, d->published))
+		return;
+	v = am_col(d, slot, AM_COL_DOCUMENT, &isnull);
+	if (isnull)
+		return;
+	if (recheck || d->scored)
+		doc = DatumGetTSVector(v);
+	if (recheck && !DatumGetBool(DirectFunctionCall2(ts_match_vq, PointerGetDatum(doc), query)))
+		return;
+	if (!am_filters_pass(d, slot))
+		return;
+	memset(&c, 0, sizeof(c));
+	memcpy(c.id.data, DatumGetUUIDP(am_col(d, slot, AM_CARD_ID, &isnull))->data, UUID_LEN);
+	switch (s->sort)
+	{
+		case AM_SORT_RELEVANCE:
+			c.score = DatumGetFloat8(am_col(d, slot, AM_COL_STATIC, &isnull));
+			if (d->scored)
+				c.score = am_blend(am_text_score(d->terms, doc), c.score);
+			break;
+		case AM_SORT_RATING:
+			c.key = am_col(d, slot, AM_CARD_RATING, &isnull);
+			if (isnull)
+				c.key = DirectFunctionCall1(int4_numeric, Int32GetDatum(0));
+			c.key2 = DatumGetInt32(am_col(d, slot, AM_CARD_REVIEWS, &isnull));
+			break;
+		case AM_SORT_POPULAR:
+			c.key = am_col(d, slot, AM_CARD_HIRES, &isnull);
+			break;
+		default:
+			c.key = am_col(d, slot, AM_CARD_PUBLISHED, &c.key_null);
+			break;
+	}
+	if (s->after && !am_after_cursor(d, &c))
+		return;
+	am_last_direct.matches++;
+	am_page_add(d, &c, slot);
+}
+
+/* The page's rows: cards, score, cursor. */
+static void
+am_direct_emit(AmDirect *d, ReturnSetInfo *rsinfo, TupleDesc desc)
+{
+	Datum	   *all = palloc(sizeof(Datum) * desc->natts);
+	bool	   *all_nulls = palloc(sizeof(bool) * desc->natts);
+	int			i,
+				c;
+
+	for (i = 0; i < d->n; i++)
+	{
+		AmCandidate *p = &d->page[i];
+		Datum		values[AM_NCARD + 3];
+		bool		nulls[AM_NCARD + 3];
+
+		heap_deform_tuple(p->tuple, desc, all, all_nulls);
+		for (c = 0; c < AM_NCARD; c++)
+		{
+			values[c] = all[d->attnums[c] - 1];
+			nulls[c] = all_nulls[d->attnums[c] - 1];
+		}
+		nulls[AM_NCARD] = false;
+		if (d->s->sort == AM_SORT_RELEVANCE && (d->scored || d->s->ngroups == 0))
+			values[AM_NCARD] = Float8GetDatum(p->score);
+		else
+		{
+			/* sorted by a column: the score as the statement computes it */
+			double		static_score = DatumGetFloat8(all[d->attnums[AM_COL_STATIC] - 1]);
+
+			values[AM_NCARD] = Float8GetDatum(d->s->ngroups > 0
+											  ? am_blend(am_text_score(d->terms, DatumGetTSVector(all[d->attnums[AM_COL_DOCUMENT] - 1])),
+														 static_score)
+											  : static_score);
+		}
+		nulls[AM_NCARD + 2] = true;
+		values[AM_NCARD + 2] = (Datum) 0;
+		am_emit_values(rsinfo, d->s, values, nulls);
+	}
+}
+
+/* A relation of agentmarket by name. */
+static Oid
+am_agentmarket_relid(Oid schema, const char *name)
+{
+	Oid			relid = get_relname_relid(name, schema);
+
+	if (!OidIsValid(relid))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_TABLE),
+				 errmsg("relation agentmarket.%s does not exist", name)));
+	return relid;
+}
+
+/*
+ * Every match through the GIN index on search_document (the request's GIN
+ * query: words and filter lexemes), checked and keyed in C; the page after
+ * the cursor is emitted: by score (scored, relevance with words), else in
+ * the sort's order.  False (nothing done) when agentmarket.search_direct
+ * is off: the statements answer.
+ */
+bool
+am_direct_gin(ReturnSetInfo *rsinfo, AmSearch *s, bool scored)
+{
+	const char *setting = GetConfigOption("agentmarket.search_direct", true, false);
+	AmDirect	d;
+	Oid			schema;
+	Relation	heap;
+	Relation	index;
+	TupleDesc	desc;
+	Snapshot	snapshot = GetActiveSnapshot();
+	ScanKeyData key;
+	IndexScanDesc iscan;
+	TIDBitmap  *tbm;
+	TBMIterator *it;
+	TBMIterateResult *page;
+	TableScanDesc scan;
+	TupleTableSlot *slot;
+	MemoryContext row_cxt;
+	int			c;
+
+	if (setting != NULL && (strcmp(setting, "off") == 0 || strcmp(setting, "false") == 0))
+		return false;
+	Assert(!s->gin_null);
+	memset(&d, 0, sizeof(d));
+	d.s = s;
+	d.scored = scored;
+	schema = get_namespace_oid("agentmarket", false);
+	heap = table_open(am_agentmarket_relid(schema, "agents"), AccessShareLock);
+	/* read directly, not through SQL: the caller must be allowed to read it */
+	if (pg_class_aclcheck(RelationGetRelid(heap), GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table agents")));
+	index = index_open(am_agentmarket_relid(schema, "agents_search_document_idx"), AccessShareLock);
+	desc = RelationGetDescr(heap);
+	for (c = 0; c < AM_NCOLS; c++)
+	{
+		int			a;
+
+		for (a = 0; a < desc->natts; a++)
+			if (!TupleDescAttr(desc, a)->attisdropped &&
+				strcmp(NameStr(TupleDescAttr(desc, a)->attname), am_col_names[c]) == 0)
+				break;
+		if (a == desc->natts)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column agents.%s does not exist", am_col_names[c])));
+		d.attnums[c] = a + 1;
+	}
+	fmgr_info(F_ARRAYCONTAINS, &d.contains);
+	fmgr_info(F_ARRAYOVERLAP, &d.overlaps);
+	if (s->ngroups > 0)
+		d.terms = am_terms(s->plan_values[1], s->plan_values[2], s->plan_values[3], s->plan_values[4],
+						   s->ngroups);
+	d.page = palloc(sizeof(AmCandidate) * s->k);
+	d.page_cxt = CurrentMemoryContext;
+	d.published = CStringGetTextDatum("published");
+	row_cxt = AllocSetContextCreate(CurrentMemoryContext, "search direct row", ALLOCSET_DEFAULT_SIZES);
+
+	/* the bitmap of the words and filter lexemes */
+	ScanKeyEntryInitialize(&key, 0, 1, 1 /* @@ */ , TSQUERYOID, index->rd_indcollation[0],
+						   F_TS_MATCH_VQ, s->gin_query);
+	tbm = tbm_create(work_mem * 1024L, NULL);
+	iscan = index_beginscan_bitmap(index, snapshot, 1);
+	index_rescan(iscan, &key, 1, NULL, 0);
+	index_getbitmap(iscan, tbm);
+	index_endscan(iscan);
+
+	/* the listings on it, as a bitmap heap scan reads them */
+	scan = table_beginscan_bm(heap, snapshot, 0, NULL);
+	slot = table_slot_create(heap, NULL);
+	it = tbm_begin_iterate(tbm);
+	while ((page = tbm_iterate(it)) != NULL)
+	{
+		CHECK_FOR_INTERRUPTS();
+		if (!table_scan_bitmap_next_block(scan, page))
+			continue;
+		while (table_scan_bitmap_next_tuple(scan, page, slot))
+		{
+			MemoryContext old = MemoryContextSwitchTo(row_cxt);
+
+			am_last_direct.checked++;
+			am_direct_row(&d, slot, page->recheck, s->gin_query);
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(row_cxt);
+		}
+	}
+	tbm_end_iterate(it);
+	tbm_free(tbm);
+	ExecDropSingleTupleTableSlot(slot);
+	table_endscan(scan);
+
+	MemoryContextDelete(row_cxt);
+	am_direct_emit(&d, rsinfo, desc);
+	index_close(index, AccessShareLock);
+	table_close(heap, AccessShareLock);
+	am_last_direct.ran = true;
+	am_last_direct.scored = scored;
+	return true;
+}
+
+/*
+ * search_direct_last: whether the backend's last search_agents call read
+ * its matches directly (score every match, or GIN then sort), how many
+ * listings the bitmap gave and how many of them matched; NULL when a
+ * statement answered.  For tests: the rows cannot tell.
+ */
+/* SQL function: search_direct_last */
+Datum
+search_direct_last(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+
+	if (!am_last_direct.ran)
+		PG_RETURN_NULL();
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("search_direct_last must return a row")));
+	values[0] = CStringGetTextDatum(am_last_direct.scored ? "score every match" : "sort every match");
+	values[1] = Int64GetDatum(am_last_direct.checked);
+	values[2] = Int64GetDatum(am_last_direct.matches);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+}

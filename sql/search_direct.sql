@@ -1,0 +1,140 @@
+-- search_direct: searches that read every match through GIN (a rare word,
+-- typos of it, prefixes, phrases, few matches sorted by a column, selective
+-- filters) are answered in C (search_direct.c) instead of by a statement.
+-- Its pages (cards, scores, cursors: every byte) equal the statements'
+-- (agentmarket.search_direct = off) for every sort, filter, page size and
+-- second page; search_direct_last() shows the C path answered, read every
+-- match and nothing more; drafts, archived listings and old versions of an
+-- edited listing never show; a phrase the bitmap cannot decide is checked
+-- on the row.
+\ir test/fixture.sql
+BEGIN;
+SELECT plan(13);
+
+INSERT INTO agentmarket.users (id, email, role) VALUES
+  ('66666666-2000-4000-8000-000000000001', 'maker@sd.test', 'creator');
+SELECT setseed(0.37);
+-- Rare invented words (and words one typo from them) in names, taglines,
+-- tags and descriptions; common words nearly everywhere; ratings, hires and
+-- publication times with many ties (the id decides); some listings without
+-- a rating.
+INSERT INTO agentmarket.agents (slug, creator_id, name, tagline, description, category, status, pricing_model,
+                                github_repo_url, supported_relays, supported_models, tags,
+                                total_hires, avg_rating, total_reviews, published_at)
+SELECT 'sd-' || i, '66666666-2000-4000-8000-000000000001',
+       initcap(CASE WHEN i % 37 = 0 THEN r.w || ' ' ELSE '' END || 'helper ' || (ARRAY['mail','notes','video','code'])[1 + i % 4]),
+       initcap(CASE WHEN i % 41 = 1 THEN r.w || ' ' ELSE '' END || 'automate your agent work'),
+       'This agent helps with ' || CASE WHEN i % 29 = 2 THEN r.w || ' inbox ' ELSE '' END ||
+       CASE WHEN i % 31 = 3 THEN 'inbox and ' || r.w ELSE 'tasks' END || ' every day',
+       (ARRAY['finance','writing','coding','research'])[1 + (i * 7 + i / 5) % 4],
+       'published', (ARRAY['per_session','per_task','free'])[1 + i % 3], 'https://g/sd' || i,
+       (ARRAY['{slack}','{telegram,discord}','{whatsapp}','{}'])[1 + (i / 3) % 4]::text[],
+       (ARRAY['{claude}','{gpt,gemini}','{gemini}'])[1 + (i / 2) % 3]::text[],
+       CASE WHEN i % 43 = 4 THEN ARRAY[r.w, 'mail'] ELSE ARRAY['mail'] END,
+       (i * 7919) % 9, CASE WHEN i % 5 = 0 THEN NULL ELSE ((i * 31) % 5) / 2.0 + 2 END, (i * 13) % 3,
+       '2026-01-01'::timestamptz + (i % 7) * interval '1 day'
+  FROM generate_series(1, 1500) i,
+       LATERAL (SELECT (ARRAY['kazumor','kazutor','vazumor','pixquoren','pixquowen','solbrinex'])[1 + (i / 7) % 6] AS w) r;
+-- Drafts and an archived listing with the rare words: never shown.
+INSERT INTO agentmarket.agents (slug, creator_id, name, tagline, description, category, status, github_repo_url)
+SELECT 'sd-draft-' || i, '66666666-2000-4000-8000-000000000001', 'Kazumor Pixquoren ' || i, 'Solbrinex',
+       'kazumor pixquoren solbrinex', 'coding', CASE WHEN i = 1 THEN 'archived' ELSE 'draft' END, 'https://g/sdd' || i
+  FROM generate_series(1, 30) i;
+-- An edited listing (its old version with the rare word stays in the index).
+UPDATE agentmarket.agents SET name = 'Plain Helper', tagline = 'Nothing rare'
+ WHERE slug = (SELECT min(slug) FROM agentmarket.agents WHERE name ILIKE 'kazumor%' AND status = 'published');
+ANALYZE agentmarket.agents;
+
+-- Every query x sort x filter x page size, first and second page, by both paths.
+CREATE TEMP TABLE runs (n serial, q text, sort text, category text, relays text[], models text[], pricing text, tags text[],
+                        k int, page int, after text,
+                        direct text, direct_path text, direct_checked bigint, direct_matches bigint, statement text);
+INSERT INTO runs (q, sort, category, relays, models, pricing, tags, k, page)
+SELECT q, sort, f.category, f.relays, f.models, f.pricing, f.tags, k, page
+  FROM unnest(ARRAY['kazumor', 'pixquoren', 'solbrinex', 'kazumro', 'kazu', 'pixq', 'kazumor inbox',
+                    '"kazumor inbox"', 'kazumor -inbox', 'kazumor or solbrinex', '-helper']) q,
+       unnest(ARRAY['relevance', 'rating', 'popular', 'newest']) sort,
+       (VALUES (NULL::text, NULL::text[], NULL::text[], NULL::text, NULL::text[]), ('coding', NULL, NULL, NULL, NULL), (NULL, '{slack}', NULL, NULL, NULL),
+               (NULL, NULL, '{gemini}', NULL, NULL), (NULL, NULL, NULL, 'free', NULL), (NULL, NULL, NULL, NULL, '{mail}'),
+               ('finance', '{telegram,discord}', '{claude}', 'per_task', '{mail}'))
+         AS f(category, relays, models, pricing, tags),
+       unnest(ARRAY[5, 20]) k, unnest(ARRAY[1, 2]) page;
+CREATE FUNCTION pg_temp.page(r runs) RETURNS text LANGUAGE sql AS $$
+    SELECT COALESCE(json_agg(s)::text, '[]')
+      FROM agentmarket.search_agents(r.q, r.category, r.tags, r.relays, r.models, r.pricing, r.sort, r.k, r.after) s
+$$;
+DO $$
+DECLARE
+    r runs;
+    d_path text;
+    d_checked bigint;
+    d_matches bigint;
+BEGIN
+    -- second pages: after the last row of the first (statements' cursor)
+    PERFORM set_config('agentmarket.search_direct', 'off', true);
+    UPDATE runs u SET after = (SELECT s.cursor FROM agentmarket.search_agents(u.q, u.category, u.tags, u.relays, u.models,
+                                       u.pricing, u.sort, u.k) s OFFSET u.k - 1 LIMIT 1)
+     WHERE u.page = 2;
+    DELETE FROM runs u WHERE u.page = 2 AND u.after IS NULL;
+    FOR r IN SELECT * FROM runs LOOP
+        PERFORM set_config('agentmarket.search_direct', 'off', true);
+        r.statement := pg_temp.page(r);
+        PERFORM set_config('agentmarket.search_direct', 'on', true);
+        r.direct := pg_temp.page(r);
+        SELECT x.path, x.checked, x.matches INTO d_path, d_checked, d_matches
+          FROM agentmarket_private.search_direct_last() x;
+        UPDATE runs u SET statement = r.statement, direct = r.direct,
+                          direct_path = d_path, direct_checked = d_checked, direct_matches = d_matches
+         WHERE u.n = r.n;
+    END LOOP;
+END $$;
+
+SELECT is((SELECT count(*) FROM runs WHERE direct IS DISTINCT FROM statement), 0::bigint,
+          'every page, cursor and score read directly equals the statements''');
+SELECT ok((SELECT count(*) FILTER (WHERE direct_path = 'score every match') >= 150
+              AND count(*) FILTER (WHERE direct_path = 'sort every match') >= 400 FROM runs),
+          'the direct path answers most of these searches, by relevance and sorted');
+SELECT is((SELECT count(*) FROM runs WHERE q IN ('kazumor', 'pixquoren', 'solbrinex', 'kazumro') AND direct_path IS NULL),
+          0::bigint, 'every search of a rare word (or its typo) is answered directly');
+SELECT ok((SELECT count(*) FROM runs WHERE page = 2 AND direct_path IS NOT NULL AND direct <> '[]') >= 100,
+          'second pages by cursor are answered directly too');
+SELECT ok((SELECT count(*) FROM runs WHERE direct <> '[]' AND direct_path IS NOT NULL) >= 300,
+          'and they are not empty');
+
+-- The matches it reads: every published match of the words, nothing more.
+SELECT is((SELECT direct_matches FROM runs WHERE q = 'kazumor' AND sort = 'rating' AND category IS NULL AND relays IS NULL
+             AND models IS NULL AND pricing IS NULL AND tags IS NULL AND k = 20 AND page = 1),
+          (SELECT count(*) FROM agentmarket.agents a WHERE a.status = 'published'
+              AND a.search_document @@ (agentmarket_private.search_prepare('kazumor')).query),
+          'every published match (typos included) is read and counted once');
+SELECT is((SELECT array_agg(s.id ORDER BY s.score DESC, s.id DESC) FROM agentmarket.search_agents('kazumro', page_size => 100) s),
+          (SELECT array_agg(x.id ORDER BY x.score DESC, x.id DESC) FROM (
+             SELECT a.id, agentmarket_private.search_blend(agentmarket_private.search_text_score(a.search_document,
+                        (p.p).lexemes, (p.p).groups, (p.p).factors, (p.p).prefixes, (p.p).ngroups), a.search_static) AS score
+               FROM agentmarket.agents a, (SELECT agentmarket_private.search_prepare('kazumro') AS p) p
+              WHERE a.status = 'published' AND a.search_document @@ (p.p).query
+              ORDER BY 2 DESC, 1 DESC LIMIT 100) x),
+          'a typo''s page equals scoring every match in SQL');
+SELECT is((SELECT count(*) FROM agentmarket.search_agents('kazumor pixquoren solbrinex', page_size => 100) s
+            WHERE s.slug LIKE 'sd-draft-%'), 0::bigint, 'drafts and archived listings never show');
+SELECT is((SELECT count(*) FROM agentmarket.search_agents('kazumor', page_size => 100) s WHERE s.name = 'Plain Helper'),
+          (SELECT count(*) FROM agentmarket.agents a WHERE a.name = 'Plain Helper'
+              AND a.search_document @@ (agentmarket_private.search_prepare('kazumor')).query),
+          'an edited listing shows as it is now, not as the index first saw it');
+-- A phrase: the bitmap holds listings with both words anywhere, the row decides.
+SELECT ok((SELECT min(direct_checked) > max(direct_matches) FROM runs
+            WHERE q = '"kazumor inbox"' AND direct_path IS NOT NULL AND page = 1 AND category IS NULL AND relays IS NULL
+              AND models IS NULL AND pricing IS NULL AND tags IS NULL),
+          'a phrase is checked on the rows the bitmap gives');
+SELECT is((SELECT count(*) FROM runs WHERE q = '"kazumor inbox"' AND direct <> '[]' AND direct_path IS NOT NULL)
+          > 0, true, 'and its matches are found');
+
+-- Searches that walk, or have nothing to read, leave no direct read behind.
+SET LOCAL agentmarket.search_exhaustive_limit = 100;
+SELECT count(*) FROM agentmarket.search_agents('agent');
+SELECT ok(agentmarket_private.search_direct_last() IS NULL, 'a common word is not read directly');
+SELECT count(*) FROM agentmarket.search_agents(NULL, sort => 'newest');
+SELECT ok(agentmarket_private.search_direct_last() IS NULL, 'nor a search without words or filters');
+
+SELECT * FROM finish();
+ROLLBACK;

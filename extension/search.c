@@ -614,57 +614,95 @@ am_append_text_arg(StringInfo out, FunctionCallInfo fcinfo, int arg)
 	}
 }
 
-/* base64url (no padding) of len bytes, as a text. */
-static text *
-am_base64url(const char *data, int len)
+/* base64url (no padding) of len bytes into out (room for (len * 4 + 2) / 3); its length. */
+static int
+am_base64url_into(const unsigned char *bytes, int len, char *out)
 {
 	static const char alphabet[] =
 		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-	StringInfoData out;
-	const unsigned char *bytes = (const unsigned char *) data;
+	char	   *o = out;
 	int			i;
 
-	initStringInfo(&out);
 	for (i = 0; i + 2 < len; i += 3)
 	{
 		uint32		v = (bytes[i] << 16) | (bytes[i + 1] << 8) | bytes[i + 2];
 
-		appendStringInfoChar(&out, alphabet[(v >> 18) & 63]);
-		appendStringInfoChar(&out, alphabet[(v >> 12) & 63]);
-		appendStringInfoChar(&out, alphabet[(v >> 6) & 63]);
-		appendStringInfoChar(&out, alphabet[v & 63]);
+		*o++ = alphabet[(v >> 18) & 63];
+		*o++ = alphabet[(v >> 12) & 63];
+		*o++ = alphabet[(v >> 6) & 63];
+		*o++ = alphabet[v & 63];
 	}
 	if (len - i == 1)
 	{
 		uint32		v = bytes[i] << 16;
 
-		appendStringInfoChar(&out, alphabet[(v >> 18) & 63]);
-		appendStringInfoChar(&out, alphabet[(v >> 12) & 63]);
+		*o++ = alphabet[(v >> 18) & 63];
+		*o++ = alphabet[(v >> 12) & 63];
 	}
 	else if (len - i == 2)
 	{
 		uint32		v = (bytes[i] << 16) | (bytes[i + 1] << 8);
 
-		appendStringInfoChar(&out, alphabet[(v >> 18) & 63]);
-		appendStringInfoChar(&out, alphabet[(v >> 12) & 63]);
-		appendStringInfoChar(&out, alphabet[(v >> 6) & 63]);
+		*o++ = alphabet[(v >> 18) & 63];
+		*o++ = alphabet[(v >> 12) & 63];
+		*o++ = alphabet[(v >> 6) & 63];
 	}
-	return cstring_to_text_with_len(out.data, out.len);
+	return o - out;
+}
+
+/* base64url (no padding) of len bytes, as a text. */
+static text *
+am_base64url(const char *data, int len)
+{
+	text	   *out = palloc(VARHDRSZ + (len * 4 + 2) / 3);
+
+	SET_VARSIZE(out, VARHDRSZ + am_base64url_into((const unsigned char *) data, len, VARDATA(out)));
+	return out;
 }
 
 /*
  * The page cursor of a row for C callers (search_agents.c): what
- * search_cursor(sort, key, key2, id) returns; a NULL key is empty.
+ * search_cursor(sort, key, key2, id) returns; a NULL key is empty.  (Made
+ * for every row a search returns: written straight into its text, the id
+ * as uuid_out writes it.)
  */
 text *
 am_search_cursor(const char *sort, const char *key, const char *key2, Datum id)
 {
-	StringInfoData raw;
+	static const char hex[] = "0123456789abcdef";
+	const pg_uuid_t *uuid = DatumGetUUIDP(id);
+	int			sort_len = strlen(sort);
+	int			key_len = key ? strlen(key) : 0;
+	int			key2_len = key2 ? strlen(key2) : 0;
+	int			len = sort_len + key_len + key2_len + 3 + 36;
+	char		stack_raw[128];
+	char	   *raw = len <= (int) sizeof(stack_raw) ? stack_raw : palloc(len);
+	char	   *r = raw;
+	text	   *out;
+	int			i;
 
-	initStringInfo(&raw);
-	appendStringInfo(&raw, "%s|%s|%s|%s", sort, key ? key : "", key2 ? key2 : "",
-					 DatumGetCString(DirectFunctionCall1(uuid_out, id)));
-	return am_base64url(raw.data, raw.len);
+	memcpy(r, sort, sort_len);
+	r += sort_len;
+	*r++ = '|';
+	memcpy(r, key ? key : "", key_len);
+	r += key_len;
+	*r++ = '|';
+	memcpy(r, key2 ? key2 : "", key2_len);
+	r += key2_len;
+	*r++ = '|';
+	for (i = 0; i < UUID_LEN; i++)
+	{
+		if (i == 4 || i == 6 || i == 8 || i == 10)
+			*r++ = '-';
+		*r++ = hex[uuid->data[i] >> 4];
+		*r++ = hex[uuid->data[i] & 0x0F];
+	}
+	Assert(r - raw == len);
+	out = palloc(VARHDRSZ + (len * 4 + 2) / 3);
+	SET_VARSIZE(out, VARHDRSZ + am_base64url_into((unsigned char *) raw, len, VARDATA(out)));
+	if (raw != stack_raw)
+		pfree(raw);
+	return out;
 }
 
 /*

@@ -348,6 +348,8 @@ am_emit_values(ReturnSetInfo *rsinfo, AmSearch *s, Datum *values, bool *nulls)
 {
 	char	   *key = NULL;
 	char	   *key2 = NULL;
+	char		buf[MAXINT8LEN + 1];
+	char		buf2[MAXINT8LEN + 1];
 
 	switch (s->sort)
 	{
@@ -359,16 +361,25 @@ am_emit_values(ReturnSetInfo *rsinfo, AmSearch *s, Datum *values, bool *nulls)
 		case AM_SORT_RATING:
 			key = nulls[8] ? "0" : DatumGetCString(DirectFunctionCall1(numeric_out, values[8]));
 			if (!nulls[9])
-				key2 = psprintf("%d", DatumGetInt32(values[9]));
+			{
+				pg_ltoa(DatumGetInt32(values[9]), buf2);
+				key2 = buf2;
+			}
 			break;
 		case AM_SORT_POPULAR:
 			if (!nulls[10])
-				key = psprintf("%d", DatumGetInt32(values[10]));
+			{
+				pg_ltoa(DatumGetInt32(values[10]), buf);
+				key = buf;
+			}
 			break;
 		default:
 			if (!nulls[14])
-				key = psprintf(INT64_FORMAT, (int64) DatumGetTimestampTz(values[14]) +
-							   (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY);
+			{
+				pg_lltoa((int64) DatumGetTimestampTz(values[14]) +
+						 (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY, buf);
+				key = buf;
+			}
 			break;
 	}
 	values[AM_NCARD + 1] = PointerGetDatum(am_search_cursor(am_sort_names[s->sort], key, key2, values[0]));
@@ -396,6 +407,34 @@ am_emit_all(ReturnSetInfo *rsinfo, AmSearch *s, uint64 max)
 
 	for (i = 0; i < SPI_processed && i < max; i++)
 		am_emit(rsinfo, s, SPI_tuptable->vals[i]);
+}
+
+/*
+ * Fetches up to n listings of the sorted walk's statement and emits the
+ * matches among them while the page has room; the listings fetched.
+ */
+static uint64
+am_walk_fetch(Portal walk, ReturnSetInfo *rsinfo, AmSearch *s, long n, uint64 *hits)
+{
+	uint64		fetched;
+	uint64		i;
+
+	SPI_cursor_fetch(walk, true, n);
+	for (i = 0; i < SPI_processed && *hits < (uint64) s->k; i++)
+	{
+		bool		isnull;
+		Datum		hit = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
+									   AM_NCARD + 3, &isnull);
+
+		if (!isnull && DatumGetBool(hit))
+		{
+			am_emit(rsinfo, s, SPI_tuptable->vals[i]);
+			(*hits)++;
+		}
+	}
+	fetched = SPI_processed;
+	SPI_freetuptable(SPI_tuptable);
+	return fetched;
 }
 
 /*
@@ -460,7 +499,8 @@ am_sorted(ReturnSetInfo *rsinfo, AmSearch *s)
 		long		chunk;
 		uint64		hits = 0;
 		uint64		seen = 0;
-		Portal		walk;
+		Portal		walk = NULL;
+		AmDirectWalk *direct;
 
 		/* three times the listings that should hold a page */
 		if (!s->has_query)
@@ -483,30 +523,21 @@ am_sorted(ReturnSetInfo *rsinfo, AmSearch *s)
 			limit *= 2;
 		/* read in chunks (first: what should hold a page), up to cap; stop at a full page */
 		chunk = Max(16, page_rows / 3);
-		walk = SPI_cursor_open(NULL, am_shape_plan(AM_KIND_SORTED_WALK, s->sort, s->filters, s->after,
-												   s->has_query, words, limit),
-							   values, nulls, true);
+		/* in C (search_direct_walk.c), or through the statement */
+		direct = am_direct_walk_begin(s);
+		if (direct == NULL)
+			walk = SPI_cursor_open(NULL, am_shape_plan(AM_KIND_SORTED_WALK, s->sort, s->filters, s->after,
+													   s->has_query, words, limit),
+								   values, nulls, true);
 		while (hits < (uint64) s->k && seen < (uint64) cap)
 		{
-			uint64		i;
+			uint64		got = direct != NULL
+				? am_direct_walk_fetch(direct, rsinfo, Min(chunk, (long) (cap - seen)), &hits)
+				: am_walk_fetch(walk, rsinfo, s, Min(chunk, (long) (cap - seen)), &hits);
 
-			SPI_cursor_fetch(walk, true, Min(chunk, (long) (cap - seen)));
-			if (SPI_processed == 0)
+			if (got == 0)
 				break;
-			for (i = 0; i < SPI_processed && hits < (uint64) s->k; i++)
-			{
-				bool		isnull;
-				Datum		hit = SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc,
-											   AM_NCARD + 3, &isnull);
-
-				if (!isnull && DatumGetBool(hit))
-				{
-					am_emit(rsinfo, s, SPI_tuptable->vals[i]);
-					hits++;
-				}
-			}
-			seen += SPI_processed;
-			SPI_freetuptable(SPI_tuptable);
+			seen += got;
 			chunk *= 2;
 			/*
 			 * At this density the rest of the walk would not fill the page:
@@ -523,7 +554,10 @@ am_sorted(ReturnSetInfo *rsinfo, AmSearch *s)
 				break;
 			}
 		}
-		SPI_cursor_close(walk);
+		if (direct != NULL)
+			am_direct_walk_end(direct);
+		else
+			SPI_cursor_close(walk);
 		by_gin = hits < (uint64) s->k && seen == (uint64) cap && s->has_query;
 		am_walk_sorted(seen, hits, by_gin);
 		if (by_gin)

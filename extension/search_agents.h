@@ -96,6 +96,12 @@ extern void am_emit_values(ReturnSetInfo *rsinfo, AmSearch *s, Datum *values, bo
 extern bool am_direct_gin(ReturnSetInfo *rsinfo, AmSearch *s, bool scored);
 extern void am_direct_reset(void);
 
+/* search_direct_walk.c: a sort's index walked in C; NULL when it is off. */
+typedef struct AmDirectWalk AmDirectWalk;
+extern AmDirectWalk *am_direct_walk_begin(AmSearch *s);
+extern uint64 am_direct_walk_fetch(AmDirectWalk *w, ReturnSetInfo *rsinfo, uint64 n, uint64 *hits);
+extern void am_direct_walk_end(AmDirectWalk *w);
+
 /* search_walk.c: the relevance walk; false with the page's ids and scores, true to score every match. */
 extern bool am_walk(AmSearch *s, Datum *values, char *nulls, Datum *ids, Datum *scores);
 extern void am_walk_reset(void);

@@ -43,68 +43,21 @@
 
 #include "agentmarket.h"
 #include "search_agents.h"
+#include "search_direct.h"
 
 PG_FUNCTION_INFO_V1(search_direct_last);
 
-/* The columns of agents the direct path reads. */
-enum
-{
-	AM_COL_STATUS = AM_NCARD,
-	AM_COL_DOCUMENT,
-	AM_COL_STATIC,
-	AM_NCOLS
-};
-
-/* By name: the card columns in result order, then the others. */
-static const char *const am_col_names[AM_NCOLS] = {
+/* By name: the card columns in result order, then the others (AM_COL_*). */
+const char *const am_col_names[AM_NCOLS] = {
 	"id", "slug", "name", "tagline", "icon_url", "category", "pricing_model", "credits_per_session",
 	"avg_rating", "total_reviews", "total_hires", "supported_relays", "supported_models", "tags",
 	"published_at", "status", "search_document", "search_static"
 };
 
-/* Card columns a filter or sort reads (indexes into am_col_names). */
-#define AM_CARD_ID 0
-#define AM_CARD_CATEGORY 5
-#define AM_CARD_PRICING 6
-#define AM_CARD_RATING 8
-#define AM_CARD_REVIEWS 9
-#define AM_CARD_HIRES 10
-#define AM_CARD_RELAYS 11
-#define AM_CARD_MODELS 12
-#define AM_CARD_TAGS 13
-#define AM_CARD_PUBLISHED 14
-
-/* A listing on the page so far: its keys and a copy of its row. */
-typedef struct AmCandidate
-{
-	double		score;			/* relevance: the score; else the static score */
-	Datum		key;			/* rating (numeric), hires, publication */
-	bool		key_null;
-	int32		key2;			/* reviews */
-	pg_uuid_t	id;
-	HeapTuple	tuple;
-} AmCandidate;
-
-/* One direct read: the request, the relation's columns, the filters' functions. */
-typedef struct AmDirect
-{
-	AmSearch   *s;
-	bool		scored;			/* relevance by score; else the sort's keys */
-	AttrNumber	attnums[AM_NCOLS];
-	FmgrInfo	contains;		/* tags @> */
-	FmgrInfo	overlaps;		/* relays &&, models && */
-	AmTermCache *terms;
-	AmCandidate *page;
-	int			n;
-	MemoryContext page_cxt;		/* the page's copies; each row's work is in a context reset after it */
-	Datum		published;		/* 'published' */
-} AmDirect;
-
 /* What the backend's last search_agents call read directly (search_direct_last). */
 static struct
 {
-	bool		ran;
-	bool		scored;
+	const char *path;			/* what read them; NULL: nothing */
 	int64		checked;		/* listings the bitmap held, read */
 	int64		matches;		/* of them matches (after the cursor) */
 }			am_last_direct;
@@ -116,13 +69,6 @@ am_direct_reset(void)
 	memset(&am_last_direct, 0, sizeof(am_last_direct));
 }
 
-/* A column of the slot by our index. */
-static inline Datum
-am_col(AmDirect *d, TupleTableSlot *slot, int col, bool *isnull)
-{
-	return slot_getattr(slot, d->attnums[col], isnull);
-}
-
 /* Whether a text column equals a value (texteq: the default collation, deterministic). */
 static bool
 am_text_equal(Datum column, Datum value)
@@ -130,13 +76,20 @@ am_text_equal(Datum column, Datum value)
 	return DatumGetBool(DirectFunctionCall2Coll(texteq, DEFAULT_COLLATION_OID, column, value));
 }
 
-/* The filters of the request on a listing (NULL columns fail them, as in SQL). */
-static bool
-am_filters_pass(AmDirect *d, TupleTableSlot *slot)
+/*
+ * Whether a listing is published and passes the request's filters (NULL
+ * columns fail them, as in SQL).
+ */
+bool
+am_direct_passes(AmDirect *d, TupleTableSlot *slot)
 {
 	AmSearch   *s = d->s;
 	bool		isnull;
 	Datum		v;
+
+	v = am_col(d, slot, AM_COL_STATUS, &isnull);
+	if (isnull || !am_text_equal(v, d->published))
+		return false;
 
 	if (s->filters & AM_F_CATEGORY)
 	{
@@ -213,7 +166,7 @@ am_candidate_cmp(AmDirect *d, const AmCandidate *a, const AmCandidate *b)
  * (keys..., id) < (cursor's keys..., id) of the statements, where a NULL
  * key makes it NULL (not after).
  */
-static bool
+bool
 am_after_cursor(AmDirect *d, const AmCandidate *c)
 {
 	AmSearch   *s = d->s;
@@ -287,8 +240,7 @@ am_direct_row(AmDirect *d, TupleTableSlot *slot, bool recheck, Datum query)
 	Datum		v;
 	TSVector	doc = NULL;
 
-	v = am_col(d, slot, AM_COL_STATUS, &isnull);
-	if (isnull || !am_text_equal(v, d->published))
+	if (!am_direct_passes(d, slot))
 		return;
 	v = am_col(d, slot, AM_COL_DOCUMENT, &isnull);
 	if (isnull)
@@ -297,34 +249,44 @@ am_direct_row(AmDirect *d, TupleTableSlot *slot, bool recheck, Datum query)
 		doc = DatumGetTSVector(v);
 	if (recheck && !DatumGetBool(DirectFunctionCall2(ts_match_vq, PointerGetDatum(doc), query)))
 		return;
-	if (!am_filters_pass(d, slot))
-		return;
-	memset(&c, 0, sizeof(c));
-	memcpy(c.id.data, DatumGetUUIDP(am_col(d, slot, AM_CARD_ID, &isnull))->data, UUID_LEN);
-	switch (s->sort)
-	{
-		case AM_SORT_RELEVANCE:
-			c.score = DatumGetFloat8(am_col(d, slot, AM_COL_STATIC, &isnull));
-			if (d->scored)
-				c.score = am_blend(am_text_score(d->terms, doc), c.score);
-			break;
-		case AM_SORT_RATING:
-			c.key = am_col(d, slot, AM_CARD_RATING, &isnull);
-			if (isnull)
-				c.key = DirectFunctionCall1(int4_numeric, Int32GetDatum(0));
-			c.key2 = DatumGetInt32(am_col(d, slot, AM_CARD_REVIEWS, &isnull));
-			break;
-		case AM_SORT_POPULAR:
-			c.key = am_col(d, slot, AM_CARD_HIRES, &isnull);
-			break;
-		default:
-			c.key = am_col(d, slot, AM_CARD_PUBLISHED, &c.key_null);
-			break;
-	}
+	am_direct_keys(d, slot, &c);
+	if (d->scored)
+		c.score = am_blend(am_text_score(d->terms, doc), c.score);
 	if (s->after && !am_after_cursor(d, &c))
 		return;
 	am_last_direct.matches++;
 	am_page_add(d, &c, slot);
+}
+
+/*
+ * A listing's keys in the request's sort: its id and, by relevance, its
+ * static score (the caller blends in the text score), or the sort's columns.
+ */
+void
+am_direct_keys(AmDirect *d, TupleTableSlot *slot, AmCandidate *c)
+{
+	bool		isnull;
+
+	memset(c, 0, sizeof(*c));
+	memcpy(c->id.data, DatumGetUUIDP(am_col(d, slot, AM_CARD_ID, &isnull))->data, UUID_LEN);
+	switch (d->s->sort)
+	{
+		case AM_SORT_RELEVANCE:
+			c->score = DatumGetFloat8(am_col(d, slot, AM_COL_STATIC, &isnull));
+			break;
+		case AM_SORT_RATING:
+			c->key = am_col(d, slot, AM_CARD_RATING, &isnull);
+			if (isnull)
+				c->key = DirectFunctionCall1(int4_numeric, Int32GetDatum(0));
+			c->key2 = DatumGetInt32(am_col(d, slot, AM_CARD_REVIEWS, &isnull));
+			break;
+		case AM_SORT_POPULAR:
+			c->key = am_col(d, slot, AM_CARD_HIRES, &isnull);
+			break;
+		default:
+			c->key = am_col(d, slot, AM_CARD_PUBLISHED, &c->key_null);
+			break;
+	}
 }
 
 /* The page's rows: cards, score, cursor. */
@@ -369,15 +331,35 @@ am_direct_emit(AmDirect *d, ReturnSetInfo *rsinfo, TupleDesc desc)
 
 /* A relation of agentmarket by name. */
 static Oid
-am_agentmarket_relid(Oid schema, const char *name)
+am_agentmarket_relid(const char *name)
 {
-	Oid			relid = get_relname_relid(name, schema);
+	Oid			relid = get_relname_relid(name, get_namespace_oid("agentmarket", false));
 
 	if (!OidIsValid(relid))
 		ereport(ERROR,
 				(errcode(ERRCODE_UNDEFINED_TABLE),
 				 errmsg("relation agentmarket.%s does not exist", name)));
 	return relid;
+}
+
+/* agentmarket.agents, open to read (read directly, not through SQL: the caller must be allowed to). */
+Relation
+am_direct_heap(void)
+{
+	Relation	heap = table_open(am_agentmarket_relid("agents"), AccessShareLock);
+
+	if (pg_class_aclcheck(RelationGetRelid(heap), GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table agents")));
+	return heap;
+}
+
+/* An index of agents by name, open to read. */
+Relation
+am_direct_index(const char *name)
+{
+	return index_open(am_agentmarket_relid(name), AccessShareLock);
 }
 
 /*
@@ -390,9 +372,7 @@ am_agentmarket_relid(Oid schema, const char *name)
 bool
 am_direct_gin(ReturnSetInfo *rsinfo, AmSearch *s, bool scored)
 {
-	const char *setting = GetConfigOption("agentmarket.search_direct", true, false);
 	AmDirect	d;
-	Oid			schema;
 	Relation	heap;
 	Relation	index;
 	TupleDesc	desc;
@@ -405,45 +385,17 @@ am_direct_gin(ReturnSetInfo *rsinfo, AmSearch *s, bool scored)
 	TableScanDesc scan;
 	TupleTableSlot *slot;
 	MemoryContext row_cxt;
-	int			c;
 
-	if (setting != NULL && (strcmp(setting, "off") == 0 || strcmp(setting, "false") == 0))
+	if (!am_direct_on())
 		return false;
 	Assert(!s->gin_null);
-	memset(&d, 0, sizeof(d));
-	d.s = s;
+	heap = am_direct_heap();
+	index = am_direct_index("agents_search_document_idx");
+	am_direct_setup(&d, s, heap);
 	d.scored = scored;
-	schema = get_namespace_oid("agentmarket", false);
-	heap = table_open(am_agentmarket_relid(schema, "agents"), AccessShareLock);
-	/* read directly, not through SQL: the caller must be allowed to read it */
-	if (pg_class_aclcheck(RelationGetRelid(heap), GetUserId(), ACL_SELECT) != ACLCHECK_OK)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for table agents")));
-	index = index_open(am_agentmarket_relid(schema, "agents_search_document_idx"), AccessShareLock);
 	desc = RelationGetDescr(heap);
-	for (c = 0; c < AM_NCOLS; c++)
-	{
-		int			a;
-
-		for (a = 0; a < desc->natts; a++)
-			if (!TupleDescAttr(desc, a)->attisdropped &&
-				strcmp(NameStr(TupleDescAttr(desc, a)->attname), am_col_names[c]) == 0)
-				break;
-		if (a == desc->natts)
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_COLUMN),
-					 errmsg("column agents.%s does not exist", am_col_names[c])));
-		d.attnums[c] = a + 1;
-	}
-	fmgr_info(F_ARRAYCONTAINS, &d.contains);
-	fmgr_info(F_ARRAYOVERLAP, &d.overlaps);
-	if (s->ngroups > 0)
-		d.terms = am_terms(s->plan_values[1], s->plan_values[2], s->plan_values[3], s->plan_values[4],
-						   s->ngroups);
 	d.page = palloc(sizeof(AmCandidate) * s->k);
 	d.page_cxt = CurrentMemoryContext;
-	d.published = CStringGetTextDatum("published");
 	row_cxt = AllocSetContextCreate(CurrentMemoryContext, "search direct row", ALLOCSET_DEFAULT_SIZES);
 
 	/* the bitmap of the words and filter lexemes */
@@ -483,9 +435,57 @@ am_direct_gin(ReturnSetInfo *rsinfo, AmSearch *s, bool scored)
 	am_direct_emit(&d, rsinfo, desc);
 	index_close(index, AccessShareLock);
 	table_close(heap, AccessShareLock);
-	am_last_direct.ran = true;
-	am_last_direct.scored = scored;
+	am_last_direct.path = scored ? "score every match" : "sort every match";
 	return true;
+}
+
+/* Whether searches read listings in C (agentmarket.search_direct, on unless off). */
+bool
+am_direct_on(void)
+{
+	const char *setting = GetConfigOption("agentmarket.search_direct", true, false);
+
+	return setting == NULL || (strcmp(setting, "off") != 0 && strcmp(setting, "false") != 0);
+}
+
+/* Sets up a read of agents (open, the caller may read it): its columns, the filters' functions, the terms. */
+void
+am_direct_setup(AmDirect *d, AmSearch *s, Relation heap)
+{
+	TupleDesc	desc = RelationGetDescr(heap);
+	int			c;
+
+	memset(d, 0, sizeof(*d));
+	d->s = s;
+	for (c = 0; c < AM_NCOLS; c++)
+	{
+		int			a;
+
+		for (a = 0; a < desc->natts; a++)
+			if (!TupleDescAttr(desc, a)->attisdropped &&
+				strcmp(NameStr(TupleDescAttr(desc, a)->attname), am_col_names[c]) == 0)
+				break;
+		if (a == desc->natts)
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_COLUMN),
+					 errmsg("column agents.%s does not exist", am_col_names[c])));
+		d->attnums[c] = a + 1;
+	}
+	fmgr_info(F_ARRAYCONTAINS, &d->contains);
+	fmgr_info(F_ARRAYOVERLAP, &d->overlaps);
+	if (s->ngroups > 0)
+		d->terms = am_terms(s->plan_values[1], s->plan_values[2], s->plan_values[3], s->plan_values[4],
+							s->ngroups);
+	d->published = CStringGetTextDatum("published");
+}
+
+/* What a direct read did, for search_direct_last (the walk of a sort's index reports here). */
+void
+am_direct_report(const char *path, int64 checked, int64 matches)
+{
+	am_last_direct.path = path;
+	am_last_direct.checked = checked;
+	am_last_direct.matches = matches;
 }
 
 /*
@@ -502,13 +502,13 @@ search_direct_last(PG_FUNCTION_ARGS)
 	Datum		values[3];
 	bool		nulls[3] = {false, false, false};
 
-	if (!am_last_direct.ran)
+	if (am_last_direct.path == NULL)
 		PG_RETURN_NULL();
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		ereport(ERROR,
 				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
 				 errmsg("search_direct_last must return a row")));
-	values[0] = CStringGetTextDatum(am_last_direct.scored ? "score every match" : "sort every match");
+	values[0] = CStringGetTextDatum(am_last_direct.path);
 	values[1] = Int64GetDatum(am_last_direct.checked);
 	values[2] = Int64GetDatum(am_last_direct.matches);
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));

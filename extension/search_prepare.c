@@ -21,6 +21,7 @@
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "access/visibilitymap.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
@@ -41,6 +42,8 @@
 #include "utils/regproc.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "storage/bufmgr.h"
+#include "storage/predicate.h"
 
 #include "agentmarket.h"
 
@@ -99,6 +102,9 @@ typedef struct AmVocabulary
 	TupleTableSlot *vocabulary_slot;
 	TupleTableSlot *typo_slot;
 	Snapshot	snapshot;
+	IndexScanDesc word_scan;	/* a word's counts: started once, again per word */
+	IndexScanDesc typo_scan;	/* a deletion key's words, read from the index */
+	Buffer		typo_vm;		/* the typo index's visibility map page */
 } AmVocabulary;
 
 /* A relation of agentmarket_private by name, open with AccessShareLock. */
@@ -132,11 +138,20 @@ am_vocabulary_open(AmVocabulary *v)
 	v->vocabulary_slot = table_slot_create(v->vocabulary, NULL);
 	v->typo_slot = table_slot_create(v->typo, NULL);
 	v->snapshot = GetActiveSnapshot();
+	v->word_scan = NULL;
+	v->typo_scan = NULL;
+	v->typo_vm = InvalidBuffer;
 }
 
 static void
 am_vocabulary_close(AmVocabulary *v)
 {
+	if (v->word_scan != NULL)
+		index_endscan(v->word_scan);
+	if (v->typo_scan != NULL)
+		index_endscan(v->typo_scan);
+	if (BufferIsValid(v->typo_vm))
+		ReleaseBuffer(v->typo_vm);
 	ExecDropSingleTupleTableSlot(v->vocabulary_slot);
 	ExecDropSingleTupleTableSlot(v->typo_slot);
 	table_close(v->corpus, AccessShareLock);
@@ -184,7 +199,15 @@ am_vocabulary_counts(AmVocabulary *v, const char *word, bool prefix, int64 *coun
 	}
 	else
 		am_text_key(&keys[0], BTEqualStrategyNumber, F_TEXTEQ, word);
-	scan = index_beginscan(v->vocabulary, v->vocabulary_pkey, v->snapshot, prefix ? 2 : 1, 0);
+	if (prefix)
+		scan = index_beginscan(v->vocabulary, v->vocabulary_pkey, v->snapshot, 2, 0);
+	else
+	{
+		/* one scan serves every word (the last word, typo candidates) */
+		if (v->word_scan == NULL)
+			v->word_scan = index_beginscan(v->vocabulary, v->vocabulary_pkey, v->snapshot, 1, 0);
+		scan = v->word_scan;
+	}
 	index_rescan(scan, keys, prefix ? 2 : 1, NULL, 0);
 	while (index_getnext_slot(scan, ForwardScanDirection, v->vocabulary_slot))
 	{
@@ -196,7 +219,8 @@ am_vocabulary_counts(AmVocabulary *v, const char *word, bool prefix, int64 *coun
 		if (!prefix)
 			break;
 	}
-	index_endscan(scan);
+	if (prefix)
+		index_endscan(scan);
 	return found;
 }
 
@@ -235,19 +259,42 @@ am_typo_candidates(AmVocabulary *v, text *word, AmLookupRow **rows, int *nrows, 
 	{
 		ScanKeyData key;
 		IndexScanDesc scan;
+		ItemPointer tid;
 
 		ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid, C_COLLATION_OID, F_TEXTEQ,
 							   key_datums[i]);
-		scan = index_beginscan(v->typo, v->typo_pkey, v->snapshot, 1, 0);
+		if (v->typo_scan == NULL)
+		{
+			v->typo_scan = index_beginscan(v->typo, v->typo_pkey, v->snapshot, 1, 0);
+			v->typo_scan->xs_want_itup = true;
+		}
+		scan = v->typo_scan;
 		index_rescan(scan, &key, 1, NULL, 0);
-		while (index_getnext_slot(scan, ForwardScanDirection, v->typo_slot))
+		while ((tid = index_getnext_tid(scan, ForwardScanDirection)) != NULL)
 		{
 			bool		isnull;
-			text	   *lexeme = DatumGetTextPP(slot_getattr(v->typo_slot, 2, &isnull));
-			char	   *l = text_to_cstring(lexeme);
+			text	   *lexeme;
+			char	   *l;
 			int64		counts[4];
 			int			j;
 			bool		seen = false;
+
+			/*
+			 * (key, lexeme) is the whole row: read from the index, as an
+			 * index-only scan does, when the page is all visible
+			 */
+			if (!VM_ALL_VISIBLE(v->typo, ItemPointerGetBlockNumber(tid), &v->typo_vm))
+			{
+				if (!index_fetch_heap(scan, v->typo_slot))
+					continue;
+				lexeme = DatumGetTextPP(slot_getattr(v->typo_slot, 2, &isnull));
+			}
+			else
+			{
+				lexeme = DatumGetTextPP(index_getattr(scan->xs_itup, 2, scan->xs_itupdesc, &isnull));
+				PredicateLockPage(v->typo, ItemPointerGetBlockNumber(tid), v->snapshot);
+			}
+			l = text_to_cstring(lexeme);
 
 			if (strcmp(l, w) == 0)
 				continue;
@@ -272,7 +319,6 @@ am_typo_candidates(AmVocabulary *v, text *word, AmLookupRow **rows, int *nrows, 
 			memcpy(cand[ncand].counts, counts, sizeof(counts));
 			ncand++;
 		}
-		index_endscan(scan);
 	}
 	if (ncand > 1)
 		qsort(cand, ncand, sizeof(AmLookupRow), am_candidate_cmp);

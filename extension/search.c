@@ -361,6 +361,25 @@ am_entry_weight(TSVector doc, WordEntry *entry)
 	return am_weight_value[best];
 }
 
+/*
+ * tsCompareString inlined (the scorer compares a few lexemes per term and
+ * document): bytes as unsigned, then length; with prefix, a equal to the
+ * start of b is equal.
+ */
+static inline int
+am_lexeme_cmp(const char *a, int la, const char *b, int lb, bool prefix)
+{
+	int			n = Min(la, lb);
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (a[i] != b[i])
+			return (unsigned char) a[i] < (unsigned char) b[i] ? -1 : 1;
+	if (prefix)
+		return la > lb ? 1 : 0;
+	return la == lb ? 0 : (la < lb ? -1 : 1);
+}
+
 /* The first entry whose lexeme is not below (lexeme, len). */
 static int
 am_lower_bound(TSVector doc, const char *lexeme, int len)
@@ -374,8 +393,7 @@ am_lower_bound(TSVector doc, const char *lexeme, int len)
 	{
 		int			mid = lo + (hi - lo) / 2;
 
-		if (tsCompareString(strings + entries[mid].pos, entries[mid].len,
-							(char *) lexeme, len, false) < 0)
+		if (am_lexeme_cmp(strings + entries[mid].pos, entries[mid].len, lexeme, len, false) < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
@@ -428,7 +446,7 @@ am_text_score(AmTermCache *cache, TSVector doc)
 			WordEntry  *e = &entries[at];
 			double		value;
 
-			if (tsCompareString(t->lexeme, t->len, strings + e->pos, e->len, t->prefix) != 0)
+			if (am_lexeme_cmp(t->lexeme, t->len, strings + e->pos, e->len, t->prefix) != 0)
 				break;
 			value = am_entry_weight(doc, e) * t->factor;
 			if (e->len != t->len)

@@ -56,6 +56,9 @@ extern text *am_search_cursor(const char *sort, const char *key, const char *key
 
 /* search_prepare.c: the search_plan of a query (NULL: none), as a row of tupdesc. */
 extern Datum am_search_prepare(text *query, TupleDesc tupdesc);
+/* ... and as the values of its columns. */
+#define AM_PLAN_COLUMNS 19
+extern void am_search_prepare_values(text *query, Datum *values, bool *nulls);
 
 /* The value of one hex digit, or -1. */
 static inline int

@@ -60,9 +60,8 @@ typedef struct AmSearch
 	int64		after_count;
 	TimestampTz after_time;
 	Datum		after_id;
-	Datum		plan;			/* search_plan row */
-	Datum		plan_values[19];
-	bool		plan_nulls[19];
+	Datum		plan_values[AM_PLAN_COLUMNS];	/* the search_plan's columns */
+	bool		plan_nulls[AM_PLAN_COLUMNS];
 	int			ngroups;
 	bool		has_query;		/* plan.query is not NULL */
 	double		published;

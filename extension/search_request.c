@@ -574,22 +574,14 @@ am_filters(AmSearch *s, StringInfo filter_text, bool counted)
 void
 am_plan(AmSearch *s, text *query)
 {
-	TupleDesc	plan_desc = lookup_rowtype_tupdesc_copy(am_private_type("search_plan"), -1);
-	HeapTupleData plan_tuple;
-	HeapTupleHeader header;
 	const char *setting = GetConfigOption("agentmarket.search_exhaustive_limit", true, false);
 	StringInfoData filter_text;
 	double		estimate;
 	bool		words_decide;
 	int			i;
 
-	s->plan = am_search_prepare(query, plan_desc);
-	header = DatumGetHeapTupleHeader(s->plan);
-	plan_tuple.t_len = HeapTupleHeaderGetDatumLength(header);
-	ItemPointerSetInvalid(&plan_tuple.t_self);
-	plan_tuple.t_tableOid = InvalidOid;
-	plan_tuple.t_data = header;
-	heap_deform_tuple(&plan_tuple, plan_desc, s->plan_values, s->plan_nulls);
+	/* the plan's columns, as search_prepare would return them */
+	am_search_prepare_values(query, s->plan_values, s->plan_nulls);
 	s->has_query = !s->plan_nulls[0];
 	s->ngroups = DatumGetInt32(s->plan_values[5]);
 

@@ -1,0 +1,32 @@
+/*-------------------------------------------------------------------------
+ * search_prepare.h
+ *	  What a query's plan reads from the vocabulary (search_vocabulary.c),
+ *	  for search_prepare.c.
+ *-------------------------------------------------------------------------
+ */
+#ifndef SEARCH_PREPARE_H
+#define SEARCH_PREPARE_H
+
+#include "postgres.h"
+
+/* Typo candidates per word, and the word lengths that get them. */
+#define AM_TYPO_CANDIDATES 8
+#define AM_TYPO_MIN_CHARS 5
+#define AM_TYPO_MAX_CHARS 64
+
+/*
+ * A row of what the plan reads from the vocabulary: the corpus size (kind
+ * 0), a word's counts (1), the summed counts of a prefix's completions (2),
+ * a typo candidate of a word (3).
+ */
+typedef struct AmLookupRow
+{
+	int			kind;
+	char	   *of;				/* the word it is for */
+	char	   *lexeme;			/* the candidate (kind 3) */
+	int64		counts[4];		/* ndoc, n_a, n_b, n_c */
+} AmLookupRow;
+
+extern AmLookupRow *am_vocabulary_lookup(Datum *words, int nwords, const char *last_lexeme, int *nrows);
+
+#endif							/* SEARCH_PREPARE_H */

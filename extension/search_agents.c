@@ -563,6 +563,8 @@ am_sorted(ReturnSetInfo *rsinfo, AmSearch *s)
 		if (by_gin)
 			tuplestore_clear(rsinfo->setResult);
 	}
+	if (by_gin && !s->gin_null)
+		values[13] = s->gin_query = am_expand_prefix_query(s->gin_query);
 	if (by_gin && !am_direct_gin(rsinfo, s, false))
 	{
 		am_run(am_shape_plan(AM_KIND_SORTED_GIN, s->sort, s->filters, s->after, s->has_query, words, 0),
@@ -621,6 +623,8 @@ am_relevance(ReturnSetInfo *rsinfo, AmSearch *s)
 			return;
 		}
 	}
+	if (!s->gin_null)
+		values[13] = s->gin_query = am_expand_prefix_query(s->gin_query);
 	if (am_direct_gin(rsinfo, s, true))
 		return;
 	am_run(am_shape_plan(AM_KIND_SCORE_ALL, AM_SORT_RELEVANCE, s->filters, s->after, true, true, 0),
@@ -642,6 +646,7 @@ search_agents(PG_FUNCTION_ARGS)
 
 	am_walk_reset();
 	am_direct_reset();
+	am_prefix_reset();
 	am_check_arguments(fcinfo, &s);
 	InitMaterializedSRF(fcinfo, 0);
 	if (SPI_connect() != SPI_OK_CONNECT)

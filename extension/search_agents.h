@@ -105,6 +105,12 @@ extern void am_direct_walk_end(AmDirectWalk *w);
 extern bool am_walk(AmSearch *s, Datum *values, char *nulls, Datum *ids, Datum *scores);
 extern void am_walk_reset(void);
 extern void am_walk_sorted(double walked, double matches, bool then_gin);
+extern Datum *am_plan_array(const Datum *plan_values, int index, Oid type, int *n);
+
+/* search_tail.c: the walk's costs; prefix terms of GIN queries replaced by their completions. */
+extern void am_prefix_reset(void);
+extern char *am_expand_prefixes(const char *query, bool fields);
 extern bool am_walk_pays(const AmSearch *s, double matches, double margin, double extra);
+extern Datum am_expand_prefix_query(Datum query);
 
 #endif							/* SEARCH_AGENTS_H */

@@ -126,7 +126,7 @@ am_static_count(double static_floor, double cap)
 }
 
 /* The elements of a one-dimensional array of the plan (text, int8 or float8). */
-static Datum *
+Datum *
 am_plan_array(const Datum *plan_values, int index, Oid type, int *n)
 {
 	int16		typlen;
@@ -330,59 +330,14 @@ am_walk_sorted(double walked, double matches, bool then_gin)
 }
 
 /*
- * What the GIN scan of scoring every match reads, in listings: its words'
- * posting lists, about 100 entries for a listing read; a prefix's
- * completions are merged into a bitmap first, about 15 for one ('inv:*',
- * 28,000 entries: 10 ms at 100k).
- */
-static double
-am_gin_cost(const AmSearch *s)
-{
-	int			n,
-				i;
-	Datum	   *docs = am_plan_array(s->plan_values, 12, INT8OID, &n);
-	Datum	   *prefixes = am_plan_array(s->plan_values, 4, BOOLOID, &i);
-	bool		prefix = false;
-	double		entries = 0;
-
-	while (i-- > 0)
-		prefix = prefix || DatumGetBool(prefixes[i]);
-	for (i = 0; i < n; i++)
-		entries += (double) DatumGetInt64(docs[i]);
-	return entries / (prefix ? 15 : 100);
-}
-
-/*
- * Whether walking to a page costs less than scoring every one of matches
- * (expected matches, within the filters).  Both read listings from the
- * heap: scoring reads every match, the walk reads its index's listings
- * (the category's when filtered by one, every listing otherwise), of which
- * matches / (published * walk share) match, until k of them and about as
- * many again before its bounds stop it.  Before walking, the walk must read
- * at most 2/3 of what scoring reads (margin 1.5); once walking, no more
- * (margin 1: its first listings are read already).  Dense matches within
- * few filtered listings (a common word with all four filters) are walked,
- * where scoring them cost 10-19 ms and the walk 1-2 (bench/search, 100k).
- * extra: listings the walk reads besides (its tiers); scoring reads the
- * GIN posting lists too (am_gin_cost).
- */
-bool
-am_walk_pays(const AmSearch *s, double matches, double margin, double extra)
-{
-	double		walk_share = (s->filters & AM_F_CATEGORY) ? s->category_share : 1;
-	double		walk_rows = 2.0 * s->k * s->published * walk_share / Max(matches, 1);
-
-	return margin * walk_rows + extra < matches + am_gin_cost(s);
-}
-
-/*
  * What fetching the tiers the walk would fetch costs, in listings read (a
  * statement costs about 50; tiers sorted by bound): the tiers GIN finds
- * cheaply, above every tier that is walked.  Their static floors are not
+ * cheaply, above every tier that is walked, their listings within the
+ * filters (GIN intersects the filter lexemes).  Their static floors are not
  * known yet: every listing of a tier counts.
  */
 static double
-am_tiers_cost(const AmTier *tiers, int ntiers, double correction, double tier_limit)
+am_tiers_cost(const AmTier *tiers, int ntiers, double correction, double tier_limit, double filter_share)
 {
 	bool		have_dense = false;
 	double		dense_bound = 0;
@@ -398,7 +353,7 @@ am_tiers_cost(const AmTier *tiers, int ntiers, double correction, double tier_li
 	for (i = 0; i < ntiers; i++)
 		if (!(tiers[i].required == NULL || tiers[i].estimate * correction > tier_limit ||
 			  (have_dense && tiers[i].bound <= dense_bound)))
-			cost += 50 + tiers[i].estimate * correction;
+			cost += 50 + tiers[i].estimate * correction * filter_share;
 	return cost;
 }
 
@@ -688,7 +643,7 @@ am_walk(AmSearch *s, Datum *values, char *nulls, Datum *ids, Datum *scores)
 			 */
 			if ((projected <= s->exhaustive_limit && (hits >= AM_WALK_TRUSTED_HITS || rare_apart) &&
 				 !am_walk_pays(s, projected, 1,
-							   tiers_done ? 0 : am_tiers_cost(tiers, ntiers, correction, tier_limit))) ||
+							   tiers_done ? 0 : am_tiers_cost(tiers, ntiers, correction, tier_limit, s->filter_share))) ||
 				walked * 3 >= projected)
 			{
 				am_last_walk.scored_all = true;
@@ -762,8 +717,9 @@ am_walk(AmSearch *s, Datum *values, char *nulls, Datum *ids, Datum *scores)
 				}
 				else
 					nulls[22] = 'n';
-				values[20] = DirectFunctionCall1(tsqueryin, CStringGetDatum(am_tier_driver(s, tier)));
-				values[21] = DirectFunctionCall1(tsqueryin, CStringGetDatum(tier->condition));
+				values[20] = DirectFunctionCall1(tsqueryin,
+												 CStringGetDatum(am_expand_prefixes(am_tier_driver(s, tier), true)));
+				values[21] = DirectFunctionCall1(tsqueryin, CStringGetDatum(am_expand_prefixes(tier->condition, true)));
 				nulls[20] = nulls[21] = ' ';
 				{
 					instr_time	t0,

@@ -7,7 +7,7 @@
 -- equals exhaustive scoring (search_walk_last tells which path answered).
 \ir test/fixture.sql
 BEGIN;
-SELECT plan(13);
+SELECT plan(16);
 -- The finance and slack filters together keep 750 of 3,000 listings: under
 -- this limit, so the filters alone would choose scoring every match.
 SET LOCAL agentmarket.search_exhaustive_limit = 800;
@@ -151,6 +151,42 @@ SELECT is((SELECT array_agg(l ORDER BY l) FROM agentmarket.agents a, unnest(tsve
             WHERE a.slug = 'st-4' AND l LIKE ' %'),
           ARRAY[' category coding', ' model gpt', ' pricing per_task', ' relay discord', ' relay slack'],
           'and follows an edit of the filters');
+
+-- Prefixes: GIN reads a prefix's completions from the vocabulary as exact
+-- terms ('zor':* as 'zor' | 'zorba' | ...), up to 32 of them; more stay a
+-- prefix.  Every completion is found: names, taglines and descriptions
+-- with a few completions of "zor", and fifty of "quil".
+INSERT INTO agentmarket.agents (slug, creator_id, name, tagline, description, category, status, pricing_model,
+                                github_repo_url, supported_relays, supported_models, total_hires)
+SELECT 'st-p-' || i, '66666666-2000-4000-8000-000000000001',
+       CASE WHEN i % 3 = 0 THEN 'Zor' || (ARRAY['ba','bit','ro','zy'])[1 + i % 4] ELSE 'Plain' END || ' quil' || chr(97 + i % 26) || chr(97 + i / 26 % 2),
+       CASE WHEN i % 3 = 1 THEN 'Zor' || (ARRAY['ba','bit','ro','zy'])[1 + i % 4] || ' helper' ELSE 'Helper' END,
+       'This agent handles ' || CASE WHEN i % 3 = 2 THEN 'zor' || (ARRAY['ba','bit','ro','zy'])[1 + i % 4] ELSE 'notes' END,
+       CASE WHEN i % 2 = 1 THEN 'coding' ELSE 'finance' END, 'published',
+       (ARRAY['per_session','per_task','free'])[1 + i % 3], 'https://g/stp' || i,
+       CASE WHEN (i / 2) % 2 = 0 THEN '{slack}' ELSE '{telegram}' END::text[], (ARRAY['{claude}','{gpt}'])[1 + (i / 4) % 2]::text[],
+       i * 37 % 500
+  FROM generate_series(1, 80) i;
+SELECT ok((SELECT count(*) FROM agentmarket_private.search_vocabulary WHERE lexeme LIKE 'quil%') > 32,
+          'more completions of "quil" than are expanded');
+TRUNCATE runs;
+SELECT pg_temp.run(q.q, v.category, v.relays, v.models, v.pricing, k.k, NULL)
+  FROM (VALUES ('zor'), ('zorb'), ('agent zor'), ('handles zorb'), ('quil'), ('agent qui'), ('hand'), ('serv'),
+               ('zor or quil')) q(q),
+       (VALUES (NULL, NULL::text[], NULL::text[], NULL), ('finance', NULL, NULL, NULL), ('coding', '{slack}', NULL, NULL),
+               ('finance', '{slack}', '{claude}', 'free')) v(category, relays, models, pricing),
+       (VALUES (5), (20)) k(k) \g /dev/null
+SELECT pg_temp.run(r.q, r.category, r.relays, r.models, r.pricing, r.k,
+                   (SELECT s.cursor FROM agentmarket.search_agents(r.q, r.category, NULL, r.relays, r.models, r.pricing,
+                                                                   'relevance', r.k) s
+                     ORDER BY s.score, s.id LIMIT 1))
+  FROM runs r \g /dev/null
+SELECT is((SELECT array_agg(DISTINCT r.q || ' ' || COALESCE(r.category, '') || ' k=' || r.k
+                            || CASE WHEN r.after IS NULL THEN '' ELSE ' page 2' END)
+             FROM runs r WHERE r.got IS DISTINCT FROM r.want),
+          NULL, 'prefix searches equal exhaustive scoring (scored, walked, tiers, filters, second pages)');
+SELECT ok((SELECT count(*) FROM runs r WHERE r.q IN ('zor', 'zorb') AND cardinality(r.got) > 0) >= 20,
+          'and find the completions''s listings');
 
 SELECT * FROM finish();
 ROLLBACK;

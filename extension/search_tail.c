@@ -1,0 +1,252 @@
+/*-------------------------------------------------------------------------
+ * search_tail.c
+ *	  What keeps the slowest searches fast: the costs search_agents weighs
+ *	  before walking or scoring every match (am_walk_pays), and prefix terms
+ *	  of its GIN queries ('bud':*) replaced by their completions from the
+ *	  vocabulary ('bud' | 'budget'), for the GIN scans of search (every
+ *	  match scored or sorted, a walk's tiers).
+ *
+ * GIN matches a prefix by collecting every item of every completion into
+ * a bitmap and then checking each: 'b/bud':* alone took 7 ms for 7,400
+ * listings, 'a/invoic' & 'b/bud':* 3.9 ms where 'a/invoic' & 'b/budget'
+ * took 0.6 (GIN intersects exact terms' posting lists, skipping).  The
+ * vocabulary holds every lexeme of a published listing (kept by statement
+ * triggers, read in the search's snapshot), so the completions match
+ * exactly the listings the prefix matches; a prefix with more than
+ * AM_MAX_COMPLETIONS completions is left as it is.  The query a listing is
+ * checked and scored with keeps its prefix: only what GIN reads changes.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "lib/stringinfo.h"
+#include "tsearch/ts_type.h"
+#include "utils/builtins.h"
+
+#include "agentmarket.h"
+#include "search_agents.h"
+
+/*
+ * What the GIN scan of scoring every match reads, in listings: its words'
+ * posting lists, about 100 entries for a listing read (a prefix's are its
+ * completions', am_expand_prefixes).
+ */
+static double
+am_gin_cost(const AmSearch *s)
+{
+	int			n,
+				i;
+	Datum	   *docs = am_plan_array(s->plan_values, 12, INT8OID, &n);
+	double		entries = 0;
+
+	for (i = 0; i < n; i++)
+		entries += (double) DatumGetInt64(docs[i]);
+	return entries / 100;
+}
+
+/*
+ * Whether walking to a page costs less than scoring every one of matches
+ * (expected matches, within the filters).  Both read listings from the
+ * heap: scoring reads every match, the walk reads its index's listings
+ * (the category's when filtered by one, every listing otherwise), of which
+ * matches / (published * walk share) match, until k of them and about as
+ * many again before its bounds stop it.  Before walking, the walk must read
+ * at most 2/3 of what scoring reads (margin 1.5); once walking, no more
+ * (margin 1: its first listings are read already).  Dense matches within
+ * few filtered listings (a common word with all four filters) are walked,
+ * where scoring them cost 10-19 ms and the walk 1-2 (bench/search, 100k).
+ * extra: listings the walk reads besides (its tiers); scoring reads the
+ * GIN posting lists too (am_gin_cost).
+ */
+bool
+am_walk_pays(const AmSearch *s, double matches, double margin, double extra)
+{
+	double		walk_share = (s->filters & AM_F_CATEGORY) ? s->category_share : 1;
+	double		walk_rows = 2.0 * s->k * s->published * walk_share / Max(matches, 1);
+
+	return margin * walk_rows + extra < matches + am_gin_cost(s);
+}
+
+/* Completions up to which a prefix is replaced. */
+#define AM_MAX_COMPLETIONS 32
+
+static SPIPlanPtr am_plan_completions;
+
+/* The last prefix looked up in this search, and its completions (NULL: too many). */
+static char *am_last_prefix;
+static char **am_last_completions;
+static int	am_last_ncompletions;
+
+/* A search begins: nothing looked up (the vocabulary may have changed). */
+void
+am_prefix_reset(void)
+{
+	am_last_prefix = NULL;
+	am_last_completions = NULL;
+	am_last_ncompletions = 0;
+}
+
+/*
+ * The vocabulary's words after prefix that begin with it, at most
+ * AM_MAX_COMPLETIONS (false: more).
+ */
+static bool
+am_completions(const char *prefix, char ***words, int *n)
+{
+	Datum		values[3];
+	uint64		r;
+
+	if (am_last_prefix != NULL && strcmp(am_last_prefix, prefix) == 0)
+	{
+		*words = am_last_completions;
+		*n = am_last_ncompletions;
+		return *words != NULL;
+	}
+	if (am_plan_completions == NULL)
+	{
+		Oid			types[3] = {TEXTOID, TEXTOID, INT4OID};
+
+		/* as the vocabulary's btree orders them (COLLATE "C"): prefix < word < prefix || U+10FFFF */
+		am_plan_completions = am_prepare_kept(
+			"SELECT v.lexeme::text FROM agentmarket_private.search_vocabulary v"
+			" WHERE v.lexeme OPERATOR(pg_catalog.>) $1 AND v.lexeme OPERATOR(pg_catalog.<) $2"
+			" ORDER BY v.lexeme LIMIT $3", 3, types, false);
+	}
+	values[0] = CStringGetTextDatum(prefix);
+	values[1] = CStringGetTextDatum(psprintf("%s\xf4\x8f\xbf\xbf", prefix));
+	values[2] = Int32GetDatum(AM_MAX_COMPLETIONS + 1);
+	am_run(am_plan_completions, values, NULL, 0);
+	*n = (int) SPI_processed;
+	*words = NULL;
+	if (*n <= AM_MAX_COMPLETIONS)
+	{
+		*words = palloc(sizeof(char *) * Max(*n, 1));
+		for (r = 0; r < SPI_processed; r++)
+			(*words)[r] = SPI_getvalue(SPI_tuptable->vals[r], SPI_tuptable->tupdesc, 1);
+	}
+	SPI_freetuptable(SPI_tuptable);
+	am_last_prefix = pstrdup(prefix);
+	am_last_completions = *words;
+	am_last_ncompletions = *n;
+	return *words != NULL;
+}
+
+/* Appends a lexeme as a quoted tsquery operand. */
+static void
+am_append_operand(StringInfo out, const char *field, const char *lexeme)
+{
+	const char *c;
+
+	appendStringInfoChar(out, '\'');
+	appendStringInfoString(out, field);
+	for (c = lexeme; *c; c++)
+	{
+		if (*c == '\'' || *c == '\\')
+			appendStringInfoChar(out, *c);
+		appendStringInfoChar(out, *c);
+	}
+	appendStringInfoChar(out, '\'');
+}
+
+/*
+ * The tsquery text query (as tsqueryout writes it) with each prefix
+ * operand 'p':* replaced by ('p' | 'c1' | ...), its completions in the
+ * vocabulary; fields: the operands are search_fields terms (a/p, b/p), the
+ * word after the field is looked up.  A prefix with weights, too many
+ * completions or none of the expected form stays as it is.
+ */
+char *
+am_expand_prefixes(const char *query, bool fields)
+{
+	StringInfoData out;
+	const char *p = query;
+
+	if (strstr(query, ":*") == NULL)
+		return (char *) query;
+	initStringInfo(&out);
+	while (*p)
+	{
+		StringInfoData lexeme;
+		const char *start = p;
+		char	  **words;
+		int			n,
+					i;
+		const char *word;
+		char	   *field;
+
+		if (*p != '\'')
+		{
+			appendStringInfoChar(&out, *p++);
+			continue;
+		}
+		/* a quoted operand: '' and \' are a quote, \\ a backslash */
+		initStringInfo(&lexeme);
+		p++;
+		while (*p)
+		{
+			if (*p == '\\' && p[1] != '\0')
+			{
+				appendStringInfoChar(&lexeme, p[1]);
+				p += 2;
+			}
+			else if (*p == '\'' && p[1] == '\'')
+			{
+				appendStringInfoChar(&lexeme, '\'');
+				p += 2;
+			}
+			else if (*p == '\'')
+				break;
+			else
+				appendStringInfoChar(&lexeme, *p++);
+		}
+		if (*p == '\'')
+			p++;
+		/* a prefix without weights: ':*' not followed by a weight letter */
+		if (!(p[0] == ':' && p[1] == '*' && !((p[2] >= 'A' && p[2] <= 'D') || (p[2] >= 'a' && p[2] <= 'd'))))
+		{
+			appendBinaryStringInfo(&out, start, p - start);
+			continue;
+		}
+		word = lexeme.data;
+		field = "";
+		if (fields)
+		{
+			if (lexeme.len < 2 || lexeme.data[1] != '/')
+			{
+				appendBinaryStringInfo(&out, start, p - start);
+				continue;
+			}
+			field = pnstrdup(lexeme.data, 2);
+			word = lexeme.data + 2;
+		}
+		if (!am_completions(word, &words, &n))
+		{
+			appendBinaryStringInfo(&out, start, p - start);
+			continue;
+		}
+		p += 2;
+		appendStringInfoChar(&out, '(');
+		am_append_operand(&out, field, word);
+		for (i = 0; i < n; i++)
+		{
+			appendStringInfoString(&out, " | ");
+			am_append_operand(&out, field, words[i]);
+		}
+		appendStringInfoChar(&out, ')');
+	}
+	return out.data;
+}
+
+/* A tsquery with its prefix terms replaced by their completions (am_expand_prefixes). */
+Datum
+am_expand_prefix_query(Datum query)
+{
+	char	   *text = DatumGetCString(DirectFunctionCall1(tsqueryout, query));
+	char	   *expanded = am_expand_prefixes(text, false);
+
+	if (expanded == text)
+		return query;
+	return DirectFunctionCall1(tsqueryin, CStringGetDatum(expanded));
+}

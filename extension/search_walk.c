@@ -537,7 +537,12 @@ am_walk(AmSearch *s, Datum *values, char *nulls, Datum *ids, Datum *scores)
 	AmTop	   *top = palloc0(sizeof(AmTop));
 	int			k = s->k;
 	double		max_static = 0;
-	double		tier_limit = Max(AM_TIER_MIN_LIMIT, sqrt(k * s->published / s->filter_share));
+	/*
+	 * A tier is fetched when that reads fewer listings (its own, within the
+	 * filters) than walking to k of them would (N / its size for each); a
+	 * second page must walk past the first one too (twice k at least).
+	 */
+	double		tier_limit = Max(AM_TIER_MIN_LIMIT, sqrt((s->after ? 2 : 1) * k * s->published / s->filter_share));
 	int			m = AM_WALK_FIRST;
 	double		walked = 0,
 				hits = 0;

@@ -302,7 +302,15 @@ am_search_prepare_values(text *query, Datum *values, bool *nulls)
 
 	/* The last word is matched as a prefix when the query ends inside it. */
 	tail = am_query_tail(query);
-	if (tail != NULL)
+	if (tail != NULL && q0->size == 1 && VARSIZE_ANY_EXHDR(tail) == VARSIZE_ANY_EXHDR(query))
+	{
+		/*
+		 * the query is that one run, and it gave one lexeme: the same
+		 * parser and dictionaries give it again (not parsed twice)
+		 */
+		last_lexeme = TextDatumGetCString(words[0]);
+	}
+	else if (tail != NULL)
 	{
 		last_lexeme = am_first_lexeme(tail);
 		if (last_lexeme != NULL)

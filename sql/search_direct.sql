@@ -7,10 +7,11 @@
 -- match and nothing more (or walked the sort's index: a common word, or
 -- none, sorted by a column); drafts, archived listings and old versions of an
 -- edited listing never show; a phrase the bitmap cannot decide is checked
--- on the row.
+-- on the row; forged cursors (NaN, extreme keys and ids) start both paths at
+-- the same place.
 \ir test/fixture.sql
 BEGIN;
-SELECT plan(14);
+SELECT plan(15);
 
 INSERT INTO agentmarket.users (id, email, role) VALUES
   ('66666666-2000-4000-8000-000000000001', 'maker@sd.test', 'creator');
@@ -140,6 +141,39 @@ SELECT ok((SELECT min(direct_checked) > max(direct_matches) FROM runs
           'a phrase is checked on the rows the bitmap gives');
 SELECT is((SELECT count(*) FROM runs WHERE q = '"kazumor inbox"' AND direct <> '[]' AND direct_path IS NOT NULL)
           > 0, true, 'and its matches are found');
+
+-- Forged cursors (keys no row has: NaN, infinities, extreme numbers and
+-- times, the smallest and largest ids) start both paths at the same place.
+CREATE TEMP TABLE forged (q text, sort text, category text, cur text, direct text, statement text);
+INSERT INTO forged (q, sort, category, cur)
+SELECT q, v.sort, cat, translate(rtrim(replace(encode(convert_to(v.c, 'UTF8'), 'base64'), E'\n', ''), '='), '+/', '-_')
+  FROM unnest(ARRAY['kazumor', 'agent', NULL, '-helper']) q, unnest(ARRAY[NULL, 'coding']) cat,
+       (VALUES ('relevance', 'relevance|NaN||ffffffff-ffff-ffff-ffff-ffffffffffff'),
+               ('relevance', 'relevance|0.5||80000000-0000-0000-0000-000000000000'),
+               ('rating', 'rating|99999999999999999999.5|5|ffffffff-ffff-ffff-ffff-ffffffffffff'),
+               ('rating', 'rating|3.5|-2147483648|80000000-0000-0000-0000-000000000000'),
+               ('popular', 'popular|4||80000000-0000-0000-0000-000000000000'),
+               ('popular', 'popular|-5||ffffffff-ffff-ffff-ffff-ffffffffffff'),
+               ('newest', 'newest|-210866803200000000||ffffffff-ffff-ffff-ffff-ffffffffffff'),
+               ('newest', 'newest|1767484800000000||80000000-0000-0000-0000-000000000000')) v(sort, c);
+DO $$
+DECLARE
+    r forged;
+BEGIN
+    FOR r IN SELECT * FROM forged LOOP
+        PERFORM set_config('agentmarket.search_direct', 'off', true);
+        UPDATE forged f SET statement = (SELECT COALESCE(json_agg(s)::text, '[]') FROM agentmarket.search_agents(r.q,
+                                             r.category, sort => r.sort, page_after => r.cur) s)
+         WHERE f.cur = r.cur AND f.q IS NOT DISTINCT FROM r.q AND f.category IS NOT DISTINCT FROM r.category;
+        PERFORM set_config('agentmarket.search_direct', 'on', true);
+        UPDATE forged f SET direct = (SELECT COALESCE(json_agg(s)::text, '[]') FROM agentmarket.search_agents(r.q,
+                                          r.category, sort => r.sort, page_after => r.cur) s)
+         WHERE f.cur = r.cur AND f.q IS NOT DISTINCT FROM r.q AND f.category IS NOT DISTINCT FROM r.category;
+    END LOOP;
+END $$;
+SELECT is((SELECT count(*) FILTER (WHERE direct IS NOT DISTINCT FROM statement) || ' of ' || count(*)
+                  || ', ' || count(*) FILTER (WHERE direct <> '[]') || ' not empty' FROM forged),
+          '64 of 64, 36 not empty', 'forged cursors: both paths give the same page');
 
 -- Searches that walk, or have nothing to read, leave no direct read behind.
 SET LOCAL agentmarket.search_exhaustive_limit = 100;

@@ -607,8 +607,10 @@ am_relevance(ReturnSetInfo *rsinfo, AmSearch *s)
 		int32		sample_hits;
 
 		am_sample(s->filters & AM_F_CATEGORY, values, nulls, &sampled, &sample_hits);
+		/* the walk fetches tiers too: 'github deploy server' walked, then scored after all */
 		if (sampled == AM_SAMPLE &&
-			am_walk_pays(s, (double) sample_hits / sampled * s->published * s->filter_share, 1.5, 0))
+			am_walk_pays(s, (double) sample_hits / sampled * s->published * s->filter_share, 1.5,
+						 am_walk_tiers_cost(s, (double) sample_hits / sampled)))
 			exact = false;
 	}
 	if (!exact)

@@ -105,6 +105,7 @@ extern void am_direct_walk_end(AmDirectWalk *w);
 extern bool am_walk(AmSearch *s, Datum *values, char *nulls, Datum *ids, Datum *scores);
 extern void am_walk_reset(void);
 extern void am_walk_sorted(double walked, double matches, bool then_gin);
+extern double am_walk_tiers_cost(const AmSearch *s, double density);
 extern Datum *am_plan_array(const Datum *plan_values, int index, Oid type, int *n);
 
 /* search_tail.c: the walk's costs; prefix terms of GIN queries replaced by their completions. */

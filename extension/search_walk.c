@@ -374,6 +374,28 @@ am_tier_driver(const AmSearch *s, const AmTier *tier)
 	return psprintf("(%s) & (%s)", tier->required, s->filter_text);
 }
 
+/*
+ * A tier is fetched when that reads fewer listings (its own, within the
+ * filters) than walking to k of them would (N / its size for each); a
+ * second page must walk past the first one too (twice k at least).
+ */
+static double
+am_tier_limit(const AmSearch *s)
+{
+	return Max(AM_TIER_MIN_LIMIT, sqrt((s->after ? 2 : 1) * s->k * s->published / s->filter_share));
+}
+
+/* What the tiers a walk would fetch cost, before it walks (density: of a sample, corrects their sizes). */
+double
+am_walk_tiers_cost(const AmSearch *s, double density)
+{
+	AmTier		tiers[AM_MAX_TIERS];
+	int			ntiers = am_tiers(s->plan_values, tiers);
+	double		correction = Max(1, density * s->published / Max(s->joint_null ? 0 : s->joint, 1));
+
+	return am_tiers_cost(tiers, ntiers, correction, am_tier_limit(s), s->filter_share);
+}
+
 /* A search_agents call begins: nothing walked yet. */
 void
 am_walk_reset(void)
@@ -537,12 +559,7 @@ am_walk(AmSearch *s, Datum *values, char *nulls, Datum *ids, Datum *scores)
 	AmTop	   *top = palloc0(sizeof(AmTop));
 	int			k = s->k;
 	double		max_static = 0;
-	/*
-	 * A tier is fetched when that reads fewer listings (its own, within the
-	 * filters) than walking to k of them would (N / its size for each); a
-	 * second page must walk past the first one too (twice k at least).
-	 */
-	double		tier_limit = Max(AM_TIER_MIN_LIMIT, sqrt((s->after ? 2 : 1) * k * s->published / s->filter_share));
+	double		tier_limit = am_tier_limit(s);
 	int			m = AM_WALK_FIRST;
 	double		walked = 0,
 				hits = 0;

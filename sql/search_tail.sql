@@ -36,28 +36,7 @@ SELECT 'st-' || i, '66666666-2000-4000-8000-000000000001',
   FROM generate_series(1, 3000) i;
 ANALYZE agentmarket.agents;
 
--- All matches scored, best first, after the cursor: what a page must equal.
-CREATE FUNCTION pg_temp.exhaustive(p_query text, p_category text, p_relays text[], p_models text[], p_pricing text,
-                                   p_k int, p_after text DEFAULT NULL)
-RETURNS uuid[] LANGUAGE sql AS $$
-    WITH p AS MATERIALIZED (SELECT agentmarket_private.search_prepare(p_query) AS p),
-    c AS MATERIALIZED (SELECT split_part(t, '|', 2)::float8 AS f, split_part(t, '|', 4)::uuid AS id
-                         FROM (SELECT convert_from(decode(rpad(translate(p_after, '-_', '+/'),
-                                   (length(p_after) + 3) / 4 * 4, '='), 'base64'), 'UTF8') AS t
-                                WHERE p_after IS NOT NULL) x)
-    SELECT COALESCE(array_agg(y.id ORDER BY y.score DESC, y.id DESC), '{}') FROM (
-      SELECT x.id, x.score FROM (
-        SELECT a.id, agentmarket_private.search_blend(agentmarket_private.search_text_score(a.search_document,
-                   (p.p).lexemes, (p.p).groups, (p.p).factors, (p.p).prefixes, (p.p).ngroups), a.search_static) AS score
-          FROM agentmarket.agents a, p
-         WHERE a.status = 'published' AND a.search_document @@ (p.p).query
-           AND (p_category IS NULL OR a.category = p_category)
-           AND (p_relays IS NULL OR a.supported_relays && p_relays)
-           AND (p_models IS NULL OR a.supported_models && p_models)
-           AND (p_pricing IS NULL OR a.pricing_model = p_pricing)) x
-       WHERE NOT EXISTS (SELECT FROM c) OR EXISTS (SELECT FROM c WHERE (x.score, x.id) < (c.f, c.id))
-       ORDER BY x.score DESC, x.id DESC LIMIT p_k) y
-$$;
+\ir test/search_exhaustive.sql
 
 CREATE TEMP TABLE runs (q text, category text, relays text[], models text[], pricing text, k int, after text,
                         got uuid[], want uuid[], walked bigint, scored_all boolean, tiers int);

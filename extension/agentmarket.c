@@ -84,13 +84,11 @@ am_setting(const char *key)
 }
 
 /*
- * am_caller_is_service: agentmarket_private.caller_is_service() in C, for
- * the hot paths that ran it as a statement (a SQL function with SET is
- * parsed and planned again on every call).  The caller is the role SET ROLE
- * chose (PostgREST switches to it), or the session's login role when there
- * is none, exactly as current_setting('role') tells it; SECURITY DEFINER
- * changes neither.  True when that role is a member of service_role, as
- * pg_has_role(..., 'MEMBER') answers (a superuser is a member of every role).
+ * am_caller_is_service: does the caller act as service_role?  The caller is
+ * the role SET ROLE chose (PostgREST switches to it), or the session's login
+ * role when there is none, as current_setting('role') tells it; SECURITY
+ * DEFINER changes neither.  True when that role is a member of service_role
+ * (pg_has_role(..., 'MEMBER'): a superuser is a member of every role).
  */
 bool
 am_caller_is_service(void)
@@ -99,6 +97,15 @@ am_caller_is_service(void)
 	Oid			caller = OidIsValid(GetCurrentRoleId()) ? GetCurrentRoleId() : GetSessionUserId();
 
 	return OidIsValid(service) && is_member_of_role(caller, service);
+}
+
+PG_FUNCTION_INFO_V1(caller_is_service);
+
+/* SQL function: agentmarket_private.caller_is_service(), am_caller_is_service(). */
+Datum
+caller_is_service(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_BOOL(am_caller_is_service());
 }
 
 /*

@@ -44,15 +44,11 @@ GRANT EXECUTE ON FUNCTION agentmarket.current_user_is_admin() TO anon, authentic
 
 -- True when the calling role (the one PostgREST switched to, or the login
 -- role) acts as service_role; SECURITY DEFINER does not change the role GUC.
+-- C (agentmarket.c), the one implementation the C paths call directly too:
+-- a SQL function with SET was parsed and planned again on every call.
 CREATE FUNCTION agentmarket_private.caller_is_service()
 RETURNS boolean
-LANGUAGE sql STABLE
-SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT pg_catalog.pg_has_role(
-        CASE WHEN pg_catalog.current_setting('role') OPERATOR(pg_catalog.=) 'none' THEN session_user
-             ELSE pg_catalog.current_setting('role')::name END,
-        'service_role', 'MEMBER')
-$$;
+AS 'MODULE_PATHNAME', 'caller_is_service'
+LANGUAGE C STABLE;
 COMMENT ON FUNCTION agentmarket_private.caller_is_service() IS
     'True when the caller''s role is (a member of) service_role or a superuser.';

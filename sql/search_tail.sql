@@ -63,11 +63,16 @@ SELECT pg_temp.run(q.q, v.category, v.relays, v.models, v.pricing, k.k, NULL)
        (VALUES ('finance', '{slack}'::text[], NULL::text[], NULL), ('coding', '{slack}', NULL, NULL),
                ('finance', '{slack}', '{claude}', 'free'), ('coding', '{slack,telegram}', '{gpt}', 'per_task')) v(category, relays, models, pricing),
        (VALUES (5), (20)) k(k) \g /dev/null
-SELECT pg_temp.run(r.q, r.category, r.relays, r.models, r.pricing, r.k,
-                   (SELECT s.cursor FROM agentmarket.search_agents(r.q, r.category, NULL, r.relays, r.models, r.pricing,
-                                                                   'relevance', r.k) s
-                     ORDER BY s.score, s.id LIMIT 1))
-  FROM runs r \g /dev/null
+-- Each first page run so far, again from its last row's cursor.
+CREATE FUNCTION pg_temp.run_second_pages() RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_temp.run(r.q, r.category, r.relays, r.models, r.pricing, r.k,
+                       (SELECT s.cursor FROM agentmarket.search_agents(r.q, r.category, NULL, r.relays, r.models, r.pricing,
+                                                                       'relevance', r.k) s
+                         ORDER BY s.score, s.id LIMIT 1))
+      FROM runs r;
+END $$;
+SELECT pg_temp.run_second_pages() \g /dev/null
 
 SELECT is((SELECT count(*)::int FROM runs), 160, 'every query, filter set, page size and page ran');
 SELECT is((SELECT array_agg(DISTINCT r.q || ' ' || r.category || r.relays::text || COALESCE(r.models::text, '')
@@ -155,11 +160,7 @@ SELECT pg_temp.run(q.q, v.category, v.relays, v.models, v.pricing, k.k, NULL)
        (VALUES (NULL, NULL::text[], NULL::text[], NULL), ('finance', NULL, NULL, NULL), ('coding', '{slack}', NULL, NULL),
                ('finance', '{slack}', '{claude}', 'free')) v(category, relays, models, pricing),
        (VALUES (5), (20)) k(k) \g /dev/null
-SELECT pg_temp.run(r.q, r.category, r.relays, r.models, r.pricing, r.k,
-                   (SELECT s.cursor FROM agentmarket.search_agents(r.q, r.category, NULL, r.relays, r.models, r.pricing,
-                                                                   'relevance', r.k) s
-                     ORDER BY s.score, s.id LIMIT 1))
-  FROM runs r \g /dev/null
+SELECT pg_temp.run_second_pages() \g /dev/null
 SELECT is((SELECT array_agg(DISTINCT r.q || ' ' || COALESCE(r.category, '') || ' k=' || r.k
                             || CASE WHEN r.after IS NULL THEN '' ELSE ' page 2' END)
              FROM runs r WHERE r.got IS DISTINCT FROM r.want),

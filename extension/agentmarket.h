@@ -8,6 +8,8 @@
 
 #include "postgres.h"
 
+#include "lib/stringinfo.h"
+
 #include "access/tupdesc.h"
 #include "tsearch/ts_type.h"
 
@@ -59,6 +61,8 @@ extern Datum am_search_prepare(text *query, TupleDesc tupdesc);
 /* ... and as the values of its columns. */
 #define AM_PLAN_COLUMNS 19
 extern void am_search_prepare_values(text *query, Datum *values, bool *nulls);
+/* A lexeme quoted as a tsquery operand after field ('a/', 'b/' or ''), :* if prefix (search_prepare.c). */
+extern void am_append_quoted(StringInfo out, const char *field, const char *lexeme, bool prefix);
 
 /* The value of one hex digit, or -1. */
 static inline int

@@ -74,7 +74,7 @@ static Oid	am_english_oid = InvalidOid;
 
 
 /* A lexeme quoted as a tsquery operand, with a prefix ('a/', 'b/' or ''). */
-static void
+void
 am_append_quoted(StringInfo out, const char *field, const char *lexeme, bool prefix)
 {
 	const char *c;

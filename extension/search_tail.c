@@ -133,23 +133,6 @@ am_completions(const char *prefix, char ***words, int *n)
 	return *words != NULL;
 }
 
-/* Appends a lexeme as a quoted tsquery operand. */
-static void
-am_append_operand(StringInfo out, const char *field, const char *lexeme)
-{
-	const char *c;
-
-	appendStringInfoChar(out, '\'');
-	appendStringInfoString(out, field);
-	for (c = lexeme; *c; c++)
-	{
-		if (*c == '\'' || *c == '\\')
-			appendStringInfoChar(out, *c);
-		appendStringInfoChar(out, *c);
-	}
-	appendStringInfoChar(out, '\'');
-}
-
 /*
  * The tsquery text query (as tsqueryout writes it) with each prefix
  * operand 'p':* replaced by ('p' | 'c1' | ...), its completions in the
@@ -228,11 +211,11 @@ am_expand_prefixes(const char *query, bool fields)
 		}
 		p += 2;
 		appendStringInfoChar(&out, '(');
-		am_append_operand(&out, field, word);
+		am_append_quoted(&out, field, word, false);
 		for (i = 0; i < n; i++)
 		{
 			appendStringInfoString(&out, " | ");
-			am_append_operand(&out, field, words[i]);
+			am_append_quoted(&out, field, words[i], false);
 		}
 		appendStringInfoChar(&out, ')');
 	}

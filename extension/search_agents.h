@@ -113,5 +113,6 @@ extern void am_prefix_reset(void);
 extern char *am_expand_prefixes(const char *query, bool fields);
 extern bool am_walk_pays(const AmSearch *s, double matches, double margin, double extra);
 extern Datum am_expand_prefix_query(Datum query);
+extern bool am_completions(const char *prefix, char ***words, int *n);
 
 #endif							/* SEARCH_AGENTS_H */

@@ -44,6 +44,7 @@
 #include "agentmarket.h"
 #include "search_agents.h"
 #include "search_direct.h"
+#include "search_gin.h"
 
 PG_FUNCTION_INFO_V1(search_direct_last);
 
@@ -385,6 +386,7 @@ am_direct_gin(ReturnSetInfo *rsinfo, AmSearch *s, bool scored)
 	TableScanDesc scan;
 	TupleTableSlot *slot;
 	MemoryContext row_cxt;
+	bool		merged;
 
 	if (!am_direct_on())
 		return false;
@@ -398,14 +400,21 @@ am_direct_gin(ReturnSetInfo *rsinfo, AmSearch *s, bool scored)
 	d.page_cxt = CurrentMemoryContext;
 	row_cxt = AllocSetContextCreate(CurrentMemoryContext, "search direct row", ALLOCSET_DEFAULT_SIZES);
 
-	/* the bitmap of the words and filter lexemes */
-	ScanKeyEntryInitialize(&key, 0, 1, 1 /* @@ */ , TSQUERYOID, index->rd_indcollation[0],
-						   F_TS_MATCH_VQ, s->gin_query);
+	/*
+	 * the bitmap of the words and filter lexemes: their posting lists
+	 * intersected in C when that costs less (search_gin.c), else GIN's scan
+	 */
 	tbm = tbm_create(work_mem * 1024L, NULL);
-	iscan = index_beginscan_bitmap(index, snapshot, 1);
-	index_rescan(iscan, &key, 1, NULL, 0);
-	index_getbitmap(iscan, tbm);
-	index_endscan(iscan);
+	merged = am_gin_candidates(s, index, snapshot, tbm);
+	if (!merged)
+	{
+		ScanKeyEntryInitialize(&key, 0, 1, 1 /* @@ */ , TSQUERYOID, index->rd_indcollation[0],
+							   F_TS_MATCH_VQ, s->gin_query);
+		iscan = index_beginscan_bitmap(index, snapshot, 1);
+		index_rescan(iscan, &key, 1, NULL, 0);
+		index_getbitmap(iscan, tbm);
+		index_endscan(iscan);
+	}
 
 	/* the listings on it, as a bitmap heap scan reads them */
 	scan = table_beginscan_bm(heap, snapshot, 0, NULL);
@@ -435,7 +444,10 @@ am_direct_gin(ReturnSetInfo *rsinfo, AmSearch *s, bool scored)
 	am_direct_emit(&d, rsinfo, desc);
 	index_close(index, AccessShareLock);
 	table_close(heap, AccessShareLock);
-	am_last_direct.path = scored ? "score every match" : "sort every match";
+	if (merged)
+		am_last_direct.path = scored ? "score every match, posting lists" : "sort every match, posting lists";
+	else
+		am_last_direct.path = scored ? "score every match" : "sort every match";
 	return true;
 }
 

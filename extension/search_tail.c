@@ -92,7 +92,7 @@ am_prefix_reset(void)
  * The vocabulary's words after prefix that begin with it, at most
  * AM_MAX_COMPLETIONS (false: more).
  */
-static bool
+bool
 am_completions(const char *prefix, char ***words, int *n)
 {
 	Datum		values[3];

@@ -23,6 +23,7 @@
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/int.h"
+#include "common/shortest_dec.h"
 #include "datatype/timestamp.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -350,13 +351,18 @@ am_emit_values(ReturnSetInfo *rsinfo, AmSearch *s, Datum *values, bool *nulls)
 	char	   *key2 = NULL;
 	char		buf[MAXINT8LEN + 1];
 	char		buf2[MAXINT8LEN + 1];
+	char		fbuf[DOUBLE_SHORTEST_DECIMAL_LEN];
 
 	switch (s->sort)
 	{
 		case AM_SORT_RELEVANCE:
 			/* the score: with words the blend, without them the static score */
 			if (!nulls[AM_NCARD])
-				key = float8out_internal(DatumGetFloat8(values[AM_NCARD]));
+			{
+				/* shortest exact, as float8out with extra_float_digits > 0 */
+				double_to_shortest_decimal_buf(DatumGetFloat8(values[AM_NCARD]), fbuf);
+				key = fbuf;
+			}
 			break;
 		case AM_SORT_RATING:
 			key = nulls[8] ? "0" : DatumGetCString(DirectFunctionCall1(numeric_out, values[8]));
@@ -526,9 +532,12 @@ am_sorted(ReturnSetInfo *rsinfo, AmSearch *s)
 		/* in C (search_direct_walk.c), or through the statement */
 		direct = am_direct_walk_begin(s);
 		if (direct == NULL)
+		{
+			am_statement_settings();
 			walk = SPI_cursor_open(NULL, am_shape_plan(AM_KIND_SORTED_WALK, s->sort, s->filters, s->after,
 													   s->has_query, words, limit),
 								   values, nulls, true);
+		}
 		while (hits < (uint64) s->k && seen < (uint64) cap)
 		{
 			uint64		got = direct != NULL
@@ -655,11 +664,22 @@ search_agents(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not connect to SPI")));
-	am_plan(&s, PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0));
-	if (s.sort != AM_SORT_RELEVANCE || s.ngroups == 0)
-		am_sorted(rsinfo, &s);
-	else
-		am_relevance(rsinfo, &s);
+	am_statement_settings_reset();
+	PG_TRY();
+	{
+		am_plan(&s, PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0));
+		if (s.sort != AM_SORT_RELEVANCE || s.ngroups == 0)
+			am_sorted(rsinfo, &s);
+		else
+			am_relevance(rsinfo, &s);
+	}
+	PG_CATCH();
+	{
+		am_statement_settings_end(false);
+		PG_RE_THROW();
+	}
+	PG_END_TRY();
 	SPI_finish();
+	am_statement_settings_end(true);
 	return (Datum) 0;
 }

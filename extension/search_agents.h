@@ -80,6 +80,9 @@ typedef struct AmSearch
 /* search_request.c */
 extern void am_check_arguments(FunctionCallInfo fcinfo, AmSearch *s);
 extern void am_plan(AmSearch *s, text *query);
+extern void am_statement_settings_reset(void);
+extern void am_statement_settings(void);
+extern void am_statement_settings_end(bool done);
 extern SPIPlanPtr am_prepare_kept(const char *sql, int nargs, Oid *types, bool custom);
 extern void am_run(SPIPlanPtr plan, Datum *values, const char *nulls, long max_rows);
 extern double am_float_col(HeapTuple row, int col, bool *isnull);

@@ -143,7 +143,11 @@ COMMENT ON FUNCTION agentmarket_private.search_check_filters(text[], text[], tex
 -- its shape (sort, filters given, cursor or not).  Sorted by a column (or no
 -- words): a capped walk of the sort's index, or GIN and sort.  Relevance:
 -- every match scored through one GIN scan of the words and filter lexemes,
--- or the walk in static-score order (search_walk.c).
+-- or the walk in static-score order (search_walk.c).  Its one SET is the
+-- pinned search_path: JIT and parallel plans are turned off in C, and only
+-- when a statement runs (am_statement_settings: a SET clause costs every
+-- call a save and a restore), and the cursor writes its score shortest-exact
+-- whatever extra_float_digits says.
 CREATE FUNCTION agentmarket.search_agents(
     query text DEFAULT NULL, category text DEFAULT NULL, tags text[] DEFAULT NULL,
     relays text[] DEFAULT NULL, models text[] DEFAULT NULL, pricing_model text DEFAULT NULL,
@@ -152,9 +156,6 @@ RETURNS SETOF agentmarket.agent_search_result
 AS 'MODULE_PATHNAME', 'search_agents'
 LANGUAGE C STABLE SECURITY DEFINER
 SET search_path = pg_catalog, agentmarket, agentmarket_private, pg_temp
-SET jit = off
-SET max_parallel_workers_per_gather = 0
-SET extra_float_digits = 3
 ROWS 20;
 COMMENT ON FUNCTION agentmarket.search_agents(text, text, text[], text[], text[], text, text, integer, text) IS
     'Searches published agents: websearch syntax with one-typo tolerance and a prefix last word; filters by category, all tags, any relay, any model, pricing model; sorts relevance, rating, popular, newest; keyset pages of 1 to 100 rows via each row''s cursor.';

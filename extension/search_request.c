@@ -388,13 +388,61 @@ am_check_arguments(FunctionCallInfo fcinfo, AmSearch *s)
 }
 
 /*
+ * The GUC nesting level of the settings search statements are planned
+ * under, once this search_agents call has set them; 0: not yet; -1: not in
+ * a search_agents call (nothing is set: no one would restore it).
+ */
+static int	am_statement_level = -1;
+
+/* A search_agents call begins: no statement settings set yet. */
+void
+am_statement_settings_reset(void)
+{
+	am_statement_level = 0;
+}
+
+/*
+ * Before a search statement is prepared, planned or run: JIT and parallel
+ * plans off, whatever the caller's settings (a kept generic plan is
+ * neither compiled nor parallelised).  Set once per call, and only when a
+ * statement runs: searches answered in C pay nothing, where the function's
+ * SET clauses cost every call a save and a restore of each setting.
+ */
+void
+am_statement_settings(void)
+{
+	if (am_statement_level != 0)
+		return;
+	am_statement_level = NewGUCNestLevel();
+	(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("max_parallel_workers_per_gather", "0", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+}
+
+/*
+ * A search_agents call ends: the settings before its statements, back
+ * (done: true; after an error, the transaction's or subtransaction's abort
+ * restores them).
+ */
+void
+am_statement_settings_end(bool done)
+{
+	if (done && am_statement_level > 0)
+		AtEOXact_GUC(true, am_statement_level);
+	am_statement_level = -1;
+}
+
+/*
  * Prepares (once per backend) and keeps a statement: with a generic plan,
  * or planned per call for the values given (custom).
  */
 SPIPlanPtr
 am_prepare_kept(const char *sql, int nargs, Oid *types, bool custom)
 {
-	SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, types,
+	SPIPlanPtr	plan;
+
+	am_statement_settings();
+	plan = SPI_prepare_cursor(sql, nargs, types,
 										  custom ? CURSOR_OPT_CUSTOM_PLAN : CURSOR_OPT_GENERIC_PLAN);
 
 	if (plan == NULL)
@@ -412,8 +460,10 @@ am_prepare_kept(const char *sql, int nargs, Oid *types, bool custom)
 void
 am_run(SPIPlanPtr plan, Datum *values, const char *nulls, long max_rows)
 {
-	int			rc = SPI_execute_plan(plan, values, nulls, true, max_rows);
+	int			rc;
 
+	am_statement_settings();
+	rc = SPI_execute_plan(plan, values, nulls, true, max_rows);
 	if (rc != SPI_OK_SELECT)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),

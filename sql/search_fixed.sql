@@ -1,0 +1,106 @@
+-- search_fixed: what a search costs per call besides its reads (issue 14).
+-- search_agents is a definer with one SET clause, the pinned search_path:
+-- JIT and parallel plans are turned off in C only while its statements run
+-- and the caller's settings are back afterwards, whichever path answered
+-- (in C or by statements) and after an error; the cursor's score is written
+-- shortest-exact whatever the caller's extra_float_digits, so pages and
+-- cursors are byte for byte the same under any setting.
+\ir test/fixture.sql
+BEGIN;
+SELECT plan(11);
+
+INSERT INTO agentmarket.users (id, email, role) VALUES
+  ('66666666-3000-4000-8000-000000000001', 'maker@sf.test', 'creator');
+INSERT INTO agentmarket.agents (slug, creator_id, name, tagline, description, category, status, pricing_model,
+                                github_repo_url, supported_relays, supported_models, tags,
+                                total_hires, avg_rating, total_reviews, published_at)
+SELECT 'sf-' || i, '66666666-3000-4000-8000-000000000001',
+       initcap(CASE WHEN i % 5 = 0 THEN 'kazumor ' ELSE '' END || 'helper ' || (ARRAY['mail','notes','video'])[1 + i % 3]),
+       'Automate your agent work', 'This agent helps with inbox tasks ' || CASE WHEN i % 3 = 0 THEN 'kazumor' ELSE '' END,
+       (ARRAY['finance','writing','coding'])[1 + i % 3], 'published', (ARRAY['per_session','per_task','free'])[1 + i % 3],
+       'https://g/sf' || i, '{slack}', '{claude}', '{mail}',
+       (i * 7919) % 9, CASE WHEN i % 4 = 0 THEN NULL ELSE ((i * 31) % 5) / 2.0 + 2 END, (i * 13) % 3,
+       '2026-01-01'::timestamptz + (i % 7) * interval '1 day'
+  FROM generate_series(1, 300) i;
+
+-- One SET clause: the pinned search_path (pg_temp last).
+SELECT is((SELECT p.proconfig FROM pg_proc p WHERE p.oid = 'agentmarket.search_agents'::regproc),
+          ARRAY['search_path=pg_catalog, agentmarket, agentmarket_private, pg_temp'],
+          'search_agents is a definer whose one SET clause pins search_path');
+
+-- Searches answered in C and by statements (search_direct off, a walk of
+-- common words, a filtered sample): every page, its scores and cursors.
+CREATE TEMP TABLE fx (n serial, q text, sort text, category text, direct text, after boolean);
+INSERT INTO fx (q, sort, category, direct, after)
+SELECT q, sort, category, direct, after
+  FROM unnest(ARRAY['kazumor', 'kazu', 'agent', 'agent helper', 'kazumor inbox', NULL]) q,
+       unnest(ARRAY['relevance', 'rating', 'newest']) sort,
+       unnest(ARRAY[NULL, 'finance']) category,
+       unnest(ARRAY['on', 'off']) direct,
+       unnest(ARRAY[false, true]) after;
+CREATE FUNCTION pg_temp.page(r fx) RETURNS text LANGUAGE plpgsql AS $$
+DECLARE
+    cur text;
+    out text;
+BEGIN
+    PERFORM set_config('agentmarket.search_direct', r.direct, true);
+    IF r.after THEN
+        SELECT s.cursor INTO cur FROM agentmarket.search_agents(r.q, r.category, sort => r.sort, page_size => 7) s
+         ORDER BY 1 DESC LIMIT 1 OFFSET 6;
+    END IF;
+    SELECT string_agg(s.id || ' ' || encode(float8send(s.score), 'hex') || ' ' || s.cursor, ',' ORDER BY s.score, s.id) INTO out
+      FROM agentmarket.search_agents(r.q, r.category, sort => r.sort, page_size => 7, page_after => cur) s;
+    RETURN out;
+END $$;
+
+-- The caller's settings before: JIT on, parallel plans allowed, few float digits.
+SET LOCAL jit = on;
+SET LOCAL max_parallel_workers_per_gather = 3;
+SET LOCAL extra_float_digits = 0;
+CREATE TEMP TABLE pages_0 AS SELECT r.*, pg_temp.page(r) AS page FROM fx r;
+SELECT is(current_setting('jit') || ' ' || current_setting('max_parallel_workers_per_gather') || ' ' ||
+          current_setting('extra_float_digits'), 'on 3 0',
+          'after searches in C and by statements, the caller''s settings are its own');
+SELECT is((SELECT count(*) FROM pages_0 WHERE page IS NULL), 0::bigint, 'every search returned a page');
+SELECT cmp_ok((SELECT count(DISTINCT page) FROM pages_0), '>', 30::bigint, 'the pages differ by query, sort and filter');
+
+-- Under other settings: the same bytes (cursors included).
+SET LOCAL extra_float_digits = 3;
+SET LOCAL jit = off;
+SET LOCAL max_parallel_workers_per_gather = 0;
+CREATE TEMP TABLE pages_3 AS SELECT r.*, pg_temp.page(r) AS page FROM fx r;
+SET LOCAL extra_float_digits = -15;
+CREATE TEMP TABLE pages_m AS SELECT r.*, pg_temp.page(r) AS page FROM fx r;
+SELECT is((SELECT count(*) FROM pages_0 a JOIN pages_3 b USING (n) JOIN pages_m c USING (n)
+            WHERE a.page IS NOT DISTINCT FROM b.page AND b.page IS NOT DISTINCT FROM c.page),
+          (SELECT count(*) FROM fx),
+          'pages and cursors are the same under extra_float_digits 0, 3 and -15');
+-- and the two paths agree
+SELECT is((SELECT count(*) FROM pages_3 a JOIN pages_3 b
+              ON (a.q, a.sort, a.after) IS NOT DISTINCT FROM (b.q, b.sort, b.after) AND a.category IS NOT DISTINCT FROM b.category
+            WHERE a.direct = 'on' AND b.direct = 'off' AND a.page IS NOT DISTINCT FROM b.page),
+          (SELECT count(*) FROM fx WHERE direct = 'on'), 'the C paths and the statements return the same bytes');
+
+-- The cursor's score: shortest exact, as float8out with extra_float_digits 3.
+SET LOCAL extra_float_digits = 1;
+SELECT is((SELECT count(*) FROM agentmarket.search_agents('kazumor', page_size => 20) s
+            WHERE s.cursor <> agentmarket_private.search_cursor('relevance', s.score::text, NULL, s.id)),
+          0::bigint, 'a relevance cursor holds the score as float8out writes it (shortest exact)');
+-- Errors (the search refuses its arguments; the statement calling it fails
+-- on its rows): the caller's settings are back.
+SET LOCAL jit = on;
+SET LOCAL max_parallel_workers_per_gather = 2;
+SELECT is(pg_temp.error_of($$SELECT * FROM agentmarket.search_agents('kazumor', page_size => 0)$$),
+          '22023: page_size must be between 1 and 100 / ', 'a bad argument is refused');
+SELECT is(pg_temp.error_of($$SELECT * FROM agentmarket.search_agents('kazumor', sort => 'rating', page_after => 'bm9wZQ')$$),
+          '22023: invalid page cursor / page_after must be the cursor of a row returned by search_agents with sort rating.',
+          'a forged cursor is refused');
+SET LOCAL agentmarket.search_direct = off;
+SELECT is(pg_temp.error_of($$SELECT s.id, 1 / (s.total_hires - s.total_hires)
+                                FROM agentmarket.search_agents('agent helper', category => 'finance') s$$),
+          '22012: division by zero / ', 'an error in the statement reading the rows of a search by statements');
+SELECT is(current_setting('jit') || ' ' || current_setting('max_parallel_workers_per_gather'), 'on 2',
+          'after errors the caller''s settings are its own');
+
+SELECT * FROM finish();
+ROLLBACK;

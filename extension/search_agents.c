@@ -448,9 +448,13 @@ am_walk_fetch(Portal walk, ReturnSetInfo *rsinfo, AmSearch *s, long n, uint64 *h
  * filters), how many were read (*walked) and how many match (*hits).
  */
 static void
-am_sample(int filters, Datum *values, const char *nulls, int32 *walked, int32 *hits)
+am_sample(AmSearch *s, int filters, Datum *values, const char *nulls, int32 *walked, int32 *hits)
 {
 	bool		isnull;
+
+	/* in C (search_direct_walk.c), or through the statement */
+	if (am_direct_sample(s, filters, AM_SAMPLE, walked, hits))
+		return;
 
 	am_run(am_shape_plan(AM_KIND_SAMPLE, AM_SORT_RELEVANCE, filters, false, true, true, 0),
 		   values, nulls, 0);
@@ -487,7 +491,7 @@ am_sorted(ReturnSetInfo *rsinfo, AmSearch *s)
 		int32		sampled;
 		int32		sample_hits;
 
-		am_sample(s->filters, values, nulls, &sampled, &sample_hits);
+		am_sample(s, s->filters, values, nulls, &sampled, &sample_hits);
 		if (sampled == AM_SAMPLE)
 		{
 			double		density = (double) sample_hits / sampled;
@@ -615,7 +619,7 @@ am_relevance(ReturnSetInfo *rsinfo, AmSearch *s)
 		int32		sampled;
 		int32		sample_hits;
 
-		am_sample(s->filters & AM_F_CATEGORY, values, nulls, &sampled, &sample_hits);
+		am_sample(s, s->filters & AM_F_CATEGORY, values, nulls, &sampled, &sample_hits);
 		/* the walk fetches tiers too: 'github deploy server' walked, then scored after all */
 		if (sampled == AM_SAMPLE &&
 			am_walk_pays(s, (double) sample_hits / sampled * s->published * s->filter_share, 1.5,
@@ -657,6 +661,7 @@ search_agents(PG_FUNCTION_ARGS)
 
 	am_walk_reset();
 	am_direct_reset();
+	am_direct_sample_reset();
 	am_prefix_reset();
 	am_check_arguments(fcinfo, &s);
 	InitMaterializedSRF(fcinfo, 0);

@@ -103,6 +103,8 @@ typedef struct AmDirectWalk AmDirectWalk;
 extern AmDirectWalk *am_direct_walk_begin(AmSearch *s);
 extern uint64 am_direct_walk_fetch(AmDirectWalk *w, ReturnSetInfo *rsinfo, uint64 n, uint64 *hits);
 extern void am_direct_walk_end(AmDirectWalk *w);
+extern bool am_direct_sample(AmSearch *s, int filters, int n, int32 *walked, int32 *hits);
+extern void am_direct_sample_reset(void);
 
 /* search_walk.c: the relevance walk; false with the page's ids and scores, true to score every match. */
 extern bool am_walk(AmSearch *s, Datum *values, char *nulls, Datum *ids, Datum *scores);

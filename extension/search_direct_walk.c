@@ -25,6 +25,7 @@
 #include "access/tableam.h"
 #include "catalog/pg_collation.h"
 #include "executor/tuptable.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "tsearch/ts_type.h"
 #include "utils/builtins.h"
@@ -36,6 +37,17 @@
 #include "agentmarket.h"
 #include "search_agents.h"
 #include "search_direct.h"
+
+PG_FUNCTION_INFO_V1(search_sample_last);
+
+/* The backend's last density sample read in C (search_sample_last). */
+static struct
+{
+	bool		ran;
+	int32		filters;		/* AM_F_* the listings passed */
+	int32		walked;
+	int32		hits;
+}			am_last_sample;
 
 /* A walk of a sort's index under way. */
 struct AmDirectWalk
@@ -202,4 +214,111 @@ am_direct_walk_end(AmDirectWalk *w)
 	index_close(w->index, AccessShareLock);
 	table_close(w->heap, AccessShareLock);
 	am_direct_report("walk the sort's index", w->read, w->hits);
+}
+
+/*
+ * The density sample in C (search_agents.c, am_sample): the first n
+ * listings in static order (search_static, id, both descending: the static
+ * index, or the category's when filters hold the category) that are
+ * published and pass filters (a subset of the request's), how many there
+ * were (*walked) and how many match the query (*hits).  What the sample
+ * statement counts, without its executor start (and, with filters, its
+ * plan per call).  False when listings are not read directly.
+ */
+bool
+am_direct_sample(AmSearch *s, int filters, int n, int32 *walked, int32 *hits)
+{
+	AmSearch	masked = *s;
+	AmDirect	d;
+	Relation	heap;
+	Relation	index;
+	IndexScanDesc scan;
+	TupleTableSlot *slot;
+	ScanKeyData key;
+	int			nkeys = 0;
+	MemoryContext row_cxt;
+	bool		by_category = (filters & AM_F_CATEGORY) != 0;
+
+	if (!am_direct_on())
+		return false;
+	masked.filters = filters;
+	masked.ngroups = 0;			/* nothing scored: no terms */
+	heap = am_direct_heap();
+	am_direct_setup(&d, &masked, heap);
+	index = am_direct_index(by_category ? "agents_search_category_idx" : "agents_search_static_idx");
+	if (by_category)
+	{
+		ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
+							   index->rd_indcollation[0], F_TEXTEQ, s->category);
+		nkeys = 1;
+	}
+	scan = index_beginscan(heap, index, GetActiveSnapshot(), nkeys, 0);
+	index_rescan(scan, &key, nkeys, NULL, 0);
+	slot = table_slot_create(heap, NULL);
+	row_cxt = AllocSetContextCreate(CurrentMemoryContext, "search direct sample row", ALLOCSET_SMALL_SIZES);
+	*walked = 0;
+	*hits = 0;
+	while (*walked < n && index_getnext_slot(scan, ForwardScanDirection, slot))
+	{
+		MemoryContext old = MemoryContextSwitchTo(row_cxt);
+
+		CHECK_FOR_INTERRUPTS();
+		if (am_direct_passes(&d, slot))
+		{
+			bool		isnull;
+			Datum		doc = am_col(&d, slot, AM_COL_DOCUMENT, &isnull);
+
+			(*walked)++;
+			/* document @@ query: NULL (no document, no query) is not counted */
+			if (!isnull && s->has_query &&
+				DatumGetBool(DirectFunctionCall2(ts_match_vq, doc, s->plan_values[0])))
+				(*hits)++;
+		}
+		MemoryContextSwitchTo(old);
+		MemoryContextReset(row_cxt);
+	}
+	MemoryContextDelete(row_cxt);
+	ExecDropSingleTupleTableSlot(slot);
+	index_endscan(scan);
+	index_close(index, AccessShareLock);
+	table_close(heap, AccessShareLock);
+	am_last_sample.ran = true;
+	am_last_sample.filters = filters;
+	am_last_sample.walked = *walked;
+	am_last_sample.hits = *hits;
+	return true;
+}
+
+/* A search_agents call begins: no sample yet. */
+void
+am_direct_sample_reset(void)
+{
+	am_last_sample.ran = false;
+}
+
+/*
+ * search_sample_last: the density sample the backend's last search_agents
+ * call read in C: the filters the listings passed (AM_F_* bits: 1 category,
+ * 2 tags, 4 relays, 8 models, 16 pricing), the listings read (at most 64)
+ * and the matches among them; NULL when it read none.  For tests: the
+ * sample only steers the strategy.
+ */
+/* SQL function: search_sample_last */
+Datum
+search_sample_last(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[3];
+	bool		nulls[3] = {false, false, false};
+
+	if (!am_last_sample.ran)
+		PG_RETURN_NULL();
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("search_sample_last must return a row")));
+	values[0] = Int32GetDatum(am_last_sample.filters);
+	values[1] = Int32GetDatum(am_last_sample.walked);
+	values[2] = Int32GetDatum(am_last_sample.hits);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
 }

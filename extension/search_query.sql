@@ -162,6 +162,17 @@ COMMENT ON FUNCTION agentmarket.search_agents(text, text, text[], text[], text[]
 GRANT EXECUTE ON FUNCTION agentmarket.search_agents(text, text, text[], text[], text[], text, text, integer, text)
     TO anon, authenticated, service_role;
 
+-- The density sample the backend's last search_agents call read in C (the
+-- first 64 listings in static order within filters, and the matches among
+-- them), NULL when it read none: sql/search_fixed compares it with the same
+-- count in SQL (the sample only steers the strategy; the rows cannot tell).
+CREATE FUNCTION agentmarket_private.search_sample_last(OUT filters integer, OUT walked integer, OUT matches integer)
+RETURNS record
+AS 'MODULE_PATHNAME', 'search_sample_last'
+LANGUAGE C VOLATILE;
+COMMENT ON FUNCTION agentmarket_private.search_sample_last() IS
+    'The density sample the last search_agents call of this session read in C: the filters its listings passed (bits: 1 category, 2 tags, 4 relays, 8 models, 16 pricing), the listings read (at most 64) and the matches among them; NULL when it read none.';
+
 CREATE FUNCTION agentmarket.agent_facets(
     query text DEFAULT NULL, category text DEFAULT NULL, tags text[] DEFAULT NULL,
     relays text[] DEFAULT NULL, models text[] DEFAULT NULL, pricing_model text DEFAULT NULL)

@@ -4,10 +4,13 @@
 -- and the caller's settings are back afterwards, whichever path answered
 -- (in C or by statements) and after an error; the cursor's score is written
 -- shortest-exact whatever the caller's extra_float_digits, so pages and
--- cursors are byte for byte the same under any setting.
+-- cursors are byte for byte the same under any setting.  The density
+-- sample (the first 64 listings in static order within filters, counted)
+-- is read in C: every choice made from it, and every page, equal the
+-- sample statement's (search_direct off).
 \ir test/fixture.sql
 BEGIN;
-SELECT plan(11);
+SELECT plan(16);
 
 INSERT INTO agentmarket.users (id, email, role) VALUES
   ('66666666-3000-4000-8000-000000000001', 'maker@sf.test', 'creator');
@@ -101,6 +104,72 @@ SELECT is(pg_temp.error_of($$SELECT s.id, 1 / (s.total_hires - s.total_hires)
           '22012: division by zero / ', 'an error in the statement reading the rows of a search by statements');
 SELECT is(current_setting('jit') || ' ' || current_setting('max_parallel_workers_per_gather'), 'on 2',
           'after errors the caller''s settings are its own');
+
+-- The density sample: several words, sorted by a column or by relevance
+-- with filters, the exhaustive limit low so that the sample decides (GIN
+-- and sort, or the walk and how far; walk or score every match).  Words of
+-- one domain meet in most listings at the top of the static order, words of
+-- two rarely; the filters (category, relays, models, pricing, tags) change
+-- which listings the sample reads.
+RESET agentmarket.search_direct;
+INSERT INTO agentmarket.agents (slug, creator_id, name, tagline, description, category, status, pricing_model,
+                                github_repo_url, supported_relays, supported_models, tags,
+                                total_hires, avg_rating, total_reviews, published_at)
+SELECT 'sfs-' || i, '66666666-3000-4000-8000-000000000001',
+       initcap((ARRAY['ledger','studio','garden'])[1 + i % 3] || ' helper'),
+       CASE WHEN i % 2 = 0 THEN 'budget invoice tracking' ELSE 'music podcast editing' END,
+       CASE WHEN i % 7 < 3 THEN 'budget podcast ' ELSE '' END || 'ledger studio work ' ||
+       CASE WHEN i % 11 = 0 THEN 'invoice music' ELSE 'tasks' END,
+       (ARRAY['finance','writing','coding','research'])[1 + i % 4], 'published', (ARRAY['per_session','per_task','free'])[1 + i % 3],
+       'https://g/sfs' || i, (ARRAY['{slack}','{telegram,discord}','{whatsapp}'])[1 + (i / 3) % 3]::text[],
+       (ARRAY['{claude}','{gpt,gemini}'])[1 + (i / 2) % 2]::text[], CASE WHEN i % 5 = 0 THEN '{mail,budget}'::text[] ELSE '{mail}' END,
+       (i * 7919) % 13, CASE WHEN i % 4 = 0 THEN NULL ELSE ((i * 31) % 5) / 2.0 + 2 END, (i * 13) % 3,
+       '2026-01-01'::timestamptz + (i % 9) * interval '1 day'
+  FROM generate_series(1, 900) i;
+SET LOCAL agentmarket.search_exhaustive_limit = 60;
+CREATE TEMP TABLE sx (n serial, q text, sort text, category text, relays text[], models text[], pricing text, tags text[]);
+INSERT INTO sx (q, sort, category, relays, models, pricing, tags)
+SELECT q, sort, f.category, f.relays, f.models, f.pricing, f.tags
+  FROM unnest(ARRAY['budget invoice', 'music podcast', 'budget podcast', 'ledger studio', 'invoice music',
+                    'ledger studio work', 'budget podcast or music']) q,
+       unnest(ARRAY['relevance', 'rating', 'popular', 'newest']) sort,
+       (VALUES (NULL::text, NULL::text[], NULL::text[], NULL::text, NULL::text[]), ('finance', NULL, NULL, NULL, NULL), (NULL, '{slack}', NULL, NULL, NULL),
+               (NULL, NULL, '{claude}', NULL, NULL), (NULL, NULL, NULL, 'free', NULL), (NULL, NULL, NULL, NULL, '{budget}'),
+               ('coding', '{telegram}', '{gpt}', 'per_task', NULL)) f(category, relays, models, pricing, tags);
+CREATE FUNCTION pg_temp.sample_run(r sx, direct text, OUT page text, OUT filters integer, OUT walked integer, OUT matches integer)
+LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM set_config('agentmarket.search_direct', direct, true);
+    SELECT string_agg(s.id || ' ' || encode(float8send(s.score), 'hex') || ' ' || s.cursor, ',' ORDER BY s.score, s.id) INTO page
+      FROM agentmarket.search_agents(r.q, r.category, r.tags, r.relays, r.models, r.pricing, r.sort, 10) s;
+    SELECT x.filters, x.walked, x.matches INTO filters, walked, matches FROM agentmarket_private.search_sample_last() x;
+END $$;
+-- The sample in SQL: the first 64 published listings in static order within
+-- the filters the C sample says it applied, and the matches of the plan's query.
+CREATE FUNCTION pg_temp.sample_sql(r sx, m integer, OUT walked integer, OUT matches integer) LANGUAGE sql AS $$
+    SELECT count(*)::integer, (count(*) FILTER (WHERE a.search_document @@ (agentmarket_private.search_prepare(r.q)).query))::integer
+      FROM (SELECT a.search_document FROM agentmarket.agents a
+             WHERE a.status = 'published'
+               AND (m & 1 = 0 OR a.category = r.category) AND (m & 2 = 0 OR a.tags @> r.tags)
+               AND (m & 4 = 0 OR a.supported_relays && r.relays) AND (m & 8 = 0 OR a.supported_models && r.models)
+               AND (m & 16 = 0 OR a.pricing_model = r.pricing)
+             ORDER BY a.search_static DESC, a.id DESC LIMIT 64) a
+$$;
+CREATE TEMP TABLE sample_runs AS
+SELECT r.n, c.page AS c_page, c.filters, c.walked, c.matches, o.page AS statement_page
+  FROM sx r, pg_temp.sample_run(r, 'on') c, pg_temp.sample_run(r, 'off') o;
+SELECT is((SELECT count(*) FROM sample_runs WHERE c_page IS DISTINCT FROM statement_page), 0::bigint,
+          'with the sample read in C, every page equals the one of the sample statement (' ||
+          (SELECT count(*) FROM sample_runs) || ' searches)');
+SELECT is((SELECT count(*) FROM sample_runs s JOIN sx r USING (n), pg_temp.sample_sql(r, s.filters) q
+            WHERE s.walked IS NOT NULL AND (s.walked, s.matches) IS DISTINCT FROM (q.walked, q.matches)), 0::bigint,
+          'every sample read in C counts what the sample statement counts');
+SELECT cmp_ok((SELECT count(*) FROM sample_runs WHERE walked IS NOT NULL), '>', 60::bigint,
+              'many of them sample');
+SELECT is((SELECT array_agg(DISTINCT filters ORDER BY filters) FROM sample_runs WHERE filters IS NOT NULL), ARRAY[0, 1, 2, 4, 8, 16, 29],
+          'samples within no filter, each filter and four of them (relevance: the category alone)');
+SELECT cmp_ok((SELECT count(DISTINCT (filters, walked, matches)) FROM sample_runs WHERE matches BETWEEN 1 AND walked - 1),
+              '>', 15::bigint, 'samples of every density, some of fewer than 64 listings');
 
 SELECT * FROM finish();
 ROLLBACK;

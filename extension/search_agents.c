@@ -630,7 +630,11 @@ am_relevance(ReturnSetInfo *rsinfo, AmSearch *s)
 	{
 		Datum		ids[2];
 
-		exact = am_walk(s, values, nulls, &ids[0], &ids[1]);
+		/* read in static order with a bound per listing, or walked with tiers */
+		int			order = am_order_walk(s, &ids[0], &ids[1]);
+
+		exact = order == AM_ORDER_SCORE_ALL ||
+			(order == AM_ORDER_NONE && am_walk(s, values, nulls, &ids[0], &ids[1]));
 		if (!exact)
 		{
 			am_run(am_shape_plan(AM_KIND_ROWS, 0, 0, false, false, false, 0), ids, NULL, 0);
@@ -660,6 +664,7 @@ search_agents(PG_FUNCTION_ARGS)
 	AmSearch	s;
 
 	am_walk_reset();
+	am_order_reset();
 	am_direct_reset();
 	am_direct_sample_reset();
 	am_prefix_reset();

@@ -110,13 +110,22 @@ extern void am_direct_sample_reset(void);
 extern bool am_walk(AmSearch *s, Datum *values, char *nulls, Datum *ids, Datum *scores);
 extern void am_walk_reset(void);
 extern void am_walk_sorted(double walked, double matches, bool then_gin);
+extern void am_walk_ordered(double entries, double matches, int classes_fetched, bool scored_all);
 extern double am_walk_tiers_cost(const AmSearch *s, double density);
 extern Datum *am_plan_array(const Datum *plan_values, int index, Oid type, int *n);
+
+/* search_order.c: the ordered walk of common words: it answered, does not apply, or found scoring every match cheaper. */
+#define AM_ORDER_NONE 0
+#define AM_ORDER_ANSWERED 1
+#define AM_ORDER_SCORE_ALL 2
+extern int	am_order_walk(AmSearch *s, Datum *ids, Datum *scores);
+extern void am_order_reset(void);
 
 /* search_tail.c: the walk's costs; prefix terms of GIN queries replaced by their completions. */
 extern void am_prefix_reset(void);
 extern char *am_expand_prefixes(const char *query, bool fields);
 extern bool am_walk_pays(const AmSearch *s, double matches, double margin, double extra);
+extern double am_static_share_above(double floor);
 extern Datum am_expand_prefix_query(Datum query);
 extern bool am_completions(const char *prefix, char ***words, int *n);
 

@@ -1,7 +1,9 @@
 /*-------------------------------------------------------------------------
  * search_tail.c
  *	  What keeps the slowest searches fast: the costs search_agents weighs
- *	  before walking or scoring every match (am_walk_pays), and prefix terms
+ *	  before walking or scoring every match (am_walk_pays), the share of
+ *	  listings above a static score (am_static_share_above, from ANALYZE's
+ *	  statistics: how deep a walk in static order goes), and prefix terms
  *	  of its GIN queries ('bud':*) replaced by their completions from the
  *	  vocabulary ('bud' | 'budget'), for the GIN scans of search (every
  *	  match scored or sorted, a walk's tiers).
@@ -23,7 +25,10 @@
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "tsearch/ts_type.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/memutils.h"
+#include "utils/timestamp.h"
 
 #include "agentmarket.h"
 #include "search_agents.h"
@@ -67,6 +72,118 @@ am_walk_pays(const AmSearch *s, double matches, double margin, double extra)
 	double		walk_rows = 2.0 * s->k * s->published * walk_share / Max(matches, 1);
 
 	return margin * walk_rows + extra < matches + am_gin_cost(s);
+}
+
+/* The static scores' distribution from ANALYZE (pg_stats), kept per backend for a minute. */
+static struct
+{
+	bool		valid;
+	TimestampTz at;
+	double	   *bounds;			/* histogram bounds, ascending */
+	int			nbounds;
+	double	   *mcv;			/* most common values */
+	double	   *mcv_freq;
+	int			nmcv;
+	double		hist_share;		/* the share of rows the histogram describes */
+}			am_static_stats;
+static SPIPlanPtr am_plan_static_stats;
+
+/* A float8[] column of the stats row, copied into TopMemoryContext. */
+static double *
+am_stats_array(int col, int *n)
+{
+	bool		isnull;
+	Datum		v = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col, &isnull);
+	Datum	   *elems;
+	bool	   *nulls;
+	double	   *out;
+	int			i;
+
+	*n = 0;
+	if (isnull)
+		return NULL;
+	deconstruct_array(DatumGetArrayTypeP(v), FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, &nulls, n);
+	out = MemoryContextAlloc(TopMemoryContext, sizeof(double) * Max(*n, 1));
+	for (i = 0; i < *n; i++)
+		out[i] = nulls[i] ? 0 : DatumGetFloat8(elems[i]);
+	return out;
+}
+
+/*
+ * The estimated share of listings with a static score of at least floor,
+ * from ANALYZE's histogram and most common values of search_static (drafts
+ * counted too: an estimate); -1 without statistics.
+ */
+double
+am_static_share_above(double floor)
+{
+	double		share = 0;
+	double		mcv_total = 0;
+	int			i;
+
+	if (!am_static_stats.valid ||
+		GetCurrentTimestamp() - am_static_stats.at > 60 * USECS_PER_SEC)
+	{
+		bool		isnull;
+
+		if (am_plan_static_stats == NULL)
+			am_plan_static_stats = am_prepare_kept(
+				"SELECT s.histogram_bounds::text::float8[], s.most_common_vals::text::float8[],"
+				" s.most_common_freqs::float8[], s.null_frac::float8 FROM pg_catalog.pg_stats s"
+				" WHERE s.schemaname OPERATOR(pg_catalog.=) 'agentmarket' AND s.tablename OPERATOR(pg_catalog.=) 'agents'"
+				" AND s.attname OPERATOR(pg_catalog.=) 'search_static'", 0, NULL, false);
+		am_run(am_plan_static_stats, NULL, NULL, 1);
+		if (am_static_stats.bounds)
+			pfree(am_static_stats.bounds);
+		if (am_static_stats.mcv)
+			pfree(am_static_stats.mcv);
+		if (am_static_stats.mcv_freq)
+			pfree(am_static_stats.mcv_freq);
+		memset(&am_static_stats, 0, sizeof(am_static_stats));
+		am_static_stats.at = GetCurrentTimestamp();
+		am_static_stats.valid = true;
+		if (SPI_processed > 0)
+		{
+			int			nfreq;
+
+			am_static_stats.bounds = am_stats_array(1, &am_static_stats.nbounds);
+			am_static_stats.mcv = am_stats_array(2, &am_static_stats.nmcv);
+			am_static_stats.mcv_freq = am_stats_array(3, &nfreq);
+			if (nfreq != am_static_stats.nmcv)
+				am_static_stats.nmcv = 0;
+			am_static_stats.hist_share = 1 - am_float_col(SPI_tuptable->vals[0], 4, &isnull);
+			for (i = 0; i < am_static_stats.nmcv; i++)
+				am_static_stats.hist_share -= am_static_stats.mcv_freq[i];
+		}
+		SPI_freetuptable(SPI_tuptable);
+	}
+	if (am_static_stats.nbounds < 2 && am_static_stats.nmcv == 0)
+		return -1;
+	for (i = 0; i < am_static_stats.nmcv; i++)
+	{
+		mcv_total += am_static_stats.mcv_freq[i];
+		if (am_static_stats.mcv[i] >= floor)
+			share += am_static_stats.mcv_freq[i];
+	}
+	if (am_static_stats.nbounds >= 2)
+	{
+		const double *b = am_static_stats.bounds;
+		int			nb = am_static_stats.nbounds;
+		double		above;
+
+		if (floor <= b[0])
+			above = 1;
+		else if (floor > b[nb - 1])
+			above = 0;
+		else
+		{
+			for (i = 0; i < nb - 2 && b[i + 1] < floor; i++)
+				;
+			above = 1 - (i + (b[i + 1] > b[i] ? (floor - b[i]) / (b[i + 1] - b[i]) : 1)) / (nb - 1);
+		}
+		share += Max(am_static_stats.hist_share, 0) * above;
+	}
+	return Min(share / Max(mcv_total + Max(am_static_stats.hist_share, 0), 1e-9), 1);
 }
 
 /* Completions up to which a prefix is replaced. */

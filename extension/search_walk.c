@@ -330,6 +330,21 @@ am_walk_sorted(double walked, double matches, bool then_gin)
 }
 
 /*
+ * The ordered walk (search_order.c) read entries of the static-score btree,
+ * found matches, fetched classes by their listings, gave way to scoring
+ * every match (search_walk_last).
+ */
+void
+am_walk_ordered(double entries, double matches, int classes_fetched, bool scored_all)
+{
+	am_last_walk.ran = true;
+	am_last_walk.walked = entries;
+	am_last_walk.matches = matches;
+	am_last_walk.tiers_fetched = classes_fetched;
+	am_last_walk.scored_all = scored_all;
+}
+
+/*
  * What fetching the tiers the walk would fetch costs, in listings read (a
  * statement costs about 50; tiers sorted by bound): the tiers GIN finds
  * cheaply, above every tier that is walked, their listings within the

@@ -8,6 +8,9 @@
 BEGIN;
 SELECT plan(12);
 SET LOCAL agentmarket.search_exhaustive_limit = 30;
+-- The tiers' walk (search_walk.c); the ordered walk that answers first
+-- when it is on (search_order.c) has its own suite, sql/search_order.
+SET LOCAL agentmarket.search_order = off;
 
 INSERT INTO agentmarket.users (id, email, role) VALUES
   ('66666666-1000-4000-8000-000000000001', 'maker@sw.test', 'creator');

@@ -1,0 +1,789 @@
+/*-------------------------------------------------------------------------
+ * search_order.c
+ *	  The relevance top-k of common words read in static order with a bound
+ *	  per listing: the ordered walk.
+ *
+ * The tiers of search_walk.c are fetched through one GIN scan each and
+ * read whole before a static floor applies to them: 'recipe fitness travel
+ * garden' (13,000 matches in 100k listings) read some 4,000 listings of 20
+ * tiers, each GIN scan decoding the same posting lists again.  Here the
+ * posting lists of the words' name terms (search_fields' a/word, within the
+ * filter lexemes) are read once, into a sorted array of the listings that
+ * have some word in their name and which ones: a listing's class.  A
+ * class's bound is the best text score its listings can have (a word in
+ * the name at its best value anywhere, any other word at best in a tagline
+ * or tags); listings in no class have the least bound.  Classes are read
+ * best bound first: small ones fetched by their listings (heap tuples by
+ * TID, no statement), while the page is not full or walking down to their
+ * static floor would read more of the static-score btree than they hold;
+ * then the btree is walked index-only, and a listing's row is read only
+ * when its class's bound at its static score can still reach the page
+ * (blend(bound, static) >= the page's k-th score).  The walk stops when
+ * no class with listings left unseen can reach the page at the static
+ * score reached.  Each bound is at least the listing's score, so the page
+ * is exactly what scoring every match gives (sql/search_order).
+ *
+ * The sets are read smallest first within a budget (AM_ORDER_SET_MIN
+ * listings, or AM_ORDER_SET_SHARE of all): a word left without one counts
+ * at its best in every class.  When the page fills slowly (words that
+ * rarely meet), the density the walk reads projects the matches, and
+ * scoring them all is chosen when it costs less.  OR queries, lossy
+ * bitmaps and agentmarket.search_order = off take search_walk.c's walk.
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <math.h>
+#include <time.h>
+
+#include "access/genam.h"
+#include "access/htup_details.h"
+#include "access/itup.h"
+#include "access/relscan.h"
+#include "access/skey.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "executor/tuptable.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "nodes/tidbitmap.h"
+#include "tsearch/ts_type.h"
+#include "utils/array.h"
+#include "utils/builtins.h"
+#include "utils/fmgroids.h"
+#include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
+#include "agentmarket.h"
+#include "search_agents.h"
+#include "search_direct.h"
+
+PG_FUNCTION_INFO_V1(search_order_last);
+
+/* Words of a query (search_prepare refuses more than 12). */
+#define AM_ORDER_MAX_GROUPS 12
+/*
+ * Index entries the walk may read for one row it saves: a row read costs
+ * a heap page, a document decompressed, checked and scored; an entry of
+ * the btree read index-only, a binary search.
+ */
+#define AM_ORDER_ENTRY_RATIO 40
+/* Entries read with the page not full between two looks at the density. */
+#define AM_ORDER_SAMPLE 64
+/* The name sets read: at most this many listings in them, or this share of all. */
+#define AM_ORDER_SET_MIN 20000
+#define AM_ORDER_SET_SHARE 0.1
+/* The bitmaps of the name sets: never lossy below this many kilobytes. */
+#define AM_ORDER_BITMAP_KB (64 * 1024)
+
+/* A listing with some word in its name: its heap TID as a number, which words. */
+typedef struct AmMember
+{
+	uint64		tid;
+	uint32		mask;
+} AmMember;
+
+/* The listings of one combination of words in the name. */
+typedef struct AmClass
+{
+	uint32		mask;
+	double		bound;			/* the best text score a listing of it can have */
+	int64		count;			/* its listings (in the sets) */
+	int64		unseen;			/* of them not yet seen by the walk */
+	bool		fetched;		/* read by TID: the walk skips them */
+} AmClass;
+
+/* The page so far: the k best (score, id), best first. */
+typedef struct AmOrderTop
+{
+	int			n;
+	double		scores[100];
+	pg_uuid_t	ids[100];
+} AmOrderTop;
+
+/* One ordered walk. */
+typedef struct AmOrder
+{
+	AmSearch   *s;
+	AmDirect	d;
+	Relation	heap;
+	IndexFetchTableData *fetch;
+	TupleTableSlot *slot;
+	MemoryContext row_cxt;
+	Snapshot	snapshot;
+	AmOrderTop	top;
+	double		text_share;
+	int64		rows;			/* rows read */
+	int64		matches;		/* of them matches after the cursor */
+} AmOrder;
+
+/* What the backend's last search_agents call walked in order (search_order_last). */
+static struct
+{
+	bool		ran;
+	int64		members;		/* listings in the name sets */
+	int			sets;			/* words with a set */
+	int			classes;		/* classes with listings */
+	int			classes_fetched;	/* read by TID */
+	int64		entries;		/* btree entries the walk read */
+	int64		rows;			/* rows read (by TID and by the walk) */
+	int64		matches;
+	bool		scored_all;		/* it gave way to scoring every match */
+}			am_last_order;
+
+/* CPU time of this backend, ms (the machine is shared: wall time means little). */
+static double
+am_cpu_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return ts.tv_sec * 1000.0 + ts.tv_nsec / 1e6;
+}
+
+/* A search_agents call begins. */
+void
+am_order_reset(void)
+{
+	memset(&am_last_order, 0, sizeof(am_last_order));
+}
+
+/* Whether the ordered walk is on (agentmarket.search_order, on unless off). */
+static bool
+am_order_on(void)
+{
+	const char *setting = GetConfigOption("agentmarket.search_order", true, false);
+
+	return setting == NULL || (strcmp(setting, "off") != 0 && strcmp(setting, "false") != 0);
+}
+
+static inline uint64
+am_tid_key(BlockNumber block, OffsetNumber offset)
+{
+	return ((uint64) block << 16) | offset;
+}
+
+/* (score, id) against (score2, id2): the order of a page, best first. */
+static inline int
+am_order_cmp(double score, const pg_uuid_t *id, double score2, const pg_uuid_t *id2)
+{
+	if (score != score2)
+		return score > score2 ? -1 : 1;
+	return -memcmp(id->data, id2->data, UUID_LEN);
+}
+
+/* Adds a match to the page, unless it is on it already or below it. */
+static void
+am_order_add(AmOrderTop *top, int k, double score, const pg_uuid_t *id)
+{
+	int			at,
+				i;
+
+	if (top->n == k && am_order_cmp(score, id, top->scores[k - 1], &top->ids[k - 1]) >= 0)
+		return;
+	for (i = 0; i < top->n; i++)
+		if (memcmp(top->ids[i].data, id->data, UUID_LEN) == 0)
+			return;
+	for (at = top->n; at > 0 && am_order_cmp(score, id, top->scores[at - 1], &top->ids[at - 1]) < 0; at--)
+		;
+	if (top->n == k)
+		top->n--;
+	memmove(&top->scores[at + 1], &top->scores[at], sizeof(double) * (top->n - at));
+	memmove(&top->ids[at + 1], &top->ids[at], sizeof(pg_uuid_t) * (top->n - at));
+	top->scores[at] = score;
+	top->ids[at] = *id;
+	top->n++;
+}
+
+/*
+ * Whether a listing whose text scores at most bound, at static score
+ * static_score, can still reach the page: its score cannot be above
+ * blend(bound, static), and a tie may still win on the id.
+ */
+static inline bool
+am_order_reaches(AmOrder *o, double bound, double static_score)
+{
+	return o->top.n < o->s->k || am_blend(bound, static_score) >= o->top.scores[o->s->k - 1];
+}
+
+/*
+ * The listings whose search_fields match a tsquery text (GIN, every TID of
+ * the index's entries, visible or not), as sorted TID keys; false when the
+ * bitmap went lossy.
+ */
+static bool
+am_order_set(Relation index, const char *query, uint64 **keys, int64 *n)
+{
+	ScanKeyData key;
+	IndexScanDesc scan;
+	TIDBitmap  *tbm;
+	TBMIterator *it;
+	TBMIterateResult *page;
+	int64		size = 1024;
+	bool		exact = true;
+
+	ScanKeyEntryInitialize(&key, 0, 1, 1 /* @@ */ , TSQUERYOID, index->rd_indcollation[0],
+						   F_TS_MATCH_VQ, DirectFunctionCall1(tsqueryin, CStringGetDatum(query)));
+	tbm = tbm_create(Max((long) work_mem, (long) AM_ORDER_BITMAP_KB) * 1024L, NULL);
+	scan = index_beginscan_bitmap(index, GetActiveSnapshot(), 1);
+	index_rescan(scan, &key, 1, NULL, 0);
+	index_getbitmap(scan, tbm);
+	index_endscan(scan);
+	*keys = palloc(sizeof(uint64) * size);
+	*n = 0;
+	it = tbm_begin_iterate(tbm);
+	while ((page = tbm_iterate(it)) != NULL)
+	{
+		int			i;
+
+		if (page->ntuples < 0)
+		{
+			exact = false;
+			break;
+		}
+		if (*n + page->ntuples > size)
+		{
+			size = Max(size * 2, *n + page->ntuples);
+			*keys = repalloc_huge(*keys, sizeof(uint64) * size);
+		}
+		for (i = 0; i < page->ntuples; i++)
+			(*keys)[(*n)++] = am_tid_key(page->blockno, page->offsets[i]);
+	}
+	tbm_end_iterate(it);
+	tbm_free(tbm);
+	return exact;
+}
+
+/* Merges sorted TID keys into the sorted members, marking them with bit. */
+static AmMember *
+am_order_merge(AmMember *members, int64 *n, const uint64 *keys, int64 nkeys, uint32 bit)
+{
+	AmMember   *out = palloc_extended(sizeof(AmMember) * Max(*n + nkeys, 1), MCXT_ALLOC_HUGE);
+	int64		i = 0,
+				j = 0,
+				m = 0;
+
+	while (i < *n || j < nkeys)
+	{
+		if (j >= nkeys || (i < *n && members[i].tid < keys[j]))
+			out[m++] = members[i++];
+		else if (i >= *n || keys[j] < members[i].tid)
+		{
+			out[m].tid = keys[j++];
+			out[m++].mask = bit;
+		}
+		else
+		{
+			out[m] = members[i++];
+			out[m++].mask |= bit;
+			j++;
+		}
+	}
+	*n = m;
+	return out;
+}
+
+/* The member of a TID key, or NULL (binary search). */
+static const AmMember *
+am_order_find(const AmMember *members, int64 n, uint64 key)
+{
+	int64		lo = 0,
+				hi = n;
+
+	while (lo < hi)
+	{
+		int64		mid = lo + (hi - lo) / 2;
+
+		if (members[mid].tid < key)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < n && members[lo].tid == key ? &members[lo] : NULL;
+}
+
+/*
+ * Reads the listing at a TID (the visible member of its HOT chain) and, when
+ * it is published, in the filters, a match and after the cursor, puts it on
+ * the page with its score.
+ */
+static void
+am_order_row(AmOrder *o, ItemPointer tid)
+{
+	AmSearch   *s = o->s;
+	bool		call_again = false;
+	bool		all_dead = false;
+	MemoryContext old;
+
+	old = MemoryContextSwitchTo(o->row_cxt);
+	if (table_index_fetch_tuple(o->fetch, tid, o->snapshot, o->slot, &call_again, &all_dead))
+	{
+		bool		isnull;
+		Datum		v;
+
+		o->rows++;
+		if (am_direct_passes(&o->d, o->slot) &&
+			!(v = am_col(&o->d, o->slot, AM_COL_DOCUMENT, &isnull), isnull))
+		{
+			TSVector	doc = DatumGetTSVector(v);
+
+			if (DatumGetBool(DirectFunctionCall2(ts_match_vq, PointerGetDatum(doc), s->plan_values[0])))
+			{
+				double		static_score = DatumGetFloat8(am_col(&o->d, o->slot, AM_COL_STATIC, &isnull));
+				double		score = am_blend(am_text_score(o->d.terms, doc), static_score);
+				pg_uuid_t	id;
+
+				memcpy(id.data, DatumGetUUIDP(am_col(&o->d, o->slot, AM_CARD_ID, &isnull))->data, UUID_LEN);
+				if (!s->after || am_order_cmp(score, &id, s->after_score, DatumGetUUIDP(s->after_id)) > 0)
+				{
+					o->matches++;
+					am_order_add(&o->top, s->k, score, &id);
+				}
+			}
+		}
+		ExecClearTuple(o->slot);
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(o->row_cxt);
+}
+
+/* The walk's index: the category's when filtered by one (its listings only), else every listing's. */
+static IndexScanDesc
+am_order_scan(AmOrder *o, Relation index, bool by_category)
+{
+	ScanKeyData key;
+	IndexScanDesc scan = index_beginscan(o->heap, index, o->snapshot, by_category ? 1 : 0, 0);
+
+	scan->xs_want_itup = true;
+	if (by_category)
+		ScanKeyEntryInitialize(&key, 0, 1, BTEqualStrategyNumber, InvalidOid,
+							   index->rd_indcollation[0], F_TEXTEQ, o->s->category);
+	index_rescan(scan, &key, by_category ? 1 : 0, NULL, 0);
+	return scan;
+}
+
+/* The static score of the walk's current entry. */
+static inline double
+am_order_static(IndexScanDesc scan, bool by_category)
+{
+	bool		isnull;
+	Datum		v = index_getattr(scan->xs_itup, by_category ? 2 : 1, scan->xs_itupdesc, &isnull);
+
+	return isnull ? 0 : DatumGetFloat8(v);
+}
+
+/*
+ * Entries of the walk's index with a static score of at least floor,
+ * counted up to cap + 1 (index-only); *first: the best static score.
+ */
+static int64
+am_order_count(AmOrder *o, Relation index, bool by_category, double floor, int64 cap, double *first)
+{
+	IndexScanDesc scan = am_order_scan(o, index, by_category);
+	int64		n = 0;
+
+	*first = 0;
+	while (n <= cap && index_getnext_tid(scan, ForwardScanDirection) != NULL)
+	{
+		double		st = am_order_static(scan, by_category);
+
+		if (n == 0)
+			*first = st;
+		if (st < floor)
+			break;
+		n++;
+	}
+	index_endscan(scan);
+	return n;
+}
+
+static int
+am_class_cmp(const void *a, const void *b)
+{
+	const AmClass *x = (const AmClass *) a;
+	const AmClass *y = (const AmClass *) b;
+
+	if (x->bound != y->bound)
+		return x->bound > y->bound ? -1 : 1;
+	if (x->count != y->count)
+		return x->count < y->count ? -1 : 1;
+	return (int) x->mask - (int) y->mask;
+}
+
+/* The class of a mask (open addressing; slots -1 when free). */
+static int
+am_class_slot(const uint32 *keys, const int *slots, int size, uint32 mask)
+{
+	int			h = (int) ((mask * 2654435761u) & (uint32) (size - 1));
+
+	while (slots[h] >= 0 && keys[h] != mask)
+		h = (h + 1) & (size - 1);
+	return h;
+}
+
+/*
+ * The ordered walk (see the header): false when it does not apply (the
+ * caller walks with search_walk.c); otherwise true with the page's ids and
+ * scores as arrays, best first.
+ */
+int
+am_order_walk(AmSearch *s, Datum *ids, Datum *scores)
+{
+	int			ngroups = s->ngroups;
+	int			n;
+	Datum	   *name_terms,
+			   *name_docs,
+			   *name_bound,
+			   *head_bound,
+			   *body_bound;
+	double		best[AM_ORDER_MAX_GROUPS],
+				rest[AM_ORDER_MAX_GROUPS];
+	bool		has_set[AM_ORDER_MAX_GROUPS];
+	double		budget = Max(AM_ORDER_SET_MIN, AM_ORDER_SET_SHARE * s->published);
+	double		spent = 0;
+	AmMember   *members = NULL;
+	int64		nmembers = 0;
+	uint32	   *slot_keys;
+	int		   *slots;
+	int			nslots = 16;
+	AmClass    *classes;
+	int		   *rank;
+	int64	   *starts;
+	int64	   *by_class;
+	int			nclasses = 0;
+	int			g,
+				i,
+				c;
+	int64		m;
+	AmOrder		o;
+	AmScoring	w;
+	Relation	fields;
+	Relation	index;
+	bool		by_category = (s->filters & AM_F_CATEGORY) != 0;
+	double		max_static;
+	int			first_walked;
+	bool		done = false;
+	bool		score_all = false;
+	double		t0,
+				t1,
+				t2;
+
+	if (!am_order_on() || !am_direct_on() || ngroups < 1 || ngroups > AM_ORDER_MAX_GROUPS ||
+		DatumGetBool(s->plan_values[8]) || s->plan_nulls[0])
+		return AM_ORDER_NONE;
+	t0 = am_cpu_ms();
+	name_terms = am_plan_array(s->plan_values, 10, TEXTOID, &n);
+	name_docs = am_plan_array(s->plan_values, 13, INT8OID, &n);
+	name_bound = am_plan_array(s->plan_values, 16, FLOAT8OID, &n);
+	head_bound = am_plan_array(s->plan_values, 17, FLOAT8OID, &n);
+	body_bound = am_plan_array(s->plan_values, 18, FLOAT8OID, &n);
+	if (n < ngroups)
+		return AM_ORDER_NONE;
+
+	/*
+	 * Which words get a set: those a name lifts above a tagline, fewest
+	 * names first, within the budget (a posting list costs about a fifth of
+	 * a row per listing in it).  A word without one counts at its best.
+	 */
+	for (g = 0; g < ngroups; g++)
+	{
+		rest[g] = Max(DatumGetFloat8(head_bound[g]), DatumGetFloat8(body_bound[g]));
+		best[g] = Max(DatumGetFloat8(name_bound[g]), rest[g]);
+		has_set[g] = false;
+	}
+	for (;;)
+	{
+		int			pick = -1;
+
+		for (g = 0; g < ngroups; g++)
+			if (!has_set[g] && best[g] > rest[g] &&
+				(pick < 0 || DatumGetInt64(name_docs[g]) < DatumGetInt64(name_docs[pick])))
+				pick = g;
+		if (pick < 0 || spent + (double) DatumGetInt64(name_docs[pick]) > budget)
+			break;
+		spent += (double) DatumGetInt64(name_docs[pick]);
+		has_set[pick] = true;
+	}
+
+	/* the sets: listings with each word in their name, within the filter lexemes */
+	fields = am_direct_index("agents_search_fields_idx");
+	for (g = 0; g < ngroups; g++)
+	{
+		uint64	   *keys;
+		int64		nkeys;
+		char	   *query;
+
+		if (!has_set[g])
+			continue;
+		query = am_expand_prefixes(TextDatumGetCString(name_terms[g]), true);
+		if (s->filter_text != NULL)
+			query = psprintf("(%s) & (%s)", query, s->filter_text);
+		if (!am_order_set(fields, query, &keys, &nkeys))
+		{
+			index_close(fields, AccessShareLock);
+			return AM_ORDER_NONE;
+		}
+		members = am_order_merge(members, &nmembers, keys, nkeys, (uint32) 1 << g);
+		pfree(keys);
+		am_last_order.sets++;
+	}
+	index_close(fields, AccessShareLock);
+
+	/* the classes, by their words' fields; the first: listings in no set */
+	while (nslots < 2 * (Min(nmembers, (int64) 1 << ngroups) + 1))
+		nslots *= 2;
+	slot_keys = palloc(sizeof(uint32) * nslots);
+	slots = palloc(sizeof(int) * nslots);
+	memset(slots, -1, sizeof(int) * nslots);
+	classes = palloc0(sizeof(AmClass) * (Min(nmembers, (int64) 1 << ngroups) + 1));
+	i = am_class_slot(slot_keys, slots, nslots, 0);
+	slot_keys[i] = 0;
+	slots[i] = nclasses++;
+	for (m = 0; m < nmembers; m++)
+	{
+		i = am_class_slot(slot_keys, slots, nslots, members[m].mask);
+		if (slots[i] < 0)
+		{
+			slot_keys[i] = members[m].mask;
+			slots[i] = nclasses;
+			classes[nclasses++].mask = members[m].mask;
+		}
+		classes[slots[i]].count++;
+		members[m].mask = (uint32) slots[i];	/* from here on: the class */
+	}
+	for (c = 0; c < nclasses; c++)
+	{
+		double		bounds[AM_ORDER_MAX_GROUPS];
+
+		for (g = 0; g < ngroups; g++)
+			bounds[g] = !has_set[g] || (classes[c].mask & ((uint32) 1 << g)) ? best[g] : rest[g];
+		classes[c].bound = am_group_mean(bounds, ngroups);
+		classes[c].unseen = classes[c].count;
+		classes[c].mask = c;	/* its number before sorting */
+	}
+	/* each class's listings, in TID order */
+	starts = palloc0(sizeof(int64) * (nclasses + 1));
+	for (m = 0; m < nmembers; m++)
+		starts[members[m].mask + 1]++;
+	for (c = 0; c < nclasses; c++)
+		starts[c + 1] += starts[c];
+	by_class = palloc_extended(sizeof(int64) * Max(nmembers, 1), MCXT_ALLOC_HUGE);
+	{
+		int64	   *next = palloc(sizeof(int64) * (nclasses + 1));
+
+		memcpy(next, starts, sizeof(int64) * (nclasses + 1));
+		for (m = 0; m < nmembers; m++)
+			by_class[next[members[m].mask]++] = m;
+	}
+	qsort(classes, nclasses, sizeof(AmClass), am_class_cmp);
+	rank = palloc(sizeof(int) * nclasses);
+	for (c = 0; c < nclasses; c++)
+		rank[classes[c].mask] = c;
+	am_last_order.ran = true;
+	am_last_order.members = nmembers;
+	am_last_order.classes = nclasses - 1;
+	t1 = am_cpu_ms();
+
+	/* reading rows */
+	memset(&o, 0, sizeof(o));
+	o.s = s;
+	o.snapshot = GetActiveSnapshot();
+	o.heap = am_direct_heap();
+	am_direct_setup(&o.d, s, o.heap);
+	o.fetch = table_index_fetch_begin(o.heap);
+	o.slot = table_slot_create(o.heap, NULL);
+	o.row_cxt = AllocSetContextCreate(CurrentMemoryContext, "search order row", ALLOCSET_DEFAULT_SIZES);
+	am_search_scoring(&w);
+	o.text_share = w.text_share;
+	index = am_direct_index(by_category ? "agents_search_category_idx" : "agents_search_static_idx");
+	am_order_count(&o, index, by_category, 2, 0, &max_static);
+
+	/*
+	 * Classes fetched by their listings, best bound first: while the page is
+	 * not full (up to a tier's size), and when it is, while walking down to
+	 * the class's static floor would read more entries than the rows of it
+	 * and every later class would (the walk reads those past the floor too).
+	 */
+	for (first_walked = 0; first_walked < nclasses; first_walked++)
+	{
+		AmClass    *cl = &classes[first_walked];
+		int			number = cl->mask;
+
+		if (number == 0)
+			break;				/* listings in no set: walked */
+		if (!am_order_reaches(&o, cl->bound, max_static))
+		{
+			done = true;		/* nothing below can reach the page */
+			break;
+		}
+		if (o.top.n < s->k)
+		{
+			if ((double) cl->count > Max(1500, sqrt(s->k * s->published / s->filter_share)))
+				break;
+		}
+		else
+		{
+			double		floor = (o.top.scores[s->k - 1] - o.text_share * cl->bound) / (1 - o.text_share) - 1e-6;
+			int64		later = 0;
+			double		first;
+			double		share = am_static_share_above(floor);
+			double		above;
+
+			for (c = first_walked; c < nclasses; c++)
+				if (classes[c].mask != 0)
+					later += classes[c].count;
+			above = share >= 0
+				? share * s->published * (by_category ? s->category_share : 1)
+				: (double) am_order_count(&o, index, by_category, floor, later * AM_ORDER_ENTRY_RATIO, &first);
+			if (above <= later * AM_ORDER_ENTRY_RATIO)
+				break;
+		}
+		for (m = starts[number]; m < starts[number + 1]; m++)
+		{
+			ItemPointerData tid;
+			uint64		key = members[by_class[m]].tid;
+
+			ItemPointerSet(&tid, (BlockNumber) (key >> 16), (OffsetNumber) (key & 0xFFFF));
+			am_order_row(&o, &tid);
+		}
+		cl->fetched = true;
+		am_last_order.classes_fetched++;
+	}
+	t2 = am_cpu_ms();
+
+	/* the walk: entries in static order, rows read when their class can reach the page */
+	if (!done)
+	{
+		IndexScanDesc scan = am_order_scan(&o, index, by_category);
+		int			best_left = first_walked;	/* the best class not fetched with listings unseen */
+		ItemPointer tid;
+		int64		open_entries = 0;	/* entries read while the page was not full */
+		int64		open_hits = 0;	/* of them matches */
+		double		size = s->published * (by_category ? s->category_share : 1);
+		bool		rare_apart = !s->joint_null && s->joint * s->filter_share <= s->exhaustive_limit;
+
+		while ((tid = index_getnext_tid(scan, ForwardScanDirection)) != NULL)
+		{
+			double		st = am_order_static(scan, by_category);
+			const AmMember *member;
+			AmClass    *cl;
+
+			CHECK_FOR_INTERRUPTS();
+			while (best_left < nclasses && (classes[best_left].fetched ||
+											(classes[best_left].mask != 0 && classes[best_left].unseen == 0)))
+				best_left++;
+			if (best_left >= nclasses || !am_order_reaches(&o, classes[best_left].bound, st))
+				break;
+			am_last_order.entries++;
+			member = am_order_find(members, nmembers,
+								   am_tid_key(ItemPointerGetBlockNumber(tid), ItemPointerGetOffsetNumber(tid)));
+			cl = &classes[rank[member != NULL ? member->mask : 0]];
+			if (cl->fetched)
+				continue;
+			if (cl->mask != 0)
+				cl->unseen--;
+			if (o.top.n < s->k)
+			{
+				int64		before = o.matches;
+
+				am_order_row(&o, tid);
+				open_entries++;
+				open_hits += o.matches - before;
+
+				/*
+				 * The page fills slowly: the matches the density projects
+				 * are scored at once when that costs less than a third of
+				 * what was read (a few matches in a small sample are taken
+				 * at their word only when independent words would meet
+				 * rarely too), as search_walk.c's walk does.
+				 */
+				if (open_entries % AM_ORDER_SAMPLE == 0 && (open_hits >= 8 || rare_apart) &&
+					(o.rows + (double) am_last_order.entries / AM_ORDER_ENTRY_RATIO) * 3 >=
+					(double) open_hits / open_entries * size)
+				{
+					score_all = true;
+					break;
+				}
+			}
+			else if (am_order_reaches(&o, cl->bound, st))
+				am_order_row(&o, tid);
+		}
+		index_endscan(scan);
+	}
+
+	table_index_fetch_end(o.fetch);
+	ExecDropSingleTupleTableSlot(o.slot);
+	MemoryContextDelete(o.row_cxt);
+	index_close(index, AccessShareLock);
+	table_close(o.heap, AccessShareLock);
+	am_last_order.rows = o.rows;
+	am_last_order.matches = o.matches;
+	am_last_order.scored_all = score_all;
+	am_walk_ordered(am_last_order.entries, o.matches, am_last_order.classes_fetched, score_all);
+	{
+		double		t3 = am_cpu_ms();
+
+		elog(DEBUG1, "search_agents: ordered walk: %d sets, %lld listings in them, %d classes (%d fetched): %.3f ms;"
+			 " fetched %.3f ms; walked %lld entries %.3f ms; %lld rows, %lld matches (CPU)",
+			 am_last_order.sets, (long long) nmembers, nclasses - 1, am_last_order.classes_fetched,
+			 t1 - t0, t2 - t1, (long long) am_last_order.entries,
+			 t3 - t2, (long long) o.rows, (long long) o.matches);
+	}
+
+	if (score_all)
+		return AM_ORDER_SCORE_ALL;
+	{
+		Datum	   *id_datums = palloc(sizeof(Datum) * Max(o.top.n, 1));
+		Datum	   *score_datums = palloc(sizeof(Datum) * Max(o.top.n, 1));
+
+		for (i = 0; i < o.top.n; i++)
+		{
+			id_datums[i] = UUIDPGetDatum(&o.top.ids[i]);
+			score_datums[i] = Float8GetDatum(o.top.scores[i]);
+		}
+		*ids = PointerGetDatum(construct_array(id_datums, o.top.n, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+		*scores = PointerGetDatum(construct_array(score_datums, o.top.n, FLOAT8OID, 8, FLOAT8PASSBYVAL,
+												  TYPALIGN_DOUBLE));
+	}
+	return AM_ORDER_ANSWERED;
+}
+
+/*
+ * search_order_last: what the backend's last search_agents call read in
+ * its ordered walk (listings in the name sets, words with a set, classes
+ * and those fetched by TID, btree entries walked, rows read, matches,
+ * whether it gave way to scoring every match), or NULL when it took no
+ * ordered walk.  For tests: the rows cannot tell.
+ */
+/* SQL function: search_order_last */
+Datum
+search_order_last(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[8];
+	bool		nulls[8] = {false, false, false, false, false, false, false, false};
+
+	if (!am_last_order.ran)
+		PG_RETURN_NULL();
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("search_order_last must return a row")));
+	values[0] = Int64GetDatum(am_last_order.members);
+	values[1] = Int32GetDatum(am_last_order.sets);
+	values[2] = Int32GetDatum(am_last_order.classes);
+	values[3] = Int32GetDatum(am_last_order.classes_fetched);
+	values[4] = Int64GetDatum(am_last_order.entries);
+	values[5] = Int64GetDatum(am_last_order.rows);
+	values[6] = Int64GetDatum(am_last_order.matches);
+	values[7] = BoolGetDatum(am_last_order.scored_all);
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+}

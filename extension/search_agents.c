@@ -56,6 +56,8 @@ PG_FUNCTION_INFO_V1(search_agents);
 
 /* Listings of the walk's first sample of the matches' density. */
 #define AM_SAMPLE 64
+/* Matches in the sample trusted to project few. */
+#define AM_ORDER_TRUSTED_HITS 8
 
 /* The parameters every statement is prepared with (unused ones are fine). */
 Oid			am_param_types[AM_NPARAMS] = {
@@ -587,6 +589,35 @@ am_sorted(ReturnSetInfo *rsinfo, AmSearch *s)
 }
 
 /*
+ * Before the ordered walk (search_order.c), the first listings in static
+ * order within the filters, as the tiers' walk reads its first chunk: when
+ * their density projects few matches (trusted when 8 are seen, or when
+ * independent words would meet rarely too) and walking to a page costs
+ * more than scoring them, or the walk would read a third as many listings
+ * as match, every match is scored instead (words common apart and rare
+ * together: their posting lists intersected, search_gin.c).  Fewer
+ * listings in the filters than the sample: scored.
+ */
+static bool
+am_order_scores_all(AmSearch *s, Datum *values, char *nulls)
+{
+	int32		sampled;
+	int32		hits;
+	double		projected;
+	bool		rare_apart = !s->joint_null && s->joint * s->filter_share <= s->exhaustive_limit;
+
+	if (!am_order_applies(s))
+		return false;
+	am_sample(s->filters, values, nulls, &sampled, &hits);
+	if (sampled < AM_SAMPLE)
+		return true;
+	projected = (double) hits * s->published * s->filter_share / sampled;
+	return (projected <= s->exhaustive_limit && (hits >= AM_ORDER_TRUSTED_HITS || rare_apart) &&
+			!am_walk_pays(s, projected, 1, 0)) ||
+		sampled * 3 >= projected;
+}
+
+/*
  * Relevance with words.  When the rarest word (all words under OR) is in at
  * most L listings, or the filters keep at most L, every match is scored
  * (one GIN scan of the words and filter lexemes).  Otherwise the walk in
@@ -631,7 +662,8 @@ am_relevance(ReturnSetInfo *rsinfo, AmSearch *s)
 		Datum		ids[2];
 
 		/* read in static order with a bound per listing, or walked with tiers */
-		int			order = am_order_walk(s, &ids[0], &ids[1]);
+		int			order = am_order_scores_all(s, values, nulls) ? AM_ORDER_SCORE_ALL
+			: am_order_walk(s, &ids[0], &ids[1]);
 
 		exact = order == AM_ORDER_SCORE_ALL ||
 			(order == AM_ORDER_NONE && am_walk(s, values, nulls, &ids[0], &ids[1]));

@@ -119,6 +119,7 @@ extern Datum *am_plan_array(const Datum *plan_values, int index, Oid type, int *
 #define AM_ORDER_ANSWERED 1
 #define AM_ORDER_SCORE_ALL 2
 extern int	am_order_walk(AmSearch *s, Datum *ids, Datum *scores);
+extern bool am_order_applies(const AmSearch *s);
 extern void am_order_reset(void);
 
 /* search_tail.c: the walk's costs; prefix terms of GIN queries replaced by their completions. */

@@ -429,6 +429,14 @@ am_class_slot(const uint32 *keys, const int *slots, int size, uint32 mask)
 	return h;
 }
 
+/* Whether the ordered walk applies: on, every word required (no OR), at most AM_ORDER_MAX_GROUPS. */
+bool
+am_order_applies(const AmSearch *s)
+{
+	return am_order_on() && am_direct_on() && s->ngroups >= 1 && s->ngroups <= AM_ORDER_MAX_GROUPS &&
+		!DatumGetBool(s->plan_values[8]) && !s->plan_nulls[0];
+}
+
 /*
  * The ordered walk (see the header): false when it does not apply (the
  * caller walks with search_walk.c); otherwise true with the page's ids and
@@ -476,8 +484,7 @@ am_order_walk(AmSearch *s, Datum *ids, Datum *scores)
 				t1,
 				t2;
 
-	if (!am_order_on() || !am_direct_on() || ngroups < 1 || ngroups > AM_ORDER_MAX_GROUPS ||
-		DatumGetBool(s->plan_values[8]) || s->plan_nulls[0])
+	if (!am_order_applies(s))
 		return AM_ORDER_NONE;
 	t0 = am_cpu_ms();
 	name_terms = am_plan_array(s->plan_values, 10, TEXTOID, &n);

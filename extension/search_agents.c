@@ -608,7 +608,7 @@ am_order_scores_all(AmSearch *s, Datum *values, char *nulls)
 
 	if (!am_order_applies(s))
 		return false;
-	am_sample(s->filters, values, nulls, &sampled, &hits);
+	am_sample(s, s->filters, values, nulls, &sampled, &hits);
 	if (sampled < AM_SAMPLE)
 		return true;
 	projected = (double) hits * s->published * s->filter_share / sampled;

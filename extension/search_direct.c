@@ -232,7 +232,7 @@ am_page_add(AmDirect *d, AmCandidate *c, TupleTableSlot *slot)
  * bitmap asks to recheck, the filters), keyed, after the cursor, and put
  * on the page when it belongs there.
  */
-static void
+void
 am_direct_row(AmDirect *d, TupleTableSlot *slot, bool recheck, Datum query)
 {
 	AmSearch   *s = d->s;
@@ -256,6 +256,7 @@ am_direct_row(AmDirect *d, TupleTableSlot *slot, bool recheck, Datum query)
 	if (s->after && !am_after_cursor(d, &c))
 		return;
 	am_last_direct.matches++;
+	d->matches++;
 	am_page_add(d, &c, slot);
 }
 
@@ -291,7 +292,7 @@ am_direct_keys(AmDirect *d, TupleTableSlot *slot, AmCandidate *c)
 }
 
 /* The page's rows: cards, score, cursor. */
-static void
+void
 am_direct_emit(AmDirect *d, ReturnSetInfo *rsinfo, TupleDesc desc)
 {
 	Datum	   *all = palloc(sizeof(Datum) * desc->natts);

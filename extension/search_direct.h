@@ -66,6 +66,7 @@ typedef struct AmDirect
 	int			n;
 	MemoryContext page_cxt;		/* the page's copies; each row's work is in a context reset after it */
 	Datum		published;		/* 'published' */
+	int64		matches;		/* matches put to the page (or below it) */
 } AmDirect;
 
 /* A column of the slot by our index. */
@@ -83,5 +84,7 @@ extern bool am_direct_passes(AmDirect *d, TupleTableSlot *slot);
 extern void am_direct_keys(AmDirect *d, TupleTableSlot *slot, AmCandidate *c);
 extern bool am_after_cursor(AmDirect *d, const AmCandidate *c);
 extern void am_direct_report(const char *path, int64 checked, int64 matches);
+extern void am_direct_row(AmDirect *d, TupleTableSlot *slot, bool recheck, Datum query);
+extern void am_direct_emit(AmDirect *d, ReturnSetInfo *rsinfo, TupleDesc desc);
 
 #endif							/* SEARCH_DIRECT_H */

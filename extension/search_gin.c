@@ -31,20 +31,30 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
 #include "access/gin_private.h"
 #include "access/ginblock.h"
+#include "access/relscan.h"
+#include "access/stratnum.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "catalog/pg_type.h"
+#include "executor/tuptable.h"
 #include "miscadmin.h"
 #include "nodes/tidbitmap.h"
 #include "storage/bufmgr.h"
 #include "storage/predicate.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/fmgroids.h"
 #include "utils/guc.h"
+#include "utils/memutils.h"
+#include "utils/snapmgr.h"
 #include "utils/rel.h"
 
 #include "agentmarket.h"
 #include "search_agents.h"
+#include "search_direct.h"
 #include "search_gin.h"
 
 /*
@@ -61,31 +71,8 @@
 /* A filter's list is intersected when at most this many times the listings left. */
 #define AM_GIN_FILTER_RATIO 64
 
-/* A term to read: its key and, once read, its items (sorted, distinct). */
-typedef struct AmGinTerm
-{
-	char	   *key;
-	int			keylen;
-	int			group;
-	ItemPointer items;
-	int			n;
-	ItemPointer pending;		/* items in the pending list (unsorted) */
-	int			npending;
-	int			maxpending;
-} AmGinTerm;
-
-typedef struct AmGinRead
-{
-	Relation	index;
-	Snapshot	snapshot;
-	GinState	ginstate;
-	AmGinTerm  *terms;
-	int			nterms;
-	int			maxterms;
-} AmGinRead;
-
 /* Whether reading the posting lists here is on (agentmarket.search_gin_merge, on unless off). */
-static bool
+bool
 am_gin_merge_on(void)
 {
 	const char *setting = GetConfigOption("agentmarket.search_gin_merge", true, false);
@@ -93,7 +80,8 @@ am_gin_merge_on(void)
 	return setting == NULL || (strcmp(setting, "off") != 0 && strcmp(setting, "false") != 0);
 }
 
-static void
+/* Adds a key to read, for a group, once. */
+void
 am_gin_add_term(AmGinRead *r, const char *key, int group)
 {
 	int			i;
@@ -134,7 +122,7 @@ am_gin_append(ItemPointer *items, int *n, int *max, const ItemPointerData *add, 
  * Pages are read left to right, each locked before the one before it is
  * let go (the order the cleanup locks them in).
  */
-static void
+void
 am_gin_read_pending(AmGinRead *r)
 {
 	Buffer		metabuffer;
@@ -214,7 +202,7 @@ am_gin_item_cmp(const void *a, const void *b)
  * posting tree's leaves read left to right (as GIN's scan reads them: the
  * tree's root predicate-locked, each leaf decoded while share-locked).
  */
-static void
+void
 am_gin_read_key(AmGinRead *r, AmGinTerm *term)
 {
 	GinBtreeData btree;
@@ -237,13 +225,17 @@ am_gin_read_key(AmGinRead *r, AmGinTerm *term)
 			GinBtreeData data;
 			GinBtreeStack *leaf;
 			Buffer		buffer;
+			uint32		leaves;
 
 			PredicateLockPage(r->index, root, r->snapshot);
 			/* the entry's page is let go first, as GIN's scan does (vacuum locks the other way) */
 			LockBuffer(stack->buffer, GIN_UNLOCK);
 			locked = false;
+
 			leaf = ginScanBeginPostingTree(&data, r->index, root, r->snapshot);
 			buffer = leaf->buffer;
+			/* the tree's estimate of its leaves sizes the list (no copy as it grows) */
+			leaves = Max(leaf->predictNumber, 1);
 			IncrBufferRefCount(buffer);
 			freeGinBtreeStack(leaf);
 			for (;;)
@@ -258,6 +250,11 @@ am_gin_read_key(AmGinRead *r, AmGinTerm *term)
 
 					ItemPointerSetMin(&min);
 					items = GinDataLeafPageGetItems(page, &n, min);
+					if (n > 0 && term->items == NULL)
+					{
+						max = (int) Min((double) n * leaves * 1.25 + 64, (double) MaxAllocSize / sizeof(ItemPointerData));
+						term->items = palloc(sizeof(ItemPointerData) * max);
+					}
 					if (n > 0)
 						am_gin_append(&term->items, &term->n, &max, items, n);
 					pfree(items);
@@ -305,6 +302,26 @@ am_gin_intersect(ItemPointer a, int na, const ItemPointerData *b, int nb)
 	int			j = 0;
 	int			i;
 
+	/* lists of like sizes: merged, item by item (a gallop would compare twice as often) */
+	if ((double) nb < 8.0 * na)
+	{
+		i = 0;
+		while (i < na && j < nb)
+		{
+			int			c = ginCompareItemPointers(&a[i], (ItemPointer) &b[j]);
+
+			if (c < 0)
+				i++;
+			else if (c > 0)
+				j++;
+			else
+			{
+				a[out++] = a[i++];
+				j++;
+			}
+		}
+		return out;
+	}
 	for (i = 0; i < na && j < nb; i++)
 	{
 		int			step = 1;

@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  * search_gin.h
- *	  The listings that can match a search, from the GIN index's posting
- *	  lists intersected in C (search_gin.c).
+ *	  Search read from the GIN indexes' posting lists in C: the listings
+ *	  that can match (search_gin.c), one word's tiers walked in static
+ *	  order (search_gin_tiers.c).
  *-------------------------------------------------------------------------
  */
 #ifndef SEARCH_GIN_H
@@ -13,8 +14,43 @@
 #include "utils/rel.h"
 #include "utils/snapshot.h"
 
+#include "access/gin_private.h"
+#include "funcapi.h"
+
 #include "search_agents.h"
 
+/* A term to read: its key and, once read, its items (sorted, distinct). */
+typedef struct AmGinTerm
+{
+	char	   *key;
+	int			keylen;
+	int			group;
+	ItemPointer items;
+	int			n;
+	ItemPointer pending;		/* items in the pending list (unsorted) */
+	int			npending;
+	int			maxpending;
+} AmGinTerm;
+
+typedef struct AmGinRead
+{
+	Relation	index;
+	Snapshot	snapshot;
+	GinState	ginstate;
+	AmGinTerm  *terms;
+	int			nterms;
+	int			maxterms;
+} AmGinRead;
+
+/* search_gin.c: posting lists read whole (the pending list's entries merged in) */
+extern bool am_gin_merge_on(void);
+extern void am_gin_add_term(AmGinRead *r, const char *key, int group);
+extern void am_gin_read_pending(AmGinRead *r);
+extern void am_gin_read_key(AmGinRead *r, AmGinTerm *term);
+
 extern bool am_gin_candidates(AmSearch *s, Relation index, Snapshot snapshot, TIDBitmap *tbm);
+
+/* search_gin_tiers.c: one word walked in static order through its tiers' posting lists */
+extern bool am_gin_tiers(ReturnSetInfo *rsinfo, AmSearch *s);
 
 #endif							/* SEARCH_GIN_H */

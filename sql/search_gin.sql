@@ -10,10 +10,12 @@
 -- listings still in the index's pending list and after they are merged
 -- into its tree; that a rare word beside a common one, and 'or', are left
 -- to GIN; that drafts, archived listings and an edited listing's old words
--- never show, and phrases and negated words are decided on the row.
+-- never show, and phrases and negated words are decided on the row.  One
+-- word with a typo or a prefix whose page its names and taglines decide is
+-- walked in static order through those tiers' posting lists (search_gin_tiers.c).
 \ir test/fixture.sql
 BEGIN;
-SELECT plan(17);
+SELECT plan(20);
 -- Scoring every match is chosen above 100 expected matches (the bench's
 -- 2,000 on 100,000 listings), so the words here take the bench's paths.
 SET LOCAL agentmarket.search_exhaustive_limit = 100;
@@ -23,7 +25,9 @@ INSERT INTO agentmarket.users (id, email, role) VALUES
 -- "invoice" and "ledger" in a fifth, "podcast" and "travel" in another
 -- fifth, together in one listing of 97 (and apart in one of 89); "budget"/"budgeting" (the
 -- completions of "bud") with invoice; "kazumor" in nine listings; "agent"
--- everywhere.
+-- everywhere.  Hires nearly all different: few listings share a static
+-- score (a walk in static order stops only below the page's last score);
+-- ratings independent of the words.
 INSERT INTO agentmarket.agents (slug, creator_id, name, tagline, description, category, status, pricing_model,
                                 github_repo_url, supported_relays, supported_models, tags,
                                 total_hires, avg_rating, total_reviews, published_at)
@@ -39,7 +43,7 @@ SELECT 'sg-' || i, '66666666-3000-4000-8000-000000000001',
        'published', (ARRAY['per_session','per_task','free'])[1 + i % 3], 'https://g/sg' || i,
        (ARRAY['{slack}','{telegram,discord}','{whatsapp}','{}'])[1 + (i / 3) % 4]::text[],
        (ARRAY['{claude}','{gpt,gemini}','{gemini}'])[1 + (i / 2) % 3]::text[], '{}',
-       (i * 7919) % 9, CASE WHEN i % 5 = 0 THEN NULL ELSE ((i * 31) % 5) / 2.0 + 2 END, (i * 13) % 3,
+       (i * 7919) % 2999, CASE WHEN i % 11 = 0 THEN NULL ELSE ((i * 31) % 7) / 2.0 + 1.5 END, (i * 13) % 3,
        '2026-01-01'::timestamptz + (i % 7) * interval '1 day'
   FROM generate_series(1, 3000) i;
 -- Drafts and an archived listing with every word: never shown.
@@ -77,7 +81,7 @@ BEGIN
     FOR r IN SELECT q.q, f.category, f.relays, f.models, f.pricing, s.sort, p.page
                FROM unnest(ARRAY['invoice podcast', 'ledger travel', 'podcast invoice ledger', 'invoise podcast',
                                  'podcast invoice bud', '"invoice podcast"', 'invoice podcast -ledger',
-                                 'invoice or podcast', 'kazumor invoice']) q(q),
+                                 'invoice or podcast', 'kazumor invoice', 'podcsat', 'podc', 'ledg']) q(q),
                     (VALUES (NULL::text, NULL::text[], NULL::text[], NULL::text), ('finance', NULL, NULL, NULL), (NULL, '{slack}', NULL, NULL),
                             (NULL, NULL, '{gemini}', NULL), (NULL, NULL, NULL, 'free'),
                             ('coding', '{telegram,discord}', '{claude}', 'per_task')) f(category, relays, models, pricing),
@@ -134,6 +138,19 @@ SELECT is((SELECT count(*) FROM runs WHERE q IN ('kazumor invoice', 'invoice or 
 SELECT is((SELECT count(*) FROM runs WHERE stage = 'pending' AND path LIKE '%posting lists'),
           (SELECT count(*) FROM runs WHERE stage = 'tree' AND path LIKE '%posting lists'),
           'the pending list is read, not avoided');
+
+-- One word with a typo or a prefix, many matches, the page decided by the
+-- names and taglines that hold it: walked in static order through the
+-- tiers' posting lists, reading a page's worth of listings (the walk reads
+-- every listing down to where the name tier fills the page).
+SELECT is((SELECT array_agg(DISTINCT path) FROM runs WHERE q IN ('podcsat', 'podc', 'ledg') AND sort = 'relevance'
+             AND category IS NULL AND relays IS NULL AND models IS NULL AND pricing IS NULL),
+          ARRAY['walk the tiers in static order'], 'a typo or a prefix whose names and taglines decide: the tiers walked');
+SELECT ok((SELECT max(checked) <= 45 FROM runs WHERE q IN ('podcsat', 'podc', 'ledg') AND sort = 'relevance' AND page = 1
+             AND category IS NULL AND relays IS NULL AND models IS NULL AND pricing IS NULL),
+          'reading little more than a page of listings');
+SELECT ok((SELECT count(*) FROM runs WHERE q IN ('podcsat', 'podc', 'ledg') AND path = 'walk the tiers in static order'
+             AND (category IS NOT NULL OR relays IS NOT NULL OR page = 2)) >= 6, 'filtered and on second pages too');
 
 -- What it read: the listings holding every word, and within a filter it read.
 SELECT is((SELECT checked FROM runs WHERE stage = 'tree' AND q = 'invoice podcast' AND category IS NULL AND relays IS NULL

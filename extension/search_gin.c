@@ -249,6 +249,7 @@ am_gin_read_key(AmGinRead *r, AmGinTerm *term)
 					int			n;
 
 					ItemPointerSetMin(&min);
+					/* NULL for a leaf that vacuum emptied */
 					items = GinDataLeafPageGetItems(page, &n, min);
 					if (n > 0 && term->items == NULL)
 					{
@@ -257,7 +258,8 @@ am_gin_read_key(AmGinRead *r, AmGinTerm *term)
 					}
 					if (n > 0)
 						am_gin_append(&term->items, &term->n, &max, items, n);
-					pfree(items);
+					if (items != NULL)
+						pfree(items);
 				}
 				if (GinPageRightMost(page))
 					break;

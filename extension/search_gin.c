@@ -566,3 +566,45 @@ am_gin_candidates(AmSearch *s, Relation index, Snapshot snapshot, TIDBitmap *tbm
 		tbm_add_tuples(tbm, cand, ncand, true);
 	return true;
 }
+
+/*
+ * The listings whose entries in a GIN index on one tsvector column hold any
+ * of keys (the pending list's included), sorted and distinct: read as
+ * am_gin_candidates reads a word's terms.  For search_order.c, whose sets
+ * (the listings with a word in their name: search_fields' a/word) cost a
+ * bitmap entry per listing through GIN's scan.
+ */
+ItemPointer
+am_gin_key_items(Relation index, Snapshot snapshot, char **keys, int nkeys, int *n)
+{
+	AmGinRead	r;
+	ItemPointer items = NULL;
+	int			i;
+
+	memset(&r, 0, sizeof(r));
+	r.index = index;
+	r.snapshot = snapshot;
+	r.maxterms = Max(nkeys, 1);
+	r.terms = palloc(sizeof(AmGinTerm) * r.maxterms);
+	for (i = 0; i < nkeys; i++)
+		am_gin_add_term(&r, keys[i], 0);
+	initGinState(&r.ginstate, index);
+	am_gin_read_pending(&r);
+	*n = 0;
+	for (i = 0; i < r.nterms; i++)
+	{
+		AmGinTerm  *t = &r.terms[i];
+
+		am_gin_read_key(&r, t);
+		if (t->n == 0)
+			continue;
+		if (*n == 0)
+		{
+			items = t->items;
+			*n = t->n;
+		}
+		else
+			items = ginMergeItemPointers(items, *n, t->items, t->n, n);
+	}
+	return items;
+}

@@ -49,6 +49,7 @@ extern void am_gin_read_pending(AmGinRead *r);
 extern void am_gin_read_key(AmGinRead *r, AmGinTerm *term);
 
 extern bool am_gin_candidates(AmSearch *s, Relation index, Snapshot snapshot, TIDBitmap *tbm);
+extern ItemPointer am_gin_key_items(Relation index, Snapshot snapshot, char **keys, int nkeys, int *n);
 
 /* search_gin_tiers.c: one word walked in static order through its tiers' posting lists */
 extern bool am_gin_tiers(ReturnSetInfo *rsinfo, AmSearch *s);

@@ -65,6 +65,7 @@
 #include "agentmarket.h"
 #include "search_agents.h"
 #include "search_direct.h"
+#include "search_gin.h"
 
 PG_FUNCTION_INFO_V1(search_order_last);
 
@@ -76,6 +77,17 @@ PG_FUNCTION_INFO_V1(search_order_last);
  * the btree read index-only, a binary search.
  */
 #define AM_ORDER_ENTRY_RATIO 40
+/*
+ * With the page not full, a class is fetched by its listings up to this many
+ * times the page's size, or half of sqrt(k * N / filter share) (where
+ * fetching costs less than walking to k of its listings); a larger one
+ * fills the page through the walk (which reads the sets' listings first).
+ */
+#define AM_ORDER_FIRST_CLASS 4
+/* A filter's list is intersected with the members when at most this many times longer. */
+#define AM_ORDER_FILTER_RATIO 64
+/* Entries of listings in no set put aside at most, while the page is not full. */
+#define AM_ORDER_DEFER_MAX 8192
 /* Entries read with the page not full between two looks at the density. */
 #define AM_ORDER_SAMPLE 64
 /* The name sets read: at most this many listings in them, or this share of all. */
@@ -84,7 +96,7 @@ PG_FUNCTION_INFO_V1(search_order_last);
 /* The bitmaps of the name sets: never lossy below this many kilobytes. */
 #define AM_ORDER_BITMAP_KB (64 * 1024)
 
-/* A listing with some word in its name: its heap TID as a number, which words. */
+/* A listing with some word in its name: its heap TID as a number, which words (then its class). */
 typedef struct AmMember
 {
 	uint64		tid;
@@ -108,6 +120,13 @@ typedef struct AmOrderTop
 	double		scores[100];
 	pg_uuid_t	ids[100];
 } AmOrderTop;
+
+/* An entry of the walk put aside: its TID and static score. */
+typedef struct AmDeferred
+{
+	ItemPointerData tid;
+	double		st;
+} AmDeferred;
 
 /* One ordered walk. */
 typedef struct AmOrder
@@ -262,6 +281,129 @@ am_order_set(Relation index, const char *query, uint64 **keys, int64 *n)
 	return exact;
 }
 
+/*
+ * The listings with a word in their name (search_fields' a/ terms of the
+ * plan's group: the word, its typos, a prefix's completions), from the GIN
+ * index's posting lists read directly (search_gin.c: a few nanoseconds a
+ * listing, where GIN's bitmap costs a hash entry and a sort), as sorted TID
+ * keys; false when a prefix has too many completions.
+ */
+static bool
+am_order_name_set(AmSearch *s, Relation index, int group, uint64 **keys, int64 *n)
+{
+	int			nlex,
+				i,
+				nkeys = 0,
+				maxkeys = 8,
+				nitems;
+	Datum	   *lexemes = am_plan_array(s->plan_values, 1, TEXTOID, &nlex);
+	Datum	   *groups = am_plan_array(s->plan_values, 2, INT4OID, &nlex);
+	Datum	   *prefixes = am_plan_array(s->plan_values, 4, BOOLOID, &nlex);
+	char	  **names = palloc(sizeof(char *) * maxkeys);
+	ItemPointer items;
+
+	for (i = 0; i < nlex; i++)
+	{
+		char	   *lexeme;
+		char	  **words = NULL;
+		int			nwords = 0,
+					w;
+
+		if (DatumGetInt32(groups[i]) - 1 != group)
+			continue;
+		lexeme = TextDatumGetCString(lexemes[i]);
+		if (DatumGetBool(prefixes[i]) && !am_completions(lexeme, &words, &nwords))
+			return false;
+		if (nkeys + nwords + 1 > maxkeys)
+		{
+			maxkeys = 2 * (nkeys + nwords + 1);
+			names = repalloc(names, sizeof(char *) * maxkeys);
+		}
+		names[nkeys++] = psprintf("a/%s", lexeme);
+		for (w = 0; w < nwords; w++)
+			names[nkeys++] = psprintf("a/%s", words[w]);
+	}
+	items = am_gin_key_items(index, GetActiveSnapshot(), names, nkeys, &nitems);
+	*keys = palloc_extended(sizeof(uint64) * Max(nitems, 1), MCXT_ALLOC_HUGE);
+	for (i = 0; i < nitems; i++)
+		(*keys)[i] = am_tid_key(ItemPointerGetBlockNumber(&items[i]), ItemPointerGetOffsetNumber(&items[i]));
+	*n = nitems;
+	return true;
+}
+
+/*
+ * The members within the filters (their lexemes in search_fields, read from
+ * the posting lists) when a filter's listings are not many times more than
+ * the members: a member out of them can never be on the page, and reading
+ * its row costs more than its share of the filter's list.  Returns how many
+ * are left (in place, in order).
+ */
+static int64
+am_order_filter(AmSearch *s, Relation index, AmMember *members, int64 n)
+{
+	static const char *const prefix[4] = {" category ", " pricing ", " relay ", " model "};
+	static const int flag[4] = {AM_F_CATEGORY, AM_F_PRICING, AM_F_RELAYS, AM_F_MODELS};
+	int			f;
+
+	for (f = 0; f < 4 && n > 0; f++)
+	{
+		char	  **keys;
+		int			nkeys = 0,
+					nitems,
+					i;
+		int64		m,
+					out = 0;
+		ItemPointer items;
+		double		size;
+
+		if (!(s->filters & flag[f]))
+			continue;
+		if (f < 2)
+		{
+			keys = palloc(sizeof(char *));
+			keys[nkeys++] = psprintf("%s%s", prefix[f], TextDatumGetCString(f == 0 ? s->category : s->pricing));
+		}
+		else
+		{
+			Datum	   *e;
+			bool	   *en;
+			int			ne;
+
+			deconstruct_array(DatumGetArrayTypeP(f == 2 ? s->relays : s->models), TEXTOID, -1, false,
+							  TYPALIGN_INT, &e, &en, &ne);
+			keys = palloc(sizeof(char *) * Max(ne, 1));
+			for (i = 0; i < ne; i++)
+				if (!en[i])
+					keys[nkeys++] = psprintf("%s%s", prefix[f], TextDatumGetCString(e[i]));
+		}
+		size = f == 0 && s->category_share < 1 ? s->category_share * s->published : s->published / 2 * nkeys;
+		if (nkeys == 0 || Min(size, s->published) > AM_ORDER_FILTER_RATIO * (double) n)
+			continue;
+		for (i = 0; i < nkeys; i++)
+			if (strlen(keys[i]) >= 2000)
+				break;			/* no such lexeme (too long): not intersected */
+		if (i < nkeys)
+			continue;
+		items = am_gin_key_items(index, GetActiveSnapshot(), keys, nkeys, &nitems);
+		for (m = 0, i = 0; m < n && i < nitems;)
+		{
+			uint64		key = am_tid_key(ItemPointerGetBlockNumber(&items[i]), ItemPointerGetOffsetNumber(&items[i]));
+
+			if (members[m].tid < key)
+				m++;
+			else if (key < members[m].tid)
+				i++;
+			else
+			{
+				members[out++] = members[m++];
+				i++;
+			}
+		}
+		n = out;
+	}
+	return n;
+}
+
 /* Merges sorted TID keys into the sorted members, marking them with bit. */
 static AmMember *
 am_order_merge(AmMember *members, int64 *n, const uint64 *keys, int64 nkeys, uint32 bit)
@@ -353,6 +495,25 @@ am_order_row(AmOrder *o, ItemPointer tid)
 	}
 	MemoryContextSwitchTo(old);
 	MemoryContextReset(o->row_cxt);
+}
+
+/*
+ * Reads the entries put aside (in static order) that can still reach the
+ * page at bound; none are left.
+ */
+static int
+am_order_flush(AmOrder *o, const AmDeferred *deferred, int n, double bound)
+{
+	int			i;
+
+	for (i = 0; i < n; i++)
+		if (am_order_reaches(o, bound, deferred[i].st))
+		{
+			ItemPointerData tid = deferred[i].tid;
+
+			am_order_row(o, &tid);
+		}
+	return 0;
 }
 
 /* The walk's index: the category's when filtered by one (its listings only), else every listing's. */
@@ -530,18 +691,28 @@ am_order_walk(AmSearch *s, Datum *ids, Datum *scores)
 
 		if (!has_set[g])
 			continue;
-		query = am_expand_prefixes(TextDatumGetCString(name_terms[g]), true);
-		if (s->filter_text != NULL)
-			query = psprintf("(%s) & (%s)", query, s->filter_text);
-		if (!am_order_set(fields, query, &keys, &nkeys))
+		/*
+		 * Read from the posting lists (the filters are intersected after,
+		 * from theirs: through GIN's scan they cost 10-20 ms at 1M
+		 * listings); through GIN's scan when a prefix has too many
+		 * completions.
+		 */
+		if (!am_order_name_set(s, fields, g, &keys, &nkeys))
 		{
-			index_close(fields, AccessShareLock);
-			return AM_ORDER_NONE;
+			query = am_expand_prefixes(TextDatumGetCString(name_terms[g]), true);
+			if (s->filter_text != NULL)
+				query = psprintf("(%s) & (%s)", query, s->filter_text);
+			if (!am_order_set(fields, query, &keys, &nkeys))
+			{
+				index_close(fields, AccessShareLock);
+				return AM_ORDER_NONE;
+			}
 		}
 		members = am_order_merge(members, &nmembers, keys, nkeys, (uint32) 1 << g);
 		pfree(keys);
 		am_last_order.sets++;
 	}
+	nmembers = am_order_filter(s, fields, members, nmembers);
 	index_close(fields, AccessShareLock);
 
 	/* the classes, by their words' fields; the first: listings in no set */
@@ -615,7 +786,7 @@ am_order_walk(AmSearch *s, Datum *ids, Datum *scores)
 
 	/*
 	 * Classes fetched by their listings, best bound first: while the page is
-	 * not full (up to a tier's size), and when it is, while walking down to
+	 * not full (small ones), and when it is, while walking down to
 	 * the class's static floor would read more entries than the rows of it
 	 * and every later class would (the walk reads those past the floor too).
 	 */
@@ -633,7 +804,7 @@ am_order_walk(AmSearch *s, Datum *ids, Datum *scores)
 		}
 		if (o.top.n < s->k)
 		{
-			if ((double) cl->count > Max(1500, sqrt(s->k * s->published / s->filter_share)))
+			if (cl->count > Max(AM_ORDER_FIRST_CLASS * s->k, sqrt(s->k * s->published / s->filter_share) / 2))
 				break;
 		}
 		else
@@ -676,6 +847,16 @@ am_order_walk(AmSearch *s, Datum *ids, Datum *scores)
 		int64		open_hits = 0;	/* of them matches */
 		double		size = s->published * (by_category ? s->category_share : 1);
 		bool		rare_apart = !s->joint_null && s->joint * s->filter_share <= s->exhaustive_limit;
+		/*
+		 * While the page is not full, listings in no set (the least bound)
+		 * are put aside rather than read: the page fills from the sets'
+		 * listings, and those put aside are read once it is full, when
+		 * they can still reach it, or when too many wait.
+		 */
+		AmDeferred *deferred = palloc(sizeof(AmDeferred) * AM_ORDER_DEFER_MAX);
+		int			ndeferred = 0;
+		bool		deferring = nmembers > 0;
+		AmClass    *none = &classes[rank[0]];
 
 		while ((tid = index_getnext_tid(scan, ForwardScanDirection)) != NULL)
 		{
@@ -697,7 +878,18 @@ am_order_walk(AmSearch *s, Datum *ids, Datum *scores)
 				continue;
 			if (cl->mask != 0)
 				cl->unseen--;
-			if (o.top.n < s->k)
+			if (o.top.n < s->k && deferring && cl == none)
+			{
+				if (ndeferred < AM_ORDER_DEFER_MAX)
+				{
+					deferred[ndeferred].tid = *tid;
+					deferred[ndeferred++].st = st;
+					continue;
+				}
+				ndeferred = am_order_flush(&o, deferred, ndeferred, none->bound);
+				deferring = false;
+			}
+			if (o.top.n < s->k && !deferring)
 			{
 				int64		before = o.matches;
 
@@ -722,7 +914,10 @@ am_order_walk(AmSearch *s, Datum *ids, Datum *scores)
 			}
 			else if (am_order_reaches(&o, cl->bound, st))
 				am_order_row(&o, tid);
+			if (ndeferred > 0 && o.top.n == s->k)
+				ndeferred = am_order_flush(&o, deferred, ndeferred, none->bound);
 		}
+		ndeferred = am_order_flush(&o, deferred, ndeferred, none->bound);
 		index_endscan(scan);
 	}
 

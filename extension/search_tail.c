@@ -191,7 +191,14 @@ am_static_share_above(double floor)
 
 static SPIPlanPtr am_plan_completions;
 
-/* The last prefix looked up in this search, and its completions (NULL: too many). */
+/*
+ * The last prefix looked up in this search, and its completions (NULL: too
+ * many), in a context of their own that lives until the next search begins:
+ * the callers (the GIN reads, the ordered walk, the query's expansion) run
+ * in contexts of their own, and a later call for the same prefix must not
+ * be handed what one of them freed.
+ */
+static MemoryContext am_prefix_context;
 static char *am_last_prefix;
 static char **am_last_completions;
 static int	am_last_ncompletions;
@@ -200,6 +207,8 @@ static int	am_last_ncompletions;
 void
 am_prefix_reset(void)
 {
+	if (am_prefix_context != NULL)
+		MemoryContextReset(am_prefix_context);
 	am_last_prefix = NULL;
 	am_last_completions = NULL;
 	am_last_ncompletions = 0;
@@ -214,6 +223,7 @@ am_completions(const char *prefix, char ***words, int *n)
 {
 	Datum		values[3];
 	uint64		r;
+	MemoryContext old;
 
 	if (am_last_prefix != NULL && strcmp(am_last_prefix, prefix) == 0)
 	{
@@ -235,6 +245,10 @@ am_completions(const char *prefix, char ***words, int *n)
 	values[1] = CStringGetTextDatum(psprintf("%s\xf4\x8f\xbf\xbf", prefix));
 	values[2] = Int32GetDatum(AM_MAX_COMPLETIONS + 1);
 	am_run(am_plan_completions, values, NULL, 0);
+	if (am_prefix_context == NULL)
+		am_prefix_context = AllocSetContextCreate(TopMemoryContext, "agentmarket prefix completions",
+												  ALLOCSET_SMALL_SIZES);
+	old = MemoryContextSwitchTo(am_prefix_context);
 	*n = (int) SPI_processed;
 	*words = NULL;
 	if (*n <= AM_MAX_COMPLETIONS)
@@ -245,6 +259,7 @@ am_completions(const char *prefix, char ***words, int *n)
 	}
 	SPI_freetuptable(SPI_tuptable);
 	am_last_prefix = pstrdup(prefix);
+	MemoryContextSwitchTo(old);
 	am_last_completions = *words;
 	am_last_ncompletions = *n;
 	return *words != NULL;

@@ -44,7 +44,6 @@
 
 #include "agentmarket.h"
 #include "search_agents.h"
-#include "search_gin.h"
 
 PG_FUNCTION_INFO_V1(search_agents);
 
@@ -658,9 +657,6 @@ am_relevance(ReturnSetInfo *rsinfo, AmSearch *s)
 						 am_walk_tiers_cost(s, (double) sample_hits / sampled)))
 			exact = false;
 	}
-	/* one word whose page only its name and tagline tiers decide: walked through their posting lists */
-	if (!exact && am_gin_tiers(rsinfo, s))
-		return;
 	if (!exact)
 	{
 		Datum		ids[2];

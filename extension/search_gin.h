@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  * search_gin.h
  *	  Search read from the GIN indexes' posting lists in C: the listings
- *	  that can match (search_gin.c), one word's tiers walked in static
- *	  order (search_gin_tiers.c).
+ *	  that can match (search_gin.c); the posting-list reader is exported
+ *	  for other walks of the same lists.
  *-------------------------------------------------------------------------
  */
 #ifndef SEARCH_GIN_H
@@ -50,8 +50,5 @@ extern void am_gin_read_key(AmGinRead *r, AmGinTerm *term);
 
 extern bool am_gin_candidates(AmSearch *s, Relation index, Snapshot snapshot, TIDBitmap *tbm);
 extern ItemPointer am_gin_key_items(Relation index, Snapshot snapshot, char **keys, int nkeys, int *n);
-
-/* search_gin_tiers.c: one word walked in static order through its tiers' posting lists */
-extern bool am_gin_tiers(ReturnSetInfo *rsinfo, AmSearch *s);
 
 #endif							/* SEARCH_GIN_H */

@@ -10,12 +10,10 @@
 -- listings still in the index's pending list and after they are merged
 -- into its tree; that a rare word beside a common one, and 'or', are left
 -- to GIN; that drafts, archived listings and an edited listing's old words
--- never show, and phrases and negated words are decided on the row.  One
--- word with a typo or a prefix whose page its names and taglines decide is
--- walked in static order through those tiers' posting lists (search_gin_tiers.c).
+-- never show, and phrases and negated words are decided on the row.
 \ir test/fixture.sql
 BEGIN;
-SELECT plan(20);
+SELECT plan(17);
 -- Scoring every match is chosen above 100 expected matches (the bench's
 -- 2,000 on 100,000 listings), so the words here take the bench's paths.
 SET LOCAL agentmarket.search_exhaustive_limit = 100;
@@ -81,7 +79,7 @@ BEGIN
     FOR r IN SELECT q.q, f.category, f.relays, f.models, f.pricing, s.sort, p.page
                FROM unnest(ARRAY['invoice podcast', 'ledger travel', 'podcast invoice ledger', 'invoise podcast',
                                  'podcast invoice bud', '"invoice podcast"', 'invoice podcast -ledger',
-                                 'invoice or podcast', 'kazumor invoice', 'podcsat', 'podc', 'ledg']) q(q),
+                                 'invoice or podcast', 'kazumor invoice']) q(q),
                     (VALUES (NULL::text, NULL::text[], NULL::text[], NULL::text), ('finance', NULL, NULL, NULL), (NULL, '{slack}', NULL, NULL),
                             (NULL, NULL, '{gemini}', NULL), (NULL, NULL, NULL, 'free'),
                             ('coding', '{telegram,discord}', '{claude}', 'per_task')) f(category, relays, models, pricing),
@@ -138,19 +136,6 @@ SELECT is((SELECT count(*) FROM runs WHERE q IN ('kazumor invoice', 'invoice or 
 SELECT is((SELECT count(*) FROM runs WHERE stage = 'pending' AND path LIKE '%posting lists'),
           (SELECT count(*) FROM runs WHERE stage = 'tree' AND path LIKE '%posting lists'),
           'the pending list is read, not avoided');
-
--- One word with a typo or a prefix, many matches, the page decided by the
--- names and taglines that hold it: walked in static order through the
--- tiers' posting lists, reading a page's worth of listings (the walk reads
--- every listing down to where the name tier fills the page).
-SELECT is((SELECT array_agg(DISTINCT path) FROM runs WHERE q IN ('podcsat', 'podc', 'ledg') AND sort = 'relevance'
-             AND category IS NULL AND relays IS NULL AND models IS NULL AND pricing IS NULL),
-          ARRAY['walk the tiers in static order'], 'a typo or a prefix whose names and taglines decide: the tiers walked');
-SELECT ok((SELECT max(checked) <= 45 FROM runs WHERE q IN ('podcsat', 'podc', 'ledg') AND sort = 'relevance' AND page = 1
-             AND category IS NULL AND relays IS NULL AND models IS NULL AND pricing IS NULL),
-          'reading little more than a page of listings');
-SELECT ok((SELECT count(*) FROM runs WHERE q IN ('podcsat', 'podc', 'ledg') AND path = 'walk the tiers in static order'
-             AND (category IS NOT NULL OR relays IS NOT NULL OR page = 2)) >= 6, 'filtered and on second pages too');
 
 -- What it read: the listings holding every word, and within a filter it read.
 SELECT is((SELECT checked FROM runs WHERE stage = 'tree' AND q = 'invoice podcast' AND category IS NULL AND relays IS NULL

@@ -58,6 +58,11 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
+# PGXS knows each object's .c only: a changed header rebuilds every object
+# (and bitcode file) of the module, or a struct that changed size leaves old
+# objects disagreeing with new ones (seen as crashes after a rebase).
+$(OBJS) $(OBJS:.o=.bc): $(wildcard extension/*.h)
+
 $(EXTENSION)--$(EXTVERSION).sql: extension/header.sql $(SQL_PARTS) $(EXTENSION).control
 	cat extension/header.sql $(SQL_PARTS) > $@
 

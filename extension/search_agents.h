@@ -15,6 +15,7 @@
 #include "funcapi.h"
 #include "lib/stringinfo.h"
 #include "utils/timestamp.h"
+#include "utils/uuid.h"
 
 /* Sorts, in the order of their names below. */
 #define AM_SORT_RELEVANCE 0
@@ -107,6 +108,24 @@ extern bool am_direct_sample(AmSearch *s, int filters, int n, int32 *walked, int
 extern void am_direct_sample_reset(void);
 
 /* search_walk.c: the relevance walk; false with the page's ids and scores, true to score every match. */
+/* The page so far: the k best (score, id), best first (the walks' pages). */
+typedef struct AmTop
+{
+	int			n;
+	double		scores[100];
+	pg_uuid_t	ids[100];
+} AmTop;
+
+/* (score, id) against (score2, id2): the order of a page, best first. */
+static inline int
+am_rank_cmp(double score, const pg_uuid_t *id, double score2, const pg_uuid_t *id2)
+{
+	if (score != score2)
+		return score > score2 ? -1 : 1;
+	return -memcmp(id->data, id2->data, UUID_LEN);
+}
+
+extern void am_top_add(AmTop *top, int k, double score, const pg_uuid_t *id);
 extern bool am_walk(AmSearch *s, Datum *values, char *nulls, Datum *ids, Datum *scores);
 extern void am_walk_reset(void);
 extern void am_walk_sorted(double walked, double matches, bool then_gin);

@@ -113,14 +113,6 @@ typedef struct AmClass
 	bool		fetched;		/* read by TID: the walk skips them */
 } AmClass;
 
-/* The page so far: the k best (score, id), best first. */
-typedef struct AmOrderTop
-{
-	int			n;
-	double		scores[100];
-	pg_uuid_t	ids[100];
-} AmOrderTop;
-
 /* An entry of the walk put aside: its TID and static score. */
 typedef struct AmDeferred
 {
@@ -138,7 +130,7 @@ typedef struct AmOrder
 	TupleTableSlot *slot;
 	MemoryContext row_cxt;
 	Snapshot	snapshot;
-	AmOrderTop	top;
+	AmTop		top;
 	double		text_share;
 	int64		rows;			/* rows read */
 	int64		matches;		/* of them matches after the cursor */
@@ -188,38 +180,6 @@ static inline uint64
 am_tid_key(BlockNumber block, OffsetNumber offset)
 {
 	return ((uint64) block << 16) | offset;
-}
-
-/* (score, id) against (score2, id2): the order of a page, best first. */
-static inline int
-am_order_cmp(double score, const pg_uuid_t *id, double score2, const pg_uuid_t *id2)
-{
-	if (score != score2)
-		return score > score2 ? -1 : 1;
-	return -memcmp(id->data, id2->data, UUID_LEN);
-}
-
-/* Adds a match to the page, unless it is on it already or below it. */
-static void
-am_order_add(AmOrderTop *top, int k, double score, const pg_uuid_t *id)
-{
-	int			at,
-				i;
-
-	if (top->n == k && am_order_cmp(score, id, top->scores[k - 1], &top->ids[k - 1]) >= 0)
-		return;
-	for (i = 0; i < top->n; i++)
-		if (memcmp(top->ids[i].data, id->data, UUID_LEN) == 0)
-			return;
-	for (at = top->n; at > 0 && am_order_cmp(score, id, top->scores[at - 1], &top->ids[at - 1]) < 0; at--)
-		;
-	if (top->n == k)
-		top->n--;
-	memmove(&top->scores[at + 1], &top->scores[at], sizeof(double) * (top->n - at));
-	memmove(&top->ids[at + 1], &top->ids[at], sizeof(pg_uuid_t) * (top->n - at));
-	top->scores[at] = score;
-	top->ids[at] = *id;
-	top->n++;
 }
 
 /*
@@ -484,10 +444,10 @@ am_order_row(AmOrder *o, ItemPointer tid)
 				pg_uuid_t	id;
 
 				memcpy(id.data, DatumGetUUIDP(am_col(&o->d, o->slot, AM_CARD_ID, &isnull))->data, UUID_LEN);
-				if (!s->after || am_order_cmp(score, &id, s->after_score, DatumGetUUIDP(s->after_id)) > 0)
+				if (!s->after || am_rank_cmp(score, &id, s->after_score, DatumGetUUIDP(s->after_id)) > 0)
 				{
 					o->matches++;
-					am_order_add(&o->top, s->k, score, &id);
+					am_top_add(&o->top, s->k, score, &id);
 				}
 			}
 		}

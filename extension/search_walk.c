@@ -65,14 +65,6 @@ typedef struct AmTier
 	char	   *condition;		/* tsquery text of its whole condition on search_fields */
 } AmTier;
 
-/* The page so far: the k best (score, id), best first. */
-typedef struct AmTop
-{
-	int			n;
-	double		scores[100];
-	pg_uuid_t	ids[100];
-} AmTop;
-
 /* Kept statements: the walk's chunks by (filters, continued, size), the tiers' by (filters, cursor). */
 typedef struct AmWalkPlan
 {
@@ -447,17 +439,8 @@ search_walk_last(PG_FUNCTION_ARGS)
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
 }
 
-/* (score, id) against (score2, id2): the order of a page, best first. */
-static inline int
-am_rank_cmp(double score, const pg_uuid_t *id, double score2, const pg_uuid_t *id2)
-{
-	if (score != score2)
-		return score > score2 ? -1 : 1;
-	return -memcmp(id->data, id2->data, UUID_LEN);
-}
-
 /* Adds a match to the page, unless it is on it already or below it. */
-static void
+void
 am_top_add(AmTop *top, int k, double score, const pg_uuid_t *id)
 {
 	int			at,

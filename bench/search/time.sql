@@ -103,10 +103,15 @@ SELECT c.contender,
           FROM summary GROUP BY 1, 2) b USING (class, variant)
  WHERE c.contender <> 'naive'
  GROUP BY c.contender ORDER BY c.contender DESC;
-SELECT 'goal (every class p99 <= 10 ms and <= the better of RUM and GIN): '
-       || CASE WHEN bool_and(o.p99 <= 10 AND (s.class = 'typo' OR b.best IS NULL OR o.p99 <= b.best)) THEN 'met'
-               ELSE 'NOT met in ' || count(*) FILTER (WHERE NOT (o.p99 <= 10 AND (s.class = 'typo' OR b.best IS NULL OR o.p99 <= b.best)))
-                    || ' of ' || count(*) || ' rows (p99 > 10 ms: ' || count(*) FILTER (WHERE o.p99 > 10) || ')' END AS result
+-- The goal of this size (:goal_ms: 10 at 100k, 30 at 1M), and no worse than
+-- the better of RUM and GIN where they ran (typo rows: no peer has typos).
+SELECT 'goal (every class p99 <= ' || :'goal_ms' || ' ms' ||
+       CASE WHEN bool_or(b.best IS NOT NULL) THEN ' and <= the better of RUM and GIN' ELSE '' END || '): '
+       || CASE WHEN bool_and(o.p99 <= :goal_ms AND (s.class = 'typo' OR b.best IS NULL OR o.p99 <= b.best)) THEN 'met in all ' || count(*) || ' rows'
+               ELSE 'NOT met in ' || count(*) FILTER (WHERE NOT (o.p99 <= :goal_ms AND (s.class = 'typo' OR b.best IS NULL OR o.p99 <= b.best)))
+                    || ' of ' || count(*) || ' rows (p99 > ' || :'goal_ms' || ' ms: ' || count(*) FILTER (WHERE o.p99 > :goal_ms)
+                    || CASE WHEN :goal_ms <> 10 THEN '; p99 > 10 ms: ' || count(*) FILTER (WHERE o.p99 > 10) ELSE '' END
+                    || ')' END AS result
   FROM (SELECT DISTINCT class, variant FROM summary) s
   JOIN summary o ON (o.class, o.variant, o.contender) = (s.class, s.variant, 'ours')
   JOIN (SELECT class, variant, least(min(p99) FILTER (WHERE contender = 'rum'), min(p99) FILTER (WHERE contender = 'gin')) AS best

@@ -173,6 +173,16 @@ LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION agentmarket_private.search_sample_last() IS
     'The density sample the last search_agents call of this session read in C: the filters its listings passed (bits: 1 category, 2 tags, 4 relays, 8 models, 16 pricing), the listings read (at most 64) and the matches among them; NULL when it read none.';
 
+-- The share of listings at or above a static score, estimated from
+-- ANALYZE's statistics as the ordered walk estimates it (search_tail.c);
+-- sql/search_fast checks that new statistics are read at once.
+CREATE FUNCTION agentmarket_private.search_static_share_above(floor double precision)
+RETURNS double precision
+AS 'MODULE_PATHNAME', 'search_static_share_above'
+LANGUAGE C STABLE STRICT;
+COMMENT ON FUNCTION agentmarket_private.search_static_share_above(double precision) IS
+    'The estimated share of listings with a static score of at least floor, from ANALYZE''s histogram and most common values of agents.search_static (pg_statistic, read again after ANALYZE); -1 without statistics.';
+
 CREATE FUNCTION agentmarket.agent_facets(
     query text DEFAULT NULL, category text DEFAULT NULL, tags text[] DEFAULT NULL,
     relays text[] DEFAULT NULL, models text[] DEFAULT NULL, pricing_model text DEFAULT NULL)

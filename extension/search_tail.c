@@ -3,8 +3,8 @@
  *	  What keeps the slowest searches fast: the costs search_agents weighs
  *	  before walking or scoring every match (am_walk_pays), the share of
  *	  listings above a static score (am_static_share_above, from ANALYZE's
- *	  statistics: how deep a walk in static order goes), and prefix terms
- *	  of its GIN queries ('bud':*) replaced by their completions from the
+ *	  statistics through the syscache: how deep a walk in static order
+ *	  goes), and prefix terms of its GIN queries ('bud':*) replaced by their completions from the
  *	  vocabulary ('bud' | 'budget'), for the GIN scans of search (every
  *	  match scored or sorted, a walk's tiers).
  *
@@ -21,13 +21,19 @@
  */
 #include "postgres.h"
 
+#include "catalog/namespace.h"
+#include "catalog/pg_statistic.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "tsearch/ts_type.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
+#include "utils/syscache.h"
 #include "utils/timestamp.h"
 
 #include "agentmarket.h"
@@ -74,11 +80,15 @@ am_walk_pays(const AmSearch *s, double matches, double margin, double extra)
 	return margin * walk_rows + extra < matches + am_gin_cost(s);
 }
 
-/* The static scores' distribution from ANALYZE (pg_stats), kept per backend for a minute. */
+/*
+ * The static scores' distribution from ANALYZE (pg_statistic through the
+ * syscache), parsed once per backend and kept until pg_statistic changes:
+ * ANALYZE (here, or on the primary of a standby) invalidates the syscache
+ * entry, and its callback drops this copy.
+ */
 static struct
 {
 	bool		valid;
-	TimestampTz at;
 	double	   *bounds;			/* histogram bounds, ascending */
 	int			nbounds;
 	double	   *mcv;			/* most common values */
@@ -86,27 +96,74 @@ static struct
 	int			nmcv;
 	double		hist_share;		/* the share of rows the histogram describes */
 }			am_static_stats;
-static SPIPlanPtr am_plan_static_stats;
+static bool am_static_stats_callback;
 
-/* A float8[] column of the stats row, copied into TopMemoryContext. */
-static double *
-am_stats_array(int col, int *n)
+/* pg_statistic changed (ANALYZE, a dropped column or table): read it again. */
+static void
+am_static_stats_invalidate(Datum arg, int cacheid, uint32 hashvalue)
 {
-	bool		isnull;
-	Datum		v = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, col, &isnull);
-	Datum	   *elems;
-	bool	   *nulls;
-	double	   *out;
+	am_static_stats.valid = false;
+}
+
+/* Reads search_static's statistics (none: nothing kept, -1 below). */
+static void
+am_static_stats_read(void)
+{
+	Oid			relid = get_relname_relid("agents", get_namespace_oid("agentmarket", false));
+	AttrNumber	attnum = OidIsValid(relid) ? get_attnum(relid, "search_static") : InvalidAttrNumber;
+	HeapTuple	tuple;
+	AttStatsSlot slot;
 	int			i;
 
-	*n = 0;
-	if (isnull)
-		return NULL;
-	deconstruct_array(DatumGetArrayTypeP(v), FLOAT8OID, 8, FLOAT8PASSBYVAL, TYPALIGN_DOUBLE, &elems, &nulls, n);
-	out = MemoryContextAlloc(TopMemoryContext, sizeof(double) * Max(*n, 1));
-	for (i = 0; i < *n; i++)
-		out[i] = nulls[i] ? 0 : DatumGetFloat8(elems[i]);
-	return out;
+	if (!am_static_stats_callback)
+	{
+		CacheRegisterSyscacheCallback(STATRELATTINH, am_static_stats_invalidate, (Datum) 0);
+		am_static_stats_callback = true;
+	}
+	if (am_static_stats.bounds)
+		pfree(am_static_stats.bounds);
+	if (am_static_stats.mcv)
+		pfree(am_static_stats.mcv);
+	if (am_static_stats.mcv_freq)
+		pfree(am_static_stats.mcv_freq);
+	memset(&am_static_stats, 0, sizeof(am_static_stats));
+	/* valid from here: an invalidation while reading marks it invalid again */
+	am_static_stats.valid = true;
+	if (attnum == InvalidAttrNumber)
+		return;
+	tuple = SearchSysCache3(STATRELATTINH, ObjectIdGetDatum(relid), Int16GetDatum(attnum), BoolGetDatum(false));
+	if (!HeapTupleIsValid(tuple))
+		return;
+	am_static_stats.hist_share = 1 - ((Form_pg_statistic) GETSTRUCT(tuple))->stanullfrac;
+	if (get_attstatsslot(&slot, tuple, STATISTIC_KIND_MCV, InvalidOid,
+						 ATTSTATSSLOT_VALUES | ATTSTATSSLOT_NUMBERS))
+	{
+		if (slot.valuetype == FLOAT8OID && slot.nvalues == slot.nnumbers)
+		{
+			am_static_stats.nmcv = slot.nvalues;
+			am_static_stats.mcv = MemoryContextAlloc(TopMemoryContext, sizeof(double) * Max(slot.nvalues, 1));
+			am_static_stats.mcv_freq = MemoryContextAlloc(TopMemoryContext, sizeof(double) * Max(slot.nvalues, 1));
+			for (i = 0; i < slot.nvalues; i++)
+			{
+				am_static_stats.mcv[i] = DatumGetFloat8(slot.values[i]);
+				am_static_stats.mcv_freq[i] = slot.numbers[i];
+				am_static_stats.hist_share -= slot.numbers[i];
+			}
+		}
+		free_attstatsslot(&slot);
+	}
+	if (get_attstatsslot(&slot, tuple, STATISTIC_KIND_HISTOGRAM, InvalidOid, ATTSTATSSLOT_VALUES))
+	{
+		if (slot.valuetype == FLOAT8OID)
+		{
+			am_static_stats.nbounds = slot.nvalues;
+			am_static_stats.bounds = MemoryContextAlloc(TopMemoryContext, sizeof(double) * Max(slot.nvalues, 1));
+			for (i = 0; i < slot.nvalues; i++)
+				am_static_stats.bounds[i] = DatumGetFloat8(slot.values[i]);
+		}
+		free_attstatsslot(&slot);
+	}
+	ReleaseSysCache(tuple);
 }
 
 /*
@@ -121,42 +178,8 @@ am_static_share_above(double floor)
 	double		mcv_total = 0;
 	int			i;
 
-	if (!am_static_stats.valid ||
-		GetCurrentTimestamp() - am_static_stats.at > 60 * USECS_PER_SEC)
-	{
-		bool		isnull;
-
-		if (am_plan_static_stats == NULL)
-			am_plan_static_stats = am_prepare_kept(
-				"SELECT s.histogram_bounds::text::float8[], s.most_common_vals::text::float8[],"
-				" s.most_common_freqs::float8[], s.null_frac::float8 FROM pg_catalog.pg_stats s"
-				" WHERE s.schemaname OPERATOR(pg_catalog.=) 'agentmarket' AND s.tablename OPERATOR(pg_catalog.=) 'agents'"
-				" AND s.attname OPERATOR(pg_catalog.=) 'search_static'", 0, NULL, false);
-		am_run(am_plan_static_stats, NULL, NULL, 1);
-		if (am_static_stats.bounds)
-			pfree(am_static_stats.bounds);
-		if (am_static_stats.mcv)
-			pfree(am_static_stats.mcv);
-		if (am_static_stats.mcv_freq)
-			pfree(am_static_stats.mcv_freq);
-		memset(&am_static_stats, 0, sizeof(am_static_stats));
-		am_static_stats.at = GetCurrentTimestamp();
-		am_static_stats.valid = true;
-		if (SPI_processed > 0)
-		{
-			int			nfreq;
-
-			am_static_stats.bounds = am_stats_array(1, &am_static_stats.nbounds);
-			am_static_stats.mcv = am_stats_array(2, &am_static_stats.nmcv);
-			am_static_stats.mcv_freq = am_stats_array(3, &nfreq);
-			if (nfreq != am_static_stats.nmcv)
-				am_static_stats.nmcv = 0;
-			am_static_stats.hist_share = 1 - am_float_col(SPI_tuptable->vals[0], 4, &isnull);
-			for (i = 0; i < am_static_stats.nmcv; i++)
-				am_static_stats.hist_share -= am_static_stats.mcv_freq[i];
-		}
-		SPI_freetuptable(SPI_tuptable);
-	}
+	if (!am_static_stats.valid)
+		am_static_stats_read();
 	if (am_static_stats.nbounds < 2 && am_static_stats.nmcv == 0)
 		return -1;
 	for (i = 0; i < am_static_stats.nmcv; i++)
@@ -184,6 +207,19 @@ am_static_share_above(double floor)
 		share += Max(am_static_stats.hist_share, 0) * above;
 	}
 	return Min(share / Max(mcv_total + Max(am_static_stats.hist_share, 0), 1e-9), 1);
+}
+
+PG_FUNCTION_INFO_V1(search_static_share_above);
+
+/*
+ * search_static_share_above: am_static_share_above for SQL (sql/search_fast
+ * checks that ANALYZE's new statistics are read at once).
+ */
+/* SQL function: search_static_share_above */
+Datum
+search_static_share_above(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_FLOAT8(am_static_share_above(PG_GETARG_FLOAT8(0)));
 }
 
 /* Completions up to which a prefix is replaced. */

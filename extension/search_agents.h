@@ -72,7 +72,8 @@ typedef struct AmSearch
 	double		category_share;	/* the category filter's share of listings (1: none, or not counted) */
 	char	   *filter_text;	/* tsquery text of the filter lexemes GIN intersects; NULL: none */
 	bool		gin_null;
-	Datum		gin_query;
+	Datum		gin_query;		/* what GIN reads (a prefix may become its completions) */
+	Datum		gin_check;		/* the same before any expansion: what a listing is checked with */
 	bool		expected_null;
 	double		expected;
 	double		exhaustive_limit;

@@ -431,7 +431,7 @@ am_direct_gin(ReturnSetInfo *rsinfo, AmSearch *s, bool scored)
 			MemoryContext old = MemoryContextSwitchTo(row_cxt);
 
 			am_last_direct.checked++;
-			am_direct_row(&d, slot, page->recheck, s->gin_query);
+			am_direct_row(&d, slot, page->recheck, s->gin_check);
 			MemoryContextSwitchTo(old);
 			MemoryContextReset(row_cxt);
 		}

@@ -706,6 +706,12 @@ am_plan(AmSearch *s, text *query)
 			? DirectFunctionCall2(tsquery_and, s->plan_values[0], filter_query)
 			: filter_query;
 	}
+	/*
+	 * A listing is checked with the query as typed: the completions a prefix
+	 * becomes for GIN (am_expand_prefix_query) match the same listings, but
+	 * checking a row against 32 of them costs 32 binary searches.
+	 */
+	s->gin_check = s->gin_query;
 	s->filter_text = filter_text.len > 0 ? filter_text.data : NULL;
 	s->expected_null = s->has_query && s->joint_null;
 	s->expected = (s->has_query ? s->joint : s->published) * s->filter_share;

@@ -1,10 +1,15 @@
 -- search_fast: what the sub-millisecond searches rely on (issue 14,
 -- search-fast).  The ordered walk's estimate of listings above a static
 -- score reads ANALYZE's statistics through the syscache: new statistics
--- are read at once, in the same session.
+-- are read at once, in the same session.  A single word sorted by a column
+-- whose page would take more listings of the sort's walk than its cap is
+-- read through GIN and sorted at once (not walked to the cap first), and a
+-- word common enough is still walked; a prefix read through its
+-- completions is checked on the row as typed.  Every page equals sorting
+-- every match in SQL.
 \ir test/fixture.sql
 BEGIN;
-SELECT plan(4);
+SELECT plan(12);
 
 INSERT INTO agentmarket.users (id, email, role) VALUES
   ('66666666-4000-4000-8000-000000000001', 'maker@fast.test', 'creator');
@@ -45,6 +50,51 @@ SELECT ok(abs(agentmarket_private.search_static_share_above(f.floor)
           AND agentmarket_private.search_static_share_above(f.floor) > b.estimate + 0.2,
           'after ANALYZE the new statistics are read at once')
   FROM share_floor f, share_before b;
+
+-- Sorted by a column, each page against every match sorted in SQL.
+CREATE FUNCTION pg_temp.same_page(q text, sort text, size int, category text DEFAULT NULL) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+    got uuid[];
+    want uuid[];
+BEGIN
+    SELECT array_agg(s.id) INTO got FROM agentmarket.search_agents(q, category, sort => sort, page_size => size) s;
+    EXECUTE format($f$SELECT array_agg(id) FROM (SELECT a.id FROM agentmarket.agents a
+                    WHERE a.status = 'published' AND a.search_document @@ $1 AND ($2::text IS NULL OR a.category = $2)
+                    ORDER BY %s LIMIT $3) x$f$,
+                   CASE sort WHEN 'rating' THEN 'COALESCE(a.avg_rating, 0) DESC, a.total_reviews DESC, a.id DESC'
+                             WHEN 'popular' THEN 'a.total_hires DESC, a.id DESC'
+                             ELSE 'a.published_at DESC, a.id DESC' END)
+       INTO want USING (agentmarket_private.search_prepare(q)).query, category, size;
+    RETURN got IS NOT DISTINCT FROM want AND got IS NOT NULL;
+END $$;
+-- Below this limit (a third of it) a word is sorted through GIN anyway;
+-- 'zorblat' (12 matches) is above it.
+SET LOCAL agentmarket.search_exhaustive_limit = '30';
+
+-- 'zorblat' with pages of 100: a page would take 100 * 600 / 12 = 5,000
+-- listings of the walk, more than its 4,096: through GIN at once.
+SELECT ok(pg_temp.same_page('zorblat', 'rating', 100), 'a rare word by rating: the page is every match sorted');
+SELECT ok((SELECT path FROM agentmarket_private.search_direct_last()) LIKE 'sort every match%'
+          AND (SELECT walked FROM agentmarket_private.search_walk_last()) IS NULL,
+          'a rare word whose page the walk could not fill is sorted through GIN at once, not walked first');
+SELECT ok(pg_temp.same_page('zorblat', 'popular', 100) AND pg_temp.same_page('zorblat', 'newest', 100),
+          'by hires and by publication too');
+-- 'zorbix' (40 matches) with pages of 20: a page in 300 listings of the
+-- walk, walked.
+SELECT ok(pg_temp.same_page('zorbix', 'rating', 20), 'a less rare word by rating: the page');
+SELECT is((SELECT path FROM agentmarket_private.search_direct_last()), 'walk the sort''s index',
+          'a word whose page the walk can fill is walked');
+-- 'qwimble' (300 of 600): walked.
+SELECT ok(pg_temp.same_page('qwimble', 'rating', 100), 'a common word by rating: the page');
+SELECT is((SELECT path FROM agentmarket_private.search_direct_last()), 'walk the sort''s index',
+          'a common word is walked');
+
+-- A prefix ('zorb': zorblat and zorbix, 52 listings) read through its
+-- completions and checked as typed, within a category too.
+SELECT ok(pg_temp.same_page('zorb', 'rating', 100) AND pg_temp.same_page('zorb', 'popular', 100, 'finance')
+          AND pg_temp.same_page('helper zorb', 'newest', 100, 'coding'),
+          'a prefix sorted: every match, checked as typed');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -610,22 +610,41 @@ am_sorted(ReturnSetInfo *rsinfo, AmSearch *s)
  * listings in the filters than the sample: scored.
  */
 static bool
-am_order_scores_all(AmSearch *s, Datum *values, char *nulls)
+am_order_scores_all(AmSearch *s, Datum *values, char *nulls, bool *read_matches)
 {
 	int32		sampled;
 	int32		hits;
 	double		projected;
 	bool		rare_apart = !s->joint_null && s->joint * s->filter_share <= s->exhaustive_limit;
 
+	*read_matches = false;
 	if (!am_order_applies(s))
 		return false;
 	am_sample(s, s->filters, values, nulls, &sampled, &hits);
 	if (sampled < AM_SAMPLE)
 		return true;
 	projected = (double) hits * s->published * s->filter_share / sampled;
-	return (projected <= s->exhaustive_limit && (hits >= AM_ORDER_TRUSTED_HITS || rare_apart) &&
-			!am_walk_pays(s, projected, 1, 0)) ||
-		sampled * 3 >= projected;
+	if (projected <= s->exhaustive_limit && (hits >= AM_ORDER_TRUSTED_HITS || rare_apart) &&
+		!am_walk_pays(s, projected, 1, 0))
+		return true;
+	if (sampled * 3 < projected)
+		return false;
+	if (hits >= AM_ORDER_TRUSTED_HITS || rare_apart)
+		return true;
+
+	/*
+	 * None or one match in the sample where independent words would meet
+	 * often ('email inbox' by model: 0 of 64, 2,606 matches, 8 ms scored
+	 * and 1.2 ms walked): the sample cannot tell words that rarely meet from
+	 * an unlucky draw.  The walk reads the listings that can match first
+	 * (the words' posting lists, as scoring them would): with few, it
+	 * fetches them and stops; with many, it walks only them.
+	 * agentmarket.search_order_matches = off scores them all, as before.
+	 */
+	if (am_order_matches_setting() == 0)
+		return true;
+	*read_matches = true;
+	return false;
 }
 
 /*
@@ -671,10 +690,11 @@ am_relevance(ReturnSetInfo *rsinfo, AmSearch *s)
 	if (!exact)
 	{
 		Datum		ids[2];
+		bool		read_matches;
 
 		/* read in static order with a bound per listing, or walked with tiers */
-		int			order = am_order_scores_all(s, values, nulls) ? AM_ORDER_SCORE_ALL
-			: am_order_walk(s, &ids[0], &ids[1]);
+		int			order = am_order_scores_all(s, values, nulls, &read_matches) ? AM_ORDER_SCORE_ALL
+			: am_order_walk(s, read_matches, &ids[0], &ids[1]);
 
 		exact = order == AM_ORDER_SCORE_ALL ||
 			(order == AM_ORDER_NONE && am_walk(s, values, nulls, &ids[0], &ids[1]));

@@ -138,14 +138,16 @@ extern Datum *am_plan_array(const Datum *plan_values, int index, Oid type, int *
 #define AM_ORDER_NONE 0
 #define AM_ORDER_ANSWERED 1
 #define AM_ORDER_SCORE_ALL 2
-extern int	am_order_walk(AmSearch *s, Datum *ids, Datum *scores);
+extern int	am_order_walk(AmSearch *s, bool read_matches, Datum *ids, Datum *scores);
 extern bool am_order_applies(const AmSearch *s);
+extern int	am_order_matches_setting(void);
 extern void am_order_reset(void);
 
 /* search_tail.c: the walk's costs; prefix terms of GIN queries replaced by their completions. */
 extern void am_prefix_reset(void);
 extern char *am_expand_prefixes(const char *query, bool fields);
 extern bool am_walk_pays(const AmSearch *s, double matches, double margin, double extra);
+extern double am_gin_cost(const AmSearch *s);
 extern double am_static_share_above(double floor);
 extern Datum am_expand_prefix_query(Datum query);
 extern bool am_completions(const char *prefix, char ***words, int *n);

@@ -23,12 +23,23 @@
  * score reached.  Each bound is at least the listing's score, so the page
  * is exactly what scoring every match gives (sql/search_order).
  *
+ * Beside a word's name set, its tagline set (search_fields' b/word): a
+ * listing in neither has the word in its description only, so its class
+ * is bounded by the description's weight (agentmarket.search_order_heads).
  * The sets are read smallest first within a budget (AM_ORDER_SET_MIN
- * listings, or AM_ORDER_SET_SHARE of all): a word left without one counts
- * at its best in every class.  When the page fills slowly (words that
- * rarely meet), the density the walk reads projects the matches, and
- * scoring them all is chosen when it costs less.  OR queries, lossy
- * bitmaps and agentmarket.search_order = off take search_walk.c's walk.
+ * listings, or AM_ORDER_SET_SHARE of all, search_order_sets.c): a word
+ * left without one counts at its best in every class.  When the first
+ * listings in static order hold none or one match where independent words
+ * would meet often, the listings that can match are read first (the words'
+ * posting lists on search_document intersected): few are fetched by TID
+ * with no set read, many narrow the walk to them (an entry of another
+ * listing is skipped without its row) and every class has a count the
+ * walk can exhaust (agentmarket.search_order_matches: auto, on, off).  When
+ * the page fills slowly, the density the walk reads projects the matches,
+ * and scoring them all is chosen when it costs less (their posting lists
+ * included).  The members are looked up by heap block, not by a binary
+ * search.  OR queries, lossy bitmaps and agentmarket.search_order = off
+ * take search_walk.c's walk.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -70,8 +81,6 @@
 
 PG_FUNCTION_INFO_V1(search_order_last);
 
-/* Words of a query (search_prepare refuses more than 12). */
-#define AM_ORDER_MAX_GROUPS 12
 /*
  * Index entries the walk may read for one row it saves: a row read costs
  * a heap page, a document decompressed, checked and scored; an entry of
@@ -89,9 +98,6 @@ PG_FUNCTION_INFO_V1(search_order_last);
 #define AM_ORDER_DEFER_MAX 8192
 /* Entries read with the page not full between two looks at the density. */
 #define AM_ORDER_SAMPLE 64
-/* The name sets read: at most this many listings in them, or this share of all. */
-#define AM_ORDER_SET_MIN 20000
-#define AM_ORDER_SET_SHARE 0.1
 
 /* The listings of one combination of words in the name. */
 typedef struct AmClass
@@ -138,6 +144,7 @@ static struct
 	int64		rows;			/* rows read (by TID and by the walk) */
 	int64		matches;
 	bool		scored_all;		/* it gave way to scoring every match */
+	int64		candidates;		/* listings that can match, from the words' posting lists; -1: not read */
 }			am_last_order;
 
 /* CPU time of this backend, ms (the machine is shared: wall time means little). */
@@ -155,6 +162,7 @@ void
 am_order_reset(void)
 {
 	memset(&am_last_order, 0, sizeof(am_last_order));
+	am_last_order.candidates = -1;
 }
 
 /* Whether the ordered walk is on (agentmarket.search_order, on unless off). */
@@ -164,6 +172,30 @@ am_order_on(void)
 	const char *setting = GetConfigOption("agentmarket.search_order", true, false);
 
 	return setting == NULL || (strcmp(setting, "off") != 0 && strcmp(setting, "false") != 0);
+}
+
+/* Whether the walk reads tagline sets (agentmarket.search_order_heads, on unless off). */
+static bool
+am_order_heads_on(void)
+{
+	const char *setting = GetConfigOption("agentmarket.search_order_heads", true, false);
+
+	return setting == NULL || (strcmp(setting, "off") != 0 && strcmp(setting, "false") != 0);
+}
+
+/*
+ * Whether the walk reads the words' own posting lists (search_document) to
+ * know which listings can match (agentmarket.search_order_matches: on,
+ * off, or auto, the default: when estimated to pay).
+ */
+int
+am_order_matches_setting(void)
+{
+	const char *setting = GetConfigOption("agentmarket.search_order_matches", true, false);
+
+	if (setting == NULL || strcmp(setting, "auto") == 0 || setting[0] == '\0')
+		return -1;
+	return strcmp(setting, "off") != 0 && strcmp(setting, "false") != 0;
 }
 
 /*
@@ -315,6 +347,18 @@ am_class_slot(const uint32 *keys, const int *slots, int size, uint32 mask)
 	return h;
 }
 
+/*
+ * Whether the walk reads the words' posting lists on search_document first
+ * (see am_order_walk).
+ */
+static bool
+am_order_reads_matches(bool asked)
+{
+	int			setting = am_order_matches_setting();
+
+	return setting >= 0 ? setting == 1 : asked;
+}
+
 /* Whether the ordered walk applies: on, every word required (no OR), at most AM_ORDER_MAX_GROUPS. */
 bool
 am_order_applies(const AmSearch *s)
@@ -329,22 +373,13 @@ am_order_applies(const AmSearch *s)
  * scores as arrays, best first.
  */
 int
-am_order_walk(AmSearch *s, Datum *ids, Datum *scores)
+am_order_walk(AmSearch *s, bool read_matches, Datum *ids, Datum *scores)
 {
 	int			ngroups = s->ngroups;
-	int			n;
-	Datum	   *name_terms,
-			   *name_docs,
-			   *name_bound,
-			   *head_bound,
-			   *body_bound;
-	double		best[AM_ORDER_MAX_GROUPS],
-				rest[AM_ORDER_MAX_GROUPS];
-	bool		has_set[AM_ORDER_MAX_GROUPS];
-	double		budget = Max(AM_ORDER_SET_MIN, AM_ORDER_SET_SHARE * s->published);
-	double		spent = 0;
+	AmWords		words;
 	AmMember   *members = NULL;
 	int64		nmembers = 0;
+	int64		maxclasses;
 	uint32	   *slot_keys;
 	int		   *slots;
 	int			nslots = 16;
@@ -366,6 +401,10 @@ am_order_walk(AmSearch *s, Datum *ids, Datum *scores)
 	int			first_walked;
 	bool		done = false;
 	bool		score_all = false;
+	bool		known = false;	/* members are every listing that can match, in no set or in some */
+	uint64	   *mkeys = NULL;
+	int64		nm = 0;
+	int64		candidates = 0;
 	double		t0,
 				t1,
 				t2;
@@ -373,80 +412,66 @@ am_order_walk(AmSearch *s, Datum *ids, Datum *scores)
 	if (!am_order_applies(s))
 		return AM_ORDER_NONE;
 	t0 = am_cpu_ms();
-	name_terms = am_plan_array(s->plan_values, 10, TEXTOID, &n);
-	name_docs = am_plan_array(s->plan_values, 13, INT8OID, &n);
-	name_bound = am_plan_array(s->plan_values, 16, FLOAT8OID, &n);
-	head_bound = am_plan_array(s->plan_values, 17, FLOAT8OID, &n);
-	body_bound = am_plan_array(s->plan_values, 18, FLOAT8OID, &n);
-	if (n < ngroups)
+	if (!am_order_words(s, &words))
 		return AM_ORDER_NONE;
+	am_order_choose_sets(s, &words, am_order_heads_on());
 
 	/*
-	 * Which words get a set: those a name lifts above a tagline, fewest
-	 * names first, within the budget (a posting list costs about a fifth of
-	 * a row per listing in it).  A word without one counts at its best.
+	 * The listings that can match, when the sample could not tell words
+	 * that rarely meet from an unlucky draw (am_order_reads_matches): the
+	 * words' posting lists on search_document intersected, as scoring every
+	 * match would read them.  Then every member is a listing that can
+	 * match, with its words in the name or tagline or none; the walk skips
+	 * the others' entries without reading their rows, and every class
+	 * (listings in no set too) has a count the walk can exhaust.  Few: they
+	 * are fetched by their listings, and no set is read.
 	 */
-	for (g = 0; g < ngroups; g++)
-	{
-		rest[g] = Max(DatumGetFloat8(head_bound[g]), DatumGetFloat8(body_bound[g]));
-		best[g] = Max(DatumGetFloat8(name_bound[g]), rest[g]);
-		has_set[g] = false;
-	}
-	for (;;)
-	{
-		int			pick = -1;
-
-		for (g = 0; g < ngroups; g++)
-			if (!has_set[g] && best[g] > rest[g] &&
-				(pick < 0 || DatumGetInt64(name_docs[g]) < DatumGetInt64(name_docs[pick])))
-				pick = g;
-		if (pick < 0 || spent + (double) DatumGetInt64(name_docs[pick]) > budget)
-			break;
-		spent += (double) DatumGetInt64(name_docs[pick]);
-		has_set[pick] = true;
-	}
-
-	/* the sets: listings with each word in their name, within the filter lexemes */
 	fields = am_direct_index("agents_search_fields_idx");
-	for (g = 0; g < ngroups; g++)
+	if (am_order_reads_matches(read_matches))
 	{
-		uint64	   *keys;
-		int64		nkeys;
-		char	   *query;
-
-		if (!has_set[g])
-			continue;
-		/*
-		 * Read from the posting lists (the filters are intersected after,
-		 * from theirs: through GIN's scan they cost 10-20 ms at 1M
-		 * listings); through GIN's scan when a prefix has too many
-		 * completions.
-		 */
-		if (!am_order_name_set(s, fields, g, &keys, &nkeys))
+		known = am_order_candidates(s, &mkeys, &nm);
+		if (known)
 		{
-			query = am_expand_prefixes(TextDatumGetCString(name_terms[g]), true);
-			if (s->filter_text != NULL)
-				query = psprintf("(%s) & (%s)", query, s->filter_text);
-			if (!am_order_set(fields, query, &keys, &nkeys))
-			{
-				index_close(fields, AccessShareLock);
-				return AM_ORDER_NONE;
-			}
+			/* within the filters (their lists, when short) */
+			AmMember   *within = am_order_restrict(NULL, 0, mkeys, nm);
+
+			nm = am_order_filter(s, fields, within, nm);
+			for (m = 0; m < nm; m++)
+				mkeys[m] = within[m].tid;
+			pfree(within);
+			if (nm <= Max(AM_ORDER_FIRST_CLASS * s->k, sqrt(s->k * s->published / s->filter_share) / 2))
+				for (g = 0; g < ngroups; g++)
+					words.has_name[g] = words.has_head[g] = false;
 		}
-		members = am_order_merge(members, &nmembers, keys, nkeys, (uint32) 1 << g);
-		pfree(keys);
-		am_last_order.sets++;
 	}
-	nmembers = am_order_filter(s, fields, members, nmembers);
+
+	/* the sets: listings with each word in their name or tagline */
+	am_last_order.sets = am_order_read_sets(s, fields, &words, &members, &nmembers);
+	if (am_last_order.sets < 0)
+	{
+		index_close(fields, AccessShareLock);
+		am_last_order.sets = 0;
+		return AM_ORDER_NONE;
+	}
+	if (known)
+	{
+		/* the members that can match (within the filters already), and the others that can */
+		members = am_order_restrict(members, nmembers, mkeys, nm);
+		nmembers = nm;
+		am_last_order.candidates = candidates = nm;
+	}
+	else
+		nmembers = am_order_filter(s, fields, members, nmembers);
 	index_close(fields, AccessShareLock);
 
 	/* the classes, by their words' fields; the first: listings in no set */
-	while (nslots < 2 * (Min(nmembers, (int64) 1 << ngroups) + 1))
+	maxclasses = Min(nmembers, (int64) 1 << (2 * ngroups));
+	while (nslots < 2 * (maxclasses + 1))
 		nslots *= 2;
 	slot_keys = palloc(sizeof(uint32) * nslots);
 	slots = palloc(sizeof(int) * nslots);
 	memset(slots, -1, sizeof(int) * nslots);
-	classes = palloc0(sizeof(AmClass) * (Min(nmembers, (int64) 1 << ngroups) + 1));
+	classes = palloc0(sizeof(AmClass) * (maxclasses + 1));
 	i = am_class_slot(slot_keys, slots, nslots, 0);
 	slot_keys[i] = 0;
 	slots[i] = nclasses++;
@@ -464,11 +489,7 @@ am_order_walk(AmSearch *s, Datum *ids, Datum *scores)
 	}
 	for (c = 0; c < nclasses; c++)
 	{
-		double		bounds[AM_ORDER_MAX_GROUPS];
-
-		for (g = 0; g < ngroups; g++)
-			bounds[g] = !has_set[g] || (classes[c].mask & ((uint32) 1 << g)) ? best[g] : rest[g];
-		classes[c].bound = am_group_mean(bounds, ngroups);
+		classes[c].bound = am_order_class_bound(&words, classes[c].mask);
 		classes[c].unseen = classes[c].count;
 		classes[c].mask = c;	/* its number before sorting */
 	}
@@ -520,8 +541,8 @@ am_order_walk(AmSearch *s, Datum *ids, Datum *scores)
 		AmClass    *cl = &classes[first_walked];
 		int			number = cl->mask;
 
-		if (number == 0)
-			break;				/* listings in no set: walked */
+		if (number == 0 && !known)
+			break;				/* listings in no set, not counted: walked */
 		if (!am_order_reaches(&o, cl->bound, max_static))
 		{
 			done = true;		/* nothing below can reach the page */
@@ -540,8 +561,9 @@ am_order_walk(AmSearch *s, Datum *ids, Datum *scores)
 			double		share = am_static_share_above(floor);
 			double		above;
 
+			/* the classes that can still reach the page (the others are never read) */
 			for (c = first_walked; c < nclasses; c++)
-				if (classes[c].mask != 0)
+				if ((classes[c].mask != 0 || known) && am_order_reaches(&o, classes[c].bound, max_static))
 					later += classes[c].count;
 			above = share >= 0
 				? share * s->published * (by_category ? s->category_share : 1)
@@ -572,6 +594,7 @@ am_order_walk(AmSearch *s, Datum *ids, Datum *scores)
 		int64		open_hits = 0;	/* of them matches */
 		double		size = s->published * (by_category ? s->category_share : 1);
 		bool		rare_apart = !s->joint_null && s->joint * s->filter_share <= s->exhaustive_limit;
+		double		gin_cost = am_gin_cost(s);
 		/*
 		 * While the page is not full, listings in no set (the least bound)
 		 * are put aside rather than read: the page fills from the sets'
@@ -582,6 +605,9 @@ am_order_walk(AmSearch *s, Datum *ids, Datum *scores)
 		int			ndeferred = 0;
 		bool		deferring = nmembers > 0;
 		AmClass    *none = &classes[rank[0]];
+		AmMemberIndex lookup;
+
+		am_order_index(&lookup, members, nmembers);
 
 		while ((tid = index_getnext_tid(scan, ForwardScanDirection)) != NULL)
 		{
@@ -591,17 +617,20 @@ am_order_walk(AmSearch *s, Datum *ids, Datum *scores)
 
 			CHECK_FOR_INTERRUPTS();
 			while (best_left < nclasses && (classes[best_left].fetched ||
-											(classes[best_left].mask != 0 && classes[best_left].unseen == 0)))
+											((classes[best_left].mask != 0 || known) &&
+											 classes[best_left].unseen == 0)))
 				best_left++;
 			if (best_left >= nclasses || !am_order_reaches(&o, classes[best_left].bound, st))
 				break;
 			am_last_order.entries++;
-			member = am_order_find(members, nmembers,
-								   am_tid_key(ItemPointerGetBlockNumber(tid), ItemPointerGetOffsetNumber(tid)));
+			member = am_order_lookup(&lookup,
+									 am_tid_key(ItemPointerGetBlockNumber(tid), ItemPointerGetOffsetNumber(tid)));
+			if (member == NULL && known)
+				continue;		/* cannot match: its row is not read */
 			cl = &classes[rank[member != NULL ? member->mask : 0]];
 			if (cl->fetched)
 				continue;
-			if (cl->mask != 0)
+			if (cl->mask != 0 || known)
 				cl->unseen--;
 			if (o.top.n < s->k && deferring && cl == none)
 			{
@@ -624,14 +653,18 @@ am_order_walk(AmSearch *s, Datum *ids, Datum *scores)
 
 				/*
 				 * The page fills slowly: the matches the density projects
-				 * are scored at once when that costs less than a third of
-				 * what was read (a few matches in a small sample are taken
-				 * at their word only when independent words would meet
-				 * rarely too), as search_walk.c's walk does.
+				 * (or the listings that can match, when read) are scored at
+				 * once when that costs less than a third of what was read
+				 * (a few matches in a small sample are taken at their word
+				 * only when independent words would meet rarely too), as
+				 * search_walk.c's walk does.  Scoring them reads the words'
+				 * posting lists too: for words in most listings ('help task
+				 * agent' with all four filters) those cost more than the
+				 * rows.
 				 */
-				if (open_entries % AM_ORDER_SAMPLE == 0 && (open_hits >= 8 || rare_apart) &&
+				if (open_entries % AM_ORDER_SAMPLE == 0 && (known || open_hits >= 8 || rare_apart) &&
 					(o.rows + (double) am_last_order.entries / AM_ORDER_ENTRY_RATIO) * 3 >=
-					(double) open_hits / open_entries * size)
+					(known ? (double) candidates : (double) open_hits / open_entries * size) + gin_cost)
 				{
 					score_all = true;
 					break;
@@ -695,8 +728,8 @@ Datum
 search_order_last(PG_FUNCTION_ARGS)
 {
 	TupleDesc	tupdesc;
-	Datum		values[8];
-	bool		nulls[8] = {false, false, false, false, false, false, false, false};
+	Datum		values[9];
+	bool		nulls[9] = {false, false, false, false, false, false, false, false, false};
 
 	if (!am_last_order.ran)
 		PG_RETURN_NULL();
@@ -712,5 +745,7 @@ search_order_last(PG_FUNCTION_ARGS)
 	values[5] = Int64GetDatum(am_last_order.rows);
 	values[6] = Int64GetDatum(am_last_order.matches);
 	values[7] = BoolGetDatum(am_last_order.scored_all);
+	values[8] = Int64GetDatum(am_last_order.candidates);
+	nulls[8] = am_last_order.candidates < 0;
 	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
 }

@@ -9,9 +9,10 @@
 -- cannot tell).
 CREATE FUNCTION agentmarket_private.search_order_last(
     OUT members bigint, OUT sets integer, OUT classes integer, OUT classes_fetched integer,
-    OUT entries bigint, OUT rows_read bigint, OUT matches bigint, OUT scored_all boolean)
+    OUT entries bigint, OUT rows_read bigint, OUT matches bigint, OUT scored_all boolean,
+    OUT candidates bigint)
 RETURNS record
 AS 'MODULE_PATHNAME', 'search_order_last'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION agentmarket_private.search_order_last() IS
-    'What the last search_agents call of this session read in its ordered walk: listings in the words'' name sets, words with a set, classes and those fetched by their listings, static-score btree entries walked, rows read, matches, whether it gave way to scoring every match; NULL when it took no ordered walk.';
+    'What the last search_agents call of this session read in its ordered walk: listings in the words'' name sets, words with a set, classes and those fetched by their listings, static-score btree entries walked, rows read, matches, whether it gave way to scoring every match, the listings that can match when it read them from the words'' posting lists (else NULL); NULL when it took no ordered walk.';

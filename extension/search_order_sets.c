@@ -25,9 +25,13 @@
 
 #include "agentmarket.h"
 #include "search_agents.h"
+#include "search_direct.h"
 #include "search_gin.h"
 #include "search_order.h"
 
+/* The sets read: at most this many listings in them, or this share of all. */
+#define AM_ORDER_SET_MIN 20000
+#define AM_ORDER_SET_SHARE 0.1
 /* A filter's list is intersected with the members when at most this many times longer. */
 #define AM_ORDER_FILTER_RATIO 64
 /* The bitmaps of the name sets: never lossy below this many kilobytes. */
@@ -82,14 +86,15 @@ am_order_set(Relation index, const char *query, uint64 **keys, int64 *n)
 }
 
 /*
- * The listings with a word in their name (search_fields' a/ terms of the
- * plan's group: the word, its typos, a prefix's completions), from the GIN
+ * The listings with a term of the plan's group (the word, its typos, a
+ * prefix's completions) under a key prefix ("a/": search_fields' name
+ * terms; "": search_document's lexemes, the word anywhere), from the GIN
  * index's posting lists read directly (search_gin.c: a few nanoseconds a
  * listing, where GIN's bitmap costs a hash entry and a sort), as sorted TID
  * keys; false when a prefix has too many completions.
  */
-bool
-am_order_name_set(AmSearch *s, Relation index, int group, uint64 **keys, int64 *n)
+static bool
+am_order_group_set(AmSearch *s, Relation index, int group, const char *key_prefix, uint64 **keys, int64 *n)
 {
 	int			nlex,
 				i,
@@ -119,9 +124,9 @@ am_order_name_set(AmSearch *s, Relation index, int group, uint64 **keys, int64 *
 			maxkeys = 2 * (nkeys + nwords + 1);
 			names = repalloc(names, sizeof(char *) * maxkeys);
 		}
-		names[nkeys++] = psprintf("a/%s", lexeme);
+		names[nkeys++] = psprintf("%s%s", key_prefix, lexeme);
 		for (w = 0; w < nwords; w++)
-			names[nkeys++] = psprintf("a/%s", words[w]);
+			names[nkeys++] = psprintf("%s%s", key_prefix, words[w]);
 	}
 	items = am_gin_key_items(index, GetActiveSnapshot(), names, nkeys, &nitems);
 	*keys = palloc_extended(sizeof(uint64) * Max(nitems, 1), MCXT_ALLOC_HUGE);
@@ -129,6 +134,274 @@ am_order_name_set(AmSearch *s, Relation index, int group, uint64 **keys, int64 *
 		(*keys)[i] = am_tid_key(ItemPointerGetBlockNumber(&items[i]), ItemPointerGetOffsetNumber(&items[i]));
 	*n = nitems;
 	return true;
+}
+
+/* The listings with a word in their name (search_fields' a/ terms of the plan's group). */
+bool
+am_order_name_set(AmSearch *s, Relation index, int group, uint64 **keys, int64 *n)
+{
+	return am_order_group_set(s, index, group, "a/", keys, n);
+}
+
+/* The listings with a word in their tagline or tags (search_fields' b/ terms). */
+bool
+am_order_head_set(AmSearch *s, Relation index, int group, uint64 **keys, int64 *n)
+{
+	return am_order_group_set(s, index, group, "b/", keys, n);
+}
+
+/*
+ * The listings with a word anywhere (search_document's lexemes of the
+ * plan's group): every match has a term of each word, so the intersection
+ * of some words' sets holds every match.
+ */
+bool
+am_order_doc_set(AmSearch *s, Relation index, int group, uint64 **keys, int64 *n)
+{
+	return am_order_group_set(s, index, group, "", keys, n);
+}
+
+/*
+ * The listings that can match: every word's listings anywhere
+ * (search_document's posting lists), fewest first, intersected, as sorted
+ * TID keys; false when none could be read (a prefix with too many
+ * completions first: the words read before it still hold every match).
+ */
+bool
+am_order_candidates(AmSearch *s, uint64 **keys, int64 *n)
+{
+	int			ndocs,
+				i,
+				g;
+	Datum	   *docs = am_plan_array(s->plan_values, 12, INT8OID, &ndocs);
+	bool		done[32];
+	Relation	index = am_direct_index("agents_search_document_idx");
+	bool		any = false;
+
+	memset(done, 0, sizeof(done));
+	for (i = 0; i < s->ngroups && i < ndocs && i < 32; i++)
+	{
+		int			pick = -1;
+		uint64	   *more;
+		int64		nmore;
+
+		for (g = 0; g < s->ngroups && g < ndocs && g < 32; g++)
+			if (!done[g] && (pick < 0 || DatumGetInt64(docs[g]) < DatumGetInt64(docs[pick])))
+				pick = g;
+		done[pick] = true;
+		if (!am_order_doc_set(s, index, pick, &more, &nmore))
+			break;
+		if (!any)
+		{
+			*keys = more;
+			*n = nmore;
+			any = true;
+		}
+		else
+		{
+			*n = am_order_intersect(*keys, *n, more, nmore);
+			pfree(more);
+		}
+	}
+	index_close(index, AccessShareLock);
+	return any;
+}
+
+/* Sorted TID keys a narrowed to those in b (in place); how many are left. */
+int64
+am_order_intersect(uint64 *a, int64 na, const uint64 *b, int64 nb)
+{
+	int64		i = 0,
+				j = 0,
+				out = 0;
+
+	while (i < na && j < nb)
+	{
+		if (a[i] < b[j])
+			i++;
+		else if (b[j] < a[i])
+			j++;
+		else
+		{
+			a[out++] = a[i++];
+			j++;
+		}
+	}
+	return out;
+}
+
+/*
+ * The listings that can match (sorted TID keys), each a member with its
+ * words in the name, or with none (mask 0); members out of them dropped.
+ */
+AmMember *
+am_order_restrict(const AmMember *members, int64 n, const uint64 *matches, int64 nmatches)
+{
+	AmMember   *out = palloc_extended(sizeof(AmMember) * Max(nmatches, 1), MCXT_ALLOC_HUGE);
+	int64		i = 0,
+				j;
+
+	for (j = 0; j < nmatches; j++)
+	{
+		while (i < n && members[i].tid < matches[j])
+			i++;
+		out[j].tid = matches[j];
+		out[j].mask = i < n && members[i].tid == matches[j] ? members[i].mask : 0;
+	}
+	return out;
+}
+
+/* The words' best values per field, from the plan; false when it has none. */
+bool
+am_order_words(AmSearch *s, AmWords *words)
+{
+	int			n,
+				g;
+	Datum	   *name_bound = am_plan_array(s->plan_values, 16, FLOAT8OID, &n);
+	Datum	   *head_bound = am_plan_array(s->plan_values, 17, FLOAT8OID, &n);
+	Datum	   *body_bound = am_plan_array(s->plan_values, 18, FLOAT8OID, &n);
+
+	if (n < s->ngroups || s->ngroups > AM_ORDER_MAX_GROUPS)
+		return false;
+	words->n = s->ngroups;
+	for (g = 0; g < s->ngroups; g++)
+	{
+		words->name[g] = DatumGetFloat8(name_bound[g]);
+		words->head[g] = DatumGetFloat8(head_bound[g]);
+		words->body[g] = DatumGetFloat8(body_bound[g]);
+		words->has_name[g] = words->has_head[g] = false;
+	}
+	return true;
+}
+
+/*
+ * Which words get a set: those a name lifts above a tagline (a name set),
+ * or a tagline above a description (a tagline set, when heads: listings in
+ * neither set of a word have it in the description only), fewest listings
+ * first, within the budget (a posting list costs about a fifth of a row per
+ * listing in it).  A word without one counts at its best.
+ */
+void
+am_order_choose_sets(AmSearch *s, AmWords *words, bool heads)
+{
+	int			n,
+				g;
+	Datum	   *name_docs = am_plan_array(s->plan_values, 13, INT8OID, &n);
+	Datum	   *head_docs = am_plan_array(s->plan_values, 14, INT8OID, &n);
+	double		budget = Max(AM_ORDER_SET_MIN, AM_ORDER_SET_SHARE * s->published);
+	double		spent = 0;
+
+	for (;;)
+	{
+		int			pick = -1;
+		bool		pick_head = false;
+		double		pick_size = 0;
+
+		for (g = 0; g < words->n && g < n; g++)
+		{
+			double		size = (double) DatumGetInt64(name_docs[g]);
+
+			if (!words->has_name[g] && words->name[g] > Max(words->head[g], words->body[g]) &&
+				(pick < 0 || size < pick_size))
+			{
+				pick = g;
+				pick_head = false;
+				pick_size = size;
+			}
+			size = (double) DatumGetInt64(head_docs[g]);
+			if (heads && !words->has_head[g] && words->head[g] > words->body[g] && (pick < 0 || size < pick_size))
+			{
+				pick = g;
+				pick_head = true;
+				pick_size = size;
+			}
+		}
+		if (pick < 0 || spent + pick_size > budget)
+			break;
+		spent += pick_size;
+		if (pick_head)
+			words->has_head[pick] = true;
+		else
+			words->has_name[pick] = true;
+	}
+}
+
+/*
+ * Reads the chosen sets into sorted members (bit g: the word in the name;
+ * bit AM_ORDER_HEAD_BIT + g: in a tagline or tags); how many were read, or
+ * -1 when a name set went lossy (no ordered walk).  A name set is read from
+ * the posting lists (the filters are intersected after, from theirs:
+ * through GIN's scan they cost 10-20 ms at 1M listings), through GIN's scan
+ * when a prefix has too many completions; a tagline set then is not read.
+ */
+int
+am_order_read_sets(AmSearch *s, Relation fields, AmWords *words, AmMember **members, int64 *n)
+{
+	int			nterms,
+				g,
+				sets = 0;
+	Datum	   *name_terms = am_plan_array(s->plan_values, 10, TEXTOID, &nterms);
+
+	for (g = 0; g < words->n; g++)
+	{
+		uint64	   *keys;
+		int64		nkeys;
+
+		if (!words->has_name[g])
+			continue;
+		if (!am_order_name_set(s, fields, g, &keys, &nkeys))
+		{
+			char	   *query = am_expand_prefixes(TextDatumGetCString(name_terms[g]), true);
+
+			if (s->filter_text != NULL)
+				query = psprintf("(%s) & (%s)", query, s->filter_text);
+			if (!am_order_set(fields, query, &keys, &nkeys))
+				return -1;
+		}
+		*members = am_order_merge(*members, n, keys, nkeys, (uint32) 1 << g);
+		pfree(keys);
+		sets++;
+	}
+	for (g = 0; g < words->n; g++)
+	{
+		uint64	   *keys;
+		int64		nkeys;
+
+		if (!words->has_head[g])
+			continue;
+		if (!am_order_head_set(s, fields, g, &keys, &nkeys))
+		{
+			words->has_head[g] = false;
+			continue;
+		}
+		*members = am_order_merge(*members, n, keys, nkeys, (uint32) 1 << (AM_ORDER_HEAD_BIT + g));
+		pfree(keys);
+		sets++;
+	}
+	return sets;
+}
+
+/*
+ * The best text score of a class (its words in the name and tagline by its
+ * mask): each word in the name unless its name set says otherwise, in a
+ * tagline or tags unless its tagline set does, else in the description
+ * (every match has every word), at its best value there.
+ */
+double
+am_order_class_bound(const AmWords *words, uint32 mask)
+{
+	double		bounds[AM_ORDER_MAX_GROUPS];
+	int			g;
+
+	for (g = 0; g < words->n; g++)
+	{
+		bounds[g] = words->body[g];
+		if (!words->has_name[g] || (mask & ((uint32) 1 << g)))
+			bounds[g] = Max(bounds[g], words->name[g]);
+		if (!words->has_head[g] || (mask & ((uint32) 1 << (AM_ORDER_HEAD_BIT + g))))
+			bounds[g] = Max(bounds[g], words->head[g]);
+	}
+	return am_group_mean(bounds, words->n);
 }
 
 /*
@@ -233,21 +506,21 @@ am_order_merge(AmMember *members, int64 *n, const uint64 *keys, int64 nkeys, uin
 	return out;
 }
 
-/* The member of a TID key, or NULL (binary search). */
-const AmMember *
-am_order_find(const AmMember *members, int64 n, uint64 key)
+/* The members indexed by heap block (am_order_lookup). */
+void
+am_order_index(AmMemberIndex *index, const AmMember *members, int64 n)
 {
-	int64		lo = 0,
-				hi = n;
+	BlockNumber nblocks = n > 0 ? (BlockNumber) (members[n - 1].tid >> 16) + 1 : 0;
+	BlockNumber b;
+	int64		m = 0;
 
-	while (lo < hi)
+	index->members = members;
+	index->nblocks = nblocks;
+	index->start = palloc_extended(sizeof(int32) * ((Size) nblocks + 1), MCXT_ALLOC_HUGE);
+	for (b = 0; b <= nblocks; b++)
 	{
-		int64		mid = lo + (hi - lo) / 2;
-
-		if (members[mid].tid < key)
-			lo = mid + 1;
-		else
-			hi = mid;
+		while (m < n && (BlockNumber) (members[m].tid >> 16) < b)
+			m++;
+		index->start[b] = (int32) m;
 	}
-	return lo < n && members[lo].tid == key ? &members[lo] : NULL;
 }

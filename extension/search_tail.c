@@ -44,7 +44,7 @@
  * posting lists, about 100 entries for a listing read (a prefix's are its
  * completions', am_expand_prefixes).
  */
-static double
+double
 am_gin_cost(const AmSearch *s)
 {
 	int			n,

@@ -582,6 +582,8 @@ am_order_walk(AmSearch *s, bool read_matches, Datum *ids, Datum *scores)
 		cl->fetched = true;
 		am_last_order.classes_fetched++;
 	}
+	if (first_walked >= nclasses)
+		done = true;			/* every class fetched: nothing to walk */
 	t2 = am_cpu_ms();
 
 	/* the walk: entries in static order, rows read when their class can reach the page */

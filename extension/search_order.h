@@ -87,7 +87,6 @@ am_order_lookup(const AmMemberIndex *index, uint64 key)
 extern bool am_order_set(Relation index, const char *query, uint64 **keys, int64 *n);
 extern bool am_order_name_set(AmSearch *s, Relation index, int group, uint64 **keys, int64 *n);
 extern bool am_order_head_set(AmSearch *s, Relation index, int group, uint64 **keys, int64 *n);
-extern bool am_order_doc_set(AmSearch *s, Relation index, int group, uint64 **keys, int64 *n);
 extern bool am_order_candidates(AmSearch *s, uint64 **keys, int64 *n);
 extern int64 am_order_intersect(uint64 *a, int64 na, const uint64 *b, int64 nb);
 extern AmMember *am_order_restrict(const AmMember *members, int64 n, const uint64 *matches, int64 nmatches);

@@ -87,8 +87,8 @@ am_order_set(Relation index, const char *query, uint64 **keys, int64 *n)
 
 /*
  * The listings with a term of the plan's group (the word, its typos, a
- * prefix's completions) under a key prefix ("a/": search_fields' name
- * terms; "": search_document's lexemes, the word anywhere), from the GIN
+ * prefix's completions) under a search_fields key prefix ("a/": the
+ * name's terms; "b/": the tagline's and tags'), from the GIN
  * index's posting lists read directly (search_gin.c: a few nanoseconds a
  * listing, where GIN's bitmap costs a hash entry and a sort), as sorted TID
  * keys; false when a prefix has too many completions.
@@ -150,76 +150,21 @@ am_order_head_set(AmSearch *s, Relation index, int group, uint64 **keys, int64 *
 	return am_order_group_set(s, index, group, "b/", keys, n);
 }
 
-/*
- * The listings with a word anywhere (search_document's lexemes of the
- * plan's group): every match has a term of each word, so the intersection
- * of some words' sets holds every match.
- */
-bool
-am_order_doc_set(AmSearch *s, Relation index, int group, uint64 **keys, int64 *n)
+/* Sorted items a narrowed to those in b (in place); how many are left. */
+static int
+am_order_intersect_items(ItemPointer a, int na, const ItemPointerData *b, int nb)
 {
-	return am_order_group_set(s, index, group, "", keys, n);
-}
-
-/*
- * The listings that can match: every word's listings anywhere
- * (search_document's posting lists), fewest first, intersected, as sorted
- * TID keys; false when none could be read (a prefix with too many
- * completions first: the words read before it still hold every match).
- */
-bool
-am_order_candidates(AmSearch *s, uint64 **keys, int64 *n)
-{
-	int			ndocs,
-				i,
-				g;
-	Datum	   *docs = am_plan_array(s->plan_values, 12, INT8OID, &ndocs);
-	bool		done[32];
-	Relation	index = am_direct_index("agents_search_document_idx");
-	bool		any = false;
-
-	memset(done, 0, sizeof(done));
-	for (i = 0; i < s->ngroups && i < ndocs && i < 32; i++)
-	{
-		int			pick = -1;
-		uint64	   *more;
-		int64		nmore;
-
-		for (g = 0; g < s->ngroups && g < ndocs && g < 32; g++)
-			if (!done[g] && (pick < 0 || DatumGetInt64(docs[g]) < DatumGetInt64(docs[pick])))
-				pick = g;
-		done[pick] = true;
-		if (!am_order_doc_set(s, index, pick, &more, &nmore))
-			break;
-		if (!any)
-		{
-			*keys = more;
-			*n = nmore;
-			any = true;
-		}
-		else
-		{
-			*n = am_order_intersect(*keys, *n, more, nmore);
-			pfree(more);
-		}
-	}
-	index_close(index, AccessShareLock);
-	return any;
-}
-
-/* Sorted TID keys a narrowed to those in b (in place); how many are left. */
-int64
-am_order_intersect(uint64 *a, int64 na, const uint64 *b, int64 nb)
-{
-	int64		i = 0,
+	int			i = 0,
 				j = 0,
 				out = 0;
 
 	while (i < na && j < nb)
 	{
-		if (a[i] < b[j])
+		int			c = ginCompareItemPointers(&a[i], (ItemPointer) &b[j]);
+
+		if (c < 0)
 			i++;
-		else if (b[j] < a[i])
+		else if (c > 0)
 			j++;
 		else
 		{
@@ -231,8 +176,120 @@ am_order_intersect(uint64 *a, int64 na, const uint64 *b, int64 nb)
 }
 
 /*
+ * The listings that can match: every word's listings anywhere (its terms
+ * on search_document: the word, its typos, a prefix's completions), read
+ * with one pass over the index's pending list, merged per word and
+ * intersected fewest first, as sorted TID keys (dead row versions too: the
+ * rows decide); false when no word could be read (a prefix with too many
+ * completions is left out: the other words still hold every match).
+ */
+bool
+am_order_candidates(AmSearch *s, uint64 **keys, int64 *n)
+{
+	AmGinRead	r;
+	int			nlex,
+				i,
+				g;
+	Datum	   *lexemes = am_plan_array(s->plan_values, 1, TEXTOID, &nlex);
+	Datum	   *groups = am_plan_array(s->plan_values, 2, INT4OID, &nlex);
+	Datum	   *prefixes = am_plan_array(s->plan_values, 4, BOOLOID, &nlex);
+	bool		left_out[AM_ORDER_MAX_GROUPS];
+	ItemPointer items[AM_ORDER_MAX_GROUPS];
+	int			nitems[AM_ORDER_MAX_GROUPS];
+	bool		done[AM_ORDER_MAX_GROUPS];
+	ItemPointer cand = NULL;
+	int			ncand = 0;
+	bool		any = false;
+
+	if (s->ngroups > AM_ORDER_MAX_GROUPS)
+		return false;
+	memset(left_out, 0, sizeof(left_out));
+	memset(&r, 0, sizeof(r));
+	r.index = am_direct_index("agents_search_document_idx");
+	r.snapshot = GetActiveSnapshot();
+	r.maxterms = 16;
+	r.terms = palloc(sizeof(AmGinTerm) * r.maxterms);
+	for (i = 0; i < nlex; i++)
+	{
+		char	   *lexeme = TextDatumGetCString(lexemes[i]);
+		char	  **words;
+		int			nwords,
+					w;
+
+		g = DatumGetInt32(groups[i]) - 1;
+		if (g < 0 || g >= s->ngroups || left_out[g])
+			continue;
+		if (DatumGetBool(prefixes[i]) && !am_completions(lexeme, &words, &nwords))
+		{
+			left_out[g] = true;
+			continue;
+		}
+		am_gin_add_term(&r, lexeme, g);
+		if (DatumGetBool(prefixes[i]))
+			for (w = 0; w < nwords; w++)
+				am_gin_add_term(&r, words[w], g);
+	}
+	initGinState(&r.ginstate, r.index);
+	am_gin_read_pending(&r);
+	for (g = 0; g < s->ngroups; g++)
+	{
+		items[g] = NULL;
+		nitems[g] = 0;
+		done[g] = left_out[g];
+		if (left_out[g])
+			continue;
+		for (i = 0; i < r.nterms; i++)
+		{
+			AmGinTerm  *t = &r.terms[i];
+
+			if (t->group != g)
+				continue;
+			am_gin_read_key(&r, t);
+			if (t->n == 0)
+				continue;
+			if (nitems[g] == 0)
+			{
+				items[g] = t->items;
+				nitems[g] = t->n;
+			}
+			else
+				items[g] = ginMergeItemPointers(items[g], nitems[g], t->items, t->n, &nitems[g]);
+		}
+	}
+	index_close(r.index, AccessShareLock);
+	/* fewest first */
+	for (;;)
+	{
+		int			pick = -1;
+
+		for (g = 0; g < s->ngroups; g++)
+			if (!done[g] && (pick < 0 || nitems[g] < nitems[pick]))
+				pick = g;
+		if (pick < 0)
+			break;
+		done[pick] = true;
+		if (!any)
+		{
+			cand = items[pick];
+			ncand = nitems[pick];
+			any = true;
+		}
+		else
+			ncand = am_order_intersect_items(cand, ncand, items[pick], nitems[pick]);
+	}
+	if (!any)
+		return false;
+	*keys = palloc_extended(sizeof(uint64) * Max(ncand, 1), MCXT_ALLOC_HUGE);
+	for (i = 0; i < ncand; i++)
+		(*keys)[i] = am_tid_key(ItemPointerGetBlockNumber(&cand[i]), ItemPointerGetOffsetNumber(&cand[i]));
+	*n = ncand;
+	return true;
+}
+
+/*
  * The listings that can match (sorted TID keys), each a member with its
- * words in the name, or with none (mask 0); members out of them dropped.
+ * words in the name and tagline, or with none (mask 0); members out of
+ * them dropped.
  */
 AmMember *
 am_order_restrict(const AmMember *members, int64 n, const uint64 *matches, int64 nmatches)

@@ -58,6 +58,8 @@ PG_FUNCTION_INFO_V1(search_agents);
 #define AM_SAMPLE 64
 /* Matches in the sample trusted to project few. */
 #define AM_ORDER_TRUSTED_HITS 8
+/* Projected matches scored at once up to this many pages; more: walked over the candidates. */
+#define AM_ORDER_FEW_PAGES 4
 
 /* The parameters every statement is prepared with (unused ones are fine). */
 Oid			am_param_types[AM_NPARAMS] = {
@@ -626,7 +628,18 @@ am_order_scores_all(AmSearch *s, Datum *values, char *nulls, bool *read_matches)
 	projected = (double) hits * s->published * s->filter_share / sampled;
 	if (projected <= s->exhaustive_limit && (hits >= AM_ORDER_TRUSTED_HITS || rare_apart) &&
 		!am_walk_pays(s, projected, 1, 0))
-		return true;
+	{
+		/*
+		 * Few matches, but more than a few pages of them ('email inbox' by
+		 * pricing: 1,681, 7 ms scored): the ordered walk over the listings
+		 * that can match reads the same posting lists and at most their
+		 * rows, and usually only the few whose class can reach the page.
+		 */
+		if (projected > AM_ORDER_FEW_PAGES * s->k && am_order_matches_setting() != 0 &&
+			am_order_candidates_pay(s))
+			*read_matches = true;
+		return !*read_matches;
+	}
 	if (sampled * 3 < projected)
 		return false;
 	if (hits >= AM_ORDER_TRUSTED_HITS || rare_apart)
@@ -638,10 +651,12 @@ am_order_scores_all(AmSearch *s, Datum *values, char *nulls, bool *read_matches)
 	 * and 1.2 ms walked): the sample cannot tell words that rarely meet from
 	 * an unlucky draw.  The walk reads the listings that can match first
 	 * (the words' posting lists, as scoring them would): with few, it
-	 * fetches them and stops; with many, it walks only them.
-	 * agentmarket.search_order_matches = off scores them all, as before.
+	 * fetches them and stops; with many, it walks only them.  When scoring
+	 * would not read the posting lists whole (lists of unlike sizes: GIN's
+	 * scan skips), or agentmarket.search_order_matches = off, every match
+	 * is scored as before.
 	 */
-	if (am_order_matches_setting() == 0)
+	if (am_order_matches_setting() == 0 || !am_order_candidates_pay(s))
 		return true;
 	*read_matches = true;
 	return false;

@@ -141,6 +141,7 @@ extern Datum *am_plan_array(const Datum *plan_values, int index, Oid type, int *
 extern int	am_order_walk(AmSearch *s, bool read_matches, Datum *ids, Datum *scores);
 extern bool am_order_applies(const AmSearch *s);
 extern int	am_order_matches_setting(void);
+extern bool am_order_candidates_pay(const AmSearch *s);
 extern void am_order_reset(void);
 
 /* search_tail.c: the walk's costs; prefix terms of GIN queries replaced by their completions. */

@@ -110,6 +110,21 @@ am_query_tail(text *query)
 {
 	LOCAL_FCINFO(call, 2);
 	Datum		tail;
+	const char *data = VARDATA_ANY(query);
+	int			len = VARSIZE_ANY_EXHDR(query);
+	int			start = len;
+
+	/*
+	 * ASCII letters and digits are [[:alnum:]] in every locale, other ASCII
+	 * characters are not: a query ending in ASCII has its tail found without
+	 * the regular expression (a tenth of a short search's planning).
+	 */
+	while (start > 0 && ((data[start - 1] >= '0' && data[start - 1] <= '9') ||
+						 (data[start - 1] >= 'A' && data[start - 1] <= 'Z') ||
+						 (data[start - 1] >= 'a' && data[start - 1] <= 'z')))
+		start--;
+	if (start == 0 || !IS_HIGHBIT_SET(data[start - 1]))
+		return start == len ? NULL : cstring_to_text_with_len(data + start, len - start);
 
 	/* called directly: no match is a NULL result */
 	InitFunctionCallInfoData(*call, NULL, 2, DEFAULT_COLLATION_OID, NULL, NULL);

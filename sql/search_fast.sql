@@ -9,7 +9,7 @@
 -- every match in SQL.
 \ir test/fixture.sql
 BEGIN;
-SELECT plan(12);
+SELECT plan(14);
 
 INSERT INTO agentmarket.users (id, email, role) VALUES
   ('66666666-4000-4000-8000-000000000001', 'maker@fast.test', 'creator');
@@ -95,6 +95,16 @@ SELECT is((SELECT path FROM agentmarket_private.search_direct_last()), 'walk the
 SELECT ok(pg_temp.same_page('zorb', 'rating', 100) AND pg_temp.same_page('zorb', 'popular', 100, 'finance')
           AND pg_temp.same_page('helper zorb', 'newest', 100, 'coding'),
           'a prefix sorted: every match, checked as typed');
+
+-- The last word is a prefix when the query ends inside it (the tail of
+-- letters and digits, found without a regular expression in ASCII).
+SELECT is(ARRAY(SELECT (agentmarket_private.search_prepare(q)).prefixes[1]
+                  FROM unnest(ARRAY['zorb', 'zorb ', 'zorb!', 'zorb.', 'helper zorb', 'zorb é', 'ézorb',
+                                    '"zorb"', 'zorb-', 'zorb2']) q),
+          ARRAY[true, false, false, false, false, false, false, false, false, false],
+          'a prefix only when the query ends inside the word');
+SELECT is((agentmarket_private.search_prepare('helper zorb')).prefixes, ARRAY[false, true],
+          'the last of several words is the prefix');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -232,9 +232,15 @@ COMMENT ON TABLE agentmarket_private.search_typo_index IS
 
 CREATE TABLE agentmarket_private.search_corpus (
   singleton BOOLEAN PRIMARY KEY DEFAULT true CONSTRAINT search_corpus_singleton CHECK (singleton),
-  published INTEGER NOT NULL DEFAULT 0 CONSTRAINT search_corpus_published_check CHECK (published >= 0)
+  published INTEGER NOT NULL DEFAULT 0 CONSTRAINT search_corpus_published_check CHECK (published >= 0),
+  -- The transaction that last added a word to the vocabulary or removed one
+  -- (0: none since install): search caches typo candidates per backend
+  -- under it (search_vocabulary.c).
+  words_xact xid8 NOT NULL DEFAULT '0'
 );
-COMMENT ON TABLE agentmarket_private.search_corpus IS 'Number of published listings.';
+COMMENT ON TABLE agentmarket_private.search_corpus IS 'Number of published listings, and the transaction that last changed the set of words in the vocabulary.';
+COMMENT ON COLUMN agentmarket_private.search_corpus.words_xact IS
+    'The transaction that last added a word to search_vocabulary or removed one (0: none since install). Every such change sets it under this row''s lock, so a snapshot''s value names its set of words: searches key their per-backend typo candidates on it.';
 INSERT INTO agentmarket_private.search_corpus DEFAULT VALUES;
 REVOKE ALL ON TABLE agentmarket_private.search_vocabulary, agentmarket_private.search_typo_index,
     agentmarket_private.search_corpus FROM PUBLIC;
@@ -280,8 +286,9 @@ BEGIN
            AND ((o.status OPERATOR(pg_catalog.=) 'published') OPERATOR(pg_catalog.<>) (n.status OPERATOR(pg_catalog.=) 'published')
                 OR o.search_document IS DISTINCT FROM n.search_document)$q$;
     END IF;
-    -- One statement: corpus size, vocabulary counts (in lexeme order, so
-    -- concurrent publications lock rows in one order) and typo keys of new words.
+    -- One statement: corpus size (and words_xact), vocabulary counts (in
+    -- lexeme order, so concurrent publications lock rows in one order) and
+    -- typo keys of new words.
     EXECUTE pg_catalog.format($q$
         WITH delta AS MATERIALIZED (%s),
         words AS MATERIALIZED (
@@ -291,10 +298,6 @@ BEGIN
                    COALESCE(pg_catalog.sum(d.sign) FILTER (WHERE NOT (u.weights OPERATOR(pg_catalog.&&) '{A,B}'::text[])), 0)::integer AS n_c
               FROM delta d, pg_catalog.unnest(d.document) u
              GROUP BY u.lexeme),
-        corpus AS (
-            UPDATE agentmarket_private.search_corpus c
-               SET published = c.published OPERATOR(pg_catalog.+) (SELECT pg_catalog.sum(d.sign) FROM delta d)
-             WHERE (SELECT pg_catalog.sum(d.sign) FROM delta d) OPERATOR(pg_catalog.<>) 0),
         vocabulary AS (
             INSERT INTO agentmarket_private.search_vocabulary AS v (lexeme, ndoc, n_a, n_b, n_c)
             SELECT w.lexeme, w.ndoc, w.n_a, w.n_b, w.n_c FROM words w
@@ -306,7 +309,19 @@ BEGIN
                    n_a = v.n_a OPERATOR(pg_catalog.+) EXCLUDED.n_a,
                    n_b = v.n_b OPERATOR(pg_catalog.+) EXCLUDED.n_b,
                    n_c = v.n_c OPERATOR(pg_catalog.+) EXCLUDED.n_c
-            RETURNING v.lexeme, v.ndoc)
+            RETURNING v.lexeme, v.ndoc),
+        new_words AS (
+            SELECT EXISTS (SELECT FROM vocabulary v JOIN words w ON w.lexeme OPERATOR(pg_catalog.=) v.lexeme
+                            WHERE v.ndoc OPERATOR(pg_catalog.>) 0 AND v.ndoc OPERATOR(pg_catalog.=) w.ndoc) AS added),
+        -- The corpus size, and words_xact when a word entered the vocabulary
+        -- (after the upserts above: their rows are locked first, as before).
+        corpus AS (
+            UPDATE agentmarket_private.search_corpus c
+               SET published = c.published OPERATOR(pg_catalog.+) COALESCE((SELECT pg_catalog.sum(d.sign) FROM delta d), 0),
+                   words_xact = CASE WHEN (SELECT n.added FROM new_words n) THEN pg_catalog.pg_current_xact_id()
+                                     ELSE c.words_xact END
+             WHERE (SELECT pg_catalog.sum(d.sign) FROM delta d) OPERATOR(pg_catalog.<>) 0
+                OR (SELECT n.added FROM new_words n))
         -- Typo keys of the words that were in no listing before.  Read from
         -- the upsert, so they are written once its row lock is held: after a
         -- concurrent removal of the same word has committed.
@@ -330,7 +345,10 @@ BEGIN
                                            pg_catalog.unnest(pg_catalog.tsvector_to_array(d.document)) u(lexeme)
                                      WHERE d.sign OPERATOR(pg_catalog.<) 0)
                    AND v.ndoc OPERATOR(pg_catalog.<=) 0
-                RETURNING v.lexeme)
+                RETURNING v.lexeme),
+            corpus AS (
+                UPDATE agentmarket_private.search_corpus c SET words_xact = pg_catalog.pg_current_xact_id()
+                 WHERE EXISTS (SELECT FROM gone))
             DELETE FROM agentmarket_private.search_typo_index t
              USING gone g, pg_catalog.unnest(CASE WHEN pg_catalog.char_length(g.lexeme) BETWEEN 4 AND 64
                                                        AND pg_catalog.left(g.lexeme, 1) OPERATOR(pg_catalog.<>) ' '
@@ -380,7 +398,8 @@ BEGIN
      WHERE pg_catalog.char_length(v.lexeme) BETWEEN 4 AND 64 AND pg_catalog.left(v.lexeme, 1) OPERATOR(pg_catalog.<>) ' ';
     UPDATE agentmarket_private.search_corpus c
        SET published = (SELECT pg_catalog.count(*) FROM agentmarket.agents a
-                         WHERE a.status OPERATOR(pg_catalog.=) 'published');
+                         WHERE a.status OPERATOR(pg_catalog.=) 'published'),
+           words_xact = pg_catalog.pg_current_xact_id();
     RETURN words;
 END
 $$;

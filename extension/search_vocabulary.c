@@ -10,6 +10,16 @@
  * (sql/search_prepare compares the plans with the same lookups in SQL).
  * One index scan serves every word probe, one every deletion key, and the
  * deletion index is read index-only where its pages are all visible.
+ *
+ * A word's typo candidates (the words sharing a deletion key with it, one
+ * edit away) are kept per backend, keyed on search_corpus.words_xact: every
+ * transaction that adds a word to the vocabulary or removes one sets it to
+ * its own id under the corpus row's lock, so all snapshots that see one
+ * value see one set of words (a later change is a later value; an earlier
+ * one committed before the row could be updated again).  Kept only under a
+ * committed value: the searcher's own uncommitted change of the words (it
+ * may roll back) reads the deletion index.  The candidates' counts are read
+ * every time (they change with every listing edit).
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -20,6 +30,7 @@
 #include "access/table.h"
 #include "access/tableam.h"
 #include "access/visibilitymap.h"
+#include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
@@ -33,12 +44,18 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
+#include "utils/hsearch.h"
 #include "utils/lsyscache.h"
+#include "utils/memutils.h"
 #include "utils/rel.h"
 #include "utils/snapmgr.h"
+#include "utils/xid8.h"
 
 #include "agentmarket.h"
 #include "search_prepare.h"
+
+/* Bytes of a word whose typo candidates are kept (words of up to 64 characters). */
+#define AM_TYPO_KEY_BYTES 260
 
 /* The vocabulary's relations, open for one lookup. */
 typedef struct AmVocabulary
@@ -54,7 +71,65 @@ typedef struct AmVocabulary
 	IndexScanDesc word_scan;	/* a word's counts: started once, again per word */
 	IndexScanDesc typo_scan;	/* a deletion key's words, read from the index */
 	Buffer		typo_vm;		/* the typo index's visibility map page */
+	bool		cached;			/* typo candidates may be kept and reused (am_typo_cache) */
 } AmVocabulary;
+
+/* A word's typo candidates, kept: the lexemes one edit away sharing a key with it. */
+typedef struct AmTypoEntry
+{
+	char		word[AM_TYPO_KEY_BYTES];	/* the hash key */
+	int			n;
+	char	  **lexemes;
+} AmTypoEntry;
+
+/* Words whose candidates are kept; more empty the cache first. */
+#define AM_TYPO_CACHED_WORDS 4096
+
+/* The kept candidates, and the words_xact they hold for. */
+static HTAB *am_typo_cache;
+static MemoryContext am_typo_cxt;
+static uint64 am_typo_cache_xact;
+static bool am_typo_cache_valid;
+
+/*
+ * Whether typo candidates may be kept for the words set the corpus row
+ * names (words_xact, read in the search's snapshot): not when the set is
+ * the searcher's own uncommitted change.  The kept ones are dropped when
+ * the value is another than the one they were kept under.
+ */
+static bool
+am_typo_cache_use(TupleTableSlot *corpus, int natts)
+{
+	bool		isnull;
+	Datum		d;
+	FullTransactionId xact;
+	HASHCTL		ctl;
+
+	if (natts < 3)
+		return false;			/* a module newer than the installed tables */
+	d = slot_getattr(corpus, 3, &isnull);
+	if (isnull)
+		return false;
+	xact = DatumGetFullTransactionId(d);
+	if (FullTransactionIdIsValid(xact) &&
+		FullTransactionIdEquals(xact, GetTopFullTransactionIdIfAny()))
+		return false;
+	if (am_typo_cache_valid && am_typo_cache_xact == U64FromFullTransactionId(xact) &&
+		hash_get_num_entries(am_typo_cache) < AM_TYPO_CACHED_WORDS)
+		return true;
+	if (am_typo_cxt == NULL)
+		am_typo_cxt = AllocSetContextCreate(TopMemoryContext, "search typo candidates", ALLOCSET_DEFAULT_SIZES);
+	am_typo_cache_valid = false;
+	MemoryContextReset(am_typo_cxt);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = AM_TYPO_KEY_BYTES;
+	ctl.entrysize = sizeof(AmTypoEntry);
+	ctl.hcxt = am_typo_cxt;
+	am_typo_cache = hash_create("search typo candidates", 256, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	am_typo_cache_xact = U64FromFullTransactionId(xact);
+	am_typo_cache_valid = true;
+	return true;
+}
 
 /* A relation of agentmarket_private by name, open with AccessShareLock. */
 static Relation
@@ -90,6 +165,7 @@ am_vocabulary_open(AmVocabulary *v)
 	v->word_scan = NULL;
 	v->typo_scan = NULL;
 	v->typo_vm = InvalidBuffer;
+	v->cached = false;
 }
 
 static void
@@ -186,22 +262,20 @@ am_candidate_cmp(const void *a, const void *b)
 }
 
 /*
- * The typo candidates of a word: the vocabulary's words sharing a deletion
- * key with it (the typo index), one edit away, in a published listing, the
- * eight in most listings (ties by lexeme), appended to rows.
+ * The words one edit away from w sharing a deletion key with it, from the
+ * typo index (each once, w itself left out).
  */
-static void
-am_typo_candidates(AmVocabulary *v, text *word, AmLookupRow **rows, int *nrows, int *size)
+static char **
+am_typo_lexemes(AmVocabulary *v, text *word, const char *w, int *nout)
 {
-	char	   *w = text_to_cstring(word);
 	ArrayType  *keys = DatumGetArrayTypeP(DirectFunctionCall1(search_typo_keys, PointerGetDatum(word)));
 	Datum	   *key_datums;
 	bool	   *key_nulls;
 	int			nkeys,
 				i,
-				ncand = 0;
-	AmLookupRow *cand = NULL;
-	int			cand_size = 0;
+				n = 0,
+				size = 0;
+	char	  **out = NULL;
 
 	deconstruct_array(keys, TEXTOID, -1, false, TYPALIGN_INT, &key_datums, &key_nulls, &nkeys);
 	for (i = 0; i < nkeys; i++)
@@ -224,7 +298,6 @@ am_typo_candidates(AmVocabulary *v, text *word, AmLookupRow **rows, int *nrows, 
 			bool		isnull;
 			text	   *lexeme;
 			char	   *l;
-			int64		counts[4];
 			int			j;
 			bool		seen = false;
 
@@ -247,27 +320,78 @@ am_typo_candidates(AmVocabulary *v, text *word, AmLookupRow **rows, int *nrows, 
 
 			if (strcmp(l, w) == 0)
 				continue;
-			for (j = 0; j < ncand && !seen; j++)
-				seen = strcmp(cand[j].lexeme, l) == 0;
+			for (j = 0; j < n && !seen; j++)
+				seen = strcmp(out[j], l) == 0;
 			if (seen)
 				continue;
 			if (!DatumGetBool(DirectFunctionCall2(search_is_one_typo, PointerGetDatum(word),
 												  PointerGetDatum(lexeme))))
 				continue;
-			if (!am_vocabulary_counts(v, l, false, counts) || counts[0] <= 0)
-				continue;
-			if (ncand == cand_size)
+			if (n == size)
 			{
-				cand_size = Max(8, cand_size * 2);
-				cand = cand == NULL ? palloc(sizeof(AmLookupRow) * cand_size)
-					: repalloc(cand, sizeof(AmLookupRow) * cand_size);
+				size = Max(8, size * 2);
+				out = out == NULL ? palloc(sizeof(char *) * size) : repalloc(out, sizeof(char *) * size);
 			}
-			cand[ncand].kind = 3;
-			cand[ncand].of = w;
-			cand[ncand].lexeme = l;
-			memcpy(cand[ncand].counts, counts, sizeof(counts));
-			ncand++;
+			out[n++] = l;
 		}
+	}
+	*nout = n;
+	return out;
+}
+
+/*
+ * The typo candidates of a word: the vocabulary's words sharing a deletion
+ * key with it (the typo index, or the backend's copy of what it held for
+ * this set of words), one edit away, in a published listing, the eight in
+ * most listings (ties by lexeme), appended to rows.
+ */
+static void
+am_typo_candidates(AmVocabulary *v, text *word, AmLookupRow **rows, int *nrows, int *size)
+{
+	char	   *w = text_to_cstring(word);
+	AmTypoEntry *entry = NULL;
+	char	  **lexemes;
+	int			nlexemes,
+				i,
+				ncand = 0;
+	AmLookupRow *cand = NULL;
+
+	if (v->cached && strlen(w) < AM_TYPO_KEY_BYTES)
+		entry = (AmTypoEntry *) hash_search(am_typo_cache, w, HASH_FIND, NULL);
+	if (entry != NULL)
+	{
+		lexemes = entry->lexemes;
+		nlexemes = entry->n;
+	}
+	else
+	{
+		lexemes = am_typo_lexemes(v, word, w, &nlexemes);
+		if (v->cached && strlen(w) < AM_TYPO_KEY_BYTES)
+		{
+			bool		found;
+			char	  **kept = MemoryContextAlloc(am_typo_cxt, sizeof(char *) * Max(nlexemes, 1));
+
+			for (i = 0; i < nlexemes; i++)
+				kept[i] = MemoryContextStrdup(am_typo_cxt, lexemes[i]);
+			entry = (AmTypoEntry *) hash_search(am_typo_cache, w, HASH_ENTER, &found);
+			entry->n = nlexemes;
+			entry->lexemes = kept;
+		}
+	}
+	if (nlexemes > 0)
+		cand = palloc(sizeof(AmLookupRow) * nlexemes);
+	for (i = 0; i < nlexemes; i++)
+	{
+		int64		counts[4];
+
+		/* the counts of now: they change with every listing edit */
+		if (!am_vocabulary_counts(v, lexemes[i], false, counts) || counts[0] <= 0)
+			continue;
+		cand[ncand].kind = 3;
+		cand[ncand].of = w;
+		cand[ncand].lexeme = pstrdup(lexemes[i]);
+		memcpy(cand[ncand].counts, counts, sizeof(counts));
+		ncand++;
 	}
 	if (ncand > 1)
 		qsort(cand, ncand, sizeof(AmLookupRow), am_candidate_cmp);
@@ -306,7 +430,10 @@ am_vocabulary_lookup(Datum *words, int nwords, const char *last_lexeme, int *nro
 		TupleTableSlot *slot = table_slot_create(v.corpus, NULL);
 
 		if (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+		{
 			rows[0].counts[0] = am_slot_int(slot, 2);
+			v.cached = am_typo_cache_use(slot, RelationGetDescr(v.corpus)->natts);
+		}
 		ExecDropSingleTupleTableSlot(slot);
 	}
 	table_endscan(scan);

@@ -26,6 +26,7 @@
 
 #include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/relation.h"
 #include "access/stratnum.h"
 #include "access/table.h"
 #include "access/tableam.h"
@@ -45,6 +46,7 @@
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/rel.h"
@@ -131,41 +133,107 @@ am_typo_cache_use(TupleTableSlot *corpus, int natts)
 	return true;
 }
 
-/* A relation of agentmarket_private by name, open with AccessShareLock. */
-static Relation
-am_private_relation(Oid schema, const char *name, bool index)
-{
-	Oid			relid = get_relname_relid(name, schema);
+/* The vocabulary's relations, by name; their OIDs are kept per backend. */
+static const char *const am_vocabulary_names[] = {
+	"search_vocabulary", "search_vocabulary_pkey", "search_typo_index", "search_typo_index_pkey", "search_corpus"
+};
+#define AM_REL_VOCABULARY 0
+#define AM_REL_VOCABULARY_PKEY 1
+#define AM_REL_TYPO 2
+#define AM_REL_TYPO_PKEY 3
+#define AM_REL_CORPUS 4
+static Oid	am_vocabulary_relids[lengthof(am_vocabulary_names)];
+static bool am_vocabulary_relids_valid;
+static bool am_vocabulary_callback;
 
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation agentmarket_private.%s does not exist", name)));
-	return index ? index_open(relid, AccessShareLock) : table_open(relid, AccessShareLock);
+/* A relation changed or went (or every one may have): look the names up again. */
+static void
+am_vocabulary_relcache(Datum arg, Oid relid)
+{
+	int			i;
+
+	for (i = 0; i < (int) lengthof(am_vocabulary_names); i++)
+		if (!OidIsValid(relid) || am_vocabulary_relids[i] == relid)
+			am_vocabulary_relids_valid = false;
+}
+
+/*
+ * A relation of the vocabulary (AM_REL_*), open with AccessShareLock.  Its
+ * OID is the one kept unless an invalidation of any of them arrived (a
+ * drop, a rename: processed when the lock is taken, so one that came
+ * while opening is seen, and the names are looked up again).
+ */
+static Relation
+am_private_relation(int which)
+{
+	int			attempt;
+
+	if (!am_vocabulary_callback)
+	{
+		CacheRegisterRelcacheCallback(am_vocabulary_relcache, (Datum) 0);
+		am_vocabulary_callback = true;
+	}
+	for (attempt = 0;; attempt++)
+	{
+		Relation	rel;
+
+		if (!am_vocabulary_relids_valid || attempt > 0)
+		{
+			Oid			schema = get_namespace_oid("agentmarket_private", false);
+			int			i;
+
+			am_vocabulary_relids_valid = true;
+			for (i = 0; i < (int) lengthof(am_vocabulary_names); i++)
+				am_vocabulary_relids[i] = get_relname_relid(am_vocabulary_names[i], schema);
+		}
+		if (!OidIsValid(am_vocabulary_relids[which]))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_TABLE),
+					 errmsg("relation agentmarket_private.%s does not exist", am_vocabulary_names[which])));
+		rel = try_relation_open(am_vocabulary_relids[which], AccessShareLock);
+		if (rel != NULL && am_vocabulary_relids_valid)
+			return rel;
+		if (rel != NULL)
+			relation_close(rel, AccessShareLock);
+		if (attempt >= 10)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("relation agentmarket_private.%s keeps changing", am_vocabulary_names[which])));
+	}
 }
 
 static void
 am_vocabulary_open(AmVocabulary *v)
 {
-	Oid			schema = get_namespace_oid("agentmarket_private", false);
-
-	v->vocabulary = am_private_relation(schema, "search_vocabulary", false);
+	v->vocabulary = am_private_relation(AM_REL_VOCABULARY);
 	/* read directly, not through SQL: the caller must be allowed to read it */
 	if (pg_class_aclcheck(RelationGetRelid(v->vocabulary), GetUserId(), ACL_SELECT) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for table search_vocabulary")));
-	v->vocabulary_pkey = am_private_relation(schema, "search_vocabulary_pkey", true);
-	v->typo = am_private_relation(schema, "search_typo_index", false);
-	v->typo_pkey = am_private_relation(schema, "search_typo_index_pkey", true);
-	v->corpus = am_private_relation(schema, "search_corpus", false);
+	v->vocabulary_pkey = am_private_relation(AM_REL_VOCABULARY_PKEY);
+	/* the typo index is opened when it is read (kept candidates do not read it) */
+	v->typo = NULL;
+	v->typo_pkey = NULL;
+	v->typo_slot = NULL;
+	v->corpus = am_private_relation(AM_REL_CORPUS);
 	v->vocabulary_slot = table_slot_create(v->vocabulary, NULL);
-	v->typo_slot = table_slot_create(v->typo, NULL);
 	v->snapshot = GetActiveSnapshot();
 	v->word_scan = NULL;
 	v->typo_scan = NULL;
 	v->typo_vm = InvalidBuffer;
 	v->cached = false;
+}
+
+/* Opens the typo index, once per lookup. */
+static void
+am_vocabulary_open_typo(AmVocabulary *v)
+{
+	if (v->typo != NULL)
+		return;
+	v->typo = am_private_relation(AM_REL_TYPO);
+	v->typo_pkey = am_private_relation(AM_REL_TYPO_PKEY);
+	v->typo_slot = table_slot_create(v->typo, NULL);
 }
 
 static void
@@ -178,12 +246,15 @@ am_vocabulary_close(AmVocabulary *v)
 	if (BufferIsValid(v->typo_vm))
 		ReleaseBuffer(v->typo_vm);
 	ExecDropSingleTupleTableSlot(v->vocabulary_slot);
-	ExecDropSingleTupleTableSlot(v->typo_slot);
-	table_close(v->corpus, AccessShareLock);
-	index_close(v->typo_pkey, AccessShareLock);
-	table_close(v->typo, AccessShareLock);
-	index_close(v->vocabulary_pkey, AccessShareLock);
-	table_close(v->vocabulary, AccessShareLock);
+	if (v->typo != NULL)
+	{
+		ExecDropSingleTupleTableSlot(v->typo_slot);
+		relation_close(v->typo_pkey, AccessShareLock);
+		relation_close(v->typo, AccessShareLock);
+	}
+	relation_close(v->corpus, AccessShareLock);
+	relation_close(v->vocabulary_pkey, AccessShareLock);
+	relation_close(v->vocabulary, AccessShareLock);
 }
 
 /* An int4 column of a slot (NULL as 0). */
@@ -277,6 +348,7 @@ am_typo_lexemes(AmVocabulary *v, text *word, const char *w, int *nout)
 				size = 0;
 	char	  **out = NULL;
 
+	am_vocabulary_open_typo(v);
 	deconstruct_array(keys, TEXTOID, -1, false, TYPALIGN_INT, &key_datums, &key_nulls, &nkeys);
 	for (i = 0; i < nkeys; i++)
 	{

@@ -9,7 +9,7 @@
 -- every match in SQL.
 \ir test/fixture.sql
 BEGIN;
-SELECT plan(14);
+SELECT plan(17);
 
 INSERT INTO agentmarket.users (id, email, role) VALUES
   ('66666666-4000-4000-8000-000000000001', 'maker@fast.test', 'creator');
@@ -105,6 +105,18 @@ SELECT is(ARRAY(SELECT (agentmarket_private.search_prepare(q)).prefixes[1]
           'a prefix only when the query ends inside the word');
 SELECT is((agentmarket_private.search_prepare('helper zorb')).prefixes, ARRAY[false, true],
           'the last of several words is the prefix');
+
+-- The vocabulary's relations are opened by OIDs kept per backend, looked
+-- up by name again when one of them changes (here: renamed, then back).
+SELECT is(pg_temp.error_of($$SELECT agentmarket_private.search_prepare('zorblatx')$$), 'ok',
+          'the vocabulary read by its kept relations');
+ALTER TABLE agentmarket_private.search_corpus RENAME TO search_corpus_moved;
+SELECT is(pg_temp.error_of($$SELECT agentmarket_private.search_prepare('zorblatx')$$),
+          '42P01: relation agentmarket_private.search_corpus does not exist / ',
+          'a renamed vocabulary table is looked up by name again');
+ALTER TABLE agentmarket_private.search_corpus_moved RENAME TO search_corpus;
+SELECT is((agentmarket_private.search_prepare('zorblatx')).lexemes, ARRAY['zorblatx', 'zorblat'],
+          'and found again by its name');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -31,6 +31,8 @@
  */
 #include "postgres.h"
 
+#include <time.h>
+
 #include "access/genam.h"
 #include "access/gin_private.h"
 #include "access/ginblock.h"
@@ -70,6 +72,8 @@
 #define AM_GIN_MERGE_MAX_ITEMS 8000000
 /* A filter's list is intersected when at most this many times the listings left. */
 #define AM_GIN_FILTER_RATIO 64
+/* Lists of a search at most: its words' (12 at most) and four filters'. */
+#define AM_GIN_MAX_LISTS 16
 
 /* Whether reading the posting lists here is on (agentmarket.search_gin_merge, on unless off). */
 bool
@@ -359,69 +363,147 @@ am_gin_intersect(ItemPointer a, int na, const ItemPointerData *b, int nb)
 	return out;
 }
 
-/* Orders groups by their listings, fewest first. */
-static int
-am_gin_size_cmp(const void *a, const void *b)
+/* A list to intersect: a word's terms or a filter's lexemes, and its estimated listings. */
+typedef struct AmGinList
 {
-	double		x = ((const double *) a)[0];
-	double		y = ((const double *) b)[0];
+	int			group;			/* the group of its terms in the read */
+	bool		filter;
+	double		size;
+} AmGinList;
 
-	return x < y ? -1 : x > y ? 1 : 0;
+/* Orders lists by their listings, fewest first (words before filters of a like size). */
+static int
+am_gin_list_cmp(const void *a, const void *b)
+{
+	const AmGinList *x = (const AmGinList *) a;
+	const AmGinList *y = (const AmGinList *) b;
+
+	if (x->size != y->size)
+		return x->size < y->size ? -1 : 1;
+	if (x->filter != y->filter)
+		return x->filter ? 1 : -1;
+	return x->group - y->group;
 }
 
 /*
- * Whether reading the posting lists here costs less than GIN's scan, from
- * the vocabulary's counts of each word's listings (the plan's group_docs):
- * every word's listings against GIN's steps through the rarest word's.
+ * Whether a list of size listings is worth reading to narrow ncand
+ * listings: a filter when it is at most AM_GIN_FILTER_RATIO times them; a
+ * word when the listings it is expected to remove (those without it, as
+ * if independent) are worth more than decoding it, a row not read being
+ * worth AM_GIN_FILTER_RATIO items.  A word in nearly every listing
+ * ('agent': 97 %) is then checked on the rows, as every listing left is
+ * anyway: reading its list to remove 3 % of them cost more than the rows.
  */
 static bool
-am_gin_pays(const AmSearch *s)
+am_gin_list_pays(const AmGinList *l, double ncand, double published)
 {
-	int			n,
-				i;
-	Datum	   *docs;
-	double		least = -1,
-				total = 0;
-
-	if (s->ngroups < 1 || s->plan_nulls[8] || DatumGetBool(s->plan_values[8]) || s->plan_nulls[12])
-		return false;
-	docs = am_plan_array(s->plan_values, 12, INT8OID, &n);
-	for (i = 0; i < n; i++)
-	{
-		double		g = (double) DatumGetInt64(docs[i]);
-
-		total += g;
-		least = least < 0 ? g : Min(least, g);
-	}
-	return least >= AM_GIN_MERGE_MIN && total <= AM_GIN_MERGE_RATIO * least &&
-		total <= AM_GIN_MERGE_MAX_ITEMS;
+	if (l->filter)
+		return Min(l->size, published) <= ncand * AM_GIN_FILTER_RATIO;
+	return l->size <= ncand * (1 - Min(l->size / published, 1)) * AM_GIN_FILTER_RATIO;
 }
 
 /*
- * Fills tbm with the listings that can match the search (every word's
- * posting lists intersected, and the filters' where they pay), each to be
- * rechecked on its row; false, with nothing read, when GIN's own scan is
- * cheaper or the query is not all required words (see the file's header).
+ * The lists of a search, ordered: each word's (its listings from the
+ * vocabulary, the plan's group_docs) and each filter's (the category's
+ * from its count, any other guessed at half the listings for each value);
+ * false when a word has no count.
  */
-bool
-am_gin_candidates(AmSearch *s, Relation index, Snapshot snapshot, TIDBitmap *tbm)
+static bool
+am_gin_lists(const AmSearch *s, AmGinList *lists, int *nlists)
+{
+	static const int flag[4] = {AM_F_CATEGORY, AM_F_PRICING, AM_F_RELAYS, AM_F_MODELS};
+	Datum	   *docs;
+	int			n,
+				g,
+				f;
+
+	if (s->ngroups < 1 || s->ngroups > AM_GIN_MAX_LISTS - 4 || s->plan_nulls[8] ||
+		DatumGetBool(s->plan_values[8]) || s->plan_nulls[12])
+		return false;
+	docs = am_plan_array(s->plan_values, 12, INT8OID, &n);
+	if (n < s->ngroups)
+		return false;
+	*nlists = 0;
+	for (g = 0; g < s->ngroups; g++)
+	{
+		lists[*nlists].group = g;
+		lists[*nlists].filter = false;
+		lists[(*nlists)++].size = (double) DatumGetInt64(docs[g]);
+	}
+	for (f = 0; f < 4; f++)
+	{
+		double		size = s->published / 2;
+
+		if (!(s->filters & flag[f]))
+			continue;
+		if (f == 0 && s->category_share < 1)
+			size = s->category_share * s->published;
+		else if (f >= 2)
+			size *= ArrayGetNItems(1, ARR_DIMS(DatumGetArrayTypeP(f == 2 ? s->relays : s->models)));
+		lists[*nlists].group = s->ngroups + f;
+		lists[*nlists].filter = true;
+		lists[(*nlists)++].size = size;
+	}
+	qsort(lists, *nlists, sizeof(AmGinList), am_gin_list_cmp);
+	return true;
+}
+
+/*
+ * What reading the posting lists here costs, in items, from the
+ * vocabulary's counts; -1 when GIN's own scan costs less (it steps through
+ * the rarest word's listings, about 100 ns each, this decodes a few ns an
+ * item: read here when the items read are at most AM_GIN_MERGE_RATIO times
+ * the rarest word's listings) or the query is not all required words.  The
+ * lists read are the smallest and then those that pay (am_gin_list_pays),
+ * the listings left estimated as if independent.
+ */
+double
+am_gin_cost_items(const AmSearch *s)
+{
+	AmGinList	lists[AM_GIN_MAX_LISTS];
+	int			nlists,
+				i;
+	double		least = -1,
+				ncand,
+				cost;
+
+	if (!am_gin_merge_on() || !am_gin_lists(s, lists, &nlists))
+		return -1;
+	for (i = 0; i < nlists; i++)
+		if (!lists[i].filter)
+			least = least < 0 ? lists[i].size : Min(least, lists[i].size);
+	ncand = cost = lists[0].size;
+	for (i = 1; i < nlists; i++)
+		if (am_gin_list_pays(&lists[i], ncand, s->published))
+		{
+			cost += lists[i].size;
+			ncand *= Min(lists[i].size / s->published, 1);
+		}
+	if (least < AM_GIN_MERGE_MIN || cost > AM_GIN_MERGE_RATIO * least || cost > AM_GIN_MERGE_MAX_ITEMS)
+		return -1;
+	return cost;
+}
+
+/*
+ * The listings that can match the search, sorted: the lists of
+ * am_gin_lists read smallest first and intersected, each later one only
+ * when it pays with the listings left (am_gin_list_pays).  False (nothing
+ * read) when a prefix has too many completions: GIN reads it.
+ */
+static bool
+am_gin_read_candidates(AmSearch *s, Relation index, Snapshot snapshot, ItemPointer *cand, int *ncand)
 {
 	AmGinRead	r;
-	int			nlex,
+	AmGinList	lists[AM_GIN_MAX_LISTS];
+	int			nlists,
+				nlex,
 				i,
-				g;
+				l;
 	Datum	   *lexemes;
 	Datum	   *groups;
 	Datum	   *prefixes;
-	ItemPointer *group_items;
-	int		   *group_n;
-	double	   *order;
-	ItemPointer cand = NULL;
-	int			ncand = 0;
-	int			nfilter_groups = 0;
-	int			ngroups;
 
-	if (!am_gin_merge_on() || !am_gin_pays(s))
+	if (!am_gin_lists(s, lists, &nlists))
 		return false;
 	memset(&r, 0, sizeof(r));
 	r.index = index;
@@ -450,12 +532,11 @@ am_gin_candidates(AmSearch *s, Relation index, Snapshot snapshot, TIDBitmap *tbm
 				am_gin_add_term(&r, words[w], group);
 		}
 	}
-	ngroups = s->ngroups;
 
-	/* the filters' lexemes, a group each (tags are not lexemes: checked on the rows) */
+	/* the filters' lexemes, a group each after the words' (tags are not lexemes: checked on the rows) */
 	{
-		const char *prefix[4] = {" category ", " pricing ", " relay ", " model "};
-		int			flag[4] = {AM_F_CATEGORY, AM_F_PRICING, AM_F_RELAYS, AM_F_MODELS};
+		static const char *const prefix[4] = {" category ", " pricing ", " relay ", " model "};
+		static const int flag[4] = {AM_F_CATEGORY, AM_F_PRICING, AM_F_RELAYS, AM_F_MODELS};
 		int			f;
 
 		for (f = 0; f < 4; f++)
@@ -464,7 +545,7 @@ am_gin_candidates(AmSearch *s, Relation index, Snapshot snapshot, TIDBitmap *tbm
 				continue;
 			if (f < 2)
 				am_gin_add_term(&r, psprintf("%s%s", prefix[f], TextDatumGetCString(f == 0 ? s->category : s->pricing)),
-								ngroups + nfilter_groups);
+								s->ngroups + f);
 			else
 			{
 				Datum	   *e;
@@ -476,92 +557,128 @@ am_gin_candidates(AmSearch *s, Relation index, Snapshot snapshot, TIDBitmap *tbm
 								  TYPALIGN_INT, &e, &en, &n);
 				for (j = 0; j < n; j++)
 					if (!en[j])
-						am_gin_add_term(&r, psprintf("%s%s", prefix[f], TextDatumGetCString(e[j])),
-										ngroups + nfilter_groups);
+						am_gin_add_term(&r, psprintf("%s%s", prefix[f], TextDatumGetCString(e[j])), s->ngroups + f);
 			}
-			nfilter_groups++;
 		}
 	}
 
 	initGinState(&r.ginstate, index);
 	am_gin_read_pending(&r);
 
-	/* each word's terms read and merged; the words' sizes for the order */
-	group_items = palloc0(sizeof(ItemPointer) * (ngroups + nfilter_groups));
-	group_n = palloc0(sizeof(int) * (ngroups + nfilter_groups));
-	order = palloc(sizeof(double) * 2 * ngroups);
-	for (g = 0; g < ngroups; g++)
-	{
-		for (i = 0; i < r.nterms; i++)
-		{
-			AmGinTerm  *t = &r.terms[i];
-
-			if (t->group != g)
-				continue;
-			am_gin_read_key(&r, t);
-			if (t->n == 0)
-				continue;
-			if (group_n[g] == 0)
-			{
-				group_items[g] = t->items;
-				group_n[g] = t->n;
-			}
-			else
-				group_items[g] = ginMergeItemPointers(group_items[g], group_n[g], t->items, t->n, &group_n[g]);
-		}
-		order[2 * g] = group_n[g];
-		order[2 * g + 1] = g;
-	}
-	qsort(order, ngroups, sizeof(double) * 2, am_gin_size_cmp);
-	for (i = 0; i < ngroups; i++)
-	{
-		g = (int) order[2 * i + 1];
-		if (i == 0)
-		{
-			cand = group_items[g];
-			ncand = group_n[g];
-		}
-		else
-			ncand = am_gin_intersect(cand, ncand, group_items[g], group_n[g]);
-		if (ncand == 0)
-			break;
-	}
-
 	/*
-	 * A filter's lexemes are read when their lists are short beside the
-	 * listings left (decoding an item costs a small fraction of checking a
-	 * row): the category's size from its count, any other filter's guessed
-	 * at half the listings for each value (more are not intersected).
-	 * Otherwise the filters are checked on the rows.
+	 * Each list (a word's terms or a filter's lexemes, merged) read when it
+	 * pays with the listings left, and intersected with them: the rows are
+	 * checked against the whole query and the filters anyway.
 	 */
-	for (g = ngroups; g < ngroups + nfilter_groups && ncand > 0; g++)
+	*cand = NULL;
+	*ncand = 0;
+	for (l = 0; l < nlists; l++)
 	{
-		double		size = 0;
+		ItemPointer items = NULL;
+		int			n = 0;
 
-		for (i = 0; i < r.nterms; i++)
-			if (r.terms[i].group == g)
-				size += strncmp(r.terms[i].key, " category ", 10) == 0 && s->category_share < 1
-					? s->category_share * s->published : s->published / 2;
-		if (Min(size, s->published) > (double) ncand * AM_GIN_FILTER_RATIO)
+		if (l > 0 && (*ncand == 0 || !am_gin_list_pays(&lists[l], *ncand, s->published)))
 			continue;
 		for (i = 0; i < r.nterms; i++)
 		{
 			AmGinTerm  *t = &r.terms[i];
 
-			if (t->group != g)
+			if (t->group != lists[l].group)
 				continue;
 			am_gin_read_key(&r, t);
-			if (group_n[g] == 0)
+			if (t->n == 0)
+				continue;
+			if (n == 0)
 			{
-				group_items[g] = t->items;
-				group_n[g] = t->n;
+				items = t->items;
+				n = t->n;
 			}
-			else if (t->n > 0)
-				group_items[g] = ginMergeItemPointers(group_items[g], group_n[g], t->items, t->n, &group_n[g]);
+			else
+				items = ginMergeItemPointers(items, n, t->items, t->n, &n);
 		}
-		ncand = am_gin_intersect(cand, ncand, group_items[g], group_n[g]);
+		if (l == 0)
+		{
+			*cand = items;
+			*ncand = n;
+		}
+		else
+			*ncand = am_gin_intersect(*cand, *ncand, items, n);
 	}
+	return true;
+}
 
+/*
+ * The candidates read ahead for this search (am_gin_probe), kept until it
+ * ends for the read of every match (am_gin_candidates) in the same snapshot.
+ */
+static struct
+{
+	const AmSearch *s;
+	Snapshot	snapshot;
+	CommandId	curcid;
+	ItemPointer items;
+	int			n;
+}			am_gin_probed;
+
+/* A search begins: nothing read ahead. */
+void
+am_gin_reset(void)
+{
+	memset(&am_gin_probed, 0, sizeof(am_gin_probed));
+}
+
+/*
+ * Reads the search's candidates from the posting lists ahead of the choice
+ * of strategy (search_agents.c: a prefix or typo whose matches are few
+ * within its filters is scored, where the walk read thousands of
+ * listings): their number, kept for am_gin_candidates.  Only when the
+ * caller has checked the cost (am_gin_cost_items); false when a prefix has
+ * too many completions.
+ */
+bool
+am_gin_probe(AmSearch *s, int64 *count)
+{
+	Relation	index = am_direct_index("agents_search_document_idx");
+	Snapshot	snapshot = GetActiveSnapshot();
+	ItemPointer items;
+	int			n;
+	double		t0 = (double) clock() * 1000 / CLOCKS_PER_SEC;
+	bool		read = am_gin_read_candidates(s, index, snapshot, &items, &n);
+
+	index_close(index, AccessShareLock);
+	if (!read)
+		return false;
+	elog(DEBUG1, "search_agents: posting lists read ahead: %d listings left, %.0f items estimated, %.3f ms (CPU)",
+		 n, am_gin_cost_items(s), (double) clock() * 1000 / CLOCKS_PER_SEC - t0);
+	am_gin_probed.s = s;
+	am_gin_probed.snapshot = snapshot;
+	am_gin_probed.curcid = snapshot->curcid;
+	am_gin_probed.items = items;
+	am_gin_probed.n = n;
+	*count = n;
+	return true;
+}
+
+/*
+ * Fills tbm with the listings that can match the search (the posting lists
+ * read and intersected, or those read ahead by am_gin_probe in the same
+ * snapshot), each to be rechecked on its row; false, with nothing read,
+ * when GIN's own scan is cheaper or the query is not all required words
+ * (see the file's header).
+ */
+bool
+am_gin_candidates(AmSearch *s, Relation index, Snapshot snapshot, TIDBitmap *tbm)
+{
+	ItemPointer cand;
+	int			ncand;
+
+	if (am_gin_probed.s == s && am_gin_probed.snapshot == snapshot && snapshot->curcid == am_gin_probed.curcid)
+	{
+		cand = am_gin_probed.items;
+		ncand = am_gin_probed.n;
+	}
+	else if (am_gin_cost_items(s) < 0 || !am_gin_read_candidates(s, index, snapshot, &cand, &ncand))
+		return false;
 	if (ncand > 0)
 		tbm_add_tuples(tbm, cand, ncand, true);
 	return true;

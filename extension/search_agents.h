@@ -70,6 +70,7 @@ typedef struct AmSearch
 	double		joint;
 	double		filter_share;
 	double		category_share;	/* the category filter's share of listings (1: none, or not counted) */
+	double		filter_docs[4];	/* listings of each filter's lexemes (category, pricing, relays, models); 0: not counted */
 	char	   *filter_text;	/* tsquery text of the filter lexemes GIN intersects; NULL: none */
 	bool		gin_null;
 	Datum		gin_query;		/* what GIN reads (a prefix may become its completions) */

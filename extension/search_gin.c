@@ -404,9 +404,9 @@ am_gin_list_pays(const AmGinList *l, double ncand, double published)
 
 /*
  * The lists of a search, ordered: each word's (its listings from the
- * vocabulary, the plan's group_docs) and each filter's (the category's
- * from its count, any other guessed at half the listings for each value);
- * false when a word has no count.
+ * vocabulary, the plan's group_docs) and each filter's (the summed counts
+ * of its lexemes when the plan counted them, else guessed at half the
+ * listings for each value); false when a word has no count.
  */
 static bool
 am_gin_lists(const AmSearch *s, AmGinList *lists, int *nlists)
@@ -436,8 +436,8 @@ am_gin_lists(const AmSearch *s, AmGinList *lists, int *nlists)
 
 		if (!(s->filters & flag[f]))
 			continue;
-		if (f == 0 && s->category_share < 1)
-			size = s->category_share * s->published;
+		if (s->filter_docs[f] > 0)
+			size = s->filter_docs[f];
 		else if (f >= 2)
 			size *= ArrayGetNItems(1, ARR_DIMS(DatumGetArrayTypeP(f == 2 ? s->relays : s->models)));
 		lists[*nlists].group = s->ngroups + f;
@@ -455,14 +455,17 @@ am_gin_lists(const AmSearch *s, AmGinList *lists, int *nlists)
  * item: read here when the items read are at most AM_GIN_MERGE_RATIO times
  * the rarest word's listings) or the query is not all required words.  The
  * lists read are the smallest and then those that pay (am_gin_list_pays),
- * the listings left estimated as if independent.
+ * the listings left estimated as if independent.  *first: the items of the
+ * first two lists read (what the later ones cost depends on how many
+ * listings are left, which only reading tells).
  */
 double
-am_gin_cost_items(const AmSearch *s)
+am_gin_cost_items(const AmSearch *s, double *first)
 {
 	AmGinList	lists[AM_GIN_MAX_LISTS];
 	int			nlists,
-				i;
+				i,
+				nread = 1;
 	double		least = -1,
 				ncand,
 				cost;
@@ -473,11 +476,15 @@ am_gin_cost_items(const AmSearch *s)
 		if (!lists[i].filter)
 			least = least < 0 ? lists[i].size : Min(least, lists[i].size);
 	ncand = cost = lists[0].size;
+	if (first != NULL)
+		*first = cost;
 	for (i = 1; i < nlists; i++)
 		if (am_gin_list_pays(&lists[i], ncand, s->published))
 		{
 			cost += lists[i].size;
 			ncand *= Min(lists[i].size / s->published, 1);
+			if (first != NULL && ++nread == 2)
+				*first = cost;
 		}
 	if (least < AM_GIN_MERGE_MIN || cost > AM_GIN_MERGE_RATIO * least || cost > AM_GIN_MERGE_MAX_ITEMS)
 		return -1;
@@ -487,11 +494,14 @@ am_gin_cost_items(const AmSearch *s)
 /*
  * The listings that can match the search, sorted: the lists of
  * am_gin_lists read smallest first and intersected, each later one only
- * when it pays with the listings left (am_gin_list_pays).  False (nothing
- * read) when a prefix has too many completions: GIN reads it.
+ * when it pays with the listings left (am_gin_list_pays).  *unread: the
+ * share of listings the lists not read keep (as if independent), when not
+ * NULL.  False (nothing read) when a prefix has too many completions: GIN
+ * reads it.
  */
 static bool
-am_gin_read_candidates(AmSearch *s, Relation index, Snapshot snapshot, ItemPointer *cand, int *ncand)
+am_gin_read_candidates(AmSearch *s, Relation index, Snapshot snapshot, ItemPointer *cand, int *ncand,
+					   double *unread)
 {
 	AmGinRead	r;
 	AmGinList	lists[AM_GIN_MAX_LISTS];
@@ -572,13 +582,19 @@ am_gin_read_candidates(AmSearch *s, Relation index, Snapshot snapshot, ItemPoint
 	 */
 	*cand = NULL;
 	*ncand = 0;
+	if (unread != NULL)
+		*unread = 1;
 	for (l = 0; l < nlists; l++)
 	{
 		ItemPointer items = NULL;
 		int			n = 0;
 
 		if (l > 0 && (*ncand == 0 || !am_gin_list_pays(&lists[l], *ncand, s->published)))
+		{
+			if (unread != NULL)
+				*unread *= Min(lists[l].size / s->published, 1);
 			continue;
+		}
 		for (i = 0; i < r.nterms; i++)
 		{
 			AmGinTerm  *t = &r.terms[i];
@@ -631,25 +647,26 @@ am_gin_reset(void)
  * Reads the search's candidates from the posting lists ahead of the choice
  * of strategy (search_agents.c: a prefix or typo whose matches are few
  * within its filters is scored, where the walk read thousands of
- * listings): their number, kept for am_gin_candidates.  Only when the
+ * listings): their number, kept for am_gin_candidates, and the share of
+ * them the lists not read are expected to keep (*unread).  Only when the
  * caller has checked the cost (am_gin_cost_items); false when a prefix has
  * too many completions.
  */
 bool
-am_gin_probe(AmSearch *s, int64 *count)
+am_gin_probe(AmSearch *s, int64 *count, double *unread)
 {
 	Relation	index = am_direct_index("agents_search_document_idx");
 	Snapshot	snapshot = GetActiveSnapshot();
 	ItemPointer items;
 	int			n;
 	double		t0 = (double) clock() * 1000 / CLOCKS_PER_SEC;
-	bool		read = am_gin_read_candidates(s, index, snapshot, &items, &n);
+	bool		read = am_gin_read_candidates(s, index, snapshot, &items, &n, unread);
 
 	index_close(index, AccessShareLock);
 	if (!read)
 		return false;
 	elog(DEBUG1, "search_agents: posting lists read ahead: %d listings left, %.0f items estimated, %.3f ms (CPU)",
-		 n, am_gin_cost_items(s), (double) clock() * 1000 / CLOCKS_PER_SEC - t0);
+		 n, am_gin_cost_items(s, NULL), (double) clock() * 1000 / CLOCKS_PER_SEC - t0);
 	am_gin_probed.s = s;
 	am_gin_probed.snapshot = snapshot;
 	am_gin_probed.curcid = snapshot->curcid;
@@ -677,7 +694,7 @@ am_gin_candidates(AmSearch *s, Relation index, Snapshot snapshot, TIDBitmap *tbm
 		cand = am_gin_probed.items;
 		ncand = am_gin_probed.n;
 	}
-	else if (am_gin_cost_items(s) < 0 || !am_gin_read_candidates(s, index, snapshot, &cand, &ncand))
+	else if (am_gin_cost_items(s, NULL) < 0 || !am_gin_read_candidates(s, index, snapshot, &cand, &ncand, NULL))
 		return false;
 	if (ncand > 0)
 		tbm_add_tuples(tbm, cand, ncand, true);

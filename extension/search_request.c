@@ -600,6 +600,8 @@ am_filters(AmSearch *s, StringInfo filter_text, bool counted)
 		if (tokens.alternatives[i].len == 0)
 			continue;
 		if (counted)
+			s->filter_docs[i] = tokens.docs[i];
+		if (counted)
 			s->filter_share *= share;
 		if (counted && i == 0)
 			s->category_share = share;

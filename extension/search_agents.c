@@ -670,20 +670,15 @@ am_order_scores_all(AmSearch *s, Datum *values, char *nulls, bool *read_matches)
 }
 
 /*
- * A prefix or a typo (its completions, its one-typo neighbours) beside the
- * other words and filters: the vocabulary cannot tell how many listings
- * hold them together ('agent pod' by category: 'agent' is in 97 % of
- * listings, 'pod' completes to 'podcast', 21 % of them, and 537 of the
- * category's 12,624 listings have both, where independence says 2,600 and
- * the density sample 2 in 64, too few to trust; the ordered walk read
- * 3,500-7,000 listings for them, 23,000 at 1M with all four filters for
- * 113 matches).  Their posting lists are read ahead (search_gin.c) when the
- * first two lists read cost less than the rows the walk would read at the
- * density independent words would have; then every one of the listings
- * left is scored when they are fewer than the rows the walk would read at
- * the density they show (the lists not read, a word in nearly every
- * listing or a long filter list, counted as independent), twice as many
- * past a cursor (the walk passes the first page), and at most 4 L.
+ * A prefix or a typo beside other words and filters: the vocabulary cannot
+ * tell how many listings hold them together ('agent pod' by category:
+ * 537 of 12,624, where independence says 2,600 and the sample 2 in 64, too
+ * few to trust; the ordered walk read 3,500-7,000 listings for them).
+ * Their posting lists are read ahead (search_gin.c) when the first two
+ * cost less than the rows the walk would read at the words' independent
+ * density; the listings left are scored when fewer than the walk would
+ * read at the density they show (lists not read counted as independent;
+ * twice as many past a cursor), and at most 4 L.
  */
 static bool
 am_prefix_scores_all(AmSearch *s)

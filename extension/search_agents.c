@@ -701,7 +701,7 @@ am_prefix_scores_all(AmSearch *s)
 	for (i = 0; i < n; i++)
 		if (DatumGetBool(prefixes[i]) || DatumGetFloat8(factors[i]) < 1)
 			inexact = true;
-	if (!inexact || am_gin_cost_items(s, &first) < 0 ||
+	if (!inexact || am_gin_cost_items(s, &first) < 0 || first < 0 ||
 		first / AM_PROBE_ITEMS_PER_ROW > pages * 2.0 * s->k * walk_listings / Max(s->expected, 1))
 		return false;
 	if (!am_gin_probe(s, &found, &unread))

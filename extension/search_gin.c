@@ -457,7 +457,8 @@ am_gin_lists(const AmSearch *s, AmGinList *lists, int *nlists)
  * lists read are the smallest and then those that pay (am_gin_list_pays),
  * the listings left estimated as if independent.  *first: the items of the
  * first two lists read (what the later ones cost depends on how many
- * listings are left, which only reading tells).
+ * listings are left, which only reading tells); -1 with a single list (its
+ * length is known: reading it tells nothing more).
  */
 double
 am_gin_cost_items(const AmSearch *s, double *first)
@@ -477,7 +478,7 @@ am_gin_cost_items(const AmSearch *s, double *first)
 			least = least < 0 ? lists[i].size : Min(least, lists[i].size);
 	ncand = cost = lists[0].size;
 	if (first != NULL)
-		*first = cost;
+		*first = nlists > 1 ? cost : -1;
 	for (i = 1; i < nlists; i++)
 		if (am_gin_list_pays(&lists[i], ncand, s->published))
 		{

@@ -61,12 +61,6 @@ PG_FUNCTION_INFO_V1(search_agents);
 #define AM_ORDER_TRUSTED_HITS 8
 /* Projected matches scored at once up to this many pages; more: walked over the candidates. */
 #define AM_ORDER_FEW_PAGES 4
-/*
- * Posting-list items a prefix or typo reads ahead of the choice at most,
- * as rows of the walk it may spare: a row read costs about as much as
- * decoding this many items (a few ns an item, 2-3 us a row).
- */
-#define AM_PROBE_ITEMS_PER_ROW 256
 
 /* The parameters every statement is prepared with (unused ones are fine). */
 Oid			am_param_types[AM_NPARAMS] = {
@@ -667,47 +661,6 @@ am_order_scores_all(AmSearch *s, Datum *values, char *nulls, bool *read_matches)
 		return true;
 	*read_matches = true;
 	return false;
-}
-
-/*
- * A prefix or a typo beside other words and filters: the vocabulary cannot
- * tell how many listings hold them together ('agent pod' by category:
- * 537 of 12,624, where independence says 2,600 and the sample 2 in 64, too
- * few to trust; the ordered walk read 3,500-7,000 listings for them).
- * Their posting lists are read ahead (search_gin.c) when the first two
- * cost less than the rows the walk would read at the words' independent
- * density; the listings left are scored when fewer than the walk would
- * read at the density they show (lists not read counted as independent;
- * twice as many past a cursor), and at most 4 L.
- */
-static bool
-am_prefix_scores_all(AmSearch *s)
-{
-	Datum	   *prefixes;
-	Datum	   *factors;
-	int			n,
-				i;
-	bool		inexact = false;
-	double		walk_listings = s->published * ((s->filters & AM_F_CATEGORY) ? s->category_share : 1);
-	double		pages = s->after ? 2 : 1;
-	double		first;
-	double		unread;
-	int64		found;
-
-	if (s->plan_nulls[3] || s->plan_nulls[4])
-		return false;
-	prefixes = am_plan_array(s->plan_values, 4, BOOLOID, &n);
-	factors = am_plan_array(s->plan_values, 3, FLOAT8OID, &n);
-	for (i = 0; i < n; i++)
-		if (DatumGetBool(prefixes[i]) || DatumGetFloat8(factors[i]) < 1)
-			inexact = true;
-	if (!inexact || am_gin_cost_items(s, &first) < 0 || first < 0 ||
-		first / AM_PROBE_ITEMS_PER_ROW > pages * 2.0 * s->k * walk_listings / Max(s->expected, 1))
-		return false;
-	if (!am_gin_probe(s, &found, &unread))
-		return false;
-	return found <= 4 * s->exhaustive_limit &&
-		found <= pages * 2.0 * s->k * walk_listings / Max(found * unread, 1);
 }
 
 /*

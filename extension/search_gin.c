@@ -72,6 +72,12 @@
 #define AM_GIN_MERGE_MAX_ITEMS 8000000
 /* A filter's list is intersected when at most this many times the listings left. */
 #define AM_GIN_FILTER_RATIO 64
+/*
+ * Posting-list items a prefix or typo reads ahead of the choice at most,
+ * as rows of the walk it may spare: a row read costs about as much as
+ * decoding this many items (a few ns an item, 2-3 us a row).
+ */
+#define AM_PROBE_ITEMS_PER_ROW 256
 /* Lists of a search at most: its words' (12 at most) and four filters'. */
 #define AM_GIN_MAX_LISTS 16
 
@@ -675,6 +681,48 @@ am_gin_probe(AmSearch *s, int64 *count, double *unread)
 	am_gin_probed.n = n;
 	*count = n;
 	return true;
+}
+
+/*
+ * A prefix or a typo beside other words and filters: the vocabulary cannot
+ * tell how many listings hold them together ('agent pod' by category:
+ * 537 of 12,624, where independence says 2,600 and the sample 2 in 64, too
+ * few to trust; the ordered walk read 3,500-7,000 listings for them).
+ * Their posting lists are read ahead (search_gin.c) when the first two
+ * cost less than the rows the walk would read at the words' independent
+ * density; the listings left are scored when fewer than the walk would
+ * read at the density they show (lists not read counted as independent;
+ * twice as many past a cursor), and at most 4 L.  The choice is
+ * search_agents.c's (am_relevance); it lives here beside what it reads.
+ */
+bool
+am_prefix_scores_all(AmSearch *s)
+{
+	Datum	   *prefixes;
+	Datum	   *factors;
+	int			n,
+				i;
+	bool		inexact = false;
+	double		walk_listings = s->published * ((s->filters & AM_F_CATEGORY) ? s->category_share : 1);
+	double		pages = s->after ? 2 : 1;
+	double		first;
+	double		unread;
+	int64		found;
+
+	if (s->plan_nulls[3] || s->plan_nulls[4])
+		return false;
+	prefixes = am_plan_array(s->plan_values, 4, BOOLOID, &n);
+	factors = am_plan_array(s->plan_values, 3, FLOAT8OID, &n);
+	for (i = 0; i < n; i++)
+		if (DatumGetBool(prefixes[i]) || DatumGetFloat8(factors[i]) < 1)
+			inexact = true;
+	if (!inexact || am_gin_cost_items(s, &first) < 0 || first < 0 ||
+		first / AM_PROBE_ITEMS_PER_ROW > pages * 2.0 * s->k * walk_listings / Max(s->expected, 1))
+		return false;
+	if (!am_gin_probe(s, &found, &unread))
+		return false;
+	return found <= 4 * s->exhaustive_limit &&
+		found <= pages * 2.0 * s->k * walk_listings / Max(found * unread, 1);
 }
 
 /*

@@ -187,9 +187,13 @@ am_private_relation(int which)
 				am_vocabulary_relids[i] = get_relname_relid(am_vocabulary_names[i], schema);
 		}
 		if (!OidIsValid(am_vocabulary_relids[which]))
+		{
+			/* not kept: a relation created under the name sends no invalidation here */
+			am_vocabulary_relids_valid = false;
 			ereport(ERROR,
 					(errcode(ERRCODE_UNDEFINED_TABLE),
 					 errmsg("relation agentmarket_private.%s does not exist", am_vocabulary_names[which])));
+		}
 		rel = try_relation_open(am_vocabulary_relids[which], AccessShareLock);
 		if (rel != NULL && am_vocabulary_relids_valid)
 			return rel;

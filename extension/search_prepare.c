@@ -34,6 +34,10 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
+#include "utils/memutils.h"
+#include "utils/syscache.h"
 #include "utils/lsyscache.h"
 #include "utils/acl.h"
 #include "utils/fmgroids.h"
@@ -72,6 +76,95 @@ PG_FUNCTION_INFO_V1(search_prepare);
 
 static Oid	am_english_oid = InvalidOid;
 
+
+/* Query texts of fewer bytes have their parse kept per backend. */
+#define AM_PARSE_KEY_BYTES 256
+/* Parses kept; more empty the cache first. */
+#define AM_PARSED_QUERIES 1024
+
+/* A query text's parse, kept. */
+typedef struct AmParseEntry
+{
+	char		text[AM_PARSE_KEY_BYTES];	/* the hash key */
+	TSQuery		query;
+} AmParseEntry;
+
+static HTAB *am_parse_cache;
+static MemoryContext am_parse_cxt;
+static bool am_parse_valid;
+static bool am_parse_callbacks;
+
+/* A text search configuration, dictionary, parser or template changed: parse again. */
+static void
+am_parse_invalidate(Datum arg, int cacheid, uint32 hashvalue)
+{
+	am_parse_valid = false;
+}
+
+/*
+ * websearch_to_tsquery under english.  A query's parse depends only on its
+ * text and the text search configuration (its dictionaries are read once
+ * per backend as PostgreSQL's own cache reads them), so the parse of a
+ * short text is kept per backend until a configuration, dictionary, parser
+ * or template changes (syscache callbacks).
+ */
+static TSQuery
+am_parse_query(text *query)
+{
+	int			len = VARSIZE_ANY_EXHDR(query);
+	char		key[AM_PARSE_KEY_BYTES];
+	AmParseEntry *entry;
+	TSQuery		q;
+	bool		found;
+
+	if (!am_parse_callbacks)
+	{
+		CacheRegisterSyscacheCallback(TSCONFIGMAP, am_parse_invalidate, (Datum) 0);
+		CacheRegisterSyscacheCallback(TSCONFIGOID, am_parse_invalidate, (Datum) 0);
+		CacheRegisterSyscacheCallback(TSDICTOID, am_parse_invalidate, (Datum) 0);
+		CacheRegisterSyscacheCallback(TSPARSEROID, am_parse_invalidate, (Datum) 0);
+		CacheRegisterSyscacheCallback(TSTEMPLATEOID, am_parse_invalidate, (Datum) 0);
+		am_parse_callbacks = true;
+	}
+	if (len >= AM_PARSE_KEY_BYTES || memchr(VARDATA_ANY(query), '\0', len) != NULL)
+		return DatumGetTSQuery(DirectFunctionCall2(websearch_to_tsquery_byid, ObjectIdGetDatum(am_english_oid),
+												   PointerGetDatum(query)));
+	if (!am_parse_valid || am_parse_cache == NULL || hash_get_num_entries(am_parse_cache) >= AM_PARSED_QUERIES)
+	{
+		HASHCTL		ctl;
+
+		if (am_parse_cxt == NULL)
+			am_parse_cxt = AllocSetContextCreate(TopMemoryContext, "search query parses", ALLOCSET_DEFAULT_SIZES);
+		MemoryContextReset(am_parse_cxt);
+		memset(&ctl, 0, sizeof(ctl));
+		ctl.keysize = AM_PARSE_KEY_BYTES;
+		ctl.entrysize = sizeof(AmParseEntry);
+		ctl.hcxt = am_parse_cxt;
+		am_parse_cache = hash_create("search query parses", 128, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+		am_parse_valid = true;
+	}
+	memset(key, 0, sizeof(key));
+	memcpy(key, VARDATA_ANY(query), len);
+	entry = (AmParseEntry *) hash_search(am_parse_cache, key, HASH_FIND, NULL);
+	if (entry == NULL)
+	{
+		TSQuery		parsed = DatumGetTSQuery(DirectFunctionCall2(websearch_to_tsquery_byid,
+																 ObjectIdGetDatum(am_english_oid),
+																 PointerGetDatum(query)));
+
+		/* an invalidation while parsing: the parse is used, not kept */
+		if (!am_parse_valid)
+			return parsed;
+		q = MemoryContextAlloc(am_parse_cxt, VARSIZE(parsed));
+		memcpy(q, parsed, VARSIZE(parsed));
+		entry = (AmParseEntry *) hash_search(am_parse_cache, key, HASH_ENTER, &found);
+		entry->query = q;
+		return parsed;
+	}
+	q = palloc(VARSIZE(entry->query));
+	memcpy(q, entry->query, VARSIZE(entry->query));
+	return q;
+}
 
 /* A lexeme quoted as a tsquery operand, with a prefix ('a/', 'b/' or ''). */
 void
@@ -298,8 +391,7 @@ am_search_prepare_values(text *query, Datum *values, bool *nulls)
 	 * word cut there is the last word, a prefix)
 	 */
 	query = cstring_to_text_with_len(qdata, pg_mbcharcliplen(qdata, qbytes, AM_QUERY_PARSED_CHARS));
-	q0 = DatumGetTSQuery(DirectFunctionCall2(websearch_to_tsquery_byid, ObjectIdGetDatum(am_english_oid),
-											 PointerGetDatum(query)));
+	q0 = am_parse_query(query);
 	if (q0->size == 0)			/* only stop words */
 		return;
 	values[0] = PointerGetDatum(q0);

@@ -9,7 +9,7 @@
 -- every match in SQL.
 \ir test/fixture.sql
 BEGIN;
-SELECT plan(17);
+SELECT plan(20);
 
 INSERT INTO agentmarket.users (id, email, role) VALUES
   ('66666666-4000-4000-8000-000000000001', 'maker@fast.test', 'creator');
@@ -117,6 +117,17 @@ SELECT is(pg_temp.error_of($$SELECT agentmarket_private.search_prepare('zorblatx
 ALTER TABLE agentmarket_private.search_corpus_moved RENAME TO search_corpus;
 SELECT is((agentmarket_private.search_prepare('zorblatx')).lexemes, ARRAY['zorblatx', 'zorblat'],
           'and found again by its name');
+
+-- A query's parse is kept per backend until the text search configuration
+-- changes: without its mapping for plain words, 'zorblat helper' has none.
+SELECT is((agentmarket_private.search_prepare('zorblat helper')).query::text, '''zorblat'' & ''helper''',
+          'a query parsed (and kept)');
+ALTER TEXT SEARCH CONFIGURATION pg_catalog.english DROP MAPPING FOR asciiword;
+SELECT ok((agentmarket_private.search_prepare('zorblat helper')).query IS NULL,
+          'after the configuration changed, parsed again');
+ALTER TEXT SEARCH CONFIGURATION pg_catalog.english ADD MAPPING FOR asciiword WITH english_stem;
+SELECT is((agentmarket_private.search_prepare('zorblat helper')).query::text, '''zorblat'' & ''helper''',
+          'and again after it changed back');
 
 SELECT * FROM finish();
 ROLLBACK;

@@ -44,7 +44,6 @@
 
 #include "agentmarket.h"
 #include "search_agents.h"
-#include "search_gin.h"
 
 PG_FUNCTION_INFO_V1(search_agents);
 
@@ -703,8 +702,6 @@ am_relevance(ReturnSetInfo *rsinfo, AmSearch *s)
 						 am_walk_tiers_cost(s, (double) sample_hits / sampled)))
 			exact = false;
 	}
-	if (!exact && am_prefix_scores_all(s))
-		exact = true;
 	if (!exact)
 	{
 		Datum		ids[2];

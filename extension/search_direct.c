@@ -68,7 +68,6 @@ void
 am_direct_reset(void)
 {
 	memset(&am_last_direct, 0, sizeof(am_last_direct));
-	am_gin_reset();
 }
 
 /* Whether a text column equals a value (texteq: the default collation, deterministic). */

@@ -22,7 +22,7 @@
  * the answer is exactly GIN's.
  *
  * Chosen from the vocabulary's counts before anything is read
- * (am_gin_pays): GIN's scan costs about a step for each listing of the
+ * (am_gin_cost_items): GIN's scan costs about a step for each listing of the
  * rarest word, this one an item for each listing of every word; a rare
  * word beside a common one is left to GIN, which skips through the common
  * word's posting tree.  The index's pending list (fastupdate) is read too:
@@ -30,8 +30,6 @@
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
-
-#include <time.h>
 
 #include "access/genam.h"
 #include "access/gin_private.h"
@@ -72,12 +70,6 @@
 #define AM_GIN_MERGE_MAX_ITEMS 8000000
 /* A filter's list is intersected when at most this many times the listings left. */
 #define AM_GIN_FILTER_RATIO 64
-/*
- * Posting-list items a prefix or typo reads ahead of the choice at most,
- * as rows of the walk it may spare: a row read costs about as much as
- * decoding this many items (a few ns an item, 2-3 us a row).
- */
-#define AM_PROBE_ITEMS_PER_ROW 256
 /* Lists of a search at most: its words' (12 at most) and four filters'. */
 #define AM_GIN_MAX_LISTS 16
 
@@ -461,18 +453,14 @@ am_gin_lists(const AmSearch *s, AmGinList *lists, int *nlists)
  * item: read here when the items read are at most AM_GIN_MERGE_RATIO times
  * the rarest word's listings) or the query is not all required words.  The
  * lists read are the smallest and then those that pay (am_gin_list_pays),
- * the listings left estimated as if independent.  *first: the items of the
- * first two lists read (what the later ones cost depends on how many
- * listings are left, which only reading tells); -1 with a single list (its
- * length is known: reading it tells nothing more).
+ * the listings left estimated as if independent.
  */
-double
-am_gin_cost_items(const AmSearch *s, double *first)
+static double
+am_gin_cost_items(const AmSearch *s)
 {
 	AmGinList	lists[AM_GIN_MAX_LISTS];
 	int			nlists,
-				i,
-				nread = 1;
+				i;
 	double		least = -1,
 				ncand,
 				cost;
@@ -483,15 +471,11 @@ am_gin_cost_items(const AmSearch *s, double *first)
 		if (!lists[i].filter)
 			least = least < 0 ? lists[i].size : Min(least, lists[i].size);
 	ncand = cost = lists[0].size;
-	if (first != NULL)
-		*first = nlists > 1 ? cost : -1;
 	for (i = 1; i < nlists; i++)
 		if (am_gin_list_pays(&lists[i], ncand, s->published))
 		{
 			cost += lists[i].size;
 			ncand *= Min(lists[i].size / s->published, 1);
-			if (first != NULL && ++nread == 2)
-				*first = cost;
 		}
 	if (least < AM_GIN_MERGE_MIN || cost > AM_GIN_MERGE_RATIO * least || cost > AM_GIN_MERGE_MAX_ITEMS)
 		return -1;
@@ -501,14 +485,11 @@ am_gin_cost_items(const AmSearch *s, double *first)
 /*
  * The listings that can match the search, sorted: the lists of
  * am_gin_lists read smallest first and intersected, each later one only
- * when it pays with the listings left (am_gin_list_pays).  *unread: the
- * share of listings the lists not read keep (as if independent), when not
- * NULL.  False (nothing read) when a prefix has too many completions: GIN
- * reads it.
+ * when it pays with the listings left (am_gin_list_pays).  False (nothing
+ * read) when a prefix has too many completions: GIN reads it.
  */
 static bool
-am_gin_read_candidates(AmSearch *s, Relation index, Snapshot snapshot, ItemPointer *cand, int *ncand,
-					   double *unread)
+am_gin_read_candidates(AmSearch *s, Relation index, Snapshot snapshot, ItemPointer *cand, int *ncand)
 {
 	AmGinRead	r;
 	AmGinList	lists[AM_GIN_MAX_LISTS];
@@ -589,19 +570,13 @@ am_gin_read_candidates(AmSearch *s, Relation index, Snapshot snapshot, ItemPoint
 	 */
 	*cand = NULL;
 	*ncand = 0;
-	if (unread != NULL)
-		*unread = 1;
 	for (l = 0; l < nlists; l++)
 	{
 		ItemPointer items = NULL;
 		int			n = 0;
 
 		if (l > 0 && (*ncand == 0 || !am_gin_list_pays(&lists[l], *ncand, s->published)))
-		{
-			if (unread != NULL)
-				*unread *= Min(lists[l].size / s->published, 1);
 			continue;
-		}
 		for (i = 0; i < r.nterms; i++)
 		{
 			AmGinTerm  *t = &r.terms[i];
@@ -631,106 +606,10 @@ am_gin_read_candidates(AmSearch *s, Relation index, Snapshot snapshot, ItemPoint
 }
 
 /*
- * The candidates read ahead for this search (am_gin_probe), kept until it
- * ends for the read of every match (am_gin_candidates) in the same snapshot.
- */
-static struct
-{
-	const AmSearch *s;
-	Snapshot	snapshot;
-	CommandId	curcid;
-	ItemPointer items;
-	int			n;
-}			am_gin_probed;
-
-/* A search begins: nothing read ahead. */
-void
-am_gin_reset(void)
-{
-	memset(&am_gin_probed, 0, sizeof(am_gin_probed));
-}
-
-/*
- * Reads the search's candidates from the posting lists ahead of the choice
- * of strategy (search_agents.c: a prefix or typo whose matches are few
- * within its filters is scored, where the walk read thousands of
- * listings): their number, kept for am_gin_candidates, and the share of
- * them the lists not read are expected to keep (*unread).  Only when the
- * caller has checked the cost (am_gin_cost_items); false when a prefix has
- * too many completions.
- */
-bool
-am_gin_probe(AmSearch *s, int64 *count, double *unread)
-{
-	Relation	index = am_direct_index("agents_search_document_idx");
-	Snapshot	snapshot = GetActiveSnapshot();
-	ItemPointer items;
-	int			n;
-	double		t0 = (double) clock() * 1000 / CLOCKS_PER_SEC;
-	bool		read = am_gin_read_candidates(s, index, snapshot, &items, &n, unread);
-
-	index_close(index, AccessShareLock);
-	if (!read)
-		return false;
-	elog(DEBUG1, "search_agents: posting lists read ahead: %d listings left, %.0f items estimated, %.3f ms (CPU)",
-		 n, am_gin_cost_items(s, NULL), (double) clock() * 1000 / CLOCKS_PER_SEC - t0);
-	am_gin_probed.s = s;
-	am_gin_probed.snapshot = snapshot;
-	am_gin_probed.curcid = snapshot->curcid;
-	am_gin_probed.items = items;
-	am_gin_probed.n = n;
-	*count = n;
-	return true;
-}
-
-/*
- * A prefix or a typo beside other words and filters: the vocabulary cannot
- * tell how many listings hold them together ('agent pod' by category:
- * 537 of 12,624, where independence says 2,600 and the sample 2 in 64, too
- * few to trust; the ordered walk read 3,500-7,000 listings for them).
- * Their posting lists are read ahead (search_gin.c) when the first two
- * cost less than the rows the walk would read at the words' independent
- * density; the listings left are scored when fewer than the walk would
- * read at the density they show (lists not read counted as independent;
- * twice as many past a cursor), and at most 4 L.  The choice is
- * search_agents.c's (am_relevance); it lives here beside what it reads.
- */
-bool
-am_prefix_scores_all(AmSearch *s)
-{
-	Datum	   *prefixes;
-	Datum	   *factors;
-	int			n,
-				i;
-	bool		inexact = false;
-	double		walk_listings = s->published * ((s->filters & AM_F_CATEGORY) ? s->category_share : 1);
-	double		pages = s->after ? 2 : 1;
-	double		first;
-	double		unread;
-	int64		found;
-
-	if (s->plan_nulls[3] || s->plan_nulls[4])
-		return false;
-	prefixes = am_plan_array(s->plan_values, 4, BOOLOID, &n);
-	factors = am_plan_array(s->plan_values, 3, FLOAT8OID, &n);
-	for (i = 0; i < n; i++)
-		if (DatumGetBool(prefixes[i]) || DatumGetFloat8(factors[i]) < 1)
-			inexact = true;
-	if (!inexact || am_gin_cost_items(s, &first) < 0 || first < 0 ||
-		first / AM_PROBE_ITEMS_PER_ROW > pages * 2.0 * s->k * walk_listings / Max(s->expected, 1))
-		return false;
-	if (!am_gin_probe(s, &found, &unread))
-		return false;
-	return found <= 4 * s->exhaustive_limit &&
-		found <= pages * 2.0 * s->k * walk_listings / Max(found * unread, 1);
-}
-
-/*
  * Fills tbm with the listings that can match the search (the posting lists
- * read and intersected, or those read ahead by am_gin_probe in the same
- * snapshot), each to be rechecked on its row; false, with nothing read,
- * when GIN's own scan is cheaper or the query is not all required words
- * (see the file's header).
+ * read and intersected), each to be rechecked on its row; false, with
+ * nothing read, when GIN's own scan is cheaper or the query is not all
+ * required words (see the file's header).
  */
 bool
 am_gin_candidates(AmSearch *s, Relation index, Snapshot snapshot, TIDBitmap *tbm)
@@ -738,12 +617,7 @@ am_gin_candidates(AmSearch *s, Relation index, Snapshot snapshot, TIDBitmap *tbm
 	ItemPointer cand;
 	int			ncand;
 
-	if (am_gin_probed.s == s && am_gin_probed.snapshot == snapshot && snapshot->curcid == am_gin_probed.curcid)
-	{
-		cand = am_gin_probed.items;
-		ncand = am_gin_probed.n;
-	}
-	else if (am_gin_cost_items(s, NULL) < 0 || !am_gin_read_candidates(s, index, snapshot, &cand, &ncand, NULL))
+	if (am_gin_cost_items(s) < 0 || !am_gin_read_candidates(s, index, snapshot, &cand, &ncand))
 		return false;
 	if (ncand > 0)
 		tbm_add_tuples(tbm, cand, ncand, true);

@@ -48,10 +48,6 @@ extern void am_gin_add_term(AmGinRead *r, const char *key, int group);
 extern void am_gin_read_pending(AmGinRead *r);
 extern void am_gin_read_key(AmGinRead *r, AmGinTerm *term);
 
-extern double am_gin_cost_items(const AmSearch *s, double *first);
-extern bool am_gin_probe(AmSearch *s, int64 *count, double *unread);
-extern void am_gin_reset(void);
-extern bool am_prefix_scores_all(AmSearch *s);
 extern bool am_gin_candidates(AmSearch *s, Relation index, Snapshot snapshot, TIDBitmap *tbm);
 extern ItemPointer am_gin_key_items(Relation index, Snapshot snapshot, char **keys, int nkeys, int *n);
 

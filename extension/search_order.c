@@ -201,12 +201,26 @@ am_order_matches_setting(void)
 /*
  * Whether a listing whose text scores at most bound, at static score
  * static_score, can still reach the page: its score cannot be above
- * blend(bound, static), and a tie may still win on the id.
+ * blend(bound, static), and a tie may still win on the id.  The blend is
+ * rounded to a 1e-9 grid; away from the page's k-th score by more than
+ * that, the unrounded sum decides without the call (the walk asks for
+ * every btree entry).
  */
 static inline bool
 am_order_reaches(AmOrder *o, double bound, double static_score)
 {
-	return o->top.n < o->s->k || am_blend(bound, static_score) >= o->top.scores[o->s->k - 1];
+	double		kth,
+				raw;
+
+	if (o->top.n < o->s->k)
+		return true;
+	kth = o->top.scores[o->s->k - 1];
+	raw = o->text_share * bound + (1 - o->text_share) * static_score;
+	if (raw >= kth + 1e-8)
+		return true;
+	if (raw < kth - 1e-8)
+		return false;
+	return am_blend(bound, static_score) >= kth;
 }
 
 /*

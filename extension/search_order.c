@@ -411,7 +411,8 @@ am_order_walk(AmSearch *s, bool read_matches, Datum *ids, Datum *scores)
 	Relation	fields;
 	Relation	index;
 	bool		by_category = (s->filters & AM_F_CATEGORY) != 0;
-	double		max_static;
+	double		max_static = 0;
+	bool		have_max_static = false;
 	int			first_walked;
 	bool		done = false;
 	bool		score_all = false;
@@ -542,7 +543,6 @@ am_order_walk(AmSearch *s, bool read_matches, Datum *ids, Datum *scores)
 	am_search_scoring(&w);
 	o.text_share = w.text_share;
 	index = am_direct_index(by_category ? "agents_search_category_idx" : "agents_search_static_idx");
-	am_order_count(&o, index, by_category, 2, 0, &max_static);
 
 	/*
 	 * Classes fetched by their listings, best bound first: while the page is
@@ -557,6 +557,12 @@ am_order_walk(AmSearch *s, bool read_matches, Datum *ids, Datum *scores)
 
 		if (number == 0 && !known)
 			break;				/* listings in no set, not counted: walked */
+		/* the best static score, read once the page is full (a btree descent) */
+		if (o.top.n >= s->k && !have_max_static)
+		{
+			am_order_count(&o, index, by_category, 2, 0, &max_static);
+			have_max_static = true;
+		}
 		if (!am_order_reaches(&o, cl->bound, max_static))
 		{
 			done = true;		/* nothing below can reach the page */

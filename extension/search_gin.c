@@ -299,7 +299,7 @@ am_gin_read_key(AmGinRead *r, AmGinTerm *term)
  * larger by galloping (a few dozen listings against 200,000 read a few
  * hundred of them), into a (its length returned).
  */
-static int
+int
 am_gin_intersect(ItemPointer a, int na, const ItemPointerData *b, int nb)
 {
 	int			out = 0;

@@ -178,31 +178,6 @@ am_order_candidates_pay(const AmSearch *s)
 	return least >= 128 && total <= 16 * least && total <= 8000000;
 }
 
-/* Sorted items a narrowed to those in b (in place); how many are left. */
-static int
-am_order_intersect_items(ItemPointer a, int na, const ItemPointerData *b, int nb)
-{
-	int			i = 0,
-				j = 0,
-				out = 0;
-
-	while (i < na && j < nb)
-	{
-		int			c = ginCompareItemPointers(&a[i], (ItemPointer) &b[j]);
-
-		if (c < 0)
-			i++;
-		else if (c > 0)
-			j++;
-		else
-		{
-			a[out++] = a[i++];
-			j++;
-		}
-	}
-	return out;
-}
-
 /*
  * The listings that can match: every word's listings anywhere (its terms
  * on search_document: the word, its typos, a prefix's completions), read
@@ -303,7 +278,7 @@ am_order_candidates(AmSearch *s, uint64 **keys, int64 *n)
 			any = true;
 		}
 		else
-			ncand = am_order_intersect_items(cand, ncand, items[pick], nitems[pick]);
+			ncand = am_gin_intersect(cand, ncand, items[pick], nitems[pick]);
 	}
 	if (!any)
 		return false;

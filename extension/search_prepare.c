@@ -94,6 +94,27 @@ static MemoryContext am_parse_cxt;
 static bool am_parse_valid;
 static bool am_parse_callbacks;
 
+/*
+ * An empty per-backend cache keyed by NUL-padded strings of keysize bytes:
+ * *cxt (made under TopMemoryContext the first time) is emptied, with any
+ * table built in it before, and a new table is built there.  name, the
+ * context's and the table's, must be a string constant (a context keeps it).
+ */
+HTAB *
+am_backend_cache(MemoryContext *cxt, const char *name, Size keysize, Size entrysize, long nelem)
+{
+	HASHCTL		ctl;
+
+	if (*cxt == NULL)
+		*cxt = AllocSetContextCreateInternal(TopMemoryContext, name, ALLOCSET_DEFAULT_SIZES);
+	MemoryContextReset(*cxt);
+	memset(&ctl, 0, sizeof(ctl));
+	ctl.keysize = keysize;
+	ctl.entrysize = entrysize;
+	ctl.hcxt = *cxt;
+	return hash_create(name, nelem, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+}
+
 /* A text search configuration, dictionary, parser or template changed: parse again. */
 static void
 am_parse_invalidate(Datum arg, int cacheid, uint32 hashvalue)
@@ -131,16 +152,8 @@ am_parse_query(text *query)
 												   PointerGetDatum(query)));
 	if (!am_parse_valid || am_parse_cache == NULL || hash_get_num_entries(am_parse_cache) >= AM_PARSED_QUERIES)
 	{
-		HASHCTL		ctl;
-
-		if (am_parse_cxt == NULL)
-			am_parse_cxt = AllocSetContextCreate(TopMemoryContext, "search query parses", ALLOCSET_DEFAULT_SIZES);
-		MemoryContextReset(am_parse_cxt);
-		memset(&ctl, 0, sizeof(ctl));
-		ctl.keysize = AM_PARSE_KEY_BYTES;
-		ctl.entrysize = sizeof(AmParseEntry);
-		ctl.hcxt = am_parse_cxt;
-		am_parse_cache = hash_create("search query parses", 128, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+		am_parse_cache = am_backend_cache(&am_parse_cxt, "search query parses", AM_PARSE_KEY_BYTES,
+										  sizeof(AmParseEntry), 128);
 		am_parse_valid = true;
 	}
 	memset(key, 0, sizeof(key));

@@ -27,6 +27,7 @@ typedef struct AmLookupRow
 	int64		counts[4];		/* ndoc, n_a, n_b, n_c */
 } AmLookupRow;
 
+extern HTAB *am_backend_cache(MemoryContext *cxt, const char *name, Size keysize, Size entrysize, long nelem);
 extern AmLookupRow *am_vocabulary_lookup(Datum *words, int nwords, const char *last_lexeme, int *nrows);
 
 #endif							/* SEARCH_PREPARE_H */

@@ -105,7 +105,6 @@ am_typo_cache_use(TupleTableSlot *corpus, int natts)
 	bool		isnull;
 	Datum		d;
 	FullTransactionId xact;
-	HASHCTL		ctl;
 
 	if (natts < 3)
 		return false;			/* a module newer than the installed tables */
@@ -119,15 +118,9 @@ am_typo_cache_use(TupleTableSlot *corpus, int natts)
 	if (am_typo_cache_valid && am_typo_cache_xact == U64FromFullTransactionId(xact) &&
 		hash_get_num_entries(am_typo_cache) < AM_TYPO_CACHED_WORDS)
 		return true;
-	if (am_typo_cxt == NULL)
-		am_typo_cxt = AllocSetContextCreate(TopMemoryContext, "search typo candidates", ALLOCSET_DEFAULT_SIZES);
 	am_typo_cache_valid = false;
-	MemoryContextReset(am_typo_cxt);
-	memset(&ctl, 0, sizeof(ctl));
-	ctl.keysize = AM_TYPO_KEY_BYTES;
-	ctl.entrysize = sizeof(AmTypoEntry);
-	ctl.hcxt = am_typo_cxt;
-	am_typo_cache = hash_create("search typo candidates", 256, &ctl, HASH_ELEM | HASH_STRINGS | HASH_CONTEXT);
+	am_typo_cache = am_backend_cache(&am_typo_cxt, "search typo candidates", AM_TYPO_KEY_BYTES,
+									 sizeof(AmTypoEntry), 256);
 	am_typo_cache_xact = U64FromFullTransactionId(xact);
 	am_typo_cache_valid = true;
 	return true;

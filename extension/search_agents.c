@@ -516,6 +516,15 @@ am_sorted(ReturnSetInfo *rsinfo, AmSearch *s)
 				s->joint = Max(s->joint, density * s->published);
 		}
 	}
+	/* few matches among many listings: the sort's index over the candidates, when that costs less */
+	switch (am_direct_walk_candidates(rsinfo, s, by_gin))
+	{
+		case AM_CANDIDATES_ANSWERED:
+			return;
+		case AM_CANDIDATES_OVER:
+			by_gin = true;
+			break;
+	}
 	if (!by_gin)
 	{
 		int			cap;

@@ -106,6 +106,11 @@ typedef struct AmDirectWalk AmDirectWalk;
 extern AmDirectWalk *am_direct_walk_begin(AmSearch *s);
 extern uint64 am_direct_walk_fetch(AmDirectWalk *w, ReturnSetInfo *rsinfo, uint64 n, uint64 *hits);
 extern void am_direct_walk_end(AmDirectWalk *w);
+/* A sorted page over candidates: not tried, answered, or given up (the page cleared: GIN and sort). */
+#define AM_CANDIDATES_NONE 0
+#define AM_CANDIDATES_ANSWERED 1
+#define AM_CANDIDATES_OVER 2
+extern int	am_direct_walk_candidates(ReturnSetInfo *rsinfo, AmSearch *s, bool by_gin);
 extern bool am_direct_sample(AmSearch *s, int filters, int n, int32 *walked, int32 *hits);
 extern void am_direct_sample_reset(void);
 

@@ -447,37 +447,58 @@ am_gin_lists(const AmSearch *s, AmGinList *lists, int *nlists)
 }
 
 /*
- * What reading the posting lists here costs, in items, from the
- * vocabulary's counts; -1 when GIN's own scan costs less (it steps through
- * the rarest word's listings, about 100 ns each, this decodes a few ns an
- * item: read here when the items read are at most AM_GIN_MERGE_RATIO times
- * the rarest word's listings) or the query is not all required words.  The
- * lists read are the smallest and then those that pay (am_gin_list_pays),
- * the listings left estimated as if independent.
+ * The items reading the posting lists here would decode, from the
+ * vocabulary's counts: the smallest list and then those that pay
+ * (am_gin_list_pays), the listings left estimated as if independent (in
+ * *left); the rarest word's listings in *least, the first list's items in
+ * *first (each later one is intersected too).  -1 when the query is not
+ * all required words.
  */
-static double
-am_gin_cost_items(const AmSearch *s)
+double
+am_gin_items(const AmSearch *s, double *least, double *left, double *first)
 {
 	AmGinList	lists[AM_GIN_MAX_LISTS];
 	int			nlists,
 				i;
-	double		least = -1,
-				ncand,
+	double		ncand,
 				cost;
 
-	if (!am_gin_merge_on() || !am_gin_lists(s, lists, &nlists))
+	*least = -1;
+	if (!am_gin_lists(s, lists, &nlists))
 		return -1;
 	for (i = 0; i < nlists; i++)
 		if (!lists[i].filter)
-			least = least < 0 ? lists[i].size : Min(least, lists[i].size);
-	ncand = cost = lists[0].size;
+			*least = *least < 0 ? lists[i].size : Min(*least, lists[i].size);
+	ncand = cost = *first = lists[0].size;
 	for (i = 1; i < nlists; i++)
 		if (am_gin_list_pays(&lists[i], ncand, s->published))
 		{
 			cost += lists[i].size;
 			ncand *= Min(lists[i].size / s->published, 1);
 		}
-	if (least < AM_GIN_MERGE_MIN || cost > AM_GIN_MERGE_RATIO * least || cost > AM_GIN_MERGE_MAX_ITEMS)
+	*left = ncand;
+	return cost;
+}
+
+/*
+ * What reading the posting lists here costs, in items (am_gin_items); -1
+ * when GIN's own scan costs less (it steps through the rarest word's
+ * listings, about 100 ns each, this decodes a few ns an item: read here
+ * when the items read are at most AM_GIN_MERGE_RATIO times the rarest
+ * word's listings) or the query is not all required words.
+ */
+static double
+am_gin_cost_items(const AmSearch *s)
+{
+	double		least;
+	double		left;
+	double		first;
+	double		cost;
+
+	if (!am_gin_merge_on())
+		return -1;
+	cost = am_gin_items(s, &least, &left, &first);
+	if (cost < 0 || least < AM_GIN_MERGE_MIN || cost > AM_GIN_MERGE_RATIO * least || cost > AM_GIN_MERGE_MAX_ITEMS)
 		return -1;
 	return cost;
 }
@@ -622,6 +643,23 @@ am_gin_candidates(AmSearch *s, Relation index, Snapshot snapshot, TIDBitmap *tbm
 	if (ncand > 0)
 		tbm_add_tuples(tbm, cand, ncand, true);
 	return true;
+}
+
+/*
+ * The listings that can match the search, sorted (a superset: each is
+ * checked on its row), read from the posting lists of search_document's
+ * index whatever GIN's own scan would cost: for a walk of a sort's index
+ * that reads only their rows (search_direct_walk.c).  False, with nothing
+ * read, when they cannot be read here (see am_gin_read_candidates).
+ */
+bool
+am_gin_candidate_items(AmSearch *s, ItemPointer *cand, int *ncand)
+{
+	Relation	index = am_direct_index("agents_search_document_idx");
+	bool		read = am_gin_read_candidates(s, index, GetActiveSnapshot(), cand, ncand);
+
+	index_close(index, AccessShareLock);
+	return read;
 }
 
 /*

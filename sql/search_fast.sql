@@ -81,7 +81,10 @@ SELECT ok((SELECT path FROM agentmarket_private.search_direct_last()) LIKE 'sort
 SELECT ok(pg_temp.same_page('zorblat', 'popular', 100) AND pg_temp.same_page('zorblat', 'newest', 100),
           'by hires and by publication too');
 -- 'zorbix' (40 matches) with pages of 20: a page in 300 listings of the
--- walk, walked.
+-- walk, walked.  (The plain walk: with agentmarket.search_sorted_candidates
+-- on, both words below walk the sort's index over their candidates,
+-- sql/search_sorted_candidates.)
+SET LOCAL agentmarket.search_sorted_candidates = off;
 SELECT ok(pg_temp.same_page('zorbix', 'rating', 20), 'a less rare word by rating: the page');
 SELECT is((SELECT path FROM agentmarket_private.search_direct_last()), 'walk the sort''s index',
           'a word whose page the walk can fill is walked');
@@ -89,6 +92,7 @@ SELECT is((SELECT path FROM agentmarket_private.search_direct_last()), 'walk the
 SELECT ok(pg_temp.same_page('qwimble', 'rating', 100), 'a common word by rating: the page');
 SELECT is((SELECT path FROM agentmarket_private.search_direct_last()), 'walk the sort''s index',
           'a common word is walked');
+RESET agentmarket.search_sorted_candidates;
 
 -- A prefix ('zorb': zorblat and zorbix, 52 listings) read through its
 -- completions and checked as typed, within a category too.

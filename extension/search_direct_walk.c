@@ -218,6 +218,35 @@ am_walk_row(AmDirectWalk *w, ReturnSetInfo *rsinfo, TupleTableSlot *slot)
 }
 
 /*
+ * A listing the walk read, its row in the slot: when it is published, in
+ * the filters and after the cursor it counts as read (true), and is put on
+ * the page when it matches (*hit).
+ */
+static bool
+am_walk_take(AmDirectWalk *w, ReturnSetInfo *rsinfo, bool *hit)
+{
+	AmSearch   *s = w->d.s;
+	MemoryContext old = MemoryContextSwitchTo(w->row_cxt);
+	bool		read = false;
+
+	*hit = false;
+	if (am_direct_passes(&w->d, w->slot))
+	{
+		AmCandidate c;
+
+		am_direct_keys(&w->d, w->slot, &c);
+		if (!s->after || am_after_cursor(&w->d, &c))
+		{
+			read = true;
+			*hit = am_walk_row(w, rsinfo, w->slot);
+		}
+	}
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(w->row_cxt);
+	return read;
+}
+
+/*
  * Reads up to n more listings of the walk (published, in the filters,
  * after the cursor), emitting the matches while the page has room; stops
  * when it is full.  The listings read; 0 at the end of the index.
@@ -230,7 +259,7 @@ am_direct_walk_fetch(AmDirectWalk *w, ReturnSetInfo *rsinfo, uint64 n, uint64 *h
 
 	while (got < n && *hits < (uint64) s->k && !w->done)
 	{
-		MemoryContext old;
+		bool		hit;
 
 		CHECK_FOR_INTERRUPTS();
 		if (!index_getnext_slot(w->scan, ForwardScanDirection, w->slot))
@@ -238,21 +267,11 @@ am_direct_walk_fetch(AmDirectWalk *w, ReturnSetInfo *rsinfo, uint64 n, uint64 *h
 			w->done = true;
 			break;
 		}
-		old = MemoryContextSwitchTo(w->row_cxt);
-		if (am_direct_passes(&w->d, w->slot))
+		if (am_walk_take(w, rsinfo, &hit))
 		{
-			AmCandidate c;
-
-			am_direct_keys(&w->d, w->slot, &c);
-			if (!s->after || am_after_cursor(&w->d, &c))
-			{
-				got++;
-				if (am_walk_row(w, rsinfo, w->slot))
-					(*hits)++;
-			}
+			got++;
+			*hits += hit;
 		}
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(w->row_cxt);
 	}
 	w->read += got;
 	w->hits = *hits;
@@ -349,27 +368,17 @@ am_walk_candidates_run(AmDirectWalk *w, ReturnSetInfo *rsinfo, uint64 *hits)
 		{
 			bool		call_again = false;
 			bool		all_dead = false;
-			MemoryContext old;
+			bool		hit;
 
 			/* the row the entry stands for, visible to the snapshot (a HOT chain followed) */
 			if (!table_index_fetch_tuple(w->scan->xs_heapfetch, &tids[i], w->scan->xs_snapshot, w->slot,
 										 &call_again, &all_dead))
 				continue;
-			old = MemoryContextSwitchTo(w->row_cxt);
-			if (am_direct_passes(&w->d, w->slot))
+			if (am_walk_take(w, rsinfo, &hit))
 			{
-				AmCandidate c;
-
-				am_direct_keys(&w->d, w->slot, &c);
-				if (!s->after || am_after_cursor(&w->d, &c))
-				{
-					w->read++;
-					if (am_walk_row(w, rsinfo, w->slot))
-						(*hits)++;
-				}
+				w->read++;
+				*hits += hit;
 			}
-			MemoryContextSwitchTo(old);
-			MemoryContextReset(w->row_cxt);
 		}
 		if (*hits >= (uint64) s->k || next == P_NONE)
 			break;

@@ -676,9 +676,6 @@ am_plan(AmSearch *s, text *query)
 	}
 
 	estimate = s->plan_nulls[6] ? 0 : (double) DatumGetInt64(s->plan_values[6]);
-	words_decide = s->has_query && !s->plan_nulls[6] && estimate <= s->exhaustive_limit / 3;
-
-	estimate = s->plan_nulls[6] ? 0 : (double) DatumGetInt64(s->plan_values[6]);
 	/* the words alone rare enough for GIN: every strategy scores or sorts every match */
 	words_decide = s->has_query && !s->plan_nulls[6] && estimate <= s->exhaustive_limit / 3;
 	s->filter_share = 1;

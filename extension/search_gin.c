@@ -485,9 +485,11 @@ am_gin_items(const AmSearch *s, double *least, double *left, double *first)
  * when GIN's own scan costs less (it steps through the rarest word's
  * listings, about 100 ns each, this decodes a few ns an item: read here
  * when the items read are at most AM_GIN_MERGE_RATIO times the rarest
- * word's listings) or the query is not all required words.
+ * word's listings) or the query is not all required words.  Scoring every
+ * match reads the posting lists whole exactly when this is not -1 (the
+ * ordered walk's candidates cost the same then: search_order_sets.c).
  */
-static double
+double
 am_gin_cost_items(const AmSearch *s)
 {
 	double		least;

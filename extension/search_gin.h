@@ -50,6 +50,7 @@ extern void am_gin_read_key(AmGinRead *r, AmGinTerm *term);
 
 extern bool am_gin_candidates(AmSearch *s, Relation index, Snapshot snapshot, TIDBitmap *tbm);
 extern double am_gin_items(const AmSearch *s, double *least, double *left, double *first);
+extern double am_gin_cost_items(const AmSearch *s);
 extern bool am_gin_candidate_items(AmSearch *s, ItemPointer *cand, int *ncand);
 /* The items of sorted a also in sorted b, kept in a (merged or galloped); how many. */
 extern int	am_gin_intersect(ItemPointer a, int na, const ItemPointerData *b, int nb);

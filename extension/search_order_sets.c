@@ -151,31 +151,15 @@ am_order_head_set(AmSearch *s, Relation index, int group, uint64 **keys, int64 *
 }
 
 /*
- * Whether reading the candidates costs what scoring every match reads: its
- * posting lists are read whole when every word is in at least 128 listings
- * and all of them together in at most 16 times the rarest's (search_gin.c's
- * rule); otherwise GIN's scan, skipping through the long lists, reads less.
+ * Whether reading the candidates costs what scoring every match reads:
+ * scoring reads the same posting lists whole when search_gin.c would read
+ * them (am_gin_cost_items); otherwise GIN's scan, skipping through the long
+ * lists, reads less.
  */
 bool
 am_order_candidates_pay(const AmSearch *s)
 {
-	int			n,
-				g;
-	Datum	   *docs;
-	double		least = -1,
-				total = 0;
-
-	if (s->ngroups < 1 || s->plan_nulls[12])
-		return false;
-	docs = am_plan_array(s->plan_values, 12, INT8OID, &n);
-	for (g = 0; g < s->ngroups && g < n; g++)
-	{
-		double		d = (double) DatumGetInt64(docs[g]);
-
-		total += d;
-		least = least < 0 ? d : Min(least, d);
-	}
-	return least >= 128 && total <= 16 * least && total <= 8000000;
+	return am_gin_cost_items(s) >= 0;
 }
 
 /*

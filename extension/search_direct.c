@@ -398,6 +398,9 @@ am_direct_gin(ReturnSetInfo *rsinfo, AmSearch *s, bool scored)
 	if (!am_direct_on())
 		return false;
 	Assert(!s->gin_null);
+	/* what this read reports: its own rows, not a walk's that gave way to it */
+	am_last_direct.checked = 0;
+	am_last_direct.matches = 0;
 	heap = am_direct_heap();
 	index = am_direct_index("agents_search_document_idx");
 	am_direct_setup(&d, s, heap);

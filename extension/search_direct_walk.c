@@ -505,8 +505,6 @@ am_direct_walk_candidates(ReturnSetInfo *rsinfo, AmSearch *s, bool by_gin)
 	am_direct_walk_end(w);
 	if (over)
 	{
-		/* GIN and sort report what they read (search_walk_last keeps the walk's entries) */
-		am_direct_reset();
 		tuplestore_clear(rsinfo->setResult);
 		return AM_CANDIDATES_OVER;
 	}

@@ -18,7 +18,7 @@
 -- run before this one).
 VACUUM agentmarket.agents;
 BEGIN;
-SELECT plan(12);
+SELECT plan(13);
 
 INSERT INTO agentmarket.users (id, email, role) VALUES
   ('66666666-5000-4000-8000-000000000001', 'maker@ssc.test', 'creator');
@@ -161,6 +161,9 @@ SELECT ok(w.scored_all AND w.walked BETWEEN 100 AND 2999 AND d.path LIKE 'sort e
           AND g.got = (pg_temp.sorted('quelvar -inbox', 'rating', NULL, NULL, NULL))[1:1],
           'a walk that meets too few matches gives up at its budget: GIN and sort answer, the same page')
   FROM gave_up g, agentmarket_private.search_walk_last() w, agentmarket_private.search_direct_last() d;
+SELECT is((SELECT checked FROM agentmarket_private.search_direct_last()),
+          (SELECT count(*) FROM agentmarket.agents WHERE status = 'published' AND search_document @@ 'quelvar'::tsquery),
+          'and reports its own rows read (its candidates), not the walk''s entries besides');
 SELECT ok(pg_catalog.gin_clean_pending_list('agentmarket.agents_search_document_idx') > 0,
           '(the new listings were in the pending list)');
 SELECT * FROM finish();

@@ -30,6 +30,8 @@ extern const char *const am_sort_names[];
 #define AM_F_RELAYS 0x04
 #define AM_F_MODELS 0x08
 #define AM_F_PRICING 0x10
+/* The filters that are lexemes of a document, in the order of AmSearch.filter_docs. */
+extern const int am_lexeme_filters[4];
 
 /* Matches up to which every one is scored, unless the setting says. */
 #define AM_EXHAUSTIVE_LIMIT 2000
@@ -83,6 +85,7 @@ typedef struct AmSearch
 /* search_request.c */
 extern void am_check_arguments(FunctionCallInfo fcinfo, AmSearch *s);
 extern void am_plan(AmSearch *s, text *query);
+extern char **am_filter_lexemes(const AmSearch *s, int f, int *n);
 extern void am_statement_settings_reset(void);
 extern void am_statement_settings(void);
 extern void am_statement_settings_end(bool done);

@@ -436,7 +436,6 @@ am_candidates_on(void)
 int
 am_direct_walk_candidates(ReturnSetInfo *rsinfo, AmSearch *s, bool by_gin)
 {
-	static const int filter[4] = {AM_F_CATEGORY, AM_F_PRICING, AM_F_RELAYS, AM_F_MODELS};
 	double		least;
 	double		left;
 	double		first;
@@ -461,7 +460,7 @@ am_direct_walk_candidates(ReturnSetInfo *rsinfo, AmSearch *s, bool by_gin)
 	 * that holds few of them would walk far.
 	 */
 	for (i = 0; i < 4; i++)
-		if ((s->filters & filter[i]) && s->filter_docs[i] <= 0)
+		if ((s->filters & am_lexeme_filters[i]) && s->filter_docs[i] <= 0)
 			return AM_CANDIDATES_NONE;
 	reading = am_gin_items(s, &least, &left, &first);
 	if (reading < 0)

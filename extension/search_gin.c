@@ -409,7 +409,6 @@ am_gin_list_pays(const AmGinList *l, double ncand, double published)
 static bool
 am_gin_lists(const AmSearch *s, AmGinList *lists, int *nlists)
 {
-	static const int flag[4] = {AM_F_CATEGORY, AM_F_PRICING, AM_F_RELAYS, AM_F_MODELS};
 	Datum	   *docs;
 	int			n,
 				g,
@@ -432,7 +431,7 @@ am_gin_lists(const AmSearch *s, AmGinList *lists, int *nlists)
 	{
 		double		size = s->published / 2;
 
-		if (!(s->filters & flag[f]))
+		if (!(s->filters & am_lexeme_filters[f]))
 			continue;
 		if (s->filter_docs[f] > 0)
 			size = s->filter_docs[f];
@@ -519,6 +518,7 @@ am_gin_read_candidates(AmSearch *s, Relation index, Snapshot snapshot, ItemPoint
 	int			nlists,
 				nlex,
 				i,
+				f,
 				l;
 	Datum	   *lexemes;
 	Datum	   *groups;
@@ -555,33 +555,15 @@ am_gin_read_candidates(AmSearch *s, Relation index, Snapshot snapshot, ItemPoint
 	}
 
 	/* the filters' lexemes, a group each after the words' (tags are not lexemes: checked on the rows) */
-	{
-		static const char *const prefix[4] = {" category ", " pricing ", " relay ", " model "};
-		static const int flag[4] = {AM_F_CATEGORY, AM_F_PRICING, AM_F_RELAYS, AM_F_MODELS};
-		int			f;
-
-		for (f = 0; f < 4; f++)
+	for (f = 0; f < 4; f++)
+		if (s->filters & am_lexeme_filters[f])
 		{
-			if (!(s->filters & flag[f]))
-				continue;
-			if (f < 2)
-				am_gin_add_term(&r, psprintf("%s%s", prefix[f], TextDatumGetCString(f == 0 ? s->category : s->pricing)),
-								s->ngroups + f);
-			else
-			{
-				Datum	   *e;
-				bool	   *en;
-				int			n,
-							j;
+			int			nkeys;
+			char	  **keys = am_filter_lexemes(s, f, &nkeys);
 
-				deconstruct_array(DatumGetArrayTypeP(f == 2 ? s->relays : s->models), TEXTOID, -1, false,
-								  TYPALIGN_INT, &e, &en, &n);
-				for (j = 0; j < n; j++)
-					if (!en[j])
-						am_gin_add_term(&r, psprintf("%s%s", prefix[f], TextDatumGetCString(e[j])), s->ngroups + f);
-			}
+			for (i = 0; i < nkeys; i++)
+				am_gin_add_term(&r, keys[i], s->ngroups + f);
 		}
-	}
 
 	initGinState(&r.ginstate, index);
 	am_gin_read_pending(&r);

@@ -458,14 +458,12 @@ am_order_class_bound(const AmWords *words, uint32 mask)
 int64
 am_order_filter(AmSearch *s, Relation index, AmMember *members, int64 n)
 {
-	static const char *const prefix[4] = {" category ", " pricing ", " relay ", " model "};
-	static const int flag[4] = {AM_F_CATEGORY, AM_F_PRICING, AM_F_RELAYS, AM_F_MODELS};
 	int			f;
 
 	for (f = 0; f < 4 && n > 0; f++)
 	{
 		char	  **keys;
-		int			nkeys = 0,
+		int			nkeys,
 					nitems,
 					i;
 		int64		m,
@@ -473,26 +471,9 @@ am_order_filter(AmSearch *s, Relation index, AmMember *members, int64 n)
 		ItemPointer items;
 		double		size;
 
-		if (!(s->filters & flag[f]))
+		if (!(s->filters & am_lexeme_filters[f]))
 			continue;
-		if (f < 2)
-		{
-			keys = palloc(sizeof(char *));
-			keys[nkeys++] = psprintf("%s%s", prefix[f], TextDatumGetCString(f == 0 ? s->category : s->pricing));
-		}
-		else
-		{
-			Datum	   *e;
-			bool	   *en;
-			int			ne;
-
-			deconstruct_array(DatumGetArrayTypeP(f == 2 ? s->relays : s->models), TEXTOID, -1, false,
-							  TYPALIGN_INT, &e, &en, &ne);
-			keys = palloc(sizeof(char *) * Max(ne, 1));
-			for (i = 0; i < ne; i++)
-				if (!en[i])
-					keys[nkeys++] = psprintf("%s%s", prefix[f], TextDatumGetCString(e[i]));
-		}
+		keys = am_filter_lexemes(s, f, &nkeys);
 		size = f == 0 && s->category_share < 1 ? s->category_share * s->published : s->published / 2 * nkeys;
 		if (nkeys == 0 || Min(size, s->published) > AM_ORDER_FILTER_RATIO * (double) n)
 			continue;

@@ -537,6 +537,43 @@ am_filter_token(AmFilterTokens *tokens, int group, const char *prefix, Datum val
 	appendStringInfoChar(alt, '\'');
 }
 
+/* The filters that are lexemes (' category x', ...), in am_filters' order. */
+const int	am_lexeme_filters[4] = {AM_F_CATEGORY, AM_F_PRICING, AM_F_RELAYS, AM_F_MODELS};
+
+/*
+ * The lexemes filter f (am_lexeme_filters' order) of the request matches,
+ * as a document holds them: ' category x', ' pricing x', ' relay x' for
+ * each relay, ' model x' for each model (NULL elements left out).
+ */
+char	  **
+am_filter_lexemes(const AmSearch *s, int f, int *n)
+{
+	static const char *const prefix[4] = {" category ", " pricing ", " relay ", " model "};
+	char	  **keys;
+
+	*n = 0;
+	if (f < 2)
+	{
+		keys = palloc(sizeof(char *));
+		keys[(*n)++] = psprintf("%s%s", prefix[f], TextDatumGetCString(f == 0 ? s->category : s->pricing));
+	}
+	else
+	{
+		Datum	   *e;
+		bool	   *en;
+		int			ne,
+					i;
+
+		deconstruct_array(DatumGetArrayTypeP(f == 2 ? s->relays : s->models), TEXTOID, -1, false,
+						  TYPALIGN_INT, &e, &en, &ne);
+		keys = palloc(sizeof(char *) * Max(ne, 1));
+		for (i = 0; i < ne; i++)
+			if (!en[i])
+				keys[(*n)++] = psprintf("%s%s", prefix[f], TextDatumGetCString(e[i]));
+	}
+	return keys;
+}
+
 /*
  * The filters' lexemes (' category x', ' pricing x', ' relay x', ' model x')
  * as a tsquery text, a group per filter; with counted, their share of
@@ -600,11 +637,12 @@ am_filters(AmSearch *s, StringInfo filter_text, bool counted)
 		if (tokens.alternatives[i].len == 0)
 			continue;
 		if (counted)
+		{
 			s->filter_docs[i] = tokens.docs[i];
-		if (counted)
 			s->filter_share *= share;
-		if (counted && i == 0)
-			s->category_share = share;
+			if (i == 0)
+				s->category_share = share;
+		}
 		/*
 		 * A filter most listings pass stays out of the GIN scan: reading its
 		 * long posting list costs more than checking it on the rows.

@@ -103,6 +103,58 @@ am_gin_add_term(AmGinRead *r, const char *key, int group)
 	r->nterms++;
 }
 
+/* Starts a read of index's posting lists in snapshot: no terms yet. */
+void
+am_gin_begin(AmGinRead *r, Relation index, Snapshot snapshot)
+{
+	memset(r, 0, sizeof(*r));
+	r->index = index;
+	r->snapshot = snapshot;
+	r->maxterms = 16;
+	r->terms = palloc(sizeof(AmGinTerm) * r->maxterms);
+}
+
+/*
+ * Adds the search's words to a read, each term in its word's group (0 to
+ * ngroups - 1): the word, its typos, and a prefix's completions.  A word
+ * whose prefix has more completions than the vocabulary lists is left out
+ * (its terms not added) and, with left_out, marked there (ngroups flags);
+ * how many were left out.
+ */
+int
+am_gin_add_words(AmGinRead *r, const AmSearch *s, bool *left_out)
+{
+	int			nlex,
+				i,
+				nleft = 0;
+	Datum	   *lexemes = am_plan_array(s->plan_values, 1, TEXTOID, &nlex);
+	Datum	   *groups = am_plan_array(s->plan_values, 2, INT4OID, &nlex);
+	Datum	   *prefixes = am_plan_array(s->plan_values, 4, BOOLOID, &nlex);
+	bool	   *out = left_out != NULL ? left_out : palloc0(sizeof(bool) * Max(s->ngroups, 1));
+
+	for (i = 0; i < nlex; i++)
+	{
+		char	   *lexeme = TextDatumGetCString(lexemes[i]);
+		int			group = DatumGetInt32(groups[i]) - 1;
+		char	  **words;
+		int			nwords = 0,
+					w;
+
+		if (group < 0 || group >= s->ngroups || out[group])
+			continue;
+		if (DatumGetBool(prefixes[i]) && !am_completions(lexeme, &words, &nwords))
+		{
+			out[group] = true;
+			nleft++;
+			continue;
+		}
+		am_gin_add_term(r, lexeme, group);
+		for (w = 0; w < nwords; w++)
+			am_gin_add_term(r, words[w], group);
+	}
+	return nleft;
+}
+
 /* Appends items to a growing array. */
 static void
 am_gin_append(ItemPointer *items, int *n, int *max, const ItemPointerData *add, int nadd)
@@ -292,6 +344,34 @@ am_gin_read_key(AmGinRead *r, AmGinTerm *term)
 		term->items = merged;
 		term->n = n;
 	}
+}
+
+/* The items of a read's terms of one group, sorted and distinct: each term read, then merged. */
+ItemPointer
+am_gin_group_items(AmGinRead *r, int group, int *n)
+{
+	ItemPointer items = NULL;
+	int			i;
+
+	*n = 0;
+	for (i = 0; i < r->nterms; i++)
+	{
+		AmGinTerm  *t = &r->terms[i];
+
+		if (t->group != group)
+			continue;
+		am_gin_read_key(r, t);
+		if (t->n == 0)
+			continue;
+		if (*n == 0)
+		{
+			items = t->items;
+			*n = t->n;
+		}
+		else
+			items = ginMergeItemPointers(items, *n, t->items, t->n, n);
+	}
+	return items;
 }
 
 /*
@@ -516,43 +596,16 @@ am_gin_read_candidates(AmSearch *s, Relation index, Snapshot snapshot, ItemPoint
 	AmGinRead	r;
 	AmGinList	lists[AM_GIN_MAX_LISTS];
 	int			nlists,
-				nlex,
 				i,
 				f,
 				l;
-	Datum	   *lexemes;
-	Datum	   *groups;
-	Datum	   *prefixes;
 
 	if (!am_gin_lists(s, lists, &nlists))
 		return false;
-	memset(&r, 0, sizeof(r));
-	r.index = index;
-	r.snapshot = snapshot;
-	r.maxterms = 16;
-	r.terms = palloc(sizeof(AmGinTerm) * r.maxterms);
-	lexemes = am_plan_array(s->plan_values, 1, TEXTOID, &nlex);
-	groups = am_plan_array(s->plan_values, 2, INT4OID, &nlex);
-	prefixes = am_plan_array(s->plan_values, 4, BOOLOID, &nlex);
-	for (i = 0; i < nlex; i++)
-	{
-		char	   *lexeme = TextDatumGetCString(lexemes[i]);
-		int			group = DatumGetInt32(groups[i]) - 1;
-
-		am_gin_add_term(&r, lexeme, group);
-		if (DatumGetBool(prefixes[i]))
-		{
-			char	  **words;
-			int			n,
-						w;
-
-			/* a prefix: its completions (too many: GIN reads them) */
-			if (!am_completions(lexeme, &words, &n))
-				return false;
-			for (w = 0; w < n; w++)
-				am_gin_add_term(&r, words[w], group);
-		}
-	}
+	am_gin_begin(&r, index, snapshot);
+	/* a prefix with too many completions: GIN reads it */
+	if (am_gin_add_words(&r, s, NULL) > 0)
+		return false;
 
 	/* the filters' lexemes, a group each after the words' (tags are not lexemes: checked on the rows) */
 	for (f = 0; f < 4; f++)
@@ -577,28 +630,12 @@ am_gin_read_candidates(AmSearch *s, Relation index, Snapshot snapshot, ItemPoint
 	*ncand = 0;
 	for (l = 0; l < nlists; l++)
 	{
-		ItemPointer items = NULL;
-		int			n = 0;
+		ItemPointer items;
+		int			n;
 
 		if (l > 0 && (*ncand == 0 || !am_gin_list_pays(&lists[l], *ncand, s->published)))
 			continue;
-		for (i = 0; i < r.nterms; i++)
-		{
-			AmGinTerm  *t = &r.terms[i];
-
-			if (t->group != lists[l].group)
-				continue;
-			am_gin_read_key(&r, t);
-			if (t->n == 0)
-				continue;
-			if (n == 0)
-			{
-				items = t->items;
-				n = t->n;
-			}
-			else
-				items = ginMergeItemPointers(items, n, t->items, t->n, &n);
-		}
+		items = am_gin_group_items(&r, lists[l].group, &n);
 		if (l == 0)
 		{
 			*cand = items;
@@ -657,33 +694,12 @@ ItemPointer
 am_gin_key_items(Relation index, Snapshot snapshot, char **keys, int nkeys, int *n)
 {
 	AmGinRead	r;
-	ItemPointer items = NULL;
 	int			i;
 
-	memset(&r, 0, sizeof(r));
-	r.index = index;
-	r.snapshot = snapshot;
-	r.maxterms = Max(nkeys, 1);
-	r.terms = palloc(sizeof(AmGinTerm) * r.maxterms);
+	am_gin_begin(&r, index, snapshot);
 	for (i = 0; i < nkeys; i++)
 		am_gin_add_term(&r, keys[i], 0);
 	initGinState(&r.ginstate, index);
 	am_gin_read_pending(&r);
-	*n = 0;
-	for (i = 0; i < r.nterms; i++)
-	{
-		AmGinTerm  *t = &r.terms[i];
-
-		am_gin_read_key(&r, t);
-		if (t->n == 0)
-			continue;
-		if (*n == 0)
-		{
-			items = t->items;
-			*n = t->n;
-		}
-		else
-			items = ginMergeItemPointers(items, *n, t->items, t->n, n);
-	}
-	return items;
+	return am_gin_group_items(&r, 0, n);
 }

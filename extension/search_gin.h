@@ -44,7 +44,10 @@ typedef struct AmGinRead
 
 /* search_gin.c: posting lists read whole (the pending list's entries merged in) */
 extern bool am_gin_merge_on(void);
+extern void am_gin_begin(AmGinRead *r, Relation index, Snapshot snapshot);
 extern void am_gin_add_term(AmGinRead *r, const char *key, int group);
+extern int	am_gin_add_words(AmGinRead *r, const AmSearch *s, bool *left_out);
+extern ItemPointer am_gin_group_items(AmGinRead *r, int group, int *n);
 extern void am_gin_read_pending(AmGinRead *r);
 extern void am_gin_read_key(AmGinRead *r, AmGinTerm *term);
 

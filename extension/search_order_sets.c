@@ -174,12 +174,8 @@ bool
 am_order_candidates(AmSearch *s, uint64 **keys, int64 *n)
 {
 	AmGinRead	r;
-	int			nlex,
-				i,
+	int			i,
 				g;
-	Datum	   *lexemes = am_plan_array(s->plan_values, 1, TEXTOID, &nlex);
-	Datum	   *groups = am_plan_array(s->plan_values, 2, INT4OID, &nlex);
-	Datum	   *prefixes = am_plan_array(s->plan_values, 4, BOOLOID, &nlex);
 	bool		left_out[AM_ORDER_MAX_GROUPS];
 	ItemPointer items[AM_ORDER_MAX_GROUPS];
 	int			nitems[AM_ORDER_MAX_GROUPS];
@@ -191,31 +187,8 @@ am_order_candidates(AmSearch *s, uint64 **keys, int64 *n)
 	if (s->ngroups > AM_ORDER_MAX_GROUPS)
 		return false;
 	memset(left_out, 0, sizeof(left_out));
-	memset(&r, 0, sizeof(r));
-	r.index = am_direct_index("agents_search_document_idx");
-	r.snapshot = GetActiveSnapshot();
-	r.maxterms = 16;
-	r.terms = palloc(sizeof(AmGinTerm) * r.maxterms);
-	for (i = 0; i < nlex; i++)
-	{
-		char	   *lexeme = TextDatumGetCString(lexemes[i]);
-		char	  **words;
-		int			nwords,
-					w;
-
-		g = DatumGetInt32(groups[i]) - 1;
-		if (g < 0 || g >= s->ngroups || left_out[g])
-			continue;
-		if (DatumGetBool(prefixes[i]) && !am_completions(lexeme, &words, &nwords))
-		{
-			left_out[g] = true;
-			continue;
-		}
-		am_gin_add_term(&r, lexeme, g);
-		if (DatumGetBool(prefixes[i]))
-			for (w = 0; w < nwords; w++)
-				am_gin_add_term(&r, words[w], g);
-	}
+	am_gin_begin(&r, am_direct_index("agents_search_document_idx"), GetActiveSnapshot());
+	am_gin_add_words(&r, s, left_out);
 	initGinState(&r.ginstate, r.index);
 	am_gin_read_pending(&r);
 	for (g = 0; g < s->ngroups; g++)
@@ -223,25 +196,8 @@ am_order_candidates(AmSearch *s, uint64 **keys, int64 *n)
 		items[g] = NULL;
 		nitems[g] = 0;
 		done[g] = left_out[g];
-		if (left_out[g])
-			continue;
-		for (i = 0; i < r.nterms; i++)
-		{
-			AmGinTerm  *t = &r.terms[i];
-
-			if (t->group != g)
-				continue;
-			am_gin_read_key(&r, t);
-			if (t->n == 0)
-				continue;
-			if (nitems[g] == 0)
-			{
-				items[g] = t->items;
-				nitems[g] = t->n;
-			}
-			else
-				items[g] = ginMergeItemPointers(items[g], nitems[g], t->items, t->n, &nitems[g]);
-		}
+		if (!left_out[g])
+			items[g] = am_gin_group_items(&r, g, &nitems[g]);
 	}
 	index_close(r.index, AccessShareLock);
 	/* fewest first */

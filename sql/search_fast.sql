@@ -52,22 +52,12 @@ SELECT ok(abs(agentmarket_private.search_static_share_above(f.floor)
   FROM share_floor f, share_before b;
 
 -- Sorted by a column, each page against every match sorted in SQL.
+\ir test/search_exhaustive.sql
 CREATE FUNCTION pg_temp.same_page(q text, sort text, size int, category text DEFAULT NULL) RETURNS boolean
-LANGUAGE plpgsql AS $$
-DECLARE
-    got uuid[];
-    want uuid[];
-BEGIN
-    SELECT array_agg(s.id) INTO got FROM agentmarket.search_agents(q, category, sort => sort, page_size => size) s;
-    EXECUTE format($f$SELECT array_agg(id) FROM (SELECT a.id FROM agentmarket.agents a
-                    WHERE a.status = 'published' AND a.search_document @@ $1 AND ($2::text IS NULL OR a.category = $2)
-                    ORDER BY %s LIMIT $3) x$f$,
-                   CASE sort WHEN 'rating' THEN 'COALESCE(a.avg_rating, 0) DESC, a.total_reviews DESC, a.id DESC'
-                             WHEN 'popular' THEN 'a.total_hires DESC, a.id DESC'
-                             ELSE 'a.published_at DESC, a.id DESC' END)
-       INTO want USING (agentmarket_private.search_prepare(q)).query, category, size;
-    RETURN got IS NOT DISTINCT FROM want AND got IS NOT NULL;
-END $$;
+LANGUAGE sql AS $$
+    SELECT got IS NOT DISTINCT FROM (pg_temp.sorted(q, sort, category, NULL, NULL))[1:size] AND got IS NOT NULL
+      FROM (SELECT array_agg(s.id) AS got FROM agentmarket.search_agents(q, category, sort => sort, page_size => size) s) p
+$$;
 -- Below this limit (a third of it) a word is sorted through GIN anyway;
 -- 'zorblat' (12 matches) is above it.
 SET LOCAL agentmarket.search_exhaustive_limit = '30';

@@ -60,22 +60,7 @@ SELECT 'ssc-new-' || i, '66666666-5000-4000-8000-000000000001', 'Quelvar Fresh '
   FROM generate_series(1, 4) i;
 ANALYZE agentmarket.agents;
 
--- Every match sorted in SQL: the ids every page of a search, read to the end, must give.
-CREATE FUNCTION pg_temp.sorted(q text, sort text, category text, relays text[], pricing text) RETURNS uuid[]
-LANGUAGE plpgsql AS $$
-DECLARE
-    want uuid[];
-BEGIN
-    EXECUTE format($f$SELECT array_agg(id) FROM (SELECT a.id FROM agentmarket.agents a
-                    WHERE a.status = 'published' AND a.search_document @@ $1 AND ($2::text IS NULL OR a.category = $2)
-                      AND ($3::text[] IS NULL OR a.supported_relays && $3) AND ($4::text IS NULL OR a.pricing_model = $4)
-                    ORDER BY %s) x$f$,
-                   CASE sort WHEN 'rating' THEN 'COALESCE(a.avg_rating, 0) DESC, a.total_reviews DESC, a.id DESC'
-                             WHEN 'popular' THEN 'a.total_hires DESC, a.id DESC'
-                             ELSE 'a.published_at DESC, a.id DESC' END)
-       INTO want USING (agentmarket_private.search_prepare(q)).query, category, relays, pricing;
-    RETURN COALESCE(want, '{}');
-END $$;
+\ir test/search_exhaustive.sql
 
 -- Every search read page by page to its end: the ids, the pages' sizes, the paths taken.
 CREATE TEMP TABLE runs (q text, sort text, category text, relays text[], pricing text, k int,

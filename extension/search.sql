@@ -100,6 +100,25 @@ ALTER TABLE agentmarket.agents
 ALTER TABLE agentmarket.agents
   ALTER COLUMN search_fields SET STORAGE MAIN,
   ALTER COLUMN search_document SET STORAGE MAIN;
+-- So are the columns a search checks on every match (status and the
+-- filters) or returns on its page (the card): a row too long for a page
+-- has its EXTENDED columns moved out biggest first until it fits, and once
+-- the description is out the next biggest are these short ones, before any
+-- MAIN column is touched.  In bench/search one listing in ten had its
+-- relays, models or tags in TOAST, a fetch per filtered match (13% of a
+-- rare word filtered by model).  They are short (their lengths are bounded:
+-- hardening.sql), so the row holds them; the description goes out first.
+ALTER TABLE agentmarket.agents
+  ALTER COLUMN slug SET STORAGE MAIN,
+  ALTER COLUMN name SET STORAGE MAIN,
+  ALTER COLUMN tagline SET STORAGE MAIN,
+  ALTER COLUMN icon_url SET STORAGE MAIN,
+  ALTER COLUMN category SET STORAGE MAIN,
+  ALTER COLUMN status SET STORAGE MAIN,
+  ALTER COLUMN pricing_model SET STORAGE MAIN,
+  ALTER COLUMN supported_relays SET STORAGE MAIN,
+  ALTER COLUMN supported_models SET STORAGE MAIN,
+  ALTER COLUMN tags SET STORAGE MAIN;
 COMMENT ON COLUMN agentmarket.agents.search_fields IS
     'Search: the words of the name as a/word and of the tagline and tags as b/word (no positions), so one GIN index finds where a word occurs. Kept by a trigger.';
 COMMENT ON COLUMN agentmarket.agents.search_document IS

@@ -143,8 +143,14 @@ SELECT is((SELECT count(DISTINCT q) FROM runs WHERE q IN ('"invoice podcast"', '
              AND path LIKE '%posting lists'), 2::bigint, 'a phrase and a negated word too: the row decides');
 SELECT is((SELECT count(*) FROM runs WHERE q IN ('kazumor invoice', 'invoice or podcast') AND path LIKE '%posting lists'),
           0::bigint, 'a rare word beside a common one, and words under or, are left to GIN');
-SELECT is((SELECT count(*) FROM runs WHERE stage = 'pending' AND path LIKE '%posting lists'),
-          (SELECT count(*) FROM runs WHERE stage = 'tree' AND path LIKE '%posting lists'),
+-- (A sorted page may walk the sort's index over candidates read from the
+-- same posting lists: whether that walk stays within its budget depends on
+-- the dead entries earlier suites' rolled-back listings left in the index,
+-- which the first stage's scans mark killed; either way the lists are read.)
+SELECT is((SELECT count(*) FROM runs WHERE stage = 'pending'
+              AND (path LIKE '%posting lists' OR path = 'walk the sort''s index over the candidates')),
+          (SELECT count(*) FROM runs WHERE stage = 'tree'
+              AND (path LIKE '%posting lists' OR path = 'walk the sort''s index over the candidates')),
           'the pending list is read, not avoided');
 
 -- What it read: the listings holding every word, and within a filter it read.

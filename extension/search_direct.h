@@ -12,6 +12,7 @@
 #include "postgres.h"
 
 #include "executor/tuptable.h"
+#include "fmgr.h"
 #include "utils/rel.h"
 #include "utils/uuid.h"
 
@@ -54,13 +55,28 @@ typedef struct AmCandidate
 } AmCandidate;
 
 /* One direct read: the request, the relation's columns, the filters' functions. */
+/* A text[] filter's values, unpacked once per search: rows are compared with them byte for byte. */
+typedef struct AmTextSet
+{
+	int			n;
+	const char **data;
+	int		   *len;
+	bool		has_null;		/* a NULL value: @> fails, && ignores it */
+	Datum		array;			/* the filter as given (tags: for more than AM_TEXT_SET_MAX values) */
+	FmgrInfo	contains;		/* @> for those */
+} AmTextSet;
+
+/* Tag values a row is checked against here; more go through @> itself. */
+#define AM_TEXT_SET_MAX 64
+
 typedef struct AmDirect
 {
 	AmSearch   *s;
 	bool		scored;			/* relevance by score; else the sort's keys */
 	AttrNumber	attnums[AM_NCOLS];
-	FmgrInfo	contains;		/* tags @> */
-	FmgrInfo	overlaps;		/* relays &&, models && */
+	AmTextSet	tags;			/* tags @> */
+	AmTextSet	relays;			/* relays && */
+	AmTextSet	models;			/* models && */
 	AmTermCache *terms;
 	AmCandidate *page;
 	int			n;

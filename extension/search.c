@@ -86,6 +86,8 @@ struct AmTermCache
 	double	   *group_best;		/* scratch, one per group */
 };
 
+static int	am_term_cmp(const void *a, const void *b);
+
 PG_FUNCTION_INFO_V1(search_typo_keys);
 PG_FUNCTION_INFO_V1(search_is_one_typo);
 PG_FUNCTION_INFO_V1(search_text_score);
@@ -289,6 +291,8 @@ am_terms_parse(ArrayType *lexemes, ArrayType *groups, ArrayType *factors, ArrayT
 		t->factor = DatumGetFloat8(fac_d[i]);
 		t->prefix = DatumGetBool(pre_d[i]);
 	}
+	/* in the documents' lexeme order: each term's search starts where the last one's ended */
+	qsort(cache->terms, n, sizeof(AmTerm), am_term_cmp);
 	return cache;
 }
 
@@ -380,14 +384,23 @@ am_lexeme_cmp(const char *a, int la, const char *b, int lb, bool prefix)
 	return la == lb ? 0 : (la < lb ? -1 : 1);
 }
 
-/* The first entry whose lexeme is not below (lexeme, len). */
+/* Orders terms as a tsvector orders its lexemes. */
 static int
-am_lower_bound(TSVector doc, const char *lexeme, int len)
+am_term_cmp(const void *a, const void *b)
+{
+	const AmTerm *x = (const AmTerm *) a;
+	const AmTerm *y = (const AmTerm *) b;
+
+	return am_lexeme_cmp(x->lexeme, x->len, y->lexeme, y->len, false);
+}
+
+/* The first entry from lo on whose lexeme is not below (lexeme, len). */
+static int
+am_lower_bound(TSVector doc, const char *lexeme, int len, int lo)
 {
 	WordEntry  *entries = ARRPTR(doc);
 	char	   *strings = STRPTR(doc);
-	int			lo = 0,
-				hi = doc->size;
+	int			hi = doc->size;
 
 	while (lo < hi)
 	{
@@ -433,14 +446,17 @@ am_text_score(AmTermCache *cache, TSVector doc)
 {
 	WordEntry  *entries = ARRPTR(doc);
 	char	   *strings = STRPTR(doc);
-	int			i;
+	int			i,
+				from = 0;
 
 	memset(cache->group_best, 0, sizeof(double) * cache->ngroups);
-	for (i = 0; i < cache->nterms; i++)
+	for (i = 0; i < cache->nterms && from < doc->size; i++)
 	{
 		AmTerm	   *t = &cache->terms[i];
-		int			at = am_lower_bound(doc, t->lexeme, t->len);
+		int			at = am_lower_bound(doc, t->lexeme, t->len, from);
 
+		/* the terms are in lexeme order: the next one's entries are not before this one's */
+		from = at;
 		for (; at < doc->size; at++)
 		{
 			WordEntry  *e = &entries[at];

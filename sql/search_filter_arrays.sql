@@ -51,22 +51,21 @@ DO $$
 DECLARE
     f filters;
     s text;
+    via text;
 BEGIN
     FOR f IN SELECT * FROM filters LOOP
         FOREACH s IN ARRAY ARRAY['relevance', 'rating', 'newest'] LOOP
-            PERFORM set_config('agentmarket.search_direct', 'on', true);
-            INSERT INTO pages SELECT f.n, s, 'direct', array_agg(x.id ORDER BY x.o)
-              FROM agentmarket.search_agents('quorvexa', NULL, f.tags, f.relays, f.models, NULL, s, 100)
-                   WITH ORDINALITY x(id, slug, name, tagline, icon_url, category, pricing_model, credits_per_session,
-                                     avg_rating, total_reviews, total_hires, supported_relays, supported_models, tags,
-                                     published_at, score, cursor, o);
-            INSERT INTO paths SELECT f.n, s, x.path FROM agentmarket_private.search_direct_last() x;
-            PERFORM set_config('agentmarket.search_direct', 'off', true);
-            INSERT INTO pages SELECT f.n, s, 'statement', array_agg(x.id ORDER BY x.o)
-              FROM agentmarket.search_agents('quorvexa', NULL, f.tags, f.relays, f.models, NULL, s, 100)
-                   WITH ORDINALITY x(id, slug, name, tagline, icon_url, category, pricing_model, credits_per_session,
-                                     avg_rating, total_reviews, total_hires, supported_relays, supported_models, tags,
-                                     published_at, score, cursor, o);
+            FOREACH via IN ARRAY ARRAY['direct', 'statement'] LOOP
+                PERFORM set_config('agentmarket.search_direct', CASE via WHEN 'direct' THEN 'on' ELSE 'off' END, true);
+                INSERT INTO pages SELECT f.n, s, via, array_agg(x.id ORDER BY x.o)
+                  FROM agentmarket.search_agents('quorvexa', NULL, f.tags, f.relays, f.models, NULL, s, 100)
+                       WITH ORDINALITY x(id, slug, name, tagline, icon_url, category, pricing_model, credits_per_session,
+                                         avg_rating, total_reviews, total_hires, supported_relays, supported_models,
+                                         tags, published_at, score, cursor, o);
+                IF via = 'direct' THEN
+                    INSERT INTO paths SELECT f.n, s, x.path FROM agentmarket_private.search_direct_last() x;
+                END IF;
+            END LOOP;
         END LOOP;
     END LOOP;
     PERFORM set_config('agentmarket.search_direct', 'on', true);

@@ -65,39 +65,31 @@ $$;
 SELECT set_config('bench.reps', :'reps', false), set_config('bench.naive_reps', :'naive_reps', false),
        set_config('bench.contenders', :'contenders', false),
        set_config('bench.fast_reps', :'fast_reps', false), set_config('bench.fast_ms', :'fast_ms', false) \gset
+-- The rows every contender but the naive query answered in under :fast_ms
+-- ms p50 in those rounds (fast_rows) get further rounds, interleaved as the
+-- first ones, to :fast_reps in all.
+CREATE TEMP TABLE fast_rows (class text, variant text);
 DO $$
 DECLARE
     r runs;
     i int;
     reps int := current_setting('bench.reps')::int;
     naive_reps int := current_setting('bench.naive_reps')::int;
-    contenders text[] := current_setting('bench.contenders')::text[];
-BEGIN
-    FOR i IN 0 .. reps LOOP
-        FOR r IN SELECT * FROM runs ORDER BY random() LOOP
-            PERFORM pg_temp.time_round(r, i, contenders, naive_reps);
-        END LOOP;
-    END LOOP;
-END
-$$;
--- The fast rows' further rounds (every contender but the naive query under
--- :fast_ms ms p50 so far), interleaved as the first ones.
-CREATE TEMP TABLE fast_rows AS
-SELECT class, variant
-  FROM (SELECT class, variant, contender, percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50
-          FROM timings WHERE contender <> 'naive' GROUP BY 1, 2, 3) x
- GROUP BY 1, 2 HAVING max(p50) < current_setting('bench.fast_ms')::float8;
-DO $$
-DECLARE
-    r runs;
-    i int;
-    reps int := current_setting('bench.reps')::int;
     fast_reps int := current_setting('bench.fast_reps')::int;
     contenders text[] := current_setting('bench.contenders')::text[];
 BEGIN
-    FOR i IN reps + 1 .. fast_reps LOOP
-        FOR r IN SELECT u.* FROM runs u JOIN fast_rows f USING (class, variant) ORDER BY random() LOOP
-            PERFORM pg_temp.time_round(r, i, contenders, 0);
+    FOR i IN 0 .. Greatest(reps, fast_reps) LOOP
+        IF i = reps + 1 THEN
+            INSERT INTO fast_rows
+            SELECT class, variant
+              FROM (SELECT class, variant, contender, percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50
+                      FROM timings WHERE contender <> 'naive' GROUP BY 1, 2, 3) x
+             GROUP BY 1, 2 HAVING max(p50) < current_setting('bench.fast_ms')::float8;
+        END IF;
+        FOR r IN SELECT u.* FROM runs u
+                  WHERE i <= reps OR (u.class, u.variant) IN (SELECT f.class, f.variant FROM fast_rows f)
+                  ORDER BY random() LOOP
+            PERFORM pg_temp.time_round(r, i, contenders, naive_reps);
         END LOOP;
     END LOOP;
 END

@@ -54,7 +54,6 @@ typedef struct AmCandidate
 	HeapTuple	tuple;
 } AmCandidate;
 
-/* One direct read: the request, the relation's columns, the filters' functions. */
 /* A text[] filter's values, unpacked once per search: rows are compared with them byte for byte. */
 typedef struct AmTextSet
 {
@@ -69,6 +68,7 @@ typedef struct AmTextSet
 /* Tag values a row is checked against here; more go through @> itself. */
 #define AM_TEXT_SET_MAX 64
 
+/* One direct read: the request, the relation's columns, the filters' values. */
 typedef struct AmDirect
 {
 	AmSearch   *s;

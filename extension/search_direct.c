@@ -93,6 +93,7 @@ am_text_set(Datum array, AmTextSet *set)
 	deconstruct_array(DatumGetArrayTypeP(array), TEXTOID, -1, false, TYPALIGN_INT, &values, &nulls, &set->n);
 	set->data = palloc(sizeof(char *) * Max(set->n, 1));
 	set->len = palloc(sizeof(int) * Max(set->n, 1));
+	set->seen = palloc(sizeof(bool) * Max(set->n, 1));
 	for (i = 0; i < set->n; i++)
 	{
 		set->has_null |= nulls[i];
@@ -119,19 +120,13 @@ am_text_array_meets(Datum row, AmTextSet *set, bool all)
 				i,
 				j,
 				met = 0;
-	bool		seen[AM_TEXT_SET_MAX];
 
 	if (all && set->has_null)
 		return false;
-	if (all && set->n > AM_TEXT_SET_MAX)
-	{
-		/* the rare long tag filter: the operator itself */
-		return DatumGetBool(FunctionCall2Coll(&set->contains, DEFAULT_COLLATION_OID, row,
-											  set->array));
-	}
 	a = DatumGetArrayTypeP(row);
 	nitems = ArrayGetNItems(ARR_NDIM(a), ARR_DIMS(a));
-	memset(seen, 0, sizeof(bool) * Min(set->n, AM_TEXT_SET_MAX));
+	if (all)
+		memset(set->seen, 0, sizeof(bool) * set->n);
 	/* the elements in place (ARR_DATA_PTR's own expansion trips -Wsign-compare) */
 	p = (char *) a + (ARR_HASNULL(a) ? (Size) a->dataoffset : ARR_OVERHEAD_NONULLS(ARR_NDIM(a)));
 	bitmap = ARR_NULLBITMAP(a);
@@ -151,9 +146,9 @@ am_text_array_meets(Datum row, AmTextSet *set, bool all)
 			{
 				if (!all)
 					return true;
-				if (!seen[j])
+				if (!set->seen[j])
 				{
-					seen[j] = true;
+					set->seen[j] = true;
 					if (++met == set->n)
 						return true;
 				}
@@ -605,9 +600,6 @@ am_direct_setup(AmDirect *d, AmSearch *s, Relation heap)
 	}
 	memcpy(d->attnums, am_attnums, sizeof(am_attnums));
 	am_text_set(s->filters & AM_F_TAGS ? s->tags : (Datum) 0, &d->tags);
-	d->tags.array = s->tags;
-	if (d->tags.n > AM_TEXT_SET_MAX)
-		fmgr_info(F_ARRAYCONTAINS, &d->tags.contains);
 	am_text_set(s->filters & AM_F_RELAYS ? s->relays : (Datum) 0, &d->relays);
 	am_text_set(s->filters & AM_F_MODELS ? s->models : (Datum) 0, &d->models);
 	if (s->ngroups > 0)

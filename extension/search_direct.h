@@ -12,7 +12,6 @@
 #include "postgres.h"
 
 #include "executor/tuptable.h"
-#include "fmgr.h"
 #include "utils/rel.h"
 #include "utils/uuid.h"
 
@@ -61,12 +60,8 @@ typedef struct AmTextSet
 	const char **data;
 	int		   *len;
 	bool		has_null;		/* a NULL value: @> fails, && ignores it */
-	Datum		array;			/* the filter as given (tags: for more than AM_TEXT_SET_MAX values) */
-	FmgrInfo	contains;		/* @> for those */
+	bool	   *seen;			/* scratch: the values a row was found to hold (@>) */
 } AmTextSet;
-
-/* Tag values a row is checked against here; more go through @> itself. */
-#define AM_TEXT_SET_MAX 64
 
 /* One direct read: the request, the relation's columns, the filters' values. */
 typedef struct AmDirect

@@ -103,13 +103,14 @@ am_gin_add_term(AmGinRead *r, const char *key, int group)
 	r->nterms++;
 }
 
-/* Starts a read of index's posting lists in snapshot: no terms yet. */
+/* Starts a read of index's posting lists in snapshot (its GIN state set up): no terms yet. */
 void
 am_gin_begin(AmGinRead *r, Relation index, Snapshot snapshot)
 {
 	memset(r, 0, sizeof(*r));
 	r->index = index;
 	r->snapshot = snapshot;
+	initGinState(&r->ginstate, index);
 	r->maxterms = 16;
 	r->terms = palloc(sizeof(AmGinTerm) * r->maxterms);
 }
@@ -618,7 +619,6 @@ am_gin_read_candidates(AmSearch *s, Relation index, Snapshot snapshot, ItemPoint
 				am_gin_add_term(&r, keys[i], s->ngroups + f);
 		}
 
-	initGinState(&r.ginstate, index);
 	am_gin_read_pending(&r);
 
 	/*
@@ -699,7 +699,6 @@ am_gin_key_items(Relation index, Snapshot snapshot, char **keys, int nkeys, int 
 	am_gin_begin(&r, index, snapshot);
 	for (i = 0; i < nkeys; i++)
 		am_gin_add_term(&r, keys[i], 0);
-	initGinState(&r.ginstate, index);
 	am_gin_read_pending(&r);
 	return am_gin_group_items(&r, 0, n);
 }

@@ -189,7 +189,6 @@ am_order_candidates(AmSearch *s, uint64 **keys, int64 *n)
 	memset(left_out, 0, sizeof(left_out));
 	am_gin_begin(&r, am_direct_index("agents_search_document_idx"), GetActiveSnapshot());
 	am_gin_add_words(&r, s, left_out);
-	initGinState(&r.ginstate, r.index);
 	am_gin_read_pending(&r);
 	for (g = 0; g < s->ngroups; g++)
 	{

@@ -411,11 +411,16 @@ am_typo_lexemes(AmVocabulary *v, text *word, const char *w, int *nout)
 /*
  * The typo candidates of a word: the vocabulary's words sharing a deletion
  * key with it (the typo index, or the backend's copy of what it held for
- * this set of words), one edit away, in a published listing, the eight in
- * most listings (ties by lexeme), appended to rows.
+ * this set of words), one edit away, in more published listings than the
+ * word itself (own: none when it is in no published listing), the eight in
+ * most listings (ties by lexeme), appended to rows.  A word typed is taken
+ * for a typo of a more common word only, as Elasticsearch's term suggester
+ * does in its "popular" mode: a word in as many listings as its neighbour
+ * or more is what was meant, and its rarer neighbours are other words (or
+ * misspellings of it), not what the searcher typed wrongly.
  */
 static void
-am_typo_candidates(AmVocabulary *v, text *word, AmLookupRow **rows, int *nrows, int *size)
+am_typo_candidates(AmVocabulary *v, text *word, int64 own, AmLookupRow **rows, int *nrows, int *size)
 {
 	char	   *w = text_to_cstring(word);
 	AmTypoEntry *entry = NULL;
@@ -454,7 +459,7 @@ am_typo_candidates(AmVocabulary *v, text *word, AmLookupRow **rows, int *nrows, 
 		int64		counts[4];
 
 		/* the counts of now: they change with every listing edit */
-		if (!am_vocabulary_counts(v, lexemes[i], false, counts) || counts[0] <= 0)
+		if (!am_vocabulary_counts(v, lexemes[i], false, counts) || counts[0] <= Max(own, 0))
 			continue;
 		cand[ncand].kind = 3;
 		cand[ncand].of = w;
@@ -512,9 +517,11 @@ am_vocabulary_lookup(Datum *words, int nwords, const char *last_lexeme, int *nro
 		char	   *word = TextDatumGetCString(words[g]);
 		int			wchars = pg_mbstrlen_with_len(word, strlen(word));
 		int64		counts[4];
+		int64		own = 0;
 
 		if (am_vocabulary_counts(&v, word, false, counts))
 		{
+			own = counts[0];
 			rows[*nrows].kind = 1;
 			rows[*nrows].of = word;
 			memcpy(rows[*nrows].counts, counts, sizeof(counts));
@@ -529,7 +536,7 @@ am_vocabulary_lookup(Datum *words, int nwords, const char *last_lexeme, int *nro
 			(*nrows)++;
 		}
 		if (wchars >= AM_TYPO_MIN_CHARS && wchars <= AM_TYPO_MAX_CHARS)
-			am_typo_candidates(&v, DatumGetTextPP(words[g]), &rows, nrows, &size);
+			am_typo_candidates(&v, DatumGetTextPP(words[g]), own, &rows, nrows, &size);
 	}
 	am_vocabulary_close(&v);
 	return rows;

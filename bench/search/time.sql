@@ -187,6 +187,22 @@ SELECT 'goal (every class p99 <= ' || :'goal_ms' || ' ms' ||
   JOIN summary o ON (o.class, o.variant, o.contender) = (s.class, s.variant, 'ours')
   JOIN (SELECT class, variant, least(min(p99) FILTER (WHERE contender = 'rum'), min(p99) FILTER (WHERE contender = 'gin')) AS best
           FROM summary GROUP BY 1, 2) b ON (b.class, b.variant) = (s.class, s.variant);
+\echo 'rows lost to a peer (typo rows aside): each query''s p50 / p99, ours and the peer with the better p99 in that row'
+SELECT q.class, q.variant, q.q, q.ours, q.peer
+  FROM (SELECT t.class, t.variant, t.q, min(s.cord) AS cord, min(s.vord) AS vord,
+               to_char(percentile_cont(0.5) WITHIN GROUP (ORDER BY t.ms) FILTER (WHERE t.contender = 'ours'), 'FM99990.000') || ' / ' ||
+               to_char(percentile_cont(0.99) WITHIN GROUP (ORDER BY t.ms) FILTER (WHERE t.contender = 'ours'), 'FM99990.000') AS ours,
+               min(b.contender) || ' ' ||
+               to_char(percentile_cont(0.5) WITHIN GROUP (ORDER BY t.ms) FILTER (WHERE t.contender = b.contender), 'FM99990.000') || ' / ' ||
+               to_char(percentile_cont(0.99) WITHIN GROUP (ORDER BY t.ms) FILTER (WHERE t.contender = b.contender), 'FM99990.000') AS peer
+          FROM timings t
+          JOIN summary s ON (s.class, s.variant, s.contender) = (t.class, t.variant, 'ours')
+          JOIN LATERAL (SELECT p.contender, p.p99 FROM summary p
+                         WHERE (p.class, p.variant) = (t.class, t.variant) AND p.contender IN ('rum', 'gin')
+                         ORDER BY p.p99 LIMIT 1) b ON true
+         WHERE t.class <> 'typo' AND s.p99 > b.p99 AND t.contender IN ('ours', b.contender)
+         GROUP BY t.class, t.variant, t.q) q
+ ORDER BY q.cord, q.vord, q.q;
 \echo 'ours: the 15 slowest single queries (p99 over their runs), for finding where the tails come from'
 SELECT t.class, t.variant, t.q,
        to_char(percentile_cont(0.5) WITHIN GROUP (ORDER BY t.ms), 'FM99990.00') AS p50,

@@ -255,11 +255,16 @@ CREATE TABLE agentmarket_private.search_corpus (
   -- The transaction that last added a word to the vocabulary or removed one
   -- (0: none since install): search caches typo candidates per backend
   -- under it (search_vocabulary.c).
-  words_xact xid8 NOT NULL DEFAULT '0'
+  words_xact xid8 NOT NULL DEFAULT '0',
+  -- The transaction that last changed the vocabulary at all (a count, a
+  -- word): search keeps whole vocabulary lookups per backend under it.
+  counts_xact xid8 NOT NULL DEFAULT '0'
 );
-COMMENT ON TABLE agentmarket_private.search_corpus IS 'Number of published listings, and the transaction that last changed the set of words in the vocabulary.';
+COMMENT ON TABLE agentmarket_private.search_corpus IS 'Number of published listings, and the transactions that last changed the set of words in the vocabulary and the vocabulary at all.';
 COMMENT ON COLUMN agentmarket_private.search_corpus.words_xact IS
     'The transaction that last added a word to search_vocabulary or removed one (0: none since install). Every such change sets it under this row''s lock, so a snapshot''s value names its set of words: searches key their per-backend typo candidates on it.';
+COMMENT ON COLUMN agentmarket_private.search_corpus.counts_xact IS
+    'The transaction that last changed search_vocabulary at all, a count or a word (0: none since install). Every such change sets it under this row''s lock, so a snapshot''s value names its vocabulary: searches key their per-backend vocabulary lookups on it.';
 INSERT INTO agentmarket_private.search_corpus DEFAULT VALUES;
 REVOKE ALL ON TABLE agentmarket_private.search_vocabulary, agentmarket_private.search_typo_index,
     agentmarket_private.search_corpus FROM PUBLIC;
@@ -305,9 +310,16 @@ BEGIN
            AND ((o.status OPERATOR(pg_catalog.=) 'published') OPERATOR(pg_catalog.<>) (n.status OPERATOR(pg_catalog.=) 'published')
                 OR o.search_document IS DISTINCT FROM n.search_document)$q$;
     END IF;
-    -- One statement: corpus size (and words_xact), vocabulary counts (in
-    -- lexeme order, so concurrent publications lock rows in one order) and
-    -- typo keys of new words.
+    -- The corpus row first: every statement that changes the vocabulary
+    -- updates it below (counts_xact), so writers queue on its lock before
+    -- they take any word's row, and a transaction holding it from an
+    -- earlier statement never waits for a word's row another writer holds
+    -- while that writer waits for the corpus row.
+    EXECUTE pg_catalog.format($q$SELECT FROM agentmarket_private.search_corpus c WHERE EXISTS (%s) FOR NO KEY UPDATE OF c$q$,
+                              delta);
+    -- One statement: corpus size (and words_xact, counts_xact), vocabulary
+    -- counts (in lexeme order, so concurrent publications lock rows in one
+    -- order) and typo keys of new words.
     EXECUTE pg_catalog.format($q$
         WITH delta AS MATERIALIZED (%s),
         words AS MATERIALIZED (
@@ -332,15 +344,17 @@ BEGIN
         new_words AS (
             SELECT EXISTS (SELECT FROM vocabulary v JOIN words w ON w.lexeme OPERATOR(pg_catalog.=) v.lexeme
                             WHERE v.ndoc OPERATOR(pg_catalog.>) 0 AND v.ndoc OPERATOR(pg_catalog.=) w.ndoc) AS added),
-        -- The corpus size, and words_xact when a word entered the vocabulary
-        -- (after the upserts above: their rows are locked first, as before).
+        -- The corpus size, words_xact when a word entered the vocabulary and
+        -- counts_xact when any of its rows changed (its row locked before
+        -- the words', above; updated after the upserts).
         corpus AS (
             UPDATE agentmarket_private.search_corpus c
                SET published = c.published OPERATOR(pg_catalog.+) COALESCE((SELECT pg_catalog.sum(d.sign) FROM delta d), 0),
                    words_xact = CASE WHEN (SELECT n.added FROM new_words n) THEN pg_catalog.pg_current_xact_id()
-                                     ELSE c.words_xact END
+                                     ELSE c.words_xact END,
+                   counts_xact = pg_catalog.pg_current_xact_id()
              WHERE (SELECT pg_catalog.sum(d.sign) FROM delta d) OPERATOR(pg_catalog.<>) 0
-                OR (SELECT n.added FROM new_words n))
+                OR EXISTS (SELECT FROM vocabulary))
         -- Typo keys of the words that were in no listing before.  Read from
         -- the upsert, so they are written once its row lock is held: after a
         -- concurrent removal of the same word has committed.
@@ -366,7 +380,8 @@ BEGIN
                    AND v.ndoc OPERATOR(pg_catalog.<=) 0
                 RETURNING v.lexeme),
             corpus AS (
-                UPDATE agentmarket_private.search_corpus c SET words_xact = pg_catalog.pg_current_xact_id()
+                UPDATE agentmarket_private.search_corpus c
+                   SET words_xact = pg_catalog.pg_current_xact_id(), counts_xact = pg_catalog.pg_current_xact_id()
                  WHERE EXISTS (SELECT FROM gone))
             DELETE FROM agentmarket_private.search_typo_index t
              USING gone g, pg_catalog.unnest(CASE WHEN pg_catalog.char_length(g.lexeme) BETWEEN 4 AND 64
@@ -418,7 +433,8 @@ BEGIN
     UPDATE agentmarket_private.search_corpus c
        SET published = (SELECT pg_catalog.count(*) FROM agentmarket.agents a
                          WHERE a.status OPERATOR(pg_catalog.=) 'published'),
-           words_xact = pg_catalog.pg_current_xact_id();
+           words_xact = pg_catalog.pg_current_xact_id(),
+           counts_xact = pg_catalog.pg_current_xact_id();
     RETURN words;
 END
 $$;

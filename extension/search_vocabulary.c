@@ -18,8 +18,14 @@
  * value see one set of words (a later change is a later value; an earlier
  * one committed before the row could be updated again).  Kept only under a
  * committed value: the searcher's own uncommitted change of the words (it
- * may roll back) reads the deletion index.  The candidates' counts are read
- * every time (they change with every listing edit).
+ * may roll back) reads the deletion index.
+ *
+ * Whole lookups (the words' counts, the candidates chosen by their counts,
+ * a prefix's sums) are kept per backend the same way, keyed on the query's
+ * words under search_corpus.counts_xact, which every change of the
+ * vocabulary (a count or a word) sets: a search whose snapshot sees the
+ * value a lookup was kept under sees the same vocabulary, and reads only
+ * the corpus row.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -126,6 +132,103 @@ am_typo_cache_use(TupleTableSlot *corpus, int natts)
 	return true;
 }
 
+/* A query's words (and its prefix word) whose lookup is kept: up to this many bytes. */
+#define AM_LOOKUP_KEY_BYTES 512
+
+/* A kept lookup: its rows (the corpus size, row 0, is read every time). */
+typedef struct AmLookupEntry
+{
+	char		key[AM_LOOKUP_KEY_BYTES];	/* the hash key */
+	int			nrows;
+	AmLookupRow *rows;
+} AmLookupEntry;
+
+/* Lookups kept; more empty the cache first. */
+#define AM_LOOKUPS_KEPT 4096
+
+static HTAB *am_lookup_cache;
+static MemoryContext am_lookup_cxt;
+static uint64 am_lookup_cache_xact;
+static bool am_lookup_cache_valid;
+
+/*
+ * Whether whole lookups may be kept under the corpus row's counts_xact
+ * (read in the search's snapshot): not when it is the searcher's own
+ * uncommitted change.  The kept ones are dropped when the value changes.
+ */
+static bool
+am_lookup_cache_use(TupleTableSlot *corpus, int natts)
+{
+	bool		isnull;
+	Datum		d;
+	FullTransactionId xact;
+
+	if (natts < 4)
+		return false;			/* a module newer than the installed tables */
+	d = slot_getattr(corpus, 4, &isnull);
+	if (isnull)
+		return false;
+	xact = DatumGetFullTransactionId(d);
+	if (FullTransactionIdIsValid(xact) &&
+		FullTransactionIdEquals(xact, GetTopFullTransactionIdIfAny()))
+		return false;
+	if (am_lookup_cache_valid && am_lookup_cache_xact == U64FromFullTransactionId(xact) &&
+		hash_get_num_entries(am_lookup_cache) < AM_LOOKUPS_KEPT)
+		return true;
+	am_lookup_cache_valid = false;
+	am_lookup_cache = am_backend_cache(&am_lookup_cxt, "search vocabulary lookups", AM_LOOKUP_KEY_BYTES,
+									   sizeof(AmLookupEntry), 256);
+	am_lookup_cache_xact = U64FromFullTransactionId(xact);
+	am_lookup_cache_valid = true;
+	return true;
+}
+
+/*
+ * The key of a lookup: the prefix word, then each word, each ended by a
+ * byte no lexeme holds; false when it would not fit.
+ */
+static bool
+am_lookup_key(char *key, Datum *words, int nwords, const char *last_lexeme)
+{
+	int			len = 0;
+	int			g;
+
+	memset(key, 0, AM_LOOKUP_KEY_BYTES);
+	for (g = -1; g < nwords; g++)
+	{
+		const char *w;
+		int			wlen;
+
+		if (g < 0)
+			w = last_lexeme ? last_lexeme : "";
+		else
+			w = VARDATA_ANY(DatumGetTextPP(words[g]));
+		wlen = g < 0 ? (int) strlen(w) : (int) VARSIZE_ANY_EXHDR(DatumGetTextPP(words[g]));
+		if (len + wlen + 1 >= AM_LOOKUP_KEY_BYTES)
+			return false;
+		memcpy(key + len, w, wlen);
+		len += wlen;
+		key[len++] = '\x01';
+	}
+	return true;
+}
+
+/* Copies lookup rows (and their strings) into a context. */
+static AmLookupRow *
+am_lookup_copy(MemoryContext cxt, const AmLookupRow *rows, int nrows)
+{
+	AmLookupRow *copy = MemoryContextAlloc(cxt, sizeof(AmLookupRow) * Max(nrows, 1));
+	int			r;
+
+	for (r = 0; r < nrows; r++)
+	{
+		copy[r] = rows[r];
+		copy[r].of = rows[r].of ? MemoryContextStrdup(cxt, rows[r].of) : NULL;
+		copy[r].lexeme = rows[r].lexeme ? MemoryContextStrdup(cxt, rows[r].lexeme) : NULL;
+	}
+	return copy;
+}
+
 /* The vocabulary's relations, by name; their OIDs are kept per backend. */
 static const char *const am_vocabulary_names[] = {
 	"search_vocabulary", "search_vocabulary_pkey", "search_typo_index", "search_typo_index_pkey", "search_corpus"
@@ -213,13 +316,10 @@ am_vocabulary_open(AmVocabulary *v)
 	v->typo = NULL;
 	v->typo_pkey = NULL;
 	v->typo_slot = NULL;
-	v->corpus = am_private_relation(AM_REL_CORPUS);
 	v->vocabulary_slot = table_slot_create(v->vocabulary, NULL);
-	v->snapshot = GetActiveSnapshot();
 	v->word_scan = NULL;
 	v->typo_scan = NULL;
 	v->typo_vm = InvalidBuffer;
-	v->cached = false;
 }
 
 /* Opens the typo index, once per lookup. */
@@ -249,7 +349,6 @@ am_vocabulary_close(AmVocabulary *v)
 		relation_close(v->typo_pkey, AccessShareLock);
 		relation_close(v->typo, AccessShareLock);
 	}
-	relation_close(v->corpus, AccessShareLock);
 	relation_close(v->vocabulary_pkey, AccessShareLock);
 	relation_close(v->vocabulary, AccessShareLock);
 }
@@ -495,9 +594,13 @@ am_vocabulary_lookup(Datum *words, int nwords, const char *last_lexeme, int *nro
 	AmLookupRow *rows = palloc0(sizeof(AmLookupRow) * size);
 	TableScanDesc scan;
 	int			g;
+	bool		keep = false;
+	char		key[AM_LOOKUP_KEY_BYTES];
 
 	*nrows = 0;
-	am_vocabulary_open(&v);
+	v.snapshot = GetActiveSnapshot();
+	v.cached = false;
+	v.corpus = am_private_relation(AM_REL_CORPUS);
 	rows[0].kind = 0;
 	scan = table_beginscan(v.corpus, v.snapshot, 0, NULL);
 	{
@@ -505,13 +608,38 @@ am_vocabulary_lookup(Datum *words, int nwords, const char *last_lexeme, int *nro
 
 		if (table_scan_getnextslot(scan, ForwardScanDirection, slot))
 		{
+			int			natts = RelationGetDescr(v.corpus)->natts;
+
 			rows[0].counts[0] = am_slot_int(slot, 2);
-			v.cached = am_typo_cache_use(slot, RelationGetDescr(v.corpus)->natts);
+			v.cached = am_typo_cache_use(slot, natts);
+			keep = am_lookup_cache_use(slot, natts) && am_lookup_key(key, words, nwords, last_lexeme);
 		}
 		ExecDropSingleTupleTableSlot(slot);
 	}
 	table_endscan(scan);
+	relation_close(v.corpus, AccessShareLock);
 	*nrows = 1;
+	if (keep)
+	{
+		AmLookupEntry *entry = (AmLookupEntry *) hash_search(am_lookup_cache, key, HASH_FIND, NULL);
+
+		if (entry != NULL && OidIsValid(am_vocabulary_relids[AM_REL_VOCABULARY]))
+		{
+			AmLookupRow *kept;
+
+			/* what the vocabulary held under this value: this caller must be allowed to read it too */
+			if (pg_class_aclcheck(am_vocabulary_relids[AM_REL_VOCABULARY], GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+				ereport(ERROR,
+						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+						 errmsg("permission denied for table search_vocabulary")));
+			/* the caller's own copy: the kept one goes when the value changes */
+			kept = am_lookup_copy(CurrentMemoryContext, entry->rows, entry->nrows);
+			kept[0] = rows[0];
+			*nrows = entry->nrows;
+			return kept;
+		}
+	}
+	am_vocabulary_open(&v);
 	for (g = 0; g < nwords; g++)
 	{
 		char	   *word = TextDatumGetCString(words[g]);
@@ -539,6 +667,14 @@ am_vocabulary_lookup(Datum *words, int nwords, const char *last_lexeme, int *nro
 			am_typo_candidates(&v, DatumGetTextPP(words[g]), own, &rows, nrows, &size);
 	}
 	am_vocabulary_close(&v);
+	if (keep)
+	{
+		bool		found;
+		AmLookupEntry *entry = (AmLookupEntry *) hash_search(am_lookup_cache, key, HASH_ENTER, &found);
+
+		entry->nrows = *nrows;
+		entry->rows = am_lookup_copy(am_lookup_cxt, rows, *nrows);
+	}
 	return rows;
 }
 

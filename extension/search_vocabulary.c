@@ -184,8 +184,8 @@ am_lookup_cache_use(TupleTableSlot *corpus, int natts)
 }
 
 /*
- * The key of a lookup: the prefix word, then each word, each ended by a
- * byte no lexeme holds; false when it would not fit.
+ * The key of a lookup: the prefix word, then each word, each ended by
+ * \x01; false when it would not fit or a word holds that byte (not kept).
  */
 static bool
 am_lookup_key(char *key, Datum *words, int nwords, const char *last_lexeme)
@@ -204,7 +204,7 @@ am_lookup_key(char *key, Datum *words, int nwords, const char *last_lexeme)
 		else
 			w = VARDATA_ANY(DatumGetTextPP(words[g]));
 		wlen = g < 0 ? (int) strlen(w) : (int) VARSIZE_ANY_EXHDR(DatumGetTextPP(words[g]));
-		if (len + wlen + 1 >= AM_LOOKUP_KEY_BYTES)
+		if (len + wlen + 1 >= AM_LOOKUP_KEY_BYTES || memchr(w, '\x01', wlen) != NULL)
 			return false;
 		memcpy(key + len, w, wlen);
 		len += wlen;

@@ -8,7 +8,7 @@
 -- more than eight candidates, and words as common as their neighbours.
 \ir test/fixture.sql
 BEGIN;
-SELECT plan(9);
+SELECT plan(11);
 
 INSERT INTO agentmarket.users (id, email, role) VALUES
   ('66666666-2000-4000-8000-000000000001', 'maker@sp.test', 'creator');
@@ -95,5 +95,20 @@ SELECT is((SELECT (agentmarket_private.search_prepare('planer')).published::bigi
           (SELECT count(*) FROM agentmarket.agents WHERE status = 'published'),
           'the corpus size');
 
+-- Lookups are kept per backend under the corpus row's counts_xact: the same
+-- query again plans the same, and this transaction's own edit (uncommitted:
+-- never kept) is seen by the next search, not the lookup kept before it.
+SELECT is((SELECT ARRAY[(p).lexemes::text, (p).group_docs::text]
+             FROM (SELECT agentmarket_private.search_prepare('boxes ') AS p) x),
+          (SELECT ARRAY[(p).lexemes::text, (p).group_docs::text]
+             FROM (SELECT agentmarket_private.search_prepare('boxes ') AS p) x),
+          'a query planned again from the kept lookup plans the same');
+UPDATE agentmarket.agents SET description = 'Boxes and more boxes.'
+ WHERE slug = (SELECT slug FROM agentmarket.agents
+                WHERE slug LIKE 'sp-%' AND status = 'published'
+                  AND NOT search_document @@ to_tsquery('english', 'boxes') ORDER BY slug LIMIT 1);
+SELECT is((SELECT (agentmarket_private.search_prepare('boxes ')).group_docs[1]::bigint),
+          (SELECT ndoc::bigint FROM agentmarket_private.search_vocabulary WHERE lexeme = 'box'),
+          'an edit of the searcher''s own transaction is seen by its next search (one listing more)');
 SELECT * FROM finish();
 ROLLBACK;

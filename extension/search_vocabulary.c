@@ -133,7 +133,7 @@ am_typo_cache_use(TupleTableSlot *corpus, int natts)
 }
 
 /* A query's words (and its prefix word) whose lookup is kept: up to this many bytes. */
-#define AM_LOOKUP_KEY_BYTES 512
+#define AM_LOOKUP_KEY_BYTES 256
 
 /* A kept lookup: its rows (the corpus size, row 0, is read every time). */
 typedef struct AmLookupEntry
@@ -143,8 +143,8 @@ typedef struct AmLookupEntry
 	AmLookupRow *rows;
 } AmLookupEntry;
 
-/* Lookups kept; more empty the cache first. */
-#define AM_LOOKUPS_KEPT 4096
+/* Lookups kept (a few hundred kB a backend at most); more empty the cache first. */
+#define AM_LOOKUPS_KEPT 2048
 
 static HTAB *am_lookup_cache;
 static MemoryContext am_lookup_cxt;

@@ -102,6 +102,7 @@ extern void am_emit_values(ReturnSetInfo *rsinfo, AmSearch *s, Datum *values, bo
 
 /* search_direct.c: every match read through GIN in C, the page emitted; false when it is off. */
 extern bool am_direct_gin(ReturnSetInfo *rsinfo, AmSearch *s, bool scored);
+extern void am_direct_sort_candidates(ReturnSetInfo *rsinfo, AmSearch *s, ItemPointer cand, int ncand);
 extern void am_direct_reset(void);
 
 /* search_direct_walk.c: a sort's index walked in C; NULL when it is off. */

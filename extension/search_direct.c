@@ -451,60 +451,31 @@ am_direct_index(const char *name)
 }
 
 /*
- * Every match through the GIN index on search_document (the request's GIN
- * query: words and filter lexemes), checked and keyed in C; the page after
- * the cursor is emitted: by score (scored, relevance with words), else in
- * the sort's order.  False (nothing done) when agentmarket.search_direct
- * is off: the statements answer.
+ * The listings on a bitmap (rows rechecked against the query where it says
+ * so), checked and keyed in C; the page after the cursor is emitted: by
+ * score (scored), else in the sort's order.  heap and index are closed.
  */
-bool
-am_direct_gin(ReturnSetInfo *rsinfo, AmSearch *s, bool scored)
+static void
+am_direct_read(ReturnSetInfo *rsinfo, AmSearch *s, bool scored, Relation heap, Relation index, TIDBitmap *tbm)
 {
 	AmDirect	d;
-	Relation	heap;
-	Relation	index;
 	TupleDesc	desc;
 	Snapshot	snapshot = GetActiveSnapshot();
-	ScanKeyData key;
-	IndexScanDesc iscan;
-	TIDBitmap  *tbm;
 	TBMIterator *it;
 	TBMIterateResult *page;
 	TableScanDesc scan;
 	TupleTableSlot *slot;
 	MemoryContext row_cxt;
-	bool		merged;
 
-	if (!am_direct_on())
-		return false;
-	Assert(!s->gin_null);
 	/* what this read reports: its own rows, not a walk's that gave way to it */
 	am_last_direct.checked = 0;
 	am_last_direct.matches = 0;
-	heap = am_direct_heap();
-	index = am_direct_index("agents_search_document_idx");
 	am_direct_setup(&d, s, heap);
 	d.scored = scored;
 	desc = RelationGetDescr(heap);
 	d.page = palloc(sizeof(AmCandidate) * s->k);
 	d.page_cxt = CurrentMemoryContext;
 	row_cxt = AllocSetContextCreate(CurrentMemoryContext, "search direct row", ALLOCSET_DEFAULT_SIZES);
-
-	/*
-	 * the bitmap of the words and filter lexemes: their posting lists
-	 * intersected in C when that costs less (search_gin.c), else GIN's scan
-	 */
-	tbm = tbm_create(work_mem * 1024L, NULL);
-	merged = am_gin_candidates(s, index, snapshot, tbm);
-	if (!merged)
-	{
-		ScanKeyEntryInitialize(&key, 0, 1, 1 /* @@ */ , TSQUERYOID, index->rd_indcollation[0],
-							   F_TS_MATCH_VQ, s->gin_query);
-		iscan = index_beginscan_bitmap(index, snapshot, 1);
-		index_rescan(iscan, &key, 1, NULL, 0);
-		index_getbitmap(iscan, tbm);
-		index_endscan(iscan);
-	}
 
 	/* the listings on it, as a bitmap heap scan reads them */
 	scan = table_beginscan_bm(heap, snapshot, 0, NULL);
@@ -532,13 +503,70 @@ am_direct_gin(ReturnSetInfo *rsinfo, AmSearch *s, bool scored)
 
 	MemoryContextDelete(row_cxt);
 	am_direct_emit(&d, rsinfo, desc);
-	index_close(index, AccessShareLock);
+	if (index != NULL)
+		index_close(index, AccessShareLock);
 	table_close(heap, AccessShareLock);
+}
+
+/*
+ * Every match through the GIN index on search_document (the request's GIN
+ * query: words and filter lexemes), checked and keyed in C; the page after
+ * the cursor is emitted: by score (scored, relevance with words), else in
+ * the sort's order.  False (nothing done) when agentmarket.search_direct
+ * is off: the statements answer.
+ */
+bool
+am_direct_gin(ReturnSetInfo *rsinfo, AmSearch *s, bool scored)
+{
+	Relation	heap;
+	Relation	index;
+	Snapshot	snapshot = GetActiveSnapshot();
+	ScanKeyData key;
+	IndexScanDesc iscan;
+	TIDBitmap  *tbm;
+	bool		merged;
+
+	if (!am_direct_on())
+		return false;
+	Assert(!s->gin_null);
+	heap = am_direct_heap();
+	index = am_direct_index("agents_search_document_idx");
+
+	/*
+	 * the bitmap of the words and filter lexemes: their posting lists
+	 * intersected in C when that costs less (search_gin.c), else GIN's scan
+	 */
+	tbm = tbm_create(work_mem * 1024L, NULL);
+	merged = am_gin_candidates(s, index, snapshot, tbm);
+	if (!merged)
+	{
+		ScanKeyEntryInitialize(&key, 0, 1, 1 /* @@ */ , TSQUERYOID, index->rd_indcollation[0],
+							   F_TS_MATCH_VQ, s->gin_query);
+		iscan = index_beginscan_bitmap(index, snapshot, 1);
+		index_rescan(iscan, &key, 1, NULL, 0);
+		index_getbitmap(iscan, tbm);
+		index_endscan(iscan);
+	}
+	am_direct_read(rsinfo, s, scored, heap, index, tbm);
 	if (merged)
 		am_last_direct.path = scored ? "score every match, posting lists" : "sort every match, posting lists";
 	else
 		am_last_direct.path = scored ? "score every match" : "sort every match";
 	return true;
+}
+
+/*
+ * The listings that can match, already read from the posting lists (a sort
+ * walk's candidates), sorted in C: each row checked against the query.
+ */
+void
+am_direct_sort_candidates(ReturnSetInfo *rsinfo, AmSearch *s, ItemPointer cand, int ncand)
+{
+	TIDBitmap  *tbm = tbm_create(work_mem * 1024L, NULL);
+
+	tbm_add_tuples(tbm, cand, ncand, true);
+	am_direct_read(rsinfo, s, false, am_direct_heap(), NULL, tbm);
+	am_last_direct.path = "sort the candidates";
 }
 
 /* Whether searches read listings in C (agentmarket.search_direct, on unless off). */

@@ -18,7 +18,7 @@
 -- run before this one).
 VACUUM agentmarket.agents;
 BEGIN;
-SELECT plan(13);
+SELECT plan(14);
 
 INSERT INTO agentmarket.users (id, email, role) VALUES
   ('66666666-5000-4000-8000-000000000001', 'maker@ssc.test', 'creator');
@@ -47,6 +47,13 @@ SELECT 'ssc-draft-' || i, '66666666-5000-4000-8000-000000000001', 'Quelvar Quelm
        'quelvar', 'coding', CASE WHEN i = 1 THEN 'archived' ELSE 'draft' END, 'https://g/sscd' || i, 5, 99, now()
   FROM generate_series(1, 5) i;
 SELECT pg_catalog.gin_clean_pending_list('agentmarket.agents_search_document_idx') IS NOT NULL;
+-- Two words common apart that rarely meet: 'vormak' in 300 descriptions,
+-- 'dellix' in 300 others, both in three (independence projects 30).
+UPDATE agentmarket.agents SET description = description || ' vormak'
+ WHERE slug LIKE 'ssc-%' AND substring(slug FROM 5) ~ '^[0-9]+$' AND substring(slug FROM 5)::int % 10 = 3;
+UPDATE agentmarket.agents SET description = description || ' dellix'
+ WHERE slug LIKE 'ssc-%' AND substring(slug FROM 5) ~ '^[0-9]+$'
+   AND (substring(slug FROM 5)::int % 10 = 4 OR slug IN ('ssc-1003', 'ssc-2003', 'ssc-2503'));
 -- An edited listing: a low-rated 'quelvar' listing rated 5 (its row moves in
 -- the rating index; the old entry stays behind).
 UPDATE agentmarket.agents SET avg_rating = 5.0, total_reviews = 9, total_hires = 12 WHERE slug = 'ssc-2720';
@@ -76,7 +83,7 @@ DECLARE
 BEGIN
     FOR r IN SELECT q, sort, f.category, f.relays, f.pricing, k
                FROM unnest(ARRAY['quelvar', 'quel', 'quelvra', 'quelmora', 'quelvar inbox', '"quelvar inbox"',
-                                 'quelvar -inbox', 'inbox', 'agent']) q,
+                                 'quelvar -inbox', 'inbox', 'agent', 'vormak dellix']) q,
                     unnest(ARRAY['rating', 'popular', 'newest']) sort,
                     (VALUES (NULL::text, NULL::text[], NULL::text), ('coding', NULL, NULL), (NULL, '{slack}', NULL),
                             ('finance', NULL, 'per_task')) f(category, relays, pricing),
@@ -110,6 +117,10 @@ SELECT is((SELECT count(*) FROM runs WHERE EXISTS (SELECT FROM unnest(sizes[1:ca
 SELECT is((SELECT count(*) FROM runs WHERE q NOT IN ('inbox', 'agent') AND category IS NULL AND relays IS NULL
              AND paths[1] = 'walk the sort''s index over the candidates'), 42::bigint,
           'a first page of few matches walks the sort''s index over their candidates, every sort and page size');
+SELECT ok((SELECT bool_and(paths[1] IN ('sort the candidates', 'sort every match, posting lists'))
+                  AND bool_or(paths[1] = 'sort the candidates')
+             FROM runs WHERE q = 'vormak dellix' AND category IS NULL AND relays IS NULL),
+          'three candidates where thirty were projected: sorted (their rows read), never walked for, every sort and page size');
 SELECT is((SELECT count(*) FROM runs WHERE category IS NOT NULL AND q NOT IN ('inbox', 'agent')
              AND 'walk the sort''s index over the candidates' = ANY (paths)), 0::bigint,
           'not within filters that were not counted (the words alone are few: the walk''s length is unknown)');

@@ -90,47 +90,26 @@ typedef struct AmTypoEntry
 	char	  **lexemes;
 } AmTypoEntry;
 
-/* Words whose candidates are kept; more empty the cache first. */
-#define AM_TYPO_CACHED_WORDS 4096
-
-/* The kept candidates, and the words_xact they hold for. */
-static HTAB *am_typo_cache;
-static MemoryContext am_typo_cxt;
-static uint64 am_typo_cache_xact;
-static bool am_typo_cache_valid;
-
 /*
- * Whether typo candidates may be kept for the words set the corpus row
- * names (words_xact, read in the search's snapshot): not when the set is
- * the searcher's own uncommitted change.  The kept ones are dropped when
- * the value is another than the one they were kept under.
+ * What a backend keeps under a value of the corpus row (a column of
+ * transaction ids): entries read under one value hold for every snapshot
+ * that sees it.
  */
-static bool
-am_typo_cache_use(TupleTableSlot *corpus, int natts)
+typedef struct AmXactCache
 {
-	bool		isnull;
-	Datum		d;
-	FullTransactionId xact;
+	const char *name;
+	int			attnum;			/* the corpus row's column */
+	Size		keysize;
+	Size		entrysize;
+	long		max;			/* entries kept; more empty it first */
+	HTAB	   *htab;
+	MemoryContext cxt;
+	uint64		xact;			/* the value they were kept under */
+	bool		valid;
+} AmXactCache;
 
-	if (natts < 3)
-		return false;			/* a module newer than the installed tables */
-	d = slot_getattr(corpus, 3, &isnull);
-	if (isnull)
-		return false;
-	xact = DatumGetFullTransactionId(d);
-	if (FullTransactionIdIsValid(xact) &&
-		FullTransactionIdEquals(xact, GetTopFullTransactionIdIfAny()))
-		return false;
-	if (am_typo_cache_valid && am_typo_cache_xact == U64FromFullTransactionId(xact) &&
-		hash_get_num_entries(am_typo_cache) < AM_TYPO_CACHED_WORDS)
-		return true;
-	am_typo_cache_valid = false;
-	am_typo_cache = am_backend_cache(&am_typo_cxt, "search typo candidates", AM_TYPO_KEY_BYTES,
-									 sizeof(AmTypoEntry), 256);
-	am_typo_cache_xact = U64FromFullTransactionId(xact);
-	am_typo_cache_valid = true;
-	return true;
-}
+/* A word's typo candidates, under words_xact (the set of words). */
+static AmXactCache am_typo_cache = {"search typo candidates", 3, AM_TYPO_KEY_BYTES, sizeof(AmTypoEntry), 4096};
 
 /* A query's words (and its prefix word) whose lookup is kept: up to this many bytes. */
 #define AM_LOOKUP_KEY_BYTES 256
@@ -143,43 +122,40 @@ typedef struct AmLookupEntry
 	AmLookupRow *rows;
 } AmLookupEntry;
 
-/* Lookups kept (a few hundred kB a backend at most); more empty the cache first. */
-#define AM_LOOKUPS_KEPT 2048
-
-static HTAB *am_lookup_cache;
-static MemoryContext am_lookup_cxt;
-static uint64 am_lookup_cache_xact;
-static bool am_lookup_cache_valid;
+/*
+ * Whole lookups, under counts_xact (the vocabulary, counts included): a
+ * few hundred kB a backend at most.
+ */
+static AmXactCache am_lookup_cache = {"search vocabulary lookups", 4, AM_LOOKUP_KEY_BYTES, sizeof(AmLookupEntry), 2048};
 
 /*
- * Whether whole lookups may be kept under the corpus row's counts_xact
- * (read in the search's snapshot): not when it is the searcher's own
- * uncommitted change.  The kept ones are dropped when the value changes.
+ * Whether entries may be kept under the value the corpus row holds (read
+ * in the search's snapshot): not when it is the searcher's own uncommitted
+ * change (it may roll back).  The kept ones are dropped when the value is
+ * another than the one they were kept under, or when there are too many.
  */
 static bool
-am_lookup_cache_use(TupleTableSlot *corpus, int natts)
+am_xact_cache_use(AmXactCache *c, TupleTableSlot *corpus, int natts)
 {
 	bool		isnull;
 	Datum		d;
 	FullTransactionId xact;
 
-	if (natts < 4)
+	if (natts < c->attnum)
 		return false;			/* a module newer than the installed tables */
-	d = slot_getattr(corpus, 4, &isnull);
+	d = slot_getattr(corpus, c->attnum, &isnull);
 	if (isnull)
 		return false;
 	xact = DatumGetFullTransactionId(d);
 	if (FullTransactionIdIsValid(xact) &&
 		FullTransactionIdEquals(xact, GetTopFullTransactionIdIfAny()))
 		return false;
-	if (am_lookup_cache_valid && am_lookup_cache_xact == U64FromFullTransactionId(xact) &&
-		hash_get_num_entries(am_lookup_cache) < AM_LOOKUPS_KEPT)
+	if (c->valid && c->xact == U64FromFullTransactionId(xact) && hash_get_num_entries(c->htab) < c->max)
 		return true;
-	am_lookup_cache_valid = false;
-	am_lookup_cache = am_backend_cache(&am_lookup_cxt, "search vocabulary lookups", AM_LOOKUP_KEY_BYTES,
-									   sizeof(AmLookupEntry), 256);
-	am_lookup_cache_xact = U64FromFullTransactionId(xact);
-	am_lookup_cache_valid = true;
+	c->valid = false;
+	c->htab = am_backend_cache(&c->cxt, c->name, c->keysize, c->entrysize, 256);
+	c->xact = U64FromFullTransactionId(xact);
+	c->valid = true;
 	return true;
 }
 
@@ -530,7 +506,7 @@ am_typo_candidates(AmVocabulary *v, text *word, int64 own, AmLookupRow **rows, i
 	AmLookupRow *cand = NULL;
 
 	if (v->cached && strlen(w) < AM_TYPO_KEY_BYTES)
-		entry = (AmTypoEntry *) hash_search(am_typo_cache, w, HASH_FIND, NULL);
+		entry = (AmTypoEntry *) hash_search(am_typo_cache.htab, w, HASH_FIND, NULL);
 	if (entry != NULL)
 	{
 		lexemes = entry->lexemes;
@@ -542,11 +518,11 @@ am_typo_candidates(AmVocabulary *v, text *word, int64 own, AmLookupRow **rows, i
 		if (v->cached && strlen(w) < AM_TYPO_KEY_BYTES)
 		{
 			bool		found;
-			char	  **kept = MemoryContextAlloc(am_typo_cxt, sizeof(char *) * Max(nlexemes, 1));
+			char	  **kept = MemoryContextAlloc(am_typo_cache.cxt, sizeof(char *) * Max(nlexemes, 1));
 
 			for (i = 0; i < nlexemes; i++)
-				kept[i] = MemoryContextStrdup(am_typo_cxt, lexemes[i]);
-			entry = (AmTypoEntry *) hash_search(am_typo_cache, w, HASH_ENTER, &found);
+				kept[i] = MemoryContextStrdup(am_typo_cache.cxt, lexemes[i]);
+			entry = (AmTypoEntry *) hash_search(am_typo_cache.htab, w, HASH_ENTER, &found);
 			entry->n = nlexemes;
 			entry->lexemes = kept;
 		}
@@ -611,8 +587,8 @@ am_vocabulary_lookup(Datum *words, int nwords, const char *last_lexeme, int *nro
 			int			natts = RelationGetDescr(v.corpus)->natts;
 
 			rows[0].counts[0] = am_slot_int(slot, 2);
-			v.cached = am_typo_cache_use(slot, natts);
-			keep = am_lookup_cache_use(slot, natts) && am_lookup_key(key, words, nwords, last_lexeme);
+			v.cached = am_xact_cache_use(&am_typo_cache, slot, natts);
+			keep = am_xact_cache_use(&am_lookup_cache, slot, natts) && am_lookup_key(key, words, nwords, last_lexeme);
 		}
 		ExecDropSingleTupleTableSlot(slot);
 	}
@@ -621,7 +597,7 @@ am_vocabulary_lookup(Datum *words, int nwords, const char *last_lexeme, int *nro
 	*nrows = 1;
 	if (keep)
 	{
-		AmLookupEntry *entry = (AmLookupEntry *) hash_search(am_lookup_cache, key, HASH_FIND, NULL);
+		AmLookupEntry *entry = (AmLookupEntry *) hash_search(am_lookup_cache.htab, key, HASH_FIND, NULL);
 
 		if (entry != NULL && OidIsValid(am_vocabulary_relids[AM_REL_VOCABULARY]))
 		{
@@ -670,10 +646,10 @@ am_vocabulary_lookup(Datum *words, int nwords, const char *last_lexeme, int *nro
 	if (keep)
 	{
 		bool		found;
-		AmLookupEntry *entry = (AmLookupEntry *) hash_search(am_lookup_cache, key, HASH_ENTER, &found);
+		AmLookupEntry *entry = (AmLookupEntry *) hash_search(am_lookup_cache.htab, key, HASH_ENTER, &found);
 
 		entry->nrows = *nrows;
-		entry->rows = am_lookup_copy(am_lookup_cxt, rows, *nrows);
+		entry->rows = am_lookup_copy(am_lookup_cache.cxt, rows, *nrows);
 	}
 	return rows;
 }

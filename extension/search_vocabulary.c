@@ -560,7 +560,8 @@ am_typo_candidates(AmVocabulary *v, text *word, int64 own, AmLookupRow **rows, i
  * indexes (a statement's executor start cost more than these few probes):
  * the corpus size, the counts of the words typed, of the completions of
  * the last word when it is a prefix, and the typo candidates of the words
- * of 5 to 64 characters.
+ * of 5 to 64 characters.  A query looked up before under the corpus row's
+ * counts_xact reads only that row (am_lookup_cache).
  */
 AmLookupRow *
 am_vocabulary_lookup(Datum *words, int nwords, const char *last_lexeme, int *nrows)

@@ -379,9 +379,10 @@ BEGIN
                                      WHERE d.sign OPERATOR(pg_catalog.<) 0)
                    AND v.ndoc OPERATOR(pg_catalog.<=) 0
                 RETURNING v.lexeme),
+            -- (counts_xact: set by the statement above, which took these
+            -- words to zero)
             corpus AS (
-                UPDATE agentmarket_private.search_corpus c
-                   SET words_xact = pg_catalog.pg_current_xact_id(), counts_xact = pg_catalog.pg_current_xact_id()
+                UPDATE agentmarket_private.search_corpus c SET words_xact = pg_catalog.pg_current_xact_id()
                  WHERE EXISTS (SELECT FROM gone))
             DELETE FROM agentmarket_private.search_typo_index t
              USING gone g, pg_catalog.unnest(CASE WHEN pg_catalog.char_length(g.lexeme) BETWEEN 4 AND 64

@@ -169,23 +169,27 @@ am_lookup_key(char *key, Datum *words, int nwords, const char *last_lexeme)
 	int			len = 0;
 	int			g;
 
-	memset(key, 0, AM_LOOKUP_KEY_BYTES);
 	for (g = -1; g < nwords; g++)
 	{
-		const char *w;
+		const char *w = last_lexeme ? last_lexeme : "";
 		int			wlen;
 
-		if (g < 0)
-			w = last_lexeme ? last_lexeme : "";
+		if (g >= 0)
+		{
+			text	   *t = DatumGetTextPP(words[g]);
+
+			w = VARDATA_ANY(t);
+			wlen = VARSIZE_ANY_EXHDR(t);
+		}
 		else
-			w = VARDATA_ANY(DatumGetTextPP(words[g]));
-		wlen = g < 0 ? (int) strlen(w) : (int) VARSIZE_ANY_EXHDR(DatumGetTextPP(words[g]));
+			wlen = strlen(w);
 		if (len + wlen + 1 >= AM_LOOKUP_KEY_BYTES || memchr(w, '\x01', wlen) != NULL)
 			return false;
 		memcpy(key + len, w, wlen);
 		len += wlen;
 		key[len++] = '\x01';
 	}
+	key[len] = '\0';
 	return true;
 }
 

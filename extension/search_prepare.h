@@ -12,6 +12,11 @@
 /* Typo candidates per word, and the word lengths that get them. */
 #define AM_TYPO_CANDIDATES 8
 #define AM_TYPO_MIN_CHARS 5
+/*
+ * A word in published listings is read as a typo of a neighbour only when
+ * the neighbour is in at least this many times as many (search_vocabulary.c).
+ */
+#define AM_TYPO_POPULAR_RATIO 10
 #define AM_TYPO_MAX_CHARS 64
 
 /*

@@ -490,13 +490,18 @@ am_typo_lexemes(AmVocabulary *v, text *word, const char *w, int *nout)
 /*
  * The typo candidates of a word: the vocabulary's words sharing a deletion
  * key with it (the typo index, or the backend's copy of what it held for
- * this set of words), one edit away, in more published listings than the
- * word itself (own: none when it is in no published listing), the eight in
- * most listings (ties by lexeme), appended to rows.  A word typed is taken
- * for a typo of a more common word only, as Elasticsearch's term suggester
- * does in its "popular" mode: a word in as many listings as its neighbour
- * or more is what was meant, and its rarer neighbours are other words (or
- * misspellings of it), not what the searcher typed wrongly.
+ * this set of words), one edit away, in published listings, the eight in
+ * most listings (ties by lexeme), appended to rows.  A word in no published
+ * listing (own: 0) gets every such neighbour.  A word in own of them gets
+ * only the neighbours in at least AM_TYPO_POPULAR_RATIO times as many: the
+ * noisy-channel rule of spelling correctors.  A typed word w is read as c
+ * when P(c) P(w|c) > P(w) P(w|w); a word is typed as written far more often
+ * than it is mistyped into one particular neighbour (Norvig's corrector,
+ * and Lucene's by default, never correct a word the index holds), so only
+ * a much more common neighbour wins.  'calender' in 3 listings reads
+ * 'calendar' in 500 too; 'tekvadro' in 10 does not read 'tekkadro' in 12,
+ * another word a searcher typing 'tekvadro' did not mean.  Elasticsearch's
+ * "popular" suggest mode (any more common neighbour) did.
  */
 static void
 am_typo_candidates(AmVocabulary *v, text *word, int64 own, AmLookupRow **rows, int *nrows, int *size)
@@ -538,7 +543,8 @@ am_typo_candidates(AmVocabulary *v, text *word, int64 own, AmLookupRow **rows, i
 		int64		counts[4];
 
 		/* the counts of now: they change with every listing edit */
-		if (!am_vocabulary_counts(v, lexemes[i], false, counts) || counts[0] <= Max(own, 0))
+		if (!am_vocabulary_counts(v, lexemes[i], false, counts) || counts[0] <= 0 ||
+			(own > 0 && counts[0] < own * AM_TYPO_POPULAR_RATIO))
 			continue;
 		cand[ncand].kind = 3;
 		cand[ncand].of = w;

@@ -33,6 +33,7 @@ _PG_init(void)
 	am_secrets_init();
 	am_credits_init();
 	am_metering_init();
+	am_search_init();
 }
 
 static SPIPlanPtr am_setting_plan = NULL;

@@ -26,6 +26,7 @@ extern Datum am_random_uuid(void);
 extern void am_secrets_init(void);
 extern void am_credits_init(void);
 extern void am_metering_init(void);
+extern void am_search_init(void);
 
 /* The scoring constants of search.c (search_scoring() in SQL). */
 typedef struct AmScoring

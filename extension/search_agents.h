@@ -144,6 +144,18 @@ extern void am_walk_ordered(double entries, double matches, int classes_fetched,
 extern double am_walk_tiers_cost(const AmSearch *s, double density);
 extern Datum *am_plan_array(const Datum *plan_values, int index, Oid type, int *n);
 
+/*
+ * search_request.c: the search settings, defined when the module loads
+ * (am_search_init): read as variables, not looked up by name on every search.
+ */
+extern bool am_setting_search_direct;
+extern bool am_setting_search_gin_merge;
+extern bool am_setting_search_sorted_candidates;
+extern bool am_setting_search_order;
+extern bool am_setting_search_order_heads;
+extern int	am_setting_search_order_matches;
+extern int	am_setting_search_exhaustive_limit;
+
 /* search_order.c: the ordered walk of common words: it answered, does not apply, or found scoring every match cheaper. */
 #define AM_ORDER_NONE 0
 #define AM_ORDER_ANSWERED 1

@@ -18,6 +18,7 @@
 
 #include "access/genam.h"
 #include "access/htup_details.h"
+#include "access/relation.h"
 #include "access/relscan.h"
 #include "access/table.h"
 #include "access/tableam.h"
@@ -417,24 +418,99 @@ am_direct_emit(AmDirect *d, ReturnSetInfo *rsinfo, TupleDesc desc)
 	}
 }
 
-/* A relation of agentmarket by name. */
-static Oid
-am_agentmarket_relid(const char *name)
+/*
+ * The relations of agentmarket a search opens (agents and its search
+ * indexes), their OIDs kept per backend by name: two catalog lookups each
+ * on every search otherwise.  An invalidation of one of them (dropped,
+ * renamed, altered) forgets its OID; one of any relation (or all) forgets
+ * them all.
+ */
+#define AM_KEPT_RELATIONS 12
+static struct
 {
-	Oid			relid = get_relname_relid(name, get_namespace_oid("agentmarket", false));
+	const char *name;			/* a string constant of the caller */
+	Oid			relid;
+}			am_kept_relids[AM_KEPT_RELATIONS];
+static int	am_nkept_relids;
+static bool am_kept_relids_callback;
 
-	if (!OidIsValid(relid))
-		ereport(ERROR,
-				(errcode(ERRCODE_UNDEFINED_TABLE),
-				 errmsg("relation agentmarket.%s does not exist", name)));
-	return relid;
+static void
+am_kept_relids_relcache(Datum arg, Oid relid)
+{
+	int			i;
+
+	for (i = 0; i < am_nkept_relids; i++)
+		if (!OidIsValid(relid) || am_kept_relids[i].relid == relid)
+			am_kept_relids[i].relid = InvalidOid;
+}
+
+/*
+ * A relation of agentmarket by name, open with AccessShareLock, of the
+ * relkind asked for.  Its OID is the one kept unless an invalidation of it
+ * arrived while it was opened (taking the lock processes them), when the
+ * name is looked up again.
+ */
+static Relation
+am_agentmarket_open(const char *name, char relkind)
+{
+	int			attempt;
+	int			i;
+
+	if (!am_kept_relids_callback)
+	{
+		CacheRegisterRelcacheCallback(am_kept_relids_relcache, (Datum) 0);
+		am_kept_relids_callback = true;
+	}
+	for (i = 0; i < am_nkept_relids; i++)
+		if (strcmp(am_kept_relids[i].name, name) == 0)
+			break;
+	if (i == am_nkept_relids)
+	{
+		if (am_nkept_relids == AM_KEPT_RELATIONS)
+			elog(ERROR, "too many relations kept by name");
+		am_kept_relids[i].name = name;
+		am_kept_relids[i].relid = InvalidOid;
+		am_nkept_relids++;
+	}
+	for (attempt = 0;; attempt++)
+	{
+		Relation	rel;
+
+		if (!OidIsValid(am_kept_relids[i].relid))
+		{
+			Oid			relid = get_relname_relid(name, get_namespace_oid("agentmarket", false));
+
+			if (!OidIsValid(relid))
+				ereport(ERROR,
+						(errcode(ERRCODE_UNDEFINED_TABLE),
+						 errmsg("relation agentmarket.%s does not exist", name)));
+			am_kept_relids[i].relid = relid;
+		}
+		rel = try_relation_open(am_kept_relids[i].relid, AccessShareLock);
+		if (rel != NULL && OidIsValid(am_kept_relids[i].relid))
+		{
+			if (rel->rd_rel->relkind != relkind)
+				ereport(ERROR,
+						(errcode(ERRCODE_WRONG_OBJECT_TYPE),
+						 errmsg("\"%s\" is not %s", RelationGetRelationName(rel),
+								relkind == RELKIND_INDEX ? "an index" : "a table")));
+			return rel;
+		}
+		if (rel != NULL)
+			relation_close(rel, AccessShareLock);
+		am_kept_relids[i].relid = InvalidOid;
+		if (attempt >= 10)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("relation agentmarket.%s keeps changing", name)));
+	}
 }
 
 /* agentmarket.agents, open to read (read directly, not through SQL: the caller must be allowed to). */
 Relation
 am_direct_heap(void)
 {
-	Relation	heap = table_open(am_agentmarket_relid("agents"), AccessShareLock);
+	Relation	heap = am_agentmarket_open("agents", RELKIND_RELATION);
 
 	if (pg_class_aclcheck(RelationGetRelid(heap), GetUserId(), ACL_SELECT) != ACLCHECK_OK)
 		ereport(ERROR,
@@ -443,11 +519,23 @@ am_direct_heap(void)
 	return heap;
 }
 
-/* An index of agents by name, open to read. */
+/* An index of agents by name (a string constant), open to read. */
 Relation
 am_direct_index(const char *name)
 {
-	return index_open(am_agentmarket_relid(name), AccessShareLock);
+	return am_agentmarket_open(name, RELKIND_INDEX);
+}
+
+/* A listing read from the bitmap, checked and keyed in its own work context. */
+static void
+am_direct_read_row(AmDirect *d, AmSearch *s, TupleTableSlot *slot, bool recheck, MemoryContext row_cxt)
+{
+	MemoryContext old = MemoryContextSwitchTo(row_cxt);
+
+	am_last_direct.checked++;
+	am_direct_row(d, slot, recheck, s->gin_check);
+	MemoryContextSwitchTo(old);
+	MemoryContextReset(row_cxt);
 }
 
 /*
@@ -463,7 +551,8 @@ am_direct_read(ReturnSetInfo *rsinfo, AmSearch *s, bool scored, Relation heap, R
 	Snapshot	snapshot = GetActiveSnapshot();
 	TBMIterator *it;
 	TBMIterateResult *page;
-	TableScanDesc scan;
+	TableScanDesc scan = NULL;
+	IndexFetchTableData *fetch = NULL;
 	TupleTableSlot *slot;
 	MemoryContext row_cxt;
 
@@ -477,29 +566,49 @@ am_direct_read(ReturnSetInfo *rsinfo, AmSearch *s, bool scored, Relation heap, R
 	d.page_cxt = CurrentMemoryContext;
 	row_cxt = AllocSetContextCreate(CurrentMemoryContext, "search direct row", ALLOCSET_DEFAULT_SIZES);
 
-	/* the listings on it, as a bitmap heap scan reads them */
-	scan = table_beginscan_bm(heap, snapshot, 0, NULL);
+	/*
+	 * the listings on it: a page of listings the bitmap names one by one
+	 * fetched as an index scan fetches them (the visible member of each HOT
+	 * chain, as a bitmap heap scan finds it on such a page, without a
+	 * scan's setup: the relation's size asked of the kernel, its
+	 * descriptor), a page it holds whole (lossy) read by a bitmap heap scan
+	 */
 	slot = table_slot_create(heap, NULL);
 	it = tbm_begin_iterate(tbm);
 	while ((page = tbm_iterate(it)) != NULL)
 	{
 		CHECK_FOR_INTERRUPTS();
+		if (page->ntuples >= 0)
+		{
+			int			i;
+
+			if (fetch == NULL)
+				fetch = table_index_fetch_begin(heap);
+			for (i = 0; i < page->ntuples; i++)
+			{
+				ItemPointerData tid;
+				bool		call_again = false;
+
+				ItemPointerSet(&tid, page->blockno, page->offsets[i]);
+				if (table_index_fetch_tuple(fetch, &tid, snapshot, slot, &call_again, NULL))
+					am_direct_read_row(&d, s, slot, page->recheck, row_cxt);
+			}
+			continue;
+		}
+		if (scan == NULL)
+			scan = table_beginscan_bm(heap, snapshot, 0, NULL);
 		if (!table_scan_bitmap_next_block(scan, page))
 			continue;
 		while (table_scan_bitmap_next_tuple(scan, page, slot))
-		{
-			MemoryContext old = MemoryContextSwitchTo(row_cxt);
-
-			am_last_direct.checked++;
-			am_direct_row(&d, slot, page->recheck, s->gin_check);
-			MemoryContextSwitchTo(old);
-			MemoryContextReset(row_cxt);
-		}
+			am_direct_read_row(&d, s, slot, page->recheck, row_cxt);
 	}
 	tbm_end_iterate(it);
 	tbm_free(tbm);
 	ExecDropSingleTupleTableSlot(slot);
-	table_endscan(scan);
+	if (fetch != NULL)
+		table_index_fetch_end(fetch);
+	if (scan != NULL)
+		table_endscan(scan);
 
 	MemoryContextDelete(row_cxt);
 	am_direct_emit(&d, rsinfo, desc);
@@ -573,9 +682,7 @@ am_direct_sort_candidates(ReturnSetInfo *rsinfo, AmSearch *s, ItemPointer cand, 
 bool
 am_direct_on(void)
 {
-	const char *setting = GetConfigOption("agentmarket.search_direct", true, false);
-
-	return setting == NULL || (strcmp(setting, "off") != 0 && strcmp(setting, "false") != 0);
+	return am_setting_search_direct;
 }
 
 /*

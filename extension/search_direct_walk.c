@@ -413,9 +413,7 @@ am_direct_walk_end(AmDirectWalk *w)
 static bool
 am_candidates_on(void)
 {
-	const char *setting = GetConfigOption("agentmarket.search_sorted_candidates", true, false);
-
-	return setting == NULL || (strcmp(setting, "off") != 0 && strcmp(setting, "false") != 0);
+	return am_setting_search_sorted_candidates;
 }
 
 /*

@@ -77,9 +77,7 @@
 bool
 am_gin_merge_on(void)
 {
-	const char *setting = GetConfigOption("agentmarket.search_gin_merge", true, false);
-
-	return setting == NULL || (strcmp(setting, "off") != 0 && strcmp(setting, "false") != 0);
+	return am_setting_search_gin_merge;
 }
 
 /* Adds a key to read, for a group, once. */

@@ -169,18 +169,14 @@ am_order_reset(void)
 static bool
 am_order_on(void)
 {
-	const char *setting = GetConfigOption("agentmarket.search_order", true, false);
-
-	return setting == NULL || (strcmp(setting, "off") != 0 && strcmp(setting, "false") != 0);
+	return am_setting_search_order;
 }
 
 /* Whether the walk reads tagline sets (agentmarket.search_order_heads, on unless off). */
 static bool
 am_order_heads_on(void)
 {
-	const char *setting = GetConfigOption("agentmarket.search_order_heads", true, false);
-
-	return setting == NULL || (strcmp(setting, "off") != 0 && strcmp(setting, "false") != 0);
+	return am_setting_search_order_heads;
 }
 
 /*
@@ -191,11 +187,7 @@ am_order_heads_on(void)
 int
 am_order_matches_setting(void)
 {
-	const char *setting = GetConfigOption("agentmarket.search_order_matches", true, false);
-
-	if (setting == NULL || strcmp(setting, "auto") == 0 || setting[0] == '\0')
-		return -1;
-	return strcmp(setting, "off") != 0 && strcmp(setting, "false") != 0;
+	return am_setting_search_order_matches;
 }
 
 /*

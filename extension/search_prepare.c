@@ -304,16 +304,29 @@ am_term_counts(AmPrepTerm *t, const AmLookupRow *row)
 	t->n_c = row->counts[3];
 }
 
-/* Builds a one-dimensional array of int8, float8, text or bool Datums. */
+/*
+ * Builds a one-dimensional array of int4, int8, float8, text or bool
+ * Datums (their storage as pg_type has it: no catalog lookup per array).
+ */
 static Datum
 am_array(Datum *values, int n, Oid type)
 {
-	int16		typlen;
-	bool		byval;
-	char		align;
-
-	get_typlenbyvalalign(type, &typlen, &byval, &align);
-	return PointerGetDatum(construct_array(values, n, type, typlen, byval, align));
+	switch (type)
+	{
+		case INT4OID:
+			return PointerGetDatum(construct_array(values, n, type, sizeof(int32), true, TYPALIGN_INT));
+		case INT8OID:
+			return PointerGetDatum(construct_array(values, n, type, sizeof(int64), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		case FLOAT8OID:
+			return PointerGetDatum(construct_array(values, n, type, sizeof(float8), FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		case TEXTOID:
+			return PointerGetDatum(construct_array(values, n, type, -1, false, TYPALIGN_INT));
+		case BOOLOID:
+			return PointerGetDatum(construct_array(values, n, type, sizeof(bool), true, TYPALIGN_CHAR));
+		default:
+			elog(ERROR, "unexpected array element type %u", type);
+	}
+	return (Datum) 0;
 }
 
 /*

@@ -655,6 +655,68 @@ am_filters(AmSearch *s, StringInfo filter_text, bool counted)
 	}
 }
 
+bool		am_setting_search_direct = true;
+bool		am_setting_search_gin_merge = true;
+bool		am_setting_search_sorted_candidates = true;
+bool		am_setting_search_order = true;
+bool		am_setting_search_order_heads = true;
+int			am_setting_search_order_matches = -1;
+int			am_setting_search_exhaustive_limit = AM_EXHAUSTIVE_LIMIT;
+
+static const struct config_enum_entry am_order_matches_options[] = {
+	{"auto", -1, false},
+	{"on", 1, false},
+	{"off", 0, false},
+	{"true", 1, true},
+	{"false", 0, true},
+	{"yes", 1, true},
+	{"no", 0, true},
+	{"1", 1, true},
+	{"0", 0, true},
+	{NULL, 0, false}
+};
+
+/*
+ * The search settings (README, "Search"): switches of each strategy, for
+ * tests and for measuring one against another, and the exhaustive limit.
+ * Defined here so a search reads them as variables: looked up by name
+ * (GetConfigOption: a binary search of every setting's name, a few dozen
+ * cache lines cold) on every search before.  Values of the wrong type are
+ * refused when set (22023), where a placeholder took any text.
+ */
+void
+am_search_init(void)
+{
+	DefineCustomBoolVariable("agentmarket.search_direct",
+							 "Lets search_agents read listings in C (off: its statements answer).",
+							 NULL, &am_setting_search_direct, true, PGC_USERSET, GUC_NOT_IN_SAMPLE,
+							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("agentmarket.search_gin_merge",
+							 "Lets search_agents intersect posting lists in C (off: GIN's scan).",
+							 NULL, &am_setting_search_gin_merge, true, PGC_USERSET, GUC_NOT_IN_SAMPLE,
+							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("agentmarket.search_sorted_candidates",
+							 "Lets sorted pages of few matches walk over the candidates read from the posting lists.",
+							 NULL, &am_setting_search_sorted_candidates, true, PGC_USERSET, GUC_NOT_IN_SAMPLE,
+							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("agentmarket.search_order",
+							 "Lets search_agents walk common words in order of their best possible score.",
+							 NULL, &am_setting_search_order, true, PGC_USERSET, GUC_NOT_IN_SAMPLE,
+							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("agentmarket.search_order_heads",
+							 "Lets the ordered walk read tagline sets.",
+							 NULL, &am_setting_search_order_heads, true, PGC_USERSET, GUC_NOT_IN_SAMPLE,
+							 NULL, NULL, NULL);
+	DefineCustomEnumVariable("agentmarket.search_order_matches",
+							 "Whether the ordered walk reads the words' own posting lists: auto (when estimated to pay), on, off.",
+							 NULL, &am_setting_search_order_matches, -1, am_order_matches_options,
+							 PGC_USERSET, GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
+	DefineCustomIntVariable("agentmarket.search_exhaustive_limit",
+							"Matches up to which search_agents scores every match (L).",
+							NULL, &am_setting_search_exhaustive_limit, AM_EXHAUSTIVE_LIMIT, 0, 9999999,
+							PGC_USERSET, GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
+}
+
 /*
  * Plans the query and estimates, before any listing is read: joint (the
  * matches if words were independent), the filters' share of listings (from
@@ -664,7 +726,6 @@ am_filters(AmSearch *s, StringInfo filter_text, bool counted)
 void
 am_plan(AmSearch *s, text *query)
 {
-	const char *setting = GetConfigOption("agentmarket.search_exhaustive_limit", true, false);
 	StringInfoData filter_text;
 	double		estimate;
 	bool		words_decide;
@@ -675,10 +736,7 @@ am_plan(AmSearch *s, text *query)
 	s->has_query = !s->plan_nulls[0];
 	s->ngroups = DatumGetInt32(s->plan_values[5]);
 
-	s->exhaustive_limit = AM_EXHAUSTIVE_LIMIT;
-	if (setting != NULL && strlen(setting) >= 1 && strlen(setting) <= 7 &&
-		strspn(setting, "0123456789") == strlen(setting))
-		s->exhaustive_limit = atoi(setting);
+	s->exhaustive_limit = am_setting_search_exhaustive_limit;
 
 	if (!s->plan_nulls[7])
 		s->published = (double) DatumGetInt64(s->plan_values[7]);

@@ -33,6 +33,7 @@
 #include "tsearch/ts_type.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/datum.h"
 #include "utils/fmgrprotos.h"
 #include "utils/hsearch.h"
 #include "utils/inval.h"
@@ -120,6 +121,7 @@ static void
 am_parse_invalidate(Datum arg, int cacheid, uint32 hashvalue)
 {
 	am_parse_valid = false;
+	am_plan_cache_reset();
 }
 
 /*
@@ -305,6 +307,44 @@ am_term_counts(AmPrepTerm *t, const AmLookupRow *row)
 }
 
 /*
+ * A query text's whole plan, kept per backend (search_vocabulary.c's
+ * am_plan_cache_open): the values as am_search_prepare_values returns them.
+ * Kept under the corpus row's counts_xact, as the vocabulary lookups are,
+ * and the corpus size; dropped when a text search configuration changes
+ * (the parse's syscache callbacks).  A query seen before is then planned
+ * from the corpus row alone: no parse, no lookup, no arrays built.
+ */
+typedef struct AmPlanEntry
+{
+	char		key[AM_PLAN_KEY_BYTES]; /* the query's text, NUL-ended */
+	int64		published;
+	Datum		values[AM_PLAN_COLUMNS];
+	bool		nulls[AM_PLAN_COLUMNS];
+} AmPlanEntry;
+
+/* Whether a plan column is a varlena (else an int4, int8 or bool Datum, by value). */
+static bool
+am_plan_column_varlena(int c)
+{
+	return c <= 4 || c >= 9;
+}
+
+/* Copies a plan's values (varlenas into cxt, or the current context when NULL). */
+static void
+am_plan_copy(Datum *dst, bool *dst_nulls, const Datum *src, const bool *src_nulls, MemoryContext cxt)
+{
+	MemoryContext old = cxt != NULL ? MemoryContextSwitchTo(cxt) : CurrentMemoryContext;
+	int			c;
+
+	for (c = 0; c < AM_PLAN_COLUMNS; c++)
+	{
+		dst_nulls[c] = src_nulls[c];
+		dst[c] = !src_nulls[c] && am_plan_column_varlena(c) ? datumCopy(src[c], false, -1) : src[c];
+	}
+	MemoryContextSwitchTo(old);
+}
+
+/*
  * Builds a one-dimensional array of int4, int8, float8, text or bool
  * Datums (their storage as pg_type has it: no catalog lookup per array).
  */
@@ -390,6 +430,10 @@ am_search_prepare_values(text *query, Datum *values, bool *nulls)
 	int			nrows;
 	int64		completions[4] = {0, 0, 0, 0};
 	bool		any_word = false;
+	HTAB	   *plans = NULL;
+	MemoryContext plans_cxt = NULL;
+	char		plan_key[AM_PLAN_KEY_BYTES];
+	int64		plan_published = 0;
 
 	memset(nulls, true, sizeof(bool) * AM_PLAN_COLUMNS);
 	nulls[5] = false;
@@ -409,6 +453,26 @@ am_search_prepare_values(text *query, Datum *values, bool *nulls)
 				 errmsg("search query too long"),
 				 errdetail("A query may have up to %d characters; only the first %d are searched.",
 						   AM_QUERY_MAX_CHARS, AM_QUERY_PARSED_CHARS)));
+
+	/* a query planned before under this vocabulary: its plan as it was */
+	if (qbytes < AM_PLAN_KEY_BYTES)
+	{
+		plans = am_plan_cache_open(sizeof(AmPlanEntry), &plan_published, &plans_cxt);
+		if (plans != NULL)
+		{
+			AmPlanEntry *kept;
+
+			memcpy(plan_key, qdata, qbytes);
+			plan_key[qbytes] = '\0';
+			kept = (AmPlanEntry *) hash_search(plans, plan_key, HASH_FIND, NULL);
+			if (kept != NULL && kept->published == plan_published)
+			{
+				am_vocabulary_check_read();
+				am_plan_copy(values, nulls, kept->values, kept->nulls, NULL);
+				return;
+			}
+		}
+	}
 
 	if (!OidIsValid(am_english_oid))
 		am_english_oid = get_ts_config_oid(stringToQualifiedNameList("pg_catalog.english"), false);
@@ -630,5 +694,13 @@ am_search_prepare_values(text *query, Datum *values, bool *nulls)
 		values[16] = am_array(group_name_bound, nwords, FLOAT8OID);
 		values[17] = am_array(group_head_bound, nwords, FLOAT8OID);
 		values[18] = am_array(group_body_bound, nwords, FLOAT8OID);
+	}
+	if (plans != NULL && published == plan_published)
+	{
+		bool		found;
+		AmPlanEntry *kept = (AmPlanEntry *) hash_search(plans, plan_key, HASH_ENTER, &found);
+
+		kept->published = plan_published;
+		am_plan_copy(kept->values, kept->nulls, values, nulls, plans_cxt);
 	}
 }

@@ -35,4 +35,10 @@ typedef struct AmLookupRow
 extern HTAB *am_backend_cache(MemoryContext *cxt, const char *name, Size keysize, Size entrysize, long nelem);
 extern AmLookupRow *am_vocabulary_lookup(Datum *words, int nwords, const char *last_lexeme, int *nrows);
 
+/* A query text whose whole plan is kept (search_prepare.c): up to this many bytes. */
+#define AM_PLAN_KEY_BYTES 256
+extern HTAB *am_plan_cache_open(Size entrysize, int64 *published, MemoryContext *cxt);
+extern void am_plan_cache_reset(void);
+extern void am_vocabulary_check_read(void);
+
 #endif							/* SEARCH_PREPARE_H */

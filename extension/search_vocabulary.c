@@ -129,6 +129,13 @@ typedef struct AmLookupEntry
 static AmXactCache am_lookup_cache = {"search vocabulary lookups", 4, AM_LOOKUP_KEY_BYTES, sizeof(AmLookupEntry), 2048};
 
 /*
+ * Whole plans of query texts (search_prepare.c keeps them, entries of its
+ * own), under counts_xact as the lookups: 1,024 of them, about 2 MB a
+ * backend at most.
+ */
+static AmXactCache am_plan_cache = {"search plans", 4, AM_PLAN_KEY_BYTES, 0, 1024};
+
+/*
  * Whether entries may be kept under the value the corpus row holds (read
  * in the search's snapshot): not when it is the searcher's own uncommitted
  * change (it may roll back).  The kept ones are dropped when the value is
@@ -566,6 +573,58 @@ am_typo_candidates(AmVocabulary *v, text *word, int64 own, AmLookupRow **rows, i
 }
 
 /*
+ * The backend's kept plans, when this search may use and keep them (NULL
+ * when not: the corpus row holds the searcher's own uncommitted change),
+ * with the context their entries' values go in, and the corpus size read
+ * with them (a plan kept under another size is not used: a listing of no
+ * words published changes it and no count).  Reads the corpus row.
+ */
+HTAB *
+am_plan_cache_open(Size entrysize, int64 *published, MemoryContext *cxt)
+{
+	Relation	corpus = am_private_relation(AM_REL_CORPUS);
+	TableScanDesc scan = table_beginscan(corpus, GetActiveSnapshot(), 0, NULL);
+	TupleTableSlot *slot = table_slot_create(corpus, NULL);
+	HTAB	   *htab = NULL;
+
+	am_plan_cache.entrysize = entrysize;
+	if (table_scan_getnextslot(scan, ForwardScanDirection, slot))
+	{
+		*published = am_slot_int(slot, 2);
+		if (am_xact_cache_use(&am_plan_cache, slot, RelationGetDescr(corpus)->natts))
+		{
+			htab = am_plan_cache.htab;
+			*cxt = am_plan_cache.cxt;
+		}
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	table_endscan(scan);
+	relation_close(corpus, AccessShareLock);
+	return htab;
+}
+
+/* The kept plans are of another text search configuration: dropped at their next use. */
+void
+am_plan_cache_reset(void)
+{
+	am_plan_cache.valid = false;
+}
+
+/*
+ * What a plan or lookup kept from the vocabulary is given only to a caller
+ * allowed to read it.
+ */
+void
+am_vocabulary_check_read(void)
+{
+	if (!OidIsValid(am_vocabulary_relids[AM_REL_VOCABULARY]) ||
+		pg_class_aclcheck(am_vocabulary_relids[AM_REL_VOCABULARY], GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("permission denied for table search_vocabulary")));
+}
+
+/*
  * What the plan needs from the vocabulary, read directly through its
  * indexes (a statement's executor start cost more than these few probes):
  * the corpus size, the counts of the words typed, of the completions of
@@ -615,10 +674,7 @@ am_vocabulary_lookup(Datum *words, int nwords, const char *last_lexeme, int *nro
 			AmLookupRow *kept;
 
 			/* what the vocabulary held under this value: this caller must be allowed to read it too */
-			if (pg_class_aclcheck(am_vocabulary_relids[AM_REL_VOCABULARY], GetUserId(), ACL_SELECT) != ACLCHECK_OK)
-				ereport(ERROR,
-						(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-						 errmsg("permission denied for table search_vocabulary")));
+			am_vocabulary_check_read();
 			/* the caller's own copy: the kept one goes when the value changes */
 			kept = am_lookup_copy(CurrentMemoryContext, entry->rows, entry->nrows);
 			kept[0] = rows[0];

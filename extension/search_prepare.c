@@ -465,9 +465,8 @@ am_search_prepare_values(text *query, Datum *values, bool *nulls)
 			memcpy(plan_key, qdata, qbytes);
 			plan_key[qbytes] = '\0';
 			kept = (AmPlanEntry *) hash_search(plans, plan_key, HASH_FIND, NULL);
-			if (kept != NULL && kept->published == plan_published)
+			if (kept != NULL && kept->published == plan_published && am_vocabulary_check_read())
 			{
-				am_vocabulary_check_read();
 				am_plan_copy(values, nulls, kept->values, kept->nulls, NULL);
 				return;
 			}

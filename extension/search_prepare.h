@@ -39,6 +39,6 @@ extern AmLookupRow *am_vocabulary_lookup(Datum *words, int nwords, const char *l
 #define AM_PLAN_KEY_BYTES 256
 extern HTAB *am_plan_cache_open(Size entrysize, int64 *published, MemoryContext *cxt);
 extern void am_plan_cache_reset(void);
-extern void am_vocabulary_check_read(void);
+extern bool am_vocabulary_check_read(void);
 
 #endif							/* SEARCH_PREPARE_H */

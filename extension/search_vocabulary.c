@@ -612,16 +612,19 @@ am_plan_cache_reset(void)
 
 /*
  * What a plan or lookup kept from the vocabulary is given only to a caller
- * allowed to read it.
+ * allowed to read it (an error otherwise); false when the vocabulary's OID
+ * is not known (the kept entry is not used: the vocabulary is read).
  */
-void
+bool
 am_vocabulary_check_read(void)
 {
-	if (!OidIsValid(am_vocabulary_relids[AM_REL_VOCABULARY]) ||
-		pg_class_aclcheck(am_vocabulary_relids[AM_REL_VOCABULARY], GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+	if (!OidIsValid(am_vocabulary_relids[AM_REL_VOCABULARY]))
+		return false;
+	if (pg_class_aclcheck(am_vocabulary_relids[AM_REL_VOCABULARY], GetUserId(), ACL_SELECT) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for table search_vocabulary")));
+	return true;
 }
 
 /*
@@ -669,12 +672,11 @@ am_vocabulary_lookup(Datum *words, int nwords, const char *last_lexeme, int *nro
 	{
 		AmLookupEntry *entry = (AmLookupEntry *) hash_search(am_lookup_cache.htab, key, HASH_FIND, NULL);
 
-		if (entry != NULL && OidIsValid(am_vocabulary_relids[AM_REL_VOCABULARY]))
+		/* what the vocabulary held under this value: this caller must be allowed to read it too */
+		if (entry != NULL && am_vocabulary_check_read())
 		{
 			AmLookupRow *kept;
 
-			/* what the vocabulary held under this value: this caller must be allowed to read it too */
-			am_vocabulary_check_read();
 			/* the caller's own copy: the kept one goes when the value changes */
 			kept = am_lookup_copy(CurrentMemoryContext, entry->rows, entry->nrows);
 			kept[0] = rows[0];

@@ -687,26 +687,29 @@ static const struct config_enum_entry am_order_matches_options[] = {
 void
 am_search_init(void)
 {
-	DefineCustomBoolVariable("agentmarket.search_direct",
-							 "Lets search_agents read listings in C (off: its statements answer).",
-							 NULL, &am_setting_search_direct, true, PGC_USERSET, GUC_NOT_IN_SAMPLE,
-							 NULL, NULL, NULL);
-	DefineCustomBoolVariable("agentmarket.search_gin_merge",
-							 "Lets search_agents intersect posting lists in C (off: GIN's scan).",
-							 NULL, &am_setting_search_gin_merge, true, PGC_USERSET, GUC_NOT_IN_SAMPLE,
-							 NULL, NULL, NULL);
-	DefineCustomBoolVariable("agentmarket.search_sorted_candidates",
-							 "Lets sorted pages of few matches walk over the candidates read from the posting lists.",
-							 NULL, &am_setting_search_sorted_candidates, true, PGC_USERSET, GUC_NOT_IN_SAMPLE,
-							 NULL, NULL, NULL);
-	DefineCustomBoolVariable("agentmarket.search_order",
-							 "Lets search_agents walk common words in order of their best possible score.",
-							 NULL, &am_setting_search_order, true, PGC_USERSET, GUC_NOT_IN_SAMPLE,
-							 NULL, NULL, NULL);
-	DefineCustomBoolVariable("agentmarket.search_order_heads",
-							 "Lets the ordered walk read tagline sets.",
-							 NULL, &am_setting_search_order_heads, true, PGC_USERSET, GUC_NOT_IN_SAMPLE,
-							 NULL, NULL, NULL);
+	static const struct
+	{
+		const char *name;
+		const char *what;
+		bool	   *value;
+	}			switches[] = {
+		{"agentmarket.search_direct", "Lets search_agents read listings in C (off: its statements answer).",
+		&am_setting_search_direct},
+		{"agentmarket.search_gin_merge", "Lets search_agents intersect posting lists in C (off: GIN's scan).",
+		&am_setting_search_gin_merge},
+		{"agentmarket.search_sorted_candidates",
+			"Lets sorted pages of few matches walk over the candidates read from the posting lists.",
+		&am_setting_search_sorted_candidates},
+		{"agentmarket.search_order", "Lets search_agents walk common words in order of their best possible score.",
+		&am_setting_search_order},
+		{"agentmarket.search_order_heads", "Lets the ordered walk read tagline sets.",
+		&am_setting_search_order_heads},
+	};
+	int			i;
+
+	for (i = 0; i < (int) lengthof(switches); i++)
+		DefineCustomBoolVariable(switches[i].name, switches[i].what, NULL, switches[i].value, true,
+								 PGC_USERSET, GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
 	DefineCustomEnumVariable("agentmarket.search_order_matches",
 							 "Whether the ordered walk reads the words' own posting lists: auto (when estimated to pay), on, off.",
 							 NULL, &am_setting_search_order_matches, -1, am_order_matches_options,

@@ -3,9 +3,10 @@
 -- lengths, too many words, odd unicode, huge or negative page sizes, forged
 -- cursors (garbage, out-of-range keys, huge).  And the page cursor, now made
 -- in C, is byte for byte what the former SQL encoding made, and decodes back.
+-- The agentmarket.search_* settings refuse a value of the wrong type.
 \ir test/fixture.sql
 BEGIN;
-SELECT plan(27);
+SELECT plan(30);
 
 INSERT INTO agentmarket.users (id, email, role) VALUES
   ('88888888-0000-4000-8000-000000000001', 'maker@si.test', 'creator');
@@ -102,6 +103,18 @@ SELECT is((SELECT count(*)::int FROM unnest(ARRAY[E'\u200b\u202eemail\u0301', 'ð
           'zero-width and direction marks, emoji, combining marks, ligatures, 200-letter words: answered');
 SELECT is((SELECT count(*)::int FROM agentmarket.search_agents(E'\u200b email')), 20,
           'a zero-width space beside a word does not hide it');
+
+------------------------------------------------------------------------------
+-- The search settings: defined by the module, a value of the wrong type refused
+------------------------------------------------------------------------------
+SELECT throws_ok($$SET LOCAL agentmarket.search_exhaustive_limit = 'many'$$, '22023', NULL,
+                 'the exhaustive limit takes a whole number');
+SELECT throws_ok($$SET LOCAL agentmarket.search_direct = 'maybe'$$, '22023', NULL, 'a switch takes on or off');
+SELECT is((SELECT string_agg(name || '=' || setting, ' ' ORDER BY name) FROM pg_catalog.pg_settings
+            WHERE name LIKE 'agentmarket.search%'),
+          'agentmarket.search_direct=on agentmarket.search_exhaustive_limit=2000 agentmarket.search_gin_merge=on '
+          'agentmarket.search_order=on agentmarket.search_order_heads=on agentmarket.search_order_matches=auto '
+          'agentmarket.search_sorted_candidates=on', 'the settings and their defaults');
 
 SELECT * FROM finish();
 ROLLBACK;

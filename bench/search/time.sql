@@ -7,7 +7,8 @@
 -- rounds, :fast_reps in all: a row's p99 over 5 queries x 5 rounds is its
 -- slowest or second-slowest sample, so one scheduler slice on this shared
 -- machine decided sub-millisecond rows; 200 samples cost a second a row.
-CREATE TEMP TABLE timings (contender text, class text, variant text, q text, ms double precision);
+-- seq: the order the calls ran in (what ran just before a call, below).
+CREATE TEMP TABLE timings (contender text, class text, variant text, q text, ms double precision, seq bigserial);
 CREATE TEMP TABLE runs AS
 SELECT b.class, b.ord AS bord, b.q, b.words, b.pre, v.variant, v.ord AS vord, v.category, v.relays, v.models, v.pricing,
        v.sort, v.page, NULL::text AS after
@@ -203,6 +204,23 @@ SELECT q.class, q.variant, q.q, q.ours, q.peer
          WHERE t.class <> 'typo' AND s.p99 > b.p99 AND t.contender IN ('ours', b.contender)
          GROUP BY t.class, t.variant, t.q) q
  ORDER BY q.cord, q.vord, q.q;
+-- A sub-millisecond row's p99 is its second or third slowest call of 200,
+-- and those are the calls that came right after one of over 1 ms (a peer's
+-- scan of a common word, tens of ms: it evicts the CPU caches, so the next
+-- call reads its code and data from memory).  Which contender drew more of
+-- them, and what they cost it, decides such a row as much as its code.
+\echo 'rows lost to a peer: per contender, its calls that came right after a call of over 1 ms (any row, any contender), their p50 and the other calls'' p50 (ms)'
+SELECT t.class, t.variant, t.contender, count(*) FILTER (WHERE t.after_slow) AS after_slow,
+       to_char(percentile_cont(0.5) WITHIN GROUP (ORDER BY t.ms) FILTER (WHERE t.after_slow), 'FM99990.000') AS p50_after_slow,
+       to_char(percentile_cont(0.5) WITHIN GROUP (ORDER BY t.ms) FILTER (WHERE NOT t.after_slow), 'FM99990.000') AS p50_other
+  FROM (SELECT x.*, COALESCE(lag(x.ms) OVER (ORDER BY x.seq) > 1, false) AS after_slow FROM timings x) t
+  JOIN summary s ON (s.class, s.variant, s.contender) = (t.class, t.variant, 'ours')
+  JOIN LATERAL (SELECT p.p99 FROM summary p
+                 WHERE (p.class, p.variant) = (t.class, t.variant) AND p.contender IN ('rum', 'gin')
+                 ORDER BY p.p99 LIMIT 1) b ON true
+ WHERE t.class <> 'typo' AND s.p99 > b.p99 AND t.contender IN ('ours', 'rum', 'gin')
+ GROUP BY t.class, t.variant, t.contender, s.cord, s.vord
+ ORDER BY s.cord, s.vord, t.contender DESC;
 \echo 'ours: the 15 slowest single queries (p99 over their runs), for finding where the tails come from'
 SELECT t.class, t.variant, t.q,
        to_char(percentile_cont(0.5) WITHIN GROUP (ORDER BY t.ms), 'FM99990.00') AS p50,

@@ -12,6 +12,7 @@
 
 #include "access/tupdesc.h"
 #include "tsearch/ts_type.h"
+#include "utils/relcache.h"
 
 /* SQLSTATEs of shared/DESIGN.md that PostgreSQL has no name for. */
 #define AM_ERRCODE_INSUFFICIENT_CREDITS	MAKE_SQLSTATE('P','T','4','0','2')
@@ -27,6 +28,10 @@ extern void am_secrets_init(void);
 extern void am_credits_init(void);
 extern void am_metering_init(void);
 extern void am_search_init(void);
+
+/* kept_relations.c: relations of the extension by name, their OIDs kept per backend. */
+extern Relation am_open_kept(const char *schema, const char *name, char relkind);
+extern Oid	am_kept_relid(const char *schema, const char *name);
 
 /* The scoring constants of search.c (search_scoring() in SQL). */
 typedef struct AmScoring

@@ -145,16 +145,14 @@ extern double am_walk_tiers_cost(const AmSearch *s, double density);
 extern Datum *am_plan_array(const Datum *plan_values, int index, Oid type, int *n);
 
 /*
- * search_request.c: the search settings, defined when the module loads
- * (am_search_init): read as variables, not looked up by name on every search.
+ * search_settings.c: the agentmarket.search_* settings, defined when the
+ * module loads (am_search_init) and read as variables through these.
  */
-extern bool am_setting_search_direct;
-extern bool am_setting_search_gin_merge;
-extern bool am_setting_search_sorted_candidates;
-extern bool am_setting_search_order;
-extern bool am_setting_search_order_heads;
-extern int	am_setting_search_order_matches;
-extern int	am_setting_search_exhaustive_limit;
+extern bool am_candidates_on(void);
+extern bool am_order_on(void);
+extern bool am_order_heads_on(void);
+extern int	am_order_matches_setting(void);
+extern int	am_exhaustive_limit(void);
 
 /* search_order.c: the ordered walk of common words: it answered, does not apply, or found scoring every match cheaper. */
 #define AM_ORDER_NONE 0
@@ -162,7 +160,6 @@ extern int	am_setting_search_exhaustive_limit;
 #define AM_ORDER_SCORE_ALL 2
 extern int	am_order_walk(AmSearch *s, bool read_matches, Datum *ids, Datum *scores);
 extern bool am_order_applies(const AmSearch *s);
-extern int	am_order_matches_setting(void);
 extern bool am_order_candidates_pay(const AmSearch *s);
 extern void am_order_reset(void);
 

@@ -18,7 +18,6 @@
 
 #include "access/genam.h"
 #include "access/htup_details.h"
-#include "access/relation.h"
 #include "access/relscan.h"
 #include "access/table.h"
 #include "access/tableam.h"
@@ -418,99 +417,11 @@ am_direct_emit(AmDirect *d, ReturnSetInfo *rsinfo, TupleDesc desc)
 	}
 }
 
-/*
- * The relations of agentmarket a search opens (agents and its search
- * indexes), their OIDs kept per backend by name: two catalog lookups each
- * on every search otherwise.  An invalidation of one of them (dropped,
- * renamed, altered) forgets its OID; one of any relation (or all) forgets
- * them all.
- */
-#define AM_KEPT_RELATIONS 12
-static struct
-{
-	const char *name;			/* a string constant of the caller */
-	Oid			relid;
-}			am_kept_relids[AM_KEPT_RELATIONS];
-static int	am_nkept_relids;
-static bool am_kept_relids_callback;
-
-static void
-am_kept_relids_relcache(Datum arg, Oid relid)
-{
-	int			i;
-
-	for (i = 0; i < am_nkept_relids; i++)
-		if (!OidIsValid(relid) || am_kept_relids[i].relid == relid)
-			am_kept_relids[i].relid = InvalidOid;
-}
-
-/*
- * A relation of agentmarket by name, open with AccessShareLock, of the
- * relkind asked for.  Its OID is the one kept unless an invalidation of it
- * arrived while it was opened (taking the lock processes them), when the
- * name is looked up again.
- */
-static Relation
-am_agentmarket_open(const char *name, char relkind)
-{
-	int			attempt;
-	int			i;
-
-	if (!am_kept_relids_callback)
-	{
-		CacheRegisterRelcacheCallback(am_kept_relids_relcache, (Datum) 0);
-		am_kept_relids_callback = true;
-	}
-	for (i = 0; i < am_nkept_relids; i++)
-		if (strcmp(am_kept_relids[i].name, name) == 0)
-			break;
-	if (i == am_nkept_relids)
-	{
-		if (am_nkept_relids == AM_KEPT_RELATIONS)
-			elog(ERROR, "too many relations kept by name");
-		am_kept_relids[i].name = name;
-		am_kept_relids[i].relid = InvalidOid;
-		am_nkept_relids++;
-	}
-	for (attempt = 0;; attempt++)
-	{
-		Relation	rel;
-
-		if (!OidIsValid(am_kept_relids[i].relid))
-		{
-			Oid			relid = get_relname_relid(name, get_namespace_oid("agentmarket", false));
-
-			if (!OidIsValid(relid))
-				ereport(ERROR,
-						(errcode(ERRCODE_UNDEFINED_TABLE),
-						 errmsg("relation agentmarket.%s does not exist", name)));
-			am_kept_relids[i].relid = relid;
-		}
-		rel = try_relation_open(am_kept_relids[i].relid, AccessShareLock);
-		if (rel != NULL && OidIsValid(am_kept_relids[i].relid))
-		{
-			if (rel->rd_rel->relkind != relkind)
-				ereport(ERROR,
-						(errcode(ERRCODE_WRONG_OBJECT_TYPE),
-						 errmsg("\"%s\" is not %s", RelationGetRelationName(rel),
-								relkind == RELKIND_INDEX ? "an index" : "a table")));
-			return rel;
-		}
-		if (rel != NULL)
-			relation_close(rel, AccessShareLock);
-		am_kept_relids[i].relid = InvalidOid;
-		if (attempt >= 10)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("relation agentmarket.%s keeps changing", name)));
-	}
-}
-
 /* agentmarket.agents, open to read (read directly, not through SQL: the caller must be allowed to). */
 Relation
 am_direct_heap(void)
 {
-	Relation	heap = am_agentmarket_open("agents", RELKIND_RELATION);
+	Relation	heap = am_open_kept("agentmarket", "agents", RELKIND_RELATION);
 
 	if (pg_class_aclcheck(RelationGetRelid(heap), GetUserId(), ACL_SELECT) != ACLCHECK_OK)
 		ereport(ERROR,
@@ -523,7 +434,7 @@ am_direct_heap(void)
 Relation
 am_direct_index(const char *name)
 {
-	return am_agentmarket_open(name, RELKIND_INDEX);
+	return am_open_kept("agentmarket", name, RELKIND_INDEX);
 }
 
 /* A listing read from the bitmap, checked and keyed in its own work context. */
@@ -676,13 +587,6 @@ am_direct_sort_candidates(ReturnSetInfo *rsinfo, AmSearch *s, ItemPointer cand, 
 	tbm_add_tuples(tbm, cand, ncand, true);
 	am_direct_read(rsinfo, s, false, am_direct_heap(), NULL, tbm);
 	am_last_direct.path = "sort the candidates";
-}
-
-/* Whether searches read listings in C (agentmarket.search_direct, on unless off). */
-bool
-am_direct_on(void)
-{
-	return am_setting_search_direct;
 }
 
 /*

@@ -409,13 +409,6 @@ am_direct_walk_end(AmDirectWalk *w)
 		am_direct_report("walk the sort's index", w->read, w->hits);
 }
 
-/* Whether sorted pages may walk over candidates (agentmarket.search_sorted_candidates, on unless off). */
-static bool
-am_candidates_on(void)
-{
-	return am_setting_search_sorted_candidates;
-}
-
 /*
  * Sorted by a column, a page of matches that are few among the listings
  * ('kazu' by rating: 270 of 100,000, a page in 7,400 listings of the

@@ -73,13 +73,6 @@
 /* Lists of a search at most: its words' (12 at most) and four filters'. */
 #define AM_GIN_MAX_LISTS 16
 
-/* Whether reading the posting lists here is on (agentmarket.search_gin_merge, on unless off). */
-bool
-am_gin_merge_on(void)
-{
-	return am_setting_search_gin_merge;
-}
-
 /* Adds a key to read, for a group, once. */
 void
 am_gin_add_term(AmGinRead *r, const char *key, int group)

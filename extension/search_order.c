@@ -165,31 +165,6 @@ am_order_reset(void)
 	am_last_order.candidates = -1;
 }
 
-/* Whether the ordered walk is on (agentmarket.search_order, on unless off). */
-static bool
-am_order_on(void)
-{
-	return am_setting_search_order;
-}
-
-/* Whether the walk reads tagline sets (agentmarket.search_order_heads, on unless off). */
-static bool
-am_order_heads_on(void)
-{
-	return am_setting_search_order_heads;
-}
-
-/*
- * Whether the walk reads the words' own posting lists (search_document) to
- * know which listings can match (agentmarket.search_order_matches: on,
- * off, or auto, the default: when estimated to pay).
- */
-int
-am_order_matches_setting(void)
-{
-	return am_setting_search_order_matches;
-}
-
 /*
  * Whether a listing whose text scores at most bound, at static score
  * static_score, can still reach the page: its score cannot be above

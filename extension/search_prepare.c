@@ -345,12 +345,17 @@ am_plan_copy(Datum *dst, bool *dst_nulls, const Datum *src, const bool *src_null
 }
 
 /*
- * Builds a one-dimensional array of int4, int8, float8, text or bool
- * Datums (their storage as pg_type has it: no catalog lookup per array).
+ * Builds a one-dimensional array of Datums of a type: int4, int8, float8,
+ * text and bool with their storage as pg_type has it (no catalog lookup per
+ * array), any other through the catalog.
  */
 static Datum
 am_array(Datum *values, int n, Oid type)
 {
+	int16		typlen;
+	bool		byval;
+	char		align;
+
 	switch (type)
 	{
 		case INT4OID:
@@ -364,9 +369,9 @@ am_array(Datum *values, int n, Oid type)
 		case BOOLOID:
 			return PointerGetDatum(construct_array(values, n, type, sizeof(bool), true, TYPALIGN_CHAR));
 		default:
-			elog(ERROR, "unexpected array element type %u", type);
+			get_typlenbyvalalign(type, &typlen, &byval, &align);
+			return PointerGetDatum(construct_array(values, n, type, typlen, byval, align));
 	}
-	return (Datum) 0;
 }
 
 /*

@@ -388,51 +388,6 @@ am_check_arguments(FunctionCallInfo fcinfo, AmSearch *s)
 }
 
 /*
- * The GUC nesting level of the settings search statements are planned
- * under, once this search_agents call has set them; 0: not yet; -1: not in
- * a search_agents call (nothing is set: no one would restore it).
- */
-static int	am_statement_level = -1;
-
-/* A search_agents call begins: no statement settings set yet. */
-void
-am_statement_settings_reset(void)
-{
-	am_statement_level = 0;
-}
-
-/*
- * Before a search statement is prepared, planned or run: JIT and parallel
- * plans off, whatever the caller's settings (a kept generic plan is
- * neither compiled nor parallelised).  Set once per call, and only when a
- * statement runs: searches answered in C pay nothing, where the function's
- * SET clauses cost every call a save and a restore of each setting.
- */
-void
-am_statement_settings(void)
-{
-	if (am_statement_level != 0)
-		return;
-	am_statement_level = NewGUCNestLevel();
-	(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE, true, 0, false);
-	(void) set_config_option("max_parallel_workers_per_gather", "0", PGC_USERSET, PGC_S_SESSION,
-							 GUC_ACTION_SAVE, true, 0, false);
-}
-
-/*
- * A search_agents call ends: the settings before its statements, back
- * (done: true; after an error, the transaction's or subtransaction's abort
- * restores them).
- */
-void
-am_statement_settings_end(bool done)
-{
-	if (done && am_statement_level > 0)
-		AtEOXact_GUC(true, am_statement_level);
-	am_statement_level = -1;
-}
-
-/*
  * Prepares (once per backend) and keeps a statement: with a generic plan,
  * or planned per call for the values given (custom).
  */
@@ -655,71 +610,6 @@ am_filters(AmSearch *s, StringInfo filter_text, bool counted)
 	}
 }
 
-bool		am_setting_search_direct = true;
-bool		am_setting_search_gin_merge = true;
-bool		am_setting_search_sorted_candidates = true;
-bool		am_setting_search_order = true;
-bool		am_setting_search_order_heads = true;
-int			am_setting_search_order_matches = -1;
-int			am_setting_search_exhaustive_limit = AM_EXHAUSTIVE_LIMIT;
-
-static const struct config_enum_entry am_order_matches_options[] = {
-	{"auto", -1, false},
-	{"on", 1, false},
-	{"off", 0, false},
-	{"true", 1, true},
-	{"false", 0, true},
-	{"yes", 1, true},
-	{"no", 0, true},
-	{"1", 1, true},
-	{"0", 0, true},
-	{NULL, 0, false}
-};
-
-/*
- * The search settings (README, "Search"): switches of each strategy, for
- * tests and for measuring one against another, and the exhaustive limit.
- * Defined here so a search reads them as variables: looked up by name
- * (GetConfigOption: a binary search of every setting's name, a few dozen
- * cache lines cold) on every search before.  Values of the wrong type are
- * refused when set (22023), where a placeholder took any text.
- */
-void
-am_search_init(void)
-{
-	static const struct
-	{
-		const char *name;
-		const char *what;
-		bool	   *value;
-	}			switches[] = {
-		{"agentmarket.search_direct", "Lets search_agents read listings in C (off: its statements answer).",
-		&am_setting_search_direct},
-		{"agentmarket.search_gin_merge", "Lets search_agents intersect posting lists in C (off: GIN's scan).",
-		&am_setting_search_gin_merge},
-		{"agentmarket.search_sorted_candidates",
-			"Lets sorted pages of few matches walk over the candidates read from the posting lists.",
-		&am_setting_search_sorted_candidates},
-		{"agentmarket.search_order", "Lets search_agents walk common words in order of their best possible score.",
-		&am_setting_search_order},
-		{"agentmarket.search_order_heads", "Lets the ordered walk read tagline sets.",
-		&am_setting_search_order_heads},
-	};
-	int			i;
-
-	for (i = 0; i < (int) lengthof(switches); i++)
-		DefineCustomBoolVariable(switches[i].name, switches[i].what, NULL, switches[i].value, true,
-								 PGC_USERSET, GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
-	DefineCustomEnumVariable("agentmarket.search_order_matches",
-							 "Whether the ordered walk reads the words' own posting lists: auto (when estimated to pay), on, off.",
-							 NULL, &am_setting_search_order_matches, -1, am_order_matches_options,
-							 PGC_USERSET, GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
-	DefineCustomIntVariable("agentmarket.search_exhaustive_limit",
-							"Matches up to which search_agents scores every match (L).",
-							NULL, &am_setting_search_exhaustive_limit, AM_EXHAUSTIVE_LIMIT, 0, 9999999,
-							PGC_USERSET, GUC_NOT_IN_SAMPLE, NULL, NULL, NULL);
-}
-
 /*
  * Plans the query and estimates, before any listing is read: joint (the
  * matches if words were independent), the filters' share of listings (from
@@ -739,7 +629,7 @@ am_plan(AmSearch *s, text *query)
 	s->has_query = !s->plan_nulls[0];
 	s->ngroups = DatumGetInt32(s->plan_values[5]);
 
-	s->exhaustive_limit = am_setting_search_exhaustive_limit;
+	s->exhaustive_limit = am_exhaustive_limit();
 
 	if (!s->plan_nulls[7])
 		s->published = (double) DatumGetInt64(s->plan_values[7]);

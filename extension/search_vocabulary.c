@@ -216,7 +216,7 @@ am_lookup_copy(MemoryContext cxt, const AmLookupRow *rows, int nrows)
 	return copy;
 }
 
-/* The vocabulary's relations, by name; their OIDs are kept per backend. */
+/* The vocabulary's relations, by name (AM_REL_*); their OIDs are kept per backend. */
 static const char *const am_vocabulary_names[] = {
 	"search_vocabulary", "search_vocabulary_pkey", "search_typo_index", "search_typo_index_pkey", "search_corpus"
 };
@@ -225,68 +225,12 @@ static const char *const am_vocabulary_names[] = {
 #define AM_REL_TYPO 2
 #define AM_REL_TYPO_PKEY 3
 #define AM_REL_CORPUS 4
-static Oid	am_vocabulary_relids[lengthof(am_vocabulary_names)];
-static bool am_vocabulary_relids_valid;
-static bool am_vocabulary_callback;
 
-/* A relation changed or went (or every one may have): look the names up again. */
-static void
-am_vocabulary_relcache(Datum arg, Oid relid)
-{
-	int			i;
-
-	for (i = 0; i < (int) lengthof(am_vocabulary_names); i++)
-		if (!OidIsValid(relid) || am_vocabulary_relids[i] == relid)
-			am_vocabulary_relids_valid = false;
-}
-
-/*
- * A relation of the vocabulary (AM_REL_*), open with AccessShareLock.  Its
- * OID is the one kept unless an invalidation of any of them arrived (a
- * drop, a rename: processed when the lock is taken, so one that came
- * while opening is seen, and the names are looked up again).
- */
+/* A relation of the vocabulary (AM_REL_*), open with AccessShareLock (kept_relations.c). */
 static Relation
 am_private_relation(int which)
 {
-	int			attempt;
-
-	if (!am_vocabulary_callback)
-	{
-		CacheRegisterRelcacheCallback(am_vocabulary_relcache, (Datum) 0);
-		am_vocabulary_callback = true;
-	}
-	for (attempt = 0;; attempt++)
-	{
-		Relation	rel;
-
-		if (!am_vocabulary_relids_valid || attempt > 0)
-		{
-			Oid			schema = get_namespace_oid("agentmarket_private", false);
-			int			i;
-
-			am_vocabulary_relids_valid = true;
-			for (i = 0; i < (int) lengthof(am_vocabulary_names); i++)
-				am_vocabulary_relids[i] = get_relname_relid(am_vocabulary_names[i], schema);
-		}
-		if (!OidIsValid(am_vocabulary_relids[which]))
-		{
-			/* not kept: a relation created under the name sends no invalidation here */
-			am_vocabulary_relids_valid = false;
-			ereport(ERROR,
-					(errcode(ERRCODE_UNDEFINED_TABLE),
-					 errmsg("relation agentmarket_private.%s does not exist", am_vocabulary_names[which])));
-		}
-		rel = try_relation_open(am_vocabulary_relids[which], AccessShareLock);
-		if (rel != NULL && am_vocabulary_relids_valid)
-			return rel;
-		if (rel != NULL)
-			relation_close(rel, AccessShareLock);
-		if (attempt >= 10)
-			ereport(ERROR,
-					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-					 errmsg("relation agentmarket_private.%s keeps changing", am_vocabulary_names[which])));
-	}
+	return am_open_kept("agentmarket_private", am_vocabulary_names[which], 0);
 }
 
 static void
@@ -618,9 +562,11 @@ am_plan_cache_reset(void)
 bool
 am_vocabulary_check_read(void)
 {
-	if (!OidIsValid(am_vocabulary_relids[AM_REL_VOCABULARY]))
+	Oid			relid = am_kept_relid("agentmarket_private", am_vocabulary_names[AM_REL_VOCABULARY]);
+
+	if (!OidIsValid(relid))
 		return false;
-	if (pg_class_aclcheck(am_vocabulary_relids[AM_REL_VOCABULARY], GetUserId(), ACL_SELECT) != ACLCHECK_OK)
+	if (pg_class_aclcheck(relid, GetUserId(), ACL_SELECT) != ACLCHECK_OK)
 		ereport(ERROR,
 				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 				 errmsg("permission denied for table search_vocabulary")));

@@ -29,6 +29,15 @@ extern void am_credits_init(void);
 extern void am_metering_init(void);
 extern void am_search_init(void);
 
+/* definer.c: agentmarket_definer's rights and a pinned search path, entered in C (search_agents). */
+typedef struct AmDefiner
+{
+	Oid			userid;
+	int			sec_context;
+} AmDefiner;
+extern void am_definer_enter(AmDefiner *saved);
+extern void am_definer_exit(const AmDefiner *saved);
+
 /* kept_relations.c: relations of the extension by name, their OIDs kept per backend. */
 extern Relation am_open_kept(const char *schema, const char *name, char relkind);
 extern Oid	am_kept_relid(const char *schema, const char *name);

@@ -738,14 +738,9 @@ am_relevance(ReturnSetInfo *rsinfo, AmSearch *s)
 	am_emit_all(rsinfo, s, s->k);
 }
 
-/*
- * search_agents: published listings matching a query and filters, a page
- * of them in the chosen sort after the cursor, each with its score and the
- * cursor of the page after it.  See README, "Search".
- */
-/* SQL function: search_agents */
-Datum
-search_agents(PG_FUNCTION_ARGS)
+/* The search itself, as agentmarket_definer under the pinned path. */
+static void
+am_search_agents(FunctionCallInfo fcinfo)
 {
 	ReturnSetInfo *rsinfo = (ReturnSetInfo *) fcinfo->resultinfo;
 	AmSearch	s;
@@ -778,5 +773,29 @@ search_agents(PG_FUNCTION_ARGS)
 	PG_END_TRY();
 	SPI_finish();
 	am_statement_settings_end(true);
+}
+
+/*
+ * search_agents: published listings matching a query and filters, a page
+ * of them in the chosen sort after the cursor, each with its score and the
+ * cursor of the page after it.  See README, "Search".  It runs as
+ * agentmarket_definer under a pinned search path entered in C (definer.c).
+ */
+/* SQL function: search_agents */
+Datum
+search_agents(PG_FUNCTION_ARGS)
+{
+	AmDefiner	saved;
+
+	am_definer_enter(&saved);
+	PG_TRY();
+	{
+		am_search_agents(fcinfo);
+	}
+	PG_FINALLY();
+	{
+		am_definer_exit(&saved);
+	}
+	PG_END_TRY();
 	return (Datum) 0;
 }

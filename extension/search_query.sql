@@ -143,10 +143,15 @@ COMMENT ON FUNCTION agentmarket_private.search_check_filters(text[], text[], tex
 -- its shape (sort, filters given, cursor or not).  Sorted by a column (or no
 -- words): a capped walk of the sort's index, or GIN and sort.  Relevance:
 -- every match scored through one GIN scan of the words and filter lexemes,
--- or the walk in static-score order (search_walk.c).  Its one SET is the
--- pinned search_path: JIT and parallel plans are turned off in C, and only
--- when a statement runs (am_statement_settings: a SET clause costs every
--- call a save and a restore), and the cursor writes its score shortest-exact
+-- or the walk in static-score order (search_walk.c).  It has no SET clause
+-- and is not declared SECURITY DEFINER, yet runs as agentmarket_definer
+-- under a pinned path: both are taken in C for the call (definer.c), where
+-- the clause cost ~40 µs a call on cold caches, as much as a rare word's
+-- whole search.  The path pinned there (pg_catalog, agentmarket,
+-- agentmarket_private) does not search pg_temp at all; sql/search_definer
+-- and sql/attack_definer check it as they check the definers.  JIT and
+-- parallel plans are turned off in C, and only when a statement runs
+-- (am_statement_settings), and the cursor writes its score shortest-exact
 -- whatever extra_float_digits says.
 CREATE FUNCTION agentmarket.search_agents(
     query text DEFAULT NULL, category text DEFAULT NULL, tags text[] DEFAULT NULL,
@@ -154,8 +159,7 @@ CREATE FUNCTION agentmarket.search_agents(
     sort text DEFAULT 'relevance', page_size integer DEFAULT 20, page_after text DEFAULT NULL)
 RETURNS SETOF agentmarket.agent_search_result
 AS 'MODULE_PATHNAME', 'search_agents'
-LANGUAGE C STABLE SECURITY DEFINER
-SET search_path = pg_catalog, agentmarket, agentmarket_private, pg_temp
+LANGUAGE C STABLE
 ROWS 20;
 COMMENT ON FUNCTION agentmarket.search_agents(text, text, text[], text[], text[], text, text, integer, text) IS
     'Searches published agents: websearch syntax with one-typo tolerance and a prefix last word; filters by category, all tags, any relay, any model, pricing model; sorts relevance, rating, popular, newest; keyset pages of 1 to 100 rows via each row''s cursor.';

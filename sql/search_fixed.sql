@@ -1,5 +1,5 @@
 -- search_fixed: what a search costs per call besides its reads (issue 14).
--- search_agents is a definer with one SET clause, the pinned search_path:
+-- search_agents has no SET clause (its rights and path are taken in C):
 -- JIT and parallel plans are turned off in C only while its statements run
 -- and the caller's settings are back afterwards, whichever path answered
 -- (in C or by statements) and after an error; the cursor's score is written
@@ -26,10 +26,11 @@ SELECT 'sf-' || i, '66666666-3000-4000-8000-000000000001',
        '2026-01-01'::timestamptz + (i % 7) * interval '1 day'
   FROM generate_series(1, 300) i;
 
--- One SET clause: the pinned search_path (pg_temp last).
-SELECT is((SELECT p.proconfig FROM pg_proc p WHERE p.oid = 'agentmarket.search_agents'::regproc),
-          ARRAY['search_path=pg_catalog, agentmarket, agentmarket_private, pg_temp'],
-          'search_agents is a definer whose one SET clause pins search_path');
+-- No SET clause at all: the definer's rights and the pinned path are taken
+-- in C (definer.c; sql/search_definer checks them).
+SELECT is((SELECT format('definer=%s config=%s', p.prosecdef, p.proconfig) FROM pg_proc p
+            WHERE p.oid = 'agentmarket.search_agents'::regproc),
+          'definer=f config=', 'search_agents has no SET clause (its path is pinned in C)');
 
 -- Searches answered in C and by statements (search_direct off, a walk of
 -- common words, a filtered sample): every page, its scores and cursors.

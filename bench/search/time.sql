@@ -6,71 +6,13 @@
 -- contender answered in under :fast_ms ms (p50 of those rounds) get more
 -- rounds, :fast_reps in all: a row's p99 over 5 queries x 5 rounds is its
 -- slowest or second-slowest sample, so one scheduler slice on this shared
--- machine decided sub-millisecond rows; 200 samples cost a second a row.
+-- machine decided sub-millisecond rows.  Over 200 samples it is still the
+-- second or third slowest, one of the few calls that came right after a
+-- slow one (below): which contender drew them decided the row.  The default
+-- is 1,000 samples (fast_reps 200), where it is the tenth: about a minute.
 -- seq: the order the calls ran in (what ran just before a call, below).
 CREATE TEMP TABLE timings (contender text, class text, variant text, q text, ms double precision, seq bigserial);
-CREATE TEMP TABLE runs AS
-SELECT b.class, b.ord AS bord, b.q, b.words, b.pre, v.variant, v.ord AS vord, v.category, v.relays, v.models, v.pricing,
-       v.sort, v.page, NULL::text AS after
-  FROM bench_base b CROSS JOIN bench_variant v;
--- Second pages: the cursor of the first page's last row.
-UPDATE runs r SET after = (SELECT s.cursor FROM agentmarket.search_agents(r.q, r.category, NULL, r.relays, r.models,
-                                   r.pricing, r.sort, 20) s ORDER BY s.score, s.id LIMIT 1)
- WHERE r.page = 2;
-
--- The peers' statements, one per contender, variant and query form (words,
--- or words and a prefix), written into one PL/pgSQL function as static SQL:
--- each is prepared once and its plan kept by the plan cache (custom plans,
--- then a generic one where it is no dearer), as ours is (a static statement
--- in time_round) and as a client's prepared statement is (PostgREST prepares
--- its statements).  Planned on every call through EXECUTE, the peers paid
--- ~40 µs a call that ours did not: a rare word took GIN 54 µs so, 11 µs
--- prepared, ours 30 (the same query in a loop).  Each branch times itself:
--- the words parsed (as ours parses its own), then the statement, which
--- returns the card ours returns (its columns but the cursor; the peers page
--- by OFFSET) with its score: count(x) makes it build every row, where
--- count(*) let the planner drop the unused columns.
-CREATE FUNCTION pg_temp.contender_sql(contender text, v bench_variant, prefix boolean) RETURNS text LANGUAGE sql AS $$
-  SELECT format('SELECT count(x) INTO n FROM (SELECT a.id, a.slug, a.name, a.tagline, a.icon_url, a.category, a.pricing_model,'
-                ' a.credits_per_session, a.avg_rating, a.total_reviews, a.total_hires, a.supported_relays, a.supported_models,'
-                ' a.tags, a.published_at, %s AS score FROM agentmarket.agents a'
-                ' WHERE a.status = ''published'' AND %s @@ tq%s%s%s%s ORDER BY %s LIMIT 20 OFFSET %s) x',
-      CASE contender WHEN 'rum' THEN 'a.bench_rum <=> tq' WHEN 'gin' THEN 'ts_rank(a.search_document, tq)'
-           ELSE $n$ts_rank(to_tsvector('english', a.name || ' ' || a.tagline || ' ' || a.description), tq)$n$ END,
-      CASE contender WHEN 'rum' THEN 'a.bench_rum' WHEN 'gin' THEN 'a.search_document'
-           ELSE $n$to_tsvector('english', a.name || ' ' || a.tagline || ' ' || a.description)$n$ END,
-      CASE WHEN v.category IS NOT NULL THEN format(' AND a.category = %L', v.category) ELSE '' END,
-      CASE WHEN v.relays IS NOT NULL THEN format(' AND a.supported_relays && %L', v.relays) ELSE '' END,
-      CASE WHEN v.models IS NOT NULL THEN format(' AND a.supported_models && %L', v.models) ELSE '' END,
-      CASE WHEN v.pricing IS NOT NULL THEN format(' AND a.pricing_model = %L', v.pricing) ELSE '' END,
-      CASE v.sort
-        WHEN 'rating' THEN 'COALESCE(a.avg_rating, 0) DESC, a.total_reviews DESC, a.id DESC'
-        WHEN 'popular' THEN 'a.total_hires DESC, a.id DESC'
-        WHEN 'newest' THEN 'a.published_at DESC, a.id DESC'
-        ELSE CASE contender WHEN 'rum' THEN 'score' ELSE 'score DESC' END END,
-      (v.page - 1) * 20)
-$$;
-DO $$
-BEGIN
-    EXECUTE (
-        SELECT 'CREATE FUNCTION pg_temp.time_peer(c text, variant text, p_words text, p_pre text) RETURNS float8
-                LANGUAGE plpgsql AS $f$
-                DECLARE t0 timestamptz; tq tsquery; n int;
-                BEGIN ' || string_agg(format(
-                    '%s c = %L AND variant = %L AND (p_pre IS NOT NULL) = %L THEN
-                         t0 := clock_timestamp();
-                         tq := %s;
-                         %s;
-                         RETURN extract(epoch FROM clock_timestamp() - t0) * 1000;',
-                    CASE WHEN n = 1 THEN 'IF' ELSE 'ELSIF' END, c, (v).variant, p,
-                    CASE WHEN p THEN $q$websearch_to_tsquery('english', p_words) && to_tsquery('simple', p_pre || ':*')$q$
-                         ELSE $q$websearch_to_tsquery('english', p_words)$q$ END,
-                    pg_temp.contender_sql(c, v, p)), ' ' ORDER BY n)
-               || ' END IF; RAISE ''no statement for %, %'', c, variant; END $f$'
-          FROM (SELECT c, v, p, row_number() OVER () AS n
-                  FROM unnest(ARRAY['rum', 'gin', 'naive']) c, bench_variant v, unnest(ARRAY[false, true]) p) x);
-END
-$$;
+\ir peers.sql
 
 -- One round of one query: its contenders back to back in random order (the
 -- naive query last).  The first to run a query reads its pages and index
@@ -204,8 +146,8 @@ SELECT q.class, q.variant, q.q, q.ours, q.peer
          WHERE t.class <> 'typo' AND s.p99 > b.p99 AND t.contender IN ('ours', b.contender)
          GROUP BY t.class, t.variant, t.q) q
  ORDER BY q.cord, q.vord, q.q;
--- A sub-millisecond row's p99 is its second or third slowest call of 200,
--- and those are the calls that came right after one of over 1 ms (a peer's
+-- A sub-millisecond row's p99 is its tenth slowest call of 1,000 (its
+-- second or third of 200), and those are the calls that came right after one of over 1 ms (a peer's
 -- scan of a common word, tens of ms: it evicts the CPU caches, so the next
 -- call reads its code and data from memory).  Which contender drew more of
 -- them, and what they cost it, decides such a row as much as its code.

@@ -27,7 +27,7 @@ CREATE TEMP TABLE cold (mode text, contender text, variant text, q text, ms floa
 SELECT set_config('bench.iters', :'iters', false) AS iters \gset
 DO $$
 DECLARE
-    r record; c text; t0 timestamptz; n int; ms float8; i int; mode text;
+    r runs; c text; ms float8; i int; mode text;
 BEGIN
     FOR i IN 0 .. current_setting('bench.iters')::int LOOP
         FOR r IN SELECT * FROM runs WHERE class = '1 rare word' AND variant IN ('plain', 'category', 'model', 'page 2')
@@ -39,19 +39,7 @@ BEGIN
                     ELSIF mode = 'cool' THEN
                         PERFORM sum(x) FROM public.bench_flush_cool;
                     END IF;
-                    IF c = 'ours' THEN
-                        t0 := clock_timestamp();
-                        SELECT count(*) INTO n FROM agentmarket.search_agents(r.q, r.category, NULL, r.relays, r.models,
-                                                                             r.pricing, r.sort, 20, r.after);
-                        ms := extract(epoch FROM clock_timestamp() - t0) * 1000;
-                    ELSIF c = 'ours (SET clause)' THEN
-                        t0 := clock_timestamp();
-                        SELECT count(*) INTO n FROM pg_temp.search_agents_set_clause(r.q, r.category, NULL, r.relays, r.models,
-                                                                                     r.pricing, r.sort, 20, r.after);
-                        ms := extract(epoch FROM clock_timestamp() - t0) * 1000;
-                    ELSE
-                        ms := pg_temp.time_peer(c, r.variant, r.words, r.pre);
-                    END IF;
+                    ms := pg_temp.time_call(c, r);
                     IF i > 0 THEN
                         INSERT INTO cold VALUES (mode, c, r.variant, r.q, ms);
                     END IF;

@@ -64,3 +64,26 @@ BEGIN
                   FROM unnest(ARRAY['rum', 'gin', 'naive']) c, bench_variant v, unnest(ARRAY[false, true]) p) x);
 END
 $$;
+
+-- One timed call of a contender for a run: ours (and, in cold.sql, ours
+-- declared with the former SET clause), or a peer's statement.
+CREATE FUNCTION pg_temp.time_call(c text, r runs) RETURNS float8
+LANGUAGE plpgsql AS $$
+DECLARE
+    t0 timestamptz;
+    n int;
+BEGIN
+    IF c = 'ours' THEN
+        t0 := clock_timestamp();
+        SELECT count(*) INTO n FROM agentmarket.search_agents(r.q, r.category, NULL, r.relays, r.models,
+                                                             r.pricing, r.sort, 20, r.after);
+    ELSIF c = 'ours (SET clause)' THEN
+        t0 := clock_timestamp();
+        SELECT count(*) INTO n FROM pg_temp.search_agents_set_clause(r.q, r.category, NULL, r.relays, r.models,
+                                                                     r.pricing, r.sort, 20, r.after);
+    ELSE
+        RETURN pg_temp.time_peer(c, r.variant, r.words, r.pre);
+    END IF;
+    RETURN extract(epoch FROM clock_timestamp() - t0) * 1000;
+END
+$$;

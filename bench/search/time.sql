@@ -23,20 +23,11 @@ CREATE FUNCTION pg_temp.time_round(r runs, i int, contenders text[], naive_reps 
 LANGUAGE plpgsql AS $$
 DECLARE
     c text;
-    t0 timestamptz;
-    n int;
     ms float8;
 BEGIN
     FOREACH c IN ARRAY ARRAY(SELECT x FROM pg_catalog.unnest(contenders) x ORDER BY x = 'naive', random()) LOOP
         CONTINUE WHEN c = 'naive' AND (i = 0 OR i > naive_reps OR r.variant <> 'plain');
-        IF c = 'ours' THEN
-            t0 := clock_timestamp();
-            SELECT count(*) INTO n FROM agentmarket.search_agents(r.q, r.category, NULL, r.relays, r.models,
-                                                                 r.pricing, r.sort, 20, r.after);
-            ms := extract(epoch FROM clock_timestamp() - t0) * 1000;
-        ELSE
-            ms := pg_temp.time_peer(c, r.variant, r.words, r.pre);
-        END IF;
+        ms := pg_temp.time_call(c, r);
         IF i > 0 THEN
             INSERT INTO timings VALUES (c, r.class, r.variant, r.q, ms);
         END IF;

@@ -25,6 +25,9 @@
  * inside.  am_definer_exit restores both; an error between them restores
  * both as well (the caller's PG_FINALLY, and at the latest the
  * (sub)transaction abort, which resets the user and pops overrides).
+ * PushOverrideSearchPath is gone in PostgreSQL 17: a port sets the path
+ * with set_config_option under a new GUC nest level, or takes the SET
+ * clause back.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

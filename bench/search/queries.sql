@@ -39,4 +39,9 @@ INSERT INTO bench_variant VALUES
   ('sort popular', 8, NULL, NULL, NULL, NULL, 'popular', 1),
   ('sort newest', 9, NULL, NULL, NULL, NULL, 'newest', 1),
   ('page 2', 10, NULL, NULL, NULL, NULL, 'relevance', 2),
-  ('page 2, category', 11, 'research', NULL, NULL, NULL, 'relevance', 2);
+  ('page 2, category', 11, 'research', NULL, NULL, NULL, 'relevance', 2),
+  -- The all-filters variant's relays and model alone: a filter whose
+  -- listings are many (two relays: about two thirds of all) met a walk
+  -- whose tagline sets made its members many (README, "What is left at 1M").
+  ('2 relays', 12, NULL, '{telegram,discord}', NULL, NULL, 'relevance', 1),
+  ('model claude', 13, NULL, NULL, '{claude}', NULL, 'relevance', 1);

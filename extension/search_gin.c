@@ -12,11 +12,15 @@
  * consistent function: for words common apart and rare together ('invoice
  * podcast': 21,000 listings each at 100k, 8 together; 210,000 each at 1M)
  * that is one step and one call for every listing of a word, 2 ms at 100k
- * and 16-27 ms at 1M.  Here each term's posting list is read whole
- * (decoded a leaf page at a time), a word's terms merged, and the words
- * intersected, smallest first: a few nanoseconds an item.  The filters'
- * lexemes (' category coding', ...) are intersected too when their lists
- * are short beside the listings left, else checked on the rows.  The
+ * and 16-27 ms at 1M.  Here the rarest word's terms are read whole
+ * (decoded a leaf page at a time, straight into TID keys) and merged; each
+ * other word, fewer first, is walked against the listings left: its lists
+ * decoded a leaf at a time and compared, a leaf with none of them in its
+ * range skipped, no copy, no merge, no array the size of the list (at 1M
+ * listings those cost more than the decoding, most of it in page faults on
+ * fresh memory): a few nanoseconds an item.  The filters' lexemes
+ * (' category coding', ...) narrow them too when their lists are short
+ * beside the listings left, else are checked on the rows.  The
  * listings left are handed back as a bitmap to recheck: every one is
  * checked against the whole query on its row (phrases, negated words), so
  * the answer is exactly GIN's.
@@ -244,18 +248,31 @@ am_gin_item_cmp(const void *a, const void *b)
 }
 
 /*
- * A key's items in the tree: its posting list in the entry tuple, or its
- * posting tree's leaves read left to right (as GIN's scan reads them: the
- * tree's root predicate-locked, each leaf decoded while share-locked).
+ * The items past which a leaf page's are wanted (the visitor's skip, or
+ * every item); false when no more are wanted.
+ */
+static bool
+am_gin_wanted(const AmGinVisit *v, ItemPointer past)
+{
+	ItemPointerSetMin(past);
+	return v->skip == NULL || v->skip(v->arg, past);
+}
+
+/*
+ * A key's items in the tree given to a visitor: its posting list in the
+ * entry tuple, or its posting tree's leaves read left to right (as GIN's
+ * scan reads them: the tree's root predicate-locked, each leaf decoded
+ * while share-locked), in TID order.  A leaf whose items are all at or
+ * before the visitor's skip point is not decoded, nor its segments before
+ * that point.  The pending list's items stay on the term.
  */
 void
-am_gin_read_key(AmGinRead *r, AmGinTerm *term)
+am_gin_visit_key(AmGinRead *r, AmGinTerm *term, const AmGinVisit *v)
 {
 	GinBtreeData btree;
 	GinBtreeStack *stack;
 	Page		page;
 	bool		locked = true;
-	int			max = 0;
 
 	ginPrepareEntryScan(&btree, 1, PointerGetDatum(cstring_to_text_with_len(term->key, term->keylen)),
 						GIN_CAT_NORM_KEY, &r->ginstate);
@@ -280,30 +297,29 @@ am_gin_read_key(AmGinRead *r, AmGinTerm *term)
 
 			leaf = ginScanBeginPostingTree(&data, r->index, root, r->snapshot);
 			buffer = leaf->buffer;
-			/* the tree's estimate of its leaves sizes the list (no copy as it grows) */
+			/* the tree's estimate of its leaves: how many items to expect */
 			leaves = Max(leaf->predictNumber, 1);
 			IncrBufferRefCount(buffer);
 			freeGinBtreeStack(leaf);
 			for (;;)
 			{
+				ItemPointerData past;
+
 				CHECK_FOR_INTERRUPTS();
 				page = BufferGetPage(buffer);
-				if (!GinPageIsDeleted(page))
+				if (!am_gin_wanted(v, &past))
+					break;
+				if (!GinPageIsDeleted(page) &&
+					(GinPageRightMost(page) || !ItemPointerIsValid(&past) ||
+					 ginCompareItemPointers(GinDataPageGetRightBound(page), &past) > 0))
 				{
-					ItemPointerData min;
 					ItemPointer items;
 					int			n;
 
-					ItemPointerSetMin(&min);
 					/* NULL for a leaf that vacuum emptied */
-					items = GinDataLeafPageGetItems(page, &n, min);
-					if (n > 0 && term->items == NULL)
-					{
-						max = (int) Min((double) n * leaves * 1.25 + 64, (double) MaxAllocSize / sizeof(ItemPointerData));
-						term->items = palloc(sizeof(ItemPointerData) * max);
-					}
+					items = GinDataLeafPageGetItems(page, &n, past);
 					if (n > 0)
-						am_gin_append(&term->items, &term->n, &max, items, n);
+						v->items(v->arg, items, n, (double) n * leaves * 1.25 + 64);
 					if (items != NULL)
 						pfree(items);
 				}
@@ -317,7 +333,12 @@ am_gin_read_key(AmGinRead *r, AmGinTerm *term)
 		{
 			PredicateLockPage(r->index, BufferGetBlockNumber(stack->buffer), r->snapshot);
 			if (GinGetNPosting(itup) > 0)
-				term->items = ginReadTuple(&r->ginstate, 1, itup, &term->n);
+			{
+				int			n;
+				ItemPointer items = ginReadTuple(&r->ginstate, 1, itup, &n);
+
+				v->items(v->arg, items, n, n);
+			}
 		}
 	}
 	else
@@ -325,112 +346,255 @@ am_gin_read_key(AmGinRead *r, AmGinTerm *term)
 	if (locked)
 		LockBuffer(stack->buffer, GIN_UNLOCK);
 	freeGinBtreeStack(stack);
-
 	if (term->npending > 0)
-	{
-		ItemPointer merged;
-		int			n;
-
 		qsort(term->pending, term->npending, sizeof(ItemPointerData), am_gin_item_cmp);
-		merged = ginMergeItemPointers(term->items, term->n, term->pending, term->npending, &n);
-		term->items = merged;
-		term->n = n;
-	}
 }
 
-/* The items of a read's terms of one group, sorted and distinct: each term read, then merged. */
-ItemPointer
-am_gin_group_items(AmGinRead *r, int group, int *n)
+/*
+ * Keys (sorted TID numbers, each the first field of an element stride bytes
+ * long) marked by the posting lists that hold them (am_gin_mark_group).
+ */
+typedef struct AmGinMarks
 {
-	ItemPointer items = NULL;
-	int			i;
+	const char *keys;
+	size_t		stride;
+	int64		n;
+	int64		next;			/* the first key after the items given so far */
+	bool	   *in;
+} AmGinMarks;
 
-	*n = 0;
+static inline uint64
+am_gin_mark_key(const AmGinMarks *mk, int64 i)
+{
+	return *(const uint64 *) (mk->keys + i * mk->stride);
+}
+
+/* Marks the keys among a batch of a list's items (sorted). */
+static void
+am_gin_mark_items(void *arg, const ItemPointerData *items, int nitems, double expected)
+{
+	AmGinMarks *mk = (AmGinMarks *) arg;
+	uint64		first = am_tid_key(ItemPointerGetBlockNumber(&items[0]), ItemPointerGetOffsetNumber(&items[0]));
+	int64		lo = 0,
+				hi = mk->n,
+				m;
+	int			i = 0;
+
+	/* the first key at or after the batch (the pending list's comes after the tree's) */
+	while (lo < hi)
+	{
+		int64		mid = lo + (hi - lo) / 2;
+
+		if (am_gin_mark_key(mk, mid) < first)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	for (m = lo; m < mk->n && i < nitems;)
+	{
+		uint64		k = am_gin_mark_key(mk, m);
+		uint64		item = am_tid_key(ItemPointerGetBlockNumber(&items[i]), ItemPointerGetOffsetNumber(&items[i]));
+
+		if (k < item)
+			m++;
+		else if (item < k)
+			i++;
+		else
+		{
+			mk->in[m++] = true;
+			i++;
+		}
+	}
+	mk->next = i >= nitems ? m : mk->n;
+}
+
+/* The item past which a list's items can mark a key: just before the next one. */
+static bool
+am_gin_mark_past(void *arg, ItemPointer past)
+{
+	AmGinMarks *mk = (AmGinMarks *) arg;
+	uint64		k;
+	BlockNumber block;
+	OffsetNumber offset;
+
+	if (mk->next >= mk->n)
+		return false;
+	k = am_gin_mark_key(mk, mk->next);
+	block = (BlockNumber) (k >> 16);
+	offset = (OffsetNumber) (k & 0xFFFF);
+	if (offset > 1)
+		ItemPointerSet(past, block, offset - 1);
+	else if (block > 0)
+		ItemPointerSet(past, block - 1, PG_UINT16_MAX);
+	return true;
+}
+
+/*
+ * Keeps, in place and in order, the elements (stride bytes long, each
+ * starting with its TID key, sorted) that some term of a read's group holds
+ * (the pending list read); how many are left.  Each term's list is walked
+ * against the keys, a leaf decoded at a time with no union built, a leaf
+ * with no key in its range not decoded: for a set of listings narrowed by
+ * long lists, where reading those whole costs a copy and a merge of each
+ * (at a million listings, megabytes of fresh memory a call).
+ */
+int64
+am_gin_keep_group(AmGinRead *r, int group, void *keys, size_t stride, int64 n)
+{
+	bool	   *in;
+	AmGinMarks	mk;
+	AmGinVisit	v = {am_gin_mark_items, am_gin_mark_past, &mk};
+	int			i;
+	int64		m,
+				out = 0;
+
+	if (n == 0)
+		return 0;
+	in = palloc_extended(sizeof(bool) * n, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	mk.keys = keys;
+	mk.stride = stride;
+	mk.n = n;
+	mk.in = in;
 	for (i = 0; i < r->nterms; i++)
 	{
 		AmGinTerm  *t = &r->terms[i];
 
 		if (t->group != group)
 			continue;
-		am_gin_read_key(r, t);
-		if (t->n == 0)
-			continue;
-		if (*n == 0)
-		{
-			items = t->items;
-			*n = t->n;
-		}
-		else
-			items = ginMergeItemPointers(items, *n, t->items, t->n, n);
+		mk.next = 0;
+		am_gin_visit_key(r, t, &v);
+		if (t->npending > 0)
+			am_gin_mark_items(&mk, t->pending, t->npending, 0);
 	}
-	return items;
+	for (m = 0; m < n; m++)
+		if (in[m])
+		{
+			if (out != m)
+				memcpy((char *) keys + out * stride, (char *) keys + m * stride, stride);
+			out++;
+		}
+	pfree(in);
+	return out;
+}
+
+/* A list's items as TID keys, growing (am_gin_group_keys). */
+typedef struct AmGinKeys
+{
+	uint64	   *keys;
+	int64		n;
+	int64		max;
+} AmGinKeys;
+
+/* Appends a batch of items as TID keys. */
+static void
+am_gin_collect_keys(void *arg, const ItemPointerData *items, int n, double expected)
+{
+	AmGinKeys  *k = (AmGinKeys *) arg;
+	int			i;
+
+	if (k->n + n > k->max)
+	{
+		k->max = Max(Max(k->max * 2, k->n + n), (int64) Min(expected, (double) (MaxAllocHugeSize / sizeof(uint64))));
+		k->keys = k->keys == NULL
+			? palloc_extended(sizeof(uint64) * k->max, MCXT_ALLOC_HUGE)
+			: repalloc_huge(k->keys, sizeof(uint64) * k->max);
+	}
+	for (i = 0; i < n; i++)
+		k->keys[k->n++] = am_tid_key(ItemPointerGetBlockNumber(&items[i]), ItemPointerGetOffsetNumber(&items[i]));
+}
+
+/* The union of two sorted, distinct key arrays (a new array). */
+static uint64 *
+am_gin_keys_union(const uint64 *a, int64 na, const uint64 *b, int64 nb, int64 *n)
+{
+	uint64	   *out = palloc_extended(sizeof(uint64) * Max(na + nb, 1), MCXT_ALLOC_HUGE);
+	int64		i = 0,
+				j = 0,
+				m = 0;
+
+	while (i < na && j < nb)
+	{
+		if (a[i] < b[j])
+			out[m++] = a[i++];
+		else if (b[j] < a[i])
+			out[m++] = b[j++];
+		else
+		{
+			out[m++] = a[i++];
+			j++;
+		}
+	}
+	while (i < na)
+		out[m++] = a[i++];
+	while (j < nb)
+		out[m++] = b[j++];
+	*n = m;
+	return out;
 }
 
 /*
- * The items of a in b, both sorted: the smaller's items looked up in the
- * larger by galloping (a few dozen listings against 200,000 read a few
- * hundred of them), into a (its length returned).
+ * The listings of a read's group (its terms' lists and pending entries),
+ * sorted and distinct, as TID keys: each term's list decoded straight into
+ * keys (no array of item pointers copied and converted after), the terms
+ * joined fewest first.
  */
-int
-am_gin_intersect(ItemPointer a, int na, const ItemPointerData *b, int nb)
+uint64 *
+am_gin_group_keys(AmGinRead *r, int group, int64 *n)
 {
-	int			out = 0;
-	int			j = 0;
-	int			i;
+	AmGinKeys  *lists = palloc0(sizeof(AmGinKeys) * Max(r->nterms, 1));
+	int			nlists = 0,
+				i;
+	uint64	   *all = NULL;
 
-	/* lists of like sizes: merged, item by item (a gallop would compare twice as often) */
-	if ((double) nb < 8.0 * na)
+	*n = 0;
+	for (i = 0; i < r->nterms; i++)
 	{
-		i = 0;
-		while (i < na && j < nb)
-		{
-			int			c = ginCompareItemPointers(&a[i], (ItemPointer) &b[j]);
+		AmGinTerm  *t = &r->terms[i];
+		AmGinKeys  *k = &lists[nlists];
+		AmGinVisit	v = {am_gin_collect_keys, NULL, k};
 
-			if (c < 0)
-				i++;
-			else if (c > 0)
-				j++;
-			else
-			{
-				a[out++] = a[i++];
-				j++;
-			}
+		if (t->group != group)
+			continue;
+		am_gin_visit_key(r, t, &v);
+		if (t->npending > 0)
+		{
+			AmGinKeys	p = {NULL, 0, 0};
+			uint64	   *merged;
+
+			am_gin_collect_keys(&p, t->pending, t->npending, t->npending);
+			merged = am_gin_keys_union(k->keys, k->n, p.keys, p.n, &k->n);
+			k->keys = merged;
 		}
-		return out;
+		if (k->n > 0)
+			nlists++;
 	}
-	for (i = 0; i < na && j < nb; i++)
+	/* fewest first: each join copies what was joined before */
+	for (;;)
 	{
-		int			step = 1;
-		int			lo,
-					hi;
+		int			pick = -1;
 
-		/* gallop: the first b[j] >= a[i] */
-		if (ginCompareItemPointers((ItemPointer) &b[j], &a[i]) < 0)
+		for (i = 0; i < nlists; i++)
+			if (lists[i].keys != NULL && (pick < 0 || lists[i].n < lists[pick].n))
+				pick = i;
+		if (pick < 0)
+			break;
+		if (all == NULL)
 		{
-			lo = j;
-			hi = j + 1;
-			while (hi < nb && ginCompareItemPointers((ItemPointer) &b[hi], &a[i]) < 0)
-			{
-				lo = hi;
-				step *= 2;
-				hi = Min(nb, hi + step);
-			}
-			/* b[lo] < a[i]; b[hi] >= a[i] or hi == nb */
-			while (hi - lo > 1)
-			{
-				int			mid = lo + (hi - lo) / 2;
-
-				if (ginCompareItemPointers((ItemPointer) &b[mid], &a[i]) < 0)
-					lo = mid;
-				else
-					hi = mid;
-			}
-			j = hi;
+			all = lists[pick].keys;
+			*n = lists[pick].n;
 		}
-		if (j < nb && ginCompareItemPointers((ItemPointer) &b[j], &a[i]) == 0)
-			a[out++] = a[i];
+		else
+		{
+			uint64	   *joined = am_gin_keys_union(all, *n, lists[pick].keys, lists[pick].n, n);
+
+			pfree(all);
+			pfree(lists[pick].keys);
+			all = joined;
+		}
+		lists[pick].keys = NULL;
 	}
-	return out;
+	pfree(lists);
+	return all;
 }
 
 /* A list to intersect: a word's terms or a filter's lexemes, and its estimated listings. */
@@ -591,6 +755,9 @@ am_gin_read_candidates(AmSearch *s, Relation index, Snapshot snapshot, ItemPoint
 				i,
 				f,
 				l;
+	uint64	   *keys = NULL;
+	int64		nkeys = 0,
+				k;
 
 	if (!am_gin_lists(s, lists, &nlists))
 		return false;
@@ -613,28 +780,25 @@ am_gin_read_candidates(AmSearch *s, Relation index, Snapshot snapshot, ItemPoint
 	am_gin_read_pending(&r);
 
 	/*
-	 * Each list (a word's terms or a filter's lexemes, merged) read when it
-	 * pays with the listings left, and intersected with them: the rows are
-	 * checked against the whole query and the filters anyway.
+	 * Each list (a word's terms or a filter's lexemes) read when it pays
+	 * with the listings left: the first (fewest) whole, each later one
+	 * walked against the listings left (am_gin_keep_group: no copy, no
+	 * merge); the rows are checked against the whole query and the filters
+	 * anyway.
 	 */
-	*cand = NULL;
-	*ncand = 0;
 	for (l = 0; l < nlists; l++)
 	{
-		ItemPointer items;
-		int			n;
-
-		if (l > 0 && (*ncand == 0 || !am_gin_list_pays(&lists[l], *ncand, s->published)))
-			continue;
-		items = am_gin_group_items(&r, lists[l].group, &n);
 		if (l == 0)
-		{
-			*cand = items;
-			*ncand = n;
-		}
-		else
-			*ncand = am_gin_intersect(*cand, *ncand, items, n);
+			keys = am_gin_group_keys(&r, lists[l].group, &nkeys);
+		else if (nkeys > 0 && am_gin_list_pays(&lists[l], nkeys, s->published))
+			nkeys = am_gin_keep_group(&r, lists[l].group, keys, sizeof(uint64), nkeys);
 	}
+	*cand = palloc_extended(sizeof(ItemPointerData) * Max(nkeys, 1), MCXT_ALLOC_HUGE);
+	for (k = 0; k < nkeys; k++)
+		ItemPointerSet(&(*cand)[k], (BlockNumber) (keys[k] >> 16), (OffsetNumber) (keys[k] & 0xFFFF));
+	*ncand = (int) nkeys;
+	if (keys != NULL)
+		pfree(keys);
 	return true;
 }
 
@@ -672,24 +836,4 @@ am_gin_candidate_items(AmSearch *s, ItemPointer *cand, int *ncand)
 
 	index_close(index, AccessShareLock);
 	return read;
-}
-
-/*
- * The listings whose entries in a GIN index on one tsvector column hold any
- * of keys (the pending list's included), sorted and distinct: read as
- * am_gin_candidates reads a word's terms.  For search_order.c, whose sets
- * (the listings with a word in their name: search_fields' a/word) cost a
- * bitmap entry per listing through GIN's scan.
- */
-ItemPointer
-am_gin_key_items(Relation index, Snapshot snapshot, char **keys, int nkeys, int *n)
-{
-	AmGinRead	r;
-	int			i;
-
-	am_gin_begin(&r, index, snapshot);
-	for (i = 0; i < nkeys; i++)
-		am_gin_add_term(&r, keys[i], 0);
-	am_gin_read_pending(&r);
-	return am_gin_group_items(&r, 0, n);
 }

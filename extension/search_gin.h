@@ -19,14 +19,12 @@
 
 #include "search_agents.h"
 
-/* A term to read: its key and, once read, its items (sorted, distinct). */
+/* A term to read: its key, its group, and its items in the pending list once read. */
 typedef struct AmGinTerm
 {
 	char	   *key;
 	int			keylen;
 	int			group;
-	ItemPointer items;
-	int			n;
 	ItemPointer pending;		/* items in the pending list (unsorted) */
 	int			npending;
 	int			maxpending;
@@ -42,21 +40,39 @@ typedef struct AmGinRead
 	int			maxterms;
 } AmGinRead;
 
-/* search_gin.c: posting lists read whole (the pending list's entries merged in) */
+/*
+ * What a walk of one key's posting list does with its items: items() gets
+ * them a batch at a time in TID order (expected: how many the whole list
+ * may hold); skip(), when set, is asked before each leaf of a posting tree
+ * for the item past which they are wanted (min: all), false to stop.
+ */
+typedef struct AmGinVisit
+{
+	void		(*items) (void *arg, const ItemPointerData *items, int n, double expected);
+	bool		(*skip) (void *arg, ItemPointer past);
+	void	   *arg;
+} AmGinVisit;
+
+/* A heap TID as one number in TID order (block, offset). */
+static inline uint64
+am_tid_key(BlockNumber block, OffsetNumber offset)
+{
+	return ((uint64) block << 16) | offset;
+}
+
+/* search_gin.c: posting lists read (the pending list's entries included) */
 extern bool am_gin_merge_on(void);
 extern void am_gin_begin(AmGinRead *r, Relation index, Snapshot snapshot);
 extern void am_gin_add_term(AmGinRead *r, const char *key, int group);
 extern int	am_gin_add_words(AmGinRead *r, const AmSearch *s, bool *left_out);
-extern ItemPointer am_gin_group_items(AmGinRead *r, int group, int *n);
 extern void am_gin_read_pending(AmGinRead *r);
-extern void am_gin_read_key(AmGinRead *r, AmGinTerm *term);
+extern void am_gin_visit_key(AmGinRead *r, AmGinTerm *term, const AmGinVisit *v);
+extern uint64 *am_gin_group_keys(AmGinRead *r, int group, int64 *n);
+extern int64 am_gin_keep_group(AmGinRead *r, int group, void *keys, size_t stride, int64 n);
 
 extern bool am_gin_candidates(AmSearch *s, Relation index, Snapshot snapshot, TIDBitmap *tbm);
 extern double am_gin_items(const AmSearch *s, double *least, double *left, double *first);
 extern double am_gin_cost_items(const AmSearch *s);
 extern bool am_gin_candidate_items(AmSearch *s, ItemPointer *cand, int *ncand);
-/* The items of sorted a also in sorted b, kept in a (merged or galloped); how many. */
-extern int	am_gin_intersect(ItemPointer a, int na, const ItemPointerData *b, int nb);
-extern ItemPointer am_gin_key_items(Relation index, Snapshot snapshot, char **keys, int nkeys, int *n);
 
 #endif							/* SEARCH_GIN_H */

@@ -349,6 +349,25 @@ am_order_applies(const AmSearch *s)
 }
 
 /*
+ * The most listings of a class (or of the listings that can match) fetched
+ * by their rows while the page is not full, when share_left of them are
+ * within the filters (am_order_filter).  Walking to k of them reads k / share_left of their
+ * rows and k / share_left / count of the walked index's entries per
+ * listing (an entry costs 1 / AM_ORDER_ENTRY_RATIO of a row); fetching,
+ * count rows.  So: those rows, or the count where both cost the same,
+ * whichever is more, and at least AM_ORDER_FIRST_CLASS pages.
+ */
+static double
+am_order_fetch_max(const AmSearch *s, double share_left)
+{
+	double		walked = s->published * ((s->filters & AM_F_CATEGORY) ? s->category_share : 1);
+
+	share_left = Max(share_left, 1e-9);
+	return Max(Max(AM_ORDER_FIRST_CLASS * s->k, s->k / share_left),
+			   sqrt(s->k * walked / share_left / AM_ORDER_ENTRY_RATIO));
+}
+
+/*
  * The ordered walk (see the header): false when it does not apply (the
  * caller walks with search_walk.c); otherwise true with the page's ids and
  * scores as arrays, best first.
@@ -384,6 +403,7 @@ am_order_walk(AmSearch *s, bool read_matches, Datum *ids, Datum *scores)
 	bool		done = false;
 	bool		score_all = false;
 	bool		known = false;	/* members are every listing that can match, in no set or in some */
+	double		share_left = s->filter_share;	/* of the members, within the filters */
 	uint64	   *mkeys = NULL;
 	int64		nm = 0;
 	int64		candidates = 0;
@@ -414,14 +434,9 @@ am_order_walk(AmSearch *s, bool read_matches, Datum *ids, Datum *scores)
 		known = am_order_candidates(s, &mkeys, &nm);
 		if (known)
 		{
-			/* within the filters (their lists, when short) */
-			AmMember   *within = am_order_restrict(NULL, 0, mkeys, nm);
-
-			nm = am_order_filter(s, fields, within, nm);
-			for (m = 0; m < nm; m++)
-				mkeys[m] = within[m].tid;
-			pfree(within);
-			if (nm <= Max(AM_ORDER_FIRST_CLASS * s->k, sqrt(s->k * s->published / s->filter_share) / 2))
+			/* within the filters (their lists, when they pay) */
+			nm = am_order_filter(s, fields, mkeys, sizeof(uint64), nm, &share_left);
+			if (nm <= am_order_fetch_max(s, share_left))
 				for (g = 0; g < ngroups; g++)
 					words.has_name[g] = words.has_head[g] = false;
 		}
@@ -443,7 +458,7 @@ am_order_walk(AmSearch *s, bool read_matches, Datum *ids, Datum *scores)
 		am_last_order.candidates = candidates = nm;
 	}
 	else
-		nmembers = am_order_filter(s, fields, members, nmembers);
+		nmembers = am_order_filter(s, fields, members, sizeof(AmMember), nmembers, &share_left);
 	index_close(fields, AccessShareLock);
 
 	/* the classes, by their words' fields; the first: listings in no set */
@@ -537,7 +552,7 @@ am_order_walk(AmSearch *s, bool read_matches, Datum *ids, Datum *scores)
 		}
 		if (o.top.n < s->k)
 		{
-			if (cl->count > Max(AM_ORDER_FIRST_CLASS * s->k, sqrt(s->k * s->published / s->filter_share) / 2))
+			if (cl->count > am_order_fetch_max(s, share_left))
 				break;
 		}
 		else

@@ -8,6 +8,7 @@
 #define SEARCH_ORDER_H
 
 #include "search_agents.h"
+#include "search_gin.h"
 #include "storage/block.h"
 #include "storage/off.h"
 #include "utils/relcache.h"
@@ -22,7 +23,7 @@
  */
 typedef struct AmMember
 {
-	uint64		tid;
+	uint64		tid;			/* first: am_order_filter reads members as TID keys */
 	uint32		mask;
 } AmMember;
 
@@ -47,13 +48,6 @@ extern bool am_order_words(AmSearch *s, AmWords *words);
 extern void am_order_choose_sets(AmSearch *s, AmWords *words, bool heads);
 extern int	am_order_read_sets(AmSearch *s, Relation fields, AmWords *words, AmMember **members, int64 *n);
 extern double am_order_class_bound(const AmWords *words, uint32 mask);
-
-/* A heap TID as one number in TID order (block, offset). */
-static inline uint64
-am_tid_key(BlockNumber block, OffsetNumber offset)
-{
-	return ((uint64) block << 16) | offset;
-}
 
 /*
  * The members by heap block: those of block b are members[start[b]] up to
@@ -90,7 +84,7 @@ extern bool am_order_head_set(AmSearch *s, Relation index, int group, uint64 **k
 extern bool am_order_candidates(AmSearch *s, uint64 **keys, int64 *n);
 extern int64 am_order_intersect(uint64 *a, int64 na, const uint64 *b, int64 nb);
 extern AmMember *am_order_restrict(const AmMember *members, int64 n, const uint64 *matches, int64 nmatches);
-extern int64 am_order_filter(AmSearch *s, Relation index, AmMember *members, int64 n);
+extern int64 am_order_filter(AmSearch *s, Relation index, void *members, size_t stride, int64 n, double *share_left);
 extern AmMember *am_order_merge(AmMember *members, int64 *n, const uint64 *keys, int64 nkeys, uint32 bit);
 
 #endif							/* SEARCH_ORDER_H */

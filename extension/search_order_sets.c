@@ -32,8 +32,14 @@
 /* The sets read: at most this many listings in them, or this share of all. */
 #define AM_ORDER_SET_MIN 20000
 #define AM_ORDER_SET_SHARE 0.1
-/* A filter's list is intersected with the members when at most this many times longer. */
-#define AM_ORDER_FILTER_RATIO 64
+/*
+ * A filter's list is walked against the members when at most this many
+ * times the rows it spares (a row read costs about as much as this many
+ * items of a list decoded and compared).
+ */
+#define AM_ORDER_FILTER_RATIO 256
+/* The rows the walk may read: this many times those with k matches within the filters. */
+#define AM_ORDER_FILTER_READS 4
 /* The bitmaps of the name sets: never lossy below this many kilobytes. */
 #define AM_ORDER_BITMAP_KB (64 * 1024)
 
@@ -99,13 +105,12 @@ am_order_group_set(AmSearch *s, Relation index, int group, const char *key_prefi
 	int			nlex,
 				i,
 				nkeys = 0,
-				maxkeys = 8,
-				nitems;
+				maxkeys = 8;
 	Datum	   *lexemes = am_plan_array(s->plan_values, 1, TEXTOID, &nlex);
 	Datum	   *groups = am_plan_array(s->plan_values, 2, INT4OID, &nlex);
 	Datum	   *prefixes = am_plan_array(s->plan_values, 4, BOOLOID, &nlex);
 	char	  **names = palloc(sizeof(char *) * maxkeys);
-	ItemPointer items;
+	AmGinRead	r;
 
 	for (i = 0; i < nlex; i++)
 	{
@@ -128,11 +133,13 @@ am_order_group_set(AmSearch *s, Relation index, int group, const char *key_prefi
 		for (w = 0; w < nwords; w++)
 			names[nkeys++] = psprintf("%s%s", key_prefix, words[w]);
 	}
-	items = am_gin_key_items(index, GetActiveSnapshot(), names, nkeys, &nitems);
-	*keys = palloc_extended(sizeof(uint64) * Max(nitems, 1), MCXT_ALLOC_HUGE);
-	for (i = 0; i < nitems; i++)
-		(*keys)[i] = am_tid_key(ItemPointerGetBlockNumber(&items[i]), ItemPointerGetOffsetNumber(&items[i]));
-	*n = nitems;
+	am_gin_begin(&r, index, GetActiveSnapshot());
+	for (i = 0; i < nkeys; i++)
+		am_gin_add_term(&r, names[i], 0);
+	am_gin_read_pending(&r);
+	*keys = am_gin_group_keys(&r, 0, n);
+	if (*keys == NULL)
+		*keys = palloc(sizeof(uint64));
 	return true;
 }
 
@@ -165,65 +172,58 @@ am_order_candidates_pay(const AmSearch *s)
 /*
  * The listings that can match: every word's listings anywhere (its terms
  * on search_document: the word, its typos, a prefix's completions), read
- * with one pass over the index's pending list, merged per word and
- * intersected fewest first, as sorted TID keys (dead row versions too: the
- * rows decide); false when no word could be read (a prefix with too many
- * completions is left out: the other words still hold every match).
+ * with one pass over the index's pending list; the word with the fewest
+ * read whole (its terms merged), each other word, fewest first, walked
+ * against the listings left (am_gin_mark_group: no copy of its lists), as
+ * sorted TID keys (dead row versions too: the rows decide); false when no
+ * word could be read (a prefix with too many completions is left out: the
+ * other words still hold every match).
  */
 bool
 am_order_candidates(AmSearch *s, uint64 **keys, int64 *n)
 {
 	AmGinRead	r;
-	int			i,
-				g;
+	int			g,
+				ndocs;
 	bool		left_out[AM_ORDER_MAX_GROUPS];
-	ItemPointer items[AM_ORDER_MAX_GROUPS];
-	int			nitems[AM_ORDER_MAX_GROUPS];
 	bool		done[AM_ORDER_MAX_GROUPS];
-	ItemPointer cand = NULL;
-	int			ncand = 0;
+	Datum	   *docs = am_plan_array(s->plan_values, 12, INT8OID, &ndocs);
+	uint64	   *cand = NULL;
+	int64		ncand = 0;
 	bool		any = false;
 
-	if (s->ngroups > AM_ORDER_MAX_GROUPS)
+	if (s->ngroups > AM_ORDER_MAX_GROUPS || ndocs < s->ngroups)
 		return false;
 	memset(left_out, 0, sizeof(left_out));
 	am_gin_begin(&r, am_direct_index("agents_search_document_idx"), GetActiveSnapshot());
 	am_gin_add_words(&r, s, left_out);
 	am_gin_read_pending(&r);
-	for (g = 0; g < s->ngroups; g++)
-	{
-		items[g] = NULL;
-		nitems[g] = 0;
-		done[g] = left_out[g];
-		if (!left_out[g])
-			items[g] = am_gin_group_items(&r, g, &nitems[g]);
-	}
-	index_close(r.index, AccessShareLock);
-	/* fewest first */
+	memcpy(done, left_out, sizeof(done));
+	/* fewest first (by the vocabulary's counts) */
 	for (;;)
 	{
 		int			pick = -1;
 
 		for (g = 0; g < s->ngroups; g++)
-			if (!done[g] && (pick < 0 || nitems[g] < nitems[pick]))
+			if (!done[g] && (pick < 0 || DatumGetInt64(docs[g]) < DatumGetInt64(docs[pick])))
 				pick = g;
 		if (pick < 0)
 			break;
 		done[pick] = true;
 		if (!any)
 		{
-			cand = items[pick];
-			ncand = nitems[pick];
+			cand = am_gin_group_keys(&r, pick, &ncand);
+			if (cand == NULL)
+				cand = palloc(sizeof(uint64));
 			any = true;
 		}
 		else
-			ncand = am_gin_intersect(cand, ncand, items[pick], nitems[pick]);
+			ncand = am_gin_keep_group(&r, pick, cand, sizeof(uint64), ncand);
 	}
+	index_close(r.index, AccessShareLock);
 	if (!any)
 		return false;
-	*keys = palloc_extended(sizeof(uint64) * Max(ncand, 1), MCXT_ALLOC_HUGE);
-	for (i = 0; i < ncand; i++)
-		(*keys)[i] = am_tid_key(ItemPointerGetBlockNumber(&cand[i]), ItemPointerGetOffsetNumber(&cand[i]));
+	*keys = cand;
 	*n = ncand;
 	return true;
 }
@@ -405,57 +405,75 @@ am_order_class_bound(const AmWords *words, uint32 mask)
 
 /*
  * The members within the filters (their lexemes in search_fields, read from
- * the posting lists) when a filter's listings are not many times more than
- * the members: a member out of them can never be on the page, and reading
- * its row costs more than its share of the filter's list.  Returns how many
- * are left (in place, in order).
+ * the posting lists), each filter walked against the members when the rows
+ * it would spare cost more than its lists: a member out of it can never be
+ * on the page, and its row, read, costs about AM_ORDER_FILTER_RATIO
+ * listings of a list (decoded and compared).  Fewest listings first (the
+ * most selective: the members shrink before the longer lists are read).
+ * The members are sorted TID keys, each the first field of an element
+ * stride bytes long; returns how many are left (in place, in order), and in
+ * share_left the share of them within the filters neither walked here nor
+ * by the ordered walk's index (the category's, when filtered by one): as
+ * s->filter_share, tags' included, but those.
  */
 int64
-am_order_filter(AmSearch *s, Relation index, AmMember *members, int64 n)
+am_order_filter(AmSearch *s, Relation index, void *members, size_t stride, int64 n, double *share_left)
 {
+	double		size[4];
+	bool		done[4];
 	int			f;
 
-	for (f = 0; f < 4 && n > 0; f++)
+	*share_left = s->filter_share;
+	if ((s->filters & AM_F_CATEGORY) && s->category_share < 1)
+		*share_left /= s->category_share;
+	for (f = 0; f < 4; f++)
+	{
+		int			nkeys;
+
+		done[f] = !(s->filters & am_lexeme_filters[f]);
+		if (done[f])
+			continue;
+		(void) am_filter_lexemes(s, f, &nkeys);
+		size[f] = s->filter_docs[f] > 0 ? s->filter_docs[f]
+			: f == 0 && s->category_share < 1 ? s->category_share * s->published : s->published / 2 * nkeys;
+		size[f] = Min(size[f], s->published);
+	}
+	while (n > 0)
 	{
 		char	  **keys;
 		int			nkeys,
-					nitems,
-					i;
-		int64		m,
-					out = 0;
-		ItemPointer items;
-		double		size;
+					i,
+					pick = -1;
+		AmGinRead	r;
 
-		if (!(s->filters & am_lexeme_filters[f]))
+		for (f = 0; f < 4; f++)
+			if (!done[f] && (pick < 0 || size[f] < size[pick]))
+				pick = f;
+		if (pick < 0)
+			break;
+		done[pick] = true;
+		/* the rows spared: of those the walk may read, the share out of the filter */
+		if (size[pick] > AM_ORDER_FILTER_RATIO * (1 - size[pick] / s->published) *
+			Min((double) n, AM_ORDER_FILTER_READS * s->k / Max(s->filter_share, 1e-9)))
 			continue;
-		keys = am_filter_lexemes(s, f, &nkeys);
-		size = f == 0 && s->category_share < 1 ? s->category_share * s->published : s->published / 2 * nkeys;
-		if (nkeys == 0 || Min(size, s->published) > AM_ORDER_FILTER_RATIO * (double) n)
-			continue;
+		keys = am_filter_lexemes(s, pick, &nkeys);
 		for (i = 0; i < nkeys; i++)
 			if (strlen(keys[i]) >= 2000)
 				break;			/* no such lexeme (too long): not intersected */
-		if (i < nkeys)
+		if (nkeys == 0 || i < nkeys)
 			continue;
-		items = am_gin_key_items(index, GetActiveSnapshot(), keys, nkeys, &nitems);
-		for (m = 0, i = 0; m < n && i < nitems;)
-		{
-			uint64		key = am_tid_key(ItemPointerGetBlockNumber(&items[i]), ItemPointerGetOffsetNumber(&items[i]));
-
-			if (members[m].tid < key)
-				m++;
-			else if (key < members[m].tid)
-				i++;
-			else
-			{
-				members[out++] = members[m++];
-				i++;
-			}
-		}
-		n = out;
+		am_gin_begin(&r, index, GetActiveSnapshot());
+		for (i = 0; i < nkeys; i++)
+			am_gin_add_term(&r, keys[i], 0);
+		am_gin_read_pending(&r);
+		n = am_gin_keep_group(&r, 0, members, stride, n);
+		if (pick != 0)
+			*share_left /= Max(size[pick] / s->published, 1e-9);
 	}
+	*share_left = Min(*share_left, 1);
 	return n;
 }
+
 
 /* Merges sorted TID keys into the sorted members, marking them with bit. */
 AmMember *

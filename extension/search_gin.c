@@ -352,7 +352,7 @@ am_gin_visit_key(AmGinRead *r, AmGinTerm *term, const AmGinVisit *v)
 
 /*
  * Keys (sorted TID numbers, each the first field of an element stride bytes
- * long) marked by the posting lists that hold them (am_gin_mark_group).
+ * long) marked by the posting lists that hold them (am_gin_keep_group).
  */
 typedef struct AmGinMarks
 {

@@ -174,7 +174,7 @@ am_order_candidates_pay(const AmSearch *s)
  * on search_document: the word, its typos, a prefix's completions), read
  * with one pass over the index's pending list; the word with the fewest
  * read whole (its terms merged), each other word, fewest first, walked
- * against the listings left (am_gin_mark_group: no copy of its lists), as
+ * against the listings left (am_gin_keep_group: no copy of its lists), as
  * sorted TID keys (dead row versions too: the rows decide); false when no
  * word could be read (a prefix with too many completions is left out: the
  * other words still hold every match).

@@ -757,6 +757,7 @@ am_search_agents(FunctionCallInfo fcinfo)
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("could not connect to SPI")));
 	am_statement_settings_reset();
+	am_scratch_begin();
 	PG_TRY();
 	{
 		am_plan(&s, PG_ARGISNULL(0) ? NULL : PG_GETARG_TEXT_PP(0));
@@ -767,10 +768,12 @@ am_search_agents(FunctionCallInfo fcinfo)
 	}
 	PG_CATCH();
 	{
+		am_scratch_end();
 		am_statement_settings_end(false);
 		PG_RE_THROW();
 	}
 	PG_END_TRY();
+	am_scratch_end();
 	SPI_finish();
 	am_statement_settings_end(true);
 }

@@ -163,6 +163,13 @@ extern bool am_order_applies(const AmSearch *s);
 extern bool am_order_candidates_pay(const AmSearch *s);
 extern void am_order_reset(void);
 
+/* A search's large arrays, from a region kept per backend (search_scratch.c). */
+extern void am_scratch_begin(void);
+extern void am_scratch_end(void);
+extern void *am_scratch_alloc(Size size);
+extern void *am_scratch_realloc(void *p, Size old_size, Size size);
+extern void am_scratch_free(void *p);
+
 /* search_tail.c: the walk's costs; prefix terms of GIN queries replaced by their completions. */
 extern void am_prefix_reset(void);
 extern char *am_expand_prefixes(const char *query, bool fields);

@@ -450,7 +450,8 @@ am_gin_keep_group(AmGinRead *r, int group, void *keys, size_t stride, int64 n)
 
 	if (n == 0)
 		return 0;
-	in = palloc_extended(sizeof(bool) * n, MCXT_ALLOC_HUGE | MCXT_ALLOC_ZERO);
+	in = am_scratch_alloc(sizeof(bool) * n);
+	memset(in, 0, sizeof(bool) * n);
 	mk.keys = keys;
 	mk.stride = stride;
 	mk.n = n;
@@ -473,7 +474,7 @@ am_gin_keep_group(AmGinRead *r, int group, void *keys, size_t stride, int64 n)
 				memcpy((char *) keys + out * stride, (char *) keys + m * stride, stride);
 			out++;
 		}
-	pfree(in);
+	am_scratch_free(in);
 	return out;
 }
 
@@ -495,9 +496,7 @@ am_gin_collect_keys(void *arg, const ItemPointerData *items, int n, double expec
 	if (k->n + n > k->max)
 	{
 		k->max = Max(Max(k->max * 2, k->n + n), (int64) Min(expected, (double) (MaxAllocHugeSize / sizeof(uint64))));
-		k->keys = k->keys == NULL
-			? palloc_extended(sizeof(uint64) * k->max, MCXT_ALLOC_HUGE)
-			: repalloc_huge(k->keys, sizeof(uint64) * k->max);
+		k->keys = am_scratch_realloc(k->keys, sizeof(uint64) * k->n, sizeof(uint64) * k->max);
 	}
 	for (i = 0; i < n; i++)
 		k->keys[k->n++] = am_tid_key(ItemPointerGetBlockNumber(&items[i]), ItemPointerGetOffsetNumber(&items[i]));
@@ -507,7 +506,7 @@ am_gin_collect_keys(void *arg, const ItemPointerData *items, int n, double expec
 static uint64 *
 am_gin_keys_union(const uint64 *a, int64 na, const uint64 *b, int64 nb, int64 *n)
 {
-	uint64	   *out = palloc_extended(sizeof(uint64) * Max(na + nb, 1), MCXT_ALLOC_HUGE);
+	uint64	   *out = am_scratch_alloc(sizeof(uint64) * Max(na + nb, 1));
 	int64		i = 0,
 				j = 0,
 				m = 0;
@@ -587,8 +586,8 @@ am_gin_group_keys(AmGinRead *r, int group, int64 *n)
 		{
 			uint64	   *joined = am_gin_keys_union(all, *n, lists[pick].keys, lists[pick].n, n);
 
-			pfree(all);
-			pfree(lists[pick].keys);
+			am_scratch_free(all);
+			am_scratch_free(lists[pick].keys);
 			all = joined;
 		}
 		lists[pick].keys = NULL;
@@ -797,8 +796,7 @@ am_gin_read_candidates(AmSearch *s, Relation index, Snapshot snapshot, ItemPoint
 	for (k = 0; k < nkeys; k++)
 		ItemPointerSet(&(*cand)[k], (BlockNumber) (keys[k] >> 16), (OffsetNumber) (keys[k] & 0xFFFF));
 	*ncand = (int) nkeys;
-	if (keys != NULL)
-		pfree(keys);
+	am_scratch_free(keys);
 	return true;
 }
 

@@ -509,7 +509,7 @@ am_order_walk(AmSearch *s, bool read_matches, Datum *ids, Datum *scores)
 		starts[members[m].mask + 1]++;
 	for (c = 0; c < nclasses; c++)
 		starts[c + 1] += starts[c];
-	by_class = palloc_extended(sizeof(int64) * Max(nmembers, 1), MCXT_ALLOC_HUGE);
+	by_class = am_scratch_alloc(sizeof(int64) * Max(nmembers, 1));
 	{
 		int64	   *next = palloc(sizeof(int64) * (nclasses + 1));
 
@@ -618,7 +618,7 @@ am_order_walk(AmSearch *s, bool read_matches, Datum *ids, Datum *scores)
 		 * listings, and those put aside are read once it is full, when
 		 * they can still reach it, or when too many wait.
 		 */
-		AmDeferred *deferred = palloc(sizeof(AmDeferred) * AM_ORDER_DEFER_MAX);
+		AmDeferred *deferred = am_scratch_alloc(sizeof(AmDeferred) * AM_ORDER_DEFER_MAX);
 		int			ndeferred = 0;
 		bool		deferring = nmembers > 0;
 		AmClass    *none = &classes[rank[0]];

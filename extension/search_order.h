@@ -85,6 +85,6 @@ extern bool am_order_candidates(AmSearch *s, uint64 **keys, int64 *n);
 extern int64 am_order_intersect(uint64 *a, int64 na, const uint64 *b, int64 nb);
 extern AmMember *am_order_restrict(const AmMember *members, int64 n, const uint64 *matches, int64 nmatches);
 extern int64 am_order_filter(AmSearch *s, Relation index, void *members, size_t stride, int64 n, double *share_left);
-extern AmMember *am_order_merge(AmMember *members, int64 *n, const uint64 *keys, int64 nkeys, uint32 bit);
+extern AmMember *am_order_merge(const uint64 *const *keys, const int64 *nkeys, const uint32 *bits, int nsets, int64 *n);
 
 #endif							/* SEARCH_ORDER_H */

@@ -236,7 +236,7 @@ am_order_candidates(AmSearch *s, uint64 **keys, int64 *n)
 AmMember *
 am_order_restrict(const AmMember *members, int64 n, const uint64 *matches, int64 nmatches)
 {
-	AmMember   *out = palloc_extended(sizeof(AmMember) * Max(nmatches, 1), MCXT_ALLOC_HUGE);
+	AmMember   *out = am_scratch_alloc(sizeof(AmMember) * Max(nmatches, 1));
 	int64		i = 0,
 				j;
 
@@ -340,43 +340,39 @@ am_order_read_sets(AmSearch *s, Relation fields, AmWords *words, AmMember **memb
 				g,
 				sets = 0;
 	Datum	   *name_terms = am_plan_array(s->plan_values, 10, TEXTOID, &nterms);
+	uint64	   *keys[2 * AM_ORDER_MAX_GROUPS];
+	int64		nkeys[2 * AM_ORDER_MAX_GROUPS];
+	uint32		bits[2 * AM_ORDER_MAX_GROUPS];
 
 	for (g = 0; g < words->n; g++)
 	{
-		uint64	   *keys;
-		int64		nkeys;
-
 		if (!words->has_name[g])
 			continue;
-		if (!am_order_name_set(s, fields, g, &keys, &nkeys))
+		if (!am_order_name_set(s, fields, g, &keys[sets], &nkeys[sets]))
 		{
 			char	   *query = am_expand_prefixes(TextDatumGetCString(name_terms[g]), true);
 
 			if (s->filter_text != NULL)
 				query = psprintf("(%s) & (%s)", query, s->filter_text);
-			if (!am_order_set(fields, query, &keys, &nkeys))
+			if (!am_order_set(fields, query, &keys[sets], &nkeys[sets]))
 				return -1;
 		}
-		*members = am_order_merge(*members, n, keys, nkeys, (uint32) 1 << g);
-		pfree(keys);
-		sets++;
+		bits[sets++] = (uint32) 1 << g;
 	}
 	for (g = 0; g < words->n; g++)
 	{
-		uint64	   *keys;
-		int64		nkeys;
-
 		if (!words->has_head[g])
 			continue;
-		if (!am_order_head_set(s, fields, g, &keys, &nkeys))
+		if (!am_order_head_set(s, fields, g, &keys[sets], &nkeys[sets]))
 		{
 			words->has_head[g] = false;
 			continue;
 		}
-		*members = am_order_merge(*members, n, keys, nkeys, (uint32) 1 << (AM_ORDER_HEAD_BIT + g));
-		pfree(keys);
-		sets++;
+		bits[sets++] = (uint32) 1 << (AM_ORDER_HEAD_BIT + g);
 	}
+	*members = am_order_merge((const uint64 *const *) keys, nkeys, bits, sets, n);
+	for (g = sets - 1; g >= 0; g--)
+		am_scratch_free(keys[g]);
 	return sets;
 }
 
@@ -475,30 +471,45 @@ am_order_filter(AmSearch *s, Relation index, void *members, size_t stride, int64
 }
 
 
-/* Merges sorted TID keys into the sorted members, marking them with bit. */
+/*
+ * The sets' sorted TID keys merged at once into sorted members, each
+ * marked with the bits of the sets that hold it (one pass and one array:
+ * merging them two at a time copied the members once a set).
+ */
 AmMember *
-am_order_merge(AmMember *members, int64 *n, const uint64 *keys, int64 nkeys, uint32 bit)
+am_order_merge(const uint64 *const *keys, const int64 *nkeys, const uint32 *bits, int nsets, int64 *n)
 {
-	AmMember   *out = palloc_extended(sizeof(AmMember) * Max(*n + nkeys, 1), MCXT_ALLOC_HUGE);
-	int64		i = 0,
-				j = 0,
+	int64		total = 0,
+				pos[2 * AM_ORDER_MAX_GROUPS],
 				m = 0;
+	int			i;
+	AmMember   *out;
 
-	while (i < *n || j < nkeys)
+	Assert(nsets <= 2 * AM_ORDER_MAX_GROUPS);
+	for (i = 0; i < nsets; i++)
 	{
-		if (j >= nkeys || (i < *n && members[i].tid < keys[j]))
-			out[m++] = members[i++];
-		else if (i >= *n || keys[j] < members[i].tid)
-		{
-			out[m].tid = keys[j++];
-			out[m++].mask = bit;
-		}
-		else
-		{
-			out[m] = members[i++];
-			out[m++].mask |= bit;
-			j++;
-		}
+		total += nkeys[i];
+		pos[i] = 0;
+	}
+	out = am_scratch_alloc(sizeof(AmMember) * Max(total, 1));
+	for (;;)
+	{
+		uint64		least = PG_UINT64_MAX;
+		uint32		mask = 0;
+
+		for (i = 0; i < nsets; i++)
+			if (pos[i] < nkeys[i] && keys[i][pos[i]] < least)
+				least = keys[i][pos[i]];
+		if (least == PG_UINT64_MAX)
+			break;
+		for (i = 0; i < nsets; i++)
+			if (pos[i] < nkeys[i] && keys[i][pos[i]] == least)
+			{
+				mask |= bits[i];
+				pos[i]++;
+			}
+		out[m].tid = least;
+		out[m++].mask = mask;
 	}
 	*n = m;
 	return out;
@@ -514,7 +525,7 @@ am_order_index(AmMemberIndex *index, const AmMember *members, int64 n)
 
 	index->members = members;
 	index->nblocks = nblocks;
-	index->start = palloc_extended(sizeof(int32) * ((Size) nblocks + 1), MCXT_ALLOC_HUGE);
+	index->start = am_scratch_alloc(sizeof(int32) * ((Size) nblocks + 1));
 	for (b = 0; b <= nblocks; b++)
 	{
 		while (m < n && (BlockNumber) (members[m].tid >> 16) < b)

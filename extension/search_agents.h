@@ -1,7 +1,8 @@
 /*-------------------------------------------------------------------------
  * search_agents.h
  *	  A search_agents request, shared by the C driver of search
- *	  (search_agents.c: strategies, statements, result rows) and the code
+ *	  (search_agents.c: strategies and result rows; search_shapes.c: their
+ *	  statements) and the code
  *	  that checks, decodes and plans it (search_request.c).
  *-------------------------------------------------------------------------
  */
@@ -94,10 +95,22 @@ extern void am_run(SPIPlanPtr plan, Datum *values, const char *nulls, long max_r
 extern double am_float_col(HeapTuple row, int col, bool *isnull);
 extern Oid	am_private_type(const char *name);
 
-/* search_agents.c */
+/* search_shapes.c: the strategies' statements, one per shape, kept per backend; their kinds: */
+#define AM_KIND_SORTED_WALK 1	/* the sort's index, capped */
+#define AM_KIND_SORTED_GIN 2	/* GIN, then sort */
+#define AM_KIND_SCORE_ALL 3		/* GIN, score every match */
+#define AM_KIND_ROWS 4			/* the cards of the walk's ids */
+#define AM_KIND_SAMPLE 5		/* the first listings of the walk, counted */
+
+/* Listings of the walk's first sample of the matches' density. */
+#define AM_SAMPLE 64
+
 extern Oid	am_param_types[AM_NPARAMS];
 extern void am_append_filters(StringInfo sql, int filters);
+extern SPIPlanPtr am_shape_plan(int kind, int sort, int filters, bool after, bool query, bool words, int limit);
 extern void am_bind(AmSearch *s, Datum *values, char *nulls);
+
+/* search_agents.c */
 extern void am_emit_values(ReturnSetInfo *rsinfo, AmSearch *s, Datum *values, bool *nulls);
 
 /* search_direct.c: every match read through GIN in C, the page emitted; false when it is off. */

@@ -6,7 +6,7 @@
  *	  search_agents.c asks for; the matches among them emitted until the
  *	  page is full.
  *
- * This is the sorted walk's statement (search_agents.c, AM_KIND_SORTED_WALK)
+ * This is the sorted walk's statement (search_shapes.c, AM_KIND_SORTED_WALK)
  * without a statement: its executor start, and the card columns of every
  * listing it read copied through SPI, cost more than reading the few dozen
  * listings a page of a common word takes.  The cursor's first key starts

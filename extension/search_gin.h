@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  * search_gin.h
- *	  Search read from the GIN indexes' posting lists in C: the listings
- *	  that can match (search_gin.c); the posting-list reader is exported
- *	  for other walks of the same lists.
+ *	  Search read from the GIN indexes' posting lists in C: the reader and
+ *	  its set operations (search_gin_read.c), the listings that can match
+ *	  (search_gin.c).
  *-------------------------------------------------------------------------
  */
 #ifndef SEARCH_GIN_H
@@ -60,8 +60,10 @@ am_tid_key(BlockNumber block, OffsetNumber offset)
 	return ((uint64) block << 16) | offset;
 }
 
-/* search_gin.c: posting lists read (the pending list's entries included) */
+/* search_settings.c */
 extern bool am_gin_merge_on(void);
+
+/* search_gin_read.c: posting lists read (the pending list's entries included) */
 extern void am_gin_begin(AmGinRead *r, Relation index, Snapshot snapshot);
 extern void am_gin_add_term(AmGinRead *r, const char *key, int group);
 extern int	am_gin_add_words(AmGinRead *r, const AmSearch *s, bool *left_out);
@@ -70,6 +72,7 @@ extern void am_gin_visit_key(AmGinRead *r, AmGinTerm *term, const AmGinVisit *v)
 extern uint64 *am_gin_group_keys(AmGinRead *r, int group, int64 *n);
 extern int64 am_gin_keep_group(AmGinRead *r, int group, void *keys, size_t stride, int64 n);
 
+/* search_gin.c: the listings that can match a search */
 extern bool am_gin_candidates(AmSearch *s, Relation index, Snapshot snapshot, TIDBitmap *tbm);
 extern double am_gin_items(const AmSearch *s, double *least, double *left, double *first);
 extern double am_gin_cost_items(const AmSearch *s);

@@ -10,8 +10,10 @@
  * freed, then trim the heap's top above twice that).  The next call touches
  * new pages again, a page fault for every 4 kB: in a virtual machine such
  * as the ones this was measured on, about half of what 'recipe fitness
- * travel garden' cost at a million listings (the sets' phase 11-18 ms, 1.3
- * with the pages kept).  Here the arrays are carved from one region whose
+ * travel garden' cost at a million listings in a backend that repeated it
+ * (the sets' phase 11-18 ms, 1.5 with the pages kept; among the bench's
+ * other queries glibc's thresholds had risen already and it gained
+ * little).  Here the arrays are carved from one region whose
  * pages stay mapped: its first use faults them in, later searches reuse
  * them.  The region is grown, at the start of a search, to what the last
  * one wanted (when that did not fit, the rest came from palloc as before),

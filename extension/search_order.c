@@ -27,8 +27,9 @@
  * listing in neither has the word in its description only, so its class
  * is bounded by the description's weight (agentmarket.search_order_heads).
  * The sets are read smallest first within a budget (AM_ORDER_SET_MIN
- * listings, or AM_ORDER_SET_SHARE of all, search_order_sets.c): a word
- * left without one counts at its best in every class.  When the first
+ * listings, or AM_ORDER_SET_SHARE of all, AM_ORDER_HEAD_SHARE with tagline
+ * sets, search_order_sets.c): a word left without one counts at its best
+ * in every class.  When the first
  * listings in static order hold none or one match where independent words
  * would meet often, the listings that can match are read first (the words'
  * posting lists on search_document intersected): few are fetched by TID
@@ -61,6 +62,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "port/pg_bitutils.h"
 #include "nodes/tidbitmap.h"
 #include "tsearch/ts_type.h"
 #include "utils/array.h"
@@ -317,11 +319,17 @@ am_class_cmp(const void *a, const void *b)
 	return (int) x->mask - (int) y->mask;
 }
 
-/* The class of a mask (open addressing; slots -1 when free). */
+/*
+ * The class of a mask (open addressing, size a power of two; slots -1 when
+ * free).  The hash is the product's top bits: its low bits depend only on
+ * the mask's low bits, so masks differing only in their tagline bits (16
+ * and up) all probed on from one slot (3.3 ms for 208,000 members of 79
+ * classes at a million listings, 0.4 with the top bits).
+ */
 static int
 am_class_slot(const uint32 *keys, const int *slots, int size, uint32 mask)
 {
-	int			h = (int) ((mask * 2654435761u) & (uint32) (size - 1));
+	int			h = (int) ((mask * 2654435761u) >> (32 - pg_leftmost_one_pos32((uint32) size)));
 
 	while (slots[h] >= 0 && keys[h] != mask)
 		h = (h + 1) & (size - 1);

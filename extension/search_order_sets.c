@@ -33,6 +33,13 @@
 #define AM_ORDER_SET_MIN 20000
 #define AM_ORDER_SET_SHARE 0.1
 /*
+ * Tagline sets may bring them to this share: a common word's holds about a
+ * fifth of all listings, and its set lets the walk pass listings with the
+ * word in the description only.  A name set of a word in a third of all
+ * names ('agent') spares few rows: the page fills from its names.
+ */
+#define AM_ORDER_HEAD_SHARE 0.4
+/*
  * A filter's list is walked against the members when at most this many
  * times the rows it spares (a row read costs about as much as this many
  * items of a list decoded and compared).
@@ -277,8 +284,9 @@ am_order_words(AmSearch *s, AmWords *words)
  * Which words get a set: those a name lifts above a tagline (a name set),
  * or a tagline above a description (a tagline set, when heads: listings in
  * neither set of a word have it in the description only), fewest listings
- * first, within the budget (a posting list costs about a fifth of a row per
- * listing in it).  A word without one counts at its best.
+ * first, while the sets fit the budget: a name set's AM_ORDER_SET_SHARE of
+ * all listings, a tagline set's AM_ORDER_HEAD_SHARE.  A word without one
+ * counts at its best.
  */
 void
 am_order_choose_sets(AmSearch *s, AmWords *words, bool heads)
@@ -288,6 +296,7 @@ am_order_choose_sets(AmSearch *s, AmWords *words, bool heads)
 	Datum	   *name_docs = am_plan_array(s->plan_values, 13, INT8OID, &n);
 	Datum	   *head_docs = am_plan_array(s->plan_values, 14, INT8OID, &n);
 	double		budget = Max(AM_ORDER_SET_MIN, AM_ORDER_SET_SHARE * s->published);
+	double		head_budget = Max(AM_ORDER_SET_MIN, AM_ORDER_HEAD_SHARE * s->published);
 	double		spent = 0;
 
 	for (;;)
@@ -301,21 +310,22 @@ am_order_choose_sets(AmSearch *s, AmWords *words, bool heads)
 			double		size = (double) DatumGetInt64(name_docs[g]);
 
 			if (!words->has_name[g] && words->name[g] > Max(words->head[g], words->body[g]) &&
-				(pick < 0 || size < pick_size))
+				spent + size <= budget && (pick < 0 || size < pick_size))
 			{
 				pick = g;
 				pick_head = false;
 				pick_size = size;
 			}
 			size = (double) DatumGetInt64(head_docs[g]);
-			if (heads && !words->has_head[g] && words->head[g] > words->body[g] && (pick < 0 || size < pick_size))
+			if (heads && !words->has_head[g] && words->head[g] > words->body[g] &&
+				spent + size <= head_budget && (pick < 0 || size < pick_size))
 			{
 				pick = g;
 				pick_head = true;
 				pick_size = size;
 			}
 		}
-		if (pick < 0 || spent + pick_size > budget)
+		if (pick < 0)
 			break;
 		spent += pick_size;
 		if (pick_head)
@@ -472,9 +482,20 @@ am_order_filter(AmSearch *s, Relation index, void *members, size_t stride, int64
 
 
 /*
- * The sets' sorted TID keys merged at once into sorted members, each
- * marked with the bits of the sets that hold it (one pass and one array:
- * merging them two at a time copied the members once a set).
+ * The sets merged by their listings' slots when there are at most this many
+ * slots (heap blocks up to the last member's, times the most items a block
+ * holds) per TID key read: a slot is a word of memory written once a key
+ * and read once, where the k-way merge compares every set's head once a
+ * member.
+ */
+#define AM_ORDER_SLOTS_PER_KEY 4
+
+/*
+ * The sets' sorted TID keys merged into sorted members, each marked with
+ * the bits of the sets that hold it.  Dense sets (a common word's tagline
+ * set holds a fifth of all listings) are OR-ed into one mask per heap slot
+ * and the slots read in order; sparse ones are merged at once, k-way
+ * (merging them two at a time copied the members once a set).
  */
 AmMember *
 am_order_merge(const uint64 *const *keys, const int64 *nkeys, const uint32 *bits, int nsets, int64 *n)
@@ -482,16 +503,55 @@ am_order_merge(const uint64 *const *keys, const int64 *nkeys, const uint32 *bits
 	int64		total = 0,
 				pos[2 * AM_ORDER_MAX_GROUPS],
 				m = 0;
+	uint64		last_block = 0,
+				most_items = 0;
 	int			i;
 	AmMember   *out;
 
 	Assert(nsets <= 2 * AM_ORDER_MAX_GROUPS);
 	for (i = 0; i < nsets; i++)
 	{
+		int64		j;
+
 		total += nkeys[i];
 		pos[i] = 0;
+		if (nkeys[i] > 0)
+			last_block = Max(last_block, keys[i][nkeys[i] - 1] >> 16);
+		for (j = 0; j < nkeys[i]; j++)
+			most_items = Max(most_items, keys[i][j] & 0xFFFF);
 	}
 	out = am_scratch_alloc(sizeof(AmMember) * Max(total, 1));
+	if (total > 0 && (last_block + 1) * most_items <= (uint64) AM_ORDER_SLOTS_PER_KEY * total)
+	{
+		uint64		nslots = (last_block + 1) * most_items;
+		uint32	   *slots = am_scratch_alloc(sizeof(uint32) * nslots);
+		uint64		block;
+
+		memset(slots, 0, sizeof(uint32) * nslots);
+		for (i = 0; i < nsets; i++)
+		{
+			const uint64 *k = keys[i];
+			int64		j;
+
+			for (j = 0; j < nkeys[i]; j++)
+				slots[(k[j] >> 16) * most_items + (k[j] & 0xFFFF) - 1] |= bits[i];
+		}
+		for (block = 0; block <= last_block; block++)
+		{
+			const uint32 *b = slots + block * most_items;
+			uint64		item;
+
+			for (item = 0; item < most_items; item++)
+				if (b[item] != 0)
+				{
+					out[m].tid = (block << 16) | (item + 1);
+					out[m++].mask = b[item];
+				}
+		}
+		am_scratch_free(slots);
+		*n = m;
+		return out;
+	}
 	for (;;)
 	{
 		uint64		least = PG_UINT64_MAX;

@@ -505,6 +505,7 @@ am_order_merge(const uint64 *const *keys, const int64 *nkeys, const uint32 *bits
 				m = 0;
 	uint64		last_block = 0,
 				most_items = 0;
+	bool		valid = true;	/* no key with item 0 (none from a posting list) */
 	int			i;
 	AmMember   *out;
 
@@ -518,10 +519,13 @@ am_order_merge(const uint64 *const *keys, const int64 *nkeys, const uint32 *bits
 		if (nkeys[i] > 0)
 			last_block = Max(last_block, keys[i][nkeys[i] - 1] >> 16);
 		for (j = 0; j < nkeys[i]; j++)
+		{
 			most_items = Max(most_items, keys[i][j] & 0xFFFF);
+			valid &= (keys[i][j] & 0xFFFF) != 0;
+		}
 	}
 	out = am_scratch_alloc(sizeof(AmMember) * Max(total, 1));
-	if (total > 0 && (last_block + 1) * most_items <= (uint64) AM_ORDER_SLOTS_PER_KEY * total)
+	if (total > 0 && valid && (last_block + 1) * most_items <= (uint64) AM_ORDER_SLOTS_PER_KEY * total)
 	{
 		uint64		nslots = (last_block + 1) * most_items;
 		uint32	   *slots = am_scratch_alloc(sizeof(uint32) * nslots);

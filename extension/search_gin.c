@@ -271,7 +271,7 @@ am_gin_read_candidates(AmSearch *s, Relation index, Snapshot snapshot, ItemPoint
 	}
 	*cand = palloc_extended(sizeof(ItemPointerData) * Max(nkeys, 1), MCXT_ALLOC_HUGE);
 	for (k = 0; k < nkeys; k++)
-		ItemPointerSet(&(*cand)[k], (BlockNumber) (keys[k] >> 16), (OffsetNumber) (keys[k] & 0xFFFF));
+		ItemPointerSet(&(*cand)[k], am_tid_key_block(keys[k]), am_tid_key_offset(keys[k]));
 	*ncand = (int) nkeys;
 	am_scratch_free(keys);
 	return true;

@@ -60,6 +60,20 @@ am_tid_key(BlockNumber block, OffsetNumber offset)
 	return ((uint64) block << 16) | offset;
 }
 
+/* The heap block of a TID key. */
+static inline BlockNumber
+am_tid_key_block(uint64 key)
+{
+	return (BlockNumber) (key >> 16);
+}
+
+/* The item (offset) of a TID key. */
+static inline OffsetNumber
+am_tid_key_offset(uint64 key)
+{
+	return (OffsetNumber) (key & 0xFFFF);
+}
+
 /* search_settings.c */
 extern bool am_gin_merge_on(void);
 

@@ -369,8 +369,8 @@ am_gin_mark_past(void *arg, ItemPointer past)
 	if (mk->next >= mk->n)
 		return false;
 	k = am_gin_mark_key(mk, mk->next);
-	block = (BlockNumber) (k >> 16);
-	offset = (OffsetNumber) (k & 0xFFFF);
+	block = am_tid_key_block(k);
+	offset = am_tid_key_offset(k);
 	if (offset > 1)
 		ItemPointerSet(past, block, offset - 1);
 	else if (block > 0)

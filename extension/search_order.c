@@ -599,7 +599,7 @@ am_order_walk(AmSearch *s, bool read_matches, Datum *ids, Datum *scores)
 			ItemPointerData tid;
 			uint64		key = members[by_class[m]].tid;
 
-			ItemPointerSet(&tid, (BlockNumber) (key >> 16), (OffsetNumber) (key & 0xFFFF));
+			ItemPointerSet(&tid, am_tid_key_block(key), am_tid_key_offset(key));
 			am_order_row(&o, &tid);
 		}
 		cl->fetched = true;

@@ -67,7 +67,7 @@ extern void am_order_index(AmMemberIndex *index, const AmMember *members, int64 
 static inline const AmMember *
 am_order_lookup(const AmMemberIndex *index, uint64 key)
 {
-	BlockNumber block = (BlockNumber) (key >> 16);
+	BlockNumber block = am_tid_key_block(key);
 	int32		i;
 
 	if (block >= index->nblocks)

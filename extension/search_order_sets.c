@@ -483,10 +483,10 @@ am_order_filter(AmSearch *s, Relation index, void *members, size_t stride, int64
 
 /*
  * The sets merged by their listings' slots when there are at most this many
- * slots (heap blocks up to the last member's, times the most items a block
- * holds) per TID key read: a slot is a word of memory written once a key
- * and read once, where the k-way merge compares every set's head once a
- * member.
+ * slots (a slot per item number up to the most a block holds, for each heap
+ * block up to the last member's) per TID key read: a slot is a word of
+ * memory written once a key and read once, where the k-way merge compares
+ * every set's head once a member.
  */
 #define AM_ORDER_SLOTS_PER_KEY 4
 
@@ -503,9 +503,8 @@ am_order_merge(const uint64 *const *keys, const int64 *nkeys, const uint32 *bits
 	int64		total = 0,
 				pos[2 * AM_ORDER_MAX_GROUPS],
 				m = 0;
-	uint64		last_block = 0,
-				most_items = 0;
-	bool		valid = true;	/* no key with item 0 (none from a posting list) */
+	uint64		blocks = 0,
+				per_block = 0;	/* slots a block: its greatest item number, plus one */
 	int			i;
 	AmMember   *out;
 
@@ -517,38 +516,34 @@ am_order_merge(const uint64 *const *keys, const int64 *nkeys, const uint32 *bits
 		total += nkeys[i];
 		pos[i] = 0;
 		if (nkeys[i] > 0)
-			last_block = Max(last_block, keys[i][nkeys[i] - 1] >> 16);
+			blocks = Max(blocks, (uint64) am_tid_key_block(keys[i][nkeys[i] - 1]) + 1);
 		for (j = 0; j < nkeys[i]; j++)
-		{
-			most_items = Max(most_items, keys[i][j] & 0xFFFF);
-			valid &= (keys[i][j] & 0xFFFF) != 0;
-		}
+			per_block = Max(per_block, (uint64) am_tid_key_offset(keys[i][j]) + 1);
 	}
 	out = am_scratch_alloc(sizeof(AmMember) * Max(total, 1));
-	if (total > 0 && valid && (last_block + 1) * most_items <= (uint64) AM_ORDER_SLOTS_PER_KEY * total)
+	if (total > 0 && blocks * per_block <= (uint64) AM_ORDER_SLOTS_PER_KEY * total)
 	{
-		uint64		nslots = (last_block + 1) * most_items;
-		uint32	   *slots = am_scratch_alloc(sizeof(uint32) * nslots);
+		uint32	   *slots = am_scratch_alloc(sizeof(uint32) * blocks * per_block);
 		uint64		block;
 
-		memset(slots, 0, sizeof(uint32) * nslots);
+		memset(slots, 0, sizeof(uint32) * blocks * per_block);
 		for (i = 0; i < nsets; i++)
 		{
 			const uint64 *k = keys[i];
 			int64		j;
 
 			for (j = 0; j < nkeys[i]; j++)
-				slots[(k[j] >> 16) * most_items + (k[j] & 0xFFFF) - 1] |= bits[i];
+				slots[am_tid_key_block(k[j]) * per_block + am_tid_key_offset(k[j])] |= bits[i];
 		}
-		for (block = 0; block <= last_block; block++)
+		for (block = 0; block < blocks; block++)
 		{
-			const uint32 *b = slots + block * most_items;
+			const uint32 *b = slots + block * per_block;
 			uint64		item;
 
-			for (item = 0; item < most_items; item++)
+			for (item = 0; item < per_block; item++)
 				if (b[item] != 0)
 				{
-					out[m].tid = (block << 16) | (item + 1);
+					out[m].tid = am_tid_key((BlockNumber) block, (OffsetNumber) item);
 					out[m++].mask = b[item];
 				}
 		}
@@ -583,7 +578,7 @@ am_order_merge(const uint64 *const *keys, const int64 *nkeys, const uint32 *bits
 void
 am_order_index(AmMemberIndex *index, const AmMember *members, int64 n)
 {
-	BlockNumber nblocks = n > 0 ? (BlockNumber) (members[n - 1].tid >> 16) + 1 : 0;
+	BlockNumber nblocks = n > 0 ? am_tid_key_block(members[n - 1].tid) + 1 : 0;
 	BlockNumber b;
 	int64		m = 0;
 
@@ -592,7 +587,7 @@ am_order_index(AmMemberIndex *index, const AmMember *members, int64 n)
 	index->start = am_scratch_alloc(sizeof(int32) * ((Size) nblocks + 1));
 	for (b = 0; b <= nblocks; b++)
 	{
-		while (m < n && (BlockNumber) (members[m].tid >> 16) < b)
+		while (m < n && am_tid_key_block(members[m].tid) < b)
 			m++;
 		index->start[b] = (int32) m;
 	}

@@ -11,9 +11,11 @@
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "funcapi.h"
 #include "miscadmin.h"
 #include "utils/acl.h"
 #include "utils/builtins.h"
+#include "utils/lsyscache.h"
 #include "utils/rel.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
@@ -107,6 +109,22 @@ Datum
 caller_is_service(PG_FUNCTION_ARGS)
 {
 	PG_RETURN_BOOL(am_caller_is_service());
+}
+
+/*
+ * The row of a function declared with OUT parameters, from its values and
+ * nulls (the search's *_last functions, which tell tests what a call read).
+ */
+Datum
+am_result_row(FunctionCallInfo fcinfo, Datum *values, bool *nulls)
+{
+	TupleDesc	tupdesc;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("%s must return a row", get_func_name(fcinfo->flinfo->fn_oid))));
+	return HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls));
 }
 
 /*

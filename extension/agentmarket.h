@@ -22,6 +22,7 @@
 extern char *am_setting(const char *key);
 extern bool am_caller_is_service(void);
 extern Datum am_random_uuid(void);
+extern Datum am_result_row(FunctionCallInfo fcinfo, Datum *values, bool *nulls);
 
 /* Defines agentmarket.secret_key_file (secrets.c); called from _PG_init. */
 extern void am_secrets_init(void);

@@ -666,18 +666,13 @@ am_direct_report(const char *path, int64 checked, int64 matches)
 Datum
 search_direct_last(PG_FUNCTION_ARGS)
 {
-	TupleDesc	tupdesc;
 	Datum		values[3];
 	bool		nulls[3] = {false, false, false};
 
 	if (am_last_direct.path == NULL)
 		PG_RETURN_NULL();
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("search_direct_last must return a row")));
 	values[0] = CStringGetTextDatum(am_last_direct.path);
 	values[1] = Int64GetDatum(am_last_direct.checked);
 	values[2] = Int64GetDatum(am_last_direct.matches);
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+	PG_RETURN_DATUM(am_result_row(fcinfo, values, nulls));
 }

@@ -607,18 +607,13 @@ am_direct_sample_reset(void)
 Datum
 search_sample_last(PG_FUNCTION_ARGS)
 {
-	TupleDesc	tupdesc;
 	Datum		values[3];
 	bool		nulls[3] = {false, false, false};
 
 	if (!am_last_sample.ran)
 		PG_RETURN_NULL();
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("search_sample_last must return a row")));
 	values[0] = Int32GetDatum(am_last_sample.filters);
 	values[1] = Int32GetDatum(am_last_sample.walked);
 	values[2] = Int32GetDatum(am_last_sample.hits);
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+	PG_RETURN_DATUM(am_result_row(fcinfo, values, nulls));
 }

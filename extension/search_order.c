@@ -752,16 +752,11 @@ am_order_walk(AmSearch *s, bool read_matches, Datum *ids, Datum *scores)
 Datum
 search_order_last(PG_FUNCTION_ARGS)
 {
-	TupleDesc	tupdesc;
 	Datum		values[9];
 	bool		nulls[9] = {false, false, false, false, false, false, false, false, false};
 
 	if (!am_last_order.ran)
 		PG_RETURN_NULL();
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("search_order_last must return a row")));
 	values[0] = Int64GetDatum(am_last_order.members);
 	values[1] = Int32GetDatum(am_last_order.sets);
 	values[2] = Int32GetDatum(am_last_order.classes);
@@ -772,5 +767,5 @@ search_order_last(PG_FUNCTION_ARGS)
 	values[7] = BoolGetDatum(am_last_order.scored_all);
 	values[8] = Int64GetDatum(am_last_order.candidates);
 	nulls[8] = am_last_order.candidates < 0;
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+	PG_RETURN_DATUM(am_result_row(fcinfo, values, nulls));
 }

@@ -157,17 +157,12 @@ PG_FUNCTION_INFO_V1(search_scratch_last);
 Datum
 search_scratch_last(PG_FUNCTION_ARGS)
 {
-	TupleDesc	tupdesc;
 	Datum		values[4];
 	bool		nulls[4] = {false, false, false, false};
 
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("search_scratch_last must return a row")));
 	values[0] = Int64GetDatum((int64) am_scratch.size);
 	values[1] = Int64GetDatum((int64) am_scratch.wanted);
 	values[2] = Int64GetDatum((int64) am_scratch.overflow);
 	values[3] = Int32GetDatum(am_scratch.depth);
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+	PG_RETURN_DATUM(am_result_row(fcinfo, values, nulls));
 }

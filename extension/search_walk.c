@@ -421,22 +421,17 @@ am_walk_reset(void)
 Datum
 search_walk_last(PG_FUNCTION_ARGS)
 {
-	TupleDesc	tupdesc;
 	Datum		values[5];
 	bool		nulls[5] = {false, false, false, false, false};
 
 	if (!am_last_walk.ran)
 		PG_RETURN_NULL();
-	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
-		ereport(ERROR,
-				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
-				 errmsg("search_walk_last must return a row")));
 	values[0] = Int64GetDatum((int64) am_last_walk.walked);
 	values[1] = Int64GetDatum((int64) am_last_walk.matches);
 	values[2] = Int32GetDatum(am_last_walk.tiers_fetched);
 	values[3] = BoolGetDatum(am_last_walk.walked_over);
 	values[4] = BoolGetDatum(am_last_walk.scored_all);
-	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls)));
+	PG_RETURN_DATUM(am_result_row(fcinfo, values, nulls));
 }
 
 /* Adds a match to the page, unless it is on it already or below it. */

@@ -18,7 +18,7 @@ OBJS = $(patsubst %.c,%.o,$(sort $(wildcard extension/*.c)))
 # fixed order.  Every extension/*.sql but the header and the upgrade scripts
 # is a part, and the order must name each exactly once: the build stops when
 # it names a missing part or leaves one out.
-SQL_PART_ORDER = schema config schedules identity queue queue_protocol stripe instances queue_leases security credits credit_holds credit_upkeep lots marketplace search search_query search_relevance search_direct search_order \
+SQL_PART_ORDER = schema config schedules identity queue queue_protocol stripe instances queue_leases security credits credit_holds credit_upkeep lots marketplace search search_query search_relevance search_direct search_order search_scratch \
                  sessions earnings payments payouts reconcile lifecycle webhooks books secrets \
                  metering relays workspaces \
                  billing runtime spend \

@@ -16,14 +16,3 @@ AS 'MODULE_PATHNAME', 'search_order_last'
 LANGUAGE C VOLATILE;
 COMMENT ON FUNCTION agentmarket_private.search_order_last() IS
     'What the last search_agents call of this session read in its ordered walk: listings in the words'' name sets, words with a set, classes and those fetched by their listings, static-score btree entries walked, rows read, matches, whether it gave way to scoring every match, the listings that can match when it read them from the words'' posting lists (else NULL); NULL when it took no ordered walk.';
-
--- The working memory search_agents keeps per backend (search_scratch.c:
--- its large arrays carved from one region whose pages stay mapped between
--- calls, instead of malloc mapping and faulting in fresh ones each call).
-CREATE FUNCTION agentmarket_private.search_scratch_last(
-    OUT kept bigint, OUT wanted bigint, OUT from_palloc bigint, OUT held integer)
-RETURNS record
-AS 'MODULE_PATHNAME', 'search_scratch_last'
-LANGUAGE C VOLATILE;
-COMMENT ON FUNCTION agentmarket_private.search_scratch_last() IS
-    'The working memory search_agents keeps in this session: bytes kept between calls, the most the last call held at once, of that what did not fit and came from palloc, and how many calls hold the region now (0 between calls).';

@@ -504,22 +504,27 @@ am_order_merge(const uint64 *const *keys, const int64 *nkeys, const uint32 *bits
 				pos[2 * AM_ORDER_MAX_GROUPS],
 				m = 0;
 	uint64		blocks = 0,
-				per_block = 0;	/* slots a block: its greatest item number, plus one */
+				per_block = 2;	/* slots a block: its greatest item number, plus one */
 	int			i;
 	AmMember   *out;
 
 	Assert(nsets <= 2 * AM_ORDER_MAX_GROUPS);
 	for (i = 0; i < nsets; i++)
 	{
-		int64		j;
-
 		total += nkeys[i];
 		pos[i] = 0;
 		if (nkeys[i] > 0)
 			blocks = Max(blocks, (uint64) am_tid_key_block(keys[i][nkeys[i] - 1]) + 1);
-		for (j = 0; j < nkeys[i]; j++)
-			per_block = Max(per_block, (uint64) am_tid_key_offset(keys[i][j]) + 1);
 	}
+	/* the items read only when the blocks alone leave the sets dense enough */
+	if (blocks * per_block <= (uint64) AM_ORDER_SLOTS_PER_KEY * total)
+		for (i = 0; i < nsets; i++)
+		{
+			int64		j;
+
+			for (j = 0; j < nkeys[i]; j++)
+				per_block = Max(per_block, (uint64) am_tid_key_offset(keys[i][j]) + 1);
+		}
 	out = am_scratch_alloc(sizeof(AmMember) * Max(total, 1));
 	if (total > 0 && blocks * per_block <= (uint64) AM_ORDER_SLOTS_PER_KEY * total)
 	{

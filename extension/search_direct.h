@@ -30,6 +30,11 @@ enum
 /* By name: the card columns in result order, then the others. */
 extern const char *const am_col_names[AM_NCOLS];
 
+/* A page row's columns (search_direct.c, am_page_row): the card's, then these. */
+#define AM_KEPT_STATIC AM_NCARD
+#define AM_KEPT_DOCUMENT (AM_NCARD + 1)
+#define AM_NKEPT (AM_NCARD + 2)
+
 /* Card columns a filter or sort reads (indexes into am_col_names). */
 #define AM_CARD_ID 0
 #define AM_CARD_CATEGORY 5
@@ -50,7 +55,7 @@ typedef struct AmCandidate
 	bool		key_null;
 	int32		key2;			/* reviews */
 	pg_uuid_t	id;
-	HeapTuple	tuple;
+	Datum	   *row;			/* on the page: AM_NKEPT values, nulls, data (am_page_row) */
 } AmCandidate;
 
 /* A text[] filter's values, unpacked once per search: rows are compared with them byte for byte. */
@@ -96,6 +101,6 @@ extern void am_direct_keys(AmDirect *d, TupleTableSlot *slot, AmCandidate *c);
 extern bool am_after_cursor(AmDirect *d, const AmCandidate *c);
 extern void am_direct_report(const char *path, int64 checked, int64 matches);
 extern void am_direct_row(AmDirect *d, TupleTableSlot *slot, bool recheck, Datum query);
-extern void am_direct_emit(AmDirect *d, ReturnSetInfo *rsinfo, TupleDesc desc);
+extern void am_direct_emit(AmDirect *d, ReturnSetInfo *rsinfo);
 
 #endif							/* SEARCH_DIRECT_H */

@@ -503,11 +503,14 @@ am_direct_read_row(AmDirect *d, AmSearch *s, TupleTableSlot *slot, bool recheck,
 
 /*
  * The listings on a bitmap (rows rechecked against the query where it says
- * so), checked and keyed in C; the page after the cursor is emitted: by
- * score (scored), else in the sort's order.  heap and index are closed.
+ * so), or without one (tbm NULL) the nitems listings of items in TID order
+ * (each rechecked), checked and keyed in C; the page after the cursor is
+ * emitted: by score (scored), else in the sort's order.  heap and index are
+ * closed.
  */
 static void
-am_direct_read(ReturnSetInfo *rsinfo, AmSearch *s, bool scored, Relation heap, Relation index, TIDBitmap *tbm)
+am_direct_read(ReturnSetInfo *rsinfo, AmSearch *s, bool scored, Relation heap, Relation index, TIDBitmap *tbm,
+			   ItemPointer items, int nitems)
 {
 	AmDirect	d;
 	Snapshot	snapshot = GetActiveSnapshot();
@@ -535,8 +538,24 @@ am_direct_read(ReturnSetInfo *rsinfo, AmSearch *s, bool scored, Relation heap, R
 	 * descriptor), a page it holds whole (lossy) read by a bitmap heap scan
 	 */
 	slot = table_slot_create(heap, NULL);
-	it = tbm_begin_iterate(tbm);
-	while ((page = tbm_iterate(it)) != NULL)
+	/* or the listings named in TID order, each rechecked (read from the posting lists) */
+	if (tbm == NULL)
+	{
+		int			i;
+
+		fetch = table_index_fetch_begin(heap);
+		for (i = 0; i < nitems; i++)
+		{
+			bool		call_again = false;
+
+			if ((i & 1023) == 0)
+				CHECK_FOR_INTERRUPTS();
+			if (table_index_fetch_tuple(fetch, &items[i], snapshot, slot, &call_again, NULL))
+				am_direct_read_row(&d, s, slot, true, row_cxt);
+		}
+	}
+	it = tbm != NULL ? tbm_begin_iterate(tbm) : NULL;
+	while (it != NULL && (page = tbm_iterate(it)) != NULL)
 	{
 		CHECK_FOR_INTERRUPTS();
 		if (page->ntuples >= 0)
@@ -563,8 +582,11 @@ am_direct_read(ReturnSetInfo *rsinfo, AmSearch *s, bool scored, Relation heap, R
 		while (table_scan_bitmap_next_tuple(scan, page, slot))
 			am_direct_read_row(&d, s, slot, page->recheck, row_cxt);
 	}
-	tbm_end_iterate(it);
-	tbm_free(tbm);
+	if (it != NULL)
+	{
+		tbm_end_iterate(it);
+		tbm_free(tbm);
+	}
 	ExecDropSingleTupleTableSlot(slot);
 	if (fetch != NULL)
 		table_index_fetch_end(fetch);
@@ -594,6 +616,8 @@ am_direct_gin(ReturnSetInfo *rsinfo, AmSearch *s, bool scored)
 	ScanKeyData key;
 	IndexScanDesc iscan;
 	TIDBitmap  *tbm;
+	ItemPointer cand;
+	int			ncand;
 	bool		merged;
 
 	if (!am_direct_on())
@@ -603,21 +627,25 @@ am_direct_gin(ReturnSetInfo *rsinfo, AmSearch *s, bool scored)
 	index = am_direct_index("agents_search_document_idx");
 
 	/*
-	 * the bitmap of the words and filter lexemes: their posting lists
-	 * intersected in C when that costs less (search_gin.c), else GIN's scan
+	 * the words and filter lexemes: their posting lists intersected in C
+	 * when that costs less (search_gin.c), the listings left read in TID
+	 * order; else GIN's scan into a bitmap (of more than a page of
+	 * listings, a hash table: 12 kB zeroed, too, for a rare word)
 	 */
-	tbm = tbm_create(work_mem * 1024L, NULL);
-	merged = am_gin_candidates(s, index, snapshot, tbm);
-	if (!merged)
+	merged = am_gin_candidates(s, index, snapshot, &cand, &ncand);
+	if (merged)
+		am_direct_read(rsinfo, s, scored, heap, index, NULL, cand, ncand);
+	else
 	{
+		tbm = tbm_create(work_mem * 1024L, NULL);
 		ScanKeyEntryInitialize(&key, 0, 1, 1 /* @@ */ , TSQUERYOID, index->rd_indcollation[0],
 							   F_TS_MATCH_VQ, s->gin_query);
 		iscan = index_beginscan_bitmap(index, snapshot, 1);
 		index_rescan(iscan, &key, 1, NULL, 0);
 		index_getbitmap(iscan, tbm);
 		index_endscan(iscan);
+		am_direct_read(rsinfo, s, scored, heap, index, tbm, NULL, 0);
 	}
-	am_direct_read(rsinfo, s, scored, heap, index, tbm);
 	if (merged)
 		am_last_direct.path = scored ? "score every match, posting lists" : "sort every match, posting lists";
 	else
@@ -632,10 +660,7 @@ am_direct_gin(ReturnSetInfo *rsinfo, AmSearch *s, bool scored)
 void
 am_direct_sort_candidates(ReturnSetInfo *rsinfo, AmSearch *s, ItemPointer cand, int ncand)
 {
-	TIDBitmap  *tbm = tbm_create(work_mem * 1024L, NULL);
-
-	tbm_add_tuples(tbm, cand, ncand, true);
-	am_direct_read(rsinfo, s, false, am_direct_heap(), NULL, tbm);
+	am_direct_read(rsinfo, s, false, am_direct_heap(), NULL, NULL, cand, ncand);
 	am_last_direct.path = "sort the candidates";
 }
 

@@ -21,15 +21,17 @@
  * fresh memory): a few nanoseconds an item.  The filters' lexemes
  * (' category coding', ...) narrow them too when their lists are short
  * beside the listings left, else are checked on the rows.  The
- * listings left are handed back as a bitmap to recheck: every one is
+ * listings left are handed back in TID order to recheck: every one is
  * checked against the whole query on its row (phrases, negated words), so
  * the answer is exactly GIN's.
  *
  * Chosen from the vocabulary's counts before anything is read
  * (am_gin_cost_items): GIN's scan costs about a step for each listing of the
- * rarest word, this one an item for each listing of every word; a rare
- * word beside a common one is left to GIN, which skips through the common
- * word's posting tree.  The index's pending list (fastupdate) is read too:
+ * rarest word, this one an item for each listing of every word it reads;
+ * a rare word beside a common one whose list is read is left to GIN, which
+ * skips through the common word's posting tree (where the common word's
+ * list does not pay, only the rare word's is read here, the rows decide).
+ * The listings left are read in TID order, without a bitmap.  The index's pending list (fastupdate) is read too:
  * its entries of the query's terms are added to their lists.
  *-------------------------------------------------------------------------
  */
@@ -64,7 +66,7 @@
  * call), this decodes every item (a few ns).
  */
 #define AM_GIN_MERGE_RATIO 16
-/* Below this many listings of the rarest word GIN's scan is as cheap. */
+/* Below this many listings of the rarest word GIN's scan is as cheap, when other lists are read too. */
 #define AM_GIN_MERGE_MIN 128
 /* Items read at most (6 bytes each in memory). */
 #define AM_GIN_MERGE_MAX_ITEMS 8000000
@@ -211,7 +213,17 @@ am_gin_cost_items(const AmSearch *s)
 	if (!am_gin_merge_on())
 		return -1;
 	cost = am_gin_items(s, &least, &left, &first);
-	if (cost < 0 || least < AM_GIN_MERGE_MIN || cost > AM_GIN_MERGE_RATIO * least || cost > AM_GIN_MERGE_MAX_ITEMS)
+	/*
+	 * Below AM_GIN_MERGE_MIN listings of the rarest word GIN's scan is as
+	 * cheap when other lists are read too (it skips through them).  A
+	 * word's list alone is read here however short: GIN's scan would set up
+	 * a GinState (9.6 kB zeroed and filled) and a bitmap (past one heap page
+	 * a hash table, 12 kB zeroed), which cost a rare word more than its
+	 * list; here the GinState is the backend's and the listings are read in
+	 * TID order without a bitmap.
+	 */
+	if (cost < 0 || (least < AM_GIN_MERGE_MIN && cost > least) || cost > AM_GIN_MERGE_RATIO * least ||
+		cost > AM_GIN_MERGE_MAX_ITEMS)
 		return -1;
 	return cost;
 }
@@ -278,22 +290,15 @@ am_gin_read_candidates(AmSearch *s, Relation index, Snapshot snapshot, ItemPoint
 }
 
 /*
- * Fills tbm with the listings that can match the search (the posting lists
- * read and intersected), each to be rechecked on its row; false, with
+ * The listings that can match the search (the posting lists read and
+ * intersected), in TID order, each to be rechecked on its row; false, with
  * nothing read, when GIN's own scan is cheaper or the query is not all
  * required words (see the file's header).
  */
 bool
-am_gin_candidates(AmSearch *s, Relation index, Snapshot snapshot, TIDBitmap *tbm)
+am_gin_candidates(AmSearch *s, Relation index, Snapshot snapshot, ItemPointer *cand, int *ncand)
 {
-	ItemPointer cand;
-	int			ncand;
-
-	if (am_gin_cost_items(s) < 0 || !am_gin_read_candidates(s, index, snapshot, &cand, &ncand))
-		return false;
-	if (ncand > 0)
-		tbm_add_tuples(tbm, cand, ncand, true);
-	return true;
+	return am_gin_cost_items(s) >= 0 && am_gin_read_candidates(s, index, snapshot, cand, ncand);
 }
 
 /*

@@ -34,7 +34,7 @@ typedef struct AmGinRead
 {
 	Relation	index;
 	Snapshot	snapshot;
-	GinState	ginstate;
+	GinState   *ginstate;		/* the backend's (am_gin_state) */
 	AmGinTerm  *terms;
 	int			nterms;
 	int			maxterms;
@@ -87,7 +87,7 @@ extern uint64 *am_gin_group_keys(AmGinRead *r, int group, int64 *n);
 extern int64 am_gin_keep_group(AmGinRead *r, int group, void *keys, size_t stride, int64 n);
 
 /* search_gin.c: the listings that can match a search */
-extern bool am_gin_candidates(AmSearch *s, Relation index, Snapshot snapshot, TIDBitmap *tbm);
+extern bool am_gin_candidates(AmSearch *s, Relation index, Snapshot snapshot, ItemPointer *cand, int *ncand);
 extern double am_gin_items(const AmSearch *s, double *least, double *left, double *first);
 extern double am_gin_cost_items(const AmSearch *s);
 extern bool am_gin_candidate_items(AmSearch *s, ItemPointer *cand, int *ncand);

@@ -20,7 +20,9 @@
 #include "storage/bufmgr.h"
 #include "storage/predicate.h"
 #include "utils/builtins.h"
+#include "utils/inval.h"
 #include "utils/memutils.h"
+#include "utils/rel.h"
 
 #include "agentmarket.h"
 #include "search_agents.h"
@@ -47,6 +49,75 @@ am_gin_add_term(AmGinRead *r, const char *key, int group)
 	r->nterms++;
 }
 
+/*
+ * The GIN states of the indexes read, kept for the backend: a GinState is
+ * 9.6 kB (its support functions for 32 columns), which initGinState zeroes
+ * and fills on every read; a rare word's whole search writes about 70 kB.
+ * Dropped all at once after a relcache invalidation of one of them (or of
+ * every relation), set up again at the next read.
+ */
+#define AM_GIN_STATES 4
+static struct
+{
+	Oid			relid;
+	GinState	state;
+}		   *am_gin_states;
+static int	am_gin_nstates;
+static bool am_gin_states_stale;
+static MemoryContext am_gin_states_cxt;
+
+static void
+am_gin_states_forget(Datum arg, Oid relid)
+{
+	int			i;
+
+	for (i = 0; i < am_gin_nstates; i++)
+		if (!OidIsValid(relid) || am_gin_states[i].relid == relid)
+			am_gin_states_stale = true;
+}
+
+/* index's GIN state, set up once for the backend (its relation's address set each time). */
+static GinState *
+am_gin_state(Relation index)
+{
+	MemoryContext old;
+	GinState   *state;
+	int			i;
+
+	if (am_gin_states_cxt == NULL)
+	{
+		am_gin_states_cxt = AllocSetContextCreate(TopMemoryContext, "search GIN states", ALLOCSET_SMALL_SIZES);
+		CacheRegisterRelcacheCallback(am_gin_states_forget, (Datum) 0);
+	}
+	if (am_gin_states_stale || am_gin_nstates == AM_GIN_STATES)
+	{
+		MemoryContextReset(am_gin_states_cxt);
+		am_gin_states = NULL;
+		am_gin_nstates = 0;
+		am_gin_states_stale = false;
+	}
+	for (i = 0; i < am_gin_nstates; i++)
+		if (am_gin_states[i].relid == RelationGetRelid(index))
+			break;
+	if (i == am_gin_nstates)
+	{
+		old = MemoryContextSwitchTo(am_gin_states_cxt);
+		if (am_gin_states == NULL)
+			am_gin_states = palloc(sizeof(*am_gin_states) * AM_GIN_STATES);
+		initGinState(&am_gin_states[i].state, index);
+		MemoryContextSwitchTo(old);
+		am_gin_states[i].relid = RelationGetRelid(index);
+		am_gin_nstates++;
+	}
+	state = &am_gin_states[i].state;
+	/* the relation as opened now (unchanged since: no invalidation came) */
+	state->index = index;
+	state->origTupdesc = RelationGetDescr(index);
+	if (state->oneCol)
+		state->tupdesc[0] = RelationGetDescr(index);
+	return state;
+}
+
 /* Starts a read of index's posting lists in snapshot (its GIN state set up): no terms yet. */
 void
 am_gin_begin(AmGinRead *r, Relation index, Snapshot snapshot)
@@ -54,7 +125,7 @@ am_gin_begin(AmGinRead *r, Relation index, Snapshot snapshot)
 	memset(r, 0, sizeof(*r));
 	r->index = index;
 	r->snapshot = snapshot;
-	initGinState(&r->ginstate, index);
+	r->ginstate = am_gin_state(index);
 	r->maxterms = 16;
 	r->terms = palloc(sizeof(AmGinTerm) * r->maxterms);
 }
@@ -163,9 +234,9 @@ am_gin_read_pending(AmGinRead *r)
 			Datum		key;
 			int			t;
 
-			if (gintuple_get_attrnum(&r->ginstate, itup) != 1)
+			if (gintuple_get_attrnum(r->ginstate, itup) != 1)
 				continue;
-			key = gintuple_get_key(&r->ginstate, itup, &category);
+			key = gintuple_get_key(r->ginstate, itup, &category);
 			if (category != GIN_CAT_NORM_KEY)
 				continue;
 			for (t = 0; t < r->nterms; t++)
@@ -224,7 +295,7 @@ am_gin_visit_key(AmGinRead *r, AmGinTerm *term, const AmGinVisit *v)
 	bool		locked = true;
 
 	ginPrepareEntryScan(&btree, 1, PointerGetDatum(cstring_to_text_with_len(term->key, term->keylen)),
-						GIN_CAT_NORM_KEY, &r->ginstate);
+						GIN_CAT_NORM_KEY, r->ginstate);
 	stack = ginFindLeafPage(&btree, true, false, r->snapshot);
 	page = BufferGetPage(stack->buffer);
 	if (btree.findItem(&btree, stack))
@@ -284,7 +355,7 @@ am_gin_visit_key(AmGinRead *r, AmGinTerm *term, const AmGinVisit *v)
 			if (GinGetNPosting(itup) > 0)
 			{
 				int			n;
-				ItemPointer items = ginReadTuple(&r->ginstate, 1, itup, &n);
+				ItemPointer items = ginReadTuple(r->ginstate, 1, itup, &n);
 
 				v->items(v->arg, items, n, n);
 			}

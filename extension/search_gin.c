@@ -31,8 +31,8 @@
  * a rare word beside a common one whose list is read is left to GIN, which
  * skips through the common word's posting tree (where the common word's
  * list does not pay, only the rare word's is read here, the rows decide).
- * The listings left are read in TID order, without a bitmap.  The index's pending list (fastupdate) is read too:
- * its entries of the query's terms are added to their lists.
+ * The index's pending list (fastupdate) is read too: its entries of the
+ * query's terms are added to their lists.
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"

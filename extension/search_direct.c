@@ -546,11 +546,12 @@ am_direct_read(ReturnSetInfo *rsinfo, AmSearch *s, bool scored, Relation heap, R
 		fetch = table_index_fetch_begin(heap);
 		for (i = 0; i < nitems; i++)
 		{
+			ItemPointerData tid = items[i];	/* the fetch moves it along the HOT chain */
 			bool		call_again = false;
 
 			if ((i & 1023) == 0)
 				CHECK_FOR_INTERRUPTS();
-			if (table_index_fetch_tuple(fetch, &items[i], snapshot, slot, &call_again, NULL))
+			if (table_index_fetch_tuple(fetch, &tid, snapshot, slot, &call_again, NULL))
 				am_direct_read_row(&d, s, slot, true, row_cxt);
 		}
 	}

@@ -289,13 +289,30 @@ am_after_cursor(AmDirect *d, const AmCandidate *c)
  * copies were a third of the memory the call wrote, each into memory not
  * in the CPU's caches.
  */
+/*
+ * Whether a page row's emitted score is computed from its document (sorted
+ * by a column, with words), so the page keeps the document: by relevance
+ * the score was computed as the row was read.
+ */
+static inline bool
+am_page_scores_document(const AmDirect *d)
+{
+	return d->s->ngroups > 0 && !(d->s->sort == AM_SORT_RELEVANCE && d->scored);
+}
+
+/* The column (AM_COL_*) of a page row's column c (AM_KEPT_*: the card's first). */
+static inline int
+am_kept_col(int c)
+{
+	return c < AM_NCARD ? c : c == AM_KEPT_STATIC ? AM_COL_STATIC : AM_COL_DOCUMENT;
+}
+
 static Datum *
 am_page_row(AmDirect *d, TupleTableSlot *slot)
 {
 	TupleDesc	desc = slot->tts_tupleDescriptor;
 	Datum		values[AM_NKEPT];
 	bool		nulls[AM_NKEPT];
-	int			cols[AM_NKEPT];
 	Size		lens[AM_NKEPT];
 	Size		head = MAXALIGN(sizeof(Datum) * AM_NKEPT + sizeof(bool) * AM_NKEPT);
 	Size		size = head;
@@ -303,22 +320,18 @@ am_page_row(AmDirect *d, TupleTableSlot *slot)
 	char	   *data;
 	int			c;
 
-	for (c = 0; c < AM_NCARD; c++)
-		cols[c] = c;
-	cols[AM_KEPT_STATIC] = AM_COL_STATIC;
-	cols[AM_KEPT_DOCUMENT] = AM_COL_DOCUMENT;
 	for (c = 0; c < AM_NKEPT; c++)
 	{
-		Form_pg_attribute att = TupleDescAttr(desc, d->attnums[cols[c]] - 1);
+		Form_pg_attribute att = TupleDescAttr(desc, d->attnums[am_kept_col(c)] - 1);
 
-		if (c == AM_KEPT_DOCUMENT && !(d->s->ngroups > 0 && !(d->s->sort == AM_SORT_RELEVANCE && d->scored)))
+		if (c == AM_KEPT_DOCUMENT && !am_page_scores_document(d))
 		{
 			values[c] = (Datum) 0;
 			nulls[c] = true;
 			lens[c] = 0;
 			continue;
 		}
-		values[c] = am_col(d, slot, cols[c], &nulls[c]);
+		values[c] = am_col(d, slot, am_kept_col(c), &nulls[c]);
 		lens[c] = nulls[c] || att->attbyval ? 0
 			: att->attlen > 0 ? (Size) att->attlen : VARSIZE_ANY(DatumGetPointer(values[c]));
 		size += MAXALIGN(lens[c]);
@@ -458,7 +471,7 @@ am_direct_emit(AmDirect *d, ReturnSetInfo *rsinfo)
 			/* sorted by a column: the score as the statement computes it */
 			double		static_score = DatumGetFloat8(p->row[AM_KEPT_STATIC]);
 
-			values[AM_NCARD] = Float8GetDatum(d->s->ngroups > 0
+			values[AM_NCARD] = Float8GetDatum(am_page_scores_document(d)
 											  ? am_blend(am_text_score(d->terms, DatumGetTSVector(p->row[AM_KEPT_DOCUMENT])),
 														 static_score)
 											  : static_score);

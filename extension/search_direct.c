@@ -515,6 +515,21 @@ am_direct_read_row(AmDirect *d, AmSearch *s, TupleTableSlot *slot, bool recheck,
 }
 
 /*
+ * The listing at tid as an index scan fetches it (the visible member of its
+ * HOT chain; tid is the fetch's to move along it), read as
+ * am_direct_read_row reads it.
+ */
+static void
+am_direct_fetch_row(AmDirect *d, IndexFetchTableData *fetch, ItemPointerData tid, Snapshot snapshot,
+					TupleTableSlot *slot, bool recheck, MemoryContext row_cxt)
+{
+	bool		call_again = false;
+
+	if (table_index_fetch_tuple(fetch, &tid, snapshot, slot, &call_again, NULL))
+		am_direct_read_row(d, d->s, slot, recheck, row_cxt);
+}
+
+/*
  * The listings on a bitmap (rows rechecked against the query where it says
  * so), or without one (tbm NULL) the nitems listings of items in TID order
  * (each rechecked), checked and keyed in C; the page after the cursor is
@@ -559,13 +574,9 @@ am_direct_read(ReturnSetInfo *rsinfo, AmSearch *s, bool scored, Relation heap, R
 		fetch = table_index_fetch_begin(heap);
 		for (i = 0; i < nitems; i++)
 		{
-			ItemPointerData tid = items[i];	/* the fetch moves it along the HOT chain */
-			bool		call_again = false;
-
 			if ((i & 1023) == 0)
 				CHECK_FOR_INTERRUPTS();
-			if (table_index_fetch_tuple(fetch, &tid, snapshot, slot, &call_again, NULL))
-				am_direct_read_row(&d, s, slot, true, row_cxt);
+			am_direct_fetch_row(&d, fetch, items[i], snapshot, slot, true, row_cxt);
 		}
 	}
 	it = tbm != NULL ? tbm_begin_iterate(tbm) : NULL;
@@ -581,11 +592,9 @@ am_direct_read(ReturnSetInfo *rsinfo, AmSearch *s, bool scored, Relation heap, R
 			for (i = 0; i < page->ntuples; i++)
 			{
 				ItemPointerData tid;
-				bool		call_again = false;
 
 				ItemPointerSet(&tid, page->blockno, page->offsets[i]);
-				if (table_index_fetch_tuple(fetch, &tid, snapshot, slot, &call_again, NULL))
-					am_direct_read_row(&d, s, slot, page->recheck, row_cxt);
+				am_direct_fetch_row(&d, fetch, tid, snapshot, slot, page->recheck, row_cxt);
 			}
 			continue;
 		}

@@ -54,7 +54,9 @@ am_gin_add_term(AmGinRead *r, const char *key, int group)
  * 9.6 kB (its support functions for 32 columns), which initGinState zeroes
  * and fills on every read; a rare word's whole search writes about 70 kB.
  * Dropped all at once after a relcache invalidation of one of them (or of
- * every relation), set up again at the next read.
+ * every relation), set up again at the next read: the callback only marks
+ * them stale and am_gin_begin rebuilds, so a state is never freed under a
+ * read (a search's reads run one after another, none begins inside another).
  */
 #define AM_GIN_STATES 4
 static struct
